@@ -1,0 +1,763 @@
+// The TOML configuration (DESIGN.md, "Config (TOML)"): toml++ parses, a Validator walks
+// the tree once and collects every problem instead of stopping at the first, so that a
+// user fixes a file in one round trip. Runs at startup, before the loop exists.
+#include "config/config.hpp"
+
+#include <fcntl.h>
+#include <pwd.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <initializer_list>
+#include <utility>
+
+#include <toml++/toml.h>
+
+extern char** environ;
+
+namespace config {
+namespace {
+
+constexpr std::size_t max_config_bytes = 1024 * 1024;
+constexpr std::size_t max_password_output = 64 * 1024;
+
+constexpr std::array<std::string_view, 3> root_keys = {"daemon", "irc", "account"};
+constexpr std::array<std::string_view, 3> daemon_keys = {"state_dir", "socket", "log_level"};
+constexpr std::array<std::string_view, 3> irc_keys = {"listen", "password", "password_command"};
+constexpr std::array<std::string_view, 13> account_keys = {
+    "name",    "jid",      "password", "password_command", "resource", "host",  "port",
+    "tls",     "ca_file",  "client_cert", "client_key",    "proxy",    "rooms"};
+constexpr std::array<std::string_view, 2> room_keys = {"jid", "nick"};
+constexpr std::array<std::string_view, 3> tls_modes = {"auto", "starttls", "direct"};
+constexpr std::array<std::string_view, 7> log_levels = {"trace", "debug",    "info", "warn",
+                                                        "error", "critical", "off"};
+
+std::string env(const char* name) {
+    const char* v = std::getenv(name);
+    return v ? std::string(v) : std::string();
+}
+
+// The XDG base directory spec says relative values must be ignored.
+std::string xdg_dir(const char* name) {
+    std::string v = env(name);
+    return (!v.empty() && v.front() == '/') ? v : std::string();
+}
+
+std::string home_dir() {
+    std::string home = env("HOME");
+    if (!home.empty()) return home;
+    // A daemon started by a service manager may have no $HOME.
+    if (const passwd* pw = getpwuid(getuid()); pw && pw->pw_dir) return pw->pw_dir;
+    return {};
+}
+
+// Restricted Damerau-Levenshtein (optimal string alignment), so that a swapped pair
+// of letters ("prot") counts as one typo.
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+    std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
+    for (std::size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+    for (std::size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+    for (std::size_t i = 1; i <= a.size(); ++i) {
+        for (std::size_t j = 1; j <= b.size(); ++j) {
+            std::size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+            d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+                d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+        }
+    }
+    return d[a.size()][b.size()];
+}
+
+template <std::size_t N>
+std::optional<std::string_view> closest(std::string_view word,
+                                        const std::array<std::string_view, N>& candidates) {
+    std::optional<std::string_view> best;
+    std::size_t best_distance = 3;  // suggest only within two edits
+    for (std::string_view c : candidates) {
+        std::size_t dist = edit_distance(word, c);
+        // A one-letter key is "two edits" from half the list; that is noise, not a hint.
+        if (dist < best_distance && dist < word.size()) {
+            best = c;
+            best_distance = dist;
+        }
+    }
+    return best;
+}
+
+template <std::size_t N>
+std::string one_of(const std::array<std::string_view, N>& values) {
+    std::string out;
+    for (std::size_t i = 0; i < N; ++i) {
+        if (i) out += i + 1 == N ? " or " : ", ";
+        out += values[i];
+    }
+    return out;
+}
+
+std::string_view type_name(const toml::node& node) {
+    switch (node.type()) {
+        case toml::node_type::table: return "a table";
+        case toml::node_type::array: return "an array";
+        case toml::node_type::string: return "a string";
+        case toml::node_type::integer: return "an integer";
+        case toml::node_type::floating_point: return "a floating-point number";
+        case toml::node_type::boolean: return "a boolean";
+        case toml::node_type::date: return "a date";
+        case toml::node_type::time: return "a time";
+        case toml::node_type::date_time: return "a date-time";
+        case toml::node_type::none: break;
+    }
+    return "nothing";
+}
+
+std::optional<std::uint16_t> parse_port(std::string_view s) {
+    if (s.empty() || s.size() > 5) return std::nullopt;
+    unsigned value = 0;
+    for (char c : s) {
+        if (c < '0' || c > '9') return std::nullopt;
+        value = value * 10 + static_cast<unsigned>(c - '0');
+    }
+    if (value < 1 || value > 65535) return std::nullopt;
+    return static_cast<std::uint16_t>(value);
+}
+
+// "host:port" or "[v6]:port"; a bare IPv6 address must be bracketed so that the port
+// is not ambiguous.
+bool is_host_port(std::string_view s) {
+    std::string_view host, port;
+    if (!s.empty() && s.front() == '[') {
+        auto close = s.find(']');
+        if (close == std::string_view::npos || close + 1 >= s.size() || s[close + 1] != ':')
+            return false;
+        host = s.substr(1, close - 1);
+        port = s.substr(close + 2);
+    } else {
+        auto colon = s.rfind(':');
+        if (colon == std::string_view::npos) return false;
+        host = s.substr(0, colon);
+        port = s.substr(colon + 1);
+        if (host.find(':') != std::string_view::npos) return false;
+    }
+    if (host.empty() || host.find_first_of(" \t/@") != std::string_view::npos) return false;
+    return parse_port(port).has_value();
+}
+
+bool is_account_name(std::string_view s) {
+    if (s.empty()) return false;
+    return std::all_of(s.begin(), s.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+               c == '_' || c == '-';
+    });
+}
+
+std::string join_key(std::string_view prefix, std::string_view key) {
+    if (prefix.empty()) return std::string(key);
+    std::string out(prefix);
+    out += '.';
+    out += key;
+    return out;
+}
+
+// One pass over a parsed document. Owns the problem list while it runs; bounded by the
+// size of the document (at most a few problems per key).
+class Validator {
+public:
+    explicit Validator(std::string file) : file_(std::move(file)) {}
+
+    LoadResult run(std::string_view text) {
+        toml::table root;
+        try {
+            root = toml::parse(text, std::string_view(file_));
+        } catch (const toml::parse_error& e) {
+            // toml++ stops at the first syntax error; there is no tree to validate.
+            add(Problem::Severity::Error, e.source(), "", std::string(e.description()));
+            return finish(std::nullopt);
+        }
+        Config cfg;
+        cfg.path = file_;
+        check_unknown(root, root_keys, "");
+        daemon_section(root, cfg.daemon);
+        irc_section(root, cfg.irc);
+        accounts(root, cfg.accounts);
+        return finish(std::move(cfg));
+    }
+
+    bool saw_password() const { return saw_password_; }
+
+private:
+    void add(Problem::Severity severity, const toml::source_region& where, std::string key,
+             std::string message) {
+        Problem p;
+        p.severity = severity;
+        p.file = file_;
+        p.line = static_cast<int>(where.begin.line);
+        p.column = static_cast<int>(where.begin.column);
+        p.key = std::move(key);
+        p.message = std::move(message);
+        problems_.push_back(std::move(p));
+    }
+    void error(const toml::node& at, std::string key, std::string message) {
+        add(Problem::Severity::Error, at.source(), std::move(key), std::move(message));
+    }
+    void warning(const toml::node& at, std::string key, std::string message) {
+        add(Problem::Severity::Warning, at.source(), std::move(key), std::move(message));
+    }
+    void error_without_line(std::string key, std::string message) {
+        add(Problem::Severity::Error, toml::source_region{}, std::move(key), std::move(message));
+    }
+
+    LoadResult finish(std::optional<Config> cfg) {
+        // Problems are found table by table (and toml++ tables iterate in key order), but
+        // people read them top to bottom.
+        std::stable_sort(problems_.begin(), problems_.end(), [](const Problem& a, const Problem& b) {
+            return std::pair(a.line, a.column) < std::pair(b.line, b.column);
+        });
+        LoadResult result;
+        bool has_error = std::any_of(problems_.begin(), problems_.end(), [](const Problem& p) {
+            return p.severity == Problem::Severity::Error;
+        });
+        if (!has_error) result.config = std::move(cfg);
+        result.problems = std::move(problems_);
+        return result;
+    }
+
+    template <std::size_t N>
+    void check_unknown(const toml::table& table, const std::array<std::string_view, N>& known,
+                       std::string_view prefix) {
+        for (auto&& [key, value] : table) {
+            std::string_view k = key.str();
+            if (std::find(known.begin(), known.end(), k) != known.end()) continue;
+            std::string message = "unknown key '" + std::string(k) + "'";
+            if (auto hint = closest(k, known)) message += "; did you mean '" + std::string(*hint) + "'?";
+            add(Problem::Severity::Error, key.source(), join_key(prefix, k), std::move(message));
+        }
+    }
+
+    // The table under `key`, or null when absent or of the wrong type (reported).
+    const toml::table* sub_table(const toml::table& parent, std::string_view key) {
+        const toml::node* node = parent.get(key);
+        if (!node) return nullptr;
+        if (const toml::table* t = node->as_table()) return t;
+        error(*node, std::string(key), "expected a table, got " + std::string(type_name(*node)));
+        return nullptr;
+    }
+
+    // The string under `key`, or nullopt when absent or of the wrong type (reported).
+    std::optional<std::string> string_at(const toml::table& table, std::string_view key,
+                                         std::string_view prefix, bool allow_empty = false) {
+        const toml::node* node = table.get(key);
+        if (!node) return std::nullopt;
+        const auto* s = node->as_string();
+        if (!s) {
+            error(*node, join_key(prefix, key), "expected a string, got " + std::string(type_name(*node)));
+            return std::nullopt;
+        }
+        if (!allow_empty && s->get().empty()) {
+            error(*node, join_key(prefix, key), "must not be empty");
+            return std::nullopt;
+        }
+        return s->get();
+    }
+
+    // `~/` expanded with $HOME; nullopt (reported) when there is no home to expand to.
+    std::optional<std::string> path_at(const toml::table& table, std::string_view key,
+                                       std::string_view prefix) {
+        auto value = string_at(table, key, prefix);
+        if (!value) return std::nullopt;
+        if (*value != "~" && !value->starts_with("~/")) return value;
+        std::string home = home_dir();
+        if (home.empty()) {
+            error(*table.get(key), join_key(prefix, key), "cannot expand '~': $HOME is not set");
+            return std::nullopt;
+        }
+        return home + value->substr(1);
+    }
+
+    template <std::size_t N>
+    std::optional<std::string> choice_at(const toml::table& table, std::string_view key,
+                                         std::string_view prefix,
+                                         const std::array<std::string_view, N>& allowed) {
+        auto value = string_at(table, key, prefix, /*allow_empty=*/true);
+        if (!value) return std::nullopt;
+        if (std::find(allowed.begin(), allowed.end(), *value) != allowed.end()) return value;
+        std::string message = "expected " + one_of(allowed) + ", got '" + *value + "'";
+        if (auto hint = closest(*value, allowed)) message += "; did you mean '" + std::string(*hint) + "'?";
+        error(*table.get(key), join_key(prefix, key), std::move(message));
+        return std::nullopt;
+    }
+
+    void daemon_section(const toml::table& root, DaemonSection& out) {
+        const toml::table* t = sub_table(root, "daemon");
+        if (t) {
+            check_unknown(*t, daemon_keys, "daemon");
+            if (auto v = path_at(*t, "state_dir", "daemon")) out.state_dir = *v;
+            if (auto v = path_at(*t, "socket", "daemon")) out.socket = *v;
+            if (auto v = choice_at(*t, "log_level", "daemon", log_levels)) out.log_level = *v;
+        }
+        // Defaults only where the key is absent: a key with a bad value is already an error.
+        bool state_dir_given = t && t->contains("state_dir");
+        bool socket_given = t && t->contains("socket");
+        if (!state_dir_given) {
+            if (std::string xdg = xdg_dir("XDG_STATE_HOME"); !xdg.empty()) {
+                out.state_dir = xdg + "/stanzad";
+            } else if (std::string home = home_dir(); !home.empty()) {
+                out.state_dir = home + "/.local/state/stanzad";
+            } else {
+                error_without_line("daemon.state_dir",
+                                   "no default: neither $XDG_STATE_HOME nor $HOME is set");
+            }
+        }
+        if (!socket_given) {
+            if (std::string xdg = xdg_dir("XDG_RUNTIME_DIR"); !xdg.empty())
+                out.socket = xdg + "/stanzad.sock";
+            else if (!out.state_dir.empty())
+                out.socket = out.state_dir + "/stanzad.sock";
+        }
+    }
+
+    // Shared by [irc] and [[account]]: both, or an empty value, are mistakes.
+    void password_pair(const toml::table& t, std::string_view prefix,
+                       std::optional<std::string>& password,
+                       std::optional<std::string>& password_command) {
+        if (t.contains("password")) saw_password_ = true;
+        password = string_at(t, "password", prefix);
+        password_command = string_at(t, "password_command", prefix);
+        if (t.contains("password") && t.contains("password_command")) {
+            error(*t.get("password_command"), join_key(prefix, "password_command"),
+                  "both password and password_command are set; keep one");
+        }
+    }
+
+    void irc_section(const toml::table& root, IrcSection& out) {
+        const toml::table* t = sub_table(root, "irc");
+        if (!t) return;
+        check_unknown(*t, irc_keys, "irc");
+        if (auto listen = string_at(*t, "listen", "irc", /*allow_empty=*/true)) {
+            std::string v = *listen;
+            bool is_path = v.starts_with("/") || v.starts_with("./") || v.starts_with("~/");
+            if (v.starts_with("~/")) {
+                if (std::string home = home_dir(); !home.empty()) v = home + v.substr(1);
+            }
+            if (v.empty() || is_path || is_host_port(v)) {
+                out.listen = v;
+            } else {
+                error(*t->get("listen"), "irc.listen",
+                      "expected host:port (like 127.0.0.1:6667) or a Unix socket path, got '" + v + "'");
+            }
+        }
+        password_pair(*t, "irc", out.password, out.password_command);
+        if (!out.listen.empty() && !t->contains("password") && !t->contains("password_command")) {
+            warning(*t->get("listen"), "irc.listen",
+                    "no password or password_command: anyone who can connect gets in");
+        }
+    }
+
+    void accounts(const toml::table& root, std::vector<Account>& out) {
+        const toml::node* node = root.get("account");
+        if (!node) {
+            add(Problem::Severity::Warning, toml::source_region{}, "",
+                "no [[account]]: the daemon will have nothing to do");
+            return;
+        }
+        const toml::array* list = node->as_array();
+        if (!list) {
+            error(*node, "account",
+                  "expected an array of tables ([[account]]), got " + std::string(type_name(*node)));
+            return;
+        }
+        if (list->empty()) {
+            warning(*node, "account", "no [[account]]: the daemon will have nothing to do");
+            return;
+        }
+        for (std::size_t i = 0; i < list->size(); ++i) {
+            const toml::node& item = *list->get(i);
+            std::string prefix = "account[" + std::to_string(i + 1) + "]";
+            const toml::table* t = item.as_table();
+            if (!t) {
+                error(item, prefix, "expected a table, got " + std::string(type_name(item)));
+                continue;
+            }
+            if (auto a = account(*t, prefix)) out.push_back(std::move(*a));
+        }
+    }
+
+    // Returns the account when its own keys are valid; the caller's Config is dropped
+    // anyway if any problem elsewhere is an error.
+    std::optional<Account> account(const toml::table& t, const std::string& prefix) {
+        std::size_t errors_before = error_count();
+        Account a;
+        a.line = static_cast<int>(t.source().begin.line);
+        check_unknown(t, account_keys, prefix);
+
+        if (!t.contains("name")) error(t, prefix + ".name", "missing required key 'name'");
+        if (auto name = string_at(t, "name", prefix)) {
+            const toml::node& at = *t.get("name");
+            if (!is_account_name(*name)) {
+                error(at, prefix + ".name",
+                      "'" + *name + "' is not a valid name: use letters, digits, '_' and '-'");
+            } else {
+                a.name = *name;
+                // Checked against every earlier [[account]], valid or not, so that a
+                // duplicate is reported even when the first one has other problems.
+                auto same = std::find_if(seen_names_.begin(), seen_names_.end(),
+                                         [&](const auto& seen) { return seen.first == *name; });
+                if (same != seen_names_.end()) {
+                    error(at, prefix + ".name",
+                          "account name '" + *name + "' is already used by the account at line " +
+                              std::to_string(same->second));
+                } else {
+                    seen_names_.emplace_back(*name, a.line);
+                }
+            }
+        }
+
+        if (!t.contains("jid")) error(t, prefix + ".jid", "missing required key 'jid'");
+        if (auto text = string_at(t, "jid", prefix)) {
+            const toml::node& at = *t.get("jid");
+            auto jid = xmpp::Jid::parse(*text);
+            if (!jid) {
+                error(at, prefix + ".jid", "invalid JID '" + *text + "': " + jid.error().message);
+            } else if (!jid.value().is_bare()) {
+                error(at, prefix + ".jid",
+                      "expected a bare JID (no /resource; set resource instead), got '" + *text + "'");
+            } else {
+                a.jid = jid.value();
+            }
+        }
+
+        password_pair(t, prefix, a.password, a.password_command);
+
+        if (auto resource = string_at(t, "resource", prefix)) {
+            // Prepare it the way the server will, so a bad resource fails here and not at bind.
+            auto full = xmpp::Jid::parse((a.jid.empty() ? std::string("x") : a.jid.bare()) + "/" + *resource);
+            if (!full) {
+                error(*t.get("resource"), prefix + ".resource",
+                      "invalid resource '" + *resource + "': " + full.error().message);
+            } else {
+                a.resource = full.value().resource();
+            }
+        }
+
+        if (auto host = string_at(t, "host", prefix)) {
+            if (host->find_first_of(" \t/:") != std::string::npos) {
+                error(*t.get("host"), prefix + ".host",
+                      "expected a host name or address without port or scheme, got '" + *host + "'");
+            } else {
+                a.host = *host;
+            }
+        }
+
+        if (const toml::node* port = t.get("port")) {
+            if (const auto* i = port->as_integer()) {
+                std::int64_t v = i->get();
+                if (v < 1 || v > 65535)
+                    error(*port, prefix + ".port", "expected a port between 1 and 65535, got " + std::to_string(v));
+                else
+                    a.port = static_cast<std::uint16_t>(v);
+            } else {
+                error(*port, prefix + ".port", "expected an integer, got " + std::string(type_name(*port)));
+            }
+        }
+
+        if (auto tls = choice_at(t, "tls", prefix, tls_modes)) {
+            a.tls = *tls == "starttls" ? TlsMode::StartTls : *tls == "direct" ? TlsMode::Direct : TlsMode::Auto;
+        }
+
+        if (auto v = path_at(t, "ca_file", prefix)) a.ca_file = *v;
+        if (auto v = path_at(t, "client_cert", prefix)) a.client_cert = *v;
+        if (auto v = path_at(t, "client_key", prefix)) a.client_key = *v;
+        bool has_cert = t.contains("client_cert"), has_key = t.contains("client_key");
+        if (has_cert && !has_key) {
+            error(*t.get("client_cert"), prefix + ".client_key", "client_cert is set but client_key is not");
+        } else if (has_key && !has_cert) {
+            error(*t.get("client_key"), prefix + ".client_cert", "client_key is set but client_cert is not");
+        } else if (!has_cert && !t.contains("password") && !t.contains("password_command")) {
+            error(t, prefix + ".password",
+                  "missing: set password, password_command, or client_cert and client_key");
+        }
+
+        if (auto proxy = string_at(t, "proxy", prefix)) {
+            // The value may carry user:password@ for the proxy, so it is never echoed.
+            std::string_view rest = *proxy;
+            bool scheme_ok = false;
+            for (std::string_view scheme : {"socks5://", "socks5h://"}) {
+                if (rest.starts_with(scheme)) {
+                    rest.remove_prefix(scheme.size());
+                    scheme_ok = true;
+                    break;
+                }
+            }
+            if (rest.ends_with('/')) rest.remove_suffix(1);
+            if (auto at = rest.rfind('@'); at != std::string_view::npos) rest.remove_prefix(at + 1);
+            if (!scheme_ok) {
+                error(*t.get("proxy"), prefix + ".proxy",
+                      "expected socks5://host:port or socks5h://host:port (DNS through the proxy)");
+            } else if (!is_host_port(rest)) {
+                error(*t.get("proxy"), prefix + ".proxy",
+                      "expected host:port after the scheme, like socks5h://127.0.0.1:9050");
+            } else {
+                a.proxy = *proxy;
+            }
+        }
+
+        if (const toml::node* rooms = t.get("rooms")) this->rooms(*rooms, prefix, a);
+
+        if (error_count() != errors_before) return std::nullopt;
+        return a;
+    }
+
+    void rooms(const toml::node& node, const std::string& prefix, Account& a) {
+        const std::string key = prefix + ".rooms";
+        const toml::array* list = node.as_array();
+        if (!list) {
+            error(node, key,
+                  "expected an array like [ { jid = \"room@conference.example.org\", nick = \"me\" } ], got " +
+                      std::string(type_name(node)));
+            return;
+        }
+        for (std::size_t i = 0; i < list->size(); ++i) {
+            const toml::node& item = *list->get(i);
+            std::string room_prefix = key + "[" + std::to_string(i + 1) + "]";
+            const toml::table* t = item.as_table();
+            if (!t) {
+                error(item, room_prefix,
+                      "expected a table like { jid = \"room@conference.example.org\", nick = \"me\" }, got " +
+                          std::string(type_name(item)));
+                continue;
+            }
+            check_unknown(*t, room_keys, room_prefix);
+            Room room;
+            bool ok = true;
+            if (!t->contains("jid")) {
+                error(*t, room_prefix + ".jid", "missing required key 'jid'");
+                ok = false;
+            }
+            if (auto text = string_at(*t, "jid", room_prefix)) {
+                auto jid = xmpp::Jid::parse(*text);
+                if (!jid) {
+                    error(*t->get("jid"), room_prefix + ".jid", "invalid JID '" + *text + "': " + jid.error().message);
+                    ok = false;
+                } else if (!jid.value().is_bare()) {
+                    error(*t->get("jid"), room_prefix + ".jid",
+                          "expected a bare room JID (set the nick with nick), got '" + *text + "'");
+                    ok = false;
+                } else {
+                    room.jid = jid.value().bare();
+                }
+            } else {
+                ok = false;
+            }
+            if (auto nick = string_at(*t, "nick", room_prefix)) {
+                room.nick = *nick;
+            } else if (t->contains("nick")) {
+                ok = false;
+            } else {
+                // The usual choice in XMPP clients: the account's localpart.
+                room.nick = !a.jid.local().empty() ? a.jid.local() : a.name;
+            }
+            if (ok) {
+                auto dup = std::find_if(a.rooms.begin(), a.rooms.end(),
+                                        [&](const Room& r) { return r.jid == room.jid; });
+                if (dup != a.rooms.end()) {
+                    error(*t->get("jid"), room_prefix + ".jid", "room '" + room.jid + "' is listed twice");
+                } else {
+                    a.rooms.push_back(std::move(room));
+                }
+            }
+        }
+    }
+
+    std::size_t error_count() const {
+        return static_cast<std::size_t>(std::count_if(problems_.begin(), problems_.end(), [](const Problem& p) {
+            return p.severity == Problem::Severity::Error;
+        }));
+    }
+
+    std::string file_;
+    std::vector<Problem> problems_;
+    std::vector<std::pair<std::string, int>> seen_names_;  // account name, line
+    bool saw_password_ = false;
+};
+
+xmpp::Error command_error(std::string message) {
+    return xmpp::make_error("password-command", std::move(message));
+}
+
+}  // namespace
+
+std::string Problem::to_string() const {
+    std::string out = file;
+    if (line > 0) {
+        out += ':' + std::to_string(line);
+        if (column > 0) out += ':' + std::to_string(column);
+    }
+    out += severity == Severity::Error ? ": error: " : ": warning: ";
+    if (!key.empty()) out += key + ": ";
+    out += message;
+    return out;
+}
+
+LoadResult parse(std::string_view text, const std::string& source_name) {
+    return Validator(source_name).run(text);
+}
+
+LoadResult load(const std::string& path) {
+    auto fail = [&](std::string message) {
+        Problem p;
+        p.file = path;
+        p.message = std::move(message);
+        LoadResult r;
+        r.problems.push_back(std::move(p));
+        return r;
+    };
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return fail("cannot read " + path + ": " + std::strerror(errno));
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+        int e = errno;
+        ::close(fd);
+        return fail("cannot read " + path + ": " + std::strerror(e));
+    }
+    std::string text;
+    char buf[8192];
+    for (;;) {
+        ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            int e = errno;
+            ::close(fd);
+            return fail("cannot read " + path + ": " + std::strerror(e));
+        }
+        if (n == 0) break;
+        if (text.size() + static_cast<std::size_t>(n) > max_config_bytes) {
+            ::close(fd);
+            return fail(path + " is larger than 1 MiB; that is not a configuration file");
+        }
+        text.append(buf, static_cast<std::size_t>(n));
+    }
+    ::close(fd);
+
+    Validator validator(path);
+    LoadResult result = validator.run(text);
+    if (validator.saw_password() && (st.st_mode & (S_IRGRP | S_IROTH))) {
+        char mode[8];
+        std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+        Problem p;
+        p.severity = Problem::Severity::Warning;
+        p.file = path;
+        p.message = path + " is readable by others (mode " + mode + ") and holds a password; chmod 600 " +
+                    path + " or use password_command";
+        // No line: it goes first, like the other whole-file problems.
+        result.problems.insert(result.problems.begin(), std::move(p));
+    }
+    return result;
+}
+
+std::string default_path() {
+    if (std::string xdg = xdg_dir("XDG_CONFIG_HOME"); !xdg.empty()) return xdg + "/stanzad/config.toml";
+    return home_dir() + "/.config/stanzad/config.toml";
+}
+
+xmpp::Result<std::string> run_password_command(const std::string& command) {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0)
+        return command_error(std::string("password_command: cannot create a pipe: ") + std::strerror(errno));
+
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
+    // The daemon may ignore SIGPIPE or block signals; ignored dispositions and the mask
+    // survive exec, and a password manager should not inherit them.
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    sigset_t none, defaults;
+    sigemptyset(&none);
+    sigemptyset(&defaults);
+    sigaddset(&defaults, SIGPIPE);
+    sigaddset(&defaults, SIGINT);
+    sigaddset(&defaults, SIGTERM);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setsigdefault(&attr, &defaults);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+
+    std::string shell = "/bin/sh", dash_c = "-c", cmd = command;
+    char* argv[] = {shell.data(), dash_c.data(), cmd.data(), nullptr};
+    pid_t pid = -1;
+    int rc = ::posix_spawn(&pid, "/bin/sh", &actions, &attr, argv, environ);
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attr);
+    ::close(fds[1]);
+    if (rc != 0) {
+        ::close(fds[0]);
+        return command_error(std::string("password_command: cannot run /bin/sh: ") + std::strerror(rc));
+    }
+
+    std::string out;
+    bool truncated = false;
+    char buf[4096];
+    for (;;) {
+        ssize_t n = ::read(fds[0], buf, sizeof buf);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            break;
+        }
+        if (n == 0) break;
+        std::size_t room = max_password_output - out.size();
+        out.append(buf, std::min(room, static_cast<std::size_t>(n)));
+        if (static_cast<std::size_t>(n) > room) {
+            // Stop reading a runaway command; closing the pipe makes it die of SIGPIPE.
+            truncated = true;
+            break;
+        }
+    }
+    ::close(fds[0]);
+
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR)
+            return command_error(std::string("password_command: cannot wait for it: ") + std::strerror(errno));
+    }
+    // After we cut a runaway command off, a SIGPIPE death is our doing, whether it killed
+    // the shell or (status 128+13) a command the shell ran.
+    bool our_sigpipe = truncated && ((WIFSIGNALED(status) && WTERMSIG(status) == SIGPIPE) ||
+                                     (WIFEXITED(status) && WEXITSTATUS(status) == 128 + SIGPIPE));
+    if (!our_sigpipe && WIFSIGNALED(status)) {
+        int sig = WTERMSIG(status);
+        return command_error("password_command was killed by signal " + std::to_string(sig) + " (" +
+                             strsignal(sig) + ")");
+    }
+    if (!our_sigpipe && WIFEXITED(status) && WEXITSTATUS(status) != 0) {
+        int code = WEXITSTATUS(status);
+        std::string message = "password_command exited with status " + std::to_string(code);
+        if (code == 127) message += " (command not found)";
+        if (code == 126) message += " (not executable)";
+        return command_error(std::move(message));
+    }
+
+    auto newline = out.find('\n');
+    if (newline == std::string::npos && truncated)
+        return command_error("password_command printed more than 64 KiB without a newline");
+    std::string line = out.substr(0, newline);
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty()) return command_error("password_command printed nothing");
+    return line;
+}
+
+xmpp::Result<std::string> resolve_password(const Account& account) {
+    if (account.password) return *account.password;
+    if (account.password_command) return run_password_command(*account.password_command);
+    return xmpp::make_error("no-password",
+                            "account '" + account.name + "' has no password or password_command");
+}
+
+}  // namespace config

@@ -1,0 +1,94 @@
+#pragma once
+// The TOML configuration of DESIGN.md, validated into a typed Config (toml++).
+// Every problem names the file, line and key. No I/O beyond reading the file, the
+// permission check, and running a password_command when asked to.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "protocol/jid.hpp"
+#include "protocol/result.hpp"
+
+namespace config {
+
+enum class TlsMode { Auto, StartTls, Direct };
+
+struct Room {
+    std::string jid;
+    std::string nick;
+    friend bool operator==(const Room&, const Room&) = default;
+};
+
+struct Account {
+    std::string name;                         // short name used by front ends
+    xmpp::Jid jid;                            // bare JID, prepared
+    std::optional<std::string> password;
+    std::optional<std::string> password_command;
+    std::string resource = "stanzad";
+    std::string host;                         // empty: the JID's domain
+    std::uint16_t port = 0;                   // 0: the default for `tls`
+    TlsMode tls = TlsMode::Auto;
+    std::string ca_file;                      // extra trust anchor, "" for none
+    std::string client_cert, client_key;      // SASL EXTERNAL (later)
+    std::string proxy;                        // socks5://host:port (later)
+    std::vector<Room> rooms;
+    int line = 0;                             // where [[account]] starts, for messages
+    friend bool operator==(const Account&, const Account&) = default;
+};
+
+struct DaemonSection {
+    std::string state_dir;   // default $XDG_STATE_HOME/stanzad (~/.local/state/stanzad)
+    std::string socket;      // default $XDG_RUNTIME_DIR/stanzad.sock
+    std::string log_level = "info";  // trace|debug|info|warn|error|critical|off
+};
+
+struct IrcSection {
+    std::string listen;      // "" disables the IRC front end
+    std::optional<std::string> password;
+    std::optional<std::string> password_command;
+};
+
+struct Config {
+    std::string path;        // the file it came from
+    DaemonSection daemon;
+    IrcSection irc;
+    std::vector<Account> accounts;
+};
+
+struct Problem {
+    enum class Severity { Error, Warning };
+    Severity severity = Severity::Error;
+    std::string file;
+    int line = 0;            // 0 when the problem has no line (unreadable file)
+    int column = 0;
+    std::string key;         // dotted path: "account[1].jid", "daemon.log_level"
+    std::string message;
+    // "FILE:LINE:COLUMN: error: KEY: MESSAGE", like a compiler.
+    std::string to_string() const;
+};
+
+struct LoadResult {
+    std::optional<Config> config;     // set when there are no errors (warnings allowed)
+    std::vector<Problem> problems;    // every error and warning, in file order
+    bool ok() const { return config.has_value(); }
+};
+
+// Reads and validates `path`. Also warns when the file holds a password and is
+// readable by group or others.
+LoadResult load(const std::string& path);
+// Validates TOML text; `source_name` is used in problems. No file access.
+LoadResult parse(std::string_view text, const std::string& source_name);
+
+// $XDG_CONFIG_HOME/stanzad/config.toml, else ~/.config/stanzad/config.toml.
+std::string default_path();
+
+// Runs `command` through /bin/sh -c, returns the first line of its standard output
+// (without the newline). A non-zero exit, a signal, or empty output is an error that
+// says which; the output itself never appears in an error message.
+xmpp::Result<std::string> run_password_command(const std::string& command);
+// The account's password: `password`, or the output of `password_command`.
+xmpp::Result<std::string> resolve_password(const Account& account);
+
+}  // namespace config

@@ -1,0 +1,61 @@
+#pragma once
+// Account: one configured XMPP account and its life: connecting, online, disconnected
+// (with the reason), reconnection with exponential backoff and jitter, and no retry after
+// an authentication failure until the config changes. Owns at most one live
+// XmppConnection. Loop thread only.
+#include <uv.h>
+
+#include <functional>
+#include <memory>
+#include <random>
+#include <string>
+
+#include "config/config.hpp"
+#include "daemon/connection.hpp"
+#include "daemon/uv.hpp"
+
+namespace stanzad {
+
+class Account {
+public:
+    enum class State { Connecting, Online, Disconnected, Failed, Stopped };
+
+    // `stopped` is called once stop() has finished; the caller must not destroy the
+    // Account from inside that call.
+    Account(uv_loop_t* loop, config::Account config, std::function<void()> stopped);
+    ~Account();
+
+    void start();
+    // Closes the stream cleanly; calls `stopped` when done.
+    void stop();
+
+    const config::Account& config() const { return config_; }
+    const std::string& name() const { return config_.name; }
+    State state() const { return state_; }
+    const std::string& reason() const { return reason_; }  // why disconnected or failed
+
+private:
+    void connect();
+    void online(const xmpp::Online& online);
+    void closed(const xmpp::Closed& closed, bool tls_verify);
+    void retry_later(const std::string& what);
+    void give_up(std::string reason);
+
+    uv_loop_t* loop_;
+    config::Account config_;
+    std::string prefix_;  // "account NAME: "
+    std::function<void()> stopped_;
+    std::string password_;
+    State state_ = State::Disconnected;
+    std::string reason_;
+    bool stopping_ = false;
+    int failures_ = 0;  // consecutive, for the backoff
+    std::mt19937 random_;
+    std::unique_ptr<XmppConnection> connection_;
+    std::unique_ptr<XmppConnection> finished_;  // dropped on a later loop turn
+    uv::Timer retry_timer_;
+};
+
+const char* to_string(Account::State state);
+
+}  // namespace stanzad

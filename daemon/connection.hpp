@@ -1,0 +1,84 @@
+#pragma once
+// XmppConnection: one attempt to be online with one account. Resolves the host, connects
+// TCP, runs TLS (STARTTLS or direct) and the protocol's ClientStream, and reports to its
+// owner. When it reports closed it is finished; the owner drops it on a later loop turn.
+// Loop thread only. Memory: one read buffer, the stream's bounded framer, unwritten output.
+#include <uv.h>
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "config/config.hpp"
+#include "daemon/tls.hpp"
+#include "daemon/uv.hpp"
+#include "protocol/stream.hpp"
+
+namespace stanzad {
+
+struct ConnectionEvents {
+    std::function<void(const xmpp::Online&)> online;
+    std::function<void(xmpp::Stanza&)> stanza;
+    // Final. `tls_verify` is set when the server's certificate was refused.
+    std::function<void(const xmpp::Closed&, bool tls_verify)> closed;
+};
+
+class XmppConnection {
+public:
+    XmppConnection(uv_loop_t* loop, const config::Account& account, std::string password,
+                   std::string log_prefix, ConnectionEvents events);
+    ~XmppConnection();
+    XmppConnection(const XmppConnection&) = delete;
+    XmppConnection& operator=(const XmppConnection&) = delete;
+
+    void start();
+    // Closes the stream cleanly (RFC 6120 §4.4); reports closed when done or timed out.
+    void close();
+    // Sends a stanza on the online stream.
+    void send(std::string_view xml);
+
+    const std::string& host() const { return host_; }
+    int port() const { return port_; }
+
+private:
+    struct Request;  // a libuv request that may outlive us
+    static void on_resolved(uv_getaddrinfo_t* req, int status, addrinfo* res);
+    static void on_connected(uv_connect_t* req, int status);
+    static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
+    static void on_timer(uv_timer_t* timer);
+
+    void connect_next();
+    void connected();
+    void received(std::string_view bytes);
+    void pump();
+    void flush();
+    void write_raw(std::string data);
+    void fail(xmpp::Closed::Kind kind, std::string reason, bool tls_verify = false);
+    void close_transport(bool graceful);
+    void arm_timer(std::optional<xmpp::TimePoint> when);
+
+    uv_loop_t* loop_;
+    const config::Account account_;
+    std::string prefix_;
+    ConnectionEvents events_;
+    std::string host_;
+    int port_;
+    bool direct_tls_;
+    xmpp::ClientStream stream_;
+    std::unique_ptr<tls::Session> tls_;
+    std::shared_ptr<SSL_CTX> tls_ctx_;
+
+    uv_getaddrinfo_t* resolving_ = nullptr;
+    uv_connect_t* connecting_ = nullptr;
+    addrinfo* addresses_ = nullptr;
+    addrinfo* next_address_ = nullptr;
+    std::string last_connect_error_;
+    uv::Handle<uv_tcp_t> tcp_;
+    uv::Timer timer_;
+    bool connect_timer_ = false;  // the timer runs for the TCP connect, not the stream
+    bool finished_ = false;
+    std::string tls_verify_error_;
+};
+
+}  // namespace stanzad

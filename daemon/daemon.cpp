@@ -1,0 +1,176 @@
+#include "daemon/daemon.hpp"
+
+#include <algorithm>
+#include <csignal>
+
+#include "daemon/log.hpp"
+
+namespace stanzad {
+namespace {
+
+// After SIGTERM every stream has its own bounded close (ClientStream::close_timeout); this
+// is the backstop for the whole process.
+constexpr uint64_t shutdown_deadline_ms = 4500;
+
+}  // namespace
+
+Daemon::Daemon(config::Config config) : config_(std::move(config)) {
+    uv_loop_init(&loop_);
+    reap_timer_ = uv::Timer(&loop_);
+    reap_timer_->data = this;
+    deadline_timer_ = uv::Timer(&loop_);
+    deadline_timer_->data = this;
+    for (int signum : {SIGTERM, SIGINT, SIGHUP}) {
+        auto* s = new uv_signal_t{};
+        uv_signal_init(&loop_, s);
+        s->data = this;
+        uv_signal_start(s, [](uv_signal_t* h, int n) { static_cast<Daemon*>(h->data)->on_signal(n); }, signum);
+        signals_.push_back(s);
+    }
+}
+
+Daemon::~Daemon() {
+    accounts_.clear();
+    stopping_.clear();
+    reap_timer_.reset();
+    deadline_timer_.reset();
+    for (auto* s : signals_)
+        if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(s)))
+            uv_close(reinterpret_cast<uv_handle_t*>(s), uv::Handle<uv_signal_t>::free_on_close);
+    signals_.clear();
+    uv_run(&loop_, UV_RUN_DEFAULT);  // let close callbacks free what they own
+    uv_loop_close(&loop_);
+}
+
+int Daemon::run() {
+    logs::daemon().info("stanzad: {} account(s) from {}", config_.accounts.size(), config_.path);
+    for (const auto& a : config_.accounts) add_account(a);
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    logs::daemon().info("stanzad: stopped");
+    return 0;
+}
+
+void Daemon::add_account(const config::Account& account) {
+    auto a = std::make_unique<Account>(&loop_, account, [this] { schedule_reap(); });
+    a->start();
+    accounts_.push_back(std::move(a));
+}
+
+void Daemon::stop_account(std::unique_ptr<Account> account) {
+    Account* a = account.get();
+    stopping_.push_back(std::move(account));
+    a->stop();
+}
+
+void Daemon::on_signal(int signum) {
+    if (signum == SIGHUP) {
+        if (!shutting_down_) reload();
+        return;
+    }
+    if (shutting_down_) {
+        // A second SIGTERM/SIGINT: the person means it.
+        logs::daemon().warn("stanzad: second signal, exiting without waiting");
+        uv_stop(&loop_);
+        return;
+    }
+    shutdown(signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+void Daemon::shutdown(const char* why) {
+    shutting_down_ = true;
+    logs::daemon().info("stanzad: shutting down ({})", why);
+    uv_timer_start(
+        deadline_timer_.get(),
+        [](uv_timer_t* t) {
+            logs::daemon().warn("stanzad: streams still open after {} ms; exiting anyway", shutdown_deadline_ms);
+            uv_stop(t->loop);
+        },
+        shutdown_deadline_ms, 0);
+    waiting_.clear();
+    auto accounts = std::move(accounts_);
+    accounts_.clear();
+    for (auto& a : accounts) stop_account(std::move(a));
+    schedule_reap();
+}
+
+void Daemon::schedule_reap() {
+    // Accounts report "stopped" from inside their own callbacks; drop them on the next turn.
+    uv_timer_start(reap_timer_.get(), [](uv_timer_t* t) { static_cast<Daemon*>(t->data)->reap(); }, 0, 0);
+}
+
+void Daemon::reap() {
+    std::erase_if(stopping_, [](const auto& a) { return a->state() == Account::State::Stopped; });
+    // Changed accounts start again once their old stream is closed (never two sessions).
+    for (auto it = waiting_.begin(); it != waiting_.end();) {
+        bool still_closing = std::any_of(stopping_.begin(), stopping_.end(),
+                                         [&](const auto& a) { return a->name() == it->name; });
+        if (still_closing) {
+            ++it;
+            continue;
+        }
+        add_account(*it);
+        it = waiting_.erase(it);
+    }
+    if (shutting_down_ && stopping_.empty()) {
+        // Everything is closed: let the loop run dry.
+        reap_timer_.reset();
+        deadline_timer_.reset();
+        for (auto* s : signals_) uv_close(reinterpret_cast<uv_handle_t*>(s), uv::Handle<uv_signal_t>::free_on_close);
+        signals_.clear();
+    }
+}
+
+void Daemon::reload() {
+    auto loaded = config::load(config_.path);
+    for (const auto& p : loaded.problems) {
+        if (p.severity == config::Problem::Severity::Error) logs::daemon().error("{}", p.to_string());
+        else logs::daemon().warn("{}", p.to_string());
+    }
+    if (!loaded.ok()) {
+        logs::daemon().error("stanzad: config not reloaded: {} has errors; keeping the running config",
+                             config_.path);
+        return;
+    }
+    config::Config next = std::move(*loaded.config);
+    if (next.daemon.log_level != config_.daemon.log_level) logs::set_level(next.daemon.log_level);
+
+    int unchanged = 0, added = 0, removed = 0, changed = 0;
+    std::vector<std::unique_ptr<Account>> kept;
+    for (auto& a : accounts_) {
+        auto it = std::find_if(next.accounts.begin(), next.accounts.end(),
+                               [&](const config::Account& n) { return n.name == a->name(); });
+        if (it == next.accounts.end()) {
+            ++removed;
+            stop_account(std::move(a));
+            continue;
+        }
+        config::Account old = a->config(), fresh = *it;
+        old.line = fresh.line = 0;  // moving a block in the file is not a change
+        bool auth_failed = a->state() == Account::State::Failed;
+        if (old == fresh && !auth_failed) {
+            ++unchanged;
+            kept.push_back(std::move(a));
+        } else {
+            // A failed account is retried on reload: the person may have fixed the password.
+            ++changed;
+            waiting_.push_back(*it);
+            stop_account(std::move(a));
+        }
+    }
+    for (const auto& n : next.accounts) {
+        bool known = std::any_of(config_.accounts.begin(), config_.accounts.end(),
+                                 [&](const config::Account& o) { return o.name == n.name; });
+        if (!known) {
+            ++added;
+            waiting_.push_back(n);
+        }
+    }
+    accounts_ = std::move(kept);
+    // Keep config order for the accounts that stay; new ones join as they start.
+    config_ = std::move(next);
+    logs::daemon().info("stanzad: config reloaded: {} unchanged, {} added, {} removed, {} changed", unchanged,
+                        added, removed, changed);
+    schedule_reap();
+}
+
+}  // namespace stanzad

@@ -1,0 +1,44 @@
+#pragma once
+// Daemon: the libuv loop (one thread), the accounts, and the signals. SIGTERM/SIGINT close
+// every stream cleanly and end the loop; SIGHUP reloads the config and touches only the
+// accounts that changed.
+#include <uv.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "daemon/account.hpp"
+#include "daemon/uv.hpp"
+
+namespace stanzad {
+
+class Daemon {
+public:
+    explicit Daemon(config::Config config);
+    ~Daemon();
+    // Runs until shut down; returns the process exit status.
+    int run();
+
+private:
+    void on_signal(int signum);
+    void shutdown(const char* why);
+    void reload();
+    void add_account(const config::Account& account);
+    void stop_account(std::unique_ptr<Account> account);
+    void reap();
+    void schedule_reap();
+
+    config::Config config_;
+    uv_loop_t loop_{};
+    std::vector<uv_signal_t*> signals_;
+    std::vector<std::unique_ptr<Account>> accounts_;   // configured, in config order
+    std::vector<std::unique_ptr<Account>> stopping_;   // removed or changed, closing
+    std::vector<config::Account> waiting_;             // changed: starts once the old one stopped
+    uv::Timer reap_timer_;
+    uv::Timer deadline_timer_;
+    bool shutting_down_ = false;
+};
+
+}  // namespace stanzad

@@ -1,0 +1,68 @@
+// stanzad [-c FILE] [--check-config] [--version]: runs in the foreground, logs to stderr.
+#include <cstdio>
+#include <csignal>
+#include <cstring>
+#include <string>
+
+#include <openssl/ssl.h>
+
+#include "config/config.hpp"
+#include "daemon/daemon.hpp"
+#include "daemon/log.hpp"
+
+namespace {
+
+void usage(FILE* out) {
+    std::fprintf(out,
+                 "usage: stanzad [-c FILE] [--check-config] [--version]\n"
+                 "  -c, --config FILE  config file (default: %s)\n"
+                 "  --check-config     validate the config, print every problem, exit 0 or 2\n"
+                 "  --version          print the version and exit\n",
+                 config::default_path().c_str());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::string path;
+    bool check_only = false;
+    for (int i = 1; i < argc; ++i) {
+        std::string arg = argv[i];
+        if ((arg == "-c" || arg == "--config") && i + 1 < argc) {
+            path = argv[++i];
+        } else if (arg.starts_with("--config=")) {
+            path = arg.substr(9);
+        } else if (arg == "--check-config") {
+            check_only = true;
+        } else if (arg == "--version") {
+            std::printf("stanzad %s\n", STANZAD_VERSION);
+            return 0;
+        } else if (arg == "-h" || arg == "--help") {
+            usage(stdout);
+            return 0;
+        } else {
+            std::fprintf(stderr, "stanzad: unknown argument '%s'\n", argv[i]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (path.empty()) path = config::default_path();
+
+    auto loaded = config::load(path);
+    for (const auto& p : loaded.problems) std::fprintf(stderr, "%s\n", p.to_string().c_str());
+    if (!loaded.ok()) {
+        if (!check_only) std::fprintf(stderr, "stanzad: not starting: %s has errors\n", path.c_str());
+        return 2;
+    }
+    if (check_only) {
+        std::printf("%s: ok (%zu account(s))\n", path.c_str(), loaded.config->accounts.size());
+        return 0;
+    }
+
+    logs::init(loaded.config->daemon.log_level);
+    logs::daemon().info("stanzad {} starting", STANZAD_VERSION);
+    OPENSSL_init_ssl(0, nullptr);
+    std::signal(SIGPIPE, SIG_IGN);  // a peer that goes away is an error value, not a signal
+    stanzad::Daemon daemon(std::move(*loaded.config));
+    return daemon.run();
+}

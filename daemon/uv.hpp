@@ -1,0 +1,56 @@
+#pragma once
+// Small owners for libuv handles and requests (after CMake's cmUVHandlePtr.h).
+// A handle's memory lives until libuv's close callback, which may run after its owner
+// is gone; so owners call uv_close and the callback frees.
+#include <uv.h>
+
+#include <utility>
+
+namespace uv {
+
+template <class T>
+class Handle {
+public:
+    Handle() = default;
+    explicit Handle(uv_loop_t* loop) requires std::is_same_v<T, uv_timer_t> : h_(new T{}) {
+        uv_timer_init(loop, h_);
+    }
+    ~Handle() { reset(); }
+    Handle(Handle&& o) noexcept : h_(std::exchange(o.h_, nullptr)) {}
+    Handle& operator=(Handle&& o) noexcept {
+        if (this != &o) {
+            reset();
+            h_ = std::exchange(o.h_, nullptr);
+        }
+        return *this;
+    }
+    Handle(const Handle&) = delete;
+    Handle& operator=(const Handle&) = delete;
+
+    // Takes a handle that was allocated with new and initialised by the caller.
+    static Handle adopt(T* raw) {
+        Handle h;
+        h.h_ = raw;
+        return h;
+    }
+    T* get() const { return h_; }
+    T* operator->() const { return h_; }
+    explicit operator bool() const { return h_ != nullptr; }
+    // Gives up ownership: the caller must uv_close it with Handle::free_on_close.
+    T* release() { return std::exchange(h_, nullptr); }
+
+    void reset() {
+        if (!h_) return;
+        auto* h = reinterpret_cast<uv_handle_t*>(std::exchange(h_, nullptr));
+        h->data = nullptr;
+        if (!uv_is_closing(h)) uv_close(h, free_on_close);
+    }
+    static void free_on_close(uv_handle_t* h) { delete reinterpret_cast<T*>(h); }
+
+private:
+    T* h_ = nullptr;
+};
+
+using Timer = Handle<uv_timer_t>;
+
+}  // namespace uv

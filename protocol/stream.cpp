@@ -1,0 +1,487 @@
+#include "protocol/stream.hpp"
+
+#include <sstream>
+
+namespace xmpp {
+namespace {
+
+struct StringWriter : pugi::xml_writer {
+    std::string out;
+    void write(const void* data, size_t size) override {
+        out.append(static_cast<const char*>(data), size);
+    }
+};
+
+std::string serialize(pugi::xml_node node) {
+    StringWriter w;
+    node.print(w, "", pugi::format_raw);
+    return std::move(w.out);
+}
+
+// The first child element in `ns` (a defined condition, §4.9.3 and §8.3.3), and <text/>.
+std::pair<std::string, std::string> condition_and_text(pugi::xml_node error, std::string_view ns) {
+    std::string condition, text;
+    for (auto c : error.children()) {
+        if (c.type() != pugi::node_element || namespace_of(c) != ns) continue;
+        if (local_name(c) == "text") text = c.child_value();
+        else if (condition.empty()) condition = std::string(local_name(c));
+    }
+    if (condition.empty()) condition = "undefined-condition";
+    return {condition, text};
+}
+
+std::string describe(const std::pair<std::string, std::string>& ct) {
+    return ct.second.empty() ? ct.first : ct.first + " (" + ct.second + ")";
+}
+
+}  // namespace
+
+std::string xml_escape(std::string_view text) {
+    std::string out;
+    out.reserve(text.size());
+    for (char c : text) {
+        switch (c) {
+        case '&': out += "&amp;"; break;
+        case '<': out += "&lt;"; break;
+        case '>': out += "&gt;"; break;
+        case '"': out += "&quot;"; break;
+        case '\'': out += "&apos;"; break;
+        default: out += c;
+        }
+    }
+    return out;
+}
+
+ClientStream::ClientStream(StreamOptions options)
+    : options_(std::move(options)), framer_(options_.limits), tls_active_(options_.direct_tls) {
+    // XEP-0199 §4.2: answer pings addressed to our full JID.
+    on_iq(ns_ping, "ping", [](pugi::xml_node, pugi::xml_node) { return IqAnswer{}; });
+    // XEP-0030 §3.1: who we are and what we support.
+    on_iq(ns_disco_info, "query", [this](pugi::xml_node, pugi::xml_node payload) {
+        return answer_disco_info(payload);
+    });
+    // XEP-0092 §2: software name and version (no OS: it is nobody's business).
+    on_iq(ns_version, "query", [this](pugi::xml_node iq, pugi::xml_node) {
+        if (std::string_view(iq.attribute("type").value()) != "get")
+            return IqAnswer{"", "bad-request", "modify"};
+        return IqAnswer{"<query xmlns='jabber:iq:version'><name>" + xml_escape(options_.software_name) +
+                            "</name><version>" + xml_escape(options_.software_version) +
+                            "</version></query>",
+                        "", ""};
+    });
+}
+
+void ClientStream::on_iq(std::string_view ns, std::string_view element, IqHandler handler) {
+    iq_handlers_[{std::string(ns), std::string(element)}] = std::move(handler);
+    features_.insert(std::string(ns));
+}
+
+void ClientStream::add_feature(std::string_view var) { features_.insert(std::string(var)); }
+
+IqAnswer ClientStream::answer_disco_info(pugi::xml_node payload) const {
+    // A node we do not know (XEP-0030 §3.2) is item-not-found.
+    if (*payload.attribute("node").value())
+        return IqAnswer{"", "item-not-found", "cancel"};
+    std::string out = "<query xmlns='http://jabber.org/protocol/disco#info'>"
+                      "<identity category='client' type='pc' name='" +
+                      xml_escape(options_.software_name) + "'/>";
+    for (const auto& f : features_) out += "<feature var='" + xml_escape(f) + "'/>";
+    out += "</query>";
+    return IqAnswer{std::move(out), "", ""};
+}
+
+void ClientStream::write(std::string_view xml, std::string_view redacted) {
+    output_.append(xml);
+    if (trace_) trace_(true, redacted.empty() ? xml : redacted);
+}
+
+void ClientStream::trace_in(const Stanza& stanza) {
+    if (!trace_) return;
+    auto root = stanza.root();
+    if (namespace_of(root) == ns_sasl && *root.child_value())
+        trace_(false, "<" + std::string(root.name()) + " xmlns='" + std::string(ns_sasl) +
+                          "'>[redacted]</" + std::string(root.name()) + ">");
+    else
+        trace_(false, serialize(root));
+}
+
+void ClientStream::open_stream() {
+    // RFC 6120 §4.7.1: 'from' only once the stream is encrypted.
+    std::string header = "<?xml version='1.0'?><stream:stream to='" +
+                         xml_escape(options_.jid.domain()) + "'";
+    if (tls_active_) header += " from='" + xml_escape(options_.jid.bare()) + "'";
+    header += " version='1.0' xml:lang='en' xmlns='jabber:client' "
+              "xmlns:stream='http://etherx.jabber.org/streams'>";
+    write(header);
+    phase_ = Phase::AwaitHeader;
+}
+
+void ClientStream::start(TimePoint now) {
+    if (state_ != StreamState::Idle) return;
+    state_ = StreamState::Negotiating;
+    negotiation_deadline_ = now + options_.negotiation_timeout;
+    last_received_ = now;
+    open_stream();
+}
+
+void ClientStream::tls_established(TimePoint now) {
+    if (state_ != StreamState::StartingTls) return;
+    tls_active_ = true;
+    state_ = StreamState::Negotiating;
+    last_received_ = now;
+    framer_.reset();
+    open_stream();
+}
+
+void ClientStream::receive(std::string_view bytes, TimePoint now) {
+    if (state_ == StreamState::Closed || state_ == StreamState::Idle) return;
+    last_received_ = now;
+    framer_.feed(bytes);
+    while (state_ != StreamState::Closed && state_ != StreamState::StartingTls) {
+        auto event = framer_.next();
+        if (!event) break;
+        if (auto* open = std::get_if<StreamOpen>(&*event)) {
+            if (phase_ != Phase::AwaitHeader) {
+                stream_error("not-well-formed", "a second stream header");
+                break;
+            }
+            if (open->attribute("xmlns") != ns_client) {
+                stream_error("invalid-namespace", "the server's stream is not jabber:client");
+                break;
+            }
+            if (!open->attribute("version").starts_with("1.")) {
+                stream_error("unsupported-version", "the server does not speak XMPP 1.0");
+                break;
+            }
+            phase_ = Phase::AwaitFeatures;
+        } else if (auto* stanza = std::get_if<Stanza>(&*event)) {
+            trace_in(*stanza);
+            handle(std::move(*stanza), now);
+        } else if (std::holds_alternative<StreamEnd>(*event)) {
+            if (state_ == StreamState::Closing) {
+                finish(Closed::Kind::Requested, "stream closed", true);
+            } else {
+                write("</stream:stream>");  // §4.4: answer the server's close
+                finish(Closed::Kind::ByPeer, "the server closed the stream", true);
+            }
+        } else {
+            const auto& err = std::get<FramerError>(*event);
+            stream_error(err.condition, "bad XML from the server: " + err.message);
+        }
+    }
+}
+
+void ClientStream::handle(Stanza stanza, TimePoint now) {
+    pugi::xml_node root = stanza.root();
+    std::string_view ns = namespace_of(root);
+    std::string_view name = local_name(root);
+    ping_deadline_.reset();  // anything from the server proves the connection is alive
+
+    if (ns == ns_streams && name == "error") {
+        auto ct = condition_and_text(root, ns_stream_errors);
+        Closed::Kind kind = ct.first == "conflict" || ct.first == "host-unknown" ||
+                                    ct.first == "not-authorized" || ct.first == "invalid-from"
+                                ? Closed::Kind::Fatal
+                                : Closed::Kind::Error;
+        write("</stream:stream>");
+        finish(kind, "stream error from the server: " + describe(ct));
+        return;
+    }
+    if (state_ == StreamState::Closing) return;  // §4.4: the server may still be talking
+
+    if (phase_ == Phase::AwaitHeader) {
+        stream_error("not-well-formed", "a stanza before the stream header");
+        return;
+    }
+    if (ns == ns_streams && name == "features") {
+        if (phase_ != Phase::AwaitFeatures) {
+            stream_error("policy-violation", "stream features in the middle of negotiation");
+            return;
+        }
+        handle_features(root);
+        return;
+    }
+    if (phase_ == Phase::AwaitProceed) {
+        if (ns == ns_tls && name == "proceed") {
+            // §5.4.2.3: the server's TLS handshake comes next; nothing else goes out.
+            state_ = StreamState::StartingTls;
+            events_.emplace_back(StartTls{});
+        } else {
+            finish(Closed::Kind::Error, "the server refused STARTTLS");
+        }
+        return;
+    }
+    if (phase_ == Phase::Authenticating) {
+        handle_sasl(root);
+        return;
+    }
+    if (phase_ == Phase::Binding || phase_ == Phase::Session) {
+        if (name != "iq" || ns != ns_client) return;
+        std::string_view type = root.attribute("type").value();
+        if (type == "get" || type == "set") {
+            handle_iq_request(root);
+            return;
+        }
+        if (std::string_view(root.attribute("id").value()) != "bind" &&
+            std::string_view(root.attribute("id").value()) != "session")
+            return;
+        if (type == "error") {
+            auto ct = condition_and_text(root.child("error"), ns_stanzas);
+            finish(Closed::Kind::Error, (phase_ == Phase::Binding ? "resource binding failed: "
+                                                                  : "session establishment failed: ") +
+                                            describe(ct));
+            return;
+        }
+        if (phase_ == Phase::Binding) {
+            auto jid_text = child(child(root, ns_bind, "bind"), ns_bind, "jid").child_value();
+            auto jid = Jid::parse(jid_text);
+            if (!jid || jid.value().bare() != options_.jid.bare() || jid.value().is_bare()) {
+                stream_error("invalid-xml", std::string("the server bound an unusable JID '") + jid_text + "'");
+                return;
+            }
+            bound_ = jid.value();
+            if (session_required_) {
+                phase_ = Phase::Session;
+                write("<iq type='set' id='session'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>");
+                return;
+            }
+        }
+        phase_ = Phase::Online;
+        state_ = StreamState::Online;
+        negotiation_deadline_.reset();
+        last_received_ = now;
+        events_.emplace_back(Online{bound_, mechanism_name_});
+        return;
+    }
+    if (phase_ != Phase::Online) {
+        stream_error("not-authorized", "a stanza before negotiation finished");
+        return;
+    }
+    if (ns != ns_client) return;  // top-level elements of extensions not enabled: ignore
+    if (name == "iq") {
+        std::string_view type = root.attribute("type").value();
+        if (type == "get" || type == "set") {
+            handle_iq_request(root);
+            return;
+        }
+        if (!ping_id_.empty() && ping_id_ == root.attribute("id").value()) {
+            ping_id_.clear();  // our keepalive: any answer, even an error, will do
+            return;
+        }
+    }
+    events_.emplace_back(StanzaReceived{std::move(stanza)});
+}
+
+void ClientStream::handle_features(pugi::xml_node features) {
+    if (!tls_active_) {
+        // §5.3.1: TLS is mandatory for us; never authenticate in the clear.
+        if (!child(features, ns_tls, "starttls")) {
+            finish(Closed::Kind::Fatal, "the server does not offer STARTTLS; refusing to log in without TLS");
+            write("</stream:stream>");
+            return;
+        }
+        write("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+        phase_ = Phase::AwaitProceed;
+        return;
+    }
+    if (!authenticated_) {
+        std::vector<std::string> offered;
+        for (auto m : child(features, ns_sasl, "mechanisms").children())
+            if (is(m, ns_sasl, "mechanism")) offered.emplace_back(m.child_value());
+        sasl::Credentials creds{options_.jid.local(), options_.password, {}};
+        auto chosen = sasl::choose(offered, creds, tls_active_);
+        if (!chosen) {
+            write("</stream:stream>");
+            finish(Closed::Kind::AuthFailed, chosen.error().message);
+            return;
+        }
+        mechanism_ = std::move(chosen).value();
+        mechanism_name_ = std::string(mechanism_->name());
+        auto initial = mechanism_->initial_response();
+        if (!initial) {
+            write("</stream:stream>");
+            finish(Closed::Kind::AuthFailed, initial.error().message);
+            return;
+        }
+        // §6.4.2: an empty initial response is sent as "=".
+        std::string payload = initial.value().empty() ? "=" : sasl::base64_encode(initial.value());
+        write("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='" + mechanism_name_ + "'>" +
+                  payload + "</auth>",
+              "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='" + mechanism_name_ +
+                  "'>[redacted]</auth>");
+        phase_ = Phase::Authenticating;
+        return;
+    }
+    if (!child(features, ns_bind, "bind")) {
+        stream_error("unsupported-feature", "the server does not offer resource binding");
+        return;
+    }
+    // RFC 3921 session establishment: only when the server says it is not optional.
+    auto session = child(features, ns_session, "session");
+    session_required_ = session && !child(session, ns_session, "optional");
+    write("<iq type='set' id='bind'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>" +
+          xml_escape(options_.resource) + "</resource></bind></iq>");
+    phase_ = Phase::Binding;
+}
+
+void ClientStream::handle_sasl(pugi::xml_node element) {
+    std::string_view name = local_name(element);
+    if (namespace_of(element) != ns_sasl) {
+        stream_error("not-authorized", "a stanza during authentication");
+        return;
+    }
+    auto abort_with = [this](const std::string& why) {
+        // §6.4.4 would let us abort; a server that fails our checks gets no second chance.
+        write("</stream:stream>");
+        finish(Closed::Kind::AuthFailed, mechanism_name_ + ": " + why);
+    };
+    if (name == "failure") {
+        auto ct = condition_and_text(element, ns_sasl);
+        // §6.5.11: temporary-auth-failure is worth retrying; the others are not.
+        write("</stream:stream>");
+        finish(ct.first == "temporary-auth-failure" || ct.first == "aborted" ? Closed::Kind::Error
+                                                                            : Closed::Kind::AuthFailed,
+               mechanism_name_ + ": " + describe(ct));
+        return;
+    }
+    std::string_view text = element.child_value();
+    auto data = sasl::base64_decode(text == "=" ? std::string_view{} : text);
+    if (!data) {
+        abort_with("the server sent bad base64");
+        return;
+    }
+    if (name == "challenge") {
+        auto response = mechanism_->respond(data.value());
+        if (!response) {
+            abort_with(response.error().message);
+            return;
+        }
+        write("<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>" +
+                  (response.value().empty() ? std::string("=") : sasl::base64_encode(response.value())) +
+                  "</response>",
+              "<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>[redacted]</response>");
+    } else if (name == "success") {
+        if (auto done = mechanism_->finish(data.value()); !done) {
+            abort_with(done.error().message);
+            return;
+        }
+        authenticated_ = true;  // §6.4.6: restart the stream
+        framer_.reset();
+        open_stream();
+    } else {
+        stream_error("unsupported-stanza-type", "unexpected <" + std::string(name) + "/> during SASL");
+    }
+}
+
+void ClientStream::handle_iq_request(pugi::xml_node iq) {
+    std::string id = iq.attribute("id").value();
+    std::string from = iq.attribute("from").value();
+    if (id.empty()) return;  // §8.2.3: an iq without id cannot be answered
+    pugi::xml_node payload;
+    int count = 0;
+    for (auto c : iq.children())
+        if (c.type() == pugi::node_element && ++count == 1) payload = c;
+    std::string head = "<iq id='" + xml_escape(id) + "'" + (from.empty() ? "" : " to='" + xml_escape(from) + "'");
+    IqAnswer answer;
+    if (count != 1) {
+        answer = IqAnswer{"", "bad-request", "modify"};  // §8.2.3: exactly one payload
+    } else {
+        auto it = iq_handlers_.find(std::pair{std::string(namespace_of(payload)), std::string(local_name(payload))});
+        answer = it == iq_handlers_.end() ? IqAnswer{"", "service-unavailable", "cancel"}  // §8.4
+                                          : it->second(iq, payload);
+    }
+    if (answer.error_condition.empty()) {
+        write(head + " type='result'>" + answer.payload + "</iq>");
+    } else {
+        write(head + " type='error'><error type='" + answer.error_type + "'><" + answer.error_condition +
+              " xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>");
+    }
+}
+
+void ClientStream::send(std::string_view xml) {
+    if (state_ != StreamState::Online) return;
+    write(xml);
+}
+
+void ClientStream::close(TimePoint now) {
+    if (state_ == StreamState::Closed || state_ == StreamState::Closing) return;
+    if (state_ == StreamState::Idle || state_ == StreamState::StartingTls) {
+        finish(Closed::Kind::Requested, "closed before the stream was open");
+        return;
+    }
+    write("</stream:stream>");
+    state_ = StreamState::Closing;
+    close_deadline_ = now + options_.close_timeout;
+    negotiation_deadline_.reset();
+    ping_deadline_.reset();
+}
+
+void ClientStream::transport_closed(std::string reason) {
+    if (state_ == StreamState::Closed) return;
+    finish(state_ == StreamState::Closing ? Closed::Kind::Requested : Closed::Kind::ByPeer, std::move(reason));
+}
+
+void ClientStream::stream_error(std::string_view condition, std::string reason) {
+    // §4.9.1.1: send the error, then close the stream.
+    write("<stream:error><" + std::string(condition) +
+          " xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error></stream:stream>");
+    finish(Closed::Kind::Error, std::move(reason));
+}
+
+void ClientStream::finish(Closed::Kind kind, std::string reason, bool clean) {
+    if (state_ == StreamState::Closed) return;
+    state_ = StreamState::Closed;
+    negotiation_deadline_.reset();
+    close_deadline_.reset();
+    ping_deadline_.reset();
+    events_.emplace_back(Closed{kind, std::move(reason), clean});
+}
+
+std::string ClientStream::take_output() { return std::exchange(output_, {}); }
+
+std::optional<StreamEvent> ClientStream::next_event() {
+    if (events_.empty()) return std::nullopt;
+    StreamEvent e = std::move(events_.front());
+    events_.pop_front();
+    return e;
+}
+
+std::optional<TimePoint> ClientStream::next_deadline() const {
+    std::optional<TimePoint> d;
+    auto consider = [&d](std::optional<TimePoint> t) {
+        if (t && (!d || *t < *d)) d = t;
+    };
+    consider(negotiation_deadline_);
+    consider(close_deadline_);
+    consider(ping_deadline_);
+    if (state_ == StreamState::Online && !ping_deadline_) consider(last_received_ + options_.ping_interval);
+    return d;
+}
+
+void ClientStream::handle_timeout(TimePoint now) {
+    auto due = [now](const std::optional<TimePoint>& t) { return t && *t <= now; };
+    auto seconds = [](std::chrono::milliseconds ms) {
+        std::ostringstream s;
+        s << static_cast<double>(ms.count()) / 1000.0 << " s";
+        return s.str();
+    };
+    if (due(close_deadline_)) {
+        finish(Closed::Kind::Requested,
+               "the server did not close its stream within " + seconds(options_.close_timeout));
+    } else if (due(negotiation_deadline_)) {
+        write("</stream:stream>");
+        finish(Closed::Kind::Error, "login did not complete within " + seconds(options_.negotiation_timeout));
+    } else if (due(ping_deadline_)) {
+        finish(Closed::Kind::Error, "no answer from the server for " + seconds(options_.ping_timeout) +
+                                        " after a ping");
+    } else if (state_ == StreamState::Online && !ping_deadline_ &&
+               now >= last_received_ + options_.ping_interval) {
+        // XEP-0199 §4.1: a client-to-server ping finds a dead connection.
+        ping_id_ = "ka" + std::to_string(next_id_++);
+        write("<iq type='get' id='" + ping_id_ + "' to='" + xml_escape(options_.jid.domain()) +
+              "'><ping xmlns='urn:xmpp:ping'/></iq>");
+        ping_deadline_ = now + options_.ping_timeout;
+    }
+}
+
+}  // namespace xmpp

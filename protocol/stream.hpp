@@ -1,0 +1,168 @@
+#pragma once
+// The client side of one XMPP stream (RFC 6120), sans-I/O: negotiation (stream header,
+// features, STARTTLS §5, SASL §6, stream restarts, resource binding §7), then the online
+// stream: answers to iq requests addressed to us (XEP-0199 ping, XEP-0030 disco#info,
+// XEP-0092 version, service-unavailable for anything else, §8.4), keepalive pings to the
+// server, stream errors (§4.9) and the closing handshake (§4.4).
+//
+// Bytes and time go in (receive, tls_established, handle_timeout); bytes and events come
+// out (take_output, next_event). The owner (daemon/XmppConnection) does the TCP and TLS.
+// One stream per connection attempt; loop thread only. Memory is bounded by the framer's
+// limits plus the output not yet taken.
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+
+#include "protocol/jid.hpp"
+#include "protocol/sasl.hpp"
+#include "protocol/xml_framer.hpp"
+
+namespace xmpp {
+
+using Clock = std::chrono::steady_clock;
+using TimePoint = Clock::time_point;
+
+inline constexpr std::string_view ns_client = "jabber:client";
+inline constexpr std::string_view ns_tls = "urn:ietf:params:xml:ns:xmpp-tls";
+inline constexpr std::string_view ns_sasl = "urn:ietf:params:xml:ns:xmpp-sasl";
+inline constexpr std::string_view ns_bind = "urn:ietf:params:xml:ns:xmpp-bind";
+inline constexpr std::string_view ns_session = "urn:ietf:params:xml:ns:xmpp-session";
+inline constexpr std::string_view ns_stanzas = "urn:ietf:params:xml:ns:xmpp-stanzas";
+inline constexpr std::string_view ns_stream_errors = "urn:ietf:params:xml:ns:xmpp-streams";
+inline constexpr std::string_view ns_ping = "urn:xmpp:ping";
+inline constexpr std::string_view ns_disco_info = "http://jabber.org/protocol/disco#info";
+inline constexpr std::string_view ns_version = "jabber:iq:version";
+
+struct StreamOptions {
+    Jid jid;                        // the account's bare JID
+    std::string resource = "stanzad";
+    std::string password;
+    bool direct_tls = false;        // TLS is up before the stream starts (XEP-0368)
+    std::string software_name = "stanzad";
+    std::string software_version = "0";
+    FramerLimits limits;
+    std::chrono::milliseconds negotiation_timeout{30'000};  // connect to online
+    std::chrono::milliseconds close_timeout{3'000};         // wait for the server's </stream:stream>
+    std::chrono::milliseconds ping_interval{60'000};        // silence before we ping the server
+    std::chrono::milliseconds ping_timeout{30'000};         // silence after the ping: dead
+};
+
+enum class StreamState { Idle, Negotiating, StartingTls, Online, Closing, Closed };
+
+// What the stream tells its owner.
+struct StartTls {};  // take_output(), then run the TLS handshake, then tls_established()
+struct Online {
+    Jid jid;                 // the full JID the server bound
+    std::string mechanism;   // the SASL mechanism that authenticated us
+};
+struct StanzaReceived {
+    Stanza stanza;           // message, presence, or an iq result/error we did not consume
+};
+struct Closed {
+    enum class Kind {
+        Requested,   // we closed (close())
+        ByPeer,      // the server closed its stream or the connection
+        Error,       // a stream error, bad XML, a timeout, a protocol violation
+        AuthFailed,  // SASL failed: retrying with the same credentials will fail again
+        Fatal,       // other problems that retrying will not fix (conflict, host-unknown)
+    };
+    Kind kind;
+    std::string reason;      // for people: "stream error: conflict (Replaced by new connection)"
+    bool clean = false;      // both sides sent </stream:stream>
+    bool retry() const { return kind != Kind::AuthFailed && kind != Kind::Fatal; }
+};
+using StreamEvent = std::variant<StartTls, Online, StanzaReceived, Closed>;
+
+// An answer to an iq get/set addressed to us: the children of the result, or an error.
+struct IqAnswer {
+    std::string payload;          // XML inside <iq type='result'>, may be empty
+    std::string error_condition;  // non-empty: reply type='error' with this condition (§8.3.3)
+    std::string error_type = "cancel";
+};
+using IqHandler = std::function<IqAnswer(pugi::xml_node iq, pugi::xml_node payload)>;
+
+class ClientStream {
+public:
+    explicit ClientStream(StreamOptions options);
+
+    // The transport is connected (and, for direct TLS, encrypted): open the stream.
+    void start(TimePoint now);
+    // Plaintext from the transport.
+    void receive(std::string_view bytes, TimePoint now);
+    // The TLS handshake that StartTls asked for is done: restart the stream (§5.4.3.3).
+    void tls_established(TimePoint now);
+    // The transport is gone (reset, EOF, TLS error). `reason` is for people.
+    void transport_closed(std::string reason);
+    // Start the closing handshake (§4.4): send </stream:stream>, wait for the server's.
+    void close(TimePoint now);
+    // Send a stanza (serialized XML) on the online stream. Ignored unless online.
+    void send(std::string_view xml);
+
+    // Iq requests addressed to us, keyed by the payload's namespace and element name.
+    // Every namespace handled here is announced in disco#info (§XEP-0030 3.1).
+    void on_iq(std::string_view ns, std::string_view element, IqHandler handler);
+    // Another feature to announce in disco#info.
+    void add_feature(std::string_view var);
+
+    std::string take_output();
+    std::optional<StreamEvent> next_event();
+    std::optional<TimePoint> next_deadline() const;
+    void handle_timeout(TimePoint now);
+
+    StreamState state() const { return state_; }
+    bool tls_active() const { return tls_active_; }
+    // Wire trace for logs, called with (outgoing, xml); SASL payloads are redacted.
+    void set_wire_trace(std::function<void(bool outgoing, std::string_view xml)> trace) {
+        trace_ = std::move(trace);
+    }
+
+private:
+    enum class Phase { AwaitHeader, AwaitFeatures, AwaitProceed, Authenticating, Binding, Session, Online };
+
+    void open_stream();
+    void write(std::string_view xml, std::string_view redacted = {});
+    void handle(Stanza stanza, TimePoint now);
+    void handle_features(pugi::xml_node features);
+    void handle_sasl(pugi::xml_node element);
+    void handle_iq_request(pugi::xml_node iq);
+    void finish(Closed::Kind kind, std::string reason, bool clean = false);
+    void stream_error(std::string_view condition, std::string reason);
+    IqAnswer answer_disco_info(pugi::xml_node payload) const;
+    void trace_in(const Stanza& stanza);
+
+    StreamOptions options_;
+    XmlFramer framer_;
+    StreamState state_ = StreamState::Idle;
+    Phase phase_ = Phase::AwaitHeader;
+    bool tls_active_ = false;
+    bool authenticated_ = false;
+    bool session_required_ = false;
+    std::unique_ptr<sasl::Mechanism> mechanism_;
+    std::string mechanism_name_;
+    Jid bound_;
+    std::string output_;
+    std::deque<StreamEvent> events_;
+    std::map<std::pair<std::string, std::string>, IqHandler, std::less<>> iq_handlers_;
+    std::set<std::string> features_;
+    std::function<void(bool, std::string_view)> trace_;
+
+    std::optional<TimePoint> negotiation_deadline_;
+    std::optional<TimePoint> close_deadline_;
+    TimePoint last_received_{};
+    std::optional<TimePoint> ping_deadline_;
+    std::string ping_id_;
+    unsigned long next_id_ = 1;
+};
+
+// Escapes text for an XML attribute value or character data.
+std::string xml_escape(std::string_view text);
+
+}  // namespace xmpp

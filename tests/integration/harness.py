@@ -1,0 +1,1189 @@
+"""Test bed for stanzad's integration tests and demo.
+
+Everything here is real: a Prosody started on loopback with its own config, data and
+certificates (generated at run time with the openssl CLI), slixmpp as the second XMPP
+client, and the stanzad binary read through its stderr log.
+
+    Certs     make_ca(dir): a test CA, a server certificate for "localhost", plus an
+              untrusted CA and a certificate for the wrong host name (negative TLS tests).
+    Prosody   one throwaway server per test: start/stop/kill/restart, register users,
+              read and wait on its debug log.
+    Stanzad   the daemon under test: writes its config (0600), reads its stderr on a
+              thread, wait_for(regex) wakes up as soon as a matching line arrives.
+    Peer      a slixmpp client on its own asyncio loop in a background thread, with
+              blocking helpers: ping, disco_info, version, raw_iq.
+    IntegrationTest   unittest.TestCase wiring the above together with cleanups.
+
+Rules kept here so the tests need not think about them:
+- No fixed sleeps to wait for something to happen: waits are on a condition variable
+  (stanzad's log) or a bounded poll (Prosody's log file, a TCP port). The only fixed
+  windows are explicit absence checks (Stanzad.assert_absent), bounded and documented.
+- No orphans: every child runs under `setpriv --pdeathsig KILL` in its own session and is
+  registered for an atexit kill; SIGTERM/SIGHUP to the test process become SystemExit so
+  cleanups and atexit run. Spawn children from the main thread only (PDEATHSIG follows the
+  thread that forked, not the process).
+- Each test gets its own temp dir, Prosody and ports, so test files run in parallel.
+
+Needs Debian's /usr/bin/python3 (python3-slixmpp 1.8.3 is installed for it), prosody 0.12,
+openssl. The daemon binary comes from $STANZAD_BIN, else build/daemon/stanzad in the repo.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures
+import contextlib
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+import unittest
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Optional, Union
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+DEFAULT_STANZAD_BIN = REPO / "build" / "daemon" / "stanzad"
+XMPP_DOMAIN = "localhost"
+LOOPBACK = "127.0.0.1"
+
+Pattern = Union[str, "re.Pattern[str]"]
+
+
+def stanzad_bin() -> Path:
+    """The daemon under test: $STANZAD_BIN, else build/daemon/stanzad in this repo."""
+    return Path(os.environ.get("STANZAD_BIN") or DEFAULT_STANZAD_BIN)
+
+
+def _say(prefix: str, text: str) -> None:
+    """Echo a line to the test's output (CTest shows it when a test fails)."""
+    with _print_lock:
+        sys.stderr.write(f"{prefix}{text}\n")
+        sys.stderr.flush()
+
+
+_print_lock = threading.Lock()
+
+
+# --------------------------------------------------------------------------------------
+# Process hygiene: nothing we start survives us.
+
+_live: "set[Any]" = set()
+_live_lock = threading.Lock()
+
+
+def _track(obj: Any) -> None:
+    with _live_lock:
+        _live.add(obj)
+
+
+def _untrack(obj: Any) -> None:
+    with _live_lock:
+        _live.discard(obj)
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    with _live_lock:
+        leftovers = list(_live)
+    for obj in leftovers:
+        with contextlib.suppress(Exception):
+            obj.kill()
+
+
+def _exit_on_signal(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
+if threading.current_thread() is threading.main_thread():
+    for _sig in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(_sig) in (signal.SIG_DFL, None):
+            signal.signal(_sig, _exit_on_signal)
+
+_SETPRIV = shutil.which("setpriv")
+
+
+def _spawn(argv: list, **kwargs: Any) -> subprocess.Popen:
+    """Start a child that dies with us (PDEATHSIG) and ignores our terminal's Ctrl-C
+    (own session): the harness decides how and in which order children stop."""
+    if _SETPRIV:
+        argv = [_SETPRIV, "--pdeathsig", "KILL", "--"] + [str(a) for a in argv]
+    kwargs.setdefault("stdin", subprocess.DEVNULL)
+    return subprocess.Popen([str(a) for a in argv], start_new_session=True, **kwargs)
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    """A port that was free a moment ago (bind port 0, read it, close)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def port_accepts(port: int, host: str = LOOPBACK, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def poll_until(predicate: Callable[[], Any], timeout: float, what: str,
+               on_timeout: Optional[Callable[[], str]] = None) -> Any:
+    """Call predicate with a short growing backoff (5 ms .. 100 ms) until it returns a
+    true value, for at most `timeout` seconds. For things that cannot notify us (a file
+    written by another process, a TCP port)."""
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            detail = on_timeout() if on_timeout else ""
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}\n{detail}")
+        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        delay = min(delay * 2, 0.1)
+
+
+def _tail(text: str, lines: int = 60) -> str:
+    return "\n".join(text.splitlines()[-lines:])
+
+
+# --------------------------------------------------------------------------------------
+# Certificates
+
+@dataclass
+class Certs:
+    """PEM files made by make_ca(). Keys are EC P-256 (fast to generate)."""
+    dir: Path
+    ca_cert: Path                # the test CA: give it to stanzad as ca_file
+    ca_key: Path
+    server_cert: Path            # "localhost" (SAN DNS:localhost, IP:127.0.0.1), by ca
+    server_key: Path
+    wrong_host_cert: Path        # "wrong.example" only, signed by the trusted ca
+    wrong_host_key: Path
+    untrusted_ca_cert: Path      # a second CA that nobody trusts
+    untrusted_ca_key: Path
+    untrusted_server_cert: Path  # "localhost", signed by the untrusted CA
+    untrusted_server_key: Path
+    ip_only_cert: Path           # names only IP:127.0.0.1 (the connect address, not the
+    ip_only_key: Path            # XMPP domain), signed by the trusted ca
+
+
+def _openssl(*args: Any, cwd: Optional[Path] = None) -> None:
+    env = dict(os.environ, OPENSSL_CONF="/dev/null")  # no surprises from the system config
+    proc = subprocess.run(["openssl", *map(str, args)], cwd=cwd, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"openssl {' '.join(map(str, args))} failed:\n{proc.stderr}")
+
+
+def _ec_key(path: Path) -> Path:
+    _openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+             "-out", path)
+    os.chmod(path, 0o600)
+    return path
+
+
+def _make_ca_pair(d: Path, stem: str, cn: str) -> "tuple[Path, Path]":
+    key = _ec_key(d / f"{stem}.key")
+    cnf = d / f"{stem}.cnf"
+    cnf.write_text(textwrap.dedent(f"""\
+        [req]
+        distinguished_name = dn
+        prompt = no
+        x509_extensions = v3_ca
+        [dn]
+        CN = {cn}
+        [v3_ca]
+        basicConstraints = critical, CA:TRUE
+        keyUsage = critical, keyCertSign, cRLSign
+        subjectKeyIdentifier = hash
+        authorityKeyIdentifier = keyid:always
+        """))
+    cert = d / f"{stem}.pem"
+    _openssl("req", "-config", cnf, "-x509", "-new", "-key", key, "-days", "30",
+             "-sha256", "-set_serial", "0x" + secrets.token_hex(8), "-out", cert)
+    return cert, key
+
+
+def _make_leaf(d: Path, stem: str, cn: str, sans: "list[str]",
+               ca_cert: Path, ca_key: Path) -> "tuple[Path, Path]":
+    key = _ec_key(d / f"{stem}.key")
+    csr = d / f"{stem}.csr"
+    cnf = d / f"{stem}.cnf"
+    cnf.write_text(textwrap.dedent(f"""\
+        [req]
+        distinguished_name = dn
+        prompt = no
+        [dn]
+        CN = {cn}
+        [leaf]
+        basicConstraints = critical, CA:FALSE
+        keyUsage = critical, digitalSignature
+        extendedKeyUsage = serverAuth, clientAuth
+        subjectAltName = {", ".join(sans)}
+        subjectKeyIdentifier = hash
+        authorityKeyIdentifier = keyid
+        """))
+    _openssl("req", "-config", cnf, "-new", "-key", key, "-out", csr)
+    cert = d / f"{stem}.pem"
+    _openssl("x509", "-req", "-in", csr, "-CA", ca_cert, "-CAkey", ca_key,
+             "-set_serial", "0x" + secrets.token_hex(8), "-days", "30", "-sha256",
+             "-extfile", cnf, "-extensions", "leaf", "-out", cert)
+    return cert, key
+
+
+def make_ca(directory: Union[str, Path], hostname: str = XMPP_DOMAIN) -> Certs:
+    """Generate a test CA and certificates into `directory` (created if needed)."""
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    ca_cert, ca_key = _make_ca_pair(d, "ca", "stanzad test CA")
+    server_cert, server_key = _make_leaf(
+        d, "server", hostname, [f"DNS:{hostname}", "IP:127.0.0.1"], ca_cert, ca_key)
+    wrong_cert, wrong_key = _make_leaf(
+        d, "wrong-host", "wrong.example", ["DNS:wrong.example"], ca_cert, ca_key)
+    uca_cert, uca_key = _make_ca_pair(d, "untrusted-ca", "stanzad UNTRUSTED test CA")
+    userver_cert, userver_key = _make_leaf(
+        d, "untrusted-server", hostname, [f"DNS:{hostname}", "IP:127.0.0.1"],
+        uca_cert, uca_key)
+    ip_cert, ip_key = _make_leaf(d, "ip-only", LOOPBACK, [f"IP:{LOOPBACK}"], ca_cert, ca_key)
+    return Certs(d, ca_cert, ca_key, server_cert, server_key, wrong_cert, wrong_key,
+                 uca_cert, uca_key, userver_cert, userver_key, ip_cert, ip_key)
+
+
+# --------------------------------------------------------------------------------------
+# Prosody
+
+def _lua_str(s: Union[str, Path]) -> str:
+    return '"' + str(s).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class Prosody:
+    """A throwaway Prosody 0.12 on loopback, configured and owned by one test.
+
+    Runs `prosody --config FILE -F` in the foreground with run_as_root, its own pidfile,
+    data_path and a debug log inside `workdir`. No s2s. One VirtualHost ("localhost")
+    with internal_hashed authentication (SCRAM-SHA-1 and PLAIN after STARTTLS) and
+    c2s_require_encryption. The c2s port is chosen at the first start() and kept by
+    restart(), so clients can reconnect to the same address.
+    """
+
+    DEFAULT_MODULES = ("roster", "saslauth", "tls", "disco", "ping", "version", "time",
+                       "smacks", "mam", "carbons", "blocklist", "private", "vcard")
+
+    def __init__(self, workdir: Union[str, Path], certs: Optional[Certs] = None, *,
+                 cert: Optional[Path] = None, key: Optional[Path] = None,
+                 port: Optional[int] = None, host: str = XMPP_DOMAIN,
+                 modules: Iterable[str] = DEFAULT_MODULES, muc: bool = False,
+                 extra_global: str = "", extra_host: str = "", name: str = "prosody"):
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        if certs is None and (cert is None or key is None):
+            certs = make_ca(self.workdir / "certs", host)
+        self.certs = certs
+        self.cert = Path(cert or certs.server_cert)
+        self.key = Path(key or certs.server_key)
+        self.host = host
+        self.modules = list(modules)
+        self.muc = muc
+        self.extra_global = extra_global
+        self.extra_host = extra_host
+        self.name = name
+        self.port = port
+        self._port_fixed = port is not None
+        self.config_path = self.workdir / "prosody.cfg.lua"
+        self.log_path = self.workdir / "prosody.log"
+        self.console_path = self.workdir / "prosody.console.log"
+        self.pidfile = self.workdir / "prosody.pid"
+        self.data_path = self.workdir / "data"
+        self.data_path.mkdir(exist_ok=True)
+        self.proc: Optional[subprocess.Popen] = None
+        self._console = None
+
+    # -- configuration
+    def config_text(self) -> str:
+        modules = ", ".join(_lua_str(m) for m in self.modules)
+        text = f"""\
+-- Written by stanzad's tests/integration/harness.py for one test run.
+run_as_root = true
+pidfile = {_lua_str(self.pidfile)}
+data_path = {_lua_str(self.data_path)}
+log = {{ {{ levels = {{ min = "debug" }}, to = "file", filename = {_lua_str(self.log_path)} }} }}
+interfaces = {{ "{LOOPBACK}" }}
+local_interfaces = {{ "{LOOPBACK}" }}
+c2s_ports = {{ {self.port} }}
+c2s_direct_tls_ports = {{ }}
+s2s_ports = {{ }}
+modules_enabled = {{ {modules} }}
+modules_disabled = {{ "s2s", "s2s_auth_certs" }}
+authentication = "internal_hashed"
+storage = "internal"
+c2s_require_encryption = true
+allow_registration = false
+default_archive_policy = true
+storage_archive_item_limit = 1000000
+archive_expires_after = "never"
+certificates = {_lua_str(self.workdir)}
+ssl = {{ certificate = {_lua_str(self.cert)}, key = {_lua_str(self.key)} }}
+{self.extra_global}
+
+VirtualHost {_lua_str(self.host)}
+    ssl = {{ certificate = {_lua_str(self.cert)}, key = {_lua_str(self.key)} }}
+{textwrap.indent(self.extra_host, "    ")}
+"""
+        if self.muc:
+            text += f"""
+Component {_lua_str("conference." + self.host)} "muc"
+    modules_enabled = {{ "muc_mam" }}
+    muc_room_locking = false
+    restrict_room_creation = false
+"""
+        return text
+
+    def write_config(self) -> None:
+        self.config_path.write_text(self.config_text())
+
+    # -- lifecycle
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self, timeout: float = 20.0) -> "Prosody":
+        """Start and wait until the c2s port is bound and accepts connections."""
+        attempts = 1 if self._port_fixed else 3
+        for attempt in range(attempts):
+            if self.port is None or (attempt > 0 and not self._port_fixed):
+                self.port = free_port()
+            try:
+                self._start_once(timeout)
+                self._port_fixed = True  # restarts keep the address
+                return self
+            except _PortInUse:
+                self.kill()
+                if attempt + 1 == attempts:
+                    raise AssertionError(
+                        f"{self.name}: port {self.port} in use\n{_tail(self.log_text())}")
+        return self
+
+    def _start_once(self, timeout: float) -> None:
+        assert not self.running, "already running"
+        self.write_config()
+        log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        self._console = open(self.console_path, "ab")
+        self.proc = _spawn(["prosody", "--config", self.config_path, "-F"],
+                           stdout=self._console, stderr=subprocess.STDOUT,
+                           cwd=self.workdir)
+        _track(self)
+        bound = re.compile(rf"Added listening service c2s to \[{re.escape(LOOPBACK)}\]:"
+                           rf"{self.port}\b")
+        failed = re.compile(rf"Failed to open server port {self.port}\b")
+
+        def ready() -> bool:
+            if self.proc.poll() is not None:
+                raise AssertionError(
+                    f"{self.name} exited with {self.proc.returncode} while starting\n"
+                    f"{self.console_text()}\n{_tail(self.log_text())}")
+            new_log = self.log_text()[log_offset:]
+            if failed.search(new_log):
+                raise _PortInUse()
+            return bool(bound.search(new_log)) and port_accepts(self.port)
+
+        poll_until(ready, timeout, f"{self.name} to listen on {LOOPBACK}:{self.port}",
+                   lambda: f"{self.console_text()}\n{_tail(self.log_text())}")
+
+    def stop(self, timeout: float = 10.0) -> Optional[int]:
+        """SIGTERM (Prosody closes every stream), wait, SIGKILL if it hangs."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                _say(f"[{self.name}] ", f"did not stop within {timeout:g}s; killing")
+                self.proc.kill()
+                self.proc.wait()
+        return self._reap()
+
+    def kill(self) -> Optional[int]:
+        """SIGKILL: the server vanishes, its clients see the TCP connection drop."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        return self._reap()
+
+    def _reap(self) -> Optional[int]:
+        rc = self.proc.returncode if self.proc else None
+        _untrack(self)
+        if self._console:
+            self._console.close()
+            self._console = None
+        with contextlib.suppress(FileNotFoundError):
+            self.pidfile.unlink()
+        return rc
+
+    def restart(self, kill: bool = False, timeout: float = 20.0) -> "Prosody":
+        """Stop (or SIGKILL) and start again on the same port, same data."""
+        self.kill() if kill else self.stop()
+        return self.start(timeout)
+
+    def __enter__(self) -> "Prosody":
+        if not self.running:
+            self.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    # -- accounts
+    def prosodyctl(self, *args: str, timeout: float = 30.0) -> str:
+        proc = subprocess.run(["prosodyctl", "--config", str(self.config_path), *args],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, timeout=timeout)
+        if proc.returncode != 0:
+            raise AssertionError(f"prosodyctl {' '.join(args)} failed "
+                                 f"({proc.returncode}):\n{proc.stdout}")
+        return proc.stdout
+
+    def register(self, user: str, password: str) -> str:
+        """Create an account (works whether or not the server is running)."""
+        if not self.config_path.exists():
+            self.write_config()
+        self.prosodyctl("register", user, self.host, password)
+        return f"{user}@{self.host}"
+
+    # -- log
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def console_text(self) -> str:
+        try:
+            return self.console_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_mark(self) -> int:
+        """Current size of the log: pass as `since` to look only at what comes later."""
+        return len(self.log_text())
+
+    def wait_for_log(self, pattern: Pattern, timeout: float = 10.0,
+                     since: int = 0) -> "re.Match[str]":
+        """Poll the debug log (a file: nothing to wait on) until `pattern` matches."""
+        rx = re.compile(pattern, re.M) if isinstance(pattern, str) else pattern
+        return poll_until(lambda: rx.search(self.log_text(), since), timeout,
+                          f"{rx.pattern!r} in {self.name}'s log",
+                          lambda: _tail(self.log_text()[since:]))
+
+    # Prosody writes "<timestamp> <session-id> <level> <message>"; a c2s session id
+    # looks like "c2s55d5c8b0a1c0", and "Authenticated as user@host" ties it to a user.
+    def session_ids(self, bare_jid: str, since: int = 0) -> "list[str]":
+        """Ids of the c2s sessions that authenticated as `bare_jid`, oldest first."""
+        rx = re.compile(rf"^.*?\s(c2s[0-9a-f]+)\s+info\s+Authenticated as "
+                        rf"{re.escape(bare_jid)}\s*$", re.M)
+        return rx.findall(self.log_text(), since)
+
+    def session_lines(self, session_id: str) -> "list[str]":
+        rx = re.compile(rf"\s{re.escape(session_id)}\s")
+        return [line for line in self.log_text().splitlines() if rx.search(line)]
+
+    def wait_for_session(self, bare_jid: str, timeout: float = 10.0,
+                         since: int = 0) -> str:
+        """Id of the first session authenticated as `bare_jid` after `since`."""
+        return poll_until(lambda: (self.session_ids(bare_jid, since) or [None])[0],
+                          timeout, f"a session authenticated as {bare_jid}",
+                          lambda: _tail(self.log_text()[since:]))
+
+    def wait_for_session_line(self, session_id: str, pattern: Pattern,
+                              timeout: float = 10.0) -> str:
+        rx = re.compile(pattern) if isinstance(pattern, str) else pattern
+
+        def find() -> Optional[str]:
+            return next((l for l in self.session_lines(session_id) if rx.search(l)), None)
+
+        return poll_until(find, timeout, f"{rx.pattern!r} for session {session_id}",
+                          lambda: "\n".join(self.session_lines(session_id)[-40:]))
+
+
+class _PortInUse(Exception):
+    pass
+
+
+# --------------------------------------------------------------------------------------
+# stanzad configuration (TOML)
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, (str, Path)):
+        s = str(v)
+        out = []
+        for ch in s:
+            if ch == "\\":
+                out.append("\\\\")
+            elif ch == '"':
+                out.append('\\"')
+            elif ch == "\n":
+                out.append("\\n")
+            elif ch == "\t":
+                out.append("\\t")
+            elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+                out.append(f"\\u{ord(ch):04X}")
+            else:
+                out.append(ch)
+        return '"' + "".join(out) + '"'
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}"
+                                for k, x in v.items()) + " }"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise TypeError(f"cannot write {type(v).__name__} as TOML")
+
+
+def _toml_key(k: str) -> str:
+    return k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else _toml_value(k)
+
+
+def to_toml(config: dict) -> str:
+    """Write a dict as TOML: scalars first, then [tables], then [[arrays of tables]].
+    Lists of dicts at top level become [[name]] blocks; deeper ones inline tables."""
+    lines: "list[str]" = []
+    for k, v in config.items():
+        if not isinstance(v, dict) and not (isinstance(v, list) and v
+                                            and all(isinstance(x, dict) for x in v)):
+            lines.append(f"{_toml_key(k)} = {_toml_value(v)}")
+    for k, v in config.items():
+        if isinstance(v, dict):
+            lines += ["", f"[{_toml_key(k)}]"]
+            lines += [f"{_toml_key(kk)} = {_toml_value(vv)}" for kk, vv in v.items()]
+    for k, v in config.items():
+        if isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
+            for item in v:
+                lines += ["", f"[[{_toml_key(k)}]]"]
+                lines += [f"{_toml_key(kk)} = {_toml_value(vv)}" for kk, vv in item.items()]
+    return "\n".join(lines).lstrip("\n") + "\n"
+
+
+def daemon_section(workdir: Union[str, Path], **overrides: Any) -> dict:
+    workdir = Path(workdir)
+    section = {"state_dir": str(workdir / "state"),
+               "socket": str(workdir / "stanzad.sock"),
+               "log_level": "debug"}
+    section.update(overrides)
+    return section
+
+
+def account_section(name: str, jid: str, *, port: int, ca_file: Optional[Path],
+                    password: Optional[str] = None, host: str = LOOPBACK,
+                    tls: str = "starttls", **extra: Any) -> dict:
+    """One [[account]]; ca_file=None leaves the key out (system trust store only)."""
+    acct: dict = {"name": name, "jid": jid}
+    if password is not None:
+        acct["password"] = password
+    acct.update({"host": host, "port": port, "tls": tls})
+    if ca_file is not None:
+        acct["ca_file"] = str(ca_file)
+    acct.update(extra)
+    return acct
+
+
+def stanzad_config(workdir: Union[str, Path], accounts: "list[dict]",
+                   **daemon_overrides: Any) -> dict:
+    return {"daemon": daemon_section(workdir, **daemon_overrides), "account": list(accounts)}
+
+
+# --------------------------------------------------------------------------------------
+# stanzad
+
+# The log lines of the daemon's contract, as regular expressions (searched in a line).
+def rx_connecting(account: str) -> str:
+    """`account NAME: connecting to HOST:PORT`; groups: host, port."""
+    return rf"account {re.escape(account)}: connecting to (\S+):(\d+)"
+
+
+def rx_online(account: str) -> str:
+    """`account NAME: online as FULLJID`; group: the full JID."""
+    return rf"account {re.escape(account)}: online as (\S+)"
+
+
+def rx_disconnected(account: str) -> str:
+    """`account NAME: disconnected: REASON; reconnecting in 1.3s`; group: seconds."""
+    return rf"account {re.escape(account)}: disconnected: .*; reconnecting in ([0-9.]+)s"
+
+
+def rx_auth_failed(account: str) -> str:
+    return (rf"account {re.escape(account)}: authentication failed: .*; "
+            rf"not retrying until the config changes")
+
+
+def rx_tls_failed(account: str) -> str:
+    return rf"account {re.escape(account)}: TLS certificate verification failed: "
+
+
+RX_SHUTTING_DOWN = r"stanzad: shutting down"
+RX_STOPPED = r"stanzad: stopped"
+
+
+def rx_reloaded(unchanged: int, added: int, removed: int, changed: int) -> str:
+    return (rf"stanzad: config reloaded: {unchanged} unchanged, {added} added, "
+            rf"{removed} removed, {changed} changed")
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+class Stanzad:
+    """The daemon under test, in the foreground, its stderr read line by line.
+
+    Lines are kept in `lines` (ANSI colours stripped) and echoed to our stderr with a
+    prefix. wait_for() blocks on a condition variable that the reader thread notifies on
+    every line, so a test continues the moment the daemon logs what it waits for.
+    Positions: mark() returns the number of lines so far; pass it as `since` to look only
+    at later lines.
+    """
+
+    def __init__(self, config: Union[dict, str], workdir: Union[str, Path], *,
+                 name: str = "stanzad", binary: Optional[Union[str, Path]] = None,
+                 args: Iterable[str] = (), echo: Union[bool, str] = True,
+                 env: Optional[dict] = None, config_name: str = "stanzad.toml"):
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.name = name
+        self.binary = Path(binary) if binary else stanzad_bin()
+        self.args = list(args)
+        self.echo = echo
+        self.env = env
+        self.config_path = self.workdir / config_name
+        self.lines: "list[str]" = []
+        self.proc: Optional[subprocess.Popen] = None
+        self._cond = threading.Condition()
+        self._eof = False
+        self._reader: Optional[threading.Thread] = None
+        self._stdout_reader: Optional[threading.Thread] = None
+        self.stdout_lines: "list[str]" = []
+        self.write_config(config)
+
+    def write_config(self, config: Union[dict, str]) -> None:
+        """(Re)write the config file with mode 0600; a dict is written as TOML."""
+        text = to_toml(config) if isinstance(config, dict) else config
+        tmp = self.config_path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, self.config_path)  # atomic: a reload never sees half a file
+        self.config_text = text
+
+    def start(self) -> "Stanzad":
+        if not self.binary.exists():
+            raise AssertionError(
+                f"stanzad binary not found at {self.binary}: run `make build` "
+                f"(or set STANZAD_BIN)")
+        argv = [self.binary, "-c", self.config_path, *self.args]
+        env = dict(os.environ)
+        env.update(self.env or {})
+        self.proc = _spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           cwd=self.workdir, env=env)
+        _track(self)
+        self._reader = threading.Thread(target=self._read, args=(self.proc.stderr, True),
+                                        name=f"{self.name}-stderr", daemon=True)
+        self._stdout_reader = threading.Thread(target=self._read,
+                                               args=(self.proc.stdout, False),
+                                               name=f"{self.name}-stdout", daemon=True)
+        self._reader.start()
+        self._stdout_reader.start()
+        return self
+
+    def _read(self, stream: Any, is_log: bool) -> None:
+        prefix = self.echo if isinstance(self.echo, str) else f"[{self.name}] "
+        try:
+            for raw in iter(stream.readline, b""):
+                line = _ANSI.sub("", raw.decode("utf-8", "replace").rstrip("\r\n"))
+                if self.echo:
+                    _say(prefix, line)
+                with self._cond:
+                    (self.lines if is_log else self.stdout_lines).append(line)
+                    self._cond.notify_all()
+        finally:
+            with contextlib.suppress(Exception):
+                stream.close()
+            if is_log:
+                with self._cond:
+                    self._eof = True
+                    self._cond.notify_all()
+
+    # -- reading the log
+    def mark(self) -> int:
+        with self._cond:
+            return len(self.lines)
+
+    def output(self, since: int = 0) -> str:
+        with self._cond:
+            return "\n".join(self.lines[since:])
+
+    @staticmethod
+    def _rx(pattern: Pattern) -> "re.Pattern[str]":
+        return re.compile(pattern) if isinstance(pattern, str) else pattern
+
+    def matches(self, pattern: Pattern, since: int = 0) -> "list[re.Match[str]]":
+        rx = self._rx(pattern)
+        with self._cond:
+            return [m for m in map(rx.search, self.lines[since:]) if m]
+
+    def count(self, pattern: Pattern, since: int = 0) -> int:
+        return len(self.matches(pattern, since))
+
+    def index(self, pattern: Pattern, since: int = 0) -> Optional[int]:
+        """Index in `lines` of the first line matching `pattern` from `since`, or None."""
+        rx = self._rx(pattern)
+        with self._cond:
+            return next((i for i in range(since, len(self.lines))
+                         if rx.search(self.lines[i])), None)
+
+    def wait_for(self, pattern: Pattern, timeout: float = 10.0, since: int = 0,
+                 nth: int = 1) -> "re.Match[str]":
+        """Block until the nth line (since `since`) matching `pattern` has appeared, and
+        return its match. Fails at once if the daemon exits first."""
+        rx = self._rx(pattern)
+        deadline = time.monotonic() + timeout
+        scanned, found = since, 0
+        with self._cond:
+            while True:
+                while scanned < len(self.lines):
+                    m = rx.search(self.lines[scanned])
+                    scanned += 1
+                    if m:
+                        found += 1
+                        if found >= nth:
+                            return m
+                if self._eof:
+                    rc = self.proc.wait() if self.proc else None
+                    raise AssertionError(
+                        f"{self.name} exited (status {rc}) before logging "
+                        f"{rx.pattern!r}\n{self._tail_locked()}")
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(
+                        f"timed out after {timeout:g}s waiting for {self.name} to log "
+                        f"{rx.pattern!r} (found {found} of {nth})\n{self._tail_locked()}")
+                self._cond.wait(remaining)
+
+    def assert_absent(self, pattern: Pattern, window: float, since: int = 0) -> None:
+        """Fail as soon as `pattern` appears; pass if it has not after `window` seconds.
+
+        An absence cannot be observed, only waited out: this is the one place where a
+        test spends a fixed amount of time. Keep windows short and say what they cover.
+        """
+        rx = self._rx(pattern)
+        deadline = time.monotonic() + window
+        scanned = since
+        with self._cond:
+            while True:
+                while scanned < len(self.lines):
+                    if rx.search(self.lines[scanned]):
+                        raise AssertionError(
+                            f"{self.name} logged {rx.pattern!r}, which must not happen:\n"
+                            f"{self.lines[scanned]}\n{self._tail_locked()}")
+                    scanned += 1
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._eof:
+                    return
+                self._cond.wait(remaining)
+
+    def _tail_locked(self, n: int = 40) -> str:
+        return "--- last lines of stanzad's log ---\n" + "\n".join(self.lines[-n:])
+
+    # -- process
+    @property
+    def pid(self) -> Optional[int]:
+        return self.proc.pid if self.proc else None
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    @property
+    def returncode(self) -> Optional[int]:
+        return self.proc.poll() if self.proc else None
+
+    def signal(self, sig: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    def wait_exit(self, timeout: float = 5.0) -> int:
+        """Wait for the process to exit and for its log to be read to the end."""
+        assert self.proc is not None
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"{self.name} still running {timeout:g}s later\n"
+                                 f"{self.output()[-4000:]}") from None
+        for t in (self._reader, self._stdout_reader):
+            if t:
+                t.join(5)
+        _untrack(self)
+        return rc
+
+    def stop(self, timeout: float = 5.0) -> int:
+        """SIGTERM and wait for exit; SIGKILL if it does not stop in time."""
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                _say(f"[{self.name}] ", f"did not stop within {timeout:g}s; killing")
+                self.kill()
+        return self.wait_exit(5)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        for t in (self._reader, self._stdout_reader):
+            if t and t is not threading.current_thread():
+                t.join(5)
+        _untrack(self)
+
+    def __enter__(self) -> "Stanzad":
+        if self.proc is None:
+            self.start()
+        return self
+
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        if exc_type is not None:
+            self.kill()
+        else:
+            self.stop()
+
+
+def run_stanzad(args: Iterable[Union[str, Path]], timeout: float = 10.0,
+                binary: Optional[Union[str, Path]] = None) -> subprocess.CompletedProcess:
+    """Run stanzad to completion (e.g. --check-config, --version), capturing output."""
+    binary = Path(binary) if binary else stanzad_bin()
+    if not binary.exists():
+        raise AssertionError(f"stanzad binary not found at {binary}: run `make build` "
+                             f"(or set STANZAD_BIN)")
+    return subprocess.run([str(binary), *map(str, args)], stdin=subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          timeout=timeout)
+
+
+# --------------------------------------------------------------------------------------
+# Peer: slixmpp on its own loop
+
+class PeerError(AssertionError):
+    pass
+
+
+class Peer:
+    """A second XMPP client (slixmpp 1.8) logged in over STARTTLS, verifying the server
+    with the test CA. slixmpp is asyncio-only: it gets its own event loop on a daemon
+    thread, and every blocking helper hands a coroutine to that loop with
+    run_coroutine_threadsafe and waits for the result.
+
+    It answers XEP-0199 ping, XEP-0030 disco#info and XEP-0092 version itself, so two
+    Peers can stand in for stanzad when testing the harness.
+    """
+
+    def __init__(self, jid: str, password: str, ca_file: Union[str, Path], port: int, *,
+                 host: str = LOOPBACK, timeout: float = 15.0, presence: bool = True,
+                 connect: bool = True):
+        self.jid = jid
+        self.password = password
+        self.ca_file = Path(ca_file)
+        self.port = port
+        self.host = host
+        self.presence = presence
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run_loop, name=f"peer-{jid}",
+                                        daemon=True)
+        self._thread.start()
+        self.xmpp: Any = None
+        self._closed = False
+        _track(self)
+        try:
+            self._call(self._create(), 10)
+            if connect:
+                self.connect(timeout)
+        except BaseException:
+            self.kill()
+            raise
+
+    def _run_loop(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def _call(self, coro: Any, timeout: float) -> Any:
+        fut = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return fut.result(timeout)
+        except concurrent.futures.TimeoutError:
+            fut.cancel()
+            raise PeerError(f"{self.jid}: no answer within {timeout:g}s") from None
+
+    async def _create(self) -> None:
+        # Built inside the loop: slixmpp binds futures to the running loop.
+        import slixmpp
+        xmpp = slixmpp.ClientXMPP(self.jid, self.password)
+        xmpp.register_plugin("xep_0030")
+        xmpp.register_plugin("xep_0199")
+        xmpp.register_plugin("xep_0092", pconfig={"software_name": "stanzad-test-peer"})
+        xmpp.ca_certs = self.ca_file
+        # slixmpp 1.8.3 pitfalls when given an IP address to connect to:
+        # - it leaves default_domain empty, and that is the name it checks the server's
+        #   certificate against: with "" the chain is verified but NOT the host name.
+        #   Verify against the XMPP domain, as a client must (RFC 6120 13.7.2.1).
+        # - it still resolves default_domain (A and AAAA) and then connects to the
+        #   answers on default_port (5222), not on the port we gave it.
+        xmpp.default_domain = xmpp.boundjid.domain
+        xmpp.use_ipv6 = False
+        xmpp.use_aiodns = False
+        xmpp.default_port = self.port
+        xmpp.whitespace_keepalive = False
+        self.xmpp = xmpp
+
+    def connect(self, timeout: float = 15.0) -> "Peer":
+        self._call(self._connect(timeout), timeout + 2)
+        return self
+
+    async def _connect(self, timeout: float) -> None:
+        xmpp = self.xmpp
+        done = self.loop.create_future()
+
+        def finish(exc: Optional[BaseException] = None) -> None:
+            if not done.done():
+                done.set_exception(exc) if exc else done.set_result(True)
+
+        async def on_session_start(_event: Any) -> None:
+            if self.presence:
+                xmpp.send_presence()
+            finish()
+
+        handlers = {
+            "session_start": on_session_start,
+            "failed_all_auth": lambda e: finish(PeerError(f"{self.jid}: authentication failed")),
+            "ssl_invalid_chain": lambda e: finish(PeerError(f"{self.jid}: TLS verification failed: {e}")),
+            "connection_failed": lambda e: finish(PeerError(f"{self.jid}: connection failed: {e}")),
+            "disconnected": lambda e: finish(PeerError(f"{self.jid}: disconnected while connecting: {e}")),
+        }
+        for event, handler in handlers.items():
+            xmpp.add_event_handler(event, handler)
+        try:
+            xmpp.connect((self.host, self.port), force_starttls=True)
+            await asyncio.wait_for(done, timeout)
+        except BaseException:
+            xmpp.cancel_connection_attempt()
+            raise
+        finally:
+            for event, handler in handlers.items():
+                xmpp.del_event_handler(event, handler)
+
+    @property
+    def full_jid(self) -> str:
+        return str(self.xmpp.boundjid.full)
+
+    # -- queries (each raises slixmpp's IqError / IqTimeout on an error reply / silence)
+    def ping(self, to: str, timeout: float = 5.0) -> float:
+        """XEP-0199 ping; returns the round trip in seconds."""
+        async def run() -> float:
+            start = time.monotonic()
+            await self.xmpp["xep_0199"].send_ping(to, timeout=timeout)
+            return time.monotonic() - start
+        return self._call(run(), timeout + 2)
+
+    def disco_info(self, to: str, timeout: float = 5.0) -> "tuple[list, set]":
+        """XEP-0030 disco#info: ([(category, type, name), ...], {feature, ...})."""
+        async def run() -> Any:
+            return await self.xmpp["xep_0030"].get_info(jid=to, local=False, cached=False,
+                                                        timeout=timeout)
+        iq = self._call(run(), timeout + 2)
+        info = iq["disco_info"]
+        identities = [(c, t, n) for (c, t, _lang, n) in info["identities"]]
+        return identities, set(info["features"])
+
+    def version(self, to: str, timeout: float = 5.0) -> dict:
+        """XEP-0092 software version: {"name": ..., "version": ..., "os": ...}."""
+        async def run() -> Any:
+            return await self.xmpp["xep_0092"].get_version(to, timeout=timeout)
+        iq = self._call(run(), timeout + 2)
+        v = iq["software_version"]
+        return {"name": v["name"], "version": v["version"], "os": v["os"]}
+
+    def raw_iq(self, to: str, payload: str, type: str = "get",
+               timeout: float = 5.0) -> Any:
+        """Send <iq type=TYPE to=TO>PAYLOAD</iq> and return the reply stanza, result or
+        error alike (slixmpp Iq: reply['type'], reply['error']['condition'],
+        reply['error']['type'], reply.xml)."""
+        from slixmpp.exceptions import IqError
+
+        async def run() -> Any:
+            iq = self.xmpp.make_iq(ito=to, itype=type)
+            iq.append(ET.fromstring(payload))
+            try:
+                return await iq.send(timeout=timeout)
+            except IqError as e:
+                return e.iq
+        return self._call(run(), timeout + 2)
+
+    # -- teardown
+    def close(self, timeout: float = 5.0) -> None:
+        """Close the stream properly (</stream:stream>), then stop the loop."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self.xmpp is not None and self.xmpp.transport is not None:
+                async def run() -> None:
+                    await self.xmpp.disconnect(wait=timeout)
+                with contextlib.suppress(Exception):
+                    self._call(run(), timeout + 2)
+        finally:
+            self._stop_loop()
+
+    def kill(self) -> None:
+        """Drop the connection without a goodbye and stop the loop."""
+        self._closed = True
+        xmpp = self.xmpp
+
+        def abort() -> None:
+            with contextlib.suppress(Exception):
+                xmpp.abort()
+
+        if xmpp is not None and self.loop.is_running():
+            with contextlib.suppress(Exception):
+                self.loop.call_soon_threadsafe(abort)
+        self._stop_loop()
+
+    def _stop_loop(self) -> None:
+        if self.loop.is_running():
+            async def cancel_all() -> None:
+                tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+                for t in tasks:
+                    t.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(cancel_all(), self.loop).result(3)
+            self.loop.call_soon_threadsafe(self.loop.stop)
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(5)
+        if not self.loop.is_running() and not self.loop.is_closed():
+            self.loop.close()
+        _untrack(self)
+
+    def __enter__(self) -> "Peer":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+# --------------------------------------------------------------------------------------
+# unittest glue
+
+class IntegrationTest(unittest.TestCase):
+    """Each test method gets a temp dir, fresh certificates and its own Prosody with the
+    users in USERS registered. Cleanups run in reverse: stanzad, peers, Prosody, temp dir.
+    On failure the temp dir is kept and the tail of Prosody's log printed; set
+    STANZAD_KEEP_TMP=1 to keep it always."""
+
+    USERS = {"alice": "alice-Pw-1!", "bob": "bob-Pw-2!", "carol": "carol-Pw-3!"}
+    PROSODY_OPTIONS: dict = {}
+    maxDiff = None
+
+    def setUp(self) -> None:
+        name = self.id().rsplit(".", 2)[-2:]
+        self.tmp = Path(tempfile.mkdtemp(prefix=f"stanzad-{'-'.join(name)}-"))
+        self.addCleanup(self._cleanup_tmp)
+        self.certs = make_ca(self.tmp / "certs")
+        self.prosody = self.start_prosody(**self.PROSODY_OPTIONS)
+
+    def start_prosody(self, name: str = "prosody", users: Optional[dict] = None,
+                      **options: Any) -> Prosody:
+        options.setdefault("certs", self.certs)
+        prosody = Prosody(self.tmp / name, name=name, **options)
+        self.addCleanup(prosody.stop)
+        for user, password in (self.USERS if users is None else users).items():
+            prosody.register(user, password)
+        prosody.start()
+        return prosody
+
+    def jid(self, user: str) -> str:
+        return f"{user}@{XMPP_DOMAIN}"
+
+    def account(self, name: str, user: str, password: Optional[str] = None, *,
+                prosody: Optional[Prosody] = None, ca_file: Any = "default",
+                **extra: Any) -> dict:
+        """An [[account]] for `user` on this test's Prosody. Pass password_command=... in
+        extra to use a command instead (then no password key is written)."""
+        prosody = prosody or self.prosody
+        if password is None and "password_command" not in extra:
+            password = self.USERS[user]
+        return account_section(name, self.jid(user), port=prosody.port,
+                               ca_file=self.certs.ca_cert if ca_file == "default" else ca_file,
+                               password=password, **extra)
+
+    def config(self, accounts: "list[dict]", **daemon: Any) -> dict:
+        return stanzad_config(self.tmp / "stanzad", accounts, **daemon)
+
+    def start_stanzad(self, accounts_or_config: Union[list, dict, str],
+                      name: str = "stanzad", **kwargs: Any) -> Stanzad:
+        config = (self.config(accounts_or_config)
+                  if isinstance(accounts_or_config, list) else accounts_or_config)
+        d = Stanzad(config, self.tmp / "stanzad", name=name, **kwargs)
+        self.addCleanup(d.kill)
+        self.addCleanup(self._stop_quietly, d)
+        return d.start()
+
+    @staticmethod
+    def _stop_quietly(d: Stanzad) -> None:
+        if d.running:
+            d.stop()
+
+    def peer(self, user: str, password: Optional[str] = None,
+             prosody: Optional[Prosody] = None, **kwargs: Any) -> Peer:
+        prosody = prosody or self.prosody
+        p = Peer(self.jid(user), password or self.USERS[user], self.certs.ca_cert,
+                 prosody.port, **kwargs)
+        self.addCleanup(p.close)
+        return p
+
+    def wait_online(self, d: Stanzad, account: str, timeout: float = 15.0,
+                    since: int = 0) -> str:
+        """Wait for `account NAME: online as FULLJID`; returns the full JID."""
+        return d.wait_for(rx_online(account), timeout, since=since).group(1)
+
+    def _cleanup_tmp(self) -> None:
+        outcome = getattr(self, "_outcome", None)
+        failed = outcome is not None and not getattr(outcome, "success", True)
+        if failed:
+            for p in self.tmp.glob("*/prosody.log"):
+                _say("", f"--- tail of {p} ---\n{_tail(p.read_text(errors='replace'), 80)}")
+        if failed or os.environ.get("STANZAD_KEEP_TMP"):
+            _say("", f"kept test directory {self.tmp}")
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def main() -> None:
+    """Entry point of every test file: unittest with verbose output, exit status 1 on
+    failure."""
+    unittest.main(verbosity=2)

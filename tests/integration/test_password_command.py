@@ -1,0 +1,35 @@
+"""password_command: the password comes from a command's output (trailing newline
+dropped); a failing command is an error for that account only."""
+
+import shlex
+
+import harness
+from harness import IntegrationTest, rx_online
+
+
+class PasswordCommandTest(IntegrationTest):
+    def command_for(self, user):
+        return f"printf '%s\\n' {shlex.quote(self.USERS[user])}"
+
+    def test_password_from_command(self):
+        d = self.start_stanzad([self.account("home", "alice",
+                                             password_command=self.command_for("alice"))])
+        full = self.wait_online(d, "home")
+        self.peer("bob").ping(full)
+
+    def test_failing_command(self):
+        d = self.start_stanzad([
+            self.account("broken", "bob", password_command="echo 'no such entry' >&2; exit 3"),
+            self.account("home", "alice", password_command=self.command_for("alice")),
+        ])
+        d.wait_for(r"(?i)account broken: .*password.command", 15)
+        full = self.wait_online(d, "home")
+        self.peer("carol").ping(full)
+        self.assertEqual(d.count(rx_online("broken")), 0)
+        self.assertNotIn("Authenticated as bob@", self.prosody.log_text())
+        self.assertTrue(d.running, "the daemon must survive a failing password_command")
+        self.assertEqual(d.stop(), 0)
+
+
+if __name__ == "__main__":
+    harness.main()

@@ -1,0 +1,43 @@
+"""Certificate verification is never skipped: without the test CA, with a certificate for
+another name, with a certificate from an untrusted CA, stanzad refuses the server, says
+so, and keeps retrying with backoff without ever authenticating."""
+
+import harness
+from harness import IntegrationTest, rx_online, rx_tls_failed
+
+
+class TlsTest(IntegrationTest):
+    def check_refused(self, prosody, **account):
+        d = self.start_stanzad([self.account("home", "alice", prosody=prosody, **account)])
+        d.wait_for(rx_tls_failed("home"), 15)
+        # The second failure proves the retry (after the backoff), with no fixed wait.
+        d.wait_for(rx_tls_failed("home"), 20, nth=2)
+        self.assertEqual(d.count(rx_online("home")), 0)
+        self.assertNotIn("Authenticated as", prosody.log_text())
+        self.assertNotIn("<auth ", prosody.log_text())  # no credentials sent, not even PLAIN
+        self.assertTrue(d.running)
+
+    def test_ca_file_omitted(self):
+        # The system trust store does not know the test CA.
+        self.check_refused(self.prosody, ca_file=None)
+
+    def test_wrong_host_name(self):
+        other = self.start_prosody("wrong-host", cert=self.certs.wrong_host_cert,
+                                   key=self.certs.wrong_host_key)
+        self.check_refused(other)
+
+    def test_untrusted_ca(self):
+        other = self.start_prosody("untrusted", cert=self.certs.untrusted_server_cert,
+                                   key=self.certs.untrusted_server_key)
+        self.check_refused(other)
+
+    def test_certificate_names_only_the_connect_address(self):
+        # RFC 6120 13.7.2.1 / RFC 6125: the reference identity is the XMPP domain
+        # ("localhost"), not the host we connect to (127.0.0.1).
+        other = self.start_prosody("ip-only", cert=self.certs.ip_only_cert,
+                                   key=self.certs.ip_only_key)
+        self.check_refused(other)
+
+
+if __name__ == "__main__":
+    harness.main()

@@ -1,0 +1,764 @@
+// config::parse / load / run_password_command. Expected lines are found in the input
+// text itself (line_of), so editing a fixture cannot silently shift an assertion.
+#include "config/config.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <string>
+
+#include <catch2/catch.hpp>
+
+namespace {
+
+using config::Problem;
+
+// 1-based line of the `nth` (1-based) occurrence of `needle` in `text`.
+int line_of(std::string_view text, std::string_view needle, int nth = 1) {
+    std::size_t pos = std::string_view::npos;
+    for (int i = 0; i < nth; ++i) {
+        pos = text.find(needle, pos == std::string_view::npos ? 0 : pos + 1);
+        REQUIRE(pos != std::string_view::npos);
+    }
+    return 1 + static_cast<int>(std::count(text.begin(), text.begin() + static_cast<long>(pos), '\n'));
+}
+
+// Sets or unsets an environment variable for one test and restores it afterwards.
+class ScopedEnv {
+public:
+    ScopedEnv(const char* name, const char* value) : name_(name) {
+        if (const char* old = std::getenv(name)) old_ = old;
+        if (value)
+            ::setenv(name, value, 1);
+        else
+            ::unsetenv(name);
+    }
+    ~ScopedEnv() {
+        if (old_)
+            ::setenv(name_.c_str(), old_->c_str(), 1);
+        else
+            ::unsetenv(name_.c_str());
+    }
+    ScopedEnv(const ScopedEnv&) = delete;
+    ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+private:
+    std::string name_;
+    std::optional<std::string> old_;
+};
+
+// A mkdtemp directory, removed with its contents at the end of the test.
+class TempDir {
+public:
+    TempDir() {
+        std::string tmpl = (std::filesystem::temp_directory_path() / "stanzad-config-XXXXXX").string();
+        REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
+        path_ = tmpl;
+    }
+    ~TempDir() {
+        std::error_code ec;
+        std::filesystem::remove_all(path_, ec);
+    }
+    std::string write(const std::string& name, std::string_view content, mode_t mode) const {
+        std::string file = path_ + "/" + name;
+        {
+            std::ofstream out(file, std::ios::binary);
+            out << content;
+        }
+        REQUIRE(::chmod(file.c_str(), mode) == 0);
+        return file;
+    }
+    const std::string& path() const { return path_; }
+
+private:
+    std::string path_;
+};
+
+const Problem* find_problem(const config::LoadResult& r, std::string_view key) {
+    for (const Problem& p : r.problems)
+        if (p.key == key) return &p;
+    return nullptr;
+}
+
+std::size_t count_errors(const config::LoadResult& r) {
+    return static_cast<std::size_t>(std::count_if(r.problems.begin(), r.problems.end(), [](const Problem& p) {
+        return p.severity == Problem::Severity::Error;
+    }));
+}
+
+std::string all_problems(const config::LoadResult& r) {
+    std::string out;
+    for (const Problem& p : r.problems) out += p.to_string() + "\n";
+    return out;
+}
+
+constexpr std::string_view minimal_account = R"(
+[[account]]
+name = "home"
+jid = "alice@example.org"
+password = "secret"
+)";
+
+}  // namespace
+
+TEST_CASE("a complete configuration is parsed into typed values", "[config]") {
+    ScopedEnv home("HOME", "/home/alice");
+    const std::string text = R"(# stanzad
+[daemon]
+state_dir = "~/state/stanzad"
+socket = "/run/user/1000/stanzad.sock"
+log_level = "debug"
+
+[irc]
+listen = "127.0.0.1:6667"
+password_command = "pass show stanzad/irc"
+
+[[account]]
+name = "home"
+jid = "Alice@Example.org"
+password = "secret"
+resource = "laptop"
+host = "xmpp.example.org"
+port = 5223
+tls = "direct"
+ca_file = "~/ca.pem"
+proxy = "socks5h://127.0.0.1:9050"
+rooms = [ { jid = "room@conference.example.org", nick = "alice" },
+          { jid = "tea@conference.example.org" } ]
+
+[[account]]
+name = "work_2"
+jid = "bob@work.example"
+client_cert = "/etc/stanzad/bob.crt"
+client_key = "~/keys/bob.key"
+tls = "starttls"
+)";
+    auto r = config::parse(text, "good.toml");
+    INFO(all_problems(r));
+    REQUIRE(r.ok());
+    CHECK(r.problems.empty());
+    const config::Config& c = *r.config;
+    CHECK(c.path == "good.toml");
+    CHECK(c.daemon.state_dir == "/home/alice/state/stanzad");
+    CHECK(c.daemon.socket == "/run/user/1000/stanzad.sock");
+    CHECK(c.daemon.log_level == "debug");
+    CHECK(c.irc.listen == "127.0.0.1:6667");
+    CHECK_FALSE(c.irc.password.has_value());
+    CHECK(c.irc.password_command == std::optional<std::string>("pass show stanzad/irc"));
+
+    REQUIRE(c.accounts.size() == 2);
+    const config::Account& a = c.accounts[0];
+    CHECK(a.name == "home");
+    CHECK(a.jid.bare() == "alice@example.org");  // nodeprep/nameprep lowercase
+    CHECK(a.jid.is_bare());
+    CHECK(a.password == std::optional<std::string>("secret"));
+    CHECK_FALSE(a.password_command.has_value());
+    CHECK(a.resource == "laptop");
+    CHECK(a.host == "xmpp.example.org");
+    CHECK(a.port == 5223);
+    CHECK(a.tls == config::TlsMode::Direct);
+    CHECK(a.ca_file == "/home/alice/ca.pem");
+    CHECK(a.proxy == "socks5h://127.0.0.1:9050");
+    CHECK(a.line == line_of(text, "[[account]]"));
+    REQUIRE(a.rooms.size() == 2);
+    CHECK(a.rooms[0] == config::Room{"room@conference.example.org", "alice"});
+    // Without a nick, the account's localpart.
+    CHECK(a.rooms[1] == config::Room{"tea@conference.example.org", "alice"});
+
+    const config::Account& b = c.accounts[1];
+    CHECK(b.name == "work_2");
+    CHECK(b.jid.bare() == "bob@work.example");
+    CHECK_FALSE(b.password.has_value());
+    CHECK(b.resource == "stanzad");
+    CHECK(b.host.empty());
+    CHECK(b.port == 0);
+    CHECK(b.tls == config::TlsMode::StartTls);
+    CHECK(b.client_cert == "/etc/stanzad/bob.crt");
+    CHECK(b.client_key == "/home/alice/keys/bob.key");
+    CHECK(b.proxy.empty());
+    CHECK(b.rooms.empty());
+    CHECK(b.line == line_of(text, "[[account]]", 2));
+}
+
+TEST_CASE("defaults come from the XDG variables, then from HOME", "[config]") {
+    ScopedEnv home("HOME", "/home/carol");
+    SECTION("XDG_STATE_HOME and XDG_RUNTIME_DIR set") {
+        ScopedEnv state("XDG_STATE_HOME", "/xdg/state");
+        ScopedEnv runtime("XDG_RUNTIME_DIR", "/run/user/1001");
+        auto r = config::parse(minimal_account, "min.toml");
+        REQUIRE(r.ok());
+        CHECK(r.config->daemon.state_dir == "/xdg/state/stanzad");
+        CHECK(r.config->daemon.socket == "/run/user/1001/stanzad.sock");
+    }
+    SECTION("neither set: ~/.local/state and a socket inside it") {
+        ScopedEnv state("XDG_STATE_HOME", nullptr);
+        ScopedEnv runtime("XDG_RUNTIME_DIR", nullptr);
+        auto r = config::parse(minimal_account, "min.toml");
+        REQUIRE(r.ok());
+        CHECK(r.config->daemon.state_dir == "/home/carol/.local/state/stanzad");
+        CHECK(r.config->daemon.socket == "/home/carol/.local/state/stanzad/stanzad.sock");
+        CHECK(r.config->daemon.log_level == "info");
+        CHECK(r.config->irc.listen.empty());
+        const config::Account& a = r.config->accounts.at(0);
+        CHECK(a.resource == "stanzad");
+        CHECK(a.tls == config::TlsMode::Auto);
+        CHECK(a.port == 0);
+    }
+    SECTION("a relative XDG_STATE_HOME is ignored, as the spec says") {
+        ScopedEnv state("XDG_STATE_HOME", "relative/dir");
+        ScopedEnv runtime("XDG_RUNTIME_DIR", nullptr);
+        auto r = config::parse(minimal_account, "min.toml");
+        REQUIRE(r.ok());
+        CHECK(r.config->daemon.state_dir == "/home/carol/.local/state/stanzad");
+    }
+    SECTION("an explicit state_dir also moves the default socket") {
+        ScopedEnv runtime("XDG_RUNTIME_DIR", nullptr);
+        auto r = config::parse("[daemon]\nstate_dir = \"/srv/stanzad\"\n" + std::string(minimal_account), "m.toml");
+        REQUIRE(r.ok());
+        CHECK(r.config->daemon.state_dir == "/srv/stanzad");
+        CHECK(r.config->daemon.socket == "/srv/stanzad/stanzad.sock");
+    }
+}
+
+TEST_CASE("default_path follows XDG_CONFIG_HOME", "[config]") {
+    ScopedEnv home("HOME", "/home/dave");
+    {
+        ScopedEnv xdg("XDG_CONFIG_HOME", "/xdg/config");
+        CHECK(config::default_path() == "/xdg/config/stanzad/config.toml");
+    }
+    ScopedEnv xdg("XDG_CONFIG_HOME", nullptr);
+    CHECK(config::default_path() == "/home/dave/.config/stanzad/config.toml");
+}
+
+TEST_CASE("a typo'd key is reported with its line and the closest known key", "[config]") {
+    const std::string text = R"(
+[[account]]
+name = "home"
+jid = "alice@example.org"
+pasword = "secret"
+)";
+    auto r = config::parse(text, "typo.toml");
+    CHECK_FALSE(r.ok());
+    const Problem* p = find_problem(r, "account[1].pasword");
+    REQUIRE(p);
+    CHECK(p->severity == Problem::Severity::Error);
+    CHECK(p->file == "typo.toml");
+    CHECK(p->line == line_of(text, "pasword"));
+    CHECK(p->column == 1);
+    CHECK(p->message == "unknown key 'pasword'; did you mean 'password'?");
+    CHECK(p->to_string() ==
+          "typo.toml:" + std::to_string(line_of(text, "pasword")) +
+              ":1: error: account[1].pasword: unknown key 'pasword'; did you mean 'password'?");
+    // Without the real key there are also no credentials: the second, consequential error.
+    CHECK(count_errors(r) == 2);
+    CHECK(find_problem(r, "account[1].password") != nullptr);
+}
+
+TEST_CASE("unknown keys far from any known key get no suggestion", "[config]") {
+    const std::string text = "[daemon]\ncolour = \"blue\"\n[irc]\nlisen = \"127.0.0.1:6667\"\npassword = \"x\"\n"
+                             "[accounts]\n" + std::string(minimal_account);
+    auto r = config::parse(text, "u.toml");
+    CHECK_FALSE(r.ok());
+    const Problem* colour = find_problem(r, "daemon.colour");
+    REQUIRE(colour);
+    CHECK(colour->message == "unknown key 'colour'");
+    const Problem* lisen = find_problem(r, "irc.lisen");
+    REQUIRE(lisen);
+    CHECK(lisen->message == "unknown key 'lisen'; did you mean 'listen'?");
+    const Problem* accounts = find_problem(r, "accounts");
+    REQUIRE(accounts);
+    CHECK(accounts->line == line_of(text, "[accounts]"));
+    CHECK(accounts->message == "unknown key 'accounts'; did you mean 'account'?");
+    CHECK(count_errors(r) == 3);
+}
+
+TEST_CASE("a value of the wrong type is reported at its line", "[config]") {
+    const std::string text = R"([daemon]
+log_level = 3
+
+[[account]]
+name = "home"
+jid = "alice@example.org"
+password = "secret"
+port = "5222"
+)";
+    auto r = config::parse(text, "types.toml");
+    CHECK_FALSE(r.ok());
+    REQUIRE(r.problems.size() == 2);
+    const Problem& level = r.problems[0];
+    CHECK(level.key == "daemon.log_level");
+    CHECK(level.line == line_of(text, "log_level"));
+    CHECK(level.column == 13);  // the value, not the key
+    CHECK(level.message == "expected a string, got an integer");
+    const Problem& port = r.problems[1];
+    CHECK(port.key == "account[1].port");
+    CHECK(port.line == line_of(text, "port ="));
+    CHECK(port.message == "expected an integer, got a string");
+}
+
+TEST_CASE("[account] written as a single table is explained", "[config]") {
+    const std::string text = "[account]\nname = \"home\"\njid = \"alice@example.org\"\npassword = \"x\"\n";
+    auto r = config::parse(text, "t.toml");
+    REQUIRE(r.problems.size() == 1);
+    CHECK(r.problems[0].key == "account");
+    CHECK(r.problems[0].line == 1);
+    CHECK(r.problems[0].message == "expected an array of tables ([[account]]), got a table");
+}
+
+TEST_CASE("missing jid and name are reported at the [[account]] line", "[config]") {
+    const std::string text = R"([[account]]
+name = "home"
+jid = "alice@example.org"
+password = "secret"
+
+[[account]]
+password = "other"
+)";
+    auto r = config::parse(text, "missing.toml");
+    CHECK_FALSE(r.ok());
+    REQUIRE(r.problems.size() == 2);
+    const int second = line_of(text, "password = \"other\"") - 1;
+    const Problem* jid = find_problem(r, "account[2].jid");
+    REQUIRE(jid);
+    CHECK(jid->line == second);
+    CHECK(jid->message == "missing required key 'jid'");
+    const Problem* name = find_problem(r, "account[2].name");
+    REQUIRE(name);
+    CHECK(name->line == second);
+    CHECK(name->message == "missing required key 'name'");
+    CHECK(find_problem(r, "account[1].jid") == nullptr);
+}
+
+TEST_CASE("account names are unique and made of [A-Za-z0-9_-]", "[config]") {
+    const std::string text = R"([[account]]
+name = "home"
+jid = "alice@example.org"
+password = "a"
+
+[[account]]
+name = "home"
+jid = "alice@other.example"
+password = "b"
+
+[[account]]
+name = "my home"
+jid = "carol@example.org"
+password = "c"
+)";
+    auto r = config::parse(text, "names.toml");
+    CHECK_FALSE(r.ok());
+    REQUIRE(r.problems.size() == 2);
+    const Problem* dup = find_problem(r, "account[2].name");
+    REQUIRE(dup);
+    CHECK(dup->line == line_of(text, "name = \"home\"", 2));
+    CHECK(dup->message == "account name 'home' is already used by the account at line 1");
+    const Problem* bad = find_problem(r, "account[3].name");
+    REQUIRE(bad);
+    CHECK(bad->line == line_of(text, "my home"));
+    CHECK(bad->message == "'my home' is not a valid name: use letters, digits, '_' and '-'");
+}
+
+TEST_CASE("the account jid must be a valid bare JID", "[config]") {
+    SECTION("invalid") {
+        const std::string text = "[[account]]\nname = \"a\"\njid = \"alice@\"\npassword = \"x\"\n";
+        auto r = config::parse(text, "jid.toml");
+        CHECK_FALSE(r.ok());
+        REQUIRE(r.problems.size() == 1);
+        CHECK(r.problems[0].key == "account[1].jid");
+        CHECK(r.problems[0].line == 3);
+        CHECK(r.problems[0].message.starts_with("invalid JID 'alice@': "));
+    }
+    SECTION("full JID") {
+        const std::string text = "[[account]]\nname = \"a\"\njid = \"alice@example.org/phone\"\npassword = \"x\"\n";
+        auto r = config::parse(text, "jid.toml");
+        CHECK_FALSE(r.ok());
+        REQUIRE(r.problems.size() == 1);
+        CHECK(r.problems[0].key == "account[1].jid");
+        CHECK(r.problems[0].line == 3);
+        CHECK(r.problems[0].message ==
+              "expected a bare JID (no /resource; set resource instead), got 'alice@example.org/phone'");
+    }
+}
+
+TEST_CASE("port must be within 1..65535", "[config]") {
+    for (std::string port : {"0", "65536", "-1"}) {
+        const std::string text =
+            "[[account]]\nname = \"a\"\njid = \"alice@example.org\"\npassword = \"x\"\nport = " + port + "\n";
+        auto r = config::parse(text, "port.toml");
+        CHECK_FALSE(r.ok());
+        REQUIRE(r.problems.size() == 1);
+        CHECK(r.problems[0].key == "account[1].port");
+        CHECK(r.problems[0].line == 5);
+        CHECK(r.problems[0].message == "expected a port between 1 and 65535, got " + port);
+    }
+    auto ok = config::parse(std::string(minimal_account) + "port = 65535\n", "port.toml");
+    REQUIRE(ok.ok());
+    CHECK(ok.config->accounts[0].port == 65535);
+}
+
+TEST_CASE("tls and log_level take one of their words", "[config]") {
+    const std::string text = R"([daemon]
+log_level = "warning"
+[[account]]
+name = "a"
+jid = "alice@example.org"
+password = "x"
+tls = "startls"
+)";
+    auto r = config::parse(text, "enum.toml");
+    REQUIRE(r.problems.size() == 2);
+    CHECK(r.problems[0].key == "daemon.log_level");
+    CHECK(r.problems[0].message ==
+          "expected trace, debug, info, warn, error, critical or off, got 'warning'");
+    CHECK(r.problems[1].key == "account[1].tls");
+    CHECK(r.problems[1].line == 7);
+    CHECK(r.problems[1].message == "expected auto, starttls or direct, got 'startls'; did you mean 'starttls'?");
+}
+
+TEST_CASE("credentials: exactly one way to log in", "[config]") {
+    const std::string head = "[[account]]\nname = \"a\"\njid = \"alice@example.org\"\n";
+    SECTION("password and password_command both set") {
+        const std::string text = head + "password = \"x\"\npassword_command = \"pass show x\"\n";
+        auto r = config::parse(text, "c.toml");
+        REQUIRE(r.problems.size() == 1);
+        CHECK(r.problems[0].key == "account[1].password_command");
+        CHECK(r.problems[0].line == 5);
+        CHECK(r.problems[0].message == "both password and password_command are set; keep one");
+    }
+    SECTION("none at all") {
+        auto r = config::parse(head, "c.toml");
+        REQUIRE(r.problems.size() == 1);
+        CHECK(r.problems[0].key == "account[1].password");
+        CHECK(r.problems[0].line == 1);
+        CHECK(r.problems[0].message == "missing: set password, password_command, or client_cert and client_key");
+    }
+    SECTION("client_cert without client_key") {
+        auto r = config::parse(head + "client_cert = \"/c.pem\"\n", "c.toml");
+        REQUIRE(r.problems.size() == 1);
+        CHECK(r.problems[0].key == "account[1].client_key");
+        CHECK(r.problems[0].line == 4);
+        CHECK(r.problems[0].message == "client_cert is set but client_key is not");
+    }
+    SECTION("client_key without client_cert") {
+        auto r = config::parse(head + "client_key = \"/k.pem\"\n", "c.toml");
+        REQUIRE(r.problems.size() == 1);
+        CHECK(r.problems[0].key == "account[1].client_cert");
+        CHECK(r.problems[0].message == "client_key is set but client_cert is not");
+    }
+    SECTION("password_command alone") {
+        auto r = config::parse(head + "password_command = \"pass show x\"\n", "c.toml");
+        REQUIRE(r.ok());
+        CHECK(r.config->accounts[0].password_command == std::optional<std::string>("pass show x"));
+        CHECK_FALSE(r.config->accounts[0].password.has_value());
+    }
+    SECTION("an empty password") {
+        auto r = config::parse(head + "password = \"\"\n", "c.toml");
+        REQUIRE(r.problems.size() == 1);
+        CHECK(r.problems[0].key == "account[1].password");
+        CHECK(r.problems[0].message == "must not be empty");
+    }
+}
+
+TEST_CASE("proxy is socks5:// or socks5h:// with host:port, never echoed", "[config]") {
+    const std::string head = std::string(minimal_account) + "proxy = ";
+    CHECK(config::parse(head + "\"socks5://127.0.0.1:9050\"\n", "p.toml").ok());
+    CHECK(config::parse(head + "\"socks5h://[::1]:9050/\"\n", "p.toml").ok());
+    CHECK(config::parse(head + "\"socks5h://user:pw@localhost:9050\"\n", "p.toml").ok());
+
+    auto http = config::parse(head + "\"http://user:hunter2@127.0.0.1:8080\"\n", "p.toml");
+    REQUIRE(http.problems.size() == 1);
+    CHECK(http.problems[0].key == "account[1].proxy");
+    CHECK(http.problems[0].message == "expected socks5://host:port or socks5h://host:port (DNS through the proxy)");
+    CHECK(http.problems[0].message.find("hunter2") == std::string::npos);
+
+    for (std::string bad : {"socks5://127.0.0.1", "socks5h://:9050", "socks5://host:99999", "socks5://"}) {
+        auto r = config::parse(head + "\"" + bad + "\"\n", "p.toml");
+        INFO(bad);
+        REQUIRE(r.problems.size() == 1);
+        CHECK(r.problems[0].message == "expected host:port after the scheme, like socks5h://127.0.0.1:9050");
+    }
+}
+
+TEST_CASE("rooms are { jid, nick } tables with bare room JIDs", "[config]") {
+    const std::string text = std::string(minimal_account) + R"(rooms = [
+  { jid = "room@conference.example.org", nick = "al" },
+  { jid = "room@conference.example.org/al" },
+  { jid = "other@conference.example.org", nik = "x" },
+  "lobby@conference.example.org",
+  { nick = "al" },
+  { jid = "room@conference.example.org", nick = "again" },
+]
+)";
+    auto r = config::parse(text, "rooms.toml");
+    CHECK_FALSE(r.ok());
+    INFO(all_problems(r));
+    REQUIRE(r.problems.size() == 5);
+    CHECK(r.problems[0].key == "account[1].rooms[2].jid");
+    CHECK(r.problems[0].line == line_of(text, "/al"));
+    CHECK(r.problems[0].message ==
+          "expected a bare room JID (set the nick with nick), got 'room@conference.example.org/al'");
+    CHECK(r.problems[1].key == "account[1].rooms[3].nik");
+    CHECK(r.problems[1].message == "unknown key 'nik'; did you mean 'nick'?");
+    CHECK(r.problems[2].key == "account[1].rooms[4]");
+    CHECK(r.problems[2].line == line_of(text, "\"lobby@"));
+    CHECK(r.problems[2].message.starts_with("expected a table like { jid = "));
+    CHECK(r.problems[2].message.ends_with("got a string"));
+    CHECK(r.problems[3].key == "account[1].rooms[5].jid");
+    CHECK(r.problems[3].message == "missing required key 'jid'");
+    CHECK(r.problems[4].key == "account[1].rooms[6].jid");
+    CHECK(r.problems[4].message == "room 'room@conference.example.org' is listed twice");
+}
+
+TEST_CASE("irc.listen is host:port or a path; no password is a warning", "[config]") {
+    ScopedEnv home("HOME", "/home/erin");
+    auto parse_irc = [](const std::string& irc) {
+        return config::parse("[irc]\n" + irc + std::string(minimal_account), "irc.toml");
+    };
+    auto tcp = parse_irc("listen = \"[::1]:6667\"\npassword = \"p\"\n");
+    REQUIRE(tcp.ok());
+    CHECK(tcp.config->irc.listen == "[::1]:6667");
+    CHECK(tcp.config->irc.password == std::optional<std::string>("p"));
+
+    auto unix_socket = parse_irc("listen = \"~/irc.sock\"\npassword = \"p\"\n");
+    REQUIRE(unix_socket.ok());
+    CHECK(unix_socket.config->irc.listen == "/home/erin/irc.sock");
+
+    auto bad = parse_irc("listen = \"6667\"\npassword = \"p\"\n");
+    REQUIRE(bad.problems.size() == 1);
+    CHECK(bad.problems[0].key == "irc.listen");
+    CHECK(bad.problems[0].message ==
+          "expected host:port (like 127.0.0.1:6667) or a Unix socket path, got '6667'");
+
+    auto open = parse_irc("listen = \"127.0.0.1:6667\"\n");
+    REQUIRE(open.ok());
+    REQUIRE(open.problems.size() == 1);
+    CHECK(open.problems[0].severity == Problem::Severity::Warning);
+    CHECK(open.problems[0].line == 2);
+    CHECK(open.problems[0].to_string() ==
+          "irc.toml:2:10: warning: irc.listen: no password or password_command: anyone who can connect gets in");
+
+    auto both = parse_irc("listen = \"\"\npassword = \"p\"\npassword_command = \"c\"\n");
+    REQUIRE(both.problems.size() == 1);
+    CHECK(both.problems[0].key == "irc.password_command");
+    CHECK(both.problems[0].message == "both password and password_command are set; keep one");
+}
+
+TEST_CASE("a TOML syntax error is reported with its line and column", "[config]") {
+    const std::string text = "[daemon]\nlog_level = \"info\"\nstate_dir = \"/var/lib/stanzad\n";
+    auto r = config::parse(text, "syntax.toml");
+    CHECK_FALSE(r.ok());
+    REQUIRE(r.problems.size() == 1);
+    const Problem& p = r.problems[0];
+    CHECK(p.severity == Problem::Severity::Error);
+    CHECK(p.file == "syntax.toml");
+    CHECK(p.line == 3);
+    CHECK(p.column > 0);
+    CHECK(p.key.empty());
+    CHECK_FALSE(p.message.empty());
+    CHECK(p.to_string().starts_with("syntax.toml:3:" + std::to_string(p.column) + ": error: "));
+    CHECK(p.to_string().ends_with(p.message));
+}
+
+TEST_CASE("every problem in a file is reported, in file order", "[config]") {
+    const std::string text = R"([daemon]
+log_levl = "info"
+log_level = "loud"
+
+[[account]]
+name = "home"
+jid = "alice@example.org/phone"
+password = "x"
+password_command = "pass x"
+port = 0
+
+[[account]]
+name = "home"
+jid = 42
+password = "y"
+tls = "none"
+)";
+    auto r = config::parse(text, "many.toml");
+    CHECK_FALSE(r.ok());
+    INFO(all_problems(r));
+    REQUIRE(r.problems.size() == 8);
+    std::vector<std::string> keys;
+    for (const Problem& p : r.problems) keys.push_back(p.key);
+    CHECK(keys == std::vector<std::string>{
+                      "daemon.log_levl", "daemon.log_level", "account[1].jid", "account[1].password_command",
+                      "account[1].port", "account[2].name", "account[2].jid", "account[2].tls"});
+    for (std::size_t i = 1; i < r.problems.size(); ++i)
+        CHECK(r.problems[i - 1].line <= r.problems[i].line);
+    CHECK(r.problems[0].message == "unknown key 'log_levl'; did you mean 'log_level'?");
+    CHECK(r.problems[6].message == "expected a string, got an integer");
+    CHECK(r.problems[6].line == line_of(text, "jid = 42"));
+}
+
+TEST_CASE("no [[account]] is a warning, not an error", "[config]") {
+    auto r = config::parse("[daemon]\nlog_level = \"warn\"\n", "empty.toml");
+    REQUIRE(r.ok());
+    CHECK(r.config->accounts.empty());
+    CHECK(r.config->daemon.log_level == "warn");
+    REQUIRE(r.problems.size() == 1);
+    CHECK(r.problems[0].severity == Problem::Severity::Warning);
+    CHECK(r.problems[0].to_string() == "empty.toml: warning: no [[account]]: the daemon will have nothing to do");
+}
+
+TEST_CASE("Problem::to_string without a line or key", "[config]") {
+    Problem p;
+    p.file = "f.toml";
+    p.message = "boom";
+    CHECK(p.to_string() == "f.toml: error: boom");
+    p.key = "irc.listen";
+    p.line = 4;
+    CHECK(p.to_string() == "f.toml:4: error: irc.listen: boom");
+    p.column = 2;
+    p.severity = Problem::Severity::Warning;
+    CHECK(p.to_string() == "f.toml:4:2: warning: irc.listen: boom");
+}
+
+TEST_CASE("load: a missing file names the file and the reason", "[config][load]") {
+    TempDir dir;
+    const std::string path = dir.path() + "/nope.toml";
+    auto r = config::load(path);
+    CHECK_FALSE(r.ok());
+    REQUIRE(r.problems.size() == 1);
+    CHECK(r.problems[0].severity == Problem::Severity::Error);
+    CHECK(r.problems[0].file == path);
+    CHECK(r.problems[0].line == 0);
+    CHECK(r.problems[0].message == "cannot read " + path + ": No such file or directory");
+    CHECK(r.problems[0].to_string() == path + ": error: cannot read " + path + ": No such file or directory");
+}
+
+TEST_CASE("load: a password in a group- or world-readable file is a warning", "[config][load]") {
+    TempDir dir;
+    SECTION("0644 with a password: warning, config still returned") {
+        const std::string path = dir.write("open.toml", minimal_account, 0644);
+        auto r = config::load(path);
+        REQUIRE(r.ok());
+        CHECK(r.config->path == path);
+        CHECK(r.config->accounts.at(0).password == std::optional<std::string>("secret"));
+        REQUIRE(r.problems.size() == 1);
+        CHECK(r.problems[0].severity == Problem::Severity::Warning);
+        CHECK(r.problems[0].message == path + " is readable by others (mode 0644) and holds a password; chmod 600 " +
+                                           path + " or use password_command");
+    }
+    SECTION("0640: group-readable counts too") {
+        const std::string path = dir.write("group.toml", minimal_account, 0640);
+        auto r = config::load(path);
+        REQUIRE(r.ok());
+        REQUIRE(r.problems.size() == 1);
+        CHECK(r.problems[0].message.find("(mode 0640)") != std::string::npos);
+    }
+    SECTION("0600: no warning") {
+        const std::string path = dir.write("closed.toml", minimal_account, 0600);
+        auto r = config::load(path);
+        REQUIRE(r.ok());
+        CHECK(r.problems.empty());
+    }
+    SECTION("0644 with only password_command: no warning") {
+        const std::string path = dir.write(
+            "cmd.toml", "[[account]]\nname = \"a\"\njid = \"alice@example.org\"\npassword_command = \"pass a\"\n", 0644);
+        auto r = config::load(path);
+        REQUIRE(r.ok());
+        CHECK(r.problems.empty());
+    }
+    SECTION("0644 with an irc password and an error elsewhere: both reported") {
+        const std::string path = dir.write("irc.toml", "[irc]\npassword = \"p\"\n[daemon]\nlog_level = 1\n", 0644);
+        auto r = config::load(path);
+        CHECK_FALSE(r.ok());
+        REQUIRE(r.problems.size() == 3);  // permissions, log_level, no accounts
+        CHECK(r.problems[0].severity == Problem::Severity::Warning);
+        CHECK(r.problems[0].message.starts_with(path + " is readable by others (mode 0644)"));
+        CHECK(find_problem(r, "daemon.log_level") != nullptr);
+    }
+}
+
+TEST_CASE("run_password_command returns the first line of stdout", "[config][password]") {
+    SECTION("two lines") {
+        auto r = config::run_password_command("printf 'secret\\nsecond\\n'");
+        REQUIRE(r.ok());
+        CHECK(r.value() == "secret");
+    }
+    SECTION("no trailing newline, CRLF") {
+        auto a = config::run_password_command("printf 'abc'");
+        REQUIRE(a.ok());
+        CHECK(a.value() == "abc");
+        auto b = config::run_password_command("printf 'p w\\r\\n'");
+        REQUIRE(b.ok());
+        CHECK(b.value() == "p w");
+    }
+    SECTION("stdin is /dev/null, not ours") {
+        auto r = config::run_password_command("if read -r x; then echo read; else echo eof; fi");
+        REQUIRE(r.ok());
+        CHECK(r.value() == "eof");
+    }
+    SECTION("non-zero exit: the status, never the output") {
+        auto r = config::run_password_command("echo leaked-secret; exit 3");
+        REQUIRE_FALSE(r.ok());
+        CHECK(r.error().code == "password-command");
+        CHECK(r.error().message == "password_command exited with status 3");
+        CHECK(r.error().message.find("leaked-secret") == std::string::npos);
+    }
+    SECTION("empty output") {
+        auto r = config::run_password_command("true");
+        REQUIRE_FALSE(r.ok());
+        CHECK(r.error().message == "password_command printed nothing");
+        auto blank_first = config::run_password_command("printf '\\nsecond\\n'");
+        REQUIRE_FALSE(blank_first.ok());
+        CHECK(blank_first.error().message == "password_command printed nothing");
+    }
+    SECTION("killed by a signal") {
+        auto r = config::run_password_command("echo half; kill -9 $$");
+        REQUIRE_FALSE(r.ok());
+        CHECK(r.error().message.starts_with("password_command was killed by signal 9"));
+        CHECK(r.error().message.find("half") == std::string::npos);
+    }
+    SECTION("command not found") {
+        auto r = config::run_password_command("/nonexistent/stanzad-no-such-tool 2>/dev/null");
+        REQUIRE_FALSE(r.ok());
+        CHECK(r.error().message == "password_command exited with status 127 (command not found)");
+    }
+    SECTION("a runaway command is cut off at 64 KiB") {
+        auto r = config::run_password_command("echo first; yes");
+        REQUIRE(r.ok());
+        CHECK(r.value() == "first");
+    }
+}
+
+TEST_CASE("resolve_password: password, then password_command, else no-password", "[config][password]") {
+    config::Account a;
+    a.name = "home";
+    SECTION("password") {
+        a.password = "inline";
+        a.password_command = "echo ignored";
+        auto r = config::resolve_password(a);
+        REQUIRE(r.ok());
+        CHECK(r.value() == "inline");
+    }
+    SECTION("password_command") {
+        a.password_command = "echo from-command";
+        auto r = config::resolve_password(a);
+        REQUIRE(r.ok());
+        CHECK(r.value() == "from-command");
+    }
+    SECTION("password_command that fails") {
+        a.password_command = "exit 2";
+        auto r = config::resolve_password(a);
+        REQUIRE_FALSE(r.ok());
+        CHECK(r.error().code == "password-command");
+        CHECK(r.error().message == "password_command exited with status 2");
+    }
+    SECTION("neither") {
+        a.client_cert = "/c.pem";
+        a.client_key = "/k.pem";
+        auto r = config::resolve_password(a);
+        REQUIRE_FALSE(r.ok());
+        CHECK(r.error().code == "no-password");
+        CHECK(r.error().message == "account 'home' has no password or password_command");
+    }
+}

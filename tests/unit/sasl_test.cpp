@@ -1,0 +1,696 @@
+// Tests for protocol/sasl: RFC vectors for SCRAM, an independently computed SCRAM-SHA-512
+// exchange, malicious and malformed server messages, SASLprep, PLAIN, choose() and base64.
+#include <catch2/catch.hpp>
+
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "protocol/sasl.hpp"
+
+using namespace std::string_literals;
+using xmpp::sasl::Credentials;
+using xmpp::sasl::ScramHash;
+
+namespace {
+
+// RFC 5802 §5.
+constexpr std::string_view kSha1Nonce = "fyko+d2lbbFgONRv9qkxdawL";
+constexpr std::string_view kSha1ServerFirst =
+    "r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,s=QSXCR+Q6sek8bf92,i=4096";
+constexpr std::string_view kSha1ClientFinal =
+    "c=biws,r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,p=v0X8v3Bz2T0CJGbJQyF0X+HI4Ts=";
+constexpr std::string_view kSha1ServerFinal = "v=rmF9pqV8S7suAoZWja4dJRkFsKQ=";
+
+Credentials user_pencil() { return Credentials{"user", "pencil", ""}; }
+
+// A SCRAM-SHA-1 exchange with the RFC 5802 nonce, past the initial response.
+std::unique_ptr<xmpp::sasl::Mechanism> started_sha1() {
+    auto m = xmpp::sasl::make_scram(ScramHash::Sha1, user_pencil(), std::string(kSha1Nonce));
+    auto first = m->initial_response();
+    REQUIRE(first.ok());
+    return m;
+}
+
+// The RFC 5802 §5 server-first-message with one attribute replaced.
+std::string sha1_server_first(std::string_view r, std::string_view s, std::string_view i) {
+    return "r="s + std::string(r) + ",s=" + std::string(s) + ",i=" + std::string(i);
+}
+constexpr std::string_view kSha1ServerNonce = "fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j";
+constexpr std::string_view kSha1Salt = "QSXCR+Q6sek8bf92";
+
+void require_error(const xmpp::Error& error, std::string_view code) {
+    INFO("message: " << error.message);
+    CHECK(error.code == code);
+    CHECK_FALSE(error.message.empty());
+    CHECK(error.message.find("pencil") == std::string::npos);
+}
+
+// An implementation of RFC 5802 §3 that shares no code with protocol/sasl.cpp: HMAC via
+// EVP_MAC, Hi written out as the RFC's U1..Ui XOR loop rather than PKCS5_PBKDF2_HMAC,
+// base64 via EVP_EncodeBlock.
+struct Independent {
+    std::string digest_name;  // "SHA1", "SHA512", ...
+
+    // Not REQUIRE per call: Hi calls this thousands of times; compute() checks `failed`.
+    mutable bool failed = false;
+
+    std::string hmac(std::string_view key, std::string_view data) const {
+        EVP_MAC* mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+        EVP_MAC_CTX* ctx = mac != nullptr ? EVP_MAC_CTX_new(mac) : nullptr;
+        std::string name = digest_name;
+        OSSL_PARAM params[] = {
+            OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, name.data(), 0),
+            OSSL_PARAM_construct_end()};
+        unsigned char out[EVP_MAX_MD_SIZE];
+        size_t length = 0;
+        bool ok = ctx != nullptr &&
+                  EVP_MAC_init(ctx, reinterpret_cast<const unsigned char*>(key.data()),
+                               key.size(), params) == 1 &&
+                  EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(data.data()),
+                                 data.size()) == 1 &&
+                  EVP_MAC_final(ctx, out, &length, sizeof out) == 1;
+        EVP_MAC_CTX_free(ctx);
+        EVP_MAC_free(mac);
+        if (!ok) failed = true;
+        return std::string(reinterpret_cast<char*>(out), ok ? length : 0);
+    }
+
+    std::string hash(std::string_view data) const {
+        unsigned char out[EVP_MAX_MD_SIZE];
+        size_t length = 0;
+        REQUIRE(EVP_Q_digest(nullptr, digest_name.c_str(), nullptr, data.data(), data.size(),
+                             out, &length) == 1);
+        return std::string(reinterpret_cast<char*>(out), length);
+    }
+
+    static std::string exclusive_or(std::string a, std::string_view b) {
+        for (size_t k = 0; k < a.size() && k < b.size(); ++k) {
+            a[k] = static_cast<char>(a[k] ^ b[k]);
+        }
+        return a;
+    }
+
+    // Hi(str, salt, i): U1 = HMAC(str, salt + INT(1)), Ui = HMAC(str, Ui-1), XOR of all.
+    std::string hi(std::string_view str, std::string_view salt, int iterations) const {
+        std::string u = hmac(str, std::string(salt) + "\x00\x00\x00\x01"s);
+        std::string result = u;
+        for (int k = 2; k <= iterations; ++k) {
+            u = hmac(str, u);
+            result = exclusive_or(result, u);
+        }
+        return result;
+    }
+
+    static std::string b64(std::string_view bytes) {
+        std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
+        int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(bytes.data()),
+                                static_cast<int>(bytes.size()));
+        out.resize(static_cast<size_t>(n));
+        return out;
+    }
+
+    static std::string unb64(std::string_view text) {
+        std::string out(text.size(), '\0');
+        int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(text.data()),
+                                static_cast<int>(text.size()));
+        REQUIRE(n >= 0);
+        size_t pad = 0;
+        if (!text.empty() && text.back() == '=') ++pad;
+        if (text.size() > 1 && text[text.size() - 2] == '=') ++pad;
+        out.resize(static_cast<size_t>(n) - pad);
+        return out;
+    }
+
+    struct Exchange {
+        std::string client_final;
+        std::string server_final;
+    };
+
+    // ASCII user and password, so Normalize() is the identity.
+    Exchange compute(std::string_view user, std::string_view password,
+                     std::string_view client_nonce, std::string_view server_first,
+                     std::string_view server_nonce, std::string_view salt_b64,
+                     int iterations) const {
+        std::string client_first_bare =
+            "n="s + std::string(user) + ",r=" + std::string(client_nonce);
+        std::string without_proof = "c=biws,r="s + std::string(server_nonce);
+        std::string auth_message =
+            client_first_bare + "," + std::string(server_first) + "," + without_proof;
+        std::string salted = hi(password, unb64(salt_b64), iterations);
+        std::string client_key = hmac(salted, "Client Key");
+        std::string stored_key = hash(client_key);
+        std::string client_signature = hmac(stored_key, auth_message);
+        std::string client_proof = exclusive_or(client_key, client_signature);
+        std::string server_key = hmac(salted, "Server Key");
+        std::string server_signature = hmac(server_key, auth_message);
+        REQUIRE_FALSE(failed);
+        REQUIRE(client_key.size() == client_signature.size());
+        return {without_proof + ",p=" + b64(client_proof), "v=" + b64(server_signature)};
+    }
+};
+
+}  // namespace
+
+TEST_CASE("SCRAM-SHA-1 matches the RFC 5802 section 5 example", "[sasl][scram]") {
+    auto m = xmpp::sasl::make_scram(ScramHash::Sha1, user_pencil(), std::string(kSha1Nonce));
+    CHECK(m->name() == "SCRAM-SHA-1");
+    auto first = m->initial_response();
+    REQUIRE(first.ok());
+    CHECK(first.value() == "n,,n=user,r=fyko+d2lbbFgONRv9qkxdawL");
+    auto final_message = m->respond(kSha1ServerFirst);
+    REQUIRE(final_message.ok());
+    CHECK(final_message.value() == kSha1ClientFinal);
+    auto done = m->finish(kSha1ServerFinal);
+    CHECK(done.ok());
+}
+
+TEST_CASE("SCRAM-SHA-256 matches the RFC 7677 section 3 example", "[sasl][scram]") {
+    auto m = xmpp::sasl::make_scram(ScramHash::Sha256, user_pencil(), "rOprNGfwEbeRWgbNEkqO");
+    CHECK(m->name() == "SCRAM-SHA-256");
+    auto first = m->initial_response();
+    REQUIRE(first.ok());
+    CHECK(first.value() == "n,,n=user,r=rOprNGfwEbeRWgbNEkqO");
+    auto final_message = m->respond(
+        "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,"
+        "i=4096");
+    REQUIRE(final_message.ok());
+    CHECK(final_message.value() ==
+          "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
+          "p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=");
+    auto done = m->finish("v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=");
+    CHECK(done.ok());
+}
+
+TEST_CASE("the independent SCRAM reference reproduces RFC 5802 section 5", "[sasl][scram]") {
+    // Validates the helper used for SCRAM-SHA-512 below, which has no RFC vector.
+    Independent reference{"SHA1"};
+    auto expected = reference.compute("user", "pencil", kSha1Nonce, kSha1ServerFirst,
+                                      kSha1ServerNonce, kSha1Salt, 4096);
+    CHECK(expected.client_final == kSha1ClientFinal);
+    CHECK(expected.server_final == kSha1ServerFinal);
+}
+
+TEST_CASE("SCRAM-SHA-512 agrees with an independent computation", "[sasl][scram]") {
+    const std::string client_nonce = "rOprNGfwEbeRWgbNEkqO";
+    const std::string server_nonce = client_nonce + "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0";
+    const std::string salt = "W22ZaJ0SNY7soEsUEjb6gQ==";
+    const std::string server_first = "r=" + server_nonce + ",s=" + salt + ",i=4096";
+
+    Independent reference{"SHA512"};
+    auto expected = reference.compute("user", "pencil", client_nonce, server_first,
+                                      server_nonce, salt, 4096);
+    // SHA-512 output is 64 bytes: 88 base64 characters.
+    REQUIRE(expected.server_final.size() == 2 + 88);
+
+    auto m = xmpp::sasl::make_scram(ScramHash::Sha512, user_pencil(), client_nonce);
+    CHECK(m->name() == "SCRAM-SHA-512");
+    auto first = m->initial_response();
+    REQUIRE(first.ok());
+    CHECK(first.value() == "n,,n=user,r=" + client_nonce);
+    auto final_message = m->respond(server_first);
+    REQUIRE(final_message.ok());
+    CHECK(final_message.value() == expected.client_final);
+    CHECK(m->finish(expected.server_final).ok());
+
+    SECTION("a SHA-256-sized verifier is refused") {
+        auto other = xmpp::sasl::make_scram(ScramHash::Sha512, user_pencil(), client_nonce);
+        REQUIRE(other->initial_response().ok());
+        REQUIRE(other->respond(server_first).ok());
+        auto status = other->finish("v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=");
+        REQUIRE_FALSE(status.ok());
+        require_error(status.error(), "scram-bad-signature");
+    }
+}
+
+TEST_CASE("SCRAM refuses a server that cannot prove it knows the password", "[sasl][scram]") {
+    auto m = started_sha1();
+    REQUIRE(m->respond(kSha1ServerFirst).ok());
+
+    SECTION("wrong signature of the right length") {
+        auto status = m->finish("v=rmF9pqV8S7suAoZWja4dJRkFsKE=");
+        REQUIRE_FALSE(status.ok());
+        require_error(status.error(), "scram-bad-signature");
+    }
+    SECTION("signature of the wrong length") {
+        auto status = m->finish("v=rmF9pqV8S7suAoZWja4dJRkF");
+        REQUIRE_FALSE(status.ok());
+        require_error(status.error(), "scram-bad-signature");
+    }
+    SECTION("verifier is not base64") {
+        auto status = m->finish("v=rmF9pqV8S7suAoZWja4dJRkFsKQ");
+        REQUIRE_FALSE(status.ok());
+        require_error(status.error(), "scram-bad-signature");
+    }
+    SECTION("no additional data at all") {
+        auto status = m->finish("");
+        REQUIRE_FALSE(status.ok());
+        require_error(status.error(), "scram-bad-signature");
+    }
+    SECTION("an attribute other than v=") {
+        auto status = m->finish("x=rmF9pqV8S7suAoZWja4dJRkFsKQ=");
+        REQUIRE_FALSE(status.ok());
+        require_error(status.error(), "scram-bad-signature");
+    }
+    SECTION("e= is reported with the server's value") {
+        auto status = m->finish("e=invalid-proof");
+        REQUIRE_FALSE(status.ok());
+        require_error(status.error(), "scram-server-error");
+        CHECK(status.error().message.find("invalid-proof") != std::string::npos);
+    }
+    SECTION("the exchange cannot be finished twice") {
+        REQUIRE(m->finish(kSha1ServerFinal).ok());
+        auto again = m->finish(kSha1ServerFinal);
+        REQUIRE_FALSE(again.ok());
+        require_error(again.error(), "scram-out-of-order");
+    }
+    SECTION("a failed exchange stays failed") {
+        REQUIRE_FALSE(m->finish("v=rmF9pqV8S7suAoZWja4dJRkFsKE=").ok());
+        auto again = m->finish(kSha1ServerFinal);
+        REQUIRE_FALSE(again.ok());
+        require_error(again.error(), "scram-out-of-order");
+    }
+    SECTION("the verifier may be followed by extensions") {
+        CHECK(m->finish("v=rmF9pqV8S7suAoZWja4dJRkFsKQ=,x=ext").ok());
+    }
+}
+
+TEST_CASE("SCRAM rejects a malformed or hostile server-first-message", "[sasl][scram]") {
+    auto m = started_sha1();
+    auto expect = [&](std::string_view challenge, std::string_view code) {
+        INFO("challenge: " << challenge);
+        auto response = m->respond(challenge);
+        REQUIRE_FALSE(response.ok());
+        require_error(response.error(), code);
+    };
+
+    SECTION("server nonce does not start with ours") {
+        expect(sha1_server_first("xyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j", kSha1Salt, "4096"),
+               "scram-bad-nonce");
+    }
+    SECTION("server nonce equals ours") {
+        expect(sha1_server_first(kSha1Nonce, kSha1Salt, "4096"), "scram-bad-nonce");
+    }
+    SECTION("server nonce is a prefix of ours") {
+        expect(sha1_server_first("fyko+d2lbb", kSha1Salt, "4096"), "scram-bad-nonce");
+    }
+    SECTION("server nonce has a non-printable character") {
+        expect(sha1_server_first(std::string(kSha1Nonce) + "ab\x7f", kSha1Salt, "4096"),
+               "scram-bad-nonce");
+    }
+    SECTION("iteration count of zero") {
+        expect(sha1_server_first(kSha1ServerNonce, kSha1Salt, "0"), "scram-bad-challenge");
+    }
+    SECTION("absurd iteration count") {
+        expect(sha1_server_first(kSha1ServerNonce, kSha1Salt, "10000000"),
+               "scram-bad-challenge");
+    }
+    SECTION("one above the iteration limit") {
+        expect(sha1_server_first(kSha1ServerNonce, kSha1Salt, "1000001"), "scram-bad-challenge");
+    }
+    SECTION("iteration count that overflows 64 bits") {
+        expect(sha1_server_first(kSha1ServerNonce, kSha1Salt, "99999999999999999999999"),
+               "scram-bad-challenge");
+    }
+    SECTION("negative, signed, padded or non-numeric iteration counts") {
+        for (auto count : {"-1", "+4096", "04096", "4096 ", "4k", "0x10"}) {
+            auto fresh = started_sha1();
+            auto response = fresh->respond(sha1_server_first(kSha1ServerNonce, kSha1Salt, count));
+            INFO("i=" << count);
+            REQUIRE_FALSE(response.ok());
+            require_error(response.error(), "scram-bad-challenge");
+        }
+    }
+    SECTION("empty iteration count") {
+        expect(sha1_server_first(kSha1ServerNonce, kSha1Salt, ""), "scram-bad-challenge");
+    }
+    SECTION("salt with a bad length") {
+        expect(sha1_server_first(kSha1ServerNonce, "QSXCR+Q6sek8bf9", "4096"),
+               "scram-bad-challenge");
+    }
+    SECTION("salt with a bad character") {
+        expect(sha1_server_first(kSha1ServerNonce, "QSXCR*Q6sek8bf92", "4096"),
+               "scram-bad-challenge");
+    }
+    SECTION("empty salt") {
+        expect(sha1_server_first(kSha1ServerNonce, "", "4096"), "scram-bad-challenge");
+    }
+    SECTION("mandatory extension") {
+        expect("m=ext," + std::string(kSha1ServerFirst), "scram-bad-challenge");
+    }
+    SECTION("attributes out of order") {
+        expect("s=QSXCR+Q6sek8bf92,r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,i=4096",
+               "scram-bad-challenge");
+    }
+    SECTION("missing iteration count") {
+        expect("r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,s=QSXCR+Q6sek8bf92",
+               "scram-bad-challenge");
+    }
+    SECTION("empty challenge") { expect("", "scram-bad-challenge"); }
+    SECTION("garbage") { expect("hello", "scram-bad-challenge"); }
+    SECTION("embedded NUL") {
+        expect(std::string(kSha1ServerFirst) + "\0"s, "scram-bad-challenge");
+    }
+    SECTION("a failed exchange cannot continue") {
+        expect("hello", "scram-bad-challenge");
+        auto response = m->respond(kSha1ServerFirst);
+        REQUIRE_FALSE(response.ok());
+        require_error(response.error(), "scram-out-of-order");
+    }
+}
+
+TEST_CASE("SCRAM accepts what RFC 5802 allows", "[sasl][scram]") {
+    SECTION("an optional extension after i= is part of AuthMessage") {
+        auto m = started_sha1();
+        auto response = m->respond(std::string(kSha1ServerFirst) + ",x=ext");
+        REQUIRE(response.ok());
+        CHECK(response.value() != kSha1ClientFinal);
+        CHECK(response.value().rfind("c=biws,r=" + std::string(kSha1ServerNonce) + ",p=", 0) ==
+              0);
+    }
+    SECTION("the iteration limit itself") {
+        auto m = started_sha1();
+        CHECK(m->respond(sha1_server_first(kSha1ServerNonce, kSha1Salt, "1000000")).ok());
+    }
+    SECTION("one iteration") {
+        auto m = started_sha1();
+        CHECK(m->respond(sha1_server_first(kSha1ServerNonce, kSha1Salt, "1")).ok());
+    }
+}
+
+TEST_CASE("SCRAM enforces the order of the exchange", "[sasl][scram]") {
+    SECTION("a second challenge") {
+        auto m = started_sha1();
+        REQUIRE(m->respond(kSha1ServerFirst).ok());
+        auto again = m->respond(kSha1ServerFirst);
+        REQUIRE_FALSE(again.ok());
+        require_error(again.error(), "scram-out-of-order");
+        // The server cannot rescue the exchange afterwards.
+        CHECK_FALSE(m->finish(kSha1ServerFinal).ok());
+    }
+    SECTION("server-final sent as a challenge") {
+        auto m = started_sha1();
+        REQUIRE(m->respond(kSha1ServerFirst).ok());
+        auto again = m->respond(kSha1ServerFinal);
+        REQUIRE_FALSE(again.ok());
+        require_error(again.error(), "scram-out-of-order");
+    }
+    SECTION("success before the challenge") {
+        auto m = started_sha1();
+        auto status = m->finish(kSha1ServerFinal);
+        REQUIRE_FALSE(status.ok());
+        require_error(status.error(), "scram-out-of-order");
+    }
+    SECTION("success before anything") {
+        auto m = xmpp::sasl::make_scram(ScramHash::Sha1, user_pencil(), "abc");
+        auto status = m->finish("");
+        REQUIRE_FALSE(status.ok());
+        require_error(status.error(), "scram-out-of-order");
+    }
+    SECTION("a challenge before the initial response") {
+        auto m = xmpp::sasl::make_scram(ScramHash::Sha1, user_pencil(), "abc");
+        auto response = m->respond(kSha1ServerFirst);
+        REQUIRE_FALSE(response.ok());
+        require_error(response.error(), "scram-out-of-order");
+    }
+    SECTION("two initial responses") {
+        auto m = started_sha1();
+        auto again = m->initial_response();
+        REQUIRE_FALSE(again.ok());
+        require_error(again.error(), "scram-out-of-order");
+    }
+}
+
+TEST_CASE("SCRAM client-first-message", "[sasl][scram]") {
+    SECTION("',' and '=' in the username are escaped") {
+        auto m = xmpp::sasl::make_scram(ScramHash::Sha256, {"a,b=c", "pencil", ""}, "nonce");
+        auto first = m->initial_response();
+        REQUIRE(first.ok());
+        CHECK(first.value() == "n,,n=a=2Cb=3Dc,r=nonce");
+    }
+    SECTION("the username is SASLprep'd") {
+        auto m = xmpp::sasl::make_scram(ScramHash::Sha256, {"I\u00ADX", "pencil", ""}, "nonce");
+        auto first = m->initial_response();
+        REQUIRE(first.ok());
+        CHECK(first.value() == "n,,n=IX,r=nonce");
+    }
+    SECTION("a username SASLprep prohibits") {
+        auto m = xmpp::sasl::make_scram(ScramHash::Sha256, {"us\u0007er", "pencil", ""}, "n");
+        auto first = m->initial_response();
+        REQUIRE_FALSE(first.ok());
+        require_error(first.error(), "saslprep");
+    }
+    SECTION("an empty username") {
+        auto m = xmpp::sasl::make_scram(ScramHash::Sha256, {"", "pencil", ""}, "nonce");
+        auto first = m->initial_response();
+        REQUIRE_FALSE(first.ok());
+        require_error(first.error(), "empty-username");
+    }
+    SECTION("authzid goes into the gs2 header and c=") {
+        auto m = xmpp::sasl::make_scram(ScramHash::Sha1, {"user", "pencil", "ad,m=n"},
+                                        std::string(kSha1Nonce));
+        auto first = m->initial_response();
+        REQUIRE(first.ok());
+        // RFC 5802 §7: gs2-header = "n," authzid "," and client-first-message-bare follows.
+        CHECK(first.value() == "n,a=ad=2Cm=3Dn,n=user,r=fyko+d2lbbFgONRv9qkxdawL");
+        auto response = m->respond(kSha1ServerFirst);
+        REQUIRE(response.ok());
+        CHECK(response.value().rfind(
+                  "c=" + xmpp::sasl::base64_encode("n,a=ad=2Cm=3Dn,") + ",r=", 0) == 0);
+    }
+    SECTION("a client nonce with a comma is refused") {
+        auto m = xmpp::sasl::make_scram(ScramHash::Sha1, user_pencil(), "ab,c");
+        auto first = m->initial_response();
+        REQUIRE_FALSE(first.ok());
+        require_error(first.error(), "scram-bad-nonce");
+    }
+    SECTION("a random nonce is 24 bytes of base64 and differs each time") {
+        auto a = xmpp::sasl::make_scram(ScramHash::Sha256, user_pencil());
+        auto b = xmpp::sasl::make_scram(ScramHash::Sha256, user_pencil());
+        auto first_a = a->initial_response();
+        auto first_b = b->initial_response();
+        REQUIRE(first_a.ok());
+        REQUIRE(first_b.ok());
+        const std::string prefix = "n,,n=user,r=";
+        REQUIRE(first_a.value().rfind(prefix, 0) == 0);
+        std::string nonce = first_a.value().substr(prefix.size());
+        CHECK(nonce.size() == 32);
+        auto raw = xmpp::sasl::base64_decode(nonce);
+        REQUIRE(raw.ok());
+        CHECK(raw.value().size() == 24);
+        CHECK(first_a.value() != first_b.value());
+
+        // The random nonce is the one the exchange checks the server's against.
+        auto response = a->respond("r=" + nonce + "srv,s=QSXCR+Q6sek8bf92,i=16");
+        CHECK(response.ok());
+    }
+}
+
+TEST_CASE("SCRAM normalizes the password with SASLprep", "[sasl][scram]") {
+    // RFC 4013 §2.1: non-ASCII space characters map to SPACE, so "pen\u00A0cil" and
+    // "pen cil" must produce the same proof.
+    auto run = [](std::string password) {
+        auto m = xmpp::sasl::make_scram(ScramHash::Sha1, {"user", password, ""},
+                                        std::string(kSha1Nonce));
+        REQUIRE(m->initial_response().ok());
+        auto response = m->respond(kSha1ServerFirst);
+        REQUIRE(response.ok());
+        return response.value();
+    };
+    auto nbsp = run("pen\u00A0cil");
+    CHECK(nbsp == run("pen cil"));
+    CHECK(nbsp != kSha1ClientFinal);
+    CHECK(run("pen\u00ADcil") == kSha1ClientFinal);  // soft hyphen maps to nothing
+
+    auto m = xmpp::sasl::make_scram(ScramHash::Sha1, {"user", "pen\u0007cil", ""},
+                                    std::string(kSha1Nonce));
+    REQUIRE(m->initial_response().ok());
+    auto response = m->respond(kSha1ServerFirst);
+    REQUIRE_FALSE(response.ok());
+    require_error(response.error(), "saslprep");
+}
+
+TEST_CASE("SASLprep follows the RFC 4013 section 3 examples", "[sasl][saslprep]") {
+    auto ok = [](std::string_view in, std::string_view out) {
+        INFO("input: " << in);
+        auto prepared = xmpp::sasl::saslprep(in);
+        REQUIRE(prepared.ok());
+        CHECK(prepared.value() == out);
+    };
+    ok("I\u00ADX", "IX");
+    ok("user", "user");
+    ok("USER", "USER");
+    ok("\u00AA", "a");
+    ok("\u2168", "IX");
+    ok("a\u00A0b", "a b");
+    ok("", "");
+
+    auto bad = [](std::string_view in) {
+        INFO("input: " << in);
+        auto prepared = xmpp::sasl::saslprep(in);
+        REQUIRE_FALSE(prepared.ok());
+        CHECK(prepared.error().code == "saslprep");
+        CHECK_FALSE(prepared.error().message.empty());
+    };
+    bad("\u0007");
+    bad("\u0627\u0031");  // RFC 3454 §6: RandALCat must start and end the string
+    bad("a\0b"s);
+    bad("\xff\xfe");      // not UTF-8
+    bad("\xC0\xAF");      // overlong '/'
+}
+
+TEST_CASE("PLAIN sends one message and takes no challenge", "[sasl][plain]") {
+    SECTION("the payload is authzid NUL authcid NUL password") {
+        auto m = xmpp::sasl::make_plain(user_pencil());
+        CHECK(m->name() == "PLAIN");
+        auto first = m->initial_response();
+        REQUIRE(first.ok());
+        CHECK(first.value() == "\0user\0pencil"s);
+        CHECK(first.value().size() == 12);
+        CHECK(m->finish("").ok());
+    }
+    SECTION("with an authzid") {
+        auto m = xmpp::sasl::make_plain({"user", "pencil", "admin@example.org"});
+        auto first = m->initial_response();
+        REQUIRE(first.ok());
+        CHECK(first.value() == "admin@example.org\0user\0pencil"s);
+    }
+    SECTION("username and password are SASLprep'd") {
+        auto m = xmpp::sasl::make_plain({"I\u00ADX", "pen\u00A0cil", ""});
+        auto first = m->initial_response();
+        REQUIRE(first.ok());
+        CHECK(first.value() == "\0IX\0pen cil"s);
+    }
+    SECTION("a prohibited password") {
+        auto m = xmpp::sasl::make_plain({"user", "pen\u0007cil", ""});
+        auto first = m->initial_response();
+        REQUIRE_FALSE(first.ok());
+        require_error(first.error(), "saslprep");
+    }
+    SECTION("a NUL in the authzid") {
+        auto m = xmpp::sasl::make_plain({"user", "pencil", "a\0b"s});
+        auto first = m->initial_response();
+        REQUIRE_FALSE(first.ok());
+        require_error(first.error(), "bad-authzid");
+    }
+    SECTION("empty username or password") {
+        auto no_user = xmpp::sasl::make_plain({"", "pencil", ""})->initial_response();
+        REQUIRE_FALSE(no_user.ok());
+        require_error(no_user.error(), "empty-username");
+        auto no_password = xmpp::sasl::make_plain({"user", "", ""})->initial_response();
+        REQUIRE_FALSE(no_password.ok());
+        require_error(no_password.error(), "empty-password");
+    }
+    SECTION("a challenge is an error") {
+        auto m = xmpp::sasl::make_plain(user_pencil());
+        REQUIRE(m->initial_response().ok());
+        auto response = m->respond("anything");
+        REQUIRE_FALSE(response.ok());
+        require_error(response.error(), "plain-unexpected-challenge");
+    }
+    SECTION("additional data on success is an error") {
+        auto m = xmpp::sasl::make_plain(user_pencil());
+        REQUIRE(m->initial_response().ok());
+        auto status = m->finish("v=abc");
+        REQUIRE_FALSE(status.ok());
+        require_error(status.error(), "plain-unexpected-data");
+    }
+}
+
+TEST_CASE("choose picks the strongest acceptable mechanism", "[sasl][choose]") {
+    auto pick = [](std::vector<std::string> offered, bool tls) {
+        auto chosen = xmpp::sasl::choose(offered, user_pencil(), tls);
+        REQUIRE(chosen.ok());
+        REQUIRE(chosen.value() != nullptr);
+        return std::string(chosen.value()->name());
+    };
+    CHECK(pick({"PLAIN", "SCRAM-SHA-1", "SCRAM-SHA-256", "SCRAM-SHA-512"}, true) ==
+          "SCRAM-SHA-512");
+    CHECK(pick({"SCRAM-SHA-1", "SCRAM-SHA-256", "PLAIN"}, true) == "SCRAM-SHA-256");
+    CHECK(pick({"PLAIN", "SCRAM-SHA-1"}, true) == "SCRAM-SHA-1");
+    CHECK(pick({"SCRAM-SHA-1"}, false) == "SCRAM-SHA-1");
+    CHECK(pick({"PLAIN"}, true) == "PLAIN");
+    CHECK(pick({"SCRAM-SHA-256-PLUS", "SCRAM-SHA-1", "EXTERNAL"}, false) == "SCRAM-SHA-1");
+    CHECK(pick({"X-OAUTH2", "DIGEST-MD5", "SCRAM-SHA-256"}, false) == "SCRAM-SHA-256");
+
+    // The chosen mechanism carries the credentials.
+    auto chosen = xmpp::sasl::choose({"PLAIN"}, user_pencil(), true);
+    REQUIRE(chosen.ok());
+    auto first = chosen.value()->initial_response();
+    REQUIRE(first.ok());
+    CHECK(first.value() == "\0user\0pencil"s);
+}
+
+TEST_CASE("choose explains why nothing is acceptable", "[sasl][choose]") {
+    auto refuse = [](std::vector<std::string> offered, bool tls) {
+        auto chosen = xmpp::sasl::choose(offered, user_pencil(), tls);
+        REQUIRE_FALSE(chosen.ok());
+        CHECK(chosen.error().code == "no-mechanism");
+        return chosen.error().message;
+    };
+
+    auto plain = refuse({"PLAIN"}, false);
+    CHECK(plain.find("PLAIN is refused outside TLS") != std::string::npos);
+
+    auto plus = refuse({"SCRAM-SHA-1-PLUS", "SCRAM-SHA-256-PLUS"}, true);
+    CHECK(plus.find("SCRAM-SHA-1-PLUS") != std::string::npos);
+    CHECK(plus.find("SCRAM-SHA-256-PLUS") != std::string::npos);
+    CHECK(plus.find("-PLUS") != std::string::npos);
+
+    auto both = refuse({"SCRAM-SHA-512-PLUS", "PLAIN", "EXTERNAL"}, false);
+    CHECK(both.find("EXTERNAL") != std::string::npos);
+    CHECK(both.find("PLAIN is refused outside TLS") != std::string::npos);
+
+    auto none = refuse({}, true);
+    CHECK(none.find("none") != std::string::npos);
+
+    // Names are matched exactly (RFC 4422 §3.1 names are upper case).
+    refuse({"scram-sha-1", "plain"}, true);
+
+    // Server-supplied names are sanitized before they reach a log.
+    auto hostile = refuse({"EVIL\x1b[2J"}, true);
+    CHECK(hostile.find('\x1b') == std::string::npos);
+}
+
+TEST_CASE("base64 round trips and RFC 4648 section 10 vectors", "[sasl][base64]") {
+    const std::vector<std::pair<std::string, std::string>> vectors = {
+        {"", ""},         {"f", "Zg=="},        {"fo", "Zm8="},         {"foo", "Zm9v"},
+        {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="}, {"foobar", "Zm9vYmFy"},
+    };
+    for (const auto& [plain, encoded] : vectors) {
+        CHECK(xmpp::sasl::base64_encode(plain) == encoded);
+        auto decoded = xmpp::sasl::base64_decode(encoded);
+        REQUIRE(decoded.ok());
+        CHECK(decoded.value() == plain);
+    }
+
+    std::string all;
+    for (int k = 0; k < 256; ++k) all.push_back(static_cast<char>(k));
+    for (size_t length = 0; length <= all.size(); length += 1) {
+        std::string bytes = all.substr(all.size() - length);
+        std::string encoded = xmpp::sasl::base64_encode(bytes);
+        CHECK(encoded == Independent::b64(bytes));
+        auto decoded = xmpp::sasl::base64_decode(encoded);
+        REQUIRE(decoded.ok());
+        CHECK(decoded.value() == bytes);
+    }
+}
+
+TEST_CASE("base64 rejects malformed input", "[sasl][base64]") {
+    for (std::string text : {"Zg", "Zg=", "Zm9vY", "Z===", "====", "=Zg=", "Zg=a", "Zg==Zg==",
+                             "Zm9v YmFy", "Zm9v\nYmFy", "Zm9v*mFy", "Zm9-", "Zm9_", "Zh==",
+                             "Zm9=", "Zm\xc3\xa9"}) {
+        INFO("input: " << text);
+        auto decoded = xmpp::sasl::base64_decode(text);
+        REQUIRE_FALSE(decoded.ok());
+        CHECK(decoded.error().code == "bad-base64");
+    }
+    auto nul = xmpp::sasl::base64_decode("Zm9\0"s);
+    CHECK_FALSE(nul.ok());
+}

@@ -1,0 +1,431 @@
+#include <catch2/catch.hpp>
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include <string>
+
+#include "protocol/stream.hpp"
+
+using namespace xmpp;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr std::string_view server_header =
+    "<?xml version='1.0'?><stream:stream from='example.org' id='s%' version='1.0' xml:lang='en' "
+    "xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>";
+constexpr std::string_view starttls_features =
+    "<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls>"
+    "</stream:features>";
+constexpr std::string_view bind_features =
+    "<stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>"
+    "<session xmlns='urn:ietf:params:xml:ns:xmpp-session'><optional/></session></stream:features>";
+
+std::string sasl_features(std::string_view mechanisms) {
+    std::string out = "<stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>";
+    std::string_view rest = mechanisms;
+    while (!rest.empty()) {
+        auto sp = rest.find(' ');
+        out += "<mechanism>" + std::string(rest.substr(0, sp)) + "</mechanism>";
+        rest = sp == std::string_view::npos ? "" : rest.substr(sp + 1);
+    }
+    return out + "</mechanisms></stream:features>";
+}
+
+std::string between(const std::string& s, std::string_view open_end, std::string_view close) {
+    auto a = s.find(open_end);
+    REQUIRE(a != std::string::npos);
+    a += open_end.size();
+    auto b = s.find(close, a);
+    REQUIRE(b != std::string::npos);
+    return s.substr(a, b - a);
+}
+
+std::string hmac_sha1(std::string_view key, std::string_view data) {
+    unsigned char out[EVP_MAX_MD_SIZE];
+    unsigned len = 0;
+    HMAC(EVP_sha1(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(data.data()),
+         data.size(), out, &len);
+    return std::string(reinterpret_cast<char*>(out), len);
+}
+
+// The server side of SCRAM-SHA-1 (RFC 5802 §3), written independently of protocol/sasl.cpp
+// so that the stream is tested against a second implementation.
+struct ScramServer {
+    std::string password = "pencil";
+    std::string salt = "0123456789abcdef";
+    int iterations = 4096;
+    std::string client_first_bare, server_first, nonce;
+
+    std::string first(const std::string& client_first) {
+        REQUIRE(client_first.starts_with("n,,"));
+        client_first_bare = client_first.substr(3);
+        nonce = between(client_first_bare + ",", "r=", ",") + "SERVERNONCE";
+        server_first = "r=" + nonce + ",s=" + sasl::base64_encode(salt) + ",i=" + std::to_string(iterations);
+        return server_first;
+    }
+    // Returns the server-final message, or "" if the client's proof is wrong.
+    std::string final(const std::string& client_final, bool corrupt_signature = false) {
+        auto without_proof = client_final.substr(0, client_final.find(",p="));
+        auto proof = sasl::base64_decode(client_final.substr(client_final.find(",p=") + 3)).value();
+        unsigned char salted[20];
+        PKCS5_PBKDF2_HMAC(password.data(), static_cast<int>(password.size()),
+                          reinterpret_cast<const unsigned char*>(salt.data()), static_cast<int>(salt.size()),
+                          iterations, EVP_sha1(), 20, salted);
+        std::string salted_password(reinterpret_cast<char*>(salted), 20);
+        std::string client_key = hmac_sha1(salted_password, "Client Key");
+        unsigned char stored[20];
+        EVP_Digest(client_key.data(), client_key.size(), stored, nullptr, EVP_sha1(), nullptr);
+        std::string auth_message = client_first_bare + "," + server_first + "," + without_proof;
+        std::string client_signature = hmac_sha1(std::string(reinterpret_cast<char*>(stored), 20), auth_message);
+        std::string expected_proof(20, '\0');
+        for (int i = 0; i < 20; ++i) expected_proof[i] = static_cast<char>(client_key[i] ^ client_signature[i]);
+        if (proof != expected_proof) return "";
+        std::string server_signature = hmac_sha1(hmac_sha1(salted_password, "Server Key"), auth_message);
+        if (corrupt_signature) server_signature[0] ^= 1;
+        return "v=" + sasl::base64_encode(server_signature);
+    }
+};
+
+std::string header(int n) {
+    std::string h(server_header);
+    h.replace(h.find('%'), 1, std::to_string(n));
+    return h;
+}
+
+struct Session {
+    TimePoint now = TimePoint{} + 1000s;
+    ClientStream stream;
+    std::string out;  // everything the client wrote since the last take()
+
+    explicit Session(StreamOptions o = options()) : stream(std::move(o)) {}
+
+    static StreamOptions options() {
+        StreamOptions o;
+        o.jid = Jid::parse("user@example.org").value();
+        o.password = "pencil";
+        o.software_version = "1.2.3";
+        return o;
+    }
+    void feed(std::string_view bytes) { stream.receive(bytes, now); }
+    std::string take() {
+        out = stream.take_output();
+        return out;
+    }
+    std::vector<StreamEvent> events() {
+        std::vector<StreamEvent> v;
+        while (auto e = stream.next_event()) v.push_back(std::move(*e));
+        return v;
+    }
+    // STARTTLS then SCRAM-SHA-1 then bind; returns the Online event.
+    Online login(ScramServer& server, std::string_view mechanisms = "SCRAM-SHA-1 PLAIN") {
+        stream.start(now);
+        REQUIRE(take().find("<stream:stream to='example.org' version='1.0'") != std::string::npos);
+        CHECK(out.find("from=") == std::string::npos);  // RFC 6120 §4.7.1: not before TLS
+        feed(header(1));
+        feed(starttls_features);
+        CHECK(take() == "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+        feed("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+        auto ev = events();
+        REQUIRE(ev.size() == 1);
+        REQUIRE(std::holds_alternative<StartTls>(ev[0]));
+        CHECK(stream.state() == StreamState::StartingTls);
+        stream.tls_established(now);
+        CHECK(take().find("from='user@example.org'") != std::string::npos);
+        feed(header(2));
+        feed(sasl_features(mechanisms));
+        take();
+        REQUIRE(out.find("mechanism='SCRAM-SHA-1'") != std::string::npos);
+        auto client_first = sasl::base64_decode(between(out, "'>", "</auth>")).value();
+        feed("<challenge xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>" +
+             sasl::base64_encode(server.first(client_first)) + "</challenge>");
+        auto client_final = sasl::base64_decode(between(take(), "'>", "</response>")).value();
+        auto server_final = server.final(client_final);
+        REQUIRE_FALSE(server_final.empty());
+        feed("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>" + sasl::base64_encode(server_final) + "</success>");
+        CHECK(take().find("<stream:stream") != std::string::npos);  // §6.4.6 restart
+        feed(header(3));
+        feed(bind_features);
+        CHECK(take().find("<resource>stanzad</resource>") != std::string::npos);
+        feed("<iq type='result' id='bind'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
+             "<jid>user@example.org/stanzad-x1</jid></bind></iq>");
+        ev = events();
+        REQUIRE(ev.size() == 1);
+        REQUIRE(std::holds_alternative<Online>(ev[0]));
+        CHECK(stream.state() == StreamState::Online);
+        return std::get<Online>(ev[0]);
+    }
+};
+
+Closed closed_event(Session& s) {
+    auto ev = s.events();
+    REQUIRE(ev.size() == 1);
+    REQUIRE(std::holds_alternative<Closed>(ev[0]));
+    CHECK(s.stream.state() == StreamState::Closed);
+    return std::get<Closed>(ev[0]);
+}
+
+}  // namespace
+
+TEST_CASE("stream: STARTTLS, SCRAM-SHA-1 with the server signature checked, bind, online") {
+    Session s;
+    ScramServer server;
+    Online online = s.login(server);
+    CHECK(online.jid.full() == "user@example.org/stanzad-x1");
+    CHECK(online.mechanism == "SCRAM-SHA-1");
+}
+
+TEST_CASE("stream: the strongest SCRAM the server offers is chosen") {
+    Session s;
+    s.stream.start(s.now);
+    s.feed(header(1));
+    s.feed(starttls_features);
+    s.feed("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+    s.stream.tls_established(s.now);
+    s.feed(header(2));
+    s.take();
+    s.feed(sasl_features("PLAIN SCRAM-SHA-1 SCRAM-SHA-256 SCRAM-SHA-512-PLUS SCRAM-SHA-512"));
+    CHECK(s.take().find("mechanism='SCRAM-SHA-512'") != std::string::npos);
+}
+
+TEST_CASE("stream: a wrong server signature fails authentication without restarting the stream") {
+    Session s;
+    ScramServer server;
+    s.stream.start(s.now);
+    s.feed(header(1));
+    s.feed(starttls_features);
+    s.feed("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+    s.events();
+    s.stream.tls_established(s.now);
+    s.feed(header(2));
+    s.take();
+    s.feed(sasl_features("SCRAM-SHA-1"));
+    auto client_first = sasl::base64_decode(between(s.take(), "'>", "</auth>")).value();
+    s.feed("<challenge xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>" +
+           sasl::base64_encode(server.first(client_first)) + "</challenge>");
+    auto client_final = sasl::base64_decode(between(s.take(), "'>", "</response>")).value();
+    s.feed("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>" +
+           sasl::base64_encode(server.final(client_final, /*corrupt_signature=*/true)) + "</success>");
+    auto closed = closed_event(s);
+    CHECK(closed.kind == Closed::Kind::AuthFailed);
+    CHECK_FALSE(closed.retry());
+    CHECK(s.take() == "</stream:stream>");
+}
+
+TEST_CASE("stream: SASL failure says why; only temporary failures are retried") {
+    for (auto [condition, retry] : {std::pair{"not-authorized", false}, {"account-disabled", false},
+                                    {"temporary-auth-failure", true}}) {
+        Session s;
+        s.stream.start(s.now);
+        s.feed(header(1));
+        s.feed(starttls_features);
+        s.feed("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+        s.events();
+        s.stream.tls_established(s.now);
+        s.feed(header(2));
+        s.feed(sasl_features("SCRAM-SHA-1"));
+        s.feed(std::string("<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><") + condition +
+               "/><text xml:lang='en'>Nope</text></failure>");
+        auto closed = closed_event(s);
+        CHECK(closed.retry() == retry);
+        CHECK(closed.reason == std::string("SCRAM-SHA-1: ") + condition + " (Nope)");
+    }
+}
+
+TEST_CASE("stream: no STARTTLS offered means no login in the clear") {
+    Session s;
+    s.stream.start(s.now);
+    s.feed(header(1));
+    s.feed(sasl_features("PLAIN"));
+    auto closed = closed_event(s);
+    CHECK(closed.kind == Closed::Kind::Fatal);
+    CHECK(closed.reason.find("STARTTLS") != std::string::npos);
+    CHECK(s.take().find("<auth") == std::string::npos);
+}
+
+TEST_CASE("stream: PLAIN only when no SCRAM is offered, and only inside TLS") {
+    auto o = Session::options();
+    o.direct_tls = true;
+    Session s(o);
+    s.stream.start(s.now);
+    CHECK(s.take().find("from='user@example.org'") != std::string::npos);
+    s.feed(header(1));
+    s.feed(sasl_features("PLAIN"));
+    s.take();
+    CHECK(s.out.find("mechanism='PLAIN'") != std::string::npos);
+    CHECK(sasl::base64_decode(between(s.out, "'>", "</auth>")).value() == std::string("\0user\0pencil", 12));
+}
+
+TEST_CASE("stream: the whole server side, fed one byte at a time, gives the same result") {
+    auto o = Session::options();
+    o.direct_tls = true;
+    Session s(o);
+    s.stream.start(s.now);
+    std::string transcript = header(1) + sasl_features("PLAIN") +
+                             "<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>" + header(2) +
+                             std::string(bind_features) +
+                             "<iq type='result' id='bind'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
+                             "<jid>user@example.org/r</jid></bind></iq>"
+                             "<message from='a@b/c'><body>hi</body></message>";
+    std::vector<StreamEvent> events;
+    for (char c : transcript) {
+        s.feed(std::string_view(&c, 1));
+        for (auto& e : s.events()) events.push_back(std::move(e));
+    }
+    REQUIRE(events.size() == 2);
+    CHECK(std::get<Online>(events[0]).jid.full() == "user@example.org/r");
+    CHECK(std::string(std::get<StanzaReceived>(events[1]).stanza.root().child("body").child_value()) == "hi");
+}
+
+TEST_CASE("stream: answers ping, disco#info, version, and service-unavailable for the rest") {
+    Session s;
+    ScramServer server;
+    s.login(server);
+    s.take();
+    s.feed("<iq type='get' id='p1' from='bob@example.org/x' to='user@example.org/stanzad-x1'>"
+           "<ping xmlns='urn:xmpp:ping'/></iq>");
+    CHECK(s.take() == "<iq id='p1' to='bob@example.org/x' type='result'></iq>");
+
+    s.feed("<iq type='get' id='d1' from='bob@example.org/x'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>");
+    s.take();
+    CHECK(s.out.starts_with("<iq id='d1' to='bob@example.org/x' type='result'><query xmlns='http://jabber.org/protocol/disco#info'>"));
+    CHECK(s.out.find("<identity category='client' type='pc' name='stanzad'/>") != std::string::npos);
+    for (auto f : {ns_disco_info, ns_ping, ns_version})
+        CHECK(s.out.find("<feature var='" + std::string(f) + "'/>") != std::string::npos);
+
+    s.feed("<iq type='get' id='d2' from='bob@example.org/x'><query xmlns='http://jabber.org/protocol/disco#info' node='x'/></iq>");
+    CHECK(s.take().find("<item-not-found") != std::string::npos);
+
+    s.feed("<iq type='get' id='v1' from='bob@example.org/x'><query xmlns='jabber:iq:version'/></iq>");
+    CHECK(s.take() == "<iq id='v1' to='bob@example.org/x' type='result'><query xmlns='jabber:iq:version'>"
+                      "<name>stanzad</name><version>1.2.3</version></query></iq>");
+
+    s.feed("<iq type='set' id='u1' from='bob@example.org/x'><query xmlns='urn:example:unknown'/></iq>");
+    CHECK(s.take() == "<iq id='u1' to='bob@example.org/x' type='error'><error type='cancel'>"
+                      "<service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>");
+
+    s.feed("<iq type='get' id='b1' from='bob@example.org/x'/>");
+    CHECK(s.take().find("<bad-request") != std::string::npos);
+    s.feed("<iq type='result' id='r1' from='bob@example.org/x'/>");
+    CHECK(s.take().empty());
+    auto ev = s.events();
+    REQUIRE(ev.size() == 1);  // results we did not ask for go up to the owner
+    CHECK(std::holds_alternative<StanzaReceived>(ev[0]));
+}
+
+TEST_CASE("stream: close() waits for the server's closing tag, bounded") {
+    Session s;
+    ScramServer server;
+    s.login(server);
+    s.take();
+    s.stream.close(s.now);
+    CHECK(s.take() == "</stream:stream>");
+    CHECK(s.stream.state() == StreamState::Closing);
+    s.feed("<message><body>late</body></message></stream:stream>");
+    auto closed = closed_event(s);
+    CHECK(closed.kind == Closed::Kind::Requested);
+    CHECK(closed.clean);
+
+    Session t;
+    t.login(server);
+    t.stream.close(t.now);
+    REQUIRE(t.stream.next_deadline());
+    CHECK(*t.stream.next_deadline() == t.now + 3s);
+    t.stream.handle_timeout(t.now + 2999ms);
+    CHECK(t.events().empty());
+    t.stream.handle_timeout(t.now + 3s);
+    auto late = closed_event(t);
+    CHECK_FALSE(late.clean);
+    CHECK(late.reason.find("did not close its stream") != std::string::npos);
+}
+
+TEST_CASE("stream: the server closing first gets our closing tag") {
+    Session s;
+    ScramServer server;
+    s.login(server);
+    s.take();
+    s.feed("</stream:stream>");
+    auto closed = closed_event(s);
+    CHECK(closed.kind == Closed::Kind::ByPeer);
+    CHECK(closed.retry());
+    CHECK(s.take() == "</stream:stream>");
+}
+
+TEST_CASE("stream: stream errors close the stream; conflict is not retried") {
+    for (auto [condition, retry] : {std::pair{"conflict", false}, {"system-shutdown", true}}) {
+        Session s;
+        ScramServer server;
+        s.login(server);
+        s.take();
+        s.feed(std::string("<stream:error><") + condition +
+               " xmlns='urn:ietf:params:xml:ns:xmpp-streams'/><text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>"
+               "Bye</text></stream:error>");
+        auto closed = closed_event(s);
+        CHECK(closed.retry() == retry);
+        CHECK(closed.reason == std::string("stream error from the server: ") + condition + " (Bye)");
+        CHECK(s.take() == "</stream:stream>");
+    }
+}
+
+TEST_CASE("stream: bad XML from the server is answered with a stream error") {
+    Session s;
+    ScramServer server;
+    s.login(server);
+    s.take();
+    s.feed("<message><!-- no --></message>");
+    auto closed = closed_event(s);
+    CHECK(closed.kind == Closed::Kind::Error);
+    CHECK(s.take() == "<stream:error><restricted-xml xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"
+                      "</stream:error></stream:stream>");
+}
+
+TEST_CASE("stream: keepalive ping finds a dead connection; any answer keeps it") {
+    Session s;
+    ScramServer server;
+    s.login(server);
+    s.take();
+    auto t = *s.stream.next_deadline();
+    CHECK(t == s.now + 60s);
+    s.stream.handle_timeout(t);
+    auto ping = s.take();
+    REQUIRE(ping.find("<ping xmlns='urn:xmpp:ping'/>") != std::string::npos);
+    auto id = between(ping, "id='", "'");
+    s.now = t + 1s;
+    s.feed("<iq type='error' id='" + id + "' from='example.org'><error type='cancel'>"
+           "<service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>");
+    CHECK(s.events().empty());
+    CHECK(*s.stream.next_deadline() == s.now + 60s);
+
+    s.stream.handle_timeout(s.now + 60s);
+    CHECK(s.take().find("<ping") != std::string::npos);
+    CHECK(*s.stream.next_deadline() == s.now + 90s);
+    s.stream.handle_timeout(s.now + 90s);
+    auto closed = closed_event(s);
+    CHECK(closed.retry());
+    CHECK(closed.reason.find("no answer") != std::string::npos);
+}
+
+TEST_CASE("stream: a login that stalls is abandoned at the negotiation deadline") {
+    Session s;
+    s.stream.start(s.now);
+    s.feed(header(1));
+    CHECK(*s.stream.next_deadline() == s.now + 30s);
+    s.stream.handle_timeout(s.now + 30s);
+    auto closed = closed_event(s);
+    CHECK(closed.retry());
+    CHECK(closed.reason.find("did not complete") != std::string::npos);
+}
+
+TEST_CASE("stream: the wire trace never shows SASL payloads") {
+    Session s;
+    std::string trace;
+    s.stream.set_wire_trace([&](bool out, std::string_view xml) { trace += (out ? "C: " : "S: ") + std::string(xml) + "\n"; });
+    ScramServer server;
+    s.login(server);
+    CHECK(trace.find("[redacted]") != std::string::npos);
+    CHECK(trace.find("n,,n=user") == std::string::npos);
+    CHECK(trace.find(sasl::base64_encode("n,,n=user").substr(0, 8)) == std::string::npos);
+    CHECK(trace.find("<challenge xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>[redacted]</challenge>") != std::string::npos);
+    CHECK(trace.find("S: <iq type=\"result\" id=\"bind\"") != std::string::npos);
+}

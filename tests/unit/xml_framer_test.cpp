@@ -1,0 +1,232 @@
+#include <catch2/catch.hpp>
+
+#include <string>
+#include <vector>
+
+#include "protocol/xml_framer.hpp"
+
+using namespace xmpp;
+
+namespace {
+
+constexpr std::string_view header =
+    "<?xml version='1.0'?><stream:stream from='example.org' id='s1' version='1.0' "
+    "xml:lang='en' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>";
+
+// A readable summary of one framer event, so transcripts compare as strings.
+std::string describe(const FramerEvent& e) {
+    if (auto* o = std::get_if<StreamOpen>(&e)) return "open " + o->name + " id=" + std::string(o->attribute("id"));
+    if (auto* s = std::get_if<Stanza>(&e)) {
+        std::string out = "stanza {" + std::string(namespace_of(s->root())) + "}" +
+                          std::string(local_name(s->root())) + ":";
+        struct W : pugi::xml_writer {
+            std::string* o;
+            void write(const void* d, size_t n) override { o->append(static_cast<const char*>(d), n); }
+        } w;
+        w.o = &out;
+        s->root().print(w, "", pugi::format_raw);
+        return out;
+    }
+    if (std::holds_alternative<StreamEnd>(e)) return "end";
+    return "error " + std::get<FramerError>(e).condition;
+}
+
+std::vector<std::string> drain(XmlFramer& f) {
+    std::vector<std::string> out;
+    while (auto e = f.next()) out.push_back(describe(*e));
+    return out;
+}
+
+std::vector<std::string> frame_chunks(const std::vector<std::string_view>& chunks, FramerLimits limits = {}) {
+    XmlFramer f(limits);
+    std::vector<std::string> out;
+    for (auto c : chunks) {
+        f.feed(c);
+        for (auto& s : drain(f)) out.push_back(s);
+    }
+    return out;
+}
+
+std::vector<std::string> frame(std::string_view all, FramerLimits limits = {}) {
+    return frame_chunks({all}, limits);
+}
+
+std::string with_header(std::string_view body) { return std::string(header) + std::string(body); }
+
+}  // namespace
+
+TEST_CASE("framer: a whole stream gives header, stanzas and end, at every split point") {
+    const std::string stream = with_header(
+        "<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls>"
+        "</stream:features>\n  "
+        "<message to='a@b' id=\"x&gt;1\" title='a>b'><body>fish &amp; chips &#x263A; &#65;"
+        "<![CDATA[<not a tag> & ]] ]]></body></message> "
+        "<iq type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>"
+        "<presence/></stream:stream>");
+    const std::vector<std::string> expected = frame(stream);
+    REQUIRE(expected.size() == 6);
+    CHECK(expected[0] == "open stream:stream id=s1");
+    CHECK(expected[1].starts_with("stanza {http://etherx.jabber.org/streams}features:"));
+    CHECK(expected[2].starts_with("stanza {jabber:client}message:"));
+    CHECK(expected[2].find("id=\"x>1\"") != std::string::npos);
+    CHECK(expected[2].find("title=\"a>b\"") != std::string::npos);
+    CHECK(expected[3].starts_with("stanza {jabber:client}iq:"));
+    CHECK(expected[4].starts_with("stanza {jabber:client}presence:"));
+    CHECK(expected[5] == "end");
+
+    for (std::size_t split = 0; split <= stream.size(); ++split) {
+        std::string_view s(stream);
+        INFO("split at " << split);
+        REQUIRE(frame_chunks({s.substr(0, split), s.substr(split)}) == expected);
+    }
+    std::vector<std::string_view> bytes;
+    for (std::size_t i = 0; i < stream.size(); ++i) bytes.push_back(std::string_view(stream).substr(i, 1));
+    CHECK(frame_chunks(bytes) == expected);
+}
+
+TEST_CASE("framer: text, entities, CDATA and character references are decoded") {
+    XmlFramer f;
+    f.feed(with_header("<message><body>fish &amp; chips &lt;3 &#x263A;&#65;<![CDATA[<b>&amp;</b>]]></body>"
+                       "<x a='1 &quot;2&quot; &apos;3&apos;'/></message>"));
+    REQUIRE(std::holds_alternative<StreamOpen>(*f.next()));
+    auto e = f.next();
+    REQUIRE(e);
+    auto& s = std::get<Stanza>(*e);
+    CHECK(std::string(s.root().child("body").child_value()) == "fish & chips <3 \u263A" "A");
+    CHECK(std::string(s.root().child("body").last_child().value()) == "<b>&amp;</b>");
+    CHECK(std::string(s.root().child("x").attribute("a").value()) == "1 \"2\" '3'");
+}
+
+TEST_CASE("framer: stanzas carry the namespaces they inherit, and keep their own") {
+    XmlFramer f;
+    f.feed(with_header("<message><x xmlns='urn:a'><y/></x><stream:error/></message>"
+                       "<iq xmlns='jabber:server'/>"));
+    f.next();
+    auto m = std::get<Stanza>(*f.next());
+    CHECK(namespace_of(m.root()) == "jabber:client");
+    CHECK(namespace_of(m.root().child("x").child("y")) == "urn:a");
+    CHECK(namespace_of(m.root().child("stream:error")) == ns_streams);
+    CHECK(is(m.root().child("x"), "urn:a", "x"));
+    CHECK(child(m.root(), "urn:a", "x"));
+    CHECK_FALSE(child(m.root(), "urn:b", "x"));
+    auto iq = std::get<Stanza>(*f.next());
+    CHECK(namespace_of(iq.root()) == "jabber:server");
+}
+
+TEST_CASE("framer: whitespace keepalives between stanzas are ignored, and do not pile up") {
+    XmlFramer f;
+    f.feed(header);
+    REQUIRE(f.next());
+    for (int i = 0; i < 1000; ++i) {
+        f.feed(" \n");
+        CHECK_FALSE(f.next());
+    }
+    CHECK(f.buffered_bytes() == 0);
+    f.feed("<presence/>");
+    CHECK(std::holds_alternative<Stanza>(*f.next()));
+}
+
+TEST_CASE("framer: what RFC 6120 section 11.1 forbids is an error with the right condition") {
+    struct Case { std::string_view input; std::string_view condition; };
+    const Case cases[] = {
+        {"<message><!-- hi --></message>", "restricted-xml"},
+        {"<!-- hi -->", "restricted-xml"},
+        {"<?pi x?>", "restricted-xml"},
+        {"<message><?pi x?></message>", "restricted-xml"},
+        {"<message><body>&nbsp;</body></message>", "restricted-xml"},
+        {"<message a='&ent;'/>", "restricted-xml"},
+        {"<message><body>&#0;</body></message>", "not-well-formed"},
+        {"<message><body>&#xD800;</body></message>", "not-well-formed"},
+        {"<message><body>&#12a;</body></message>", "not-well-formed"},
+        {"<message><body>a & b</body></message>", "not-well-formed"},
+        {"<message><body>\xC3\x28</body></message>", "not-well-formed"},
+        {"<message><body>\xC0\xAF</body></message>", "not-well-formed"},
+        {"<message><body>\x01</body></message>", "not-well-formed"},
+        {"<message><a></b></message>", "not-well-formed"},
+        {"<message a='<'/>", "not-well-formed"},
+        {"hello", "not-well-formed"},
+        {"</stream:other>", "not-well-formed"},
+        {"<message a=1/>", "not-well-formed"},
+    };
+    for (const auto& c : cases) {
+        INFO(c.input);
+        auto out = frame(with_header(c.input));
+        REQUIRE(out.size() >= 2);
+        CHECK(out.back() == "error " + std::string(c.condition));
+    }
+    CHECK(frame("<!DOCTYPE x><stream:stream xmlns:stream='http://etherx.jabber.org/streams'>").back() ==
+          "error restricted-xml");
+}
+
+TEST_CASE("framer: the header must be a stream element in the streams namespace") {
+    CHECK(frame("<stream:stream xmlns:stream='urn:wrong' xmlns='jabber:client'>") ==
+          std::vector<std::string>{"error invalid-namespace"});
+    CHECK(frame("<foo xmlns='http://etherx.jabber.org/streams'>") ==
+          std::vector<std::string>{"error invalid-namespace"});
+    CHECK(frame("<stream:stream xmlns:stream='http://etherx.jabber.org/streams'/>") ==
+          std::vector<std::string>{"error not-well-formed"});
+    CHECK(frame("junk") == std::vector<std::string>{"error not-well-formed"});
+}
+
+TEST_CASE("framer: limits on stanza size, nesting and header size") {
+    FramerLimits limits;
+    limits.max_stanza_bytes = 100;
+    limits.max_depth = 3;
+    limits.max_header_bytes = 300;
+    std::string big = "<message><body>" + std::string(200, 'x') + "</body></message>";
+    CHECK(frame(with_header(big), limits).back() == "error policy-violation");
+    // Fed slowly, the partial stanza is refused as soon as it passes the limit.
+    XmlFramer f(limits);
+    f.feed(header);
+    REQUIRE(f.next());
+    f.feed("<message><body>");
+    std::optional<FramerEvent> e;
+    for (int i = 0; i < 200 && !e; ++i) {
+        f.feed("x");
+        e = f.next();
+    }
+    REQUIRE(e);
+    CHECK(std::get<FramerError>(*e).condition == "policy-violation");
+    CHECK(f.buffered_bytes() == 0);
+
+    CHECK(frame(with_header("<a><b><c/></b></a>"), limits).back().starts_with("stanza"));
+    CHECK(frame(with_header("<a><b><c><d/></c></b></a>"), limits).back() == "error policy-violation");
+    std::string long_header = "<stream:stream xmlns:stream='http://etherx.jabber.org/streams' x='" +
+                              std::string(400, 'y') + "'>";
+    CHECK(frame(long_header, limits).back() == "error policy-violation");
+}
+
+TEST_CASE("framer: nothing comes out after an error or after the stream ends") {
+    XmlFramer f;
+    f.feed(with_header("<presence/></stream:stream><presence/>"));
+    CHECK(drain(f).size() == 3);
+    f.feed("<presence/>");
+    CHECK_FALSE(f.next());
+
+    XmlFramer g;
+    g.feed(with_header("<a><!-- --></a><presence/>"));
+    auto out = drain(g);
+    CHECK(out.back() == "error restricted-xml");
+    g.feed("<presence/>");
+    CHECK_FALSE(g.next());
+}
+
+TEST_CASE("framer: reset() starts a new stream, as after STARTTLS or SASL") {
+    XmlFramer f;
+    f.feed(with_header("<stream:features/><pro"));
+    CHECK(drain(f).size() == 2);
+    f.reset();
+    f.feed(header);
+    f.feed("<presence/>");
+    auto out = drain(f);
+    REQUIRE(out.size() == 2);
+    CHECK(out[0] == "open stream:stream id=s1");
+}
+
+TEST_CASE("framer: stream end tag with trailing whitespace and a different prefix") {
+    CHECK(frame(with_header("</stream:stream  >")).back() == "end");
+    CHECK(frame("<s:stream xmlns:s='http://etherx.jabber.org/streams' xmlns='jabber:client'><s:features/></s:stream>") ==
+          std::vector<std::string>{"open s:stream id=",
+                                   "stanza {http://etherx.jabber.org/streams}features:<s:features xmlns:s=\"http://etherx.jabber.org/streams\" xmlns=\"jabber:client\"/>",
+                                   "end"});
+}
