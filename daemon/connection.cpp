@@ -42,9 +42,7 @@ XmppConnection::XmppConnection(uv_loop_t* loop, const config::Account& account, 
           o.resource = account.resource;
           o.password = std::move(password);
           o.direct_tls = account.tls == config::TlsMode::Direct;
-#ifdef STANZAD_VERSION
           o.software_version = STANZAD_VERSION;
-#endif
           return o;
       }()),
       timer_(loop) {

@@ -100,7 +100,6 @@ private:
     State state_ = State::Prolog;
     std::size_t depth_ = 0;        // 0 outside the stream, 1 inside it, 2+ inside a stanza
     char quote_ = 0;
-    bool end_tag_ = false;
     std::string stream_name_;      // "stream:stream", with the header's prefix
     std::vector<std::pair<std::string, std::string>> inherited_ns_;  // from the header
 };

@@ -301,7 +301,7 @@ class Prosody:
         self.extra_global = extra_global
         self.extra_host = extra_host
         self.name = name
-        self.port = port
+        self.port = port or free_port()
         self._port_fixed = port is not None
         self.config_path = self.workdir / "prosody.cfg.lua"
         self.log_path = self.workdir / "prosody.log"
@@ -364,7 +364,7 @@ Component {_lua_str("conference." + self.host)} "muc"
         """Start and wait until the c2s port is bound and accepts connections."""
         attempts = 1 if self._port_fixed else 3
         for attempt in range(attempts):
-            if self.port is None or (attempt > 0 and not self._port_fixed):
+            if attempt > 0:
                 self.port = free_port()
             try:
                 self._start_once(timeout)
@@ -1141,22 +1141,34 @@ class IntegrationTest(unittest.TestCase):
                                ca_file=self.certs.ca_cert if ca_file == "default" else ca_file,
                                password=password, **extra)
 
-    def config(self, accounts: "list[dict]", **daemon: Any) -> dict:
-        return stanzad_config(self.tmp / "stanzad", accounts, **daemon)
+    def config(self, accounts: "list[dict]", name: str = "stanzad", **daemon: Any) -> dict:
+        """The config of the daemon called `name` (its files live in tmp/NAME/)."""
+        return stanzad_config(self.tmp / name, accounts, **daemon)
 
     def start_stanzad(self, accounts_or_config: Union[list, dict, str],
                       name: str = "stanzad", **kwargs: Any) -> Stanzad:
-        config = (self.config(accounts_or_config)
+        """Start the daemon with a list of [[account]] dicts, a config dict or TOML text.
+        It is stopped with SIGTERM at the end of the test, which must exit 0."""
+        config = (self.config(accounts_or_config, name)
                   if isinstance(accounts_or_config, list) else accounts_or_config)
-        d = Stanzad(config, self.tmp / "stanzad", name=name, **kwargs)
+        d = Stanzad(config, self.tmp / name, name=name, **kwargs)
         self.addCleanup(d.kill)
-        self.addCleanup(self._stop_quietly, d)
+        self.addCleanup(self._stop_and_check, d)
         return d.start()
 
-    @staticmethod
-    def _stop_quietly(d: Stanzad) -> None:
+    SANITIZER_REPORT = re.compile(r"ERROR: (Address|Leak|Thread|Memory)Sanitizer|"
+                                  r"runtime error: |AddressSanitizer:DEADLYSIGNAL")
+
+    def _stop_and_check(self, d: Stanzad) -> None:
+        """Every test ends with a clean SIGTERM shutdown (exit 0 within 5 s) and no
+        sanitizer report; under the asan preset this is where leaks show up."""
+        if d.proc is None:
+            return
         if d.running:
-            d.stop()
+            rc = d.stop(5)
+            self.assertEqual(rc, 0, f"{d.name} exited with status {rc} on SIGTERM")
+        report = self.SANITIZER_REPORT.search(d.output())
+        self.assertIsNone(report, f"{d.name}: sanitizer report in its log")
 
     def peer(self, user: str, password: Optional[str] = None,
              prosody: Optional[Prosody] = None, **kwargs: Any) -> Peer:
@@ -1171,9 +1183,16 @@ class IntegrationTest(unittest.TestCase):
         """Wait for `account NAME: online as FULLJID`; returns the full JID."""
         return d.wait_for(rx_online(account), timeout, since=since).group(1)
 
+    def _failed_so_far(self) -> bool:
+        """Whether this test has failed (test method, subtests or earlier cleanups)."""
+        result = getattr(getattr(self, "_outcome", None), "result", None)
+        if result is None:
+            return False
+        problems = list(getattr(result, "errors", [])) + list(getattr(result, "failures", []))
+        return any(getattr(test, "test_case", test) is self for test, _ in problems)
+
     def _cleanup_tmp(self) -> None:
-        outcome = getattr(self, "_outcome", None)
-        failed = outcome is not None and not getattr(outcome, "success", True)
+        failed = self._failed_so_far()
         if failed:
             for p in self.tmp.glob("*/prosody.log"):
                 _say("", f"--- tail of {p} ---\n{_tail(p.read_text(errors='replace'), 80)}")

@@ -19,7 +19,8 @@ class AuthFailureTest(IntegrationTest):
         d = self.start_stanzad([self.account("good", "alice"),
                                 self.account("bad", "bob", password="not-bobs-password")])
         full = self.wait_online(d, "good")
-        d.wait_for(rx_auth_failed("bad"), 15)
+        failed = d.wait_for(f"{rx_auth_failed('bad')}|{rx_online('bad')}", 15)
+        self.assertRegex(failed.string, rx_auth_failed("bad"), "online with a wrong password")
         carol = self.peer("carol")
         carol.ping(full)  # the daemon is alive and serving the good account
 

@@ -52,6 +52,14 @@ class LoginTest(IntegrationTest):
         # The password never reaches the log, not even at debug level.
         self.assertNotIn(self.USERS["alice"], d.output())
 
+    def test_version_reply_matches_the_binary(self):
+        # XEP-0092 <version/> is the version `stanzad --version` prints.
+        printed = harness.run_stanzad(["--version"]).stdout
+        expected = re.search(r"\d+\.\d+(\.\d+)?\S*", printed).group(0)
+        d = self.start_stanzad([self.account("home", "alice")])
+        full = self.wait_online(d, "home")
+        self.assertEqual(self.peer("bob").version(full)["version"], expected)
+
     def test_configured_resource(self):
         d = self.start_stanzad([self.account("home", "alice", resource="laptop")])
         full = self.wait_online(d, "home")

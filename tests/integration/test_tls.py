@@ -9,7 +9,8 @@ from harness import IntegrationTest, rx_online, rx_tls_failed
 class TlsTest(IntegrationTest):
     def check_refused(self, prosody, **account):
         d = self.start_stanzad([self.account("home", "alice", prosody=prosody, **account)])
-        d.wait_for(rx_tls_failed("home"), 15)
+        first = d.wait_for(f"{rx_tls_failed('home')}|{rx_online('home')}", 15)
+        self.assertRegex(first.string, rx_tls_failed("home"), "online with a bad certificate")
         # The second failure proves the retry (after the backoff), with no fixed wait.
         d.wait_for(rx_tls_failed("home"), 20, nth=2)
         self.assertEqual(d.count(rx_online("home")), 0)

@@ -1,0 +1,97 @@
+# stanzad: entry points for building, testing and trying it out, on Debian 12.
+#
+#   make deps              check (and, as root, install) the Debian packages
+#   make build             cmake --preset default && cmake --build --preset default
+#   make test              deps + build + every test (unit and integration)
+#   make test-unit         unit tests only         make test-integration   integration only
+#   make test-asan         AddressSanitizer + UBSan build, every test against it
+#   make fuzz              build and run the libFuzzer targets (needs clang++; FUZZ_SECONDS=60)
+#   make demo              stanzad against a throwaway Prosody, in the foreground
+#   make bench             build, then run the framer benchmark
+#   make clean             remove the build trees and .demo/
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.NOTPARALLEL:
+.DEFAULT_GOAL := build
+
+# Debian's python: python3-slixmpp is installed for it, not for other pythons on PATH.
+PYTHON := /usr/bin/python3
+# Test processes run in parallel; each integration test starts its own Prosody.
+JOBS ?= 2
+
+DEBIAN_PACKAGES := \
+	build-essential cmake ninja-build pkg-config \
+	libuv1-dev libssl-dev libpugixml-dev libspdlog-dev libtomlplusplus-dev \
+	catch2 nlohmann-json3-dev libsqlite3-dev libc-ares-dev libidn-dev \
+	prosody python3-slixmpp openssl \
+	clang libclang-rt-14-dev
+
+.PHONY: help deps build test test-unit test-integration test-asan fuzz demo bench clean
+
+help:
+	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
+
+deps:
+	@missing=""; \
+	for pkg in $(DEBIAN_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}\n' "$$pkg" 2>/dev/null | grep -q 'install ok installed' \
+	    || missing="$$missing $$pkg"; \
+	done; \
+	if [ -z "$$missing" ]; then \
+	  echo "deps: all Debian packages are installed"; \
+	elif [ "$$(id -u)" -eq 0 ]; then \
+	  echo "deps: installing$$missing"; \
+	  apt-get update; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
+	else \
+	  echo "deps: missing Debian packages:$$missing" >&2; \
+	  echo "deps: install them with:" >&2; \
+	  echo "  sudo apt-get install -y --no-install-recommends$$missing" >&2; \
+	  exit 1; \
+	fi
+
+build:
+	cmake --preset default
+	cmake --build --preset default
+
+test: deps build
+	ctest --preset default -j$(JOBS)
+
+test-unit: build
+	ctest --preset default -L '^unit$$' -j$(JOBS)
+
+test-integration: build
+	ctest --preset default -L '^integration$$' -j$(JOBS)
+
+test-asan: deps
+	cmake --preset asan
+	cmake --build --preset asan
+	ctest --preset asan -j$(JOBS)
+
+# Each target runs FUZZ_SECONDS from the seeds in tests/fuzz/corpus/ (copied, so the
+# committed seeds stay small); a crash fails the target and leaves its input in build-fuzz/.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := framer stream
+
+fuzz:
+	@if ! command -v clang++ >/dev/null 2>&1; then \
+	  echo "fuzz: clang++ not found (make deps installs clang); skipping"; exit 0; \
+	fi; \
+	cmake --preset fuzz && cmake --build --preset fuzz; \
+	for t in $(FUZZ_TARGETS); do \
+	  mkdir -p build-fuzz/corpus/$$t; \
+	  cp -n tests/fuzz/corpus/$$t/* build-fuzz/corpus/$$t/; \
+	  echo "fuzz: fuzz_$$t for $(FUZZ_SECONDS) s"; \
+	  (cd build-fuzz && ./tests/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	     -print_final_stats=1 corpus/$$t 2>&1 | grep -E '^(stat::number_of_executed_units|==|SUMMARY)' ); \
+	done
+
+demo: deps build
+	$(PYTHON) scripts/demo.py
+
+bench: build
+	./build/bench/bench_framer
+
+clean:
+	rm -rf build build-asan build-fuzz .demo
