@@ -2,6 +2,7 @@
 XEP-0199 ping, XEP-0030 disco#info, XEP-0092 version, and service-unavailable for the rest.
 """
 
+import base64
 import re
 
 import harness
@@ -59,6 +60,22 @@ class LoginTest(IntegrationTest):
         d = self.start_stanzad([self.account("home", "alice")])
         full = self.wait_online(d, "home")
         self.assertEqual(self.peer("bob").version(full)["version"], expected)
+
+    def test_trace_log_shows_the_wire_but_never_sasl_payloads(self):
+        d = self.start_stanzad(self.config([self.account("home", "alice")], log_level="trace"))
+        full = self.wait_online(d, "home")
+        self.peer("bob").ping(full)
+        d.wait_for(r"SEND <iq id='[^']+' to='bob@localhost/[^']+' type='result'></iq>")
+        log = d.output()
+        self.assertRegex(log, r"SEND <auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' "
+                              r"mechanism='SCRAM-SHA-1'>\[redacted\]</auth>")
+        self.assertIn("RECV <challenge xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>[redacted]", log)
+        self.assertIn("SEND <response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>[redacted]", log)
+        # Neither the password nor any SCRAM message (base64 or decoded) is in the log.
+        self.assertNotIn(self.USERS["alice"], log)
+        self.assertNotIn("n,,n=alice", log)
+        self.assertNotIn(base64.b64encode(b"n,,n=alice,r=").decode()[:16], log)
+        self.assertNotRegex(log, r"[rsvp]=[A-Za-z0-9+/]{16,}")
 
     def test_configured_resource(self):
         d = self.start_stanzad([self.account("home", "alice", resource="laptop")])
