@@ -31,7 +31,7 @@ constexpr std::size_t max_config_bytes = 1024 * 1024;
 constexpr std::size_t max_password_output = 64 * 1024;
 
 constexpr std::array<std::string_view, 3> root_keys = {"daemon", "irc", "account"};
-constexpr std::array<std::string_view, 3> daemon_keys = {"state_dir", "socket", "log_level"};
+constexpr std::array<std::string_view, 4> daemon_keys = {"state_dir", "socket", "log_level", "history_days"};
 constexpr std::array<std::string_view, 3> irc_keys = {"listen", "password", "password_command"};
 constexpr std::array<std::string_view, 13> account_keys = {
     "name",    "jid",      "password", "password_command", "resource", "host",  "port",
@@ -302,6 +302,16 @@ private:
             if (auto v = path_at(*t, "state_dir", "daemon")) out.state_dir = *v;
             if (auto v = path_at(*t, "socket", "daemon")) out.socket = *v;
             if (auto v = choice_at(*t, "log_level", "daemon", log_levels)) out.log_level = *v;
+            if (const toml::node* days = t->get("history_days")) {
+                const auto* i = days->as_integer();
+                if (!i)
+                    error(*days, "daemon.history_days", "expected an integer, got " + std::string(type_name(*days)));
+                else if (i->get() < 1 || i->get() > 36500)
+                    error(*days, "daemon.history_days",
+                          "expected a number of days between 1 and 36500, got " + std::to_string(i->get()));
+                else
+                    out.history_days = static_cast<int>(i->get());
+            }
         }
         // Defaults only where the key is absent: a key with a bad value is already an error.
         bool state_dir_given = t && t->contains("state_dir");

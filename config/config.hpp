@@ -42,6 +42,7 @@ struct DaemonSection {
     std::string state_dir;   // default $XDG_STATE_HOME/stanzad (~/.local/state/stanzad)
     std::string socket;      // default $XDG_RUNTIME_DIR/stanzad.sock
     std::string log_level = "info";  // trace|debug|info|warn|error|critical|off
+    int history_days = 90;   // events older than this are pruned once every client has them
 };
 
 struct IrcSection {

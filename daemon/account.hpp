@@ -13,8 +13,11 @@
 #include "config/config.hpp"
 #include "daemon/connection.hpp"
 #include "daemon/uv.hpp"
+#include "protocol/im.hpp"
 
 namespace stanzad {
+
+class Hub;
 
 class Account {
 public:
@@ -22,7 +25,7 @@ public:
 
     // `stopped` is called once stop() has finished; the caller must not destroy the
     // Account from inside that call.
-    Account(uv_loop_t* loop, config::Account config, std::function<void()> stopped);
+    Account(uv_loop_t* loop, config::Account config, Hub& hub, std::function<void()> stopped);
     ~Account();
 
     void start();
@@ -33,6 +36,15 @@ public:
     const std::string& name() const { return config_.name; }
     State state() const { return state_; }
     const std::string& reason() const { return reason_; }  // why disconnected or failed
+    const std::string& bound_jid() const { return bound_jid_; }  // full JID while online
+
+    // Sends a stanza if online; false otherwise.
+    bool send(std::string_view xml);
+    // Our presence stanza: sent now if online, and at every login from now on.
+    void set_presence(std::string presence_xml);
+    const std::vector<xmpp::RosterEntry>& roster() const { return roster_; }
+    // A full roster replaces ours; a push (RFC 6121 §2.1.6) changes one item.
+    void update_roster(std::vector<xmpp::RosterEntry> items, bool push);
 
 private:
     void connect();
@@ -40,14 +52,19 @@ private:
     void closed(const xmpp::Closed& closed, bool tls_verify);
     void retry_later(const std::string& what);
     void give_up(std::string reason);
+    void set_state(State state, std::string reason = {});
 
     uv_loop_t* loop_;
     config::Account config_;
     std::string prefix_;  // "account NAME: "
+    Hub& hub_;
     std::function<void()> stopped_;
     std::string password_;
     State state_ = State::Disconnected;
     std::string reason_;
+    std::string bound_jid_;
+    std::string presence_ = "<presence/>";
+    std::vector<xmpp::RosterEntry> roster_;
     bool stopping_ = false;
     int failures_ = 0;  // consecutive, for the backoff
     std::mt19937 random_;

@@ -7,15 +7,6 @@ namespace {
 
 constexpr std::chrono::milliseconds connect_timeout{10'000};
 
-// A write owns its buffer and frees itself; it never touches the connection, which may
-// be gone by the time libuv calls back. Write errors surface as read errors.
-struct WriteRequest {
-    uv_write_t req;
-    std::string data;
-};
-
-void on_written(uv_write_t* req, int) { delete reinterpret_cast<WriteRequest*>(req); }
-
 std::string address_text(const sockaddr* sa) {
     char buf[INET6_ADDRSTRLEN] = "?";
     if (sa->sa_family == AF_INET)
@@ -248,10 +239,7 @@ void XmppConnection::flush() {
 }
 
 void XmppConnection::write_raw(std::string data) {
-    if (!tcp_) return;
-    auto* w = new WriteRequest{{}, std::move(data)};
-    uv_buf_t buf = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
-    if (uv_write(&w->req, reinterpret_cast<uv_stream_t*>(tcp_.get()), &buf, 1, on_written) != 0) delete w;
+    if (tcp_) uv::write(reinterpret_cast<uv_stream_t*>(tcp_.get()), std::move(data));
 }
 
 void XmppConnection::send(std::string_view xml) {

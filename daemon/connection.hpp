@@ -37,6 +37,10 @@ public:
     void close();
     // Sends a stanza on the online stream.
     void send(std::string_view xml);
+    // Answers iq requests addressed to us with this payload (see ClientStream::on_iq).
+    void on_iq(std::string_view ns, std::string_view element, xmpp::IqHandler handler) {
+        stream_.on_iq(ns, element, std::move(handler));
+    }
 
     const std::string& host() const { return host_; }
     int port() const { return port_; }

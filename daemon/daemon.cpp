@@ -11,6 +11,7 @@ namespace {
 // After SIGTERM every stream has its own bounded close (ClientStream::close_timeout); this
 // is the backstop for the whole process.
 constexpr uint64_t shutdown_deadline_ms = 4500;
+constexpr uint64_t prune_every_ms = 6 * 3600 * 1000;
 
 }  // namespace
 
@@ -20,6 +21,8 @@ Daemon::Daemon(config::Config config) : config_(std::move(config)) {
     reap_timer_->data = this;
     deadline_timer_ = uv::Timer(&loop_);
     deadline_timer_->data = this;
+    prune_timer_ = uv::Timer(&loop_);
+    prune_timer_->data = this;
     for (int signum : {SIGTERM, SIGINT, SIGHUP}) {
         auto* s = new uv_signal_t{};
         uv_signal_init(&loop_, s);
@@ -32,8 +35,12 @@ Daemon::Daemon(config::Config config) : config_(std::move(config)) {
 Daemon::~Daemon() {
     accounts_.clear();
     stopping_.clear();
+    listener_.reset();
+    hub_.reset();
+    store_.reset();
     reap_timer_.reset();
     deadline_timer_.reset();
+    prune_timer_.reset();
     for (auto* s : signals_)
         if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(s)))
             uv_close(reinterpret_cast<uv_handle_t*>(s), uv::Handle<uv_signal_t>::free_on_close);
@@ -44,16 +51,51 @@ Daemon::~Daemon() {
 
 int Daemon::run() {
     logs::daemon().info("stanzad: {} account(s) from {}", config_.accounts.size(), config_.path);
+    std::string db = config_.daemon.state_dir + "/stanzad.db";
+    auto store = Store::open(db);
+    if (!store) {
+        logs::daemon().critical("stanzad: cannot open the store: {}", store.error().message);
+        return 1;
+    }
+    store_ = std::move(store).value();
+    logs::daemon().info("stanzad: store {} (last event {})", db, store_->last_seq());
+    hub_ = std::make_unique<Hub>(
+        *store_, [this](std::string_view name) { return find_account(name); },
+        [this] {
+            std::vector<Account*> out;
+            for (auto& a : accounts_) out.push_back(a.get());
+            return out;
+        });
+    listener_ = std::make_unique<JsonlListener>(&loop_, *hub_);
+    if (auto st = listener_->listen(config_.daemon.socket); !st) {
+        logs::daemon().critical("stanzad: {}", st.error().message);
+        return 1;
+    }
+    prune();
+    uv_timer_start(prune_timer_.get(), [](uv_timer_t* t) { static_cast<Daemon*>(t->data)->prune(); }, prune_every_ms,
+                   prune_every_ms);
     for (const auto& a : config_.accounts) add_account(a);
     uv_run(&loop_, UV_RUN_DEFAULT);
     logs::daemon().info("stanzad: stopped");
     return 0;
 }
 
+Account* Daemon::find_account(std::string_view name) const {
+    for (const auto& a : accounts_)
+        if (a->name() == name) return a.get();
+    return nullptr;
+}
+
+void Daemon::prune() {
+    auto pruned = store_->prune(std::chrono::system_clock::now(), config_.daemon.history_days);
+    if (!pruned) logs::daemon().error("stanzad: pruning the store failed: {}", pruned.error().message);
+    else if (pruned.value() > 0)
+        logs::daemon().info("stanzad: pruned {} event(s) older than {} days", pruned.value(), config_.daemon.history_days);
+}
+
 void Daemon::add_account(const config::Account& account) {
-    auto a = std::make_unique<Account>(&loop_, account, [this] { schedule_reap(); });
-    a->start();
-    accounts_.push_back(std::move(a));
+    accounts_.push_back(std::make_unique<Account>(&loop_, account, *hub_, [this] { schedule_reap(); }));
+    accounts_.back()->start();  // after push_back: the hub may look it up by name
 }
 
 void Daemon::stop_account(std::unique_ptr<Account> account) {
@@ -113,8 +155,10 @@ void Daemon::reap() {
     }
     if (shutting_down_ && stopping_.empty()) {
         // Everything is closed: let the loop run dry.
+        listener_->close();
         reap_timer_.reset();
         deadline_timer_.reset();
+        prune_timer_.reset();
         for (auto* s : signals_) uv_close(reinterpret_cast<uv_handle_t*>(s), uv::Handle<uv_signal_t>::free_on_close);
         signals_.clear();
     }
@@ -133,6 +177,11 @@ void Daemon::reload() {
     }
     config::Config next = std::move(*loaded.config);
     if (next.daemon.log_level != config_.daemon.log_level) logs::set_level(next.daemon.log_level);
+    if (next.daemon.socket != config_.daemon.socket || next.daemon.state_dir != config_.daemon.state_dir) {
+        logs::daemon().warn("stanzad: daemon.socket and daemon.state_dir take effect at the next start");
+        next.daemon.socket = config_.daemon.socket;
+        next.daemon.state_dir = config_.daemon.state_dir;
+    }
 
     int unchanged = 0, added = 0, removed = 0, changed = 0;
     std::vector<std::unique_ptr<Account>> kept;

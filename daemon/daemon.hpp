@@ -10,6 +10,9 @@
 
 #include "config/config.hpp"
 #include "daemon/account.hpp"
+#include "daemon/hub.hpp"
+#include "daemon/jsonl_listener.hpp"
+#include "daemon/store.hpp"
 #include "daemon/uv.hpp"
 
 namespace stanzad {
@@ -18,7 +21,8 @@ class Daemon {
 public:
     explicit Daemon(config::Config config);
     ~Daemon();
-    // Runs until shut down; returns the process exit status.
+    // Opens the store and the socket, connects the accounts, and runs until shut down.
+    // Returns the process exit status: 0 after a clean shutdown, 1 when it cannot start.
     int run();
 
 private:
@@ -29,6 +33,8 @@ private:
     void stop_account(std::unique_ptr<Account> account);
     void reap();
     void schedule_reap();
+    void prune();
+    Account* find_account(std::string_view name) const;
 
     config::Config config_;
     uv_loop_t loop_{};
@@ -36,7 +42,11 @@ private:
     std::vector<std::unique_ptr<Account>> accounts_;   // configured, in config order
     std::vector<std::unique_ptr<Account>> stopping_;   // removed or changed, closing
     std::vector<config::Account> waiting_;             // changed: starts once the old one stopped
+    std::unique_ptr<Store> store_;
+    std::unique_ptr<Hub> hub_;
+    std::unique_ptr<JsonlListener> listener_;
     uv::Timer reap_timer_;
+    uv::Timer prune_timer_;
     uv::Timer deadline_timer_;
     bool shutting_down_ = false;
 };

@@ -4,6 +4,7 @@
 // is gone; so owners call uv_close and the callback frees.
 #include <uv.h>
 
+#include <string>
 #include <utility>
 
 namespace uv {
@@ -52,5 +53,20 @@ private:
 };
 
 using Timer = Handle<uv_timer_t>;
+
+// Writes `data` to `stream`. The request owns its buffer and frees itself; it never
+// touches the stream's owner, which may be gone when libuv calls back (write errors show
+// up as read errors). Returns false when libuv refused the write.
+inline bool write(uv_stream_t* stream, std::string data) {
+    struct Request {
+        uv_write_t req;
+        std::string data;
+    };
+    auto* r = new Request{{}, std::move(data)};
+    uv_buf_t buf = uv_buf_init(r->data.data(), static_cast<unsigned>(r->data.size()));
+    int rc = uv_write(&r->req, stream, &buf, 1, [](uv_write_t* req, int) { delete reinterpret_cast<Request*>(req); });
+    if (rc != 0) delete r;
+    return rc == 0;
+}
 
 }  // namespace uv

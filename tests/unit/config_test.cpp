@@ -401,6 +401,23 @@ TEST_CASE("port must be within 1..65535", "[config]") {
     CHECK(ok.config->accounts[0].port == 65535);
 }
 
+TEST_CASE("history_days is a whole number of days, 90 by default", "[config]") {
+    auto dflt = config::parse(std::string(minimal_account), "h.toml");
+    REQUIRE(dflt.ok());
+    CHECK(dflt.config->daemon.history_days == 90);
+    auto set = config::parse("[daemon]\nhistory_days = 7\n" + std::string(minimal_account), "h.toml");
+    REQUIRE(set.ok());
+    CHECK(set.config->daemon.history_days == 7);
+    for (std::string bad : {"0", "\"7\"", "40000"}) {
+        const std::string text = "[daemon]\nhistory_days = " + bad + "\n" + std::string(minimal_account);
+        auto r = config::parse(text, "h.toml");
+        CHECK_FALSE(r.ok());
+        REQUIRE(r.problems.size() == 1);
+        CHECK(r.problems[0].key == "daemon.history_days");
+        CHECK(r.problems[0].line == 2);
+    }
+}
+
 TEST_CASE("tls and log_level take one of their words", "[config]") {
     const std::string text = R"([daemon]
 log_level = "warning"

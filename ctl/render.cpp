@@ -1,0 +1,252 @@
+#include "ctl/render.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <vector>
+
+namespace ctl {
+
+namespace {
+
+constexpr std::string_view replacement = "\xEF\xBF\xBD";  // U+FFFD
+constexpr std::string_view continuation_indent = "    ";
+
+// A member as text: strings as they are, other scalars as JSON, absent or null as "".
+std::string text(const Json& j, const char* name) {
+    auto it = j.find(name);
+    if (it == j.end() || it->is_null()) return {};
+    if (it->is_string()) return it->get<std::string>();
+    return it->dump();
+}
+
+std::string safe(const Json& j, const char* name) { return sanitize(text(j, name)); }
+
+bool flag(const Json& j, const char* name) {
+    auto it = j.find(name);
+    return it != j.end() && it->is_boolean() && it->get<bool>();
+}
+
+const Json& array_member(const Json& j, const char* name) {
+    static const Json empty = Json::array();
+    auto it = j.find(name);
+    return it != j.end() && it->is_array() ? *it : empty;
+}
+
+std::string joined_groups(const Json& item) {
+    std::string out;
+    for (const Json& g : array_member(item, "groups")) {
+        if (!g.is_string()) continue;
+        if (!out.empty()) out += ", ";
+        out += sanitize(g.get<std::string>());
+    }
+    return out;
+}
+
+// Columns padded to their widest cell (in code points, near enough for a terminal),
+// but the last, which may hold free text.
+std::string table(const std::vector<std::vector<std::string>>& rows) {
+    auto width = [](const std::string& s) {
+        return static_cast<std::size_t>(std::count_if(s.begin(), s.end(), [](char c) {
+            return (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+        }));
+    };
+    std::vector<std::size_t> widths;
+    for (const auto& row : rows)
+        for (std::size_t i = 0; i + 1 < row.size(); ++i) {
+            if (widths.size() <= i) widths.resize(i + 1, 0);
+            widths[i] = std::max(widths[i], width(row[i]));
+        }
+    std::string out;
+    for (const auto& row : rows) {
+        std::string line;
+        for (std::size_t i = 0; i < row.size(); ++i) {
+            line += row[i];
+            if (i + 1 < row.size()) line.append(widths[i] - width(row[i]) + 2, ' ');
+        }
+        while (!line.empty() && line.back() == ' ') line.pop_back();
+        out += line + '\n';
+    }
+    return out;
+}
+
+// The body, its later lines indented so that they do not pass for events.
+std::string indented_body(const std::string& body) {
+    std::string clean = sanitize(body, /*keep_newlines=*/true);
+    std::string out;
+    for (char c : clean) {
+        out += c;
+        if (c == '\n') out += continuation_indent;
+    }
+    return out;
+}
+
+std::string message_line(const Json& e) {
+    std::string out = safe(e, "from") + " -> " + safe(e, "to");
+    if (std::string type = safe(e, "type"); !type.empty() && type != "chat") out += " (" + type + ")";
+    if (flag(e, "outgoing")) out += " (outgoing)";
+    if (flag(e, "delayed")) out += " (delayed)";
+    return out + ": " + indented_body(text(e, "body"));
+}
+
+std::string message_state_line(const Json& e) {
+    std::string out = safe(e, "msg_id") + " " + safe(e, "state");
+    if (std::string error = safe(e, "error"); !error.empty()) out += ": " + error;
+    return out;
+}
+
+std::string account_state_line(const Json& e) {
+    std::string out = safe(e, "state");
+    if (std::string jid = safe(e, "jid"); !jid.empty()) out += " " + jid;
+    if (std::string reason = safe(e, "reason"); !reason.empty()) out += ": " + reason;
+    return out;
+}
+
+std::string presence_line(const Json& e) {
+    std::string out = safe(e, "from") + (flag(e, "available") ? " available" : " unavailable");
+    if (std::string show = safe(e, "show"); !show.empty()) out += " " + show;
+    if (std::string status = safe(e, "status"); !status.empty()) out += ": " + status;
+    return out;
+}
+
+std::string roster_item(const Json& item) {
+    std::string out = safe(item, "jid") + " " + safe(item, "subscription");
+    std::string name = safe(item, "name");
+    std::string groups = joined_groups(item);
+    if (!name.empty() || !groups.empty())
+        out += " (" + name + (!name.empty() && !groups.empty() ? "; " : "") + groups + ")";
+    return out;
+}
+
+// The whole roster is one line (its size); a push is one line per changed item.
+std::vector<std::string> roster_lines(const Json& e) {
+    const Json& items = array_member(e, "items");
+    if (!flag(e, "push")) {
+        std::size_t n = items.size();
+        return {std::to_string(n) + (n == 1 ? " contact" : " contacts")};
+    }
+    std::vector<std::string> lines;
+    for (const Json& item : items)
+        if (item.is_object()) lines.push_back(roster_item(item));
+    if (lines.empty()) lines.emplace_back("push without items");
+    return lines;
+}
+
+// An event of a later protocol version: its fields, minus the common ones.
+std::string other_line(const Json& e) {
+    Json rest = e;
+    for (const char* common : {"event", "seq", "account", "stamp"}) rest.erase(common);
+    return rest.empty() ? std::string() : sanitize(rest.dump(-1, ' ', false, Json::error_handler_t::replace));
+}
+
+std::vector<std::string> event_lines(const Json& e) {
+    std::string kind = text(e, "event");
+    if (kind == "message") return {message_line(e)};
+    if (kind == "message-state") return {message_state_line(e)};
+    if (kind == "account-state") return {account_state_line(e)};
+    if (kind == "presence") return {presence_line(e)};
+    if (kind == "roster") return roster_lines(e);
+    if (kind == "subscription") return {safe(e, "from") + " " + safe(e, "kind")};
+    return {other_line(e)};
+}
+
+bool parse_stamp(std::string_view s, std::time_t& out) {
+    std::tm tm{};
+    int consumed = 0;
+    std::string copy(s);
+    if (std::sscanf(copy.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                    &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &consumed) != 6 || consumed != 19)
+        return false;
+    std::string_view rest = s.substr(19);
+    if (!rest.empty() && rest.front() == '.') {
+        rest.remove_prefix(1);
+        while (!rest.empty() && rest.front() >= '0' && rest.front() <= '9') rest.remove_prefix(1);
+    }
+    long offset = 0;
+    if (rest == "Z" || rest == "z") {
+        offset = 0;
+    } else if (rest.size() == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':') {
+        int hours = 0, minutes = 0;
+        if (std::sscanf(std::string(rest.substr(1)).c_str(), "%2d:%2d", &hours, &minutes) != 2) return false;
+        offset = (rest[0] == '-' ? -1 : 1) * (hours * 3600L + minutes * 60L);
+    } else {
+        return false;
+    }
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    out = ::timegm(&tm) - offset;
+    return true;
+}
+
+}  // namespace
+
+std::string sanitize(std::string_view in, bool keep_newlines) {
+    std::string out;
+    out.reserve(in.size());
+    for (std::size_t i = 0; i < in.size(); ++i) {
+        auto c = static_cast<unsigned char>(in[i]);
+        if (c == '\n') {
+            out += keep_newlines ? '\n' : ' ';
+        } else if (c == '\t') {
+            out += ' ';
+        } else if (c < 0x20 || c == 0x7F) {
+            out += replacement;
+        } else if (c == 0xC2 && i + 1 < in.size() && static_cast<unsigned char>(in[i + 1]) >= 0x80 &&
+                   static_cast<unsigned char>(in[i + 1]) <= 0x9F) {
+            out += replacement;  // C1: U+0080..U+009F, CSI among them
+            ++i;
+        } else {
+            out += static_cast<char>(c);
+        }
+    }
+    return out;
+}
+
+std::string local_time(std::string_view stamp, std::time_t now) {
+    std::time_t when;
+    if (!parse_stamp(stamp, when)) {
+        // Still one word, for scripts that split lines into fields.
+        std::string word = sanitize(stamp);
+        std::replace(word.begin(), word.end(), ' ', '_');
+        return word.empty() ? "-" : word;
+    }
+    std::tm local{}, today{};
+    ::localtime_r(&when, &local);
+    ::localtime_r(&now, &today);
+    bool same_day = local.tm_year == today.tm_year && local.tm_yday == today.tm_yday;
+    char buf[32];
+    // One word either way, so that scripts can split lines into fields.
+    std::strftime(buf, sizeof buf, same_day ? "%H:%M:%S" : "%Y-%m-%dT%H:%M:%S", &local);
+    return buf;
+}
+
+std::string render_event(const Json& e, std::time_t now) {
+    std::string head = local_time(text(e, "stamp"), now) + " " + safe(e, "account") + " " + safe(e, "event");
+    std::string out;
+    for (const std::string& line : event_lines(e)) out += head + (line.empty() ? "" : " " + line) + '\n';
+    return out;
+}
+
+std::string render_accounts(const Json& accounts) {
+    std::vector<std::vector<std::string>> rows;
+    for (const Json& a : accounts) {
+        if (!a.is_object()) continue;
+        std::string jid = safe(a, "bound_jid");
+        if (jid.empty()) jid = safe(a, "jid");
+        rows.push_back({safe(a, "account"), safe(a, "state"), jid, safe(a, "reason")});
+    }
+    return table(rows);
+}
+
+std::string render_roster(const Json& items) {
+    std::vector<std::vector<std::string>> rows;
+    for (const Json& item : items) {
+        if (!item.is_object()) continue;
+        std::string name = safe(item, "name");
+        rows.push_back({safe(item, "jid"), name.empty() ? "-" : name, safe(item, "subscription"),
+                        joined_groups(item)});
+    }
+    std::sort(rows.begin(), rows.end());
+    return table(rows);
+}
+
+}  // namespace ctl

@@ -1,0 +1,233 @@
+#include "daemon/hub.hpp"
+
+#include <openssl/rand.h>
+
+#include "daemon/account.hpp"
+#include "daemon/log.hpp"
+
+namespace stanzad {
+namespace {
+
+constexpr const char* roster_query_id = "roster";
+
+model::RosterItem to_model(const xmpp::RosterEntry& e) { return {e.jid, e.name, e.subscription, e.groups}; }
+
+}  // namespace
+
+std::string make_uuid() {
+    unsigned char b[16];
+    RAND_bytes(b, sizeof b);
+    b[6] = (b[6] & 0x0F) | 0x40;  // RFC 9562 §5.4: version 4
+    b[8] = (b[8] & 0x3F) | 0x80;  // variant 10
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string out;
+    for (int i = 0; i < 16; ++i) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) out += '-';
+        out += hex[b[i] >> 4];
+        out += hex[b[i] & 15];
+    }
+    return out;
+}
+
+Hub::Hub(Store& store, FindAccount find, ListAccounts list)
+    : store_(store), find_(std::move(find)), list_(std::move(list)) {}
+
+void Hub::deliver(const model::Event& event) {
+    for (const auto& sink : sinks_) sink(event);
+}
+
+void Hub::publish(const std::string& account, model::EventBody body, std::string stamp) {
+    model::Event event{0, account, std::move(stamp), std::move(body)};
+    if (auto st = store_.append(event); !st)
+        // Front ends still hear of it; only a later replay will miss it.
+        logs::daemon().error("stanzad: cannot store a {} event: {}", model::event_name(event.body), st.error().message);
+    deliver(event);
+}
+
+void Hub::account_state(Account& account) {
+    publish(account.name(), model::AccountState{to_string(account.state()), account.reason(), account.bound_jid()});
+}
+
+void Hub::online(Account& account) {
+    account.send(xmpp::make_roster_get(roster_query_id));  // RFC 6121 §2.1.3
+    auto pending = store_.pending(account.name());
+    if (!pending) {
+        logs::daemon().error("account {}: cannot read the outbox: {}", account.name(), pending.error().message);
+        return;
+    }
+    // Without stream management (issue 4) a message once written is not sent again.
+    for (const auto& entry : pending.value())
+        if (entry.state == "accepted") transmit(account, entry);
+}
+
+void Hub::transmit(Account& account, const OutboxEntry& entry) {
+    if (!account.send(xmpp::make_message(entry.to, entry.type, entry.body, entry.msg_id))) return;
+    model::Event event{0, account.name(), {}, model::MessageState{entry.msg_id, "sent", ""}};
+    if (auto st = store_.set_state(account.name(), entry.msg_id, "sent", "", event); !st)
+        logs::daemon().error("account {}: cannot record message {} as sent: {}", account.name(), entry.msg_id,
+                             st.error().message);
+    deliver(event);
+}
+
+void Hub::received(Account& account, xmpp::Stanza& stanza) {
+    auto root = stanza.root();
+    if (auto m = xmpp::parse_message(root, account.config().jid)) {
+        if (m->type == "error") {
+            // An error about a message we sent: the same id comes back (RFC 6120 §8.3.1).
+            auto sent = store_.find(account.name(), m->id);
+            if (!sent) return;
+            model::Event event{0, account.name(), {}, model::MessageState{m->id, "failed", m->error}};
+            if (auto st = store_.set_state(account.name(), m->id, "failed", m->error, event); !st)
+                logs::daemon().error("account {}: cannot record a failure: {}", account.name(), st.error().message);
+            deliver(event);
+            return;
+        }
+        if (m->body.empty()) return;  // chat states, receipts: not messages for people
+        model::Message msg;
+        msg.from = m->from;
+        msg.to = m->to;
+        msg.type = m->type;
+        msg.body = m->body;
+        msg.msg_id = !m->stanza_id.empty() ? m->stanza_id : !m->id.empty() ? m->id : m->origin_id;
+        // XEP-0203: a delayed message keeps its original time, in our one format.
+        std::string stamp;
+        if (auto when = xmpp::parse_datetime(m->delay_stamp)) {
+            msg.delayed = true;
+            stamp = rfc3339(std::chrono::system_clock::time_point(std::chrono::milliseconds(*when)));
+        }
+        publish(account.name(), std::move(msg), std::move(stamp));
+        return;
+    }
+    if (auto p = xmpp::parse_presence(root)) {
+        if (p->type.empty() || p->type == "unavailable") {
+            publish(account.name(), model::Presence{p->from, p->type.empty(), p->show, p->status});
+        } else if (p->type == "subscribe" || p->type == "subscribed" || p->type == "unsubscribe" ||
+                   p->type == "unsubscribed") {
+            auto from = xmpp::Jid::parse(p->from);
+            publish(account.name(), model::Subscription{from ? from.value().bare() : p->from, p->type});
+        }
+        return;
+    }
+    if (xmpp::is(root, xmpp::ns_client, "iq") && std::string_view(root.attribute("id").value()) == roster_query_id &&
+        std::string_view(root.attribute("type").value()) == "result") {
+        roster(account, xmpp::parse_roster(xmpp::child(root, xmpp::ns_roster, "query")), false);
+    }
+}
+
+void Hub::roster(Account& account, std::vector<xmpp::RosterEntry> items, bool push) {
+    model::Roster r;
+    r.push = push;
+    for (const auto& i : items) r.items.push_back(to_model(i));
+    account.update_roster(std::move(items), push);
+    publish(account.name(), std::move(r));
+}
+
+std::vector<model::AccountInfo> Hub::account_infos() const {
+    std::vector<model::AccountInfo> out;
+    for (Account* a : list_())
+        out.push_back({a->name(), a->config().jid.bare(), to_string(a->state()), a->reason(), a->bound_jid()});
+    return out;
+}
+
+xmpp::Status Hub::replay(model::Seq after, const Sink& out) {
+    for (;;) {
+        auto batch = store_.events_after(after, 1000);
+        if (!batch) return batch.error();
+        if (batch.value().empty()) return xmpp::Ok{};
+        for (const auto& e : batch.value()) out(e);
+        after = batch.value().back().seq;
+    }
+}
+
+model::Reply Hub::send(const model::Send& s) {
+    Account* account = find_(s.account);
+    OutboxEntry entry;
+    entry.account = s.account;
+    entry.msg_id = s.client_id.empty() ? make_uuid() : s.client_id;
+    entry.to = s.to;
+    entry.type = s.type;
+    entry.body = s.body;
+    entry.state = "accepted";
+    model::Message m;
+    m.from = account->config().jid.bare();
+    m.to = s.to;
+    m.type = s.type;
+    m.body = s.body;
+    m.msg_id = entry.msg_id;
+    m.outgoing = true;
+    std::vector<model::Event> events{{0, s.account, {}, std::move(m)},
+                                     {0, s.account, {}, model::MessageState{entry.msg_id, "accepted", ""}}};
+    auto inserted = store_.enqueue(entry, events);
+    if (!inserted) return model::Reply::error("internal", "could not store the message: " + inserted.error().message);
+    model::Reply reply;
+    reply.msg_id = entry.msg_id;
+    if (!inserted.value()) {
+        reply.duplicate = true;
+        return reply;
+    }
+    for (const auto& e : events) deliver(e);
+    if (account->state() == Account::State::Online) transmit(*account, entry);
+    return reply;
+}
+
+model::Reply Hub::handle(const model::Command& command, const std::string& client) {
+    auto need_account = [this](const std::string& name, Account** out) -> std::optional<model::Reply> {
+        *out = find_(name);
+        if (*out) return std::nullopt;
+        std::string known;
+        for (Account* a : list_()) known += (known.empty() ? "" : ", ") + a->name();
+        return model::Reply::error("unknown-account",
+                                   "no account named '" + name + "' (known: " + (known.empty() ? "none" : known) + ")");
+    };
+    auto need_online = [](Account& a) -> std::optional<model::Reply> {
+        if (a.state() == Account::State::Online) return std::nullopt;
+        return model::Reply::error("not-online", "account " + a.name() + " is " + to_string(a.state()));
+    };
+    Account* account = nullptr;
+    return std::visit(
+        [&](const auto& c) -> model::Reply {
+            using C = std::decay_t<decltype(c)>;
+            model::Reply reply;
+            if constexpr (std::is_same_v<C, model::Hello>) {
+                auto cursor = store_.cursor(c.client);
+                if (!cursor) return model::Reply::error("internal", cursor.error().message);
+                reply.cursor = cursor.value();
+                reply.last_seq = store_.last_seq();
+                reply.accounts = account_infos();
+            } else if constexpr (std::is_same_v<C, model::Ack>) {
+                if (c.seq > store_.last_seq())
+                    return model::Reply::error("bad-request", "seq " + std::to_string(c.seq) +
+                                                                  " is past the last event (" +
+                                                                  std::to_string(store_.last_seq()) + ")");
+                if (auto st = store_.set_cursor(client, c.seq); !st)
+                    return model::Reply::error("internal", st.error().message);
+                auto cursor = store_.cursor(client);
+                reply.cursor = cursor ? cursor.value() : c.seq;
+            } else if constexpr (std::is_same_v<C, model::ListAccounts>) {
+                reply.accounts = account_infos();
+            } else if constexpr (std::is_same_v<C, model::Send>) {
+                if (auto e = need_account(c.account, &account)) return *e;
+                return send(c);
+            } else if constexpr (std::is_same_v<C, model::GetRoster>) {
+                if (auto e = need_account(c.account, &account)) return *e;
+                for (const auto& i : account->roster()) reply.items.push_back(to_model(i));
+            } else if constexpr (std::is_same_v<C, model::SetPresence>) {
+                if (auto e = need_account(c.account, &account)) return *e;
+                account->set_presence(xmpp::make_presence(c.show, c.status));  // kept for reconnections
+            } else if constexpr (std::is_same_v<C, model::ChangeSubscription>) {
+                if (auto e = need_account(c.account, &account)) return *e;
+                if (auto e = need_online(*account)) return *e;
+                const char* type = c.kind == "subscribe" ? "subscribe" : c.kind == "approve" ? "subscribed" : "unsubscribed";
+                account->send(xmpp::make_subscription(c.jid, type));
+            } else if constexpr (std::is_same_v<C, model::Raw>) {
+                if (auto e = need_account(c.account, &account)) return *e;
+                if (auto st = xmpp::check_raw_stanza(c.xml); !st) return model::Reply::error("bad-xml", st.error().message);
+                if (auto e = need_online(*account)) return *e;
+                account->send(c.xml);
+            }
+            return reply;
+        },
+        command);
+}
+
+}  // namespace stanzad

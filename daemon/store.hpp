@@ -1,0 +1,85 @@
+#pragma once
+// Store: the daemon's SQLite database (WAL mode, synchronous=FULL), one per state_dir.
+//   events   the event log: every model event gets the next sequence number
+//   cursors  per named front-end client, the last seq it confirmed
+//   outbox   the durable outbound queue: a message is "accepted" once its row is committed
+// The schema is versioned with PRAGMA user_version and migrated forward at open.
+// An advisory lock (flock on PATH.lock) keeps a second daemon off the same store.
+// Loop thread only; every call is synchronous and commits before it returns.
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "frontends/model.hpp"
+#include "protocol/result.hpp"
+
+struct sqlite3;
+
+namespace stanzad {
+
+struct OutboxEntry {
+    std::int64_t id = 0;       // queue order
+    std::string account;
+    std::string msg_id;        // origin-id; unique per account
+    std::string to;
+    std::string type;          // chat | groupchat | normal
+    std::string body;
+    std::string state;         // accepted | sent | acked | delivered | failed
+    std::string error;
+    std::string created;       // RFC 3339 UTC
+};
+
+class Store {
+public:
+    // Opens (creating the file and its directory, mode 0700, if needed) and migrates.
+    // Errors: cannot create/open, another daemon holds the lock, a schema newer than this
+    // program knows.
+    static xmpp::Result<std::unique_ptr<Store>> open(const std::string& path);
+    ~Store();
+    Store(const Store&) = delete;
+    Store& operator=(const Store&) = delete;
+
+    static constexpr int schema_version = 1;
+
+    // Gives `event` the next seq (and a stamp, now, if it has none) and commits it.
+    xmpp::Status append(model::Event& event);
+    // Stored events with seq > `after`, oldest first, at most `limit`.
+    xmpp::Result<std::vector<model::Event>> events_after(model::Seq after, std::size_t limit);
+    model::Seq last_seq() const { return last_seq_; }
+
+    // The last seq `client` confirmed; 0 for a client never seen.
+    xmpp::Result<model::Seq> cursor(const std::string& client);
+    // Moves the cursor forward to `seq` (never back); creates the client if new.
+    xmpp::Status set_cursor(const std::string& client, model::Seq seq);
+
+    // In one transaction: inserts the outbox row (state "accepted") and appends `events`
+    // (assigning their seq). Returns false, and stores nothing, when the account already
+    // has a message with this msg_id (a retried send).
+    xmpp::Result<bool> enqueue(const OutboxEntry& entry, std::vector<model::Event>& events);
+    // Messages of `account` not yet acked, delivered or failed, in queue order.
+    xmpp::Result<std::vector<OutboxEntry>> pending(const std::string& account);
+    // In one transaction: sets the row's state (and error) and appends `event`.
+    xmpp::Status set_state(const std::string& account, const std::string& msg_id, const std::string& state,
+                           const std::string& error, model::Event& event);
+    xmpp::Result<OutboxEntry> find(const std::string& account, const std::string& msg_id);
+
+    // Deletes events older than `history_days` that every known client has confirmed, and
+    // finished outbox rows (acked, delivered, failed) older than that. Returns how many
+    // events went.
+    xmpp::Result<std::int64_t> prune(std::chrono::system_clock::time_point now, int history_days);
+
+private:
+    Store() = default;
+    struct Statements;  // prepared once at open for the hot paths (store.cpp)
+    sqlite3* db_ = nullptr;
+    std::unique_ptr<Statements> stmts_;
+    int lock_fd_ = -1;
+    model::Seq last_seq_ = 0;
+};
+
+// UTC, RFC 3339 with milliseconds: 2026-11-25T12:00:00.000Z
+std::string rfc3339(std::chrono::system_clock::time_point t);
+
+}  // namespace stanzad

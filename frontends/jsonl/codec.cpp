@@ -1,0 +1,115 @@
+#include "frontends/jsonl/codec.hpp"
+
+namespace jsonl {
+
+using Json = nlohmann::ordered_json;
+
+namespace {
+
+Json body_fields(const model::Message& m) {
+    return Json{{"from", m.from}, {"to", m.to},           {"type", m.type},         {"body", m.body},
+                {"msg_id", m.msg_id}, {"delayed", m.delayed}, {"outgoing", m.outgoing}};
+}
+Json body_fields(const model::MessageState& s) {
+    return Json{{"msg_id", s.msg_id}, {"state", s.state}, {"error", s.error}};
+}
+Json body_fields(const model::Presence& p) {
+    return Json{{"from", p.from}, {"available", p.available}, {"show", p.show}, {"status", p.status}};
+}
+Json body_fields(const model::Roster& r) {
+    Json items = Json::array();
+    for (const auto& i : r.items) items.push_back(to_json(i));
+    return Json{{"push", r.push}, {"items", std::move(items)}};
+}
+Json body_fields(const model::Subscription& s) { return Json{{"from", s.from}, {"kind", s.kind}}; }
+Json body_fields(const model::AccountState& a) {
+    return Json{{"state", a.state}, {"reason", a.reason}, {"jid", a.jid}};
+}
+
+// Reads a field of the expected type; throws nlohmann's type_error otherwise, which
+// decode() turns into an error value.
+template <class T>
+T field(const Json& j, const char* name) {
+    return j.at(name).get<T>();
+}
+
+model::RosterItem roster_item(const Json& j) {
+    model::RosterItem i;
+    i.jid = field<std::string>(j, "jid");
+    i.name = field<std::string>(j, "name");
+    i.subscription = field<std::string>(j, "subscription");
+    i.groups = field<std::vector<std::string>>(j, "groups");
+    return i;
+}
+
+}  // namespace
+
+Json to_json(const model::RosterItem& item) {
+    return Json{{"jid", item.jid}, {"name", item.name}, {"subscription", item.subscription}, {"groups", item.groups}};
+}
+
+Json to_json(const model::AccountInfo& a) {
+    return Json{{"account", a.account}, {"jid", a.jid},     {"state", a.state},
+                {"bound_jid", a.bound_jid}, {"reason", a.reason}};
+}
+
+Json to_json(const model::Event& event) {
+    Json j{{"event", model::event_name(event.body)},
+           {"seq", event.seq},
+           {"account", event.account},
+           {"stamp", event.stamp}};
+    Json fields = std::visit([](const auto& b) { return body_fields(b); }, event.body);
+    for (auto& [k, v] : fields.items()) j[k] = std::move(v);
+    return j;
+}
+
+std::string encode(const model::Event& event) {
+    // Invalid UTF-8 from the network is replaced, never a reason to lose the event.
+    return to_json(event).dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+xmpp::Result<model::Event> decode(std::string_view line) {
+    Json j = Json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (!j.is_object()) return xmpp::make_error("bad-json", "not a JSON object");
+    try {
+        model::Event e;
+        e.seq = field<model::Seq>(j, "seq");
+        e.account = field<std::string>(j, "account");
+        e.stamp = field<std::string>(j, "stamp");
+        std::string name = field<std::string>(j, "event");
+        if (name == "message") {
+            model::Message m;
+            m.from = field<std::string>(j, "from");
+            m.to = field<std::string>(j, "to");
+            m.type = field<std::string>(j, "type");
+            m.body = field<std::string>(j, "body");
+            m.msg_id = field<std::string>(j, "msg_id");
+            m.delayed = field<bool>(j, "delayed");
+            m.outgoing = field<bool>(j, "outgoing");
+            e.body = std::move(m);
+        } else if (name == "message-state") {
+            e.body = model::MessageState{field<std::string>(j, "msg_id"), field<std::string>(j, "state"),
+                                         field<std::string>(j, "error")};
+        } else if (name == "presence") {
+            e.body = model::Presence{field<std::string>(j, "from"), field<bool>(j, "available"),
+                                     field<std::string>(j, "show"), field<std::string>(j, "status")};
+        } else if (name == "roster") {
+            model::Roster r;
+            r.push = field<bool>(j, "push");
+            for (const auto& i : j.at("items")) r.items.push_back(roster_item(i));
+            e.body = std::move(r);
+        } else if (name == "subscription") {
+            e.body = model::Subscription{field<std::string>(j, "from"), field<std::string>(j, "kind")};
+        } else if (name == "account-state") {
+            e.body = model::AccountState{field<std::string>(j, "state"), field<std::string>(j, "reason"),
+                                         field<std::string>(j, "jid")};
+        } else {
+            return xmpp::make_error("bad-event", "unknown event '" + name + "'");
+        }
+        return e;
+    } catch (const Json::exception& ex) {
+        return xmpp::make_error("bad-event", ex.what());
+    }
+}
+
+}  // namespace jsonl

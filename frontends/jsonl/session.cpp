@@ -1,0 +1,269 @@
+#include "frontends/jsonl/session.hpp"
+
+#include "frontends/jsonl/codec.hpp"
+#include "protocol/jid.hpp"
+
+namespace jsonl {
+
+using Json = nlohmann::ordered_json;
+
+namespace {
+
+// A problem with a request, found while reading it: becomes an error reply.
+struct Invalid {
+    std::string code, message;
+};
+
+const Json* member(const Json& j, const char* name) {
+    auto it = j.find(name);
+    return it == j.end() ? nullptr : &*it;
+}
+
+std::string type_name(const Json& j) {
+    if (j.is_string()) return "a string";
+    if (j.is_number_integer()) return "an integer";
+    if (j.is_number()) return "a number";
+    if (j.is_boolean()) return "a boolean";
+    if (j.is_null()) return "null";
+    if (j.is_array()) return "an array";
+    return "an object";
+}
+
+std::string get_string(const Json& j, const char* name, bool required = true, std::string fallback = "") {
+    const Json* v = member(j, name);
+    if (!v) {
+        if (required) throw Invalid{"bad-request", std::string("missing field '") + name + "'"};
+        return fallback;
+    }
+    if (!v->is_string())
+        throw Invalid{"bad-request", std::string("field '") + name + "' must be a string, not " + type_name(*v)};
+    return v->get<std::string>();
+}
+
+std::optional<model::Seq> get_seq(const Json& j, const char* name, bool required) {
+    const Json* v = member(j, name);
+    if (!v) {
+        if (required) throw Invalid{"bad-request", std::string("missing field '") + name + "'"};
+        return std::nullopt;
+    }
+    if (!v->is_number_integer() || v->get<std::int64_t>() < 0)
+        throw Invalid{"bad-request", std::string("field '") + name + "' must be an integer >= 0"};
+    return v->get<model::Seq>();
+}
+
+std::string get_account(const Json& j) {
+    auto a = get_string(j, "account");
+    if (a.empty()) throw Invalid{"bad-request", "field 'account' must not be empty"};
+    return a;
+}
+
+std::string get_jid(const Json& j, const char* name, bool bare) {
+    auto text = get_string(j, name);
+    auto jid = xmpp::Jid::parse(text);
+    if (!jid) throw Invalid{"bad-jid", std::string("field '") + name + "': " + jid.error().message};
+    if (bare && !jid.value().is_bare())
+        throw Invalid{"bad-jid", std::string("field '") + name + "' must be a bare JID (no /resource)"};
+    return bare ? jid.value().bare() : jid.value().full();
+}
+
+void check_one_of(const std::string& value, const char* name, std::initializer_list<const char*> allowed) {
+    std::string list;
+    for (const char* a : allowed) {
+        if (value == a) return;
+        list += list.empty() ? "" : ", ";
+        list += std::string("'") + a + "'";
+    }
+    throw Invalid{"bad-request", std::string("field '") + name + "' must be one of " + list + ", not '" + value + "'"};
+}
+
+bool valid_client_name(const std::string& s) {
+    if (s.empty() || s.size() > 64) return false;
+    for (unsigned char c : s)
+        if (!std::isalnum(c) && c != '.' && c != '_' && c != '-') return false;
+    return true;
+}
+
+model::Command parse_command(const std::string& op, const Json& j) {
+    if (op == "hello") {
+        model::Hello h;
+        h.client = get_string(j, "client");
+        if (!valid_client_name(h.client))
+            throw Invalid{"bad-request", "field 'client' must be 1 to 64 of A-Z a-z 0-9 . _ -"};
+        h.since = get_seq(j, "since", false);
+        if (const Json* r = member(j, "replay")) {
+            if (!r->is_boolean()) throw Invalid{"bad-request", "field 'replay' must be a boolean"};
+            h.replay = r->get<bool>();
+        }
+        return h;
+    }
+    if (op == "ack") return model::Ack{*get_seq(j, "seq", true)};
+    if (op == "accounts") return model::ListAccounts{};
+    if (op == "send") {
+        model::Send s;
+        s.account = get_account(j);
+        s.to = get_jid(j, "to", false);
+        s.body = get_string(j, "body");
+        if (s.body.empty()) throw Invalid{"bad-request", "field 'body' must not be empty"};
+        s.type = get_string(j, "type", false, "chat");
+        check_one_of(s.type, "type", {"chat", "groupchat", "normal"});
+        s.client_id = get_string(j, "client_id", false);
+        if (member(j, "client_id")) {
+            bool printable = !s.client_id.empty() && s.client_id.size() <= 128;
+            for (unsigned char c : s.client_id) printable = printable && c > 0x20 && c < 0x7f;
+            if (!printable)
+                throw Invalid{"bad-request", "field 'client_id' must be 1 to 128 printable ASCII characters"};
+        }
+        return s;
+    }
+    if (op == "roster") return model::GetRoster{get_account(j)};
+    if (op == "presence") {
+        model::SetPresence p;
+        p.account = get_account(j);
+        p.show = get_string(j, "show", false);
+        check_one_of(p.show, "show", {"", "away", "chat", "dnd", "xa"});
+        p.status = get_string(j, "status", false);
+        return p;
+    }
+    if (op == "subscribe" || op == "approve" || op == "deny") {
+        std::string account = get_account(j);
+        return model::ChangeSubscription{account, get_jid(j, "jid", true), op};
+    }
+    if (op == "raw") {
+        model::Raw r;
+        r.account = get_account(j);
+        r.xml = get_string(j, "xml");
+        return r;
+    }
+    if (op == "join" || op == "part" || op == "history")
+        throw Invalid{"unsupported", op + " is not supported yet"};
+    throw Invalid{"unknown-op", "unknown op '" + op + "'"};
+}
+
+}  // namespace
+
+Session::Session(std::string daemon_version) : daemon_version_(std::move(daemon_version)) {}
+
+void Session::receive(std::string_view bytes) {
+    while (!bytes.empty()) {
+        auto nl = bytes.find('\n');
+        std::string_view piece = bytes.substr(0, nl);
+        if (!skipping_) {
+            if (partial_.size() + piece.size() > max_line_bytes) {
+                skipping_ = true;  // drop the rest of this line as it arrives
+                partial_.clear();
+                partial_.shrink_to_fit();
+            } else {
+                partial_.append(piece);
+            }
+        }
+        if (nl == std::string_view::npos) return;
+        bytes.remove_prefix(nl + 1);
+        lines_.push_back(skipping_ ? std::string() : std::exchange(partial_, {}));
+        too_long_.push_back(skipping_);
+        skipping_ = false;
+    }
+}
+
+std::optional<Request> Session::next_request() {
+    while (!lines_.empty()) {
+        std::string line = std::move(lines_.front());
+        bool too_long = too_long_.front();
+        lines_.pop_front();
+        too_long_.pop_front();
+        if (too_long) {
+            error(nullptr, "line-too-long", "line longer than " + std::to_string(max_line_bytes) + " bytes; skipped");
+            continue;
+        }
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        if (line.find_first_not_of(" \t") == std::string::npos) continue;  // blank lines are harmless
+        Json j = Json::parse(line, nullptr, /*allow_exceptions=*/false);
+        if (j.is_discarded() || !j.is_object()) {
+            error(nullptr, "bad-json", j.is_discarded() ? "the line is not valid JSON" : "the line is not a JSON object");
+            continue;
+        }
+        Json id = j.contains("id") ? j["id"] : Json(nullptr);
+        const Json* op = member(j, "op");
+        if (!op || !op->is_string()) {
+            error(id, "unknown-op", op ? "field 'op' must be a string" : "missing field 'op'");
+            continue;
+        }
+        std::string op_name = op->get<std::string>();
+        if (!hello_sent_ && op_name != "hello") {
+            error(id, "hello-required", "send hello first");
+            continue;
+        }
+        if (hello_sent_ && op_name == "hello") {
+            error(id, "bad-request", "hello was already sent on this connection");
+            continue;
+        }
+        try {
+            Request r{id, op_name, parse_command(op_name, j)};
+            if (op_name == "hello") hello_sent_ = true;
+            return r;
+        } catch (const Invalid& inv) {
+            error(id, inv.code, inv.message);
+        } catch (const Json::exception& e) {
+            error(id, "bad-request", e.what());
+        }
+    }
+    return std::nullopt;
+}
+
+void Session::reply(const Request& request, const model::Reply& reply) {
+    if (!reply.ok()) {
+        if (std::holds_alternative<model::Hello>(request.command)) hello_sent_ = false;  // may try again
+        error(request.id, reply.error_code, reply.error_message);
+        return;
+    }
+    Json j;
+    if (!request.id.is_null()) j["id"] = request.id;
+    j["ok"] = true;
+    auto accounts = [&] {
+        Json a = Json::array();
+        for (const auto& info : reply.accounts) a.push_back(to_json(info));
+        return a;
+    };
+    if (auto* h = std::get_if<model::Hello>(&request.command)) {
+        client_ = h->client;
+        attached_ = true;
+        j["version"] = protocol_version;
+        j["daemon"] = daemon_version_;
+        j["client"] = client_;
+        j["cursor"] = reply.cursor;
+        j["last_seq"] = reply.last_seq;
+        j["accounts"] = accounts();
+    } else if (std::holds_alternative<model::Ack>(request.command)) {
+        j["cursor"] = reply.cursor;
+    } else if (std::holds_alternative<model::ListAccounts>(request.command)) {
+        j["accounts"] = accounts();
+    } else if (std::holds_alternative<model::Send>(request.command)) {
+        j["msg_id"] = reply.msg_id;
+        if (reply.duplicate) j["duplicate"] = true;
+    } else if (std::holds_alternative<model::GetRoster>(request.command)) {
+        Json items = Json::array();
+        for (const auto& i : reply.items) items.push_back(to_json(i));
+        j["items"] = std::move(items);
+    }
+    write(j);
+}
+
+void Session::event(const model::Event& event) {
+    if (!attached_) return;
+    output_ += encode(event);
+    output_ += '\n';
+}
+
+void Session::write(const Json& j) {
+    output_ += j.dump(-1, ' ', false, Json::error_handler_t::replace);
+    output_ += '\n';
+}
+
+void Session::error(const Json& id, std::string_view code, std::string_view message) {
+    Json j;
+    if (!id.is_null()) j["id"] = id;
+    j["ok"] = false;
+    j["error"] = Json{{"code", code}, {"message", message}};
+    write(j);
+}
+
+}  // namespace jsonl

@@ -1,0 +1,61 @@
+#pragma once
+// JsonlSession: one client of the JSON-lines socket, sans-I/O (docs/json-protocol.md).
+// Bytes in, lines out. Each complete line becomes a validated Request for the hub, or an
+// error reply written here; the hub answers each Request with a model::Reply and pushes
+// model events, which this session renders. Replies leave in request order because the
+// hub takes requests one at a time with next_request().
+// Owned by the daemon's listener, loop thread only. Memory: at most one partial line
+// (max_line_bytes; longer lines are skipped as they arrive) plus unread output.
+#include <cstddef>
+#include <deque>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "frontends/model.hpp"
+
+namespace jsonl {
+
+inline constexpr std::size_t max_line_bytes = 1 << 20;
+
+struct Request {
+    nlohmann::ordered_json id;  // null when the request had none
+    std::string op;
+    model::Command command;
+};
+
+class Session {
+public:
+    explicit Session(std::string daemon_version = "stanzad");
+
+    void receive(std::string_view bytes);
+    // The next valid request, or nullopt when no complete line is left. Lines that are not
+    // valid requests are answered here, in order.
+    std::optional<Request> next_request();
+    void reply(const Request& request, const model::Reply& reply);
+    // Rendered only once hello has been answered.
+    void event(const model::Event& event);
+
+    std::string take_output() { return std::exchange(output_, {}); }
+    std::size_t output_size() const { return output_.size(); }
+    bool attached() const { return attached_; }
+    const std::string& client() const { return client_; }
+
+private:
+    void write(const nlohmann::ordered_json& j);
+    void error(const nlohmann::ordered_json& id, std::string_view code, std::string_view message);
+
+    std::string daemon_version_;
+    std::string partial_;               // an incomplete line
+    bool skipping_ = false;             // inside a line that is too long
+    std::deque<std::string> lines_;     // complete lines; "" marks a line that was too long
+    std::deque<bool> too_long_;
+    std::string output_;
+    bool hello_sent_ = false;           // a hello is with the hub
+    bool attached_ = false;
+    std::string client_;
+};
+
+}  // namespace jsonl

@@ -1,0 +1,107 @@
+"""stanzactl, the command-line front end over the JSON socket: send (argument and stdin),
+status, roster, raw, tail --json; exit status 0 on success, and non-zero with one line on
+stderr otherwise (1: the daemon said no, e.g. unknown-account; 3: no daemon to talk to).
+
+The binary: $STANZACTL_BIN, else ctl/stanzactl in $STANZAD_BUILD_DIR, else build/ctl/.
+"""
+
+import json
+import socket
+
+import harness
+from harness import JsonlTest, LineReader, run_stanzactl, stanzactl_bin
+
+
+class StanzactlTest(JsonlTest):
+    def ctl(self, d, *args, input=None, expect=0):
+        p = run_stanzactl(["-s", d.socket_path, *args], input=input)
+        self.assertEqual(p.returncode, expect,
+                         f"stanzactl {' '.join(map(str, args))}: exit {p.returncode}\n"
+                         f"stdout: {p.stdout}\nstderr: {p.stderr}")
+        return p
+
+    def assertOneErrorLine(self, p, rx):
+        lines = p.stderr.splitlines()
+        self.assertEqual(len(lines), 1, f"expected one line on stderr:\n{p.stderr}")
+        self.assertRegex(lines[0], rx)
+
+    def test_send_status_roster_raw(self):
+        # bob on alice's roster, so `roster` has something to show.
+        alice = self.peer("alice", presence=False)
+        alice.raw_iq("alice@localhost", "<query xmlns='jabber:iq:roster'><item "
+                     "jid='bob@localhost' name='Bob'><group>Friends</group></item></query>",
+                     type="set")
+        alice.close()
+        d = self.start_daemon()
+        bob = self.peer("bob")
+
+        p = self.ctl(d, "send", "home", "bob@localhost", "text from ctl")
+        msg_id = p.stdout.strip()
+        self.assertTrue(msg_id and "\n" not in msg_id, f"expected the msg_id: {p.stdout!r}")
+        self.assertEqual(bob.wait_message(body="text from ctl").origin_id, msg_id)
+
+        p = self.ctl(d, "send", "home", "bob@localhost", "-", input="text from stdin\n")
+        m = bob.wait_message(lambda m: (m.body or "").startswith("text from stdin"))
+        self.assertEqual(m.body.rstrip("\n"), "text from stdin")
+        self.assertEqual(m.origin_id, p.stdout.strip())
+
+        p = self.ctl(d, "status")
+        self.assertTrue(any("home" in l and "online" in l for l in p.stdout.splitlines()),
+                        f"status does not show home online:\n{p.stdout}")
+
+        p = self.ctl(d, "roster", "home")
+        self.assertIn("bob@localhost", p.stdout)
+
+        p = self.ctl(d, "raw", "home", "<message to='bob@localhost'><body>raw</body></message>")
+        bob.wait_message(body="raw")
+
+        # The config file finds the socket too.
+        p = run_stanzactl(["-c", d.config_path, "status"])
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("online", p.stdout)
+
+    def test_errors_exit_non_zero_with_one_line(self):
+        d = self.start_daemon()
+        p = self.ctl(d, "send", "nohome", "bob@localhost", "x", expect=1)
+        self.assertOneErrorLine(p, r"^stanzactl: unknown-account: ")
+        self.assertEqual(p.stdout, "")
+
+        p = self.ctl(d, "send", "home", "bob@@localhost", "x", expect=1)
+        self.assertOneErrorLine(p, r"^stanzactl: bad-jid: ")
+
+        p = self.ctl(d, "raw", "home", "<foo/>", expect=1)
+        self.assertOneErrorLine(p, r"^stanzactl: bad-xml: ")
+
+        # No daemon: nothing at the path, or a stale socket file nobody listens on.
+        p = run_stanzactl(["-s", self.tmp / "nothing-here.sock", "status"])
+        self.assertEqual(p.returncode, 3, p)
+        self.assertOneErrorLine(p, r"^stanzactl: ")
+        stale = self.tmp / "stale.sock"
+        s = socket.socket(socket.AF_UNIX)
+        s.bind(str(stale))
+        s.close()  # bound, never listened: connect() is refused
+        p = run_stanzactl(["-s", stale, "send", "home", "bob@localhost", "x"])
+        self.assertEqual(p.returncode, 3, p)
+        self.assertOneErrorLine(p, r"^stanzactl: ")
+
+    def test_tail_json_prints_events(self):
+        d = self.start_daemon()
+        full = self.wait_online(d, "home")
+        bob = self.peer("bob")
+        tail = LineReader([stanzactl_bin(), "-s", d.socket_path, "tail", "--json"],
+                          name="stanzactl tail")
+        self.addCleanup(tail.kill)
+        # Whether it prints this live or as replay, it must print it.
+        bob.send_message(full, "for tail")
+        tail.wait_line(r'"body":\s*"for tail"', timeout=10)
+        tail.kill()
+        for line in tail.lines:
+            ev = json.loads(line)  # every line is one JSON event
+            self.assertIn("event", ev, line)
+        ev = next(json.loads(l) for l in tail.lines if '"for tail"' in l)
+        self.assertEqual((ev["event"], ev["from"], ev["outgoing"]),
+                         ("message", bob.full_jid, False))
+
+
+if __name__ == "__main__":
+    harness.main()

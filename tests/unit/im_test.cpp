@@ -1,0 +1,110 @@
+#include <catch2/catch.hpp>
+
+#include "protocol/im.hpp"
+#include "protocol/xml_framer.hpp"
+
+using namespace xmpp;
+
+namespace {
+
+// A stanza as the framer hands it out, with jabber:client inherited.
+Stanza frame(std::string_view xml) {
+    XmlFramer f;
+    f.feed("<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>");
+    f.feed(xml);
+    f.next();
+    auto e = f.next();
+    REQUIRE(e);
+    REQUIRE(std::holds_alternative<Stanza>(*e));
+    return std::move(std::get<Stanza>(*e));
+}
+
+const Jid own = Jid::parse("alice@example.org").value();
+
+}  // namespace
+
+TEST_CASE("im: a received message with ids and delay") {
+    auto s = frame("<message from='bob@example.org/phone' to='alice@example.org/stanzad' type='chat' id='b1'>"
+                   "<body>hi &amp; bye</body><origin-id xmlns='urn:xmpp:sid:0' id='o1'/>"
+                   "<stanza-id xmlns='urn:xmpp:sid:0' by='mallory@example.org' id='fake'/>"
+                   "<stanza-id xmlns='urn:xmpp:sid:0' by='alice@example.org' id='s1'/>"
+                   "<delay xmlns='urn:xmpp:delay' from='example.org' stamp='2026-11-25T10:00:00Z'/></message>");
+    auto m = parse_message(s.root(), own);
+    REQUIRE(m);
+    CHECK(m->from == "bob@example.org/phone");
+    CHECK(m->type == "chat");
+    CHECK(m->body == "hi & bye");
+    CHECK(m->id == "b1");
+    CHECK(m->origin_id == "o1");
+    CHECK(m->stanza_id == "s1");  // XEP-0359 section 3.2: only 'by' our own account
+    CHECK(m->delay_stamp == "2026-11-25T10:00:00Z");
+    CHECK(m->error.empty());
+    CHECK(parse_message(frame("<message/>").root(), own)->type == "normal");
+    CHECK_FALSE(parse_message(frame("<presence/>").root(), own));
+    CHECK_FALSE(parse_message(frame("<message xmlns='urn:other'/>").root(), own));
+}
+
+TEST_CASE("im: an error message carries its condition and text") {
+    auto m = parse_message(frame("<message type='error' id='x' from='bob@example.org'><error type='cancel'>"
+                                 "<service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>"
+                                 "<text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>offline</text></error></message>")
+                               .root(),
+                           own);
+    REQUIRE(m);
+    CHECK(m->error == "service-unavailable (offline)");
+}
+
+TEST_CASE("im: presence and roster") {
+    auto p = parse_presence(frame("<presence from='bob@example.org/phone'><show>away</show><status>lunch</status></presence>").root());
+    REQUIRE(p);
+    CHECK(p->type.empty());
+    CHECK(p->show == "away");
+    CHECK(p->status == "lunch");
+    CHECK(parse_presence(frame("<presence type='subscribe' from='carol@example.org'/>").root())->type == "subscribe");
+
+    auto iq = frame("<iq type='result' id='r1'><query xmlns='jabber:iq:roster' ver='1'>"
+                    "<item jid='Bob@Example.org' name='Bob' subscription='both'><group>Friends</group><group>Work</group></item>"
+                    "<item jid='@bad'/><item jid='carol@example.org'/></query></iq>");
+    auto items = parse_roster(iq.root().first_child());
+    REQUIRE(items.size() == 2);
+    CHECK(items[0].jid == "bob@example.org");
+    CHECK(items[0].groups == std::vector<std::string>{"Friends", "Work"});
+    CHECK(items[1].subscription == "none");
+}
+
+TEST_CASE("im: outgoing stanzas are escaped and carry the origin-id") {
+    CHECK(make_message("bob@example.org", "chat", "a<b & 'c'", "id'1") ==
+          "<message to='bob@example.org' type='chat' id='id&apos;1'><body>a&lt;b &amp; &apos;c&apos;</body>"
+          "<origin-id xmlns='urn:xmpp:sid:0' id='id&apos;1'/></message>");
+    CHECK(make_presence("", "") == "<presence/>");
+    CHECK(make_presence("away", "x<y") == "<presence><show>away</show><status>x&lt;y</status></presence>");
+    CHECK(make_subscription("carol@example.org", "subscribed") == "<presence to='carol@example.org' type='subscribed'/>");
+    // What we build, the framer accepts.
+    CHECK(check_raw_stanza(make_message("b@c", "chat", "<&>", "i")).ok());
+}
+
+TEST_CASE("im: raw stanzas from front ends are checked") {
+    CHECK(check_raw_stanza("<message to='b@c'><body>x</body></message>").ok());
+    CHECK(check_raw_stanza("  <iq type='get' id='1'><ping xmlns='urn:xmpp:ping'/></iq>\n").ok());
+    for (auto bad : {"", "text", "<message>", "<message/><message/>", "<foo/>", "<message xmlns='urn:x'/>",
+                     "<message/></stream:stream>", "<message><!-- x --></message>", "<message>&nbsp;</message>",
+                     "<stream:features/>", "<message/><"}) {
+        INFO(bad);
+        auto st = check_raw_stanza(bad);
+        REQUIRE_FALSE(st.ok());
+        CHECK(st.error().code == "bad-xml");
+    }
+}
+
+TEST_CASE("im: XEP-0082 date-times, with fractions and offsets") {
+    CHECK(parse_datetime("1970-01-01T00:00:00Z") == 0);
+    CHECK(parse_datetime("2026-11-25T12:00:00Z") == 1795608000000);
+    CHECK(parse_datetime("2026-11-25T12:00:00.5Z") == 1795608000500);
+    CHECK(parse_datetime("2026-11-25T12:00:00.123456Z") == 1795608000123);
+    CHECK(parse_datetime("2026-11-25T13:30:00+01:30") == 1795608000000);
+    CHECK(parse_datetime("2026-11-25T10:00:00-02:00") == 1795608000000);
+    CHECK(parse_datetime("2000-02-29T00:00:00Z") == 951782400000);
+    for (auto bad : {"", "2026-11-25", "2026-11-25T12:00:00", "2026-13-01T00:00:00Z", "2026-11-25T12:00:00.Z",
+                     "2026-11-25T12:00:00Zjunk", "2026-11-25 12:00:00Z", "20261125T120000Z"})
+        CHECK_FALSE(parse_datetime(bad));
+}

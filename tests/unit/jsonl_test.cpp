@@ -1,0 +1,208 @@
+#include <catch2/catch.hpp>
+
+#include "frontends/jsonl/codec.hpp"
+#include "frontends/jsonl/session.hpp"
+
+using Json = nlohmann::ordered_json;
+
+namespace {
+
+std::vector<Json> lines(const std::string& out) {
+    std::vector<Json> v;
+    std::size_t start = 0;
+    while (start < out.size()) {
+        auto nl = out.find('\n', start);
+        REQUIRE(nl != std::string::npos);
+        v.push_back(Json::parse(out.substr(start, nl - start)));
+        start = nl + 1;
+    }
+    return v;
+}
+
+// Feeds one line and returns the request it produced, if any.
+std::optional<jsonl::Request> request(jsonl::Session& s, const std::string& line) {
+    s.receive(line + "\n");
+    return s.next_request();
+}
+
+jsonl::Session attached_session() {
+    jsonl::Session s("stanzad 9.9");
+    auto r = request(s, R"({"op":"hello","id":1,"client":"emacs"})");
+    REQUIRE(r);
+    model::Reply reply;
+    reply.cursor = 3;
+    reply.last_seq = 7;
+    reply.accounts.push_back({"home", "alice@example.org", "online", "", "alice@example.org/stanzad"});
+    s.reply(*r, reply);
+    s.take_output();
+    return s;
+}
+
+model::Event message_event() {
+    model::Message m;
+    m.from = "bob@example.org/phone";
+    m.to = "alice@example.org/stanzad";
+    m.body = "hello \"there\"\n\u263A";
+    m.msg_id = "m1";
+    return model::Event{42, "home", "2026-11-25T12:00:00.000Z", m};
+}
+
+}  // namespace
+
+TEST_CASE("jsonl: every event encodes as documented and decodes back") {
+    auto e = message_event();
+    CHECK(jsonl::encode(e) ==
+          R"({"event":"message","seq":42,"account":"home","stamp":"2026-11-25T12:00:00.000Z","from":"bob@example.org/phone",)"
+          R"("to":"alice@example.org/stanzad","type":"chat","body":"hello \"there\"\n☺","msg_id":"m1","delayed":false,"outgoing":false})");
+    std::vector<model::EventBody> bodies = {
+        e.body,
+        model::MessageState{"m1", "failed", "service-unavailable"},
+        model::Presence{"bob@example.org/phone", false, "away", "lunch"},
+        model::Roster{{{"bob@example.org", "Bob", "both", {"Friends", "Work"}}}, true},
+        model::Subscription{"carol@example.org", "subscribe"},
+        model::AccountState{"online", "", "alice@example.org/stanzad"},
+    };
+    for (const auto& b : bodies) {
+        model::Event in{7, "home", "2026-11-25T12:00:00.000Z", b};
+        auto text = jsonl::encode(in);
+        INFO(text);
+        CHECK(Json::parse(text)["event"] == model::event_name(b));
+        auto out = jsonl::decode(text);
+        REQUIRE(out);
+        CHECK(jsonl::encode(out.value()) == text);
+    }
+    CHECK_FALSE(jsonl::decode("{\"event\":\"nope\",\"seq\":1,\"account\":\"a\",\"stamp\":\"\"}"));
+    CHECK_FALSE(jsonl::decode("{\"event\":\"message\",\"seq\":\"1\"}"));
+    CHECK_FALSE(jsonl::decode("[1]"));
+    CHECK_FALSE(jsonl::decode("{"));
+}
+
+TEST_CASE("jsonl: invalid UTF-8 from the network is replaced, not a crash") {
+    auto e = message_event();
+    std::get<model::Message>(e.body).body = "bad \xC3\x28 byte";
+    auto text = jsonl::encode(e);
+    CHECK(Json::parse(text)["body"] == "bad \xEF\xBF\xBD( byte");
+}
+
+TEST_CASE("jsonl: hello is required first, and answered with version, cursor and accounts") {
+    jsonl::Session s("stanzad 9.9");
+    CHECK_FALSE(request(s, R"({"op":"accounts","id":"a"})"));
+    auto out = lines(s.take_output());
+    REQUIRE(out.size() == 1);
+    CHECK(out[0] == Json::parse(R"({"id":"a","ok":false,"error":{"code":"hello-required","message":"send hello first"}})"));
+
+    s.event(message_event());
+    CHECK(s.take_output().empty());  // nothing before hello
+
+    auto r = request(s, R"({"op":"hello","id":1,"client":"emacs","since":5,"replay":false})");
+    REQUIRE(r);
+    auto& h = std::get<model::Hello>(r->command);
+    CHECK(h.client == "emacs");
+    CHECK(h.since == 5);
+    CHECK_FALSE(h.replay);
+    model::Reply reply;
+    reply.cursor = 3;
+    reply.last_seq = 7;
+    reply.accounts.push_back({"home", "alice@example.org", "online", "", "alice@example.org/stanzad"});
+    s.reply(*r, reply);
+    CHECK(s.attached());
+    CHECK(s.take_output() ==
+          R"({"id":1,"ok":true,"version":1,"daemon":"stanzad 9.9","client":"emacs","cursor":3,"last_seq":7,)"
+          R"("accounts":[{"account":"home","jid":"alice@example.org","state":"online","bound_jid":"alice@example.org/stanzad","reason":""}]})"
+          "\n");
+    s.event(message_event());
+    CHECK(lines(s.take_output())[0]["seq"] == 42);
+
+    CHECK_FALSE(request(s, R"({"op":"hello","id":2,"client":"again"})"));
+    CHECK(lines(s.take_output())[0]["error"]["code"] == "bad-request");
+}
+
+TEST_CASE("jsonl: each bad input gets its own error and the session goes on") {
+    auto s = attached_session();
+    struct Case {
+        std::string line, code, needle;
+    };
+    const Case cases[] = {
+        {"not json", "bad-json", "not valid JSON"},
+        {"[1,2]", "bad-json", "not a JSON object"},
+        {R"({"id":1})", "unknown-op", "missing field 'op'"},
+        {R"({"id":1,"op":7})", "unknown-op", "must be a string"},
+        {R"({"id":1,"op":"fly"})", "unknown-op", "unknown op 'fly'"},
+        {R"({"id":1,"op":"send","account":"home","to":"bob@example.org"})", "bad-request", "missing field 'body'"},
+        {R"({"id":1,"op":"send","account":"home","to":"bob@example.org","body":5})", "bad-request",
+         "field 'body' must be a string, not an integer"},
+        {R"({"id":1,"op":"send","account":"home","to":"@example.org","body":"x"})", "bad-jid", "localpart"},
+        {R"({"id":1,"op":"send","account":"home","to":"b@example.org","body":"x","type":"shout"})", "bad-request",
+         "field 'type' must be one of"},
+        {R"({"id":1,"op":"send","account":"home","to":"b@example.org","body":"x","client_id":"a b"})", "bad-request",
+         "client_id"},
+        {R"({"id":1,"op":"send","to":"b@example.org","body":"x"})", "bad-request", "missing field 'account'"},
+        {R"({"id":1,"op":"ack","seq":-1})", "bad-request", "integer >= 0"},
+        {R"({"id":1,"op":"ack","seq":"3"})", "bad-request", "integer >= 0"},
+        {R"({"id":1,"op":"subscribe","account":"home","jid":"carol@example.org/res"})", "bad-jid", "bare JID"},
+        {R"({"id":1,"op":"presence","account":"home","show":"sleeping"})", "bad-request", "'show'"},
+        {R"({"id":1,"op":"join","account":"home","room":"r@c.example.org"})", "unsupported", "join"},
+        {R"({"id":1,"op":"history","account":"home"})", "unsupported", "history"},
+    };
+    for (const auto& c : cases) {
+        INFO(c.line);
+        CHECK_FALSE(request(s, c.line));
+        auto out = lines(s.take_output());
+        REQUIRE(out.size() == 1);
+        CHECK(out[0]["ok"] == false);
+        CHECK(out[0]["error"]["code"] == c.code);
+        CHECK(out[0]["error"]["message"].get<std::string>().find(c.needle) != std::string::npos);
+    }
+    // Still working after all of that.
+    auto r = request(s, R"({"op":"send","id":9,"account":"home","to":"Bob@Example.org","body":"hi","client_id":"c-1"})");
+    REQUIRE(r);
+    auto& send = std::get<model::Send>(r->command);
+    CHECK(send.to == "bob@example.org");
+    CHECK(send.type == "chat");
+    CHECK(send.client_id == "c-1");
+    model::Reply reply;
+    reply.msg_id = "c-1";
+    s.reply(*r, reply);
+    CHECK(s.take_output() == "{\"id\":9,\"ok\":true,\"msg_id\":\"c-1\"}\n");
+}
+
+TEST_CASE("jsonl: a line over 1 MiB is refused and skipped, whatever the split") {
+    auto s = attached_session();
+    std::string big = R"({"op":"send","id":1,"account":"home","to":"b@example.org","body":")" +
+                      std::string(jsonl::max_line_bytes, 'x') + "\"}\n";
+    for (std::size_t off = 0; off < big.size(); off += 65536) s.receive(std::string_view(big).substr(off, 65536));
+    s.receive(R"({"op":"accounts","id":2})" "\n");
+    auto r = s.next_request();
+    REQUIRE(r);
+    CHECK(std::holds_alternative<model::ListAccounts>(r->command));
+    auto out = lines(s.take_output());
+    REQUIRE(out.size() == 1);
+    CHECK(out[0]["error"]["code"] == "line-too-long");
+}
+
+TEST_CASE("jsonl: requests split across reads, several per read, in order") {
+    auto s = attached_session();
+    std::string two = R"({"op":"accounts","id":1})" "\n" "garbage\n" R"({"op":"roster","id":2,"account":"home"})" "\r\n";
+    for (char c : two) s.receive(std::string_view(&c, 1));
+    auto a = s.next_request();
+    REQUIRE(a);
+    CHECK(a->id == 1);
+    s.reply(*a, model::Reply{});
+    auto b = s.next_request();  // the bad line in between is answered before it
+    REQUIRE(b);
+    CHECK(b->id == 2);
+    auto out = lines(s.take_output());
+    REQUIRE(out.size() == 2);
+    CHECK(out[0]["id"] == 1);
+    CHECK(out[1]["error"]["code"] == "bad-json");
+    CHECK_FALSE(s.next_request());
+}
+
+TEST_CASE("jsonl: hub errors are rendered with the request's id") {
+    auto s = attached_session();
+    auto r = request(s, R"({"op":"roster","id":"x","account":"hme"})");
+    REQUIRE(r);
+    s.reply(*r, model::Reply::error("unknown-account", "no account named 'hme'"));
+    CHECK(s.take_output() ==
+          R"({"id":"x","ok":false,"error":{"code":"unknown-account","message":"no account named 'hme'"}})" "\n");
+}

@@ -1,0 +1,556 @@
+#include <catch2/catch.hpp>
+
+#include <signal.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <regex>
+
+#include "daemon/store.hpp"
+#include "frontends/jsonl/codec.hpp"
+
+using stanzad::OutboxEntry;
+using stanzad::Store;
+
+namespace {
+
+using namespace std::chrono_literals;
+
+// A fresh directory per test, removed with everything in it afterwards.
+class TempDir {
+public:
+    TempDir() {
+        std::string tmpl = (std::filesystem::temp_directory_path() / "stanzad-store-XXXXXX").string();
+        REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
+        path_ = tmpl;
+    }
+    ~TempDir() {
+        std::error_code ec;
+        std::filesystem::remove_all(path_, ec);
+    }
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+
+    // The store path; inside a subdirectory that open() has to create.
+    std::string store() const { return path_ + "/state/store.db"; }
+    const std::string& path() const { return path_; }
+
+private:
+    std::string path_;
+};
+
+std::unique_ptr<Store> open_store(const std::string& path) {
+    auto s = Store::open(path);
+    INFO((s ? std::string() : s.error().message));
+    REQUIRE(s);
+    return std::move(s).value();
+}
+
+model::Event message(const std::string& body, const std::string& msg_id = "m") {
+    model::Message m;
+    m.from = "bob@example.org/phone";
+    m.to = "alice@example.org/stanzad";
+    m.body = body;
+    m.msg_id = msg_id;
+    return model::Event{0, "home", "", m};
+}
+
+model::Event state_event(const std::string& msg_id, const std::string& state, const std::string& error = "") {
+    return model::Event{0, "home", "", model::MessageState{msg_id, state, error}};
+}
+
+OutboxEntry entry(const std::string& msg_id, const std::string& account = "home") {
+    OutboxEntry e;
+    e.account = account;
+    e.msg_id = msg_id;
+    e.to = "bob@example.org";
+    e.type = "chat";
+    e.body = "hi " + msg_id;
+    return e;
+}
+
+std::vector<model::Seq> seqs(Store& store, model::Seq after = 0, std::size_t limit = 1000) {
+    auto events = store.events_after(after, limit);
+    REQUIRE(events);
+    std::vector<model::Seq> out;
+    for (const auto& e : events.value()) out.push_back(e.seq);
+    return out;
+}
+
+// Runs SQL on the store's file through a connection of its own (not through Store).
+void raw_exec(const std::string& path, const std::string& sql) {
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+    char* err = nullptr;
+    int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
+    INFO((err ? err : ""));
+    sqlite3_free(err);
+    sqlite3_close(db);
+    REQUIRE(rc == SQLITE_OK);
+}
+
+std::string raw_query(const std::string& path, const std::string& sql) {
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+    sqlite3_stmt* s = nullptr;
+    REQUIRE(sqlite3_prepare_v2(db, sql.c_str(), -1, &s, nullptr) == SQLITE_OK);
+    std::string out;
+    if (sqlite3_step(s) == SQLITE_ROW) out = reinterpret_cast<const char*>(sqlite3_column_text(s, 0));
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return out;
+}
+
+const auto far_future = std::chrono::system_clock::now() + 24h * 365;
+
+}  // namespace
+
+TEST_CASE("store: rfc3339 is UTC with milliseconds") {
+    using std::chrono::system_clock;
+    CHECK(stanzad::rfc3339(system_clock::time_point(1795608000123ms)) == "2026-11-25T12:00:00.123Z");
+    CHECK(stanzad::rfc3339(system_clock::time_point(0ms)) == "1970-01-01T00:00:00.000Z");
+    CHECK(stanzad::rfc3339(system_clock::time_point(-1ms)) == "1969-12-31T23:59:59.999Z");
+}
+
+TEST_CASE("store: append numbers events 1, 2, 3 and reads them back unchanged") {
+    TempDir dir;
+    auto store = open_store(dir.store());
+    CHECK(store->last_seq() == 0);
+
+    std::vector<model::Event> in = {
+        message("hello \"there\"\n\u263A", "m1"),
+        model::Event{0, "work", "2026-01-02T03:04:05.006Z",
+                     model::Roster{{{"bob@example.org", "Bob", "both", {"Friends", "Work"}}}, true}},
+        model::Event{0, "home", "", model::AccountState{"online", "", "alice@example.org/stanzad"}},
+    };
+    for (std::size_t i = 0; i < in.size(); ++i) {
+        REQUIRE(store->append(in[i]));
+        CHECK(in[i].seq == static_cast<model::Seq>(i + 1));
+        CHECK(store->last_seq() == static_cast<model::Seq>(i + 1));
+    }
+    // Stamps: set to now when empty, kept when given.
+    const std::regex stamp_re(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)");
+    CHECK(std::regex_match(in[0].stamp, stamp_re));
+    CHECK(in[1].stamp == "2026-01-02T03:04:05.006Z");
+    CHECK(std::regex_match(in[2].stamp, stamp_re));
+
+    auto out = store->events_after(0, 100);
+    REQUIRE(out);
+    REQUIRE(out.value().size() == 3);
+    for (std::size_t i = 0; i < in.size(); ++i) {
+        const auto& e = out.value()[i];
+        CHECK(e.seq == in[i].seq);
+        CHECK(e.account == in[i].account);
+        CHECK(e.stamp == in[i].stamp);
+        CHECK(e.body.index() == in[i].body.index());
+        CHECK(jsonl::encode(e) == jsonl::encode(in[i]));  // every field, through the codec
+    }
+    const auto& m = std::get<model::Message>(out.value()[0].body);
+    CHECK(m.body == "hello \"there\"\n\u263A");
+    CHECK(m.msg_id == "m1");
+    CHECK(m.from == "bob@example.org/phone");
+
+    // The stored JSON is the event as the socket shows it, seq included.
+    CHECK(raw_query(dir.store(), "SELECT json FROM events WHERE seq = 1") == jsonl::encode(in[0]));
+    CHECK(raw_query(dir.store(), "SELECT kind FROM events WHERE seq = 2") == "roster");
+
+    auto later = store->events_after(1, 100);
+    REQUIRE(later);
+    REQUIRE(later.value().size() == 2);
+    CHECK(later.value()[0].seq == 2);
+    CHECK(store->events_after(3, 100).value().empty());
+}
+
+TEST_CASE("store: events_after honours the limit") {
+    TempDir dir;
+    auto store = open_store(dir.store());
+    for (int i = 0; i < 5; ++i) {
+        auto e = message("m" + std::to_string(i));
+        REQUIRE(store->append(e));
+    }
+    CHECK(seqs(*store, 0, 2) == std::vector<model::Seq>{1, 2});
+    CHECK(seqs(*store, 1, 2) == std::vector<model::Seq>{2, 3});
+    CHECK(seqs(*store, 3, 10) == std::vector<model::Seq>{4, 5});
+    CHECK(seqs(*store, 0, 0).empty());
+    CHECK(seqs(*store, 0, std::numeric_limits<std::size_t>::max()).size() == 5);
+}
+
+TEST_CASE("store: events and last_seq survive close and reopen") {
+    TempDir dir;
+    {
+        auto store = open_store(dir.store());
+        for (int i = 0; i < 3; ++i) {
+            auto e = message("m" + std::to_string(i));
+            REQUIRE(store->append(e));
+        }
+    }
+    auto store = open_store(dir.store());
+    CHECK(store->last_seq() == 3);
+    CHECK(seqs(*store) == std::vector<model::Seq>{1, 2, 3});
+    auto e = message("after reopen");
+    REQUIRE(store->append(e));
+    CHECK(e.seq == 4);
+}
+
+TEST_CASE("store: creates a private directory and file, WAL, schema version 1") {
+    TempDir dir;
+    auto store = open_store(dir.store());
+    struct stat st {};
+    REQUIRE(::stat((dir.path() + "/state").c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0700);
+    REQUIRE(::stat(dir.store().c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0600);
+    CHECK(raw_query(dir.store(), "PRAGMA user_version") == "1");
+    CHECK(raw_query(dir.store(), "PRAGMA journal_mode") == "wal");
+    CHECK(Store::schema_version == 1);
+}
+
+TEST_CASE("store: a second open of the same store is refused while the first holds it") {
+    TempDir dir;
+    auto first = open_store(dir.store());
+    auto second = Store::open(dir.store());
+    REQUIRE_FALSE(second);
+    CHECK(second.error().message ==
+          "another stanzad is using " + dir.store() + " (pid " + std::to_string(::getpid()) + ")");
+    CHECK(std::filesystem::file_size(dir.store() + ".lock") > 0);
+    first.reset();
+    CHECK(std::filesystem::file_size(dir.store() + ".lock") == 0);
+    auto third = Store::open(dir.store());
+    CHECK(third);
+}
+
+TEST_CASE("store: a schema newer than this program is refused") {
+    TempDir dir;
+    std::filesystem::create_directories(dir.path() + "/state");
+    raw_exec(dir.store(), "CREATE TABLE future (x); PRAGMA user_version = 99;");
+    auto store = Store::open(dir.store());
+    REQUIRE_FALSE(store);
+    CHECK(store.error().code == "store");
+    CHECK_THAT(store.error().message, Catch::Contains("99") && Catch::Contains("1") && Catch::Contains(dir.store()));
+    CHECK(raw_query(dir.store(), "PRAGMA user_version") == "99");  // untouched
+    CHECK(raw_query(dir.store(), "PRAGMA journal_mode") == "delete");
+}
+
+TEST_CASE("store: cursors start at 0, move only forward, and stop at last_seq") {
+    TempDir dir;
+    auto store = open_store(dir.store());
+    for (int i = 0; i < 5; ++i) {
+        auto e = message("m");
+        REQUIRE(store->append(e));
+    }
+    CHECK(store->cursor("emacs").value() == 0);
+    REQUIRE(store->set_cursor("emacs", 3));
+    CHECK(store->cursor("emacs").value() == 3);
+    REQUIRE(store->set_cursor("emacs", 1));  // never back
+    CHECK(store->cursor("emacs").value() == 3);
+    REQUIRE(store->set_cursor("emacs", 5));
+    CHECK(store->cursor("emacs").value() == 5);
+
+    auto beyond = store->set_cursor("emacs", 6);
+    REQUIRE_FALSE(beyond);
+    CHECK(beyond.error().code == "bad-seq");
+    CHECK_FALSE(store->set_cursor("bot", -1));
+    CHECK(store->cursor("emacs").value() == 5);
+    CHECK(store->cursor("bot").value() == 0);
+    CHECK(store->cursor("irc").value() == 0);  // clients are independent
+
+    store.reset();
+    store = open_store(dir.store());
+    CHECK(store->cursor("emacs").value() == 5);
+}
+
+TEST_CASE("store: enqueue stores the row and its events together; a retried msg_id stores nothing") {
+    TempDir dir;
+    auto store = open_store(dir.store());
+    auto e0 = message("x");
+    REQUIRE(store->append(e0));
+
+    std::vector<model::Event> events = {message("hi c-1", "c-1"), state_event("c-1", "accepted")};
+    auto r = store->enqueue(entry("c-1"), events);
+    REQUIRE(r);
+    CHECK(r.value());
+    CHECK(events[0].seq == 2);
+    CHECK(events[1].seq == 3);
+    CHECK_FALSE(events[1].stamp.empty());
+    CHECK(store->last_seq() == 3);
+    CHECK(seqs(*store) == std::vector<model::Seq>{1, 2, 3});
+
+    auto row = store->find("home", "c-1");
+    REQUIRE(row);
+    CHECK(row.value().state == "accepted");
+    CHECK(row.value().to == "bob@example.org");
+    CHECK(row.value().type == "chat");
+    CHECK(row.value().body == "hi c-1");
+    CHECK(row.value().error.empty());
+    CHECK(row.value().id > 0);
+    CHECK(row.value().created.size() == std::string("2026-11-25T12:00:00.000Z").size());
+
+    std::vector<model::Event> again = {message("hi c-1", "c-1"), state_event("c-1", "accepted")};
+    auto dup = store->enqueue(entry("c-1"), again);
+    REQUIRE(dup);
+    CHECK_FALSE(dup.value());
+    CHECK(again[0].seq == 0);
+    CHECK(again[1].seq == 0);
+    CHECK(store->last_seq() == 3);
+    CHECK(seqs(*store) == std::vector<model::Seq>{1, 2, 3});
+
+    // The same msg_id on another account is another message.
+    std::vector<model::Event> other = {state_event("c-1", "accepted")};
+    auto r2 = store->enqueue(entry("c-1", "work"), other);
+    REQUIRE(r2);
+    CHECK(r2.value());
+    CHECK(other[0].seq == 4);
+
+    CHECK_FALSE(store->find("home", "nope"));
+    CHECK(store->find("home", "nope").error().code == "not-found");
+}
+
+TEST_CASE("store: pending lists accepted and sent messages in queue order") {
+    TempDir dir;
+    auto store = open_store(dir.store());
+    for (const char* id : {"a", "b", "c", "d", "e"}) {
+        std::vector<model::Event> events = {state_event(id, "accepted")};
+        REQUIRE(store->enqueue(entry(id), events).value());
+    }
+    std::vector<model::Event> other = {state_event("w", "accepted")};
+    REQUIRE(store->enqueue(entry("w", "work"), other).value());
+
+    auto ev = state_event("b", "sent");
+    REQUIRE(store->set_state("home", "b", "sent", "", ev));
+    ev = state_event("c", "acked");
+    REQUIRE(store->set_state("home", "c", "acked", "", ev));
+    ev = state_event("d", "failed", "service-unavailable");
+    REQUIRE(store->set_state("home", "d", "failed", "service-unavailable", ev));
+
+    auto p = store->pending("home");
+    REQUIRE(p);
+    std::vector<std::string> ids, states;
+    for (const auto& e : p.value()) {
+        ids.push_back(e.msg_id);
+        states.push_back(e.state);
+    }
+    CHECK(ids == std::vector<std::string>{"a", "b", "e"});
+    CHECK(states == std::vector<std::string>{"accepted", "sent", "accepted"});
+    CHECK(p.value()[0].id < p.value()[1].id);
+    CHECK(p.value()[1].id < p.value()[2].id);
+    CHECK(store->pending("work").value().size() == 1);
+    CHECK(store->pending("nobody").value().empty());
+
+    // The queue survives a restart.
+    store.reset();
+    store = open_store(dir.store());
+    CHECK(store->pending("home").value().size() == 3);
+}
+
+TEST_CASE("store: set_state updates the row and appends its event; an unknown msg_id is not-found") {
+    TempDir dir;
+    auto store = open_store(dir.store());
+    std::vector<model::Event> events = {state_event("c-1", "accepted")};
+    REQUIRE(store->enqueue(entry("c-1"), events).value());
+
+    auto ev = state_event("c-1", "failed", "remote-server-not-found");
+    REQUIRE(store->set_state("home", "c-1", "failed", "remote-server-not-found", ev));
+    CHECK(ev.seq == 2);
+    CHECK(store->last_seq() == 2);
+    auto row = store->find("home", "c-1").value();
+    CHECK(row.state == "failed");
+    CHECK(row.error == "remote-server-not-found");
+    auto stored = store->events_after(1, 10).value();
+    REQUIRE(stored.size() == 1);
+    CHECK(std::get<model::MessageState>(stored[0].body).state == "failed");
+    CHECK(std::get<model::MessageState>(stored[0].body).error == "remote-server-not-found");
+
+    auto unknown = state_event("nope", "sent");
+    auto st = store->set_state("home", "nope", "sent", "", unknown);
+    REQUIRE_FALSE(st);
+    CHECK(st.error().code == "not-found");
+    CHECK(unknown.seq == 0);
+    CHECK(store->last_seq() == 2);
+    auto wrong_account = state_event("c-1", "sent");
+    CHECK_FALSE(store->set_state("work", "c-1", "sent", "", wrong_account));
+    CHECK(seqs(*store) == std::vector<model::Seq>{1, 2});
+}
+
+TEST_CASE("store: a failure inside enqueue or set_state leaves nothing behind") {
+    TempDir dir;
+    auto store = open_store(dir.store());
+    auto first = message("first");
+    REQUIRE(store->append(first));
+    // Makes every insert of an event for account "boom" fail, as a full disk would.
+    raw_exec(dir.store(),
+             "CREATE TRIGGER boom BEFORE INSERT ON events WHEN NEW.account = 'boom' "
+             "BEGIN SELECT RAISE(ABORT, 'disk on fire'); END;");
+
+    auto bad = message("x");
+    bad.account = "boom";
+    auto st = store->append(bad);
+    REQUIRE_FALSE(st);
+    CHECK(st.error().code == "store");
+    CHECK_THAT(st.error().message, Catch::Contains("disk on fire"));
+    CHECK(bad.seq == 0);
+    CHECK(bad.stamp.empty());
+    CHECK(store->last_seq() == 1);
+
+    // The row went in, the second event failed: neither may stay.
+    std::vector<model::Event> events = {message("hi", "c-1"), state_event("c-1", "accepted")};
+    events[1].account = "boom";
+    auto r = store->enqueue(entry("c-1"), events);
+    REQUIRE_FALSE(r);
+    CHECK(events[0].seq == 0);
+    CHECK(events[1].seq == 0);
+    CHECK(store->last_seq() == 1);
+    CHECK_FALSE(store->find("home", "c-1"));
+    CHECK(seqs(*store) == std::vector<model::Seq>{1});
+
+    std::vector<model::Event> good = {state_event("c-1", "accepted")};
+    REQUIRE(store->enqueue(entry("c-1"), good).value());
+    CHECK(good[0].seq == 2);  // no gap left by the rolled-back attempt
+
+    auto boom = state_event("c-1", "sent");
+    boom.account = "boom";
+    REQUIRE_FALSE(store->set_state("home", "c-1", "sent", "", boom));
+    CHECK(boom.seq == 0);
+    CHECK(store->find("home", "c-1").value().state == "accepted");
+    CHECK(store->last_seq() == 2);
+
+    auto next = message("next");
+    REQUIRE(store->append(next));
+    CHECK(next.seq == 3);
+}
+
+TEST_CASE("store: prune keeps what a known client has not confirmed") {
+    TempDir dir;
+    auto store = open_store(dir.store());
+    for (int i = 0; i < 5; ++i) {
+        auto e = message("m");
+        REQUIRE(store->append(e));
+    }
+    REQUIRE(store->set_cursor("emacs", 3));
+    REQUIRE(store->set_cursor("bot", 4));
+    auto n = store->prune(far_future, 30);
+    REQUIRE(n);
+    CHECK(n.value() == 3);  // the slowest client confirmed 3
+    CHECK(seqs(*store) == std::vector<model::Seq>{4, 5});
+
+    // A client that has confirmed nothing holds everything.
+    REQUIRE(store->set_cursor("new", 0));
+    CHECK(store->prune(far_future, 30).value() == 0);
+    CHECK(seqs(*store) == std::vector<model::Seq>{4, 5});
+}
+
+TEST_CASE("store: prune removes old events when no client is known, and keeps recent ones") {
+    TempDir dir;
+    auto store = open_store(dir.store());
+    for (int i = 0; i < 3; ++i) {
+        auto e = message("m");
+        REQUIRE(store->append(e));
+    }
+    CHECK(store->prune(std::chrono::system_clock::now(), 30).value() == 0);
+    CHECK(store->prune(std::chrono::system_clock::now() + 24h * 29, 30).value() == 0);
+    CHECK(seqs(*store).size() == 3);
+    CHECK(store->prune(std::chrono::system_clock::now() + 24h * 31, 30).value() == 3);
+    CHECK(seqs(*store).empty());
+    CHECK_FALSE(store->prune(far_future, -1));
+}
+
+TEST_CASE("store: seq continues after pruning everything, also across a restart") {
+    TempDir dir;
+    auto store = open_store(dir.store());
+    for (int i = 0; i < 3; ++i) {
+        auto e = message("m");
+        REQUIRE(store->append(e));
+    }
+    REQUIRE(store->prune(far_future, 0).value() == 3);
+    CHECK(store->last_seq() == 3);
+    auto e4 = message("m");
+    REQUIRE(store->append(e4));
+    CHECK(e4.seq == 4);
+
+    REQUIRE(store->prune(far_future, 0).value() == 1);
+    store.reset();
+    store = open_store(dir.store());
+    CHECK(store->last_seq() == 4);
+    auto e5 = message("m");
+    REQUIRE(store->append(e5));
+    CHECK(e5.seq == 5);
+    CHECK(seqs(*store) == std::vector<model::Seq>{5});
+}
+
+TEST_CASE("store: prune drops finished outbox rows, never unfinished ones") {
+    TempDir dir;
+    auto store = open_store(dir.store());
+    for (const char* id : {"accepted", "sent", "acked", "delivered", "failed"}) {
+        std::vector<model::Event> events = {state_event(id, "accepted")};
+        REQUIRE(store->enqueue(entry(id), events).value());
+        if (std::string(id) != "accepted") {
+            auto ev = state_event(id, id);
+            REQUIRE(store->set_state("home", id, id, "", ev));
+        }
+    }
+    REQUIRE(store->prune(std::chrono::system_clock::now(), 30));
+    CHECK(store->find("home", "acked"));  // recent: kept
+    REQUIRE(store->prune(far_future, 30));
+    CHECK(store->find("home", "accepted"));
+    CHECK(store->find("home", "sent"));
+    CHECK_FALSE(store->find("home", "acked"));
+    CHECK_FALSE(store->find("home", "delivered"));
+    CHECK_FALSE(store->find("home", "failed"));
+}
+
+TEST_CASE("store: events committed by a process killed with SIGKILL are there after reopen") {
+    TempDir dir;
+    int ready[2];
+    REQUIRE(::pipe(ready) == 0);
+    constexpr int count = 50;
+    pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        // No Catch2 here: report through the exit status, and never return into the runner.
+        ::close(ready[0]);
+        auto store = Store::open(dir.store());
+        if (!store) ::_exit(10);
+        for (int i = 0; i < count; ++i) {
+            auto e = message("before the kill " + std::to_string(i), "k" + std::to_string(i));
+            if (!store.value()->append(e)) ::_exit(11);
+        }
+        std::vector<model::Event> events = {state_event("q", "accepted")};
+        if (!store.value()->enqueue(entry("q"), events)) ::_exit(12);
+        char c = 'k';
+        if (::write(ready[1], &c, 1) != 1) ::_exit(13);
+        for (;;) ::pause();  // killed here, the store still open
+    }
+    ::close(ready[1]);
+    char c = 0;
+    REQUIRE(::read(ready[0], &c, 1) == 1);
+    ::close(ready[0]);
+
+    // While the child lives, its pid is in the lock error.
+    auto locked = Store::open(dir.store());
+    REQUIRE_FALSE(locked);
+    CHECK_THAT(locked.error().message, Catch::Contains("(pid " + std::to_string(child) + ")"));
+
+    REQUIRE(::kill(child, SIGKILL) == 0);
+    int status = 0;
+    REQUIRE(::waitpid(child, &status, 0) == child);
+    REQUIRE(WIFSIGNALED(status));
+    CHECK(WTERMSIG(status) == SIGKILL);
+
+    // The WAL is left behind uncheckpointed; the next open recovers from it.
+    struct stat st {};
+    CHECK(::stat((dir.store() + "-wal").c_str(), &st) == 0);
+    auto store = open_store(dir.store());
+    CHECK(store->last_seq() == count + 1);
+    auto events = store->events_after(0, 1000);
+    REQUIRE(events);
+    REQUIRE(events.value().size() == count + 1);
+    CHECK(std::get<model::Message>(events.value()[count - 1].body).body ==
+          "before the kill " + std::to_string(count - 1));
+    CHECK(store->pending("home").value().size() == 1);
+    auto e = message("after");
+    REQUIRE(store->append(e));
+    CHECK(e.seq == count + 2);
+}
