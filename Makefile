@@ -72,7 +72,7 @@ test-asan: deps
 # Each target runs FUZZ_SECONDS from the seeds in tests/fuzz/corpus/ (copied, so the
 # committed seeds stay small); a crash fails the target and leaves its input in build-fuzz/.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := framer stream
+FUZZ_TARGETS := framer stream jsonl
 
 fuzz:
 	@if ! command -v clang++ >/dev/null 2>&1; then \

@@ -46,14 +46,14 @@ xmpp::Result<SocketLocation> default_socket(std::string doubt) {
 
 xmpp::Result<SocketLocation> find_socket(const SocketOptions& options) {
     if (!options.socket.empty()) return SocketLocation{options.socket, ""};
-    if (const char* env = std::getenv("STANZAD_SOCKET"); env && *env) return SocketLocation{env, ""};
-
     if (!options.config.empty()) {
         // Named on the command line: its problems are the user's to hear about.
         auto loaded = config::load(options.config);
         if (!loaded.ok()) return xmpp::make_error("bad-config", first_error(loaded, options.config));
         return SocketLocation{loaded.config->daemon.socket, ""};
     }
+    // The command line beats the environment, which beats the default config.
+    if (const char* env = std::getenv("STANZAD_SOCKET"); env && *env) return SocketLocation{env, ""};
 
     std::string path = config::default_path();
     if (file_absent(path)) return default_socket("");

@@ -193,12 +193,13 @@ void XmppConnection::received(std::string_view bytes) {
 }
 
 void XmppConnection::pump() {
-    // Output first: it may include the last words before StartTls or Closed.
-    flush();
+    // Events first, output after: what we answer to the server (a pong now, XEP-0198 acks
+    // later) leaves only once the stanzas received before it are handled and stored.
     while (!finished_) {
         auto event = stream_.next_event();
         if (!event) break;
         if (std::holds_alternative<xmpp::StartTls>(*event)) {
+            flush();  // the plaintext before the handshake
             tls_ = std::make_unique<tls::Session>(tls_ctx_, account_.jid.domain());
             received({});  // sends the ClientHello; recursion ends: no StartTls twice
             return;
@@ -219,8 +220,8 @@ void XmppConnection::pump() {
             if (events_.closed) events_.closed(*closed, false);
             return;  // the owner may drop us now (on a later loop turn)
         }
-        flush();
     }
+    flush();
     if (!finished_) arm_timer(stream_.next_deadline());
 }
 

@@ -13,6 +13,11 @@ client, and the stanzad binary read through its stderr log.
     Peer      a slixmpp client on its own asyncio loop in a background thread, with
               blocking helpers: ping, disco_info, version, raw_iq.
     IntegrationTest   unittest.TestCase wiring the above together with cleanups.
+    JsonClient        a client of the daemon's JSON-lines socket: request() with auto ids,
+              wait_event() on socket reads with a deadline (docs/json-protocol.md).
+    JsonlTest         IntegrationTest + start_daemon() (waits for `listening on`) and
+              client(); Peer also sends and collects messages (send_message,
+              wait_message); LineReader follows a child's output (stanzactl tail).
 
 Rules kept here so the tests need not think about them:
 - No fixed sleeps to wait for something to happen: waits are on a condition variable
@@ -1634,10 +1639,10 @@ def run_stanzactl(args: Iterable[Union[str, Path]], *, input: Optional[str] = No
                              f"(or set STANZACTL_BIN)")
     full_env = dict(os.environ)
     full_env.update(env or {})
-    return subprocess.run([str(binary), *map(str, args)],
-                          stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-                          input=input, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True, timeout=timeout, env=full_env)
+    stdin = {} if input is not None else {"stdin": subprocess.DEVNULL}
+    return subprocess.run([str(binary), *map(str, args)], input=input,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          timeout=timeout, env=full_env, **stdin)
 
 
 class LineReader:
@@ -1672,6 +1677,8 @@ class LineReader:
                     into.append(line)
                     self._cond.notify_all()
         finally:
+            with contextlib.suppress(Exception):
+                stream.close()
             with self._cond:
                 self._ended.add(id(into))
                 self._cond.notify_all()
@@ -1778,8 +1785,9 @@ class JsonlTest(IntegrationTest):
             self.assertIs(reply.get("ok"), True, f"hello failed: {reply}")
         return c
 
-    def ping_barrier(self, peer: Peer, to: str, timeout: float = 5.0) -> None:
-        """After `peer`'s earlier stanzas to `to`: the daemon answers an XEP-0199 ping in
-        stream order, so when the pong is back it has read (and stored: the store commits
-        synchronously) everything the peer sent before."""
-        peer.ping(to, timeout=timeout)
+    def watcher(self, where: Union[Stanzad, str, Path], name: str = "watcher") -> JsonClient:
+        """A client attached for live events only (replay false). The daemon stores an
+        event before it shows it to any client, so an event seen here is committed: the
+        barrier before a kill -9. (An XEP-0199 pong is not one: the daemon answers pings
+        before it has committed the messages that came before them.)"""
+        return self.client(where, hello=name, replay=False)

@@ -152,6 +152,16 @@ class JsonlEventsTest(JsonlTest):
         self.assertEqual(c.find_events("message-state", since=events_before, msg_id="c-1"),
                          [], "a duplicate send produced new message-state events")
 
+    def test_send_to_nobody_fails_with_the_servers_error(self):
+        d = self.start_daemon()
+        c = self.client(d, hello="tests", replay=False)
+        r = c.ok("send", account="home", to="nobody@localhost", body="anyone?",
+                 client_id="to-nobody")
+        c.wait_event("message-state", msg_id="to-nobody", state="accepted")
+        failed = c.wait_event("message-state", msg_id="to-nobody", state="failed")
+        self.assertIn("service-unavailable", failed["error"], failed)
+        self.assertEqual(r["msg_id"], "to-nobody")
+
     def test_pipelined_sends_reply_in_order_and_arrive_in_order(self):
         d = self.start_daemon()
         c = self.client(d, hello="tests", replay=False)

@@ -25,11 +25,14 @@ class ReplayTest(JsonlTest):
         full = self.wait_online(d, "home")
         bob = self.peer("bob")
 
-        # N messages while no client is attached.
+        # N messages while the client name "replayer" is not attached. A watcher (live
+        # events only, another name) tells when all N are stored.
+        watch = self.watcher(d)
         ids = [f"r-{i:02d}" for i in range(N)]
         for i, sid in enumerate(ids):
             bob.send_message(full, f"replay {i:02d}", id=sid)
-        self.ping_barrier(bob, full)  # the daemon has read (and stored) all N
+        watch.wait_event("message", body=f"replay {N - 1:02d}")
+        watch.close()
 
         # A new name gets all of them, in order, as replay.
         c = self.client(d, name="first")

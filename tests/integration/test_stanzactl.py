@@ -45,12 +45,28 @@ class StanzactlTest(JsonlTest):
         self.assertEqual(m.body.rstrip("\n"), "text from stdin")
         self.assertEqual(m.origin_id, p.stdout.strip())
 
+        # send --id: a retry with the same id is not sent twice (and still exits 0).
+        for _ in range(2):
+            p = self.ctl(d, "send", "--id", "ctl-retry-1", "home", "bob@localhost", "retried")
+            self.assertEqual(p.stdout.strip(), "ctl-retry-1")
+        self.ctl(d, "send", "home", "bob@localhost", "after the retry")
+        bob.wait_message(body="after the retry")  # later than any second copy
+        self.assertEqual(len(bob.received(origin_id="ctl-retry-1")), 1)
+
+        # --json prints the reply as the daemon sent it.
+        p = self.ctl(d, "--json", "send", "home", "bob@localhost", "json reply")
+        reply = json.loads(p.stdout)
+        self.assertIs(reply["ok"], True, reply)
+        self.assertEqual(bob.wait_message(body="json reply").origin_id, reply["msg_id"])
+
         p = self.ctl(d, "status")
         self.assertTrue(any("home" in l and "online" in l for l in p.stdout.splitlines()),
                         f"status does not show home online:\n{p.stdout}")
 
         p = self.ctl(d, "roster", "home")
-        self.assertIn("bob@localhost", p.stdout)
+        row = next((l for l in p.stdout.splitlines() if "bob@localhost" in l), "")
+        self.assertTrue("Bob" in row and "Friends" in row and "none" in row,
+                        f"roster row for bob: {p.stdout!r}")
 
         p = self.ctl(d, "raw", "home", "<message to='bob@localhost'><body>raw</body></message>")
         bob.wait_message(body="raw")
@@ -88,10 +104,12 @@ class StanzactlTest(JsonlTest):
         d = self.start_daemon()
         full = self.wait_online(d, "home")
         bob = self.peer("bob")
-        tail = LineReader([stanzactl_bin(), "-s", d.socket_path, "tail", "--json"],
-                          name="stanzactl tail")
+        # tail alone prints live events only, and nothing says when it is attached: start
+        # it with --since the last stored event, so what comes next is printed either way.
+        last = self.client(d, hello="probe", replay=False).hello_reply["last_seq"]
+        tail = LineReader([stanzactl_bin(), "-s", d.socket_path, "tail", "--json",
+                           "--since", str(last)], name="stanzactl tail")
         self.addCleanup(tail.kill)
-        # Whether it prints this live or as replay, it must print it.
         bob.send_message(full, "for tail")
         tail.wait_line(r'"body":\s*"for tail"', timeout=10)
         tail.kill()
