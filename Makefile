@@ -78,7 +78,7 @@ fuzz:
 	@if ! command -v clang++ >/dev/null 2>&1; then \
 	  echo "fuzz: clang++ not found (make deps installs clang); skipping"; exit 0; \
 	fi; \
-	cmake --preset fuzz && cmake --build --preset fuzz; \
+	cmake --preset fuzz && cmake --build --preset fuzz --target $(addprefix fuzz_,$(FUZZ_TARGETS)); \
 	for t in $(FUZZ_TARGETS); do \
 	  mkdir -p build-fuzz/corpus/$$t; \
 	  cp -n tests/fuzz/corpus/$$t/* build-fuzz/corpus/$$t/; \
