@@ -31,7 +31,8 @@ constexpr std::size_t max_config_bytes = 1024 * 1024;
 constexpr std::size_t max_password_output = 64 * 1024;
 
 constexpr std::array<std::string_view, 3> root_keys = {"daemon", "irc", "account"};
-constexpr std::array<std::string_view, 4> daemon_keys = {"state_dir", "socket", "log_level", "history_days"};
+constexpr std::array<std::string_view, 6> daemon_keys = {"state_dir", "socket", "log_level", "history_days",
+                                                         "ping_interval", "ping_timeout"};
 constexpr std::array<std::string_view, 3> irc_keys = {"listen", "password", "password_command"};
 constexpr std::array<std::string_view, 13> account_keys = {
     "name",    "jid",      "password", "password_command", "resource", "host",  "port",
@@ -295,6 +296,23 @@ private:
         return std::nullopt;
     }
 
+    // An integer key of [daemon] within [min, max]; left as it was when absent or bad.
+    void integer_at(const toml::table& t, std::string_view key, std::int64_t min, std::int64_t max,
+                    std::string_view what, int& out) {
+        const toml::node* node = t.get(key);
+        if (!node) return;
+        const std::string dotted = "daemon." + std::string(key);
+        const auto* i = node->as_integer();
+        if (!i) {
+            error(*node, dotted, "expected an integer, got " + std::string(type_name(*node)));
+        } else if (i->get() < min || i->get() > max) {
+            error(*node, dotted, "expected " + std::string(what) + " between " + std::to_string(min) + " and " +
+                                     std::to_string(max) + ", got " + std::to_string(i->get()));
+        } else {
+            out = static_cast<int>(i->get());
+        }
+    }
+
     void daemon_section(const toml::table& root, DaemonSection& out) {
         const toml::table* t = sub_table(root, "daemon");
         if (t) {
@@ -302,16 +320,9 @@ private:
             if (auto v = path_at(*t, "state_dir", "daemon")) out.state_dir = *v;
             if (auto v = path_at(*t, "socket", "daemon")) out.socket = *v;
             if (auto v = choice_at(*t, "log_level", "daemon", log_levels)) out.log_level = *v;
-            if (const toml::node* days = t->get("history_days")) {
-                const auto* i = days->as_integer();
-                if (!i)
-                    error(*days, "daemon.history_days", "expected an integer, got " + std::string(type_name(*days)));
-                else if (i->get() < 1 || i->get() > 36500)
-                    error(*days, "daemon.history_days",
-                          "expected a number of days between 1 and 36500, got " + std::to_string(i->get()));
-                else
-                    out.history_days = static_cast<int>(i->get());
-            }
+            integer_at(*t, "history_days", 1, 36500, "a number of days", out.history_days);
+            integer_at(*t, "ping_interval", 1, 3600, "a number of seconds", out.ping_interval);
+            integer_at(*t, "ping_timeout", 1, 600, "a number of seconds", out.ping_timeout);
         }
         // Defaults only where the key is absent: a key with a bad value is already an error.
         bool state_dir_given = t && t->contains("state_dir");

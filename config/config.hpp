@@ -43,6 +43,8 @@ struct DaemonSection {
     std::string socket;      // default $XDG_RUNTIME_DIR/stanzad.sock
     std::string log_level = "info";  // trace|debug|info|warn|error|critical|off
     int history_days = 90;   // events older than this are pruned once every client has them
+    int ping_interval = 60;  // seconds of silence before we check the link (XEP-0198 <r/> or a ping)
+    int ping_timeout = 30;   // seconds without an answer after which the link is dead
 };
 
 struct IrcSection {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 
 #include "daemon/hub.hpp"
 #include "daemon/log.hpp"
@@ -25,9 +26,12 @@ const char* to_string(Account::State state) {
     return "?";
 }
 
-Account::Account(uv_loop_t* loop, config::Account config, Hub& hub, std::function<void()> stopped)
+Account::Account(uv_loop_t* loop, config::Account config, const config::DaemonSection& daemon, Hub& hub,
+                 std::function<void()> stopped)
     : loop_(loop),
       config_(std::move(config)),
+      ping_interval_(std::chrono::seconds(daemon.ping_interval)),
+      ping_timeout_(std::chrono::seconds(daemon.ping_timeout)),
       prefix_("account " + config_.name + ": "),
       hub_(hub),
       stopped_(std::move(stopped)),
@@ -59,13 +63,44 @@ void Account::set_state(State state, std::string reason) {
 void Account::connect() {
     finished_.reset();
     set_state(State::Connecting);
+    xmpp::StreamOptions options;
+    options.jid = config_.jid;
+    options.resource = config_.resource;
+    options.password = password_;
+    options.direct_tls = config_.tls == config::TlsMode::Direct;
+    options.software_version = STANZAD_VERSION;
+    options.ping_interval = ping_interval_;
+    options.ping_timeout = ping_timeout_;
+    // XEP-0198 §5: resume where the last connection left off, at the server's location.
+    std::string host;
+    int port = 0;
+    if (resume_) {
+        // "host", "host:port", "[v6]" or "[v6]:port"
+        const std::string& loc = resume_->location;
+        std::size_t port_at = std::string::npos;
+        if (!loc.empty() && loc.front() == '[') {
+            auto close = loc.find(']');
+            host = loc.substr(1, close == std::string::npos ? std::string::npos : close - 1);
+            if (close != std::string::npos && close + 1 < loc.size() && loc[close + 1] == ':') port_at = close + 2;
+        } else if (auto colon = loc.find(':'); colon != std::string::npos && loc.find(':', colon + 1) == std::string::npos) {
+            host = loc.substr(0, colon);
+            port_at = colon + 1;
+        } else {
+            host = loc;
+        }
+        if (port_at != std::string::npos) port = std::atoi(loc.c_str() + port_at);
+        options.resume = std::move(resume_);
+        resume_.reset();
+    }
     connection_ = std::make_unique<XmppConnection>(
-        loop_, config_, password_, prefix_,
+        loop_, config_, std::move(options), prefix_,
         ConnectionEvents{
             [this](const xmpp::Online& o) { online(o); },
             [this](xmpp::Stanza& s) { hub_.received(*this, s); },
+            [this](const std::vector<std::string>& tags) { hub_.acked(*this, tags); },
             [this](const xmpp::Closed& c, bool tls_verify) { closed(c, tls_verify); },
-        });
+        },
+        host, port);
     // RFC 6121 §2.1.6: roster pushes come from our own account (or carry no 'from').
     connection_->on_iq(xmpp::ns_roster, "query", [this](pugi::xml_node iq, pugi::xml_node query) {
         std::string_view from = iq.attribute("from").value();
@@ -82,14 +117,17 @@ void Account::online(const xmpp::Online& o) {
     failures_ = 0;
     bound_jid_ = o.jid.full();
     logs::daemon().info("{}online as {} ({})", prefix_, o.jid.full(), o.mechanism);
+    if (o.resumed) logs::daemon().info("{}resumed the previous session", prefix_);
+    else if (!o.resume_failure.empty()) logs::daemon().info("{}could not resume ({}); new session", prefix_, o.resume_failure);
+    if (o.stream_management && !o.resumed) logs::daemon().info("{}stream management enabled", prefix_);
     set_state(State::Online);
-    connection_->send(presence_);  // RFC 6121 §4.2: initial presence
-    hub_.online(*this);
+    if (!o.resumed) send(presence_);  // RFC 6121 §4.2: initial presence (a resumed session has it)
+    hub_.online(*this, o.resumed, o.stream_management);
 }
 
-bool Account::send(std::string_view xml) {
+bool Account::send(std::string_view xml, std::string tag) {
     if (state_ != State::Online || !connection_) return false;
-    connection_->send(xml);
+    connection_->send(xml, std::move(tag));
     return true;
 }
 
@@ -111,6 +149,7 @@ void Account::update_roster(std::vector<xmpp::RosterEntry> items, bool push) {
 
 void Account::closed(const xmpp::Closed& c, bool tls_verify) {
     finished_ = std::move(connection_);  // we are inside its call stack: drop it later
+    resume_ = stopping_ ? std::nullopt : finished_->take_resumable();
     if (stopping_) {
         logs::daemon().info("{}closed ({}{})", prefix_, c.reason, c.clean ? ", clean" : "");
         set_state(State::Stopped, c.reason);

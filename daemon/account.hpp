@@ -25,7 +25,8 @@ public:
 
     // `stopped` is called once stop() has finished; the caller must not destroy the
     // Account from inside that call.
-    Account(uv_loop_t* loop, config::Account config, Hub& hub, std::function<void()> stopped);
+    Account(uv_loop_t* loop, config::Account config, const config::DaemonSection& daemon, Hub& hub,
+            std::function<void()> stopped);
     ~Account();
 
     void start();
@@ -38,8 +39,9 @@ public:
     const std::string& reason() const { return reason_; }  // why disconnected or failed
     const std::string& bound_jid() const { return bound_jid_; }  // full JID while online
 
-    // Sends a stanza if online; false otherwise.
-    bool send(std::string_view xml);
+    // Sends a stanza if online; false otherwise. `tag` (a msg_id) comes back to the hub
+    // when the server acknowledges the stanza (XEP-0198).
+    bool send(std::string_view xml, std::string tag = {});
     // Our presence stanza: sent now if online, and at every login from now on.
     void set_presence(std::string presence_xml);
     const std::vector<xmpp::RosterEntry>& roster() const { return roster_; }
@@ -56,6 +58,7 @@ private:
 
     uv_loop_t* loop_;
     config::Account config_;
+    std::chrono::milliseconds ping_interval_, ping_timeout_;
     std::string prefix_;  // "account NAME: "
     Hub& hub_;
     std::function<void()> stopped_;
@@ -65,6 +68,7 @@ private:
     std::string bound_jid_;
     std::string presence_ = "<presence/>";
     std::vector<xmpp::RosterEntry> roster_;
+    std::optional<xmpp::SmSession> resume_;  // the XEP-0198 session the next connection resumes
     bool stopping_ = false;
     int failures_ = 0;  // consecutive, for the backoff
     std::mt19937 random_;

@@ -18,24 +18,16 @@ std::string address_text(const sockaddr* sa) {
 
 }  // namespace
 
-XmppConnection::XmppConnection(uv_loop_t* loop, const config::Account& account, std::string password,
-                               std::string log_prefix, ConnectionEvents events)
+XmppConnection::XmppConnection(uv_loop_t* loop, const config::Account& account, xmpp::StreamOptions options,
+                               std::string log_prefix, ConnectionEvents events, std::string host, int port)
     : loop_(loop),
       account_(account),
       prefix_(std::move(log_prefix)),
       events_(std::move(events)),
-      host_(account.host.empty() ? account.jid.domain() : account.host),
-      port_(account.port ? account.port : account.tls == config::TlsMode::Direct ? 5223 : 5222),
+      host_(!host.empty() ? host : account.host.empty() ? account.jid.domain() : account.host),
+      port_(port ? port : account.port ? account.port : account.tls == config::TlsMode::Direct ? 5223 : 5222),
       direct_tls_(account.tls == config::TlsMode::Direct),
-      stream_([&] {
-          xmpp::StreamOptions o;
-          o.jid = account.jid;
-          o.resource = account.resource;
-          o.password = std::move(password);
-          o.direct_tls = account.tls == config::TlsMode::Direct;
-          o.software_version = STANZAD_VERSION;
-          return o;
-      }()),
+      stream_(std::move(options)),
       timer_(loop) {
     timer_->data = this;
     if (logs::wire().should_log(spdlog::level::trace)) {
@@ -208,6 +200,8 @@ void XmppConnection::pump() {
             if (events_.online) events_.online(*online);
         } else if (auto* in = std::get_if<xmpp::StanzaReceived>(&*event)) {
             if (events_.stanza) events_.stanza(in->stanza);
+        } else if (auto* acked = std::get_if<xmpp::Acked>(&*event)) {
+            if (events_.acked) events_.acked(acked->tags);
         } else if (auto* closed = std::get_if<xmpp::Closed>(&*event)) {
             flush();
             if (tls_) {
@@ -243,9 +237,10 @@ void XmppConnection::write_raw(std::string data) {
     if (tcp_) uv::write(reinterpret_cast<uv_stream_t*>(tcp_.get()), std::move(data));
 }
 
-void XmppConnection::send(std::string_view xml) {
-    stream_.send(xml);
+void XmppConnection::send(std::string_view xml, std::string tag) {
+    stream_.send(xml, xmpp::Clock::now(), std::move(tag));
     flush();
+    arm_timer(stream_.next_deadline());  // an ack request may now be due
 }
 
 void XmppConnection::close() {

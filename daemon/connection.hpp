@@ -20,14 +20,17 @@ namespace stanzad {
 struct ConnectionEvents {
     std::function<void(const xmpp::Online&)> online;
     std::function<void(xmpp::Stanza&)> stanza;
+    std::function<void(const std::vector<std::string>& tags)> acked;  // XEP-0198
     // Final. `tls_verify` is set when the server's certificate was refused.
     std::function<void(const xmpp::Closed&, bool tls_verify)> closed;
 };
 
 class XmppConnection {
 public:
-    XmppConnection(uv_loop_t* loop, const config::Account& account, std::string password,
-                   std::string log_prefix, ConnectionEvents events);
+    // `options` carries the credentials and the session to resume; `host`/`port` override
+    // the account's (XEP-0198 location) when not empty/0.
+    XmppConnection(uv_loop_t* loop, const config::Account& account, xmpp::StreamOptions options,
+                   std::string log_prefix, ConnectionEvents events, std::string host = {}, int port = 0);
     ~XmppConnection();
     XmppConnection(const XmppConnection&) = delete;
     XmppConnection& operator=(const XmppConnection&) = delete;
@@ -35,8 +38,10 @@ public:
     void start();
     // Closes the stream cleanly (RFC 6120 §4.4); reports closed when done or timed out.
     void close();
-    // Sends a stanza on the online stream.
-    void send(std::string_view xml);
+    // Sends a stanza on the online stream; `tag` comes back through `acked`.
+    void send(std::string_view xml, std::string tag = {});
+    // After closed: the XEP-0198 session the next connection may resume.
+    std::optional<xmpp::SmSession> take_resumable() { return stream_.take_resumable(); }
     // Answers iq requests addressed to us with this payload (see ClientStream::on_iq).
     void on_iq(std::string_view ns, std::string_view element, xmpp::IqHandler handler) {
         stream_.on_iq(ns, element, std::move(handler));

@@ -48,54 +48,131 @@ void Hub::account_state(Account& account) {
     publish(account.name(), model::AccountState{to_string(account.state()), account.reason(), account.bound_jid()});
 }
 
-void Hub::online(Account& account) {
-    account.send(xmpp::make_roster_get(roster_query_id));  // RFC 6121 §2.1.3
+void Hub::online(Account& account, bool resumed, bool stream_management) {
+    if (!resumed) account.send(xmpp::make_roster_get(roster_query_id));  // RFC 6121 §2.1.3
     auto pending = store_.pending(account.name());
     if (!pending) {
         logs::daemon().error("account {}: cannot read the outbox: {}", account.name(), pending.error().message);
         return;
     }
-    // Without stream management (issue 4) a message once written is not sent again.
+    // Resumed: the stream itself resent what the server had not acknowledged. New session:
+    // what was sent but never acknowledged goes again with its origin-id, so receivers can
+    // drop a copy; without stream management we cannot know, and send nothing twice.
     for (const auto& entry : pending.value())
-        if (entry.state == "accepted") transmit(account, entry);
+        if (entry.state == "accepted" || (!resumed && stream_management && entry.state == "sent"))
+            transmit(account, entry);
+    if (resumed) return;
+    // XEP-0313: whatever came while we were away, after the last archive id we saw, or
+    // else since this account first came online here.
+    auto last = store_.meta(account.name(), "mam_last");
+    auto since = store_.meta(account.name(), "mam_since");
+    if (since && since.value().empty()) {
+        std::string now = rfc3339(std::chrono::system_clock::now());
+        if (store_.set_meta(account.name(), "mam_since", now)) since = now;
+    }
+    if (last && since && (!last.value().empty() || !since.value().empty())) catch_up(account, last.value());
+}
+
+void Hub::catch_up(Account& account, const std::string& after) {
+    CatchUp& c = catch_ups_[account.name()];
+    c.query_id = "catchup" + std::to_string(next_query_++);
+    std::string start = after.empty() ? store_.meta(account.name(), "mam_since").value() : "";
+    account.send(xmpp::make_mam_query(c.query_id, c.query_id, after, start, 100));
+}
+
+void Hub::remember_archive_id(Account& account, const std::string& id) {
+    // Catch-up starts after it next time; losing it only means fetching more (de-duplicated).
+    if (auto st = store_.set_meta(account.name(), "mam_last", id); !st)
+        logs::daemon().warn("account {}: cannot remember archive id: {}", account.name(), st.error().message);
+}
+
+void Hub::acked(Account& account, const std::vector<std::string>& msg_ids) {
+    for (const auto& id : msg_ids) advance(account, id, "acked");
+}
+
+void Hub::advance(Account& account, const std::string& msg_id, const std::string& state, const std::string& error) {
+    static constexpr std::string_view order[] = {"accepted", "sent", "acked", "delivered"};
+    auto rank = [](std::string_view s) {
+        for (int i = 0; i < 4; ++i)
+            if (order[i] == s) return i;
+        return 99;  // failed: final
+    };
+    auto entry = store_.find(account.name(), msg_id);
+    if (!entry || (state != "failed" && rank(state) <= rank(entry.value().state)) || entry.value().state == "failed")
+        return;
+    model::Event event{0, account.name(), {}, model::MessageState{msg_id, state, error}};
+    if (auto st = store_.set_state(account.name(), msg_id, state, error, event); !st) {
+        logs::daemon().error("account {}: cannot record message {} as {}: {}", account.name(), msg_id, state,
+                             st.error().message);
+        return;
+    }
+    deliver(event);
 }
 
 void Hub::transmit(Account& account, const OutboxEntry& entry) {
-    if (!account.send(xmpp::make_message(entry.to, entry.type, entry.body, entry.msg_id))) return;
-    model::Event event{0, account.name(), {}, model::MessageState{entry.msg_id, "sent", ""}};
-    if (auto st = store_.set_state(account.name(), entry.msg_id, "sent", "", event); !st)
-        logs::daemon().error("account {}: cannot record message {} as sent: {}", account.name(), entry.msg_id,
-                             st.error().message);
-    deliver(event);
+    if (!account.send(xmpp::make_message(entry.to, entry.type, entry.body, entry.msg_id), entry.msg_id)) return;
+    if (entry.state == "accepted") advance(account, entry.msg_id, "sent");
+}
+
+void Hub::incoming(Account& account, const xmpp::ReceivedMessage& m, bool from_archive) {
+    const std::string own = account.config().jid.bare();
+    auto from = xmpp::Jid::parse(m.from);
+    bool outgoing = from_archive && (m.from.empty() || (from && from.value().bare() == own));
+    if (outgoing && !m.origin_id.empty() && store_.find(account.name(), m.origin_id)) return;  // ours: known
+    if (!m.stanza_id.empty()) remember_archive_id(account, m.stanza_id);
+    model::Message msg;
+    msg.from = outgoing ? own : m.from;
+    msg.to = m.to;
+    msg.type = m.type;
+    msg.body = m.body;
+    msg.msg_id = !m.stanza_id.empty() ? m.stanza_id : !m.id.empty() ? m.id : m.origin_id;
+    msg.outgoing = outgoing;
+    // XEP-0203: a delayed message keeps its original time, in our one format.
+    std::string stamp;
+    if (auto when = xmpp::parse_datetime(m.delay_stamp)) {
+        msg.delayed = true;
+        stamp = rfc3339(std::chrono::system_clock::time_point(std::chrono::milliseconds(*when)));
+    }
+    // One event per message, however often the server hands it over (resumption, offline
+    // storage, archive): keyed by the ids that survive those paths.
+    std::string key = !m.stanza_id.empty()   ? "sid:" + m.stanza_id
+                      : !m.origin_id.empty() ? "oid:" + (from ? from.value().bare() : m.from) + ":" + m.origin_id
+                      : !m.id.empty()        ? "id:" + (from ? from.value().bare() : m.from) + ":" + m.id
+                                             : "";
+    model::Event event{0, account.name(), std::move(stamp), std::move(msg)};
+    if (key.empty()) {
+        if (auto st = store_.append(event); !st)
+            logs::daemon().error("account {}: cannot store a message: {}", account.name(), st.error().message);
+        deliver(event);
+        return;
+    }
+    auto stored = store_.append_once(event, key);
+    if (!stored) {
+        logs::daemon().error("account {}: cannot store a message: {}", account.name(), stored.error().message);
+        deliver(event);
+        return;
+    }
+    if (stored.value()) deliver(event);
 }
 
 void Hub::received(Account& account, xmpp::Stanza& stanza) {
     auto root = stanza.root();
+    if (auto archived = xmpp::parse_mam_result(root, account.config().jid)) {
+        auto it = catch_ups_.find(account.name());
+        if (it == catch_ups_.end() || archived->query_id != it->second.query_id) return;  // not asked for
+        ++it->second.count;
+        if (!archived->message.body.empty() && archived->message.type != "error") incoming(account, archived->message, true);
+        return;
+    }
     if (auto m = xmpp::parse_message(root, account.config().jid)) {
         if (m->type == "error") {
             // An error about a message we sent: the same id comes back (RFC 6120 §8.3.1).
-            auto sent = store_.find(account.name(), m->id);
-            if (!sent) return;
-            model::Event event{0, account.name(), {}, model::MessageState{m->id, "failed", m->error}};
-            if (auto st = store_.set_state(account.name(), m->id, "failed", m->error, event); !st)
-                logs::daemon().error("account {}: cannot record a failure: {}", account.name(), st.error().message);
-            deliver(event);
+            advance(account, m->id, "failed", m->error);
             return;
         }
+        if (!m->receipt_for.empty()) advance(account, m->receipt_for, "delivered");  // XEP-0184
         if (m->body.empty()) return;  // chat states, receipts: not messages for people
-        model::Message msg;
-        msg.from = m->from;
-        msg.to = m->to;
-        msg.type = m->type;
-        msg.body = m->body;
-        msg.msg_id = !m->stanza_id.empty() ? m->stanza_id : !m->id.empty() ? m->id : m->origin_id;
-        // XEP-0203: a delayed message keeps its original time, in our one format.
-        std::string stamp;
-        if (auto when = xmpp::parse_datetime(m->delay_stamp)) {
-            msg.delayed = true;
-            stamp = rfc3339(std::chrono::system_clock::time_point(std::chrono::milliseconds(*when)));
-        }
-        publish(account.name(), std::move(msg), std::move(stamp));
+        incoming(account, *m, false);
         return;
     }
     if (auto p = xmpp::parse_presence(root)) {
@@ -108,10 +185,28 @@ void Hub::received(Account& account, xmpp::Stanza& stanza) {
         }
         return;
     }
-    if (xmpp::is(root, xmpp::ns_client, "iq") && std::string_view(root.attribute("id").value()) == roster_query_id &&
-        std::string_view(root.attribute("type").value()) == "result") {
+    if (!xmpp::is(root, xmpp::ns_client, "iq")) return;
+    std::string_view id = root.attribute("id").value();
+    std::string_view type = root.attribute("type").value();
+    if (id == roster_query_id && type == "result") {
         roster(account, xmpp::parse_roster(xmpp::child(root, xmpp::ns_roster, "query")), false);
+        return;
     }
+    auto it = catch_ups_.find(account.name());
+    if (it == catch_ups_.end() || id != it->second.query_id) return;
+    auto fin = xmpp::parse_mam_fin(root);
+    if (type != "result" || !fin) {
+        logs::daemon().warn("account {}: archive catch-up failed (the server answered {})", account.name(), type);
+        catch_ups_.erase(it);
+        return;
+    }
+    if (!fin->last.empty()) remember_archive_id(account, fin->last);
+    if (!fin->complete && !fin->last.empty()) {
+        catch_up(account, fin->last);  // XEP-0059: the next page
+        return;
+    }
+    logs::daemon().info("account {}: archive catch-up: {} message(s)", account.name(), it->second.count);
+    catch_ups_.erase(it);
 }
 
 void Hub::roster(Account& account, std::vector<xmpp::RosterEntry> items, bool push) {

@@ -4,6 +4,7 @@
 // front ends' commands into stanzas (through the durable outbox for messages).
 // Loop thread only; owns nothing but references to the store and the accounts.
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -29,7 +30,12 @@ public:
 
     // From accounts.
     void account_state(Account& account);
-    void online(Account& account);  // after the stream is up: roster, then the outbox
+    // After the stream is up. A new session: roster, the outbox (with stream management,
+    // also what was sent but never acknowledged), and archive catch-up. A resumed one:
+    // only what was accepted meanwhile.
+    void online(Account& account, bool resumed, bool stream_management);
+    // XEP-0198: the server has these messages.
+    void acked(Account& account, const std::vector<std::string>& msg_ids);
     void received(Account& account, xmpp::Stanza& stanza);
     void roster(Account& account, std::vector<xmpp::RosterEntry> items, bool push);
 
@@ -42,6 +48,12 @@ private:
     void publish(const std::string& account, model::EventBody body, std::string stamp = {});
     void deliver(const model::Event& event);
     void transmit(Account& account, const OutboxEntry& entry);
+    // Moves a message's delivery state forward (accepted < sent < acked < delivered; failed
+    // is final), with its event; never back.
+    void advance(Account& account, const std::string& msg_id, const std::string& state, const std::string& error = {});
+    void incoming(Account& account, const xmpp::ReceivedMessage& m, bool from_archive);
+    void catch_up(Account& account, const std::string& after);
+    void remember_archive_id(Account& account, const std::string& id);
     model::Reply send(const model::Send& send);
     std::vector<model::AccountInfo> account_infos() const;
 
@@ -49,6 +61,12 @@ private:
     FindAccount find_;
     ListAccounts list_;
     std::vector<Sink> sinks_;
+    struct CatchUp {
+        std::string query_id;
+        int count = 0;
+    };
+    std::map<std::string, CatchUp> catch_ups_;  // by account: the archive query running
+    unsigned long next_query_ = 1;
 };
 
 // A random (version 4) UUID, for message ids.

@@ -57,6 +57,21 @@ CREATE TABLE outbox (
 );
 CREATE INDEX outbox_pending ON outbox (account, state);
 )sql",
+    // 1 -> 2: de-duplication of incoming messages, and small per-account values
+    R"sql(
+CREATE TABLE inbound_ids (
+    account TEXT NOT NULL,
+    id TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    PRIMARY KEY (account, id)
+) WITHOUT ROWID;
+CREATE TABLE account_meta (
+    account TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (account, key)
+) WITHOUT ROWID;
+)sql",
 };
 static_assert(std::size(migrations) == Store::schema_version, "one migration per schema version");
 
@@ -531,6 +546,55 @@ xmpp::Status Store::set_state(const std::string& account, const std::string& msg
         return db_error(db_, "cannot update '" + msg_id + "'");
     }
     last_seq_ = event.seq;
+    return xmpp::Ok{};
+}
+
+xmpp::Result<bool> Store::append_once(model::Event& event, const std::string& key) {
+    const std::int64_t now = now_ms();
+    Transaction tx(db_);
+    if (!tx.begin()) return db_error(db_, "cannot store an event");
+    {
+        Stmt s;
+        if (!s.prepare(db_, "INSERT INTO inbound_ids (account, id, created_ms) VALUES (?1, ?2, ?3) "
+                            "ON CONFLICT DO NOTHING"))
+            return db_error(db_, "cannot store an event");
+        Use u(s.get());
+        u.text(1, event.account).text(2, key).int64(3, now);
+        if (u.step() != SQLITE_DONE) return db_error(db_, "cannot store an event");
+        if (sqlite3_changes(db_) == 0) return false;  // seen before: the rollback keeps nothing
+    }
+    const model::Seq old_seq = event.seq;
+    const std::string old_stamp = event.stamp;
+    if (auto st = insert_event(db_, stmts_->insert_event.get(), event, last_seq_ + 1, now); !st) return st.error();
+    if (!tx.commit()) {
+        event.seq = old_seq;
+        event.stamp = old_stamp;
+        return db_error(db_, "cannot store an event");
+    }
+    last_seq_ = event.seq;
+    return true;
+}
+
+xmpp::Result<std::string> Store::meta(const std::string& account, const std::string& key) {
+    Stmt s;
+    if (!s.prepare(db_, "SELECT value FROM account_meta WHERE account = ?1 AND key = ?2"))
+        return db_error(db_, "cannot read " + key);
+    Use u(s.get());
+    u.text(1, account).text(2, key);
+    int rc = u.step();
+    if (rc == SQLITE_ROW) return u.column_text(0);
+    if (rc == SQLITE_DONE) return std::string();
+    return db_error(db_, "cannot read " + key);
+}
+
+xmpp::Status Store::set_meta(const std::string& account, const std::string& key, const std::string& value) {
+    Stmt s;
+    if (!s.prepare(db_, "INSERT INTO account_meta (account, key, value) VALUES (?1, ?2, ?3) "
+                        "ON CONFLICT (account, key) DO UPDATE SET value = excluded.value"))
+        return db_error(db_, "cannot write " + key);
+    Use u(s.get());
+    u.text(1, account).text(2, key).text(3, value);
+    if (u.step() != SQLITE_DONE) return db_error(db_, "cannot write " + key);
     return xmpp::Ok{};
 }
 

@@ -41,7 +41,7 @@ public:
     Store(const Store&) = delete;
     Store& operator=(const Store&) = delete;
 
-    static constexpr int schema_version = 1;
+    static constexpr int schema_version = 2;
 
     // Gives `event` the next seq (and a stamp, now, if it has none) and commits it.
     xmpp::Status append(model::Event& event);
@@ -64,6 +64,13 @@ public:
     xmpp::Status set_state(const std::string& account, const std::string& msg_id, const std::string& state,
                            const std::string& error, model::Event& event);
     xmpp::Result<OutboxEntry> find(const std::string& account, const std::string& msg_id);
+
+    // Appends `event` unless an event was already stored under `key` for its account (an
+    // incoming message's stanza-id or origin-id): one transaction; false when seen before.
+    xmpp::Result<bool> append_once(model::Event& event, const std::string& key);
+    // Small per-account values (the last archive id seen, ...); "" when unset.
+    xmpp::Result<std::string> meta(const std::string& account, const std::string& key);
+    xmpp::Status set_meta(const std::string& account, const std::string& key, const std::string& value);
 
     // Deletes events older than `history_days` that every known client has confirmed, and
     // finished outbox rows (acked, delivered, failed) older than that. Returns how many

@@ -22,6 +22,10 @@ std::optional<ReceivedMessage> parse_message(pugi::xml_node stanza, const Jid& o
             m.origin_id = c.attribute("id").value();
         else if (is(c, ns_delay, "delay") && m.delay_stamp.empty())
             m.delay_stamp = c.attribute("stamp").value();
+        else if (is(c, ns_receipts, "received"))
+            m.receipt_for = c.attribute("id").value();
+        else if (is(c, ns_receipts, "request"))
+            m.receipt_requested = true;
     }
     if (m.type == "error") {
         auto error = child(stanza, ns_client, "error");
@@ -67,7 +71,45 @@ std::vector<RosterEntry> parse_roster(pugi::xml_node query) {
 std::string make_message(std::string_view to, std::string_view type, std::string_view body, std::string_view id) {
     return "<message to='" + xml_escape(to) + "' type='" + xml_escape(type) + "' id='" + xml_escape(id) +
            "'><body>" + xml_escape(body) + "</body><origin-id xmlns='urn:xmpp:sid:0' id='" + xml_escape(id) +
-           "'/></message>";
+           "'/>" + (type == "chat" ? "<request xmlns='urn:xmpp:receipts'/>" : "") + "</message>";
+}
+
+std::optional<ArchivedMessage> parse_mam_result(pugi::xml_node stanza, const Jid& own) {
+    if (!is(stanza, ns_client, "message")) return std::nullopt;
+    auto result = child(stanza, ns_mam, "result");
+    if (!result) return std::nullopt;
+    std::string_view from = stanza.attribute("from").value();
+    if (!from.empty() && from != own.bare()) return std::nullopt;  // §4.2: only our archive
+    auto forwarded = child(result, ns_forward, "forwarded");
+    auto inner = child(forwarded, ns_client, "message");
+    if (!inner) return std::nullopt;
+    auto m = parse_message(inner, own);
+    if (!m) return std::nullopt;
+    m->stanza_id = result.attribute("id").value();
+    if (auto delay = child(forwarded, ns_delay, "delay")) m->delay_stamp = delay.attribute("stamp").value();
+    return ArchivedMessage{result.attribute("queryid").value(), std::move(*m)};
+}
+
+std::optional<MamFin> parse_mam_fin(pugi::xml_node iq) {
+    auto fin = child(iq, ns_mam, "fin");
+    if (!fin) return std::nullopt;
+    MamFin f;
+    std::string_view complete = fin.attribute("complete").value();
+    f.complete = complete == "true" || complete == "1";
+    f.last = child(child(fin, ns_rsm, "set"), ns_rsm, "last").child_value();
+    return f;
+}
+
+std::string make_mam_query(std::string_view id, std::string_view query_id, std::string_view after,
+                           std::string_view start, int max) {
+    std::string q = "<iq type='set' id='" + xml_escape(id) + "'><query xmlns='urn:xmpp:mam:2' queryid='" +
+                    xml_escape(query_id) + "'><x xmlns='jabber:x:data' type='submit'>"
+                    "<field var='FORM_TYPE' type='hidden'><value>urn:xmpp:mam:2</value></field>";
+    if (after.empty() && !start.empty())
+        q += "<field var='start'><value>" + xml_escape(start) + "</value></field>";
+    q += "</x><set xmlns='http://jabber.org/protocol/rsm'><max>" + std::to_string(max) + "</max>";
+    if (!after.empty()) q += "<after>" + xml_escape(after) + "</after>";
+    return q + "</set></query></iq>";
 }
 
 std::string make_presence(std::string_view show, std::string_view status) {

@@ -1,5 +1,6 @@
 #include "protocol/stream.hpp"
 
+#include <charconv>
 #include <sstream>
 
 namespace xmpp {
@@ -28,6 +29,13 @@ std::pair<std::string, std::string> condition_and_text(pugi::xml_node error, std
     }
     if (condition.empty()) condition = "undefined-condition";
     return {condition, text};
+}
+
+std::optional<std::uint32_t> parse_h(std::string_view text) {
+    std::uint32_t h = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), h);
+    if (ec != std::errc() || end != text.data() + text.size() || text.empty()) return std::nullopt;
+    return h;
 }
 
 std::string describe(const std::pair<std::string, std::string>& ct) {
@@ -162,6 +170,7 @@ void ClientStream::receive(std::string_view bytes, TimePoint now) {
                 finish(Closed::Kind::Requested, "stream closed", true);
             } else {
                 write("</stream:stream>");  // §4.4: answer the server's close
+                sm_resumable_ = false;
                 finish(Closed::Kind::ByPeer, "the server closed the stream", true);
             }
         } else {
@@ -184,7 +193,12 @@ void ClientStream::handle(Stanza stanza, TimePoint now) {
                                 ? Closed::Kind::Fatal
                                 : Closed::Kind::Error;
         write("</stream:stream>");
+        sm_resumable_ = false;
         finish(kind, "stream error from the server: " + describe(ct));
+        return;
+    }
+    if (ns == ns_sm) {
+        handle_sm(root, now);
         return;
     }
     if (state_ == StreamState::Closing) return;  // §4.4: the server may still be talking
@@ -246,11 +260,14 @@ void ClientStream::handle(Stanza stanza, TimePoint now) {
                 return;
             }
         }
-        phase_ = Phase::Online;
-        state_ = StreamState::Online;
-        negotiation_deadline_.reset();
-        last_received_ = now;
-        events_.emplace_back(Online{bound_, mechanism_name_});
+        if (sm_offered_) {
+            // XEP-0198 §3: counting starts with <enable/>, on a fresh queue.
+            sm_ = SmQueue();
+            write("<enable xmlns='urn:xmpp:sm:3' resume='true'/>");
+            phase_ = Phase::Enabling;
+            return;
+        }
+        go_online(now, false);
         return;
     }
     if (phase_ != Phase::Online) {
@@ -258,6 +275,9 @@ void ClientStream::handle(Stanza stanza, TimePoint now) {
         return;
     }
     if (ns != ns_client) return;  // top-level elements of extensions not enabled: ignore
+    // XEP-0198 §4: h counts every stanza we handle; the <a/> that reports it leaves only
+    // after the owner has taken (and stored) the events of this read.
+    if (sm_enabled_ && (name == "message" || name == "presence" || name == "iq")) sm_.count_inbound();
     if (name == "iq") {
         std::string_view type = root.attribute("type").value();
         if (type == "get" || type == "set") {
@@ -319,9 +339,122 @@ void ClientStream::handle_features(pugi::xml_node features) {
     // RFC 3921 session establishment: only when the server says it is not optional.
     auto session = child(features, ns_session, "session");
     session_required_ = session && !child(session, ns_session, "optional");
+    sm_offered_ = options_.stream_management && child(features, ns_sm, "sm");
+    if (sm_offered_ && options_.resume) {
+        // XEP-0198 §5: resume instead of binding a new resource.
+        write("<resume xmlns='urn:xmpp:sm:3' h='" + std::to_string(options_.resume->queue.inbound()) +
+              "' previd='" + xml_escape(options_.resume->id) + "'/>");
+        phase_ = Phase::Resuming;
+        return;
+    }
+    bind();
+}
+
+void ClientStream::bind() {
     write("<iq type='set' id='bind'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>" +
           xml_escape(options_.resource) + "</resource></bind></iq>");
     phase_ = Phase::Binding;
+}
+
+void ClientStream::go_online(TimePoint now, bool resumed) {
+    phase_ = Phase::Online;
+    state_ = StreamState::Online;
+    negotiation_deadline_.reset();
+    last_received_ = now;
+    events_.emplace_back(Online{bound_, mechanism_name_, sm_enabled_, resumed, resume_failure_});
+}
+
+void ClientStream::handle_sm(pugi::xml_node element, TimePoint now) {
+    std::string_view name = local_name(element);
+    if (name == "r") {  // §4: answer at once
+        if (sm_enabled_) write("<a xmlns='urn:xmpp:sm:3' h='" + std::to_string(sm_.inbound()) + "'/>");
+        return;
+    }
+    auto h = parse_h(element.attribute("h").value());
+    if (name == "a") {
+        if (!sm_enabled_) return;
+        if (!h) {
+            stream_error("invalid-xml", "an <a/> without a valid h");
+            return;
+        }
+        ack_deadline_.reset();
+        acked(*h);
+        return;
+    }
+    if (phase_ == Phase::Resuming) {
+        if (name == "resumed" && h) {
+            SmSession previous = std::move(*options_.resume);
+            options_.resume.reset();
+            sm_ = std::move(previous.queue);
+            sm_id_ = previous.id;
+            sm_location_ = previous.location;
+            bound_ = previous.jid;
+            sm_enabled_ = sm_resumable_ = true;
+            acked(*h);
+            if (state_ == StreamState::Closed) return;
+            // §5: what the server did not get goes again, under the same counts.
+            for (const auto& e : sm_.unacked()) write(e.xml);
+            go_online(now, true);
+            if (sm_.unacked_count() > 0) request_ack(now);
+        } else if (name == "failed") {
+            auto ct = condition_and_text(element, ns_stanzas);
+            resume_failure_ = describe(ct);
+            // §5: the h of <failed/>, when present, still tells what arrived.
+            if (h) {
+                if (auto done = options_.resume->queue.ack(*h)) {
+                    std::vector<std::string> tags;
+                    for (auto& e : done.value())
+                        if (!e.tag.empty()) tags.push_back(std::move(e.tag));
+                    if (!tags.empty()) events_.emplace_back(Acked{std::move(tags)});
+                }
+            }
+            options_.resume.reset();
+            bind();
+        } else {
+            stream_error("invalid-xml", "unexpected <" + std::string(name) + "/> while resuming");
+        }
+        return;
+    }
+    if (phase_ == Phase::Enabling) {
+        if (name == "enabled") {
+            sm_enabled_ = true;
+            sm_id_ = element.attribute("id").value();
+            std::string_view resume = element.attribute("resume").value();
+            sm_resumable_ = !sm_id_.empty() && (resume == "true" || resume == "1");
+            sm_location_ = element.attribute("location").value();
+        }
+        go_online(now, false);  // <failed/>: online all the same, without acks
+    }
+}
+
+void ClientStream::acked(std::uint32_t h) {
+    auto done = sm_.ack(h);
+    if (!done) {
+        // §4: acknowledging more than we sent is a stream error, not a crash.
+        write("<stream:error><undefined-condition xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"
+              "<handled-count-too-high xmlns='urn:xmpp:sm:3' h='" + std::to_string(h) + "' send-count='" +
+              std::to_string(sm_.head()) + "'/></stream:error></stream:stream>");
+        sm_resumable_ = false;
+        finish(Closed::Kind::Error, "stream management: " + done.error().message);
+        return;
+    }
+    std::vector<std::string> tags;
+    for (auto& e : done.value())
+        if (!e.tag.empty()) tags.push_back(std::move(e.tag));
+    if (!tags.empty()) events_.emplace_back(Acked{std::move(tags)});
+}
+
+void ClientStream::request_ack(TimePoint now) {
+    write("<r xmlns='urn:xmpp:sm:3'/>");
+    sm_requested_at_ = sm_.head();
+    ack_request_due_.reset();
+    if (!ack_deadline_) ack_deadline_ = now + options_.ping_timeout;
+}
+
+std::optional<SmSession> ClientStream::take_resumable() {
+    if (state_ != StreamState::Closed || !sm_enabled_ || !sm_resumable_) return std::nullopt;
+    sm_resumable_ = false;
+    return SmSession{sm_id_, sm_location_, bound_, std::move(sm_)};
 }
 
 void ClientStream::handle_sasl(pugi::xml_node element) {
@@ -390,17 +523,22 @@ void ClientStream::handle_iq_request(pugi::xml_node iq) {
         answer = it == iq_handlers_.end() ? IqAnswer{"", "service-unavailable", "cancel"}  // §8.4
                                           : it->second(iq, payload);
     }
-    if (answer.error_condition.empty()) {
-        write(head + " type='result'>" + answer.payload + "</iq>");
-    } else {
-        write(head + " type='error'><error type='" + answer.error_type + "'><" + answer.error_condition +
-              " xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>");
-    }
+    std::string reply = answer.error_condition.empty()
+                            ? head + " type='result'>" + answer.payload + "</iq>"
+                            : head + " type='error'><error type='" + answer.error_type + "'><" +
+                                  answer.error_condition + " xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>";
+    write(reply);
+    if (sm_enabled_) sm_.push(std::move(reply));
 }
 
-void ClientStream::send(std::string_view xml) {
+void ClientStream::send(std::string_view xml, TimePoint now, std::string tag) {
     if (state_ != StreamState::Online) return;
     write(xml);
+    if (!sm_enabled_) return;
+    sm_.push(std::string(xml), std::move(tag));
+    // Ask for an ack after a burst, or shortly after the last stanza (before going idle).
+    if (sm_.head() - sm_requested_at_ >= options_.ack_burst) request_ack(now);
+    else if (!ack_request_due_) ack_request_due_ = now + options_.ack_delay;
 }
 
 void ClientStream::close(TimePoint now) {
@@ -409,8 +547,13 @@ void ClientStream::close(TimePoint now) {
         finish(Closed::Kind::Requested, "closed before the stream was open");
         return;
     }
+    // A last <r/>, so the server's <a/> before its closing tag settles what it has.
+    if (sm_enabled_ && sm_.unacked_count() > 0) write("<r xmlns='urn:xmpp:sm:3'/>");
     write("</stream:stream>");
+    sm_resumable_ = false;  // XEP-0198 section 6: a closed stream cannot be resumed
     state_ = StreamState::Closing;
+    ack_request_due_.reset();
+    ack_deadline_.reset();
     close_deadline_ = now + options_.close_timeout;
     negotiation_deadline_.reset();
     ping_deadline_.reset();
@@ -423,6 +566,7 @@ void ClientStream::transport_closed(std::string reason) {
 
 void ClientStream::stream_error(std::string_view condition, std::string reason) {
     // §4.9.1.1: send the error, then close the stream.
+    sm_resumable_ = false;
     write("<stream:error><" + std::string(condition) +
           " xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error></stream:stream>");
     finish(Closed::Kind::Error, std::move(reason));
@@ -434,6 +578,8 @@ void ClientStream::finish(Closed::Kind kind, std::string reason, bool clean) {
     negotiation_deadline_.reset();
     close_deadline_.reset();
     ping_deadline_.reset();
+    ack_request_due_.reset();
+    ack_deadline_.reset();
     events_.emplace_back(Closed{kind, std::move(reason), clean});
 }
 
@@ -454,7 +600,10 @@ std::optional<TimePoint> ClientStream::next_deadline() const {
     consider(negotiation_deadline_);
     consider(close_deadline_);
     consider(ping_deadline_);
-    if (state_ == StreamState::Online && !ping_deadline_) consider(last_received_ + options_.ping_interval);
+    consider(ack_request_due_);
+    consider(ack_deadline_);
+    if (state_ == StreamState::Online && !ping_deadline_ && !ack_deadline_)
+        consider(last_received_ + options_.ping_interval);
     return d;
 }
 
@@ -474,13 +623,21 @@ void ClientStream::handle_timeout(TimePoint now) {
     } else if (due(ping_deadline_)) {
         finish(Closed::Kind::Error, "no answer from the server for " + seconds(options_.ping_timeout) +
                                         " after a ping");
-    } else if (state_ == StreamState::Online && !ping_deadline_ &&
+    } else if (due(ack_deadline_)) {
+        finish(Closed::Kind::Error, "no acknowledgement from the server for " + seconds(options_.ping_timeout));
+    } else if (due(ack_request_due_)) {
+        request_ack(now);
+    } else if (state_ == StreamState::Online && !ping_deadline_ && !ack_deadline_ &&
                now >= last_received_ + options_.ping_interval) {
-        // XEP-0199 §4.1: a client-to-server ping finds a dead connection.
-        ping_id_ = "ka" + std::to_string(next_id_++);
-        write("<iq type='get' id='" + ping_id_ + "' to='" + xml_escape(options_.jid.domain()) +
-              "'><ping xmlns='urn:xmpp:ping'/></iq>");
-        ping_deadline_ = now + options_.ping_timeout;
+        if (sm_enabled_) {
+            request_ack(now);  // XEP-0198 §4: an <r/> finds a dead link as well as a ping
+        } else {
+            // XEP-0199 §4.1: a client-to-server ping finds a dead connection.
+            ping_id_ = "ka" + std::to_string(next_id_++);
+            write("<iq type='get' id='" + ping_id_ + "' to='" + xml_escape(options_.jid.domain()) +
+                  "'><ping xmlns='urn:xmpp:ping'/></iq>");
+            ping_deadline_ = now + options_.ping_timeout;
+        }
     }
 }
 

@@ -23,6 +23,7 @@
 
 #include "protocol/jid.hpp"
 #include "protocol/sasl.hpp"
+#include "protocol/sm_queue.hpp"
 #include "protocol/xml_framer.hpp"
 
 namespace xmpp {
@@ -40,6 +41,15 @@ inline constexpr std::string_view ns_stream_errors = "urn:ietf:params:xml:ns:xmp
 inline constexpr std::string_view ns_ping = "urn:xmpp:ping";
 inline constexpr std::string_view ns_disco_info = "http://jabber.org/protocol/disco#info";
 inline constexpr std::string_view ns_version = "jabber:iq:version";
+inline constexpr std::string_view ns_sm = "urn:xmpp:sm:3";
+
+// What a XEP-0198 session leaves behind for the next connection to resume (§5).
+struct SmSession {
+    std::string id;            // the server's resumption id
+    std::string location;      // where to reconnect, if the server said (host[:port])
+    Jid jid;                   // the full JID bound to the session
+    SmQueue queue;             // unacked stanzas and both counters
+};
 
 struct StreamOptions {
     Jid jid;                        // the account's bare JID
@@ -53,6 +63,10 @@ struct StreamOptions {
     std::chrono::milliseconds close_timeout{3'000};         // wait for the server's </stream:stream>
     std::chrono::milliseconds ping_interval{60'000};        // silence before we ping the server
     std::chrono::milliseconds ping_timeout{30'000};         // silence after the ping: dead
+    bool stream_management = true;                          // XEP-0198 when the server offers it
+    std::optional<SmSession> resume;                        // resume this session instead of binding
+    std::uint32_t ack_burst = 5;                            // request an ack after this many stanzas
+    std::chrono::milliseconds ack_delay{250};               // or this long after the last one
 };
 
 enum class StreamState { Idle, Negotiating, StartingTls, Online, Closing, Closed };
@@ -62,6 +76,14 @@ struct StartTls {};  // take_output(), then run the TLS handshake, then tls_esta
 struct Online {
     Jid jid;                 // the full JID the server bound
     std::string mechanism;   // the SASL mechanism that authenticated us
+    bool stream_management = false;  // XEP-0198 acks will come
+    bool resumed = false;            // the previous session went on (XEP-0198 §5)
+    std::string resume_failure;      // why resumption was refused, when it was tried
+};
+// The server acknowledged these stanzas (XEP-0198 <a/> or <resumed/>): their tags, oldest
+// first; untagged stanzas are counted but not listed.
+struct Acked {
+    std::vector<std::string> tags;
 };
 struct StanzaReceived {
     Stanza stanza;           // message, presence, or an iq result/error we did not consume
@@ -79,7 +101,7 @@ struct Closed {
     bool clean = false;      // both sides sent </stream:stream>
     bool retry() const { return kind != Kind::AuthFailed && kind != Kind::Fatal; }
 };
-using StreamEvent = std::variant<StartTls, Online, StanzaReceived, Closed>;
+using StreamEvent = std::variant<StartTls, Online, StanzaReceived, Acked, Closed>;
 
 // An answer to an iq get/set addressed to us: the children of the result, or an error.
 struct IqAnswer {
@@ -103,8 +125,12 @@ public:
     void transport_closed(std::string reason);
     // Start the closing handshake (§4.4): send </stream:stream>, wait for the server's.
     void close(TimePoint now);
-    // Send a stanza (serialized XML) on the online stream. Ignored unless online.
-    void send(std::string_view xml);
+    // Send a stanza (serialized XML) on the online stream. Ignored unless online. With
+    // stream management, `tag` comes back in an Acked event once the server has it.
+    void send(std::string_view xml, TimePoint now, std::string tag = {});
+    // After Closed: the XEP-0198 session to resume on the next connection, if the server
+    // allowed resumption and the stream did not end cleanly.
+    std::optional<SmSession> take_resumable();
 
     // Iq requests addressed to us, keyed by the payload's namespace and element name.
     // Every namespace handled here is announced in disco#info (§XEP-0030 3.1).
@@ -125,7 +151,9 @@ public:
     }
 
 private:
-    enum class Phase { AwaitHeader, AwaitFeatures, AwaitProceed, Authenticating, Binding, Session, Online };
+    enum class Phase {
+        AwaitHeader, AwaitFeatures, AwaitProceed, Authenticating, Resuming, Binding, Session, Enabling, Online
+    };
 
     void open_stream();
     void write(std::string_view xml, std::string_view redacted = {});
@@ -137,6 +165,11 @@ private:
     void stream_error(std::string_view condition, std::string reason);
     IqAnswer answer_disco_info(pugi::xml_node payload) const;
     void trace_in(const Stanza& stanza);
+    void handle_sm(pugi::xml_node element, TimePoint now);
+    void go_online(TimePoint now, bool resumed);
+    void bind();
+    void request_ack(TimePoint now);
+    void acked(std::uint32_t h);
 
     StreamOptions options_;
     XmlFramer framer_;
@@ -160,6 +193,17 @@ private:
     std::optional<TimePoint> ping_deadline_;
     std::string ping_id_;
     unsigned long next_id_ = 1;
+
+    // XEP-0198
+    bool sm_offered_ = false;
+    bool sm_enabled_ = false;
+    bool sm_resumable_ = false;
+    std::string sm_id_, sm_location_;
+    std::string resume_failure_;
+    SmQueue sm_;
+    std::uint32_t sm_requested_at_ = 0;        // head when we last sent <r/>
+    std::optional<TimePoint> ack_request_due_;  // send <r/> then
+    std::optional<TimePoint> ack_deadline_;     // an <a/> must come by then
 };
 
 // Escapes text for an XML attribute value or character data.

@@ -75,7 +75,8 @@ TEST_CASE("im: presence and roster") {
 TEST_CASE("im: outgoing stanzas are escaped and carry the origin-id") {
     CHECK(make_message("bob@example.org", "chat", "a<b & 'c'", "id'1") ==
           "<message to='bob@example.org' type='chat' id='id&apos;1'><body>a&lt;b &amp; &apos;c&apos;</body>"
-          "<origin-id xmlns='urn:xmpp:sid:0' id='id&apos;1'/></message>");
+          "<origin-id xmlns='urn:xmpp:sid:0' id='id&apos;1'/><request xmlns='urn:xmpp:receipts'/></message>");
+    CHECK(make_message("room@muc.example.org", "groupchat", "x", "i").find("receipts") == std::string::npos);
     CHECK(make_presence("", "") == "<presence/>");
     CHECK(make_presence("away", "x<y") == "<presence><show>away</show><status>x&lt;y</status></presence>");
     CHECK(make_subscription("carol@example.org", "subscribed") == "<presence to='carol@example.org' type='subscribed'/>");
@@ -107,4 +108,43 @@ TEST_CASE("im: XEP-0082 date-times, with fractions and offsets") {
     for (auto bad : {"", "2026-11-25", "2026-11-25T12:00:00", "2026-13-01T00:00:00Z", "2026-11-25T12:00:00.Z",
                      "2026-11-25T12:00:00Zjunk", "2026-11-25 12:00:00Z", "20261125T120000Z"})
         CHECK_FALSE(parse_datetime(bad));
+}
+
+TEST_CASE("im: receipts, and archive results trusted only from our own archive") {
+    auto r = parse_message(frame("<message from='bob@example.org/phone' id='r1'><received xmlns='urn:xmpp:receipts' id='m1'/></message>").root(), own);
+    REQUIRE(r);
+    CHECK(r->receipt_for == "m1");
+    CHECK(r->body.empty());
+
+    const char* result =
+        "<message from='%s' to='alice@example.org/stanzad'><result xmlns='urn:xmpp:mam:2' queryid='q1' id='A7'>"
+        "<forwarded xmlns='urn:xmpp:forward:0'><delay xmlns='urn:xmpp:delay' stamp='2026-11-25T10:00:00Z'/>"
+        "<message xmlns='jabber:client' from='bob@example.org/phone' to='alice@example.org' type='chat' id='b9'>"
+        "<body>old</body></message></forwarded></result></message>";
+    char buf[1024];
+    std::snprintf(buf, sizeof buf, result, "alice@example.org");
+    auto a = parse_mam_result(frame(buf).root(), own);
+    REQUIRE(a);
+    CHECK(a->query_id == "q1");
+    CHECK(a->message.stanza_id == "A7");
+    CHECK(a->message.body == "old");
+    CHECK(a->message.from == "bob@example.org/phone");
+    CHECK(a->message.delay_stamp == "2026-11-25T10:00:00Z");
+    std::snprintf(buf, sizeof buf, result, "mallory@example.org");
+    CHECK_FALSE(parse_mam_result(frame(buf).root(), own));
+
+    auto fin = parse_mam_fin(frame("<iq type='result' id='q'><fin xmlns='urn:xmpp:mam:2' complete='true'>"
+                                   "<set xmlns='http://jabber.org/protocol/rsm'><first>A1</first><last>A7</last></set>"
+                                   "</fin></iq>").root());
+    REQUIRE(fin);
+    CHECK(fin->complete);
+    CHECK(fin->last == "A7");
+    CHECK_FALSE(parse_mam_fin(frame("<iq type='result' id='q'/>").root()));
+
+    auto q = make_mam_query("mam1", "q1", "A7", "2026-01-01T00:00:00Z", 50);
+    CHECK(check_raw_stanza(q).ok());
+    CHECK(q.find("<after>A7</after>") != std::string::npos);
+    CHECK(q.find("var='start'") == std::string::npos);  // after wins over start
+    auto q2 = make_mam_query("mam2", "q2", "", "2026-01-01T00:00:00Z", 50);
+    CHECK(q2.find("<field var='start'><value>2026-01-01T00:00:00Z</value></field>") != std::string::npos);
 }

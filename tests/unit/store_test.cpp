@@ -196,7 +196,7 @@ TEST_CASE("store: events and last_seq survive close and reopen") {
     CHECK(e.seq == 4);
 }
 
-TEST_CASE("store: creates a private directory and file, WAL, schema version 1") {
+TEST_CASE("store: creates a private directory and file, WAL, the current schema version") {
     TempDir dir;
     auto store = open_store(dir.store());
     struct stat st {};
@@ -204,9 +204,8 @@ TEST_CASE("store: creates a private directory and file, WAL, schema version 1") 
     CHECK((st.st_mode & 0777) == 0700);
     REQUIRE(::stat(dir.store().c_str(), &st) == 0);
     CHECK((st.st_mode & 0777) == 0600);
-    CHECK(raw_query(dir.store(), "PRAGMA user_version") == "1");
+    CHECK(raw_query(dir.store(), "PRAGMA user_version") == std::to_string(Store::schema_version));
     CHECK(raw_query(dir.store(), "PRAGMA journal_mode") == "wal");
-    CHECK(Store::schema_version == 1);
 }
 
 TEST_CASE("store: a second open of the same store is refused while the first holds it") {
@@ -230,7 +229,9 @@ TEST_CASE("store: a schema newer than this program is refused") {
     auto store = Store::open(dir.store());
     REQUIRE_FALSE(store);
     CHECK(store.error().code == "store");
-    CHECK_THAT(store.error().message, Catch::Contains("99") && Catch::Contains("1") && Catch::Contains(dir.store()));
+    CHECK_THAT(store.error().message, Catch::Contains("version 99") &&
+                                          Catch::Contains("version " + std::to_string(Store::schema_version)) &&
+                                          Catch::Contains(dir.store()));
     CHECK(raw_query(dir.store(), "PRAGMA user_version") == "99");  // untouched
     CHECK(raw_query(dir.store(), "PRAGMA journal_mode") == "delete");
 }
@@ -553,4 +554,46 @@ TEST_CASE("store: events committed by a process killed with SIGKILL are there af
     auto e = message("after");
     REQUIRE(store->append(e));
     CHECK(e.seq == count + 2);
+}
+
+TEST_CASE("store: a version 1 database is migrated forward and keeps its events") {
+    TempDir dir;
+    {
+        auto store = open_store(dir.store());
+        auto e = message("kept");
+        REQUIRE(store->append(e));
+    }
+    // Back to what a version 1 daemon left: without the tables of version 2.
+    raw_exec(dir.store(), "DROP TABLE inbound_ids; DROP TABLE account_meta; PRAGMA user_version = 1;");
+    auto store = open_store(dir.store());
+    CHECK(raw_query(dir.store(), "PRAGMA user_version") == "2");
+    CHECK(seqs(*store) == std::vector<model::Seq>{1});
+    REQUIRE(store->set_meta("home", "mam_last", "A1"));
+    CHECK(store->meta("home", "mam_last").value() == "A1");
+}
+
+TEST_CASE("store: append_once stores an incoming message once per key and account") {
+    TempDir dir;
+    auto store = open_store(dir.store());
+    auto a = message("first", "s1");
+    REQUIRE(store->append_once(a, "s1").value());
+    CHECK(a.seq == 1);
+    auto again = message("first again", "s1");
+    CHECK_FALSE(store->append_once(again, "s1").value());
+    CHECK(again.seq == 0);
+    CHECK(store->last_seq() == 1);
+    auto other_account = message("elsewhere", "s1");
+    other_account.account = "work";
+    CHECK(store->append_once(other_account, "s1").value());
+    CHECK(seqs(*store) == std::vector<model::Seq>{1, 2});
+}
+
+TEST_CASE("store: per-account values are empty until set, and overwritten") {
+    TempDir dir;
+    auto store = open_store(dir.store());
+    CHECK(store->meta("home", "mam_last").value().empty());
+    REQUIRE(store->set_meta("home", "mam_last", "A1"));
+    REQUIRE(store->set_meta("home", "mam_last", "A2"));
+    CHECK(store->meta("home", "mam_last").value() == "A2");
+    CHECK(store->meta("work", "mam_last").value().empty());
 }

@@ -429,3 +429,213 @@ TEST_CASE("stream: the wire trace never shows SASL payloads") {
     CHECK(trace.find("<challenge xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>[redacted]</challenge>") != std::string::npos);
     CHECK(trace.find("S: <iq type=\"result\" id=\"bind\"") != std::string::npos);
 }
+
+// ---------------------------------------------------------------------------------------
+// XEP-0198 stream management
+
+namespace {
+
+constexpr std::string_view sm_bind_features =
+    "<stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/><sm xmlns='urn:xmpp:sm:3'/></stream:features>";
+
+// Direct TLS and PLAIN up to the bind/resume step, with stream management offered.
+void authenticate(Session& s) {
+    s.stream.start(s.now);
+    s.feed(header(1));
+    s.feed(sasl_features("PLAIN"));
+    s.feed("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>");
+    s.feed(header(2));
+    s.take();
+    s.feed(sm_bind_features);
+}
+
+StreamOptions sm_options(std::optional<SmSession> resume = std::nullopt) {
+    auto o = Session::options();
+    o.direct_tls = true;
+    o.ping_interval = 60s;
+    o.ping_timeout = 10s;
+    o.resume = std::move(resume);
+    return o;
+}
+
+Online enable(Session& s) {
+    authenticate(s);
+    REQUIRE(s.take().find("id='bind'") != std::string::npos);
+    s.feed("<iq type='result' id='bind'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
+           "<jid>user@example.org/r</jid></bind></iq>");
+    CHECK(s.take() == "<enable xmlns='urn:xmpp:sm:3' resume='true'/>");
+    CHECK(s.events().empty());  // online only once the server answered
+    s.feed("<enabled xmlns='urn:xmpp:sm:3' id='sm-1' resume='true' max='600'/>");
+    auto ev = s.events();
+    REQUIRE(ev.size() == 1);
+    auto online = std::get<Online>(ev[0]);
+    CHECK(online.stream_management);
+    CHECK_FALSE(online.resumed);
+    return online;
+}
+
+std::vector<std::string> acked_tags(Session& s) {
+    std::vector<std::string> tags;
+    for (auto& e : s.events())
+        if (auto* a = std::get_if<Acked>(&e))
+            for (auto& t : a->tags) tags.push_back(t);
+    return tags;
+}
+
+}  // namespace
+
+TEST_CASE("sm: enabled after bind; acks requested after a burst; <a/> reports the tags") {
+    Session s(sm_options());
+    enable(s);
+    for (int i = 1; i <= 4; ++i) s.stream.send("<message to='b@c' id='m" + std::to_string(i) + "'/>", s.now, "m" + std::to_string(i));
+    CHECK(s.take().find("<r xmlns='urn:xmpp:sm:3'/>") == std::string::npos);
+    CHECK(*s.stream.next_deadline() == s.now + 250ms);  // a short delay before asking
+    s.stream.send("<message to='b@c' id='m5'/>", s.now, "m5");
+    CHECK(s.take() == "<message to='b@c' id='m5'/><r xmlns='urn:xmpp:sm:3'/>");  // the burst is full
+    s.feed("<a xmlns='urn:xmpp:sm:3' h='3'/>");
+    CHECK(acked_tags(s) == std::vector<std::string>{"m1", "m2", "m3"});
+    s.feed("<a xmlns='urn:xmpp:sm:3' h='5'/>");
+    CHECK(acked_tags(s) == std::vector<std::string>{"m4", "m5"});
+    s.feed("<a xmlns='urn:xmpp:sm:3' h='5'/>");  // the same h again: nothing new
+    CHECK(acked_tags(s).empty());
+}
+
+TEST_CASE("sm: a single stanza is followed by an ack request shortly after") {
+    Session s(sm_options());
+    enable(s);
+    s.stream.send("<message to='b@c' id='x'/>", s.now, "x");
+    s.take();
+    s.stream.handle_timeout(s.now + 250ms);
+    CHECK(s.take() == "<r xmlns='urn:xmpp:sm:3'/>");
+}
+
+TEST_CASE("sm: the server's <r/> is answered at once with what we handled, iq answers included") {
+    Session s(sm_options());
+    enable(s);
+    s.feed("<message from='b@c/d'><body>1</body></message><presence from='b@c/d'/>"
+           "<iq type='get' id='p' from='b@c/d'><ping xmlns='urn:xmpp:ping'/></iq>");
+    s.take();
+    s.events();
+    s.feed("<r xmlns='urn:xmpp:sm:3'/>");
+    CHECK(s.take() == "<a xmlns='urn:xmpp:sm:3' h='3'/>");
+    // Our pong was a stanza too: the server acknowledges it as our first.
+    s.feed("<a xmlns='urn:xmpp:sm:3' h='1'/>");
+    CHECK(s.stream.state() == StreamState::Online);
+}
+
+TEST_CASE("sm: an <a/> beyond what we sent is a stream error, not a crash") {
+    Session s(sm_options());
+    enable(s);
+    s.stream.send("<message to='b@c'/>", s.now, "m1");
+    s.take();
+    s.feed("<a xmlns='urn:xmpp:sm:3' h='7'/>");
+    auto closed = closed_event(s);
+    CHECK(closed.kind == Closed::Kind::Error);
+    auto out = s.take();
+    CHECK(out.find("<handled-count-too-high xmlns='urn:xmpp:sm:3' h='7' send-count='1'/>") != std::string::npos);
+    CHECK_FALSE(s.stream.take_resumable());
+}
+
+TEST_CASE("sm: a dropped connection is resumed; what the server missed is sent again") {
+    Session first(sm_options());
+    enable(first);
+    for (int i = 1; i <= 3; ++i) first.stream.send("<message id='m" + std::to_string(i) + "'/>", first.now, "m" + std::to_string(i));
+    first.feed("<message from='b@c/d'><body>in</body></message>");
+    first.events();
+    first.stream.transport_closed("connection reset");
+    first.events();
+    auto session = first.stream.take_resumable();
+    REQUIRE(session);
+    CHECK(session->id == "sm-1");
+    CHECK(session->queue.unacked_count() == 3);
+    CHECK(session->queue.inbound() == 1);
+
+    Session second(sm_options(std::move(session)));
+    authenticate(second);
+    CHECK(second.take() == "<resume xmlns='urn:xmpp:sm:3' h='1' previd='sm-1'/>");
+    second.feed("<resumed xmlns='urn:xmpp:sm:3' h='1' previd='sm-1'/>");
+    auto ev = second.events();
+    REQUIRE(ev.size() == 2);
+    CHECK(std::get<Acked>(ev[0]).tags == std::vector<std::string>{"m1"});
+    auto online = std::get<Online>(ev[1]);
+    CHECK(online.resumed);
+    CHECK(online.jid.full() == "user@example.org/r");
+    CHECK(second.take() == "<message id='m2'/><message id='m3'/><r xmlns='urn:xmpp:sm:3'/>");
+    second.feed("<a xmlns='urn:xmpp:sm:3' h='3'/>");
+    CHECK(acked_tags(second) == std::vector<std::string>{"m2", "m3"});
+}
+
+TEST_CASE("sm: a refused resumption binds a new session and reports what was acknowledged") {
+    Session first(sm_options());
+    enable(first);
+    for (int i = 1; i <= 3; ++i) first.stream.send("<message id='m" + std::to_string(i) + "'/>", first.now, "m" + std::to_string(i));
+    first.stream.transport_closed("connection reset");
+    auto session = first.stream.take_resumable();
+    REQUIRE(session);
+
+    Session second(sm_options(std::move(session)));
+    authenticate(second);
+    second.take();
+    second.feed("<failed xmlns='urn:xmpp:sm:3' h='2'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>");
+    CHECK(acked_tags(second) == std::vector<std::string>{"m1", "m2"});
+    CHECK(second.take().find("id='bind'") != std::string::npos);
+    second.feed("<iq type='result' id='bind'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
+                "<jid>user@example.org/r2</jid></bind></iq>");
+    CHECK(second.take() == "<enable xmlns='urn:xmpp:sm:3' resume='true'/>");
+    second.feed("<enabled xmlns='urn:xmpp:sm:3' id='sm-2' resume='true'/>");
+    auto ev = second.events();
+    REQUIRE(ev.size() == 1);
+    auto online = std::get<Online>(ev[0]);
+    CHECK_FALSE(online.resumed);
+    CHECK(online.resume_failure == "item-not-found");
+    // The new session counts from zero; m3 is the owner's to send again (from its outbox).
+    second.stream.send("<message id='m3'/>", second.now, "m3");
+    second.feed("<a xmlns='urn:xmpp:sm:3' h='1'/>");
+    CHECK(acked_tags(second) == std::vector<std::string>{"m3"});
+}
+
+TEST_CASE("sm: no ack within the timeout means a dead link, which may be resumed") {
+    Session s(sm_options());
+    enable(s);
+    auto quiet = *s.stream.next_deadline();
+    CHECK(quiet == s.now + 60s);
+    s.stream.handle_timeout(quiet);
+    CHECK(s.take() == "<r xmlns='urn:xmpp:sm:3'/>");  // silence: ask instead of a ping
+    CHECK(*s.stream.next_deadline() == quiet + 10s);
+    s.stream.handle_timeout(quiet + 10s);
+    auto closed = closed_event(s);
+    CHECK(closed.retry());
+    CHECK(closed.reason.find("no acknowledgement") != std::string::npos);
+    CHECK(s.stream.take_resumable());
+}
+
+TEST_CASE("sm: a clean close asks for a last ack and cannot be resumed") {
+    Session s(sm_options());
+    enable(s);
+    s.stream.send("<message id='m1'/>", s.now, "m1");
+    s.take();
+    s.stream.close(s.now);
+    CHECK(s.take() == "<r xmlns='urn:xmpp:sm:3'/></stream:stream>");
+    s.feed("<a xmlns='urn:xmpp:sm:3' h='1'/></stream:stream>");
+    auto ev = s.events();
+    REQUIRE(ev.size() == 2);
+    CHECK(std::get<Acked>(ev[0]).tags == std::vector<std::string>{"m1"});
+    CHECK(std::get<Closed>(ev[1]).clean);
+    CHECK_FALSE(s.stream.take_resumable());
+}
+
+TEST_CASE("sm: a server that refuses enable still gets us online, without acks") {
+    Session s(sm_options());
+    authenticate(s);
+    s.take();
+    s.feed("<iq type='result' id='bind'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
+           "<jid>user@example.org/r</jid></bind></iq>");
+    s.take();
+    s.feed("<failed xmlns='urn:xmpp:sm:3'><unexpected-request xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>");
+    auto ev = s.events();
+    REQUIRE(ev.size() == 1);
+    CHECK_FALSE(std::get<Online>(ev[0]).stream_management);
+    s.stream.send("<message/>", s.now, "m1");
+    CHECK(s.take() == "<message/>");  // no <r/>, nothing queued
+    CHECK_FALSE(*s.stream.next_deadline() < s.now + 60s);
+}
