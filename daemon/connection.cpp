@@ -6,6 +6,7 @@ namespace stanzad {
 namespace {
 
 constexpr std::chrono::milliseconds connect_timeout{10'000};
+constexpr std::chrono::milliseconds handshake_timeout{30'000};  // direct TLS, before the stream
 
 std::string address_text(const sockaddr* sa) {
     char buf[INET6_ADDRSTRLEN] = "?";
@@ -130,6 +131,11 @@ void XmppConnection::on_connected(uv_connect_t* req, int status) {
 void XmppConnection::connected() {
     connect_timer_ = false;
     arm_timer(std::nullopt);
+    if (direct_tls_) {
+        // The stream and its deadlines start after the handshake; bound the handshake itself.
+        handshake_timer_ = true;
+        arm_timer(xmpp::Clock::now() + handshake_timeout);
+    }
     uv_read_start(
         reinterpret_cast<uv_stream_t*>(tcp_.get()),
         [](uv_handle_t*, size_t, uv_buf_t* buf) {
@@ -176,6 +182,7 @@ void XmppConnection::received(std::string_view bytes) {
     }
     if (!was_done && tls_->handshake_done()) {
         logs::daemon().debug("{}TLS established: {}", prefix_, tls_->description());
+        handshake_timer_ = false;
         if (direct_tls_) stream_.start(now);
         else stream_.tls_established(now);
     }
@@ -261,21 +268,55 @@ void XmppConnection::fail(xmpp::Closed::Kind kind, std::string reason, bool tls_
     if (events_.closed) events_.closed(xmpp::Closed{kind, std::move(reason), false}, tls_verify);
 }
 
+namespace {
+
+// A graceful close that cannot hang: uv_shutdown lets queued writes (our last words,
+// close_notify) reach the wire, and a timer closes the socket anyway if the peer stops
+// reading. Owns itself; the shutdown callback runs exactly once (done or cancelled).
+struct GracefulClose {
+    static constexpr uint64_t limit_ms = 2000;
+    uv_shutdown_t req{};
+    uv_timer_t timer{};
+    uv_tcp_t* tcp = nullptr;
+    int outstanding = 2;  // the shutdown request and the timer
+
+    static void release(GracefulClose* g) {
+        if (--g->outstanding == 0) delete g;
+    }
+    static void close_tcp(uv_tcp_t* tcp) {
+        if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(tcp)))
+            uv_close(reinterpret_cast<uv_handle_t*>(tcp), uv::Handle<uv_tcp_t>::free_on_close);
+    }
+    static bool start(uv_loop_t* loop, uv_tcp_t* tcp) {
+        auto* g = new GracefulClose;
+        g->tcp = tcp;
+        g->req.data = g;
+        if (uv_shutdown(&g->req, reinterpret_cast<uv_stream_t*>(tcp), [](uv_shutdown_t* r, int) {
+                auto* g = static_cast<GracefulClose*>(r->data);
+                close_tcp(g->tcp);
+                uv_close(reinterpret_cast<uv_handle_t*>(&g->timer),
+                         [](uv_handle_t* h) { release(static_cast<GracefulClose*>(h->data)); });
+                release(g);
+            }) != 0) {
+            delete g;
+            return false;
+        }
+        uv_timer_init(loop, &g->timer);
+        g->timer.data = g;
+        uv_timer_start(&g->timer, [](uv_timer_t* t) { close_tcp(static_cast<GracefulClose*>(t->data)->tcp); },
+                       limit_ms, 0);
+        return true;
+    }
+};
+
+}  // namespace
+
 void XmppConnection::close_transport(bool graceful) {
     if (!tcp_) return;
     uv_tcp_t* tcp = tcp_.release();
     tcp->data = nullptr;
     uv_read_stop(reinterpret_cast<uv_stream_t*>(tcp));
-    if (graceful && uv_is_writable(reinterpret_cast<uv_stream_t*>(tcp))) {
-        // Let queued writes (our </stream:stream>, close_notify) reach the wire first.
-        auto* req = new uv_shutdown_t{};
-        if (uv_shutdown(req, reinterpret_cast<uv_stream_t*>(tcp), [](uv_shutdown_t* r, int) {
-                uv_close(reinterpret_cast<uv_handle_t*>(r->handle), uv::Handle<uv_tcp_t>::free_on_close);
-                delete r;
-            }) == 0)
-            return;
-        delete req;
-    }
+    if (graceful && uv_is_writable(reinterpret_cast<uv_stream_t*>(tcp)) && GracefulClose::start(loop_, tcp)) return;
     uv_close(reinterpret_cast<uv_handle_t*>(tcp), uv::Handle<uv_tcp_t>::free_on_close);
 }
 
@@ -291,6 +332,11 @@ void XmppConnection::arm_timer(std::optional<xmpp::TimePoint> when) {
 void XmppConnection::on_timer(uv_timer_t* timer) {
     auto* self = static_cast<XmppConnection*>(timer->data);
     if (!self || self->finished_) return;
+    if (self->handshake_timer_) {
+        self->fail(xmpp::Closed::Kind::Error, "the TLS handshake did not complete within " +
+                                                  std::to_string(handshake_timeout.count() / 1000) + " s");
+        return;
+    }
     if (self->connect_timer_) {
         self->last_connect_error_ += ": timed out";
         if (self->connecting_) self->connecting_->data = nullptr;

@@ -85,7 +85,8 @@ private:
     std::string last_connect_error_;
     uv::Handle<uv_tcp_t> tcp_;
     uv::Timer timer_;
-    bool connect_timer_ = false;  // the timer runs for the TCP connect, not the stream
+    bool connect_timer_ = false;    // the timer runs for the TCP connect, not the stream
+    bool handshake_timer_ = false;  // ... or for a direct TLS handshake
     bool finished_ = false;
     std::string tls_verify_error_;
 };

@@ -184,10 +184,14 @@ void Daemon::reload() {
     }
 
     int unchanged = 0, added = 0, removed = 0, changed = 0;
+    auto in_next = [&](const std::string& name) {
+        return std::find_if(next.accounts.begin(), next.accounts.end(),
+                            [&](const config::Account& n) { return n.name == name; });
+    };
     std::vector<std::unique_ptr<Account>> kept;
+    std::vector<config::Account> waiting;  // starts once any old stream of the name is closed
     for (auto& a : accounts_) {
-        auto it = std::find_if(next.accounts.begin(), next.accounts.end(),
-                               [&](const config::Account& n) { return n.name == a->name(); });
+        auto it = in_next(a->name());
         if (it == next.accounts.end()) {
             ++removed;
             stop_account(std::move(a));
@@ -195,25 +199,35 @@ void Daemon::reload() {
         }
         config::Account old = a->config(), fresh = *it;
         old.line = fresh.line = 0;  // moving a block in the file is not a change
-        bool auth_failed = a->state() == Account::State::Failed;
-        if (old == fresh && !auth_failed) {
+        if (old == fresh && a->state() != Account::State::Failed) {
             ++unchanged;
             kept.push_back(std::move(a));
         } else {
             // A failed account is retried on reload: the person may have fixed the password.
             ++changed;
-            waiting_.push_back(*it);
+            waiting.push_back(*it);
             stop_account(std::move(a));
         }
     }
-    for (const auto& n : next.accounts) {
-        bool known = std::any_of(config_.accounts.begin(), config_.accounts.end(),
-                                 [&](const config::Account& o) { return o.name == n.name; });
-        if (!known) {
-            ++added;
-            waiting_.push_back(n);
+    // Accounts still waiting from an earlier reload take the newest settings, or go.
+    for (const auto& w : waiting_) {
+        auto it = in_next(w.name);
+        if (it == next.accounts.end()) {
+            ++removed;
+        } else if (std::none_of(waiting.begin(), waiting.end(), [&](const auto& x) { return x.name == w.name; })) {
+            ++changed;
+            waiting.push_back(*it);
         }
     }
+    for (const auto& n : next.accounts) {
+        bool known = std::any_of(kept.begin(), kept.end(), [&](const auto& a) { return a->name() == n.name; }) ||
+                     std::any_of(waiting.begin(), waiting.end(), [&](const auto& w) { return w.name == n.name; });
+        if (!known) {
+            ++added;
+            waiting.push_back(n);
+        }
+    }
+    waiting_ = std::move(waiting);
     accounts_ = std::move(kept);
     // Keep config order for the accounts that stay; new ones join as they start.
     config_ = std::move(next);

@@ -188,12 +188,14 @@ void Hub::received(Account& account, xmpp::Stanza& stanza) {
     if (!xmpp::is(root, xmpp::ns_client, "iq")) return;
     std::string_view id = root.attribute("id").value();
     std::string_view type = root.attribute("type").value();
-    if (id == roster_query_id && type == "result") {
+    std::string_view from = root.attribute("from").value();
+    bool from_own_account = from.empty() || from == account.config().jid.bare() || from == account.bound_jid();
+    if (id == roster_query_id && type == "result" && from_own_account) {  // RFC 6121 §2.1.3
         roster(account, xmpp::parse_roster(xmpp::child(root, xmpp::ns_roster, "query")), false);
         return;
     }
     auto it = catch_ups_.find(account.name());
-    if (it == catch_ups_.end() || id != it->second.query_id) return;
+    if (it == catch_ups_.end() || id != it->second.query_id || !from_own_account) return;
     auto fin = xmpp::parse_mam_fin(root);
     if (type != "result" || !fin) {
         logs::daemon().warn("account {}: archive catch-up failed (the server answered {})", account.name(), type);
@@ -224,14 +226,11 @@ std::vector<model::AccountInfo> Hub::account_infos() const {
     return out;
 }
 
-xmpp::Status Hub::replay(model::Seq after, const Sink& out) {
-    for (;;) {
-        auto batch = store_.events_after(after, 1000);
-        if (!batch) return batch.error();
-        if (batch.value().empty()) return xmpp::Ok{};
-        for (const auto& e : batch.value()) out(e);
-        after = batch.value().back().seq;
-    }
+xmpp::Result<std::size_t> Hub::replay(model::Seq after, std::size_t limit, const Sink& out) {
+    auto batch = store_.events_after(after, limit);
+    if (!batch) return batch.error();
+    for (const auto& e : batch.value()) out(e);
+    return batch.value().size();
 }
 
 model::Reply Hub::send(const model::Send& s) {

@@ -41,8 +41,8 @@ public:
 
     // From front ends. `client` is the name given in hello (for hello and ack).
     model::Reply handle(const model::Command& command, const std::string& client);
-    // Stored events with seq > `after`, oldest first, in batches.
-    xmpp::Status replay(model::Seq after, const Sink& out);
+    // Up to `limit` stored events with seq > `after`, oldest first; returns how many.
+    xmpp::Result<std::size_t> replay(model::Seq after, std::size_t limit, const Sink& out);
 
 private:
     void publish(const std::string& account, model::EventBody body, std::string stamp = {});

@@ -27,8 +27,10 @@ bool socket_answers(const std::string& path) {
 
 }  // namespace
 
-JsonlListener::JsonlListener(uv_loop_t* loop, Hub& hub) : loop_(loop), hub_(hub), reap_timer_(loop) {
+JsonlListener::JsonlListener(uv_loop_t* loop, Hub& hub)
+    : loop_(loop), hub_(hub), reap_timer_(loop), replay_timer_(loop) {
     reap_timer_->data = this;
+    replay_timer_->data = this;
     hub_.add_sink([this](const model::Event& e) { deliver(e); });
 }
 
@@ -73,6 +75,7 @@ void JsonlListener::close() {
     for (auto& c : clients_) c->pipe.reset();
     clients_.clear();
     reap_timer_.reset();
+    replay_timer_.reset();
 }
 
 void JsonlListener::on_connection(uv_stream_t* server, int status) {
@@ -113,15 +116,47 @@ void JsonlListener::serve(Client& client) {
         if (auto* hello = std::get_if<model::Hello>(&request->command); hello && reply.ok()) {
             logs::daemon().debug("json client {}: hello from '{}'", client.number, hello->client);
             if (hello->replay) {
-                auto st = hub_.replay(hello->since.value_or(reply.cursor),
-                                      [&client](const model::Event& e) { client.session.event(e); });
-                if (!st) logs::daemon().error("json client {}: replay failed: {}", client.number, st.error().message);
+                flush(client);  // the reply first
+                client.replay_after = hello->since.value_or(reply.cursor);
+                continue_replay(client);
             }
         }
         flush(client);
         if (client.closed) return;
     }
     flush(client);
+}
+
+void JsonlListener::continue_replay(Client& client) {
+    // A page at a time, as the client reads: a long history never sits in memory whole.
+    constexpr std::size_t page = 500, high_water = 1 << 20;
+    auto* stream = reinterpret_cast<uv_stream_t*>(client.pipe.get());
+    while (!client.closed && client.replay_after && uv_stream_get_write_queue_size(stream) < high_water) {
+        auto sent = hub_.replay(*client.replay_after, page, [&client](const model::Event& e) {
+            client.session.event(e);
+            client.replay_after = e.seq;
+        });
+        if (!sent) {
+            logs::daemon().error("json client {}: replay failed: {}", client.number, sent.error().message);
+            client.replay_after.reset();
+        } else if (sent.value() == 0) {
+            client.replay_after.reset();  // caught up: live events from here on
+        }
+        flush(client);
+    }
+    if (!client.closed && client.replay_after && !uv_is_active(reinterpret_cast<uv_handle_t*>(replay_timer_.get())))
+        uv_timer_start(replay_timer_.get(), [](uv_timer_t* t) { static_cast<JsonlListener*>(t->data)->continue_replays(); },
+                       5, 5);
+}
+
+void JsonlListener::continue_replays() {
+    bool any = false;
+    for (auto& c : clients_) {
+        if (c->closed || !c->replay_after) continue;
+        continue_replay(*c);
+        any = any || c->replay_after.has_value();
+    }
+    if (!any) uv_timer_stop(replay_timer_.get());
 }
 
 void JsonlListener::flush(Client& client) {
@@ -138,7 +173,7 @@ void JsonlListener::flush(Client& client) {
 
 void JsonlListener::deliver(const model::Event& event) {
     for (auto& c : clients_) {
-        if (c->closed || !c->session.attached()) continue;
+        if (c->closed || !c->session.attached() || c->replay_after) continue;
         c->session.event(event);
         flush(*c);
     }

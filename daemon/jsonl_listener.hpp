@@ -8,6 +8,7 @@
 
 #include <list>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "daemon/hub.hpp"
@@ -37,6 +38,9 @@ private:
         jsonl::Session session;
         int number;
         bool closed = false;
+        // Replaying stored events after this seq; live events wait (they are in the store
+        // too, and come in order when the replay reaches them).
+        std::optional<model::Seq> replay_after;
     };
     static void on_connection(uv_stream_t* server, int status);
     static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
@@ -46,6 +50,8 @@ private:
     void drop(Client& client, const std::string& why);
     void deliver(const model::Event& event);
     void reap();
+    void continue_replay(Client& client);
+    void continue_replays();
 
     uv_loop_t* loop_;
     Hub& hub_;
@@ -53,6 +59,7 @@ private:
     uv::Handle<uv_pipe_t> server_;
     std::list<std::unique_ptr<Client>> clients_;
     uv::Timer reap_timer_;
+    uv::Timer replay_timer_;  // ticks while a replay waits for its client to read
     int next_number_ = 1;
 };
 

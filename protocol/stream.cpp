@@ -201,7 +201,15 @@ void ClientStream::handle(Stanza stanza, TimePoint now) {
         handle_sm(root, now);
         return;
     }
-    if (state_ == StreamState::Closing) return;  // §4.4: the server may still be talking
+    if (state_ == StreamState::Closing) {
+        // §4.4: the server may still send stanzas until its closing tag; keep what it sends
+        // (but answer nothing: our side of the stream is closed).
+        if (phase_ == Phase::Online && ns == ns_client &&
+            !(name == "iq" && (std::string_view(root.attribute("type").value()) == "get" ||
+                               std::string_view(root.attribute("type").value()) == "set")))
+            events_.emplace_back(StanzaReceived{std::move(stanza)});
+        return;
+    }
 
     if (phase_ == Phase::AwaitHeader) {
         stream_error("not-well-formed", "a stanza before the stream header");

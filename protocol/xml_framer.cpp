@@ -129,7 +129,8 @@ std::optional<FramerEvent> XmlFramer::next() {
         if (depth_ == 0 && state_ != State::Prolog && pos_ - item_start_ > limits_.max_header_bytes)
             return fail("policy-violation", "stream header larger than " +
                                                 std::to_string(limits_.max_header_bytes) + " bytes");
-        if (depth_ >= 2 && pos_ - item_start_ >= limits_.max_stanza_bytes)
+        // From the '<' of a stanza on, including its start tag (depth is still 1 there).
+        if ((depth_ >= 2 || (depth_ == 1 && state_ != State::Text)) && pos_ - item_start_ >= limits_.max_stanza_bytes)
             return fail("policy-violation",
                         "stanza larger than " + std::to_string(limits_.max_stanza_bytes) + " bytes");
         if (entity_start_ != std::string::npos) {

@@ -76,6 +76,26 @@ void check_one_of(const std::string& value, const char* name, std::initializer_l
     throw Invalid{"bad-request", std::string("field '") + name + "' must be one of " + list + ", not '" + value + "'"};
 }
 
+// Deeper than 32 levels of arrays and objects: refused before anything copies it.
+bool too_deep(std::string_view line) {
+    int depth = 0;
+    bool in_string = false, escaped = false;
+    for (char c : line) {
+        if (in_string) {
+            if (escaped) escaped = false;
+            else if (c == '\\') escaped = true;
+            else if (c == '"') in_string = false;
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '[' || c == '{') {
+            if (++depth > 32) return true;
+        } else if (c == ']' || c == '}') {
+            --depth;
+        }
+    }
+    return false;
+}
+
 bool valid_client_name(const std::string& s) {
     if (s.empty() || s.size() > 64) return false;
     for (unsigned char c : s)
@@ -176,6 +196,11 @@ std::optional<Request> Session::next_request() {
         }
         if (!line.empty() && line.back() == '\r') line.pop_back();
         if (line.find_first_not_of(" \t") == std::string::npos) continue;  // blank lines are harmless
+        // Nesting is bounded: JSON values are copied and printed recursively.
+        if (too_deep(line)) {
+            error(nullptr, "bad-json", "nested deeper than 32 levels");
+            continue;
+        }
         Json j = Json::parse(line, nullptr, /*allow_exceptions=*/false);
         if (j.is_discarded() || !j.is_object()) {
             error(nullptr, "bad-json", j.is_discarded() ? "the line is not valid JSON" : "the line is not a JSON object");

@@ -143,6 +143,8 @@ TEST_CASE("jsonl: each bad input gets its own error and the session goes on") {
         {R"({"id":1,"op":"presence","account":"home","show":"sleeping"})", "bad-request", "'show'"},
         {R"({"id":1,"op":"join","account":"home","room":"r@c.example.org"})", "unsupported", "join"},
         {R"({"id":1,"op":"history","account":"home"})", "unsupported", "history"},
+        {R"({"id":1,"op":"accounts","x":)" + std::string(100000, '[') + std::string(100000, ']') + "}", "bad-json",
+         "nested deeper than 32"},
     };
     for (const auto& c : cases) {
         INFO(c.line);

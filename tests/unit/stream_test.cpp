@@ -322,10 +322,15 @@ TEST_CASE("stream: close() waits for the server's closing tag, bounded") {
     s.stream.close(s.now);
     CHECK(s.take() == "</stream:stream>");
     CHECK(s.stream.state() == StreamState::Closing);
-    s.feed("<message><body>late</body></message></stream:stream>");
-    auto closed = closed_event(s);
+    s.feed("<message><body>late</body></message><iq type='get' id='q'><ping xmlns='urn:xmpp:ping'/></iq>"
+           "</stream:stream>");
+    auto ev = s.events();
+    REQUIRE(ev.size() == 2);  // the late message is kept; the iq is not answered
+    CHECK(std::string(std::get<StanzaReceived>(ev[0]).stanza.root().child("body").child_value()) == "late");
+    auto closed = std::get<Closed>(ev[1]);
     CHECK(closed.kind == Closed::Kind::Requested);
     CHECK(closed.clean);
+    CHECK(s.take().empty());
 
     Session t;
     t.login(server);

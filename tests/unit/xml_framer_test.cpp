@@ -189,6 +189,19 @@ TEST_CASE("framer: limits on stanza size, nesting and header size") {
     CHECK(std::get<FramerError>(*e).condition == "policy-violation");
     CHECK(f.buffered_bytes() == 0);
 
+    // A start tag that never ends is cut off too.
+    XmlFramer g(limits);
+    g.feed(header);
+    REQUIRE(g.next());
+    g.feed("<message to='");
+    std::optional<FramerEvent> ge;
+    for (int i = 0; i < 200 && !ge; ++i) {
+        g.feed("A");
+        ge = g.next();
+    }
+    REQUIRE(ge);
+    CHECK(std::get<FramerError>(*ge).condition == "policy-violation");
+
     CHECK(frame(with_header("<a><b><c/></b></a>"), limits).back().starts_with("stanza"));
     CHECK(frame(with_header("<a><b><c><d/></c></b></a>"), limits).back() == "error policy-violation");
     std::string long_header = "<stream:stream xmlns:stream='http://etherx.jabber.org/streams' x='" +
