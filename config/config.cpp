@@ -4,6 +4,7 @@
 #include "config/config.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
 #include <spawn.h>
@@ -13,6 +14,7 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -688,7 +690,7 @@ std::string default_path() {
     return home_dir() + "/.config/stanzad/config.toml";
 }
 
-xmpp::Result<std::string> run_password_command(const std::string& command) {
+xmpp::Result<std::string> run_password_command(const std::string& command, std::chrono::milliseconds timeout) {
     int fds[2];
     if (::pipe2(fds, O_CLOEXEC) != 0)
         return command_error(std::string("password_command: cannot create a pipe: ") + std::strerror(errno));
@@ -709,7 +711,8 @@ xmpp::Result<std::string> run_password_command(const std::string& command) {
     sigaddset(&defaults, SIGTERM);
     posix_spawnattr_setsigmask(&attr, &none);
     posix_spawnattr_setsigdefault(&attr, &defaults);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    posix_spawnattr_setpgroup(&attr, 0);  // its own group, so a timeout can stop all of it
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
 
     std::string shell = "/bin/sh", dash_c = "-c", cmd = command;
     char* argv[] = {shell.data(), dash_c.data(), cmd.data(), nullptr};
@@ -724,9 +727,20 @@ xmpp::Result<std::string> run_password_command(const std::string& command) {
     }
 
     std::string out;
-    bool truncated = false;
+    bool truncated = false, timed_out = false;
     char buf[4096];
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
     for (;;) {
+        // Bounded: a command waiting for a pinentry that never comes must not hold the daemon.
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        pollfd pfd{fds[0], POLLIN, 0};
+        int ready = left.count() > 0 ? ::poll(&pfd, 1, static_cast<int>(left.count())) : 0;
+        if (ready < 0 && errno == EINTR) continue;
+        if (ready == 0) {
+            timed_out = true;
+            ::kill(-pid, SIGKILL);  // its process group: the shell and what it started
+            break;
+        }
         ssize_t n = ::read(fds[0], buf, sizeof buf);
         if (n < 0) {
             if (errno == EINTR) continue;
@@ -748,6 +762,9 @@ xmpp::Result<std::string> run_password_command(const std::string& command) {
         if (errno != EINTR)
             return command_error(std::string("password_command: cannot wait for it: ") + std::strerror(errno));
     }
+    if (timed_out)
+        return command_error("password_command did not finish within " +
+                             std::to_string(std::chrono::duration_cast<std::chrono::seconds>(timeout).count()) + " s");
     // After we cut a runaway command off, a SIGPIPE death is our doing, whether it killed
     // the shell or (status 128+13) a command the shell ran.
     bool our_sigpipe = truncated && ((WIFSIGNALED(status) && WTERMSIG(status) == SIGPIPE) ||

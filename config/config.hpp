@@ -2,6 +2,7 @@
 // The TOML configuration of DESIGN.md, validated into a typed Config (toml++).
 // Every problem names the file, line and key. No I/O beyond reading the file, the
 // permission check, and running a password_command when asked to.
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -90,7 +91,9 @@ std::string default_path();
 // Runs `command` through /bin/sh -c, returns the first line of its standard output
 // (without the newline). A non-zero exit, a signal, or empty output is an error that
 // says which; the output itself never appears in an error message.
-xmpp::Result<std::string> run_password_command(const std::string& command);
+// It runs on the caller's thread and is bounded by `timeout` (then it is killed).
+xmpp::Result<std::string> run_password_command(const std::string& command,
+                                               std::chrono::milliseconds timeout = std::chrono::seconds(30));
 // The account's password: `password`, or the output of `password_command`.
 xmpp::Result<std::string> resolve_password(const Account& account);
 

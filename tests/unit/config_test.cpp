@@ -779,3 +779,12 @@ TEST_CASE("resolve_password: password, then password_command, else no-password",
         CHECK(r.error().message == "account 'home' has no password or password_command");
     }
 }
+
+TEST_CASE("run_password_command gives up on a command that does not finish", "[config][password]") {
+    auto start = std::chrono::steady_clock::now();
+    auto r = config::run_password_command("sleep 30; echo late", std::chrono::milliseconds(300));
+    auto took = std::chrono::steady_clock::now() - start;
+    REQUIRE_FALSE(r);
+    CHECK(r.error().message.find("did not finish") != std::string::npos);
+    CHECK(took < std::chrono::seconds(10));  // bounded, not the 30 s the command wanted
+}
