@@ -4,6 +4,7 @@
 #   make build             cmake --preset default && cmake --build --preset default
 #   make test              deps + build + every test (unit and integration)
 #   make test-unit         unit tests only         make test-integration   integration only
+#   make test-fault        the fault scenarios only (resets, black hole, restarts, kill -9)
 #   make test-asan         AddressSanitizer + UBSan build, every test against it
 #   make fuzz              build and run the libFuzzer targets (needs clang++; FUZZ_SECONDS=60)
 #   make demo              stanzad against a throwaway Prosody, in the foreground
@@ -27,7 +28,7 @@ DEBIAN_PACKAGES := \
 	prosody python3-slixmpp openssl \
 	clang libclang-rt-14-dev
 
-.PHONY: help deps build test test-unit test-integration test-asan fuzz demo bench clean
+.PHONY: help deps build test test-unit test-integration test-fault test-asan fuzz demo bench clean
 
 help:
 	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
@@ -63,6 +64,9 @@ test-unit: build
 
 test-integration: build
 	ctest --preset default -L '^integration$$' -j$(JOBS)
+
+test-fault: build
+	ctest --preset default -L '^fault$$' -j$(JOBS)
 
 test-asan: deps
 	cmake --preset asan

@@ -71,6 +71,8 @@ void Account::connect() {
     options.software_version = STANZAD_VERSION;
     options.ping_interval = ping_interval_;
     options.ping_timeout = ping_timeout_;
+    // A login that stalls is a dead link too: give it a few ping timeouts, at most 30 s.
+    options.negotiation_timeout = std::min<std::chrono::milliseconds>(std::chrono::seconds(30), 5 * ping_timeout_);
     // XEP-0198 §5: resume where the last connection left off, at the server's location.
     std::string host;
     int port = 0;

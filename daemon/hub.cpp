@@ -114,11 +114,11 @@ void Hub::transmit(Account& account, const OutboxEntry& entry) {
     if (entry.state == "accepted") advance(account, entry.msg_id, "sent");
 }
 
-void Hub::incoming(Account& account, const xmpp::ReceivedMessage& m, bool from_archive) {
+bool Hub::incoming(Account& account, const xmpp::ReceivedMessage& m, bool from_archive) {
     const std::string own = account.config().jid.bare();
     auto from = xmpp::Jid::parse(m.from);
     bool outgoing = from_archive && (m.from.empty() || (from && from.value().bare() == own));
-    if (outgoing && !m.origin_id.empty() && store_.find(account.name(), m.origin_id)) return;  // ours: known
+    if (outgoing && !m.origin_id.empty() && store_.find(account.name(), m.origin_id)) return false;  // ours: known
     if (!m.stanza_id.empty()) remember_archive_id(account, m.stanza_id);
     model::Message msg;
     msg.from = outgoing ? own : m.from;
@@ -144,15 +144,16 @@ void Hub::incoming(Account& account, const xmpp::ReceivedMessage& m, bool from_a
         if (auto st = store_.append(event); !st)
             logs::daemon().error("account {}: cannot store a message: {}", account.name(), st.error().message);
         deliver(event);
-        return;
+        return true;
     }
     auto stored = store_.append_once(event, key);
     if (!stored) {
         logs::daemon().error("account {}: cannot store a message: {}", account.name(), stored.error().message);
         deliver(event);
-        return;
+        return true;
     }
     if (stored.value()) deliver(event);
+    return stored.value();
 }
 
 void Hub::received(Account& account, xmpp::Stanza& stanza) {
@@ -161,7 +162,9 @@ void Hub::received(Account& account, xmpp::Stanza& stanza) {
         auto it = catch_ups_.find(account.name());
         if (it == catch_ups_.end() || archived->query_id != it->second.query_id) return;  // not asked for
         ++it->second.count;
-        if (!archived->message.body.empty() && archived->message.type != "error") incoming(account, archived->message, true);
+        if (!archived->message.body.empty() && archived->message.type != "error" &&
+            incoming(account, archived->message, true))
+            ++it->second.fresh;
         return;
     }
     if (auto m = xmpp::parse_message(root, account.config().jid)) {
@@ -207,7 +210,8 @@ void Hub::received(Account& account, xmpp::Stanza& stanza) {
         catch_up(account, fin->last);  // XEP-0059: the next page
         return;
     }
-    logs::daemon().info("account {}: archive catch-up: {} message(s)", account.name(), it->second.count);
+    logs::daemon().info("account {}: archive catch-up: {} message(s), {} of them new", account.name(),
+                        it->second.count, it->second.fresh);
     catch_ups_.erase(it);
 }
 

@@ -51,7 +51,8 @@ private:
     // Moves a message's delivery state forward (accepted < sent < acked < delivered; failed
     // is final), with its event; never back.
     void advance(Account& account, const std::string& msg_id, const std::string& state, const std::string& error = {});
-    void incoming(Account& account, const xmpp::ReceivedMessage& m, bool from_archive);
+    // Stores and shows a message unless it was seen before; true when it was new.
+    bool incoming(Account& account, const xmpp::ReceivedMessage& m, bool from_archive);
     void catch_up(Account& account, const std::string& after);
     void remember_archive_id(Account& account, const std::string& id);
     model::Reply send(const model::Send& send);
@@ -63,7 +64,8 @@ private:
     std::vector<Sink> sinks_;
     struct CatchUp {
         std::string query_id;
-        int count = 0;
+        int count = 0;   // archived messages looked at
+        int fresh = 0;   // of which not seen before
     };
     std::map<std::string, CatchUp> catch_ups_;  // by account: the archive query running
     unsigned long next_query_ = 1;

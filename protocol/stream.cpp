@@ -460,7 +460,10 @@ void ClientStream::request_ack(TimePoint now) {
 }
 
 std::optional<SmSession> ClientStream::take_resumable() {
-    if (state_ != StreamState::Closed || !sm_enabled_ || !sm_resumable_) return std::nullopt;
+    if (state_ != StreamState::Closed) return std::nullopt;
+    // A connection that died before the server answered <resume/> hands the session on.
+    if (options_.resume) return std::exchange(options_.resume, std::nullopt);
+    if (!sm_enabled_ || !sm_resumable_) return std::nullopt;
     sm_resumable_ = false;
     return SmSession{sm_id_, sm_location_, bound_, std::move(sm_)};
 }

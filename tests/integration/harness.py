@@ -294,7 +294,8 @@ class Prosody:
                  cert: Optional[Path] = None, key: Optional[Path] = None,
                  port: Optional[int] = None, host: str = XMPP_DOMAIN,
                  modules: Iterable[str] = DEFAULT_MODULES, muc: bool = False,
-                 extra_global: str = "", extra_host: str = "", name: str = "prosody"):
+                 extra_global: str = "", extra_host: str = "", name: str = "prosody",
+                 smacks_hibernation_time: int = 60):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         if certs is None and (cert is None or key is None):
@@ -306,6 +307,10 @@ class Prosody:
         self.modules = list(modules)
         self.muc = muc
         self.extra_global = extra_global
+        # How long mod_smacks keeps a session whose connection dropped, for resumption
+        # (Prosody's default is 600 s; a minute is plenty for every test and lets a test
+        # outwait it when it must).
+        self.smacks_hibernation_time = smacks_hibernation_time
         self.extra_host = extra_host
         self.name = name
         self.port = port or free_port()
@@ -342,6 +347,7 @@ allow_registration = false
 default_archive_policy = true
 storage_archive_item_limit = 1000000
 archive_expires_after = "never"
+smacks_hibernation_time = {int(self.smacks_hibernation_time)}
 certificates = {_lua_str(self.workdir)}
 ssl = {{ certificate = {_lua_str(self.cert)}, key = {_lua_str(self.key)} }}
 {self.extra_global}
@@ -1791,3 +1797,606 @@ class JsonlTest(IntegrationTest):
         barrier before a kill -9. (An XEP-0199 pong is not one: the daemon answers pings
         before it has committed the messages that came before them.)"""
         return self.client(where, hello=name, replay=False)
+
+
+# --------------------------------------------------------------------------------------
+# Fault tests (test_fault_*.py): bulk traffic in both directions, counted by id, while a
+# FaultProxy (faultproxy.py) between stanzad and Prosody breaks the link.
+
+RECEIPTS_NS = "urn:xmpp:receipts"
+
+
+def rx_sm_enabled(account: str) -> str:
+    """`account NAME: stream management enabled` (a new XEP-0198 session)."""
+    return rf"account {re.escape(account)}: stream management enabled"
+
+
+def rx_resumed(account: str) -> str:
+    """`account NAME: resumed the previous session`."""
+    return rf"account {re.escape(account)}: resumed the previous session"
+
+
+def rx_resume_failed(account: str) -> str:
+    """`account NAME: could not resume (WHY); new session`; group: why."""
+    return rf"account {re.escape(account)}: could not resume \((.*)\); new session"
+
+
+def rx_session_up(account: str) -> str:
+    """Either of the lines that end a (re)connection with a working XEP-0198 stream."""
+    return (rf"account {re.escape(account)}: (?:resumed the previous session|"
+            rf"stream management enabled)")
+
+
+def rx_catch_up(account: str) -> str:
+    """`account NAME: archive catch-up: N message(s)`; group: N."""
+    return rf"account {re.escape(account)}: archive catch-up: (\d+) message\(s\)"
+
+
+def _peer_answer_receipts(self: "Peer") -> None:
+    """Make this peer answer XEP-0184 receipt requests, as a modern client does: for each
+    <message id=X> with <request xmlns='urn:xmpp:receipts'/>, send
+    <message to=FROM><received xmlns='urn:xmpp:receipts' id=X/></message>. Idempotent."""
+    if getattr(self, "_answers_receipts", False):
+        return
+    self._answers_receipts = True
+    self.receipts_sent = 0
+
+    def hook(msg: Any) -> None:
+        el = msg.xml
+        if el.find(f"{{{RECEIPTS_NS}}}request") is None or not el.get("id"):
+            return
+        if el.get("type") == "error":
+            return
+        reply = self.xmpp.make_message(mto=el.get("from"))
+        ET.SubElement(reply.xml, f"{{{RECEIPTS_NS}}}received").set("id", el.get("id"))
+        reply.send()
+        self.receipts_sent += 1
+
+    self.message_hooks.append(hook)
+
+
+def _peer_sync(self: "Peer", timeout: float = 10.0) -> float:
+    """A round trip to our own server (XEP-0199 ping to the domain). The server handles a
+    session's stanzas in order, so when this returns every stanza this peer sent before
+    has been processed (routed, archived or stored offline)."""
+    return self.ping(self.xmpp.boundjid.domain, timeout=timeout)
+
+
+def _peer_wait_disconnected(self: "Peer", timeout: float = 15.0) -> None:
+    """Block until slixmpp has noticed that its connection is gone (e.g. the server was
+    stopped)."""
+    async def gone() -> bool:
+        return self.xmpp.transport is None
+    poll_until(lambda: self._call(gone(), 5), timeout, f"{self.jid} to notice the disconnect")
+
+
+def _peer_reconnect(self: "Peer", timeout: float = 15.0) -> "Peer":
+    """After the server went away and came back: wait until the old connection is gone,
+    log in again (new session, initial presence, so the server flushes offline storage).
+    Everything received before and after stays in `messages`."""
+    _peer_wait_disconnected(self, timeout)
+    return self.connect(timeout)
+
+
+def _peer_start_bulk(self: "Peer", to: str, items: "list[tuple[str, str]]",
+                     rate: float = 100.0, mtype: str = "chat",
+                     origin_ids: bool = False) -> "BulkSender":
+    """Start sending `items` [(stanza id, body), ...] to `to` from this peer's loop, in
+    order, at most `rate` per second; returns at once with a BulkSender (progress,
+    pause/resume, wait)."""
+    return BulkSender(self, to, items, rate=rate, mtype=mtype, origin_ids=origin_ids)
+
+
+# Methods added to Peer and JsonClient here rather than in their classes, so that this
+# section stays one appended block.
+Peer.answer_receipts = _peer_answer_receipts          # type: ignore[attr-defined]
+Peer.sync = _peer_sync                                # type: ignore[attr-defined]
+Peer.wait_disconnected = _peer_wait_disconnected      # type: ignore[attr-defined]
+Peer.reconnect = _peer_reconnect                      # type: ignore[attr-defined]
+Peer.start_bulk = _peer_start_bulk                    # type: ignore[attr-defined]
+
+
+class BulkSender:
+    """Messages sent by a Peer on its own loop, paced to `rate` per second. `sent` counts
+    the messages handed to slixmpp (on the wire soon after, in order; a Peer.sync() after
+    pause() or wait() proves the server has them). pause() returns once no further message
+    will leave until resume()."""
+
+    def __init__(self, peer: Peer, to: str, items: "list[tuple[str, str]]", *,
+                 rate: float, mtype: str = "chat", origin_ids: bool = False):
+        self.peer = peer
+        self.to = to
+        self.items = list(items)
+        self.rate = float(rate)
+        self.mtype = mtype
+        self.origin_ids = origin_ids
+        self.sent = 0
+        self.started = time.monotonic()
+        self.finished: Optional[float] = None
+        self._running: Optional[asyncio.Event] = None
+
+        async def make_event() -> None:  # created on the peer's loop, which owns it
+            self._running = asyncio.Event()
+            self._running.set()
+        peer._call(make_event(), 5)
+        self.future = asyncio.run_coroutine_threadsafe(self._run(), peer.loop)
+
+    @property
+    def done(self) -> bool:
+        return self.future.done()
+
+    async def _run(self) -> int:
+        loop = asyncio.get_running_loop()
+        interval = 1.0 / self.rate if self.rate > 0 else 0.0
+        next_at = loop.time()
+        for stanza_id, body in self.items:
+            if not self._running.is_set():
+                await self._running.wait()
+                next_at = loop.time()
+            now = loop.time()
+            if next_at > now:
+                await asyncio.sleep(next_at - now)
+                if not self._running.is_set():  # paused while we slept
+                    await self._running.wait()
+                    next_at = loop.time()
+            next_at = max(next_at, loop.time() - 0.5) + interval  # no burst after a stall
+            msg = self.peer.xmpp.make_message(mto=self.to, mbody=body, mtype=self.mtype)
+            msg["id"] = stanza_id
+            if self.origin_ids:
+                ET.SubElement(msg.xml, f"{{{SID_NS}}}origin-id").set("id", stanza_id)
+            msg.send()
+            self.sent += 1
+        self.finished = time.monotonic()
+        return self.sent
+
+    def pause(self) -> int:
+        """Stop sending (between two messages); returns how many were sent."""
+        async def run() -> int:
+            self._running.clear()
+            return self.sent
+        return self.peer._call(run(), 5)
+
+    def resume(self) -> None:
+        async def run() -> None:
+            self._running.set()
+        self.peer._call(run(), 5)
+
+    def wait(self, timeout: float = 60.0) -> int:
+        try:
+            return self.future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            raise AssertionError(f"{self.peer.jid}: sent only {self.sent} of "
+                                 f"{len(self.items)} within {timeout:g}s") from None
+
+
+def _jsonl_submit(self: "JsonClient", op: str, **fields: Any) -> Any:
+    """Pipelining: send a request without waiting for its reply; returns its id. Collect
+    replies with take_replies() (or wait_reply(id))."""
+    rid = fields.pop("id") if "id" in fields else self.next_id()
+    obj = {"op": op, "id": rid}
+    obj.update(fields)
+    self.send_json(obj)
+    return rid
+
+
+def _jsonl_take_replies(self: "JsonClient") -> "list[dict]":
+    """Every reply read so far that request()/wait_reply() has not returned; clears them."""
+    out, self._pending = self._pending, []
+    return out
+
+
+def _jsonl_wait_until(self: "JsonClient", predicate: Callable[[], Any], timeout: float,
+                      what: str) -> Any:
+    """Read from the socket until predicate() returns a true value (checked after every
+    read), for at most `timeout` seconds."""
+    return self._wait(lambda: predicate() or None, timeout, what)
+
+
+def _jsonl_wait_replay(self: "JsonClient", timeout: Optional[float] = None) -> int:
+    """After hello (with replay): block until the replayed events up to the hello reply's
+    `last_seq` have all arrived; returns last_seq."""
+    last = (self.hello_reply or {}).get("last_seq", 0)
+    if last:
+        self._wait(lambda: True if any(e.get("seq", 0) >= last for e in self.events)
+                   else None, timeout, f"the replay up to seq {last}")
+    return last
+
+
+JsonClient.submit = _jsonl_submit              # type: ignore[attr-defined]
+JsonClient.take_replies = _jsonl_take_replies  # type: ignore[attr-defined]
+JsonClient.wait_until = _jsonl_wait_until      # type: ignore[attr-defined]
+JsonClient.wait_replay = _jsonl_wait_replay    # type: ignore[attr-defined]
+
+
+def log_line_time(line: str) -> float:
+    """The Unix time of a stanzad log line ("2026-11-25 14:34:23.515 info ..."; local
+    time, as spdlog writes it by default)."""
+    import datetime
+    m = re.match(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)", line)
+    if not m:
+        raise ValueError(f"no timestamp at the start of {line!r}")
+    return datetime.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S.%f").timestamp()
+
+
+def daemon_link_up(d: Stanzad, account: str = "home", since: int = 0) -> bool:
+    """Whether the daemon's latest word on `account` (from line `since`) is that its
+    stream works: a session-up line (resumed / stream management enabled) with no
+    `disconnected` line after it."""
+    up_rx, down_rx = re.compile(rx_session_up(account)), re.compile(rx_disconnected(account))
+    with d._cond:
+        for line in reversed(d.lines[since:]):
+            if down_rx.search(line):
+                return False
+            if up_rx.search(line):
+                return True
+    return False
+
+
+@dataclass
+class Fault:
+    """One fault of a Traffic run: fire() once the run's progress (0..1, messages sent
+    both ways) reaches `at` and ready() says the link is in a state worth breaking (e.g.
+    the daemon is back online after the previous fault). When fire() returns False the
+    fault did not happen (e.g. the connection dropped on its own a moment before): it stays
+    pending and is tried again."""
+    at: float
+    fire: Callable[[], Any]
+    name: str = "fault"
+    ready: Callable[[], bool] = lambda: True
+    fired_at: Optional[float] = None   # seconds since the run started
+
+
+class Traffic:
+    """Messages both ways at once, each counted by id, from the test thread.
+
+    alice -> bob: `send` requests on the JsonClient `client` (pipelined: at most `window`
+    without a reply, at most `rate_out` per second), client_id "{tag}-a2b-NNNN", body
+    "a2b NNNN {tag}"; bob must receive each (by XEP-0359 origin-id).
+    bob -> alice: a BulkSender from the Peer `bob` to `alice` (the bare JID by default) at
+    `rate_in` per second, stanza id "{tag}-b2a-NNNN", body "b2a NNNN {tag}"; the
+    JsonClient must show each as one incoming `message` event.
+
+    run(faults) drives both until everything is sent and every fault has fired;
+    wait_complete() waits (event-driven, with a deadline) until everything has arrived;
+    settle(seconds) keeps reading for a fixed window to catch late duplicates; counts()
+    and check() report and assert.
+    """
+
+    # The contract as briefed: every message reaches `acked` (the server has it), also
+    # when its `delivered` receipt came first. Set True to count `delivered` as implying
+    # `acked` (if the daemon's states are made monotonic and skip `acked` after it).
+    # States only move forward: a receipt (delivered) that beats the server's ack leaves
+    # no room for acked, and delivered means the server had it.
+    DELIVERED_IMPLIES_ACKED = True
+
+    def __init__(self, test: unittest.TestCase, client: JsonClient, bob: Peer, *,
+                 n_out: int, n_in: int, tag: str, account: str = "home",
+                 alice: str = "alice@localhost", to_bob: str = "bob@localhost",
+                 rate_out: float = 100.0, rate_in: float = 100.0, window: int = 32):
+        self.test = test
+        self.client = client
+        self.bob = bob
+        self.account = account
+        self.alice = alice
+        self.to_bob = to_bob
+        self.tag = tag
+        self.rate_out = rate_out
+        self.rate_in = rate_in
+        self.window = window
+        self.out_ids = [f"{tag}-a2b-{i:04d}" for i in range(n_out)]
+        self.out_body = {mid: f"a2b {i:04d} {tag}" for i, mid in enumerate(self.out_ids)}
+        self.in_ids = [f"{tag}-b2a-{i:04d}" for i in range(n_in)]
+        self.in_body = {sid: f"b2a {i:04d} {tag}" for i, sid in enumerate(self.in_ids)}
+        self.in_index = {body: i for i, body in enumerate(self.in_body.values())}
+        self._out_bodies = set(self.out_body.values())
+        # alice -> bob, JSON side
+        self.next_out = 0
+        self.request_of: "dict[Any, str]" = {}      # JSON request id -> msg id
+        self.replies: "dict[str, dict]" = {}        # msg id -> reply
+        self.states: "dict[str, dict[str, int]]" = {mid: {} for mid in self.out_ids}
+        self.out_events: "dict[str, int]" = {}      # msg id -> outgoing `message` events
+        # bob -> alice, JSON side
+        self.in_events: "dict[str, list[dict]]" = {}  # body -> incoming `message` events
+        self.in_order: "list[int]" = []             # index of each incoming event, in order
+        self.strange_events: "list[dict]" = []      # our bodies where they must not be
+        self._event_scan = 0
+        # alice -> bob, bob's side
+        self.bob_seen: "dict[str, int]" = {}         # origin-id -> copies received
+        self.bob_bad: "list[ReceivedMessage]" = []   # our body, but no/wrong origin-id
+        self._bob_scan = bob.message_mark()
+        self.sender: Optional[BulkSender] = None
+        self.faults: "list[Fault]" = []
+        self.started = 0.0
+        self.sending_done: Optional[float] = None
+        self.complete_at: Optional[float] = None
+
+    # -- bookkeeping
+    def _scan(self) -> None:
+        for r in self.client.take_replies():
+            mid = self.request_of.get(r.get("id"))
+            if mid is not None:
+                self.replies[mid] = r
+        events = self.client.events
+        while self._event_scan < len(events):
+            e = events[self._event_scan]
+            self._event_scan += 1
+            kind = e.get("event")
+            if kind == "message":
+                body = e.get("body", "")
+                if e.get("outgoing"):
+                    mid = e.get("msg_id")
+                    if mid in self.states:
+                        self.out_events[mid] = self.out_events.get(mid, 0) + 1
+                    elif body in self.in_index:
+                        self.strange_events.append(e)  # bob's message shown as ours
+                elif body in self.in_index:
+                    self.in_events.setdefault(body, []).append(e)
+                    self.in_order.append(self.in_index[body])
+                elif body in self._out_bodies or e.get("msg_id") in self.states:
+                    self.strange_events.append(e)      # our own message shown as incoming
+            elif kind == "message-state":
+                st = self.states.get(e.get("msg_id"))
+                if st is not None:
+                    st[e.get("state")] = st.get(e.get("state"), 0) + 1
+        with self.bob._msg_cond:
+            new = self.bob.messages[self._bob_scan:]
+            self._bob_scan += len(new)
+        for m in new:
+            if not (m.body or "").startswith("a2b ") or not (m.body or "").endswith(self.tag):
+                continue
+            if m.origin_id in self.out_body and self.out_body[m.origin_id] == m.body:
+                self.bob_seen[m.origin_id] = self.bob_seen.get(m.origin_id, 0) + 1
+            else:
+                self.bob_bad.append(m)
+
+    def progress(self) -> float:
+        total = len(self.out_ids) + len(self.in_ids)
+        done = len(self.replies) + (self.sender.sent if self.sender else 0)
+        return done / total if total else 1.0
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    # -- driving
+    def start(self) -> None:
+        self.started = time.monotonic()
+        if self.in_ids:
+            self.sender = self.bob.start_bulk(
+                self.alice, [(sid, self.in_body[sid]) for sid in self.in_ids],
+                rate=self.rate_in)
+
+    def _submit_some(self) -> None:
+        allowed = int(self.elapsed() * self.rate_out) + 1
+        inflight = len(self.request_of) - len(self.replies)
+        while (self.next_out < len(self.out_ids) and self.next_out < allowed
+               and inflight < self.window):
+            mid = self.out_ids[self.next_out]
+            rid = self.client.submit("send", account=self.account, to=self.to_bob,
+                                     body=self.out_body[mid], client_id=mid)
+            self.request_of[rid] = mid
+            self.next_out += 1
+            inflight += 1
+
+    def step(self, timeout: float = 0.02) -> None:
+        """Submit what the pace and window allow, read what the daemon wrote (waiting up
+        to `timeout`), update the counts."""
+        self._submit_some()
+        self.client.read_some(timeout)
+        if self.client.eof:
+            raise JsonlError(f"{self.client.name}: the daemon closed the socket during the "
+                             f"run\n{self.client._recent()}")
+        self._scan()
+
+    def sending_finished(self) -> bool:
+        return (len(self.replies) == len(self.out_ids)
+                and (self.sender is None or self.sender.done))
+
+    def run(self, faults: Iterable[Fault] = (), timeout: float = 60.0) -> None:
+        """Send everything, firing each fault in turn when its time has come. Ends when
+        every message has been sent both ways (replies for every `send`) and every fault
+        has fired; fails after `timeout` seconds."""
+        self.faults = sorted(faults, key=lambda f: f.at)
+        if not self.started:
+            self.start()
+        pending = list(self.faults)
+        deadline = self.started + timeout
+        while True:
+            self.step()
+            if pending and self.progress() >= pending[0].at and pending[0].ready():
+                f = pending[0]
+                at = round(self.elapsed(), 2)
+                if f.fire() is not False:
+                    pending.pop(0)
+                    f.fired_at = at
+                    _say("[traffic] ", f"{f.name} at {at:.2f}s "
+                         f"(progress {self.progress():.0%})")
+            if not pending and self.sending_finished():
+                break
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"traffic {self.tag}: not everything sent within {timeout:g}s: "
+                    f"{len(self.replies)}/{len(self.out_ids)} send replies, bob sent "
+                    f"{self.sender.sent if self.sender else 0}/{len(self.in_ids)}, faults "
+                    f"not fired: {[f.name for f in pending]}")
+        if self.sender is not None:
+            self.sender.wait(5)
+        self.sending_done = time.monotonic()
+        failed = {mid: r for mid, r in self.replies.items() if r.get("ok") is not True}
+        self.test.assertEqual(failed, {}, "send requests that failed")
+
+    def acked(self, mid: str) -> bool:
+        st = self.states[mid]
+        return bool(st.get("acked") or (self.DELIVERED_IMPLIES_ACKED and st.get("delivered")))
+
+    def missing(self) -> "dict[str, list[str]]":
+        """What has not arrived yet, by kind (lists of ids)."""
+        return {
+            "bob never got": [m for m in self.out_ids if m not in self.bob_seen],
+            "never acked": [m for m in self.out_ids if not self.acked(m)],
+            "front end never showed": [s for s in self.in_ids
+                                       if self.in_body[s] not in self.in_events],
+        }
+
+    def wait_complete(self, timeout: float = 30.0) -> None:
+        """Read until bob has every alice -> bob message, every one is acked and the front
+        end has shown every bob -> alice message; fail after `timeout` with what is
+        missing."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.step(0.05)
+            missing = self.missing()
+            if not any(missing.values()):
+                self.complete_at = time.monotonic()
+                return
+            if time.monotonic() > deadline:
+                summary = {k: f"{len(v)}: {v[:8]}{' ...' if len(v) > 8 else ''}"
+                           for k, v in missing.items() if v}
+                states = {m: self.states[m] for m in missing["never acked"][:5]}
+                raise AssertionError(f"traffic {self.tag}: incomplete {timeout:g}s after "
+                                     f"the last message was sent: {summary}\n"
+                                     f"state events of some never acked: {states}\n"
+                                     f"counts: {self.counts()}")
+
+    def wait_catch_up(self, d: Stanzad, since: int = 0, timeout: float = 30.0) -> None:
+        """If the daemon bound a new session (`stream management enabled`) since line
+        `since`, wait until the last such session has logged its archive catch-up (so a
+        late duplicate from it lands before settle()), reading the front end meanwhile."""
+        enabled = [i for i in range(since, len(d.lines))
+                   if re.search(rx_sm_enabled(self.account), d.lines[i])]
+        if not enabled:
+            return
+        deadline = time.monotonic() + timeout
+        while d.index(rx_catch_up(self.account), since=enabled[-1]) is None:
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"the daemon's last new session (log line {enabled[-1]}) has not logged "
+                    f"its archive catch-up within {timeout:g}s\n{d.output(enabled[-1])[-3000:]}")
+            self.step(0.05)
+
+    def settle(self, seconds: float) -> None:
+        """A fixed window, for duplicates that would arrive late (an absence check)."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.step(min(0.1, max(0.0, end - time.monotonic())))
+
+    # -- results
+    def counts(self) -> dict:
+        in_dups = {b: len(es) for b, es in self.in_events.items() if len(es) > 1}
+        bob_dups = {m: n for m, n in self.bob_seen.items() if n > 1}
+        out_ev_dups = {m: n for m, n in self.out_events.items() if n != 1}
+        return {
+            "tag": self.tag,
+            "out_sent": len(self.out_ids),
+            "out_accepted": sum(1 for r in self.replies.values() if r.get("ok")),
+            "out_acked": sum(1 for s in self.states.values() if s.get("acked")),
+            "out_delivered": sum(1 for s in self.states.values() if s.get("delivered")),
+            "out_failed": sum(1 for s in self.states.values() if s.get("failed")),
+            "out_event_not_once": len(out_ev_dups),
+            "bob_distinct": len(self.bob_seen),
+            "bob_raw": sum(self.bob_seen.values()),
+            "bob_raw_duplicates": sum(n - 1 for n in bob_dups.values()),
+            "bob_bad": len(self.bob_bad),
+            "in_sent": self.sender.sent if self.sender else 0,
+            "fe_distinct": len(self.in_events),
+            "fe_duplicates": sum(n - 1 for n in in_dups.values()),
+            "fe_strange": len(self.strange_events),
+            "fe_in_order": self.in_order == sorted(self.in_order),
+            "faults": [(f.name, f.fired_at) for f in self.faults],
+            "send_seconds": round((self.sending_done or time.monotonic()) - self.started, 2),
+            "complete_seconds": (round(self.complete_at - self.started, 2)
+                                 if self.complete_at else None),
+        }
+
+    def report(self, **extra: Any) -> dict:
+        """Print the counts as one line (`FAULT-RESULT {...}`) for docs/reliability.md."""
+        c = self.counts()
+        c.update(extra)
+        _say("", "FAULT-RESULT " + json.dumps(c, separators=(",", ":")))
+        return c
+
+    def check(self, *, in_order: bool = False) -> None:
+        """The contract: nothing lost, nothing shown twice at the front end, bob gets every
+        message (copies only with the same origin-id), each acked."""
+        t = self.test
+        lost_bob = [m for m in self.out_ids if m not in self.bob_seen]
+        t.assertEqual(lost_bob, [], "alice -> bob: messages bob never received")
+        t.assertEqual([repr(m) for m in self.bob_bad], [],
+                      "alice -> bob: bob got one of ours without its origin-id (or with "
+                      "another body)")
+        not_acked = [m for m in self.out_ids if not self.acked(m)]
+        t.assertEqual(not_acked, [], "alice -> bob: messages never acked by the server")
+        out_ev = {m: self.out_events.get(m, 0) for m in self.out_ids
+                  if self.out_events.get(m, 0) != 1}
+        t.assertEqual(out_ev, {}, "alice -> bob: outgoing `message` events per msg_id "
+                                  "(must be exactly 1)")
+        lost_fe = [s for s in self.in_ids if self.in_body[s] not in self.in_events]
+        t.assertEqual(lost_fe, [], "bob -> alice: messages the front end never showed")
+        dups = {b: [e.get("msg_id") for e in es] for b, es in self.in_events.items()
+                if len(es) > 1}
+        t.assertEqual(dups, {}, "bob -> alice: messages the front end showed more than "
+                                "once (body: msg_ids)")
+        t.assertEqual(self.strange_events, [],
+                      "events showing our own messages as incoming (or bob's as ours)")
+        if in_order:
+            t.assertEqual(self.in_order, sorted(self.in_order),
+                          "bob -> alice: the front end showed them out of bob's order")
+
+
+def count_replayed(test: unittest.TestCase, client: JsonClient, *,
+                   incoming_bodies: Iterable[str] = (), outgoing_ids: Iterable[str] = (),
+                   what: str = "replay") -> dict:
+    """A front end that replays the whole store (hello since=0, then wait_replay()) must
+    see each incoming body once and each outgoing msg_id once: counts them in
+    client.events, asserts, and returns {"incoming": n, "outgoing": n}."""
+    bodies, ids = set(incoming_bodies), set(outgoing_ids)
+    inc: "dict[str, int]" = {}
+    out: "dict[str, int]" = {}
+    for e in client.events:
+        if e.get("event") != "message":
+            continue
+        if e.get("outgoing"):
+            if e.get("msg_id") in ids:
+                out[e["msg_id"]] = out.get(e["msg_id"], 0) + 1
+        elif e.get("body") in bodies:
+            inc[e["body"]] = inc.get(e["body"], 0) + 1
+    test.assertEqual({b: inc.get(b, 0) for b in bodies if inc.get(b, 0) != 1}, {},
+                     f"{what}: incoming messages not stored exactly once (body: count)")
+    test.assertEqual({m: out.get(m, 0) for m in ids if out.get(m, 0) != 1}, {},
+                     f"{what}: outgoing messages not stored exactly once (msg_id: count)")
+    return {"incoming": len(inc), "outgoing": len(out)}
+
+
+class FaultTest(JsonlTest):
+    """JsonlTest with stanzad's account connected through a FaultProxy (self.proxy) and
+    quick dead-link detection (ping_interval = ping_timeout = 2 s)."""
+
+    PING_INTERVAL = 2
+    PING_TIMEOUT = 2
+
+    def fault_proxy(self, prosody: Optional[Prosody] = None) -> Any:
+        from faultproxy import FaultProxy
+        proxy = FaultProxy((prosody or self.prosody).port)
+        self.addCleanup(proxy.close)
+        return proxy
+
+    def proxied_account(self, proxy: Any, name: str = "home", user: str = "alice",
+                        **extra: Any) -> dict:
+        acct = self.account(name, user, **extra)
+        acct["port"] = proxy.port  # host stays 127.0.0.1; TLS checks the JID's domain
+        return acct
+
+    def start_fault_daemon(self, proxy: Any = None, name: str = "stanzad",
+                           online: bool = True, **daemon: Any) -> Stanzad:
+        """stanzad with alice as "home" (through `proxy` when given) and the fast
+        dead-link settings; `daemon` overrides [daemon] keys."""
+        daemon.setdefault("ping_interval", self.PING_INTERVAL)
+        daemon.setdefault("ping_timeout", self.PING_TIMEOUT)
+        acct = (self.proxied_account(proxy) if proxy is not None
+                else self.account("home", "alice"))
+        d = self.start_daemon([acct], name=name, online=online, **daemon)
+        return d
+
+    def bob_peer(self) -> Peer:
+        bob = self.peer("bob")
+        bob.answer_receipts()
+        return bob

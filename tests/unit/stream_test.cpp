@@ -644,3 +644,19 @@ TEST_CASE("sm: a server that refuses enable still gets us online, without acks")
     CHECK(s.take() == "<message/>");  // no <r/>, nothing queued
     CHECK_FALSE(*s.stream.next_deadline() < s.now + 60s);
 }
+
+TEST_CASE("sm: a connection that dies before the server answers <resume/> passes the session on") {
+    Session first(sm_options());
+    enable(first);
+    first.stream.send("<message id='m1'/>", first.now, "m1");
+    first.stream.transport_closed("reset");
+    auto session = first.stream.take_resumable();
+    REQUIRE(session);
+    Session second(sm_options(std::move(session)));
+    second.stream.start(second.now);
+    second.stream.transport_closed("black hole");  // not even authenticated
+    auto again = second.stream.take_resumable();
+    REQUIRE(again);
+    CHECK(again->id == "sm-1");
+    CHECK(again->queue.unacked_count() == 1);
+}
