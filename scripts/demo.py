@@ -103,7 +103,24 @@ Press Ctrl-C to stop stanzad and the server{f' (stopping by itself after {second
                 say(f"bob -> {full}: disco#info feature {feature}")
             version = bob.version(full)
             say(f"bob -> {full}: software version {version['name']} {version['version']}")
-        say("the connection works. stanzad keeps running; Ctrl-C stops everything.")
+
+            # The JSON-lines front end, through stanzactl.
+            sock = Path(config["daemon"]["socket"])
+            ctl = ["-s", sock]
+            status = harness.run_stanzactl([*ctl, "status"])
+            for line in status.stdout.splitlines():
+                say(f"stanzactl status: {line}")
+            bob.send_message("alice@localhost", "hello alice, it is bob")
+            sent = harness.run_stanzactl([*ctl, "send", "home", "bob@localhost", "hello bob, from the demo"])
+            say(f"stanzactl send home bob@localhost ...: exit {sent.returncode}, msg_id {sent.stdout.strip()}")
+            got = bob.wait_message(body="hello bob, from the demo")
+            say(f"bob received it, origin-id {got.origin_id}")
+            say(f"""the events so far, as a front end sees them:
+  {rel(harness.stanzactl_bin())} -s {rel(sock)} tail --since 0
+try also:
+  {rel(harness.stanzactl_bin())} -s {rel(sock)} send home bob@localhost "text"
+  python3 contrib/examples/echo_bot.py {rel(sock)}      (answers bob's messages)""")
+        say("it all works. stanzad keeps running; Ctrl-C stops everything.")
 
         while True:
             remaining = None if seconds is None else seconds - (time.monotonic() - started)
