@@ -14,13 +14,9 @@
 
 namespace tls {
 
-struct SslCtxFree {
-    void operator()(SSL_CTX* c) const { SSL_CTX_free(c); }
-};
 struct SslFree {
     void operator()(SSL* s) const { SSL_free(s); }
 };
-using CtxPtr = std::unique_ptr<SSL_CTX, SslCtxFree>;
 
 // A client context: system trust store plus `ca_file` (may be empty).
 xmpp::Result<std::shared_ptr<SSL_CTX>> make_client_context(const std::string& ca_file);

@@ -178,22 +178,21 @@ void Session::receive(std::string_view bytes) {
         }
         if (nl == std::string_view::npos) return;
         bytes.remove_prefix(nl + 1);
-        lines_.push_back(skipping_ ? std::string() : std::exchange(partial_, {}));
-        too_long_.push_back(skipping_);
+        if (skipping_) lines_.emplace_back(std::nullopt);
+        else lines_.emplace_back(std::exchange(partial_, {}));
         skipping_ = false;
     }
 }
 
 std::optional<Request> Session::next_request() {
     while (!lines_.empty()) {
-        std::string line = std::move(lines_.front());
-        bool too_long = too_long_.front();
+        std::optional<std::string> next = std::move(lines_.front());
         lines_.pop_front();
-        too_long_.pop_front();
-        if (too_long) {
+        if (!next) {
             error(nullptr, "line-too-long", "line longer than " + std::to_string(max_line_bytes) + " bytes; skipped");
             continue;
         }
+        std::string line = std::move(*next);
         if (!line.empty() && line.back() == '\r') line.pop_back();
         if (line.find_first_not_of(" \t") == std::string::npos) continue;  // blank lines are harmless
         // Nesting is bounded: JSON values are copied and printed recursively.

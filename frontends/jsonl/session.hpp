@@ -50,8 +50,7 @@ private:
     std::string daemon_version_;
     std::string partial_;               // an incomplete line
     bool skipping_ = false;             // inside a line that is too long
-    std::deque<std::string> lines_;     // complete lines; "" marks a line that was too long
-    std::deque<bool> too_long_;
+    std::deque<std::optional<std::string>> lines_;  // complete lines; nullopt: one that was too long
     std::string output_;
     bool hello_sent_ = false;           // a hello is with the hub
     bool attached_ = false;
