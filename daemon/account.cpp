@@ -50,6 +50,14 @@ void Account::start() {
     auto password = config::resolve_password(config_);
     if (!password) return give_up(password.error().message);
     password_ = std::move(password).value();
+    // XEP-0198 across a restart of the daemon: resume the session the server may still hold.
+    if (auto cp = hub_.load_checkpoint(config_.name)) {
+        if (auto jid = xmpp::Jid::parse(cp->jid); jid && jid.value().bare() == config_.jid.bare()) {
+            xmpp::SmSession session{cp->id, cp->location, jid.value(), xmpp::SmQueue(), true};
+            session.queue.set_inbound(cp->inbound);
+            resume_ = std::move(session);
+        }
+    }
     connect();
 }
 
@@ -100,6 +108,7 @@ void Account::connect() {
             [this](const xmpp::Online& o) { online(o); },
             [this](xmpp::Stanza& s) { hub_.received(*this, s); },
             [this](const std::vector<std::string>& tags) { hub_.acked(*this, tags); },
+            [this](const std::optional<xmpp::SmCheckpoint>& cp) { hub_.save_checkpoint(*this, cp); },
             [this](const xmpp::Closed& c, bool tls_verify) { closed(c, tls_verify); },
         },
         host, port);
@@ -122,9 +131,10 @@ void Account::online(const xmpp::Online& o) {
     if (o.resumed) logs::daemon().info("{}resumed the previous session", prefix_);
     else if (!o.resume_failure.empty()) logs::daemon().info("{}could not resume ({}); new session", prefix_, o.resume_failure);
     if (o.stream_management && !o.resumed) logs::daemon().info("{}stream management enabled", prefix_);
+    if (!o.stream_management) hub_.save_checkpoint(*this, std::nullopt);  // nothing to resume
     set_state(State::Online);
     if (!o.resumed) send(presence_);  // RFC 6121 §4.2: initial presence (a resumed session has it)
-    hub_.online(*this, o.resumed, o.stream_management);
+    hub_.online(*this, o.resumed, o.stream_management, o.restored);
 }
 
 bool Account::send(std::string_view xml, std::string tag) {
@@ -153,6 +163,7 @@ void Account::closed(const xmpp::Closed& c, bool tls_verify) {
     finished_ = std::move(connection_);  // we are inside its call stack: drop it later
     resume_ = stopping_ ? std::nullopt : finished_->take_resumable();
     if (stopping_) {
+        hub_.save_checkpoint(*this, std::nullopt);  // a closed stream cannot be resumed
         logs::daemon().info("{}closed ({}{})", prefix_, c.reason, c.clean ? ", clean" : "");
         set_state(State::Stopped, c.reason);
         if (stopped_) stopped_();

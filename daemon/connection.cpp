@@ -222,6 +222,11 @@ void XmppConnection::pump() {
             return;  // the owner may drop us now (on a later loop turn)
         }
     }
+    // After the events of this read are handled: what the store keeps to resume after a restart.
+    if (auto cp = stream_.checkpoint(); !finished_ && cp && cp != checkpoint_) {
+        checkpoint_ = cp;
+        if (events_.checkpoint) events_.checkpoint(cp);
+    }
     flush();
     if (!finished_) arm_timer(stream_.next_deadline());
 }

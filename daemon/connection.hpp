@@ -21,6 +21,8 @@ struct ConnectionEvents {
     std::function<void(const xmpp::Online&)> online;
     std::function<void(xmpp::Stanza&)> stanza;
     std::function<void(const std::vector<std::string>& tags)> acked;  // XEP-0198
+    // The resumable XEP-0198 session changed (nullopt: none); for the store.
+    std::function<void(const std::optional<xmpp::SmCheckpoint>&)> checkpoint;
     // Final. `tls_verify` is set when the server's certificate was refused.
     std::function<void(const xmpp::Closed&, bool tls_verify)> closed;
 };
@@ -88,6 +90,7 @@ private:
     bool connect_timer_ = false;    // the timer runs for the TCP connect, not the stream
     bool handshake_timer_ = false;  // ... or for a direct TLS handshake
     bool finished_ = false;
+    std::optional<xmpp::SmCheckpoint> checkpoint_;  // as last reported
     std::string tls_verify_error_;
 };
 

@@ -2,6 +2,8 @@
 
 #include <openssl/rand.h>
 
+#include <cstdlib>
+
 #include "daemon/account.hpp"
 #include "daemon/log.hpp"
 
@@ -48,7 +50,26 @@ void Hub::account_state(Account& account) {
     publish(account.name(), model::AccountState{to_string(account.state()), account.reason(), account.bound_jid()});
 }
 
-void Hub::online(Account& account, bool resumed, bool stream_management) {
+void Hub::save_checkpoint(Account& account, const std::optional<xmpp::SmCheckpoint>& cp) {
+    std::string value = cp ? cp->id + "\n" + cp->location + "\n" + cp->jid + "\n" + std::to_string(cp->inbound) : "";
+    if (auto st = store_.set_meta(account.name(), "sm", value); !st)
+        logs::daemon().warn("account {}: cannot keep the stream management state: {}", account.name(),
+                            st.error().message);
+}
+
+std::optional<xmpp::SmCheckpoint> Hub::load_checkpoint(const std::string& account) {
+    auto value = store_.meta(account, "sm");
+    if (!value || value.value().empty()) return std::nullopt;
+    std::vector<std::string> parts;
+    std::string_view rest = value.value();
+    for (std::size_t nl; (nl = rest.find('\n')) != std::string_view::npos; rest.remove_prefix(nl + 1))
+        parts.emplace_back(rest.substr(0, nl));
+    parts.emplace_back(rest);
+    if (parts.size() != 4 || parts[0].empty()) return std::nullopt;
+    return xmpp::SmCheckpoint{parts[0], parts[1], parts[2], static_cast<std::uint32_t>(std::strtoul(parts[3].c_str(), nullptr, 10))};
+}
+
+void Hub::online(Account& account, bool resumed, bool stream_management, bool restored) {
     if (!resumed) account.send(xmpp::make_roster_get(roster_query_id));  // RFC 6121 §2.1.3
     auto pending = store_.pending(account.name());
     if (!pending) {
@@ -59,11 +80,13 @@ void Hub::online(Account& account, bool resumed, bool stream_management) {
     // what was sent but never acknowledged goes again with its origin-id, so receivers can
     // drop a copy; without stream management we cannot know, and send nothing twice.
     for (const auto& entry : pending.value())
-        if (entry.state == "accepted" || (!resumed && stream_management && entry.state == "sent"))
+        if (entry.state == "accepted" || ((!resumed || restored) && stream_management && entry.state == "sent"))
             transmit(account, entry);
-    if (resumed) return;
-    // XEP-0313: whatever came while we were away, after the last archive id we saw, or
-    // else since this account first came online here.
+    // XEP-0313: whatever came while we were away, after the last archive id up to which we
+    // have everything, or else since this account first came online here. A resumed
+    // session has no gap, unless an earlier catch-up was cut off, or we were restarted.
+    bool gap_open = catch_ups_.count(account.name()) > 0;
+    if (resumed && !restored && !gap_open) return;
     auto last = store_.meta(account.name(), "mam_last");
     auto since = store_.meta(account.name(), "mam_since");
     if (since && since.value().empty()) {
@@ -74,7 +97,7 @@ void Hub::online(Account& account, bool resumed, bool stream_management) {
 }
 
 void Hub::catch_up(Account& account, const std::string& after) {
-    CatchUp& c = catch_ups_[account.name()];
+    CatchUp& c = catch_ups_[account.name()];  // open until a page says complete
     c.query_id = "catchup" + std::to_string(next_query_++);
     std::string start = after.empty() ? store_.meta(account.name(), "mam_since").value() : "";
     account.send(xmpp::make_mam_query(c.query_id, c.query_id, after, start, 100));
@@ -119,7 +142,10 @@ bool Hub::incoming(Account& account, const xmpp::ReceivedMessage& m, bool from_a
     auto from = xmpp::Jid::parse(m.from);
     bool outgoing = from_archive && (m.from.empty() || (from && from.value().bare() == own));
     if (outgoing && !m.origin_id.empty() && store_.find(account.name(), m.origin_id)) return false;  // ours: known
-    if (!m.stanza_id.empty()) remember_archive_id(account, m.stanza_id);
+    // Live messages move the archive position only while no gap is open: one that arrives
+    // during a catch-up is newer than what the catch-up still has to bring.
+    if (!from_archive && !m.stanza_id.empty() && !catch_ups_.count(account.name()))
+        remember_archive_id(account, m.stanza_id);
     model::Message msg;
     msg.from = outgoing ? own : m.from;
     msg.to = m.to;
@@ -201,8 +227,9 @@ void Hub::received(Account& account, xmpp::Stanza& stanza) {
     if (it == catch_ups_.end() || id != it->second.query_id || !from_own_account) return;
     auto fin = xmpp::parse_mam_fin(root);
     if (type != "result" || !fin) {
+        // The gap stays open: the next login tries again from the same position.
         logs::daemon().warn("account {}: archive catch-up failed (the server answered {})", account.name(), type);
-        catch_ups_.erase(it);
+        it->second.query_id.clear();
         return;
     }
     if (!fin->last.empty()) remember_archive_id(account, fin->last);

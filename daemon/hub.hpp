@@ -11,6 +11,7 @@
 #include "daemon/store.hpp"
 #include "frontends/model.hpp"
 #include "protocol/im.hpp"
+#include "protocol/stream.hpp"
 #include "protocol/xml_framer.hpp"
 
 namespace stanzad {
@@ -33,7 +34,12 @@ public:
     // After the stream is up. A new session: roster, the outbox (with stream management,
     // also what was sent but never acknowledged), and archive catch-up. A resumed one:
     // only what was accepted meanwhile.
-    void online(Account& account, bool resumed, bool stream_management);
+    // `restored`: a session resumed after a daemon restart, where it is unknown which
+    // messages the server has: everything unacknowledged goes again.
+    void online(Account& account, bool resumed, bool stream_management, bool restored = false);
+    // The XEP-0198 session to resume after a restart (nullopt: none), kept in the store.
+    void save_checkpoint(Account& account, const std::optional<xmpp::SmCheckpoint>& checkpoint);
+    std::optional<xmpp::SmCheckpoint> load_checkpoint(const std::string& account);
     // XEP-0198: the server has these messages.
     void acked(Account& account, const std::vector<std::string>& msg_ids);
     void received(Account& account, xmpp::Stanza& stanza);
@@ -67,7 +73,8 @@ private:
         int count = 0;   // archived messages looked at
         int fresh = 0;   // of which not seen before
     };
-    std::map<std::string, CatchUp> catch_ups_;  // by account: the archive query running
+    // By account: a gap in what we have from the archive, and the query filling it.
+    std::map<std::string, CatchUp> catch_ups_;
     unsigned long next_query_ = 1;
 };
 

@@ -364,12 +364,17 @@ void ClientStream::bind() {
     phase_ = Phase::Binding;
 }
 
-void ClientStream::go_online(TimePoint now, bool resumed) {
+void ClientStream::go_online(TimePoint now, bool resumed, bool restored) {
     phase_ = Phase::Online;
     state_ = StreamState::Online;
     negotiation_deadline_.reset();
     last_received_ = now;
-    events_.emplace_back(Online{bound_, mechanism_name_, sm_enabled_, resumed, resume_failure_});
+    events_.emplace_back(Online{bound_, mechanism_name_, sm_enabled_, resumed, restored, resume_failure_});
+}
+
+std::optional<SmCheckpoint> ClientStream::checkpoint() const {
+    if (state_ != StreamState::Online || !sm_enabled_ || !sm_resumable_) return std::nullopt;
+    return SmCheckpoint{sm_id_, sm_location_, bound_.full(), sm_.inbound()};
 }
 
 void ClientStream::handle_sm(pugi::xml_node element, TimePoint now) {
@@ -393,11 +398,19 @@ void ClientStream::handle_sm(pugi::xml_node element, TimePoint now) {
         if (name == "resumed" && h) {
             SmSession previous = std::move(*options_.resume);
             options_.resume.reset();
-            sm_ = std::move(previous.queue);
             sm_id_ = previous.id;
             sm_location_ = previous.location;
             bound_ = previous.jid;
             sm_enabled_ = sm_resumable_ = true;
+            if (previous.restored) {
+                // Which of our stanzas h covers is unknown after a restart: count on from h;
+                // the owner resends its unacknowledged messages, which are new stanzas here.
+                sm_ = SmQueue(*h);
+                sm_.set_inbound(previous.queue.inbound());
+                go_online(now, true, true);
+                return;
+            }
+            sm_ = std::move(previous.queue);
             acked(*h);
             if (state_ == StreamState::Closed) return;
             // §5: what the server did not get goes again, under the same counts.

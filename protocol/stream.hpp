@@ -49,6 +49,17 @@ struct SmSession {
     std::string location;      // where to reconnect, if the server said (host[:port])
     Jid jid;                   // the full JID bound to the session
     SmQueue queue;             // unacked stanzas and both counters
+    // Read back from disk after a restart: only the inbound h is known, not which of our
+    // stanzas the server has. On <resumed h/> everything up to h counts as received and
+    // the owner sends again what it has not seen acknowledged (same origin-ids).
+    bool restored = false;
+};
+
+// What survives a restart of the daemon (kept in the store by the owner).
+struct SmCheckpoint {
+    std::string id, location, jid;
+    std::uint32_t inbound = 0;
+    friend bool operator==(const SmCheckpoint&, const SmCheckpoint&) = default;
 };
 
 struct StreamOptions {
@@ -78,6 +89,7 @@ struct Online {
     std::string mechanism;   // the SASL mechanism that authenticated us
     bool stream_management = false;  // XEP-0198 acks will come
     bool resumed = false;            // the previous session went on (XEP-0198 §5)
+    bool restored = false;           // ... resumed from a checkpoint: resend what is unacked
     std::string resume_failure;      // why resumption was refused, when it was tried
 };
 // The server acknowledged these stanzas (XEP-0198 <a/> or <resumed/>): their tags, oldest
@@ -131,6 +143,9 @@ public:
     // After Closed: the XEP-0198 session to resume on the next connection, if the server
     // allowed resumption and the stream did not end cleanly.
     std::optional<SmSession> take_resumable();
+    // While a resumable XEP-0198 session is up: what to keep on disk to resume it after a
+    // restart. The inbound h covers only stanzas already handed out as events.
+    std::optional<SmCheckpoint> checkpoint() const;
 
     // Iq requests addressed to us, keyed by the payload's namespace and element name.
     // Every namespace handled here is announced in disco#info (§XEP-0030 3.1).
@@ -166,7 +181,7 @@ private:
     IqAnswer answer_disco_info(pugi::xml_node payload) const;
     void trace_in(const Stanza& stanza);
     void handle_sm(pugi::xml_node element, TimePoint now);
-    void go_online(TimePoint now, bool resumed);
+    void go_online(TimePoint now, bool resumed, bool restored = false);
     void bind();
     void request_ack(TimePoint now);
     void acked(std::uint32_t h);

@@ -660,3 +660,43 @@ TEST_CASE("sm: a connection that dies before the server answers <resume/> passes
     CHECK(again->id == "sm-1");
     CHECK(again->queue.unacked_count() == 1);
 }
+
+TEST_CASE("sm: a checkpoint taken while online resumes the session after a restart") {
+    Session first(sm_options());
+    enable(first);
+    first.stream.send("<message id='m1'/>", first.now, "m1");
+    first.feed("<message from='b@c/d'><body>1</body></message><message from='b@c/d'><body>2</body></message>");
+    first.events();
+    auto cp = first.stream.checkpoint();
+    REQUIRE(cp);
+    CHECK(*cp == SmCheckpoint{"sm-1", "", "user@example.org/r", 2});
+
+    // A new process: only the checkpoint is known.
+    SmSession restored{cp->id, cp->location, Jid::parse(cp->jid).value(), SmQueue(), true};
+    restored.queue.set_inbound(cp->inbound);
+    Session second(sm_options(std::move(restored)));
+    authenticate(second);
+    CHECK(second.take() == "<resume xmlns='urn:xmpp:sm:3' h='2' previd='sm-1'/>");
+    second.feed("<resumed xmlns='urn:xmpp:sm:3' h='7' previd='sm-1'/>");  // any h is taken as is
+    auto ev = second.events();
+    REQUIRE(ev.size() == 1);
+    auto online = std::get<Online>(ev[0]);
+    CHECK(online.resumed);
+    CHECK(online.restored);
+    CHECK(online.jid.full() == "user@example.org/r");
+    CHECK(second.take().empty());  // nothing resent by the stream: the owner does that
+    second.stream.send("<message id='m1'/>", second.now, "m1");  // counted as our 8th
+    second.feed("<a xmlns='urn:xmpp:sm:3' h='8'/>");
+    CHECK(acked_tags(second) == std::vector<std::string>{"m1"});
+    second.feed("<r xmlns='urn:xmpp:sm:3'/>");
+    CHECK(second.take().find("<a xmlns='urn:xmpp:sm:3' h='2'/>") != std::string::npos);
+}
+
+TEST_CASE("sm: no checkpoint without a resumable session, or after a clean close") {
+    Session s(sm_options());
+    CHECK_FALSE(s.stream.checkpoint());
+    enable(s);
+    CHECK(s.stream.checkpoint());
+    s.stream.close(s.now);
+    CHECK_FALSE(s.stream.checkpoint());
+}
