@@ -53,7 +53,7 @@ void Account::start() {
     // XEP-0198 across a restart of the daemon: resume the session the server may still hold.
     if (auto cp = hub_.load_checkpoint(config_.name)) {
         if (auto jid = xmpp::Jid::parse(cp->jid); jid && jid.value().bare() == config_.jid.bare()) {
-            xmpp::SmSession session{cp->id, cp->location, jid.value(), xmpp::SmQueue(), true};
+            xmpp::SmSession session{cp->id, cp->location, jid.value(), xmpp::SmQueue(), 0, true};
             session.queue.set_inbound(cp->inbound);
             resume_ = std::move(session);
         }
@@ -84,6 +84,12 @@ void Account::connect() {
     // XEP-0198 §5: resume where the last connection left off, at the server's location.
     std::string host;
     int port = 0;
+    // XEP-0198 §5: past the server's 'max', the session is gone; do not ask for it.
+    if (resume_ && resume_->max &&
+        std::chrono::steady_clock::now() - resume_since_ > std::chrono::seconds(resume_->max)) {
+        logs::daemon().info("{}the previous session expired ({} s); not resuming it", prefix_, resume_->max);
+        resume_.reset();
+    }
     if (resume_) {
         // "host", "host:port", "[v6]" or "[v6]:port"
         const std::string& loc = resume_->location;
@@ -128,6 +134,7 @@ void Account::online(const xmpp::Online& o) {
     failures_ = 0;
     bound_jid_ = o.jid.full();
     logs::daemon().info("{}online as {} ({})", prefix_, o.jid.full(), o.mechanism);
+    resume_since_ = {};
     if (o.resumed) logs::daemon().info("{}resumed the previous session", prefix_);
     else if (!o.resume_failure.empty()) logs::daemon().info("{}could not resume ({}); new session", prefix_, o.resume_failure);
     if (o.stream_management && !o.resumed) logs::daemon().info("{}stream management enabled", prefix_);
@@ -162,6 +169,8 @@ void Account::update_roster(std::vector<xmpp::RosterEntry> items, bool push) {
 void Account::closed(const xmpp::Closed& c, bool tls_verify) {
     finished_ = std::move(connection_);  // we are inside its call stack: drop it later
     resume_ = stopping_ ? std::nullopt : finished_->take_resumable();
+    if (resume_ && !resume_->restored && resume_since_ == std::chrono::steady_clock::time_point{})
+        resume_since_ = std::chrono::steady_clock::now();
     if (stopping_) {
         hub_.save_checkpoint(*this, std::nullopt);  // a closed stream cannot be resumed
         logs::daemon().info("{}closed ({}{})", prefix_, c.reason, c.clean ? ", clean" : "");

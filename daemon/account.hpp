@@ -69,6 +69,7 @@ private:
     std::string presence_ = "<presence/>";
     std::vector<xmpp::RosterEntry> roster_;
     std::optional<xmpp::SmSession> resume_;  // the XEP-0198 session the next connection resumes
+    std::chrono::steady_clock::time_point resume_since_;  // when that session lost its link
     bool stopping_ = false;
     int failures_ = 0;  // consecutive, for the backoff
     std::mt19937 random_;

@@ -400,6 +400,7 @@ void ClientStream::handle_sm(pugi::xml_node element, TimePoint now) {
             options_.resume.reset();
             sm_id_ = previous.id;
             sm_location_ = previous.location;
+            sm_max_ = previous.max;
             bound_ = previous.jid;
             sm_enabled_ = sm_resumable_ = true;
             if (previous.restored) {
@@ -443,6 +444,7 @@ void ClientStream::handle_sm(pugi::xml_node element, TimePoint now) {
             std::string_view resume = element.attribute("resume").value();
             sm_resumable_ = !sm_id_.empty() && (resume == "true" || resume == "1");
             sm_location_ = element.attribute("location").value();
+            sm_max_ = parse_h(element.attribute("max").value()).value_or(0);
         }
         go_online(now, false);  // <failed/>: online all the same, without acks
     }
@@ -478,7 +480,7 @@ std::optional<SmSession> ClientStream::take_resumable() {
     if (options_.resume) return std::exchange(options_.resume, std::nullopt);
     if (!sm_enabled_ || !sm_resumable_) return std::nullopt;
     sm_resumable_ = false;
-    return SmSession{sm_id_, sm_location_, bound_, std::move(sm_)};
+    return SmSession{sm_id_, sm_location_, bound_, std::move(sm_), sm_max_, false};
 }
 
 void ClientStream::handle_sasl(pugi::xml_node element) {

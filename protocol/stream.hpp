@@ -49,6 +49,7 @@ struct SmSession {
     std::string location;      // where to reconnect, if the server said (host[:port])
     Jid jid;                   // the full JID bound to the session
     SmQueue queue;             // unacked stanzas and both counters
+    std::uint32_t max = 0;     // seconds the server keeps it (XEP-0198 §5 'max'), 0: unknown
     // Read back from disk after a restart: only the inbound h is known, not which of our
     // stanzas the server has. On <resumed h/> everything up to h counts as received and
     // the owner sends again what it has not seen acknowledged (same origin-ids).
@@ -214,6 +215,7 @@ private:
     bool sm_enabled_ = false;
     bool sm_resumable_ = false;
     std::string sm_id_, sm_location_;
+    std::uint32_t sm_max_ = 0;
     std::string resume_failure_;
     SmQueue sm_;
     std::uint32_t sm_requested_at_ = 0;        // head when we last sent <r/>

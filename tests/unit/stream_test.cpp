@@ -552,6 +552,7 @@ TEST_CASE("sm: a dropped connection is resumed; what the server missed is sent a
     auto session = first.stream.take_resumable();
     REQUIRE(session);
     CHECK(session->id == "sm-1");
+    CHECK(session->max == 600);
     CHECK(session->queue.unacked_count() == 3);
     CHECK(session->queue.inbound() == 1);
 
@@ -672,7 +673,7 @@ TEST_CASE("sm: a checkpoint taken while online resumes the session after a resta
     CHECK(*cp == SmCheckpoint{"sm-1", "", "user@example.org/r", 2});
 
     // A new process: only the checkpoint is known.
-    SmSession restored{cp->id, cp->location, Jid::parse(cp->jid).value(), SmQueue(), true};
+    SmSession restored{cp->id, cp->location, Jid::parse(cp->jid).value(), SmQueue(), 0, true};
     restored.queue.set_inbound(cp->inbound);
     Session second(sm_options(std::move(restored)));
     authenticate(second);
