@@ -81,32 +81,17 @@ void Account::connect() {
     options.ping_timeout = ping_timeout_;
     // A login that stalls is a dead link too: give it a few ping timeouts, at most 30 s.
     options.negotiation_timeout = std::min<std::chrono::milliseconds>(std::chrono::seconds(30), 5 * ping_timeout_);
-    // XEP-0198 §5: resume where the last connection left off, at the server's location.
-    std::string host;
-    int port = 0;
     // XEP-0198 §5: past the server's 'max', the session is gone; do not ask for it.
     if (resume_ && resume_->max &&
         std::chrono::steady_clock::now() - resume_since_ > std::chrono::seconds(resume_->max)) {
         logs::daemon().info("{}the previous session expired ({} s); not resuming it", prefix_, resume_->max);
         resume_.reset();
     }
+    // XEP-0198 §5: resume where the last connection left off, at the server's location.
+    std::pair<std::string, int> location;
     if (resume_) {
-        // "host", "host:port", "[v6]" or "[v6]:port"
-        const std::string& loc = resume_->location;
-        std::size_t port_at = std::string::npos;
-        if (!loc.empty() && loc.front() == '[') {
-            auto close = loc.find(']');
-            host = loc.substr(1, close == std::string::npos ? std::string::npos : close - 1);
-            if (close != std::string::npos && close + 1 < loc.size() && loc[close + 1] == ':') port_at = close + 2;
-        } else if (auto colon = loc.find(':'); colon != std::string::npos && loc.find(':', colon + 1) == std::string::npos) {
-            host = loc.substr(0, colon);
-            port_at = colon + 1;
-        } else {
-            host = loc;
-        }
-        if (port_at != std::string::npos) port = std::atoi(loc.c_str() + port_at);
-        options.resume = std::move(resume_);
-        resume_.reset();
+        location = xmpp::split_location(resume_->location);
+        options.resume = std::exchange(resume_, std::nullopt);
     }
     connection_ = std::make_unique<XmppConnection>(
         loop_, config_, std::move(options), prefix_,
@@ -117,7 +102,7 @@ void Account::connect() {
             [this](const std::optional<xmpp::SmCheckpoint>& cp) { hub_.save_checkpoint(*this, cp); },
             [this](const xmpp::Closed& c, bool tls_verify) { closed(c, tls_verify); },
         },
-        host, port);
+        location.first, location.second);
     // RFC 6121 §2.1.6: roster pushes come from our own account (or carry no 'from').
     connection_->on_iq(xmpp::ns_roster, "query", [this](pugi::xml_node iq, pugi::xml_node query) {
         std::string_view from = iq.attribute("from").value();

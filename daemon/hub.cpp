@@ -88,18 +88,24 @@ void Hub::online(Account& account, bool resumed, bool stream_management, bool re
     bool gap_open = catch_ups_.count(account.name()) > 0;
     if (resumed && !restored && !gap_open) return;
     auto last = store_.meta(account.name(), "mam_last");
-    auto since = store_.meta(account.name(), "mam_since");
-    if (since && since.value().empty()) {
-        std::string now = rfc3339(std::chrono::system_clock::now());
-        if (store_.set_meta(account.name(), "mam_since", now)) since = now;
+    if (!last) {
+        logs::daemon().error("account {}: cannot read the archive position: {}", account.name(), last.error().message);
+        return;
     }
-    if (last && since && (!last.value().empty() || !since.value().empty())) catch_up(account, last.value());
+    catch_up(account, last.value());
 }
 
 void Hub::catch_up(Account& account, const std::string& after) {
     CatchUp& c = catch_ups_[account.name()];  // open until a page says complete
     c.query_id = "catchup" + std::to_string(next_query_++);
-    std::string start = after.empty() ? store_.meta(account.name(), "mam_since").value() : "";
+    // Without a position yet: from when this account first came online here (the first
+    // time, that is now, and the archive has nothing newer).
+    std::string start;
+    if (after.empty()) {
+        auto since = store_.meta(account.name(), "mam_since");
+        start = since && !since.value().empty() ? since.value() : rfc3339(std::chrono::system_clock::now());
+        if (since && since.value().empty()) (void)store_.set_meta(account.name(), "mam_since", start);
+    }
     account.send(xmpp::make_mam_query(c.query_id, c.query_id, after, start, 100));
 }
 

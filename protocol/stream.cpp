@@ -372,6 +372,22 @@ void ClientStream::go_online(TimePoint now, bool resumed, bool restored) {
     events_.emplace_back(Online{bound_, mechanism_name_, sm_enabled_, resumed, restored, resume_failure_});
 }
 
+std::pair<std::string, int> split_location(std::string_view loc) {
+    std::string_view host = loc, port;
+    if (!loc.empty() && loc.front() == '[') {
+        auto close = loc.find(']');
+        host = loc.substr(1, close == std::string_view::npos ? std::string_view::npos : close - 1);
+        if (close != std::string_view::npos && loc.substr(close + 1).starts_with(":")) port = loc.substr(close + 2);
+    } else if (auto colon = loc.find(':'); colon != std::string_view::npos && loc.find(':', colon + 1) == std::string_view::npos) {
+        host = loc.substr(0, colon);  // one colon: host:port; more: a bare IPv6 address
+        port = loc.substr(colon + 1);
+    }
+    int p = 0;
+    auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
+    if (ec != std::errc() || end != port.data() + port.size() || p < 0 || p > 65535) p = 0;
+    return {std::string(host), p};
+}
+
 std::optional<SmCheckpoint> ClientStream::checkpoint() const {
     if (state_ != StreamState::Online || !sm_enabled_ || !sm_resumable_) return std::nullopt;
     return SmCheckpoint{sm_id_, sm_location_, bound_.full(), sm_.inbound()};

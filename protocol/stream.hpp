@@ -56,6 +56,10 @@ struct SmSession {
     bool restored = false;
 };
 
+// A XEP-0198 'location' ("host", "host:port", "[v6]" or "[v6]:port") as host and port;
+// port 0 when it has none.
+std::pair<std::string, int> split_location(std::string_view location);
+
 // What survives a restart of the daemon (kept in the store by the owner).
 struct SmCheckpoint {
     std::string id, location, jid;

@@ -2373,6 +2373,13 @@ class FaultTest(JsonlTest):
     PING_INTERVAL = 2
     PING_TIMEOUT = 2
 
+    def audit_replay(self, d: "Stanzad", traffic: "Traffic") -> None:
+        """A front end that attaches now and replays everything sees each message once."""
+        audit = self.client(d, hello="audit", since=0)
+        audit.wait_replay(timeout=20)
+        count_replayed(self, audit, incoming_bodies=traffic.in_body.values(),
+                       outgoing_ids=traffic.out_ids)
+
     def fault_proxy(self, prosody: Optional[Prosody] = None) -> Any:
         from faultproxy import FaultProxy
         proxy = FaultProxy((prosody or self.prosody).port)

@@ -28,7 +28,7 @@ Run alone: /usr/bin/python3 tests/integration/test_fault_blackhole.py
 import time
 
 import harness
-from harness import (Fault, FaultTest, Traffic, count_replayed, daemon_link_up,
+from harness import (Fault, FaultTest, Traffic, daemon_link_up,
                      rx_connecting, rx_disconnected, rx_resume_failed, rx_resumed,
                      rx_session_up)
 
@@ -99,10 +99,7 @@ class FaultBlackholeTest(FaultTest):
         d.wait_for(rx_session_up("home"), 1, since=hole["lift_mark"])
         t.check()
 
-        audit = self.client(d, hello="audit", since=0)
-        audit.wait_replay(timeout=20)
-        count_replayed(self, audit, incoming_bodies=t.in_body.values(),
-                       outgoing_ids=t.out_ids)
+        self.audit_replay(d, t)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ Run alone: /usr/bin/python3 tests/integration/test_fault_prosody_restart.py
 import time
 
 import harness
-from harness import (Fault, FaultTest, Traffic, count_replayed, daemon_link_up,
+from harness import (Fault, FaultTest, Traffic, daemon_link_up,
                      rx_catch_up, rx_disconnected, rx_resume_failed, rx_resumed,
                      rx_session_up, rx_sm_enabled)
 
@@ -97,10 +97,7 @@ class FaultProsodyRestartTest(FaultTest):
                          "resumed a session that the restarted server cannot have")
         t.check()
 
-        audit = self.client(d, hello="audit", since=0)
-        audit.wait_replay(timeout=20)
-        count_replayed(self, audit, incoming_bodies=t.in_body.values(),
-                       outgoing_ids=t.out_ids)
+        self.audit_replay(d, t)
 
 
 if __name__ == "__main__":

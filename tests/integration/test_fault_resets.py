@@ -25,7 +25,7 @@ Run alone: /usr/bin/python3 tests/integration/test_fault_resets.py
 """
 
 import harness
-from harness import (Fault, FaultTest, Traffic, count_replayed, daemon_link_up,
+from harness import (Fault, FaultTest, Traffic, daemon_link_up,
                      rx_disconnected, rx_resume_failed, rx_resumed, rx_session_up)
 
 N = 1000            # messages each way
@@ -76,10 +76,7 @@ class FaultResetsTest(FaultTest):
         t.check()
 
         # A front end that attaches now and replays everything sees each message once.
-        audit = self.client(d, hello="audit", since=0)
-        audit.wait_replay(timeout=20)
-        count_replayed(self, audit, incoming_bodies=t.in_body.values(),
-                       outgoing_ids=t.out_ids)
+        self.audit_replay(d, t)
 
 if __name__ == "__main__":
     harness.main()

@@ -701,3 +701,15 @@ TEST_CASE("sm: no checkpoint without a resumable session, or after a clean close
     s.stream.close(s.now);
     CHECK_FALSE(s.stream.checkpoint());
 }
+
+TEST_CASE("sm: a location is split into host and port") {
+    using P = std::pair<std::string, int>;
+    CHECK(split_location("") == P{"", 0});
+    CHECK(split_location("xmpp.example.org") == P{"xmpp.example.org", 0});
+    CHECK(split_location("xmpp.example.org:5223") == P{"xmpp.example.org", 5223});
+    CHECK(split_location("[2001:db8::1]:5222") == P{"2001:db8::1", 5222});
+    CHECK(split_location("[2001:db8::1]") == P{"2001:db8::1", 0});
+    CHECK(split_location("2001:db8::1") == P{"2001:db8::1", 0});
+    CHECK(split_location("host:99999") == P{"host", 0});
+    CHECK(split_location("host:x") == P{"host", 0});
+}
