@@ -83,6 +83,7 @@ struct StreamOptions {
     std::optional<SmSession> resume;                        // resume this session instead of binding
     std::uint32_t ack_burst = 5;                            // request an ack after this many stanzas
     std::chrono::milliseconds ack_delay{250};               // or this long after the last one
+    std::string caps_node = "https://stanzad.org";          // XEP-0115 §4 'node'
 };
 
 enum class StreamState { Idle, Negotiating, StartingTls, Online, Closing, Closed };
@@ -96,6 +97,8 @@ struct Online {
     bool resumed = false;            // the previous session went on (XEP-0198 §5)
     bool restored = false;           // ... resumed from a checkpoint: resend what is unacked
     std::string resume_failure;      // why resumption was refused, when it was tried
+    bool roster_versioning = false;  // RFC 6121 §2.6.1: the server offered <ver/>
+    bool pre_approval = false;       // RFC 6121 §3.4: the server offered <sub/>
 };
 // The server acknowledged these stanzas (XEP-0198 <a/> or <resumed/>): their tags, oldest
 // first; untagged stanzas are counted but not listed.
@@ -157,6 +160,11 @@ public:
     void on_iq(std::string_view ns, std::string_view element, IqHandler handler);
     // Another feature to announce in disco#info.
     void add_feature(std::string_view var);
+    // XEP-0115 §5.1: the verification string of our identity and features (as announced
+    // in disco#info, which also answers for the node 'caps_node#ver', §6.2), and the <c/>
+    // element for our presence.
+    std::string caps_ver() const;
+    std::string caps_element() const;
 
     std::string take_output();
     std::optional<StreamEvent> next_event();
