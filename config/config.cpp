@@ -36,9 +36,9 @@ constexpr std::array<std::string_view, 3> root_keys = {"daemon", "irc", "account
 constexpr std::array<std::string_view, 6> daemon_keys = {"state_dir", "socket", "log_level", "history_days",
                                                          "ping_interval", "ping_timeout"};
 constexpr std::array<std::string_view, 3> irc_keys = {"listen", "password", "password_command"};
-constexpr std::array<std::string_view, 13> account_keys = {
+constexpr std::array<std::string_view, 14> account_keys = {
     "name",    "jid",      "password", "password_command", "resource", "host",  "port",
-    "tls",     "ca_file",  "client_cert", "client_key",    "proxy",    "rooms"};
+    "tls",     "ca_file",  "client_cert", "client_key",    "proxy",    "rooms", "chat_markers"};
 constexpr std::array<std::string_view, 2> room_keys = {"jid", "nick"};
 constexpr std::array<std::string_view, 3> tls_modes = {"auto", "starttls", "direct"};
 constexpr std::array<std::string_view, 7> log_levels = {"trace", "debug",    "info", "warn",
@@ -269,6 +269,14 @@ private:
             return std::nullopt;
         }
         return s->get();
+    }
+
+    std::optional<bool> bool_at(const toml::table& table, std::string_view key, std::string_view prefix) {
+        const toml::node* node = table.get(key);
+        if (!node) return std::nullopt;
+        if (const auto* b = node->as_boolean()) return b->get();
+        error(*node, join_key(prefix, key), "expected true or false, got " + std::string(type_name(*node)));
+        return std::nullopt;
     }
 
     // `~/` expanded with $HOME; nullopt (reported) when there is no home to expand to.
@@ -533,6 +541,7 @@ private:
         }
 
         if (const toml::node* rooms = t.get("rooms")) this->rooms(*rooms, prefix, a);
+        if (auto v = bool_at(t, "chat_markers", prefix)) a.chat_markers = *v;
 
         if (error_count() != errors_before) return std::nullopt;
         return a;

@@ -35,6 +35,7 @@ struct Account {
     std::string client_cert, client_key;      // SASL EXTERNAL (later)
     std::string proxy;                        // socks5://host:port (later)
     std::vector<Room> rooms;
+    bool chat_markers = false;                // send XEP-0333 displayed markers
     int line = 0;                             // where [[account]] starts, for messages
     friend bool operator==(const Account&, const Account&) = default;
 };

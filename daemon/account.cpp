@@ -36,11 +36,15 @@ Account::Account(uv_loop_t* loop, config::Account config, const config::DaemonSe
       hub_(hub),
       stopped_(std::move(stopped)),
       random_(std::random_device{}()),
-      retry_timer_(loop) {
+      retry_timer_(loop),
+      iq_timer_(loop) {
     retry_timer_->data = this;
+    iq_timer_->data = this;
 }
 
-Account::~Account() = default;
+Account::~Account() {
+    pending_iqs_.clear();  // their callbacks may point at what is being torn down
+}
 
 void Account::start() {
     if (!config_.proxy.empty())
@@ -109,9 +113,25 @@ void Account::connect() {
         if (!from.empty() && from != config_.jid.bare() && from != bound_jid_)
             return xmpp::IqAnswer{"", "service-unavailable", "cancel"};
         if (std::string_view(iq.attribute("type").value()) != "set") return xmpp::IqAnswer{"", "bad-request", "modify"};
-        hub_.roster(*this, xmpp::parse_roster(query), true);
+        hub_.roster(*this, xmpp::parse_roster(query), true, xmpp::roster_version(query));
         return xmpp::IqAnswer{};
     });
+    // XEP-0191 §3.3, §3.4: the block list changed (from any of our clients).
+    for (const char* element : {"block", "unblock"}) {
+        connection_->on_iq(xmpp::ns_blocking, element, [this, element](pugi::xml_node iq, pugi::xml_node payload) {
+            std::string_view from = iq.attribute("from").value();
+            if (!from.empty() && from != config_.jid.bare() && from != bound_jid_)
+                return xmpp::IqAnswer{"", "service-unavailable", "cancel"};
+            if (std::string_view(iq.attribute("type").value()) != "set") return xmpp::IqAnswer{"", "bad-request", "modify"};
+            hub_.blocklist_push(*this, xmpp::parse_block_items(payload), std::string_view(element) == "block");
+            return xmpp::IqAnswer{};
+        });
+    }
+    // What we understand in messages, for disco#info and the XEP-0115 caps hash.
+    for (std::string_view f : {xmpp::ns_caps, xmpp::ns_carbons, xmpp::ns_chatstates, xmpp::ns_receipts,
+                               xmpp::ns_correct, xmpp::ns_markers, xmpp::ns_muc, xmpp::ns_conference,
+                               xmpp::ns_sid, xmpp::ns_nick})
+        connection_->add_feature(f);
     connection_->start();
 }
 
@@ -124,9 +144,70 @@ void Account::online(const xmpp::Online& o) {
     else if (!o.resume_failure.empty()) logs::daemon().info("{}could not resume ({}); new session", prefix_, o.resume_failure);
     if (o.stream_management && !o.resumed) logs::daemon().info("{}stream management enabled", prefix_);
     if (!o.stream_management) hub_.save_checkpoint(*this, std::nullopt);  // nothing to resume
+    roster_versioning_ = o.roster_versioning;
     set_state(State::Online);
-    if (!o.resumed) send(presence_);  // RFC 6121 §4.2: initial presence (a resumed session has it)
+    if (!o.resumed) {
+        // XEP-0280 §4.1: carbons before initial presence, so nothing falls between them.
+        request({}, [](const std::string& id) { return xmpp::make_carbons_enable(id); },
+                [this](const IqReply& r) {
+                    if (!r.ok()) logs::daemon().warn("{}could not enable carbons: {}", prefix_, r.error);
+                });
+        send("<presence>" + presence_payload() + "</presence>");  // RFC 6121 §4.2: initial presence
+    }
     hub_.online(*this, o.resumed, o.stream_management, o.restored);
+}
+
+std::string Account::presence_payload() const {
+    std::string out = xmpp::make_presence(show_, status_);  // <presence>...</presence> or <presence/>
+    out = out == "<presence/>" ? "" : out.substr(10, out.size() - 10 - 11);
+    if (connection_) out += connection_->caps_element();
+    return out;
+}
+
+void Account::request(const std::string& to, const std::function<std::string(const std::string& id)>& make,
+                      IqCallback done) {
+    std::string id = "stanzad-iq-" + std::to_string(next_iq_++);
+    if (!send(make(id))) {
+        done(IqReply{{}, "not-online"});
+        return;
+    }
+    pending_iqs_[id] = PendingIq{to, std::move(done), std::chrono::steady_clock::now() + std::chrono::seconds(30)};
+    if (!uv_is_active(reinterpret_cast<uv_handle_t*>(iq_timer_.get())))
+        uv_timer_start(
+            iq_timer_.get(), [](uv_timer_t* t) { static_cast<Account*>(t->data)->expire_iqs(false, "timeout"); },
+            1000, 1000);
+}
+
+bool Account::answered(pugi::xml_node iq) {
+    std::string_view type = iq.attribute("type").value();
+    if (type != "result" && type != "error") return false;
+    auto it = pending_iqs_.find(iq.attribute("id").value());
+    if (it == pending_iqs_.end()) return false;
+    // RFC 6120 §8.1.2.1: only the entity we asked may answer.
+    std::string_view from = iq.attribute("from").value();
+    bool ok_from = it->second.to.empty()
+                       ? from.empty() || from == config_.jid.bare() || from == bound_jid_
+                       : from == it->second.to;
+    if (!ok_from) return false;
+    IqCallback done = std::move(it->second.done);
+    pending_iqs_.erase(it);
+    done(IqReply{iq, type == "result" ? "" : xmpp::stanza_error(iq)});
+    return true;
+}
+
+void Account::expire_iqs(bool all, const std::string& why) {
+    auto now = std::chrono::steady_clock::now();
+    std::vector<IqCallback> expired;
+    for (auto it = pending_iqs_.begin(); it != pending_iqs_.end();) {
+        if (all || it->second.deadline <= now) {
+            expired.push_back(std::move(it->second.done));
+            it = pending_iqs_.erase(it);
+        } else {
+            ++it;
+        }
+    }
+    if (pending_iqs_.empty()) uv_timer_stop(iq_timer_.get());
+    for (auto& done : expired) done(IqReply{{}, why});
 }
 
 bool Account::send(std::string_view xml, std::string tag) {
@@ -135,9 +216,10 @@ bool Account::send(std::string_view xml, std::string tag) {
     return true;
 }
 
-void Account::set_presence(std::string presence_xml) {
-    presence_ = std::move(presence_xml);
-    send(presence_);
+void Account::set_presence(std::string show, std::string status) {
+    show_ = std::move(show);
+    status_ = std::move(status);
+    send("<presence>" + presence_payload() + "</presence>");
 }
 
 void Account::update_roster(std::vector<xmpp::RosterEntry> items, bool push) {
@@ -153,6 +235,7 @@ void Account::update_roster(std::vector<xmpp::RosterEntry> items, bool push) {
 
 void Account::closed(const xmpp::Closed& c, bool tls_verify) {
     finished_ = std::move(connection_);  // we are inside its call stack: drop it later
+    expire_iqs(true, "disconnected");
     resume_ = stopping_ ? std::nullopt : finished_->take_resumable();
     if (resume_ && !resume_->restored && resume_since_ == std::chrono::steady_clock::time_point{})
         resume_since_ = std::chrono::steady_clock::now();

@@ -6,6 +6,7 @@
 #include <uv.h>
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <random>
 #include <string>
@@ -18,6 +19,15 @@
 namespace stanzad {
 
 class Hub;
+
+// The answer to an iq we sent: the result, or why there is none ("condition (text)" of an
+// error answer, "timeout", "disconnected").
+struct IqReply {
+    pugi::xml_node iq;         // null unless the server answered; valid during the callback
+    std::string error;
+    bool ok() const { return error.empty(); }
+};
+using IqCallback = std::function<void(const IqReply&)>;
 
 class Account {
 public:
@@ -42,8 +52,18 @@ public:
     // Sends a stanza if online; false otherwise. `tag` (a msg_id) comes back to the hub
     // when the server acknowledges the stanza (XEP-0198).
     bool send(std::string_view xml, std::string tag = {});
-    // Our presence stanza: sent now if online, and at every login from now on.
-    void set_presence(std::string presence_xml);
+    // Sends the iq that `make(id)` builds, addressed to `to` ("" for our own account), and
+    // calls `done` once: with the answer from that JID, or with an error after 30 s or when
+    // the connection ends. Calls `done` at once with "not-online" when offline.
+    void request(const std::string& to, const std::function<std::string(const std::string& id)>& make, IqCallback done);
+    // From the hub: true when `iq` answered one of our requests (and was consumed).
+    bool answered(pugi::xml_node iq);
+    // Our presence: sent now if online, and at every login from now on.
+    void set_presence(std::string show, std::string status);
+    // What goes inside every presence we send, to the server and to rooms: show, status,
+    // and the XEP-0115 caps of this connection.
+    std::string presence_payload() const;
+    bool roster_versioning() const { return roster_versioning_; }
     const std::vector<xmpp::RosterEntry>& roster() const { return roster_; }
     // A full roster replaces ours; a push (RFC 6121 §2.1.6) changes one item.
     void update_roster(std::vector<xmpp::RosterEntry> items, bool push);
@@ -66,7 +86,17 @@ private:
     State state_ = State::Disconnected;
     std::string reason_;
     std::string bound_jid_;
-    std::string presence_ = "<presence/>";
+    std::string show_, status_;
+    bool roster_versioning_ = false;
+    struct PendingIq {
+        std::string to;
+        IqCallback done;
+        std::chrono::steady_clock::time_point deadline;
+    };
+    std::map<std::string, PendingIq> pending_iqs_;
+    unsigned long next_iq_ = 1;
+    uv::Timer iq_timer_;  // ticks while requests wait
+    void expire_iqs(bool all, const std::string& why);
     std::vector<xmpp::RosterEntry> roster_;
     std::optional<xmpp::SmSession> resume_;  // the XEP-0198 session the next connection resumes
     std::chrono::steady_clock::time_point resume_since_;  // when that session lost its link

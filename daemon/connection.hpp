@@ -48,6 +48,9 @@ public:
     void on_iq(std::string_view ns, std::string_view element, xmpp::IqHandler handler) {
         stream_.on_iq(ns, element, std::move(handler));
     }
+    void add_feature(std::string_view var) { stream_.add_feature(var); }
+    // XEP-0115: the <c/> element for our presences.
+    std::string caps_element() const { return stream_.caps_element(); }
 
     const std::string& host() const { return host_; }
     int port() const { return port_; }

@@ -65,7 +65,8 @@ int Daemon::run() {
             std::vector<Account*> out;
             for (auto& a : accounts_) out.push_back(a.get());
             return out;
-        });
+        },
+        &loop_, std::chrono::seconds(config_.daemon.ping_interval));
     listener_ = std::make_unique<JsonlListener>(&loop_, *hub_);
     if (auto st = listener_->listen(config_.daemon.socket); !st) {
         logs::daemon().critical("stanzad: {}", st.error().message);

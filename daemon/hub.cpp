@@ -4,13 +4,13 @@
 
 #include <cstdlib>
 
+#include <nlohmann/json.hpp>
+
 #include "daemon/account.hpp"
 #include "daemon/log.hpp"
 
 namespace stanzad {
 namespace {
-
-constexpr const char* roster_query_id = "roster";
 
 model::RosterItem to_model(const xmpp::RosterEntry& e) { return {e.jid, e.name, e.subscription, e.groups}; }
 
@@ -31,8 +31,12 @@ std::string make_uuid() {
     return out;
 }
 
-Hub::Hub(Store& store, FindAccount find, ListAccounts list)
-    : store_(store), find_(std::move(find)), list_(std::move(list)) {}
+Hub::Hub(Store& store, FindAccount find, ListAccounts list, uv_loop_t* loop, std::chrono::seconds self_ping)
+    : store_(store), find_(std::move(find)), list_(std::move(list)), timer_(loop), self_ping_(self_ping) {
+    timer_->data = this;
+    uv_timer_start(timer_.get(), [](uv_timer_t* t) { static_cast<Hub*>(t->data)->tick(); }, 1000, 1000);
+    uv_unref(reinterpret_cast<uv_handle_t*>(timer_.get()));  // never what keeps the loop alive
+}
 
 void Hub::deliver(const model::Event& event) {
     for (const auto& sink : sinks_) sink(event);
@@ -44,6 +48,10 @@ void Hub::publish(const std::string& account, model::EventBody body, std::string
         // Front ends still hear of it; only a later replay will miss it.
         logs::daemon().error("stanzad: cannot store a {} event: {}", model::event_name(event.body), st.error().message);
     deliver(event);
+}
+
+void Hub::transient(const std::string& account, model::EventBody body) {
+    deliver(model::Event{0, account, rfc3339(std::chrono::system_clock::now()), std::move(body)});
 }
 
 void Hub::account_state(Account& account) {
@@ -69,8 +77,71 @@ std::optional<xmpp::SmCheckpoint> Hub::load_checkpoint(const std::string& accoun
     return xmpp::SmCheckpoint{parts[0], parts[1], parts[2], static_cast<std::uint32_t>(std::strtoul(parts[3].c_str(), nullptr, 10))};
 }
 
+void Hub::load_roster_cache(Account& account) {
+    if (!account.roster().empty()) return;
+    auto cached = store_.meta(account.name(), "roster");
+    if (!cached || cached.value().empty()) return;
+    auto j = nlohmann::json::parse(cached.value(), nullptr, false);
+    if (!j.is_array()) return;
+    std::vector<xmpp::RosterEntry> items;
+    for (const auto& i : j) {
+        if (!i.is_object()) continue;
+        xmpp::RosterEntry e;
+        e.jid = i.value("jid", "");
+        e.name = i.value("name", "");
+        e.subscription = i.value("subscription", "none");
+        e.groups = i.value("groups", std::vector<std::string>{});
+        e.ask = i.value("ask", false);
+        if (!e.jid.empty()) items.push_back(std::move(e));
+    }
+    account.update_roster(std::move(items), false);
+}
+
+model::Reply Hub::set_roster_cache(Account& account, const std::optional<std::string>& version) {
+    // RFC 6121 §2.6: the roster and its version go together; a later login asks only for
+    // what changed since.
+    nlohmann::json j = nlohmann::json::array();
+    for (const auto& e : account.roster())
+        j.push_back({{"jid", e.jid}, {"name", e.name}, {"subscription", e.subscription}, {"groups", e.groups},
+                     {"ask", e.ask}});
+    auto st = store_.set_meta(account.name(), "roster", j.dump());
+    if (st && version) st = store_.set_meta(account.name(), "roster_ver", *version);
+    if (!st) {
+        logs::daemon().warn("account {}: cannot keep the roster: {}", account.name(), st.error().message);
+        return model::Reply::error("internal", st.error().message);
+    }
+    return {};
+}
+
 void Hub::online(Account& account, bool resumed, bool stream_management, bool restored) {
-    if (!resumed) account.send(xmpp::make_roster_get(roster_query_id));  // RFC 6121 §2.1.3
+    if (!resumed) {
+        // RFC 6121 §2.1.3, with §2.6.3 versioning when the server offers it and we still
+        // have the roster that goes with the version.
+        load_roster_cache(account);
+        std::optional<std::string> ver;
+        if (account.roster_versioning()) {
+            auto v = store_.meta(account.name(), "roster_ver");
+            auto cached = store_.meta(account.name(), "roster");
+            ver = v && cached && !cached.value().empty() ? v.value() : std::string();
+        }
+        std::string name = account.name();
+        account.request({}, [&](const std::string& id) { return xmpp::make_roster_get(id, ver); },
+                        [this, name](const IqReply& r) {
+                            Account* a = find_(name);
+                            if (!a) return;
+                            if (!r.ok()) {
+                                logs::daemon().warn("account {}: roster request failed: {}", name, r.error);
+                                return;
+                            }
+                            auto query = xmpp::child(r.iq, xmpp::ns_roster, "query");
+                            if (!query) {
+                                logs::daemon().info("account {}: roster unchanged since the last login", name);
+                                return;  // §2.6.3: pushes bring the changes, if any
+                            }
+                            roster(*a, xmpp::parse_roster(query), false, xmpp::roster_version(query));
+                        });
+    }
+    rooms_online(account, resumed);
     auto pending = store_.pending(account.name());
     if (!pending) {
         logs::daemon().error("account {}: cannot read the outbox: {}", account.name(), pending.error().message);
@@ -120,9 +191,9 @@ void Hub::acked(Account& account, const std::vector<std::string>& msg_ids) {
 }
 
 void Hub::advance(Account& account, const std::string& msg_id, const std::string& state, const std::string& error) {
-    static constexpr std::string_view order[] = {"accepted", "sent", "acked", "delivered"};
+    static constexpr std::string_view order[] = {"accepted", "sent", "acked", "delivered", "displayed"};
     auto rank = [](std::string_view s) {
-        for (int i = 0; i < 4; ++i)
+        for (int i = 0; i < 5; ++i)
             if (order[i] == s) return i;
         return 99;  // failed: final
     };
@@ -139,26 +210,39 @@ void Hub::advance(Account& account, const std::string& msg_id, const std::string
 }
 
 void Hub::transmit(Account& account, const OutboxEntry& entry) {
-    if (!account.send(xmpp::make_message(entry.to, entry.type, entry.body, entry.msg_id), entry.msg_id)) return;
+    xmpp::OutgoingMessage m;
+    m.to = entry.to;
+    m.type = entry.type;
+    m.body = entry.body;
+    m.id = entry.msg_id;
+    m.replace_id = entry.replace_id;
+    if (!account.send(xmpp::make_message(m), entry.msg_id)) return;
     if (entry.state == "accepted") advance(account, entry.msg_id, "sent");
 }
 
-bool Hub::incoming(Account& account, const xmpp::ReceivedMessage& m, bool from_archive) {
+bool Hub::incoming(Account& account, const xmpp::ReceivedMessage& m, bool from_archive, const std::string& carbon,
+                   const std::string& room, model::Event* out) {
     const std::string own = account.config().jid.bare();
     auto from = xmpp::Jid::parse(m.from);
-    bool outgoing = from_archive && (m.from.empty() || (from && from.value().bare() == own));
+    // Who said it, for ids that are only unique per sender: the occupant in a room.
+    const std::string sender = !room.empty() ? m.from : from ? from.value().bare() : m.from;
+    bool outgoing = carbon == "sent" ||
+                    (room.empty() && from_archive && (m.from.empty() || (from && from.value().bare() == own)));
     if (outgoing && !m.origin_id.empty() && store_.find(account.name(), m.origin_id)) return false;  // ours: known
     // Live messages move the archive position only while no gap is open: one that arrives
     // during a catch-up is newer than what the catch-up still has to bring.
-    if (!from_archive && !m.stanza_id.empty() && !catch_ups_.count(account.name()))
+    if (!from_archive && room.empty() && !m.stanza_id.empty() && !catch_ups_.count(account.name()))
         remember_archive_id(account, m.stanza_id);
     model::Message msg;
-    msg.from = outgoing ? own : m.from;
+    msg.from = outgoing ? (carbon == "sent" ? m.from : own) : m.from;
     msg.to = m.to;
     msg.type = m.type;
     msg.body = m.body;
-    msg.msg_id = !m.stanza_id.empty() ? m.stanza_id : !m.id.empty() ? m.id : m.origin_id;
+    msg.msg_id = !m.stanza_id.empty() ? m.stanza_id : !m.origin_id.empty() ? m.origin_id : m.id;
     msg.outgoing = outgoing;
+    msg.carbon = carbon;
+    msg.history = out != nullptr;
+    if (!m.replace_id.empty()) msg.replaces = resolve_replace(account, outgoing ? own : sender, m.replace_id);
     // XEP-0203: a delayed message keeps its original time, in our one format.
     std::string stamp;
     if (auto when = xmpp::parse_datetime(m.delay_stamp)) {
@@ -166,53 +250,157 @@ bool Hub::incoming(Account& account, const xmpp::ReceivedMessage& m, bool from_a
         stamp = rfc3339(std::chrono::system_clock::time_point(std::chrono::milliseconds(*when)));
     }
     // One event per message, however often the server hands it over (resumption, offline
-    // storage, archive): keyed by the ids that survive those paths.
-    std::string key = !m.stanza_id.empty()   ? "sid:" + m.stanza_id
-                      : !m.origin_id.empty() ? "oid:" + (from ? from.value().bare() : m.from) + ":" + m.origin_id
-                      : !m.id.empty()        ? "id:" + (from ? from.value().bare() : m.from) + ":" + m.id
-                                             : "";
+    // storage, carbons, archives): keyed by the ids that survive those paths. The archive id
+    // is unique per archive (ours, or the room's); origin-ids are unique per sender; plain
+    // ids only for our own messages (other clients may reuse them).
+    std::string sid_key = m.stanza_id.empty() ? "" : room.empty() ? "sid:" + m.stanza_id : "rsid:" + room + ":" + m.stanza_id;
+    std::string oid_key = m.origin_id.empty() ? "" : "oid:" + (outgoing ? own : sender) + ":" + m.origin_id;
+    std::string id_key = m.id.empty() ? "" : "id:" + (outgoing ? own : sender) + ":" + m.id;
+    std::vector<std::string> dedup{sid_key, oid_key};
+    if (outgoing || (sid_key.empty() && oid_key.empty())) dedup.push_back(id_key);
+    for (const auto& key : dedup) {
+        if (key.empty()) continue;
+        auto seen = store_.inbound(account.name(), key);
+        if (seen && seen.value()) {
+            if (out) {
+                auto stored = store_.event(std::strtoll(seen.value()->c_str(), nullptr, 10));
+                if (stored && stored.value()) *out = std::move(*stored.value());
+            }
+            return false;
+        }
+    }
+    std::string key = !sid_key.empty() ? sid_key : !oid_key.empty() ? oid_key : id_key;
+    std::vector<std::pair<std::string, std::string>> aliases;
+    for (const auto& k : {oid_key, id_key})
+        if (!k.empty() && k != key) aliases.emplace_back(k, "");
+    // XEP-0333: the id a marker for this message must carry (chat: the sender's id).
+    if (!m.id.empty()) aliases.emplace_back("rid:" + msg.msg_id, m.id);
     model::Event event{0, account.name(), std::move(stamp), std::move(msg)};
     if (key.empty()) {
         if (auto st = store_.append(event); !st)
             logs::daemon().error("account {}: cannot store a message: {}", account.name(), st.error().message);
-        deliver(event);
+        if (out) *out = event;
+        else deliver(event);
         return true;
     }
-    auto stored = store_.append_once(event, key);
+    auto stored = store_.append_once(event, key, aliases);
     if (!stored) {
         logs::daemon().error("account {}: cannot store a message: {}", account.name(), stored.error().message);
-        deliver(event);
+        if (!out) deliver(event);
         return true;
     }
-    if (stored.value()) deliver(event);
+    if (out) *out = event;
+    else if (stored.value()) deliver(event);
     return stored.value();
+}
+
+std::string Hub::resolve_replace(Account& account, const std::string& sender, const std::string& replace_id) {
+    // Ours: the msg_id is the id we gave it.
+    if (sender == account.config().jid.bare() && store_.find(account.name(), replace_id)) return replace_id;
+    for (const char* kind : {"id:", "oid:"}) {
+        auto seq = store_.inbound(account.name(), kind + sender + ":" + replace_id);
+        if (!seq || !seq.value()) continue;
+        auto event = store_.event(std::strtoll(seq.value()->c_str(), nullptr, 10));
+        if (event && event.value())
+            if (auto* msg = std::get_if<model::Message>(&event.value()->body)) return msg->msg_id;
+    }
+    return replace_id;
+}
+
+void Hub::maybe_receipt(Account& account, const xmpp::ReceivedMessage& m) {
+    // XEP-0184 §8: receipts only to contacts who see our presence anyway (no presence leak),
+    // never in rooms (nor to their occupants), never for our own archive or carbons.
+    if (!m.receipt_requested || m.id.empty() || m.type == "groupchat" || m.type == "error") return;
+    auto from = xmpp::Jid::parse(m.from);
+    if (!from) return;
+    std::string bare = from.value().bare();
+    if (rooms_.count(account.name()) && rooms_[account.name()].count(bare)) return;
+    for (const auto& item : account.roster())
+        if (item.jid == bare && (item.subscription == "from" || item.subscription == "both")) {
+            account.send(xmpp::make_receipt(m.from, m.id, make_uuid()));
+            return;
+        }
+}
+
+void Hub::message(Account& account, const xmpp::ReceivedMessage& m, const std::string& carbon) {
+    if (m.type == "error") {
+        // An error about a message we sent: the same id comes back (RFC 6120 §8.3.1).
+        if (carbon.empty()) advance(account, m.id, "failed", m.error);
+        return;
+    }
+    if (carbon.empty()) {
+        if (!m.receipt_for.empty()) advance(account, m.receipt_for, "delivered");   // XEP-0184
+        if (!m.displayed_id.empty()) advance(account, m.displayed_id, "displayed");  // XEP-0333
+    }
+    if (carbon.empty() && m.type == "groupchat" && room_message(account, m)) return;
+    if (m.body.empty()) {
+        // XEP-0085: typing notifications are for live front ends only.
+        if (!m.chat_state.empty() && carbon.empty())
+            transient(account.name(), model::ChatState{m.from, m.to, m.chat_state});
+        return;
+    }
+    incoming(account, m, false, carbon);
+    if (carbon.empty()) maybe_receipt(account, m);
 }
 
 void Hub::received(Account& account, xmpp::Stanza& stanza) {
     auto root = stanza.root();
-    if (auto archived = xmpp::parse_mam_result(root, account.config().jid)) {
-        auto it = catch_ups_.find(account.name());
-        if (it == catch_ups_.end() || archived->query_id != it->second.query_id) return;  // not asked for
-        ++it->second.count;
-        if (!archived->message.body.empty() && archived->message.type != "error" &&
-            incoming(account, archived->message, true))
-            ++it->second.fresh;
-        return;
-    }
-    if (auto m = xmpp::parse_message(root, account.config().jid)) {
-        if (m->type == "error") {
-            // An error about a message we sent: the same id comes back (RFC 6120 §8.3.1).
-            advance(account, m->id, "failed", m->error);
+    const xmpp::Jid& own = account.config().jid;
+    if (xmpp::is(root, xmpp::ns_client, "iq") && account.answered(root)) return;
+    if (xmpp::is(root, xmpp::ns_client, "message")) {
+        // XEP-0280 §11: only our own account may send us carbons.
+        if (auto carbon = xmpp::parse_carbon(root, own)) {
+            if (carbon->forged) {
+                logs::daemon().warn("account {}: dropped a forged carbon from {}", account.name(),
+                                    root.attribute("from").value());
+                return;
+            }
+            if (auto m = carbon->message ? xmpp::parse_message(carbon->message, own) : std::nullopt)
+                message(account, *m, carbon->direction);
             return;
         }
-        if (!m->receipt_for.empty()) advance(account, m->receipt_for, "delivered");  // XEP-0184
-        if (m->body.empty()) return;  // chat states, receipts: not messages for people
-        incoming(account, *m, false);
+        if (auto result = xmpp::child(root, xmpp::ns_mam, "result")) {
+            std::string query_id = result.attribute("queryid").value();
+            if (auto h = histories_.find(query_id); h != histories_.end()) {
+                if (h->second.account != account.name()) return;
+                auto archived = xmpp::parse_mam_result(root, own, h->second.archive);
+                if (!archived || archived->message.body.empty() || archived->message.type == "error") return;
+                std::string room = h->second.archive == own.bare() ? "" : h->second.archive;
+                model::Event event;
+                incoming(account, archived->message, true, {}, room, &event);
+                if (auto* msg = std::get_if<model::Message>(&event.body)) {
+                    msg->history = true;  // in the reply: what the request brought (the stored copy may be live)
+                    h->second.messages.push_back(std::move(event));
+                }
+                return;
+            }
+            if (room_archive_result(account, root)) return;
+            auto archived = xmpp::parse_mam_result(root, own);
+            if (!archived) return;
+            auto it = catch_ups_.find(account.name());
+            if (it == catch_ups_.end() || archived->query_id != it->second.query_id) return;  // not asked for
+            ++it->second.count;
+            if (!archived->message.body.empty() && archived->message.type != "error" &&
+                incoming(account, archived->message, true))
+                ++it->second.fresh;
+            return;
+        }
+        if (auto invite = xmpp::parse_invite(root)) {
+            publish(account.name(), model::Invite{invite->room, invite->from, invite->reason, invite->password,
+                                                  invite->direct});
+            return;
+        }
+        if (auto m = xmpp::parse_message(root, own)) message(account, *m, {});
         return;
     }
-    if (auto p = xmpp::parse_presence(root)) {
+    if (xmpp::is(root, xmpp::ns_client, "presence")) {
+        if (auto mp = xmpp::parse_muc_presence(root); mp && room_presence(account, *mp)) return;
+        auto p = xmpp::parse_presence(root);
+        if (!p) return;
         if (p->type.empty() || p->type == "unavailable") {
-            publish(account.name(), model::Presence{p->from, p->type.empty(), p->show, p->status});
+            int priority = 0;
+            if (auto pr = xmpp::child(root, xmpp::ns_client, "priority")) priority = std::atoi(pr.child_value());
+            publish(account.name(), model::Presence{p->from, p->type.empty(), p->show, p->status, priority});
         } else if (p->type == "subscribe" || p->type == "subscribed" || p->type == "unsubscribe" ||
                    p->type == "unsubscribed") {
             auto from = xmpp::Jid::parse(p->from);
@@ -224,11 +412,7 @@ void Hub::received(Account& account, xmpp::Stanza& stanza) {
     std::string_view id = root.attribute("id").value();
     std::string_view type = root.attribute("type").value();
     std::string_view from = root.attribute("from").value();
-    bool from_own_account = from.empty() || from == account.config().jid.bare() || from == account.bound_jid();
-    if (id == roster_query_id && type == "result" && from_own_account) {  // RFC 6121 §2.1.3
-        roster(account, xmpp::parse_roster(xmpp::child(root, xmpp::ns_roster, "query")), false);
-        return;
-    }
+    bool from_own_account = from.empty() || from == own.bare() || from == account.bound_jid();
     auto it = catch_ups_.find(account.name());
     if (it == catch_ups_.end() || id != it->second.query_id || !from_own_account) return;
     auto fin = xmpp::parse_mam_fin(root);
@@ -248,12 +432,20 @@ void Hub::received(Account& account, xmpp::Stanza& stanza) {
     catch_ups_.erase(it);
 }
 
-void Hub::roster(Account& account, std::vector<xmpp::RosterEntry> items, bool push) {
+void Hub::roster(Account& account, std::vector<xmpp::RosterEntry> items, bool push,
+                 std::optional<std::string> version) {
     model::Roster r;
     r.push = push;
     for (const auto& i : items) r.items.push_back(to_model(i));
     account.update_roster(std::move(items), push);
+    set_roster_cache(account, version);
     publish(account.name(), std::move(r));
+}
+
+void Hub::blocklist_push(Account& account, std::vector<std::string> jids, bool blocked) {
+    model::Blocklist b;
+    (blocked ? b.blocked : b.unblocked) = std::move(jids);
+    publish(account.name(), std::move(b));
 }
 
 std::vector<model::AccountInfo> Hub::account_infos() const {
@@ -272,7 +464,15 @@ xmpp::Result<std::size_t> Hub::replay(model::Seq after, std::size_t limit, const
 
 model::Reply Hub::send(const model::Send& s) {
     Account* account = find_(s.account);
+    if (!s.replace.empty()) {
+        // XEP-0308 §4: only our own last messages, to the same conversation.
+        auto original = store_.find(s.account, s.replace);
+        if (!original || original.value().to != s.to)
+            return model::Reply::error("bad-request", "'replace': no message '" + s.replace + "' sent to " + s.to +
+                                                          " on " + s.account);
+    }
     OutboxEntry entry;
+    entry.replace_id = s.replace;
     entry.account = s.account;
     entry.msg_id = s.client_id.empty() ? make_uuid() : s.client_id;
     entry.to = s.to;
@@ -286,6 +486,7 @@ model::Reply Hub::send(const model::Send& s) {
     m.body = s.body;
     m.msg_id = entry.msg_id;
     m.outgoing = true;
+    m.replaces = s.replace;
     std::vector<model::Event> events{{0, s.account, {}, std::move(m)},
                                      {0, s.account, {}, model::MessageState{entry.msg_id, "accepted", ""}}};
     auto inserted = store_.enqueue(entry, events);
@@ -301,7 +502,41 @@ model::Reply Hub::send(const model::Send& s) {
     return reply;
 }
 
-model::Reply Hub::handle(const model::Command& command, const std::string& client) {
+void Hub::history(Account& account, const model::History& h, Respond respond) {
+    // XEP-0313 §4: our archive, filtered by contact, or the room's own archive.
+    const std::string own = account.config().jid.bare();
+    bool room = rooms_[account.name()].count(h.with) > 0;
+    xmpp::MamQuery q;
+    q.query_id = "history" + std::to_string(next_query_++);
+    if (room) q.to = h.with;
+    else q.with = h.with;
+    q.after = h.after;
+    q.before = h.before ? h.before : (h.after.empty() ? std::optional<std::string>("") : std::nullopt);
+    q.max = h.max;
+    histories_[q.query_id] = HistoryQuery{account.name(), room ? h.with : own, {}};
+    std::string query_id = q.query_id;
+    account.request(q.to, [&](const std::string& id) { return xmpp::make_mam_query(id, q); },
+                    [this, query_id, respond = std::move(respond)](const IqReply& r) {
+                        auto node = histories_.extract(query_id);
+                        if (!r.ok()) {
+                            respond(r.error == "timeout"        ? model::Reply::error("timeout", "the server did not answer")
+                                    : r.error == "not-online"   ? model::Reply::error("not-online", "the account is not online")
+                                    : r.error == "disconnected" ? model::Reply::error("not-online", "the connection ended")
+                                                                : model::Reply::error("refused", r.error));
+                            return;
+                        }
+                        model::Reply reply;
+                        if (auto fin = xmpp::parse_mam_fin(r.iq)) {
+                            reply.complete = fin->complete;
+                            reply.first = fin->first;
+                            reply.last = fin->last;
+                        }
+                        if (!node.empty()) reply.messages = std::move(node.mapped().messages);
+                        respond(std::move(reply));
+                    });
+}
+
+void Hub::handle(const model::Command& command, const std::string& client, Respond respond) {
     auto need_account = [this](const std::string& name, Account** out) -> std::optional<model::Reply> {
         *out = find_(name);
         if (*out) return std::nullopt;
@@ -314,49 +549,135 @@ model::Reply Hub::handle(const model::Command& command, const std::string& clien
         if (a.state() == Account::State::Online) return std::nullopt;
         return model::Reply::error("not-online", "account " + a.name() + " is " + to_string(a.state()));
     };
+    // An iq whose answer is the reply: ok, or what the server said.
+    auto ask = [](Account& a, const std::string& to, std::function<std::string(const std::string&)> make,
+                  Respond respond, std::function<void(model::Reply&, pugi::xml_node)> fill = {}) {
+        a.request(to, make, [name = a.name(), respond = std::move(respond), fill = std::move(fill)](const IqReply& r) {
+            if (r.ok()) {
+                model::Reply reply;
+                if (fill) fill(reply, r.iq);
+                respond(std::move(reply));
+            } else if (r.error == "timeout") {
+                respond(model::Reply::error("timeout", "the server did not answer within 30 seconds"));
+            } else if (r.error == "not-online" || r.error == "disconnected") {
+                respond(model::Reply::error("not-online", "account " + name + ": " + r.error));
+            } else {
+                respond(model::Reply::error("refused", r.error));
+            }
+        });
+    };
     Account* account = nullptr;
-    return std::visit(
-        [&](const auto& c) -> model::Reply {
+    std::visit(
+        [&](const auto& c) {
             using C = std::decay_t<decltype(c)>;
             model::Reply reply;
             if constexpr (std::is_same_v<C, model::Hello>) {
                 auto cursor = store_.cursor(c.client);
-                if (!cursor) return model::Reply::error("internal", cursor.error().message);
+                if (!cursor) return respond(model::Reply::error("internal", cursor.error().message));
                 reply.cursor = cursor.value();
                 reply.last_seq = store_.last_seq();
                 reply.accounts = account_infos();
             } else if constexpr (std::is_same_v<C, model::Ack>) {
                 if (c.seq > store_.last_seq())
-                    return model::Reply::error("bad-request", "seq " + std::to_string(c.seq) +
-                                                                  " is past the last event (" +
-                                                                  std::to_string(store_.last_seq()) + ")");
+                    return respond(model::Reply::error("bad-request", "seq " + std::to_string(c.seq) +
+                                                                          " is past the last event (" +
+                                                                          std::to_string(store_.last_seq()) + ")"));
                 if (auto st = store_.set_cursor(client, c.seq); !st)
-                    return model::Reply::error("internal", st.error().message);
+                    return respond(model::Reply::error("internal", st.error().message));
                 auto cursor = store_.cursor(client);
                 reply.cursor = cursor ? cursor.value() : c.seq;
             } else if constexpr (std::is_same_v<C, model::ListAccounts>) {
                 reply.accounts = account_infos();
-            } else if constexpr (std::is_same_v<C, model::Send>) {
-                if (auto e = need_account(c.account, &account)) return *e;
-                return send(c);
-            } else if constexpr (std::is_same_v<C, model::GetRoster>) {
-                if (auto e = need_account(c.account, &account)) return *e;
-                for (const auto& i : account->roster()) reply.items.push_back(to_model(i));
-            } else if constexpr (std::is_same_v<C, model::SetPresence>) {
-                if (auto e = need_account(c.account, &account)) return *e;
-                account->set_presence(xmpp::make_presence(c.show, c.status));  // kept for reconnections
-            } else if constexpr (std::is_same_v<C, model::ChangeSubscription>) {
-                if (auto e = need_account(c.account, &account)) return *e;
-                if (auto e = need_online(*account)) return *e;
-                const char* type = c.kind == "subscribe" ? "subscribe" : c.kind == "approve" ? "subscribed" : "unsubscribed";
-                account->send(xmpp::make_subscription(c.jid, type));
-            } else if constexpr (std::is_same_v<C, model::Raw>) {
-                if (auto e = need_account(c.account, &account)) return *e;
-                if (auto st = xmpp::check_raw_stanza(c.xml); !st) return model::Reply::error("bad-xml", st.error().message);
-                if (auto e = need_online(*account)) return *e;
-                account->send(c.xml);
+            } else {
+                if (auto e = need_account(c.account, &account)) return respond(*e);
+                Account& a = *account;
+                if constexpr (std::is_same_v<C, model::Send>) {
+                    return respond(send(c));
+                } else if constexpr (std::is_same_v<C, model::GetRoster>) {
+                    load_roster_cache(a);
+                    for (const auto& i : a.roster()) reply.items.push_back(to_model(i));
+                } else if constexpr (std::is_same_v<C, model::SetPresence>) {
+                    a.set_presence(c.show, c.status);  // kept for reconnections
+                    for (auto& [jid, room] : rooms_[a.name()])  // RFC 6121 §4.2: rooms see it too
+                        if (room.state == "joined")
+                            a.send("<presence to='" + xmpp::xml_escape(jid + "/" + room.nick) + "'>" +
+                                   a.presence_payload() + "</presence>");
+                } else if constexpr (std::is_same_v<C, model::ChangeSubscription>) {
+                    if (auto e = need_online(a)) return respond(*e);
+                    const char* type = c.kind == "subscribe"     ? "subscribe"
+                                       : c.kind == "unsubscribe" ? "unsubscribe"
+                                       : c.kind == "approve"     ? "subscribed"
+                                                                 : "unsubscribed";
+                    a.send(xmpp::make_subscription(c.jid, type));
+                } else if constexpr (std::is_same_v<C, model::Raw>) {
+                    if (auto st = xmpp::check_raw_stanza(c.xml); !st)
+                        return respond(model::Reply::error("bad-xml", st.error().message));
+                    if (auto e = need_online(a)) return respond(*e);
+                    a.send(c.xml);
+                } else if constexpr (std::is_same_v<C, model::Join>) {
+                    return join(a, c.room, c.nick, c.password, std::move(respond));
+                } else if constexpr (std::is_same_v<C, model::Part>) {
+                    return respond(part(a, c.room, c.reason));
+                } else if constexpr (std::is_same_v<C, model::ListRooms>) {
+                    for (const auto& [jid, room] : rooms_[a.name()]) reply.rooms.push_back(room_info(room));
+                } else if constexpr (std::is_same_v<C, model::SetSubject>) {
+                    Room* room = find_room(a.name(), c.room);
+                    if (!room || room->state != "joined")
+                        return respond(model::Reply::error("not-joined", "not in " + c.room));
+                    if (auto e = need_online(a)) return respond(*e);
+                    a.send(xmpp::make_muc_subject(c.room, c.subject, make_uuid()));
+                } else if constexpr (std::is_same_v<C, model::Kick>) {
+                    Room* room = find_room(a.name(), c.room);
+                    if (!room || room->state != "joined")
+                        return respond(model::Reply::error("not-joined", "not in " + c.room));
+                    return ask(a, c.room,
+                               [&](const std::string& id) { return xmpp::make_muc_kick(id, c.room, c.nick, c.reason); },
+                               std::move(respond));
+                } else if constexpr (std::is_same_v<C, model::SendInvite>) {
+                    if (auto e = need_online(a)) return respond(*e);
+                    const Room* room = find_room(a.name(), c.room);
+                    a.send(xmpp::make_direct_invite(c.jid, c.room, c.reason, room ? room->password : ""));
+                } else if constexpr (std::is_same_v<C, model::History>) {
+                    if (auto e = need_online(a)) return respond(*e);
+                    return history(a, c, std::move(respond));
+                } else if constexpr (std::is_same_v<C, model::SendChatState>) {
+                    if (auto e = need_online(a)) return respond(*e);
+                    auto to = xmpp::Jid::parse(c.to);
+                    bool room = to && to.value().is_bare() && find_room(a.name(), c.to);
+                    a.send(xmpp::make_chat_state(c.to, room ? "groupchat" : "chat", c.state));
+                } else if constexpr (std::is_same_v<C, model::Displayed>) {
+                    // XEP-0333 reveals when the user reads: only when the user turned it on.
+                    if (a.config().chat_markers) {
+                        if (auto e = need_online(a)) return respond(*e);
+                        bool room = find_room(a.name(), c.to) != nullptr;
+                        std::string id = c.msg_id;  // in a room: the room's stanza-id (§3)
+                        if (!room)
+                            if (auto rid = store_.inbound(a.name(), "rid:" + c.msg_id); rid && rid.value())
+                                id = *rid.value();
+                        a.send(xmpp::make_displayed(c.to, room ? "groupchat" : "chat", id, make_uuid()));
+                        reply.sent = true;
+                    }
+                } else if constexpr (std::is_same_v<C, model::RosterSet>) {
+                    return ask(a, {},
+                               [&](const std::string& id) { return xmpp::make_roster_set(id, c.jid, c.name, c.groups); },
+                               std::move(respond));
+                } else if constexpr (std::is_same_v<C, model::RosterRemove>) {
+                    return ask(a, {}, [&](const std::string& id) { return xmpp::make_roster_remove(id, c.jid); },
+                               std::move(respond));
+                } else if constexpr (std::is_same_v<C, model::Block>) {
+                    return ask(a, {},
+                               [&](const std::string& id) {
+                                   return c.block ? xmpp::make_block(id, c.jids) : xmpp::make_unblock(id, c.jids);
+                               },
+                               std::move(respond));
+                } else if constexpr (std::is_same_v<C, model::GetBlocklist>) {
+                    return ask(a, {}, [](const std::string& id) { return xmpp::make_blocklist_get(id); },
+                               std::move(respond), [](model::Reply& r, pugi::xml_node iq) {
+                                   r.jids = xmpp::parse_block_items(xmpp::child(iq, xmpp::ns_blocking, "blocklist"));
+                               });
+                }
             }
-            return reply;
+            respond(std::move(reply));
         },
         command);
 }

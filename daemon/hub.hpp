@@ -3,14 +3,18 @@
 // model events (numbered and stored by the Store, then handed to every front end), and
 // front ends' commands into stanzas (through the durable outbox for messages).
 // Loop thread only; owns nothing but references to the store and the accounts.
+#include <uv.h>
+
 #include <functional>
 #include <map>
 #include <string>
 #include <vector>
 
 #include "daemon/store.hpp"
+#include "daemon/uv.hpp"
 #include "frontends/model.hpp"
 #include "protocol/im.hpp"
+#include "protocol/muc.hpp"
 #include "protocol/stream.hpp"
 #include "protocol/xml_framer.hpp"
 
@@ -23,8 +27,10 @@ public:
     using Sink = std::function<void(const model::Event&)>;
     using FindAccount = std::function<Account*(std::string_view name)>;
     using ListAccounts = std::function<std::vector<Account*>()>;
+    using Respond = std::function<void(model::Reply)>;
 
-    Hub(Store& store, FindAccount find, ListAccounts list);
+    // `self_ping`: how often to check that we are still in each room (XEP-0410).
+    Hub(Store& store, FindAccount find, ListAccounts list, uv_loop_t* loop, std::chrono::seconds self_ping);
 
     // Front ends that want live events (the JSON listener, later IRC).
     void add_sink(Sink sink) { sinks_.push_back(std::move(sink)); }
@@ -43,22 +49,57 @@ public:
     // XEP-0198: the server has these messages.
     void acked(Account& account, const std::vector<std::string>& msg_ids);
     void received(Account& account, xmpp::Stanza& stanza);
-    void roster(Account& account, std::vector<xmpp::RosterEntry> items, bool push);
+    void roster(Account& account, std::vector<xmpp::RosterEntry> items, bool push,
+                std::optional<std::string> version = std::nullopt);
+    // XEP-0191 push.
+    void blocklist_push(Account& account, std::vector<std::string> jids, bool blocked);
 
-    // From front ends. `client` is the name given in hello (for hello and ack).
-    model::Reply handle(const model::Command& command, const std::string& client);
+    // From front ends. `client` is the name given in hello (for hello and ack). `respond` is
+    // called once, at once or when the server has answered (join, history, ...).
+    void handle(const model::Command& command, const std::string& client, Respond respond);
     // Up to `limit` stored events with seq > `after`, oldest first; returns how many.
     xmpp::Result<std::size_t> replay(model::Seq after, std::size_t limit, const Sink& out);
 
 private:
+    struct Room;
     void publish(const std::string& account, model::EventBody body, std::string stamp = {});
+    // Events that are not kept (chat states): to live front ends only, seq 0.
+    void transient(const std::string& account, model::EventBody body);
     void deliver(const model::Event& event);
     void transmit(Account& account, const OutboxEntry& entry);
     // Moves a message's delivery state forward (accepted < sent < acked < delivered; failed
     // is final), with its event; never back.
     void advance(Account& account, const std::string& msg_id, const std::string& state, const std::string& error = {});
-    // Stores and shows a message unless it was seen before; true when it was new.
-    bool incoming(Account& account, const xmpp::ReceivedMessage& m, bool from_archive);
+    // Stores and shows a message unless it was seen before; true when it was new. `room`:
+    // the room it was said in (groupchat). `carbon`: sent | received by another client.
+    // `history`: for a history request: stored but not shown; the event (new or the stored
+    // one) is put in `out`.
+    bool incoming(Account& account, const xmpp::ReceivedMessage& m, bool from_archive, const std::string& carbon = {},
+                  const std::string& room = {}, model::Event* out = nullptr);
+    void message(Account& account, const xmpp::ReceivedMessage& m, const std::string& carbon);
+    void maybe_receipt(Account& account, const xmpp::ReceivedMessage& m);
+    // What `replace_id` from `sender` (bare JID, or occupant JID in a room) points at.
+    std::string resolve_replace(Account& account, const std::string& sender, const std::string& replace_id);
+    void history(Account& account, const model::History& h, Respond respond);
+    model::Reply set_roster_cache(Account& account, const std::optional<std::string>& version);
+    void load_roster_cache(Account& account);
+
+    // Rooms (hub_rooms.cpp).
+    void rooms_online(Account& account, bool resumed);
+    void join(Account& account, std::string room, std::string nick, std::string password, Respond respond);
+    model::Reply part(Account& account, const std::string& room, const std::string& reason);
+    void send_join(Account& account, Room& room);
+    bool room_presence(Account& account, const xmpp::MucPresence& p);
+    bool room_message(Account& account, const xmpp::ReceivedMessage& m);
+    bool room_archive_result(Account& account, pugi::xml_node stanza);
+    void room_catch_up(Account& account, Room& room, const std::string& after);
+    void joined(Account& account, Room& room, const xmpp::MucPresence& self);
+    void room_gone(Account& account, const std::string& room, const std::string& state, const std::string& reason,
+                   const std::string& actor);
+    model::RoomInfo room_info(const Room& room) const;
+    Room* find_room(const std::string& account, const std::string& room);
+    void remember_rooms(Account& account);
+    void tick();
     void catch_up(Account& account, const std::string& after);
     void remember_archive_id(Account& account, const std::string& id);
     model::Reply send(const model::Send& send);
@@ -76,6 +117,35 @@ private:
     // By account: a gap in what we have from the archive, and the query filling it.
     std::map<std::string, CatchUp> catch_ups_;
     unsigned long next_query_ = 1;
+
+    // A history request waiting for its page: by query id.
+    struct HistoryQuery {
+        std::string account, archive;  // archive: our bare JID or the room
+        std::vector<model::Event> messages;
+    };
+    std::map<std::string, HistoryQuery> histories_;
+
+    struct Room {
+        std::string jid, nick, password;
+        std::string state = "joining";  // joining | joined | error
+        std::string reason;
+        std::string subject, subject_nick;
+        bool has_subject = false;
+        bool created = false;
+        bool remembered = false;        // joined again after every new session
+        bool was_joined = false;        // we were in it before: only differences are events
+        std::map<std::string, model::OccupantInfo> occupants, previous;  // by nick
+        std::vector<Respond> waiters;   // join requests to answer
+        std::chrono::steady_clock::time_point asked{}, pinged{};
+        bool ping_out = false;
+        // The room's archive (XEP-0313 at the room): the gap we are filling, if any.
+        std::string catch_up_query;
+        int catch_up_count = 0, catch_up_fresh = 0;
+    };
+    // By account, then room JID.
+    std::map<std::string, std::map<std::string, Room>> rooms_;
+    uv::Timer timer_;  // join timeouts and self-pings
+    std::chrono::seconds self_ping_;
 };
 
 // A random (version 4) UUID, for message ids.

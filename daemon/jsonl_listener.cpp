@@ -111,20 +111,44 @@ void JsonlListener::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* 
 
 void JsonlListener::serve(Client& client) {
     while (auto request = client.session.next_request()) {
-        model::Reply reply = hub_.handle(request->command, client.session.client());
-        client.session.reply(*request, reply);
-        if (auto* hello = std::get_if<model::Hello>(&request->command); hello && reply.ok()) {
+        std::size_t number = next_request_++;
+        client.pending.push_back({number, std::move(*request), std::nullopt});
+        // The hub may answer at once (inside this call) or later; either way through answer().
+        hub_.handle(client.pending.back().request.command, client.session.client(),
+                    [this, client_number = client.number, number](model::Reply reply) {
+                        answer(client_number, number, std::move(reply));
+                    });
+        if (client.closed) return;
+    }
+    flush(client);
+}
+
+void JsonlListener::answer(int client_number, std::size_t request, model::Reply reply) {
+    for (auto& c : clients_) {
+        if (c->number != client_number || c->closed) continue;
+        for (auto& p : c->pending)
+            if (p.number == request) p.reply = std::move(reply);
+        send_replies(*c);
+        return;
+    }
+    // The client is gone: nobody to tell.
+}
+
+void JsonlListener::send_replies(Client& client) {
+    while (!client.closed && !client.pending.empty() && client.pending.front().reply) {
+        auto p = std::move(client.pending.front());
+        client.pending.pop_front();
+        client.session.reply(p.request, *p.reply);
+        if (auto* hello = std::get_if<model::Hello>(&p.request.command); hello && p.reply->ok()) {
             logs::daemon().debug("json client {}: hello from '{}'", client.number, hello->client);
             if (hello->replay) {
                 flush(client);  // the reply first
-                client.replay_after = hello->since.value_or(reply.cursor);
+                client.replay_after = hello->since.value_or(p.reply->cursor);
                 continue_replay(client);
             }
         }
         flush(client);
-        if (client.closed) return;
     }
-    flush(client);
 }
 
 void JsonlListener::continue_replay(Client& client) {

@@ -6,6 +6,7 @@
 // Loop thread only.
 #include <uv.h>
 
+#include <deque>
 #include <list>
 #include <memory>
 #include <optional>
@@ -41,11 +42,21 @@ private:
         // Replaying stored events after this seq; live events wait (they are in the store
         // too, and come in order when the replay reaches them).
         std::optional<model::Seq> replay_after;
+        // Requests in the order they came, each with its reply once the hub gave it: replies
+        // go out in request order, so a slow one (join, history) holds back later ones.
+        struct Pending {
+            std::size_t number;
+            jsonl::Request request;
+            std::optional<model::Reply> reply;
+        };
+        std::deque<Pending> pending;
     };
     static void on_connection(uv_stream_t* server, int status);
     static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
 
     void serve(Client& client);
+    void answer(int client, std::size_t request, model::Reply reply);
+    void send_replies(Client& client);
     void flush(Client& client);
     void drop(Client& client, const std::string& why);
     void deliver(const model::Event& event);
@@ -61,6 +72,7 @@ private:
     uv::Timer reap_timer_;
     uv::Timer replay_timer_;  // ticks while a replay waits for its client to read
     int next_number_ = 1;
+    std::size_t next_request_ = 0;  // numbers requests across clients
 };
 
 }  // namespace stanzad

@@ -72,6 +72,12 @@ CREATE TABLE account_meta (
     PRIMARY KEY (account, key)
 ) WITHOUT ROWID;
 )sql",
+    // 2 -> 3: corrections (XEP-0308) in the outbox; inbound ids remember what they point at
+    // (the seq of the event, or for aliases the msg_id)
+    R"sql(
+ALTER TABLE outbox ADD COLUMN replace_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE inbound_ids ADD COLUMN value TEXT NOT NULL DEFAULT '';
+)sql",
 };
 static_assert(std::size(migrations) == Store::schema_version, "one migration per schema version");
 
@@ -244,11 +250,11 @@ const char* kSelectEvents = "SELECT seq, json FROM events WHERE seq > ?1 ORDER B
 const char* kInsertEvent =
     "INSERT INTO events (seq, account, kind, stamp, created_ms, json) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 const char* kInsertOutbox =
-    "INSERT INTO outbox (account, msg_id, to_jid, type, body, state, error, created, created_ms, updated_ms) "
-    "VALUES (?1, ?2, ?3, ?4, ?5, 'accepted', '', ?6, ?7, ?7) ON CONFLICT (account, msg_id) DO NOTHING";
+    "INSERT INTO outbox (account, msg_id, to_jid, type, body, state, error, created, created_ms, updated_ms, "
+    "replace_id) VALUES (?1, ?2, ?3, ?4, ?5, 'accepted', '', ?6, ?7, ?7, ?8) ON CONFLICT (account, msg_id) DO NOTHING";
 const char* kUpdateOutbox =
     "UPDATE outbox SET state = ?3, error = ?4, updated_ms = ?5 WHERE account = ?1 AND msg_id = ?2";
-const char* kOutboxColumns = "id, account, msg_id, to_jid, type, body, state, error, created";
+const char* kOutboxColumns = "id, account, msg_id, to_jid, type, body, state, error, created, replace_id";
 const char* kSelectCursor = "SELECT seq FROM cursors WHERE client = ?1";
 // Forward only: the WHERE of the upsert leaves a cursor that is already further alone.
 const char* kUpsertCursor =
@@ -266,6 +272,7 @@ OutboxEntry read_outbox(const Use& u) {
     e.state = u.column_text(6);
     e.error = u.column_text(7);
     e.created = u.column_text(8);
+    e.replace_id = u.column_text(9);
     return e;
 }
 
@@ -482,7 +489,8 @@ xmpp::Result<bool> Store::enqueue(const OutboxEntry& entry, std::vector<model::E
             .text(4, entry.type)
             .text(5, entry.body)
             .text(6, created)
-            .int64(7, now);
+            .int64(7, now)
+            .text(8, entry.replace_id);
         if (u.step() != SQLITE_DONE) return db_error(db_, "cannot enqueue '" + entry.msg_id + "'");
         if (sqlite3_changes(db_) == 0) return false;  // a retried send: the row is already there
     }
@@ -549,7 +557,8 @@ xmpp::Status Store::set_state(const std::string& account, const std::string& msg
     return xmpp::Ok{};
 }
 
-xmpp::Result<bool> Store::append_once(model::Event& event, const std::string& key) {
+xmpp::Result<bool> Store::append_once(model::Event& event, const std::string& key,
+                                      const std::vector<std::pair<std::string, std::string>>& aliases) {
     const std::int64_t now = now_ms();
     Transaction tx(db_);
     if (!tx.begin()) return db_error(db_, "cannot store an event");
@@ -566,6 +575,21 @@ xmpp::Result<bool> Store::append_once(model::Event& event, const std::string& ke
     const model::Seq old_seq = event.seq;
     const std::string old_stamp = event.stamp;
     if (auto st = insert_event(db_, stmts_->insert_event.get(), event, last_seq_ + 1, now); !st) return st.error();
+    // The key points at the event; aliases point where the caller says, or with an empty
+    // value at the event too (the first one recorded wins).
+    std::vector<std::pair<std::string, std::string>> rows{{key, std::to_string(event.seq)}};
+    for (const auto& [alias, value] : aliases) rows.emplace_back(alias, value.empty() ? rows[0].second : value);
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+        Stmt s;
+        if (!s.prepare(db_, i == 0 ? "UPDATE inbound_ids SET value = ?3 WHERE account = ?1 AND id = ?2"
+                                   : "INSERT INTO inbound_ids (account, id, created_ms, value) "
+                                     "VALUES (?1, ?2, ?4, ?3) ON CONFLICT DO NOTHING"))
+            return db_error(db_, "cannot store an event");
+        Use u(s.get());
+        u.text(1, event.account).text(2, rows[i].first).text(3, rows[i].second);
+        if (i > 0) u.int64(4, now);
+        if (u.step() != SQLITE_DONE) return db_error(db_, "cannot store an event");
+    }
     if (!tx.commit()) {
         event.seq = old_seq;
         event.stamp = old_stamp;
@@ -573,6 +597,25 @@ xmpp::Result<bool> Store::append_once(model::Event& event, const std::string& ke
     }
     last_seq_ = event.seq;
     return true;
+}
+
+xmpp::Result<std::optional<std::string>> Store::inbound(const std::string& account, const std::string& key) {
+    Stmt s;
+    if (!s.prepare(db_, "SELECT value FROM inbound_ids WHERE account = ?1 AND id = ?2"))
+        return db_error(db_, "cannot read inbound ids");
+    Use u(s.get());
+    u.text(1, account).text(2, key);
+    int rc = u.step();
+    if (rc == SQLITE_ROW) return std::optional<std::string>(u.column_text(0));
+    if (rc == SQLITE_DONE) return std::optional<std::string>();
+    return db_error(db_, "cannot read inbound ids");
+}
+
+xmpp::Result<std::optional<model::Event>> Store::event(model::Seq seq) {
+    auto batch = events_after(seq - 1, 1);
+    if (!batch) return batch.error();
+    if (batch.value().empty() || batch.value().front().seq != seq) return std::optional<model::Event>();
+    return std::optional<model::Event>(std::move(batch.value().front()));
 }
 
 xmpp::Result<std::string> Store::meta(const std::string& account, const std::string& key) {

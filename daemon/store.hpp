@@ -29,6 +29,7 @@ struct OutboxEntry {
     std::string state;         // accepted | sent | acked | delivered | failed
     std::string error;
     std::string created;       // RFC 3339 UTC
+    std::string replace_id;    // XEP-0308: the msg_id of the earlier message this corrects
 };
 
 class Store {
@@ -41,7 +42,7 @@ public:
     Store(const Store&) = delete;
     Store& operator=(const Store&) = delete;
 
-    static constexpr int schema_version = 2;
+    static constexpr int schema_version = 3;
 
     // Gives `event` the next seq (and a stamp, now, if it has none) and commits it.
     xmpp::Status append(model::Event& event);
@@ -67,7 +68,14 @@ public:
 
     // Appends `event` unless an event was already stored under `key` for its account (an
     // incoming message's stanza-id or origin-id): one transaction; false when seen before.
-    xmpp::Result<bool> append_once(model::Event& event, const std::string& key);
+    // The key then points at the event's seq; `aliases` (other ids of the same message,
+    // with what they stand for, "" for the event's seq) are recorded in the same transaction.
+    xmpp::Result<bool> append_once(model::Event& event, const std::string& key,
+                                   const std::vector<std::pair<std::string, std::string>>& aliases = {});
+    // What an inbound key or alias points at (a seq as text, or a msg_id); nullopt if unknown.
+    xmpp::Result<std::optional<std::string>> inbound(const std::string& account, const std::string& key);
+    // The stored event `seq`; nullopt when there is none (pruned).
+    xmpp::Result<std::optional<model::Event>> event(model::Seq seq);
     // Small per-account values (the last archive id seen, ...); "" when unset.
     xmpp::Result<std::string> meta(const std::string& account, const std::string& key);
     xmpp::Status set_meta(const std::string& account, const std::string& key, const std::string& value);

@@ -4,6 +4,7 @@
 // turns protocol events into model events and model commands into stanzas; each front end
 // renders them its own way (frontends/jsonl/, frontends/irc/).
 #include <cstdint>
+#include <iterator>
 #include <optional>
 #include <string>
 #include <variant>
@@ -21,10 +22,14 @@ struct Message {
     std::string msg_id;         // our origin-id for outgoing; stanza-id or id for incoming
     bool delayed = false;       // XEP-0203: sent earlier, delivered now
     bool outgoing = false;
+    std::string carbon;         // XEP-0280: "sent" | "received" by another of the user's clients; ""
+    std::string replaces;       // XEP-0308: the msg_id (else the sender's id) of the message corrected
+    bool history = false;       // fetched by a history request: old, not new to the user
 };
 
 // What became of a message we send: accepted (on disk), sent (written to the stream),
-// acked (the server has it, XEP-0198), delivered (XEP-0184), failed (with the error).
+// acked (the server has it, XEP-0198), delivered (XEP-0184, or echoed by the room),
+// displayed (XEP-0333), failed (with the error).
 struct MessageState {
     std::string msg_id;
     std::string state;
@@ -36,6 +41,7 @@ struct Presence {
     bool available = true;
     std::string show;           // "" (online) | away | chat | dnd | xa
     std::string status;
+    int priority = 0;           // RFC 6121 §4.7.2.3
 };
 
 struct RosterItem {
@@ -60,7 +66,49 @@ struct AccountState {
     std::string jid;            // the bound full JID when online
 };
 
-using EventBody = std::variant<Message, MessageState, Presence, Roster, Subscription, AccountState>;
+// XEP-0085: a contact is typing... Transient: never stored (seq 0), never replayed.
+struct ChatState {
+    std::string from, to, state;  // active | composing | paused | inactive | gone
+};
+
+// Our own state in a room (XEP-0045).
+struct RoomState {
+    std::string room;
+    std::string state;          // joining | joined | left | kicked | banned | removed | destroyed | error
+    std::string nick;
+    std::string reason, actor;
+};
+
+struct OccupantInfo {
+    std::string nick, jid, role, affiliation, show, status;
+    friend bool operator==(const OccupantInfo&, const OccupantInfo&) = default;
+};
+
+// Someone else in a room changed.
+struct Occupant {
+    std::string room;
+    OccupantInfo who;
+    std::string change;         // join | leave | update | nick | kick | ban
+    std::string new_nick;       // change nick
+    std::string actor, reason;  // kick, ban
+};
+
+struct Subject {
+    std::string room, subject, nick;
+};
+
+struct Invite {
+    std::string room, from, reason, password;
+    bool direct = false;
+};
+
+// XEP-0191 push: the server's block list changed.
+struct Blocklist {
+    std::vector<std::string> blocked, unblocked;
+};
+
+using EventBody = std::variant<Message, MessageState, Presence, Roster, Subscription, AccountState, ChatState,
+                               RoomState, Occupant, Subject, Invite, Blocklist>;
 
 struct Event {
     Seq seq = 0;                // given by the store; increasing, never reused
@@ -71,8 +119,10 @@ struct Event {
 
 // The event's name on the wire of every front end: "message", "message-state", ...
 inline const char* event_name(const EventBody& body) {
-    static constexpr const char* names[] = {"message", "message-state", "presence",
-                                            "roster", "subscription", "account-state"};
+    static constexpr const char* names[] = {"message", "message-state", "presence", "roster",
+                                            "subscription", "account-state", "chat-state", "room",
+                                            "occupant", "subject", "invite", "blocklist"};
+    static_assert(std::size(names) == std::variant_size_v<EventBody>);
     return names[body.index()];
 }
 
@@ -96,6 +146,7 @@ struct Send {
     std::string account, to, body;
     std::string type = "chat";
     std::string client_id;         // becomes msg_id and origin-id; "" lets the daemon choose
+    std::string replace;           // XEP-0308: the msg_id of our earlier message this corrects
 };
 struct GetRoster {
     std::string account;
@@ -105,12 +156,66 @@ struct SetPresence {
 };
 struct ChangeSubscription {
     std::string account, jid;
-    std::string kind;              // subscribe | approve | deny
+    std::string kind;              // subscribe | unsubscribe | approve | deny
 };
 struct Raw {
     std::string account, xml;
 };
-using Command = std::variant<Hello, Ack, ListAccounts, Send, GetRoster, SetPresence, ChangeSubscription, Raw>;
+struct Join {
+    std::string account, room, nick, password;  // nick "" = the local part of the account's JID
+};
+struct Part {
+    std::string account, room, reason;
+};
+struct ListRooms {
+    std::string account;
+};
+struct SetSubject {
+    std::string account, room, subject;
+};
+struct Kick {
+    std::string account, room, nick, reason;
+};
+struct SendInvite {
+    std::string account, room, jid, reason;
+};
+struct History {
+    std::string account, with;
+    std::optional<std::string> before;  // "" = the newest page
+    std::string after;
+    int max = 50;
+};
+struct SendChatState {
+    std::string account, to, state;
+};
+struct Displayed {
+    std::string account, to, msg_id;
+};
+struct RosterSet {
+    std::string account, jid, name;
+    std::vector<std::string> groups;
+};
+struct RosterRemove {
+    std::string account, jid;
+};
+struct Block {
+    std::string account;
+    std::vector<std::string> jids;
+    bool block = true;             // false: unblock (no jids: everyone)
+};
+struct GetBlocklist {
+    std::string account;
+};
+using Command = std::variant<Hello, Ack, ListAccounts, Send, GetRoster, SetPresence, ChangeSubscription, Raw, Join,
+                             Part, ListRooms, SetSubject, Kick, SendInvite, History, SendChatState, Displayed,
+                             RosterSet, RosterRemove, Block, GetBlocklist>;
+
+// A room as `rooms` and `join` report it.
+struct RoomInfo {
+    std::string room, state, nick, reason, subject;
+    bool created = false;
+    std::vector<OccupantInfo> occupants;
+};
 
 // The hub's answer to a command. `error_code` empty means success; the other fields are
 // filled as the command calls for.
@@ -121,6 +226,12 @@ struct Reply {
     Seq cursor = 0, last_seq = 0;       // Hello, Ack
     std::vector<AccountInfo> accounts;  // Hello, ListAccounts
     std::vector<RosterItem> items;      // GetRoster
+    std::vector<RoomInfo> rooms;        // ListRooms; Join: the one room
+    std::vector<Event> messages;        // History
+    std::string first, last;            // History: archive ids at both ends of the page
+    bool complete = false;              // History
+    bool sent = false;                  // Displayed
+    std::vector<std::string> jids;      // GetBlocklist
 
     static Reply error(std::string code, std::string message) {
         Reply r;

@@ -7,14 +7,20 @@ using Json = nlohmann::ordered_json;
 namespace {
 
 Json body_fields(const model::Message& m) {
-    return Json{{"from", m.from}, {"to", m.to},           {"type", m.type},         {"body", m.body},
-                {"msg_id", m.msg_id}, {"delayed", m.delayed}, {"outgoing", m.outgoing}};
+    return Json{{"from", m.from},         {"to", m.to},           {"type", m.type},
+                {"body", m.body},         {"msg_id", m.msg_id},   {"delayed", m.delayed},
+                {"outgoing", m.outgoing}, {"carbon", m.carbon},   {"replaces", m.replaces},
+                {"history", m.history}};
 }
 Json body_fields(const model::MessageState& s) {
     return Json{{"msg_id", s.msg_id}, {"state", s.state}, {"error", s.error}};
 }
 Json body_fields(const model::Presence& p) {
-    return Json{{"from", p.from}, {"available", p.available}, {"show", p.show}, {"status", p.status}};
+    return Json{{"from", p.from},
+                {"available", p.available},
+                {"show", p.show},
+                {"status", p.status},
+                {"priority", p.priority}};
 }
 Json body_fields(const model::Roster& r) {
     Json items = Json::array();
@@ -25,6 +31,26 @@ Json body_fields(const model::Subscription& s) { return Json{{"from", s.from}, {
 Json body_fields(const model::AccountState& a) {
     return Json{{"state", a.state}, {"reason", a.reason}, {"jid", a.jid}};
 }
+Json body_fields(const model::ChatState& c) { return Json{{"from", c.from}, {"to", c.to}, {"state", c.state}}; }
+Json body_fields(const model::RoomState& r) {
+    return Json{{"room", r.room}, {"state", r.state}, {"nick", r.nick}, {"reason", r.reason}, {"actor", r.actor}};
+}
+Json body_fields(const model::Occupant& o) {
+    Json j{{"room", o.room}};
+    Json who = to_json(o.who);  // kept alive: items() only refers to it
+    for (auto& [k, v] : who.items()) j[k] = v;
+    j["change"] = o.change;
+    j["new_nick"] = o.new_nick;
+    j["actor"] = o.actor;
+    j["reason"] = o.reason;
+    return j;
+}
+Json body_fields(const model::Subject& s) { return Json{{"room", s.room}, {"subject", s.subject}, {"nick", s.nick}}; }
+Json body_fields(const model::Invite& i) {
+    return Json{{"room", i.room},         {"from", i.from},         {"reason", i.reason},
+                {"password", i.password}, {"direct", i.direct}};
+}
+Json body_fields(const model::Blocklist& b) { return Json{{"blocked", b.blocked}, {"unblocked", b.unblocked}}; }
 
 // Reads a field of the expected type; throws nlohmann's type_error otherwise, which
 // decode() turns into an error value.
@@ -42,7 +68,31 @@ model::RosterItem roster_item(const Json& j) {
     return i;
 }
 
+model::OccupantInfo occupant_info(const Json& j) {
+    return {field<std::string>(j, "nick"), field<std::string>(j, "jid"),  field<std::string>(j, "role"),
+            field<std::string>(j, "affiliation"), field<std::string>(j, "show"), field<std::string>(j, "status")};
+}
+
+// Fields added after version 1's first release: absent in older stored lines is fine.
+template <class T>
+T optional_field(const Json& j, const char* name, T fallback) {
+    auto it = j.find(name);
+    return it == j.end() ? fallback : it->get<T>();
+}
+
 }  // namespace
+
+Json to_json(const model::OccupantInfo& o) {
+    return Json{{"nick", o.nick}, {"jid", o.jid},       {"role", o.role}, {"affiliation", o.affiliation},
+                {"show", o.show}, {"status", o.status}};
+}
+
+Json to_json(const model::RoomInfo& r) {
+    Json occupants = Json::array();
+    for (const auto& o : r.occupants) occupants.push_back(to_json(o));
+    return Json{{"room", r.room},       {"state", r.state},     {"nick", r.nick},
+                {"reason", r.reason},   {"subject", r.subject}, {"occupants", std::move(occupants)}};
+}
 
 Json to_json(const model::RosterItem& item) {
     return Json{{"jid", item.jid}, {"name", item.name}, {"subscription", item.subscription}, {"groups", item.groups}};
@@ -86,13 +136,17 @@ xmpp::Result<model::Event> decode(std::string_view line) {
             m.msg_id = field<std::string>(j, "msg_id");
             m.delayed = field<bool>(j, "delayed");
             m.outgoing = field<bool>(j, "outgoing");
+            m.carbon = optional_field<std::string>(j, "carbon", "");
+            m.replaces = optional_field<std::string>(j, "replaces", "");
+            m.history = optional_field<bool>(j, "history", false);
             e.body = std::move(m);
         } else if (name == "message-state") {
             e.body = model::MessageState{field<std::string>(j, "msg_id"), field<std::string>(j, "state"),
                                          field<std::string>(j, "error")};
         } else if (name == "presence") {
             e.body = model::Presence{field<std::string>(j, "from"), field<bool>(j, "available"),
-                                     field<std::string>(j, "show"), field<std::string>(j, "status")};
+                                     field<std::string>(j, "show"), field<std::string>(j, "status"),
+                                     optional_field<int>(j, "priority", 0)};
         } else if (name == "roster") {
             model::Roster r;
             r.push = field<bool>(j, "push");
@@ -103,6 +157,27 @@ xmpp::Result<model::Event> decode(std::string_view line) {
         } else if (name == "account-state") {
             e.body = model::AccountState{field<std::string>(j, "state"), field<std::string>(j, "reason"),
                                          field<std::string>(j, "jid")};
+        } else if (name == "chat-state") {
+            e.body = model::ChatState{field<std::string>(j, "from"), field<std::string>(j, "to"),
+                                      field<std::string>(j, "state")};
+        } else if (name == "room") {
+            e.body = model::RoomState{field<std::string>(j, "room"), field<std::string>(j, "state"),
+                                      field<std::string>(j, "nick"), field<std::string>(j, "reason"),
+                                      field<std::string>(j, "actor")};
+        } else if (name == "occupant") {
+            e.body = model::Occupant{field<std::string>(j, "room"), occupant_info(j), field<std::string>(j, "change"),
+                                     field<std::string>(j, "new_nick"), field<std::string>(j, "actor"),
+                                     field<std::string>(j, "reason")};
+        } else if (name == "subject") {
+            e.body = model::Subject{field<std::string>(j, "room"), field<std::string>(j, "subject"),
+                                    field<std::string>(j, "nick")};
+        } else if (name == "invite") {
+            e.body = model::Invite{field<std::string>(j, "room"), field<std::string>(j, "from"),
+                                   field<std::string>(j, "reason"), field<std::string>(j, "password"),
+                                   field<bool>(j, "direct")};
+        } else if (name == "blocklist") {
+            e.body = model::Blocklist{field<std::vector<std::string>>(j, "blocked"),
+                                      field<std::vector<std::string>>(j, "unblocked")};
         } else {
             return xmpp::make_error("bad-event", "unknown event '" + name + "'");
         }

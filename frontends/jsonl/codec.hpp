@@ -17,6 +17,8 @@ inline constexpr int protocol_version = 1;
 nlohmann::ordered_json to_json(const model::Event& event);
 nlohmann::ordered_json to_json(const model::AccountInfo& account);
 nlohmann::ordered_json to_json(const model::RosterItem& item);
+nlohmann::ordered_json to_json(const model::OccupantInfo& occupant);
+nlohmann::ordered_json to_json(const model::RoomInfo& room);
 // One line of text, without the newline.
 std::string encode(const model::Event& event);
 // The inverse of encode(); an error names what is wrong.

@@ -96,6 +96,28 @@ bool too_deep(std::string_view line) {
     return false;
 }
 
+std::vector<std::string> get_strings(const Json& j, const char* name, bool required) {
+    const Json* v = member(j, name);
+    if (!v) {
+        if (required) throw Invalid{"bad-request", std::string("missing field '") + name + "'"};
+        return {};
+    }
+    if (!v->is_array() || v->size() > 1000)
+        throw Invalid{"bad-request", std::string("field '") + name + "' must be an array of at most 1000 strings"};
+    std::vector<std::string> out;
+    for (const auto& e : *v) {
+        if (!e.is_string()) throw Invalid{"bad-request", std::string("field '") + name + "' must hold only strings"};
+        out.push_back(e.get<std::string>());
+    }
+    return out;
+}
+
+// A room nick is the resource of an occupant JID (RFC 7622 §3.4, XEP-0045 §7.2.3).
+void check_nick(const std::string& nick) {
+    if (nick.empty()) throw Invalid{"bad-request", "the nick must not be empty"};
+    if (!xmpp::Jid::parse("r@example.org/" + nick)) throw Invalid{"bad-request", "the nick '" + nick + "' is not usable"};
+}
+
 bool valid_client_name(const std::string& s) {
     if (s.empty() || s.size() > 64) return false;
     for (unsigned char c : s)
@@ -127,6 +149,7 @@ model::Command parse_command(const std::string& op, const Json& j) {
         s.type = get_string(j, "type", false, "chat");
         check_one_of(s.type, "type", {"chat", "groupchat", "normal"});
         s.client_id = get_string(j, "client_id", false);
+        s.replace = get_string(j, "replace", false);
         if (member(j, "client_id")) {
             bool printable = !s.client_id.empty() && s.client_id.size() <= 128;
             for (unsigned char c : s.client_id) printable = printable && c > 0x20 && c < 0x7f;
@@ -136,6 +159,97 @@ model::Command parse_command(const std::string& op, const Json& j) {
         return s;
     }
     if (op == "roster") return model::GetRoster{get_account(j)};
+    if (op == "join") {
+        model::Join c;
+        c.account = get_account(j);
+        c.room = get_jid(j, "room", true);
+        c.nick = get_string(j, "nick", false);
+        c.password = get_string(j, "password", false);
+        if (member(j, "nick")) check_nick(c.nick);
+        return c;
+    }
+    if (op == "part") {
+        std::string account = get_account(j);
+        return model::Part{account, get_jid(j, "room", true), get_string(j, "reason", false)};
+    }
+    if (op == "rooms") return model::ListRooms{get_account(j)};
+    if (op == "subject") {
+        std::string account = get_account(j);
+        std::string room = get_jid(j, "room", true);
+        return model::SetSubject{account, room, get_string(j, "subject")};
+    }
+    if (op == "kick") {
+        model::Kick c;
+        c.account = get_account(j);
+        c.room = get_jid(j, "room", true);
+        c.nick = get_string(j, "nick");
+        check_nick(c.nick);
+        c.reason = get_string(j, "reason", false);
+        return c;
+    }
+    if (op == "invite") {
+        model::SendInvite c;
+        c.account = get_account(j);
+        c.room = get_jid(j, "room", true);
+        c.jid = get_jid(j, "jid", true);
+        c.reason = get_string(j, "reason", false);
+        return c;
+    }
+    if (op == "history") {
+        model::History c;
+        c.account = get_account(j);
+        c.with = get_jid(j, "with", true);
+        if (member(j, "before")) c.before = get_string(j, "before");
+        c.after = get_string(j, "after", false);
+        if (c.before && !c.after.empty()) throw Invalid{"bad-request", "give 'before' or 'after', not both"};
+        if (const Json* m = member(j, "max")) {
+            if (!m->is_number_integer() || m->get<std::int64_t>() < 1 || m->get<std::int64_t>() > 200)
+                throw Invalid{"bad-request", "field 'max' must be an integer from 1 to 200"};
+            c.max = m->get<int>();
+        }
+        return c;
+    }
+    if (op == "chat-state") {
+        model::SendChatState c;
+        c.account = get_account(j);
+        c.to = get_jid(j, "to", false);
+        c.state = get_string(j, "state");
+        check_one_of(c.state, "state", {"active", "composing", "paused", "inactive", "gone"});
+        return c;
+    }
+    if (op == "displayed") {
+        model::Displayed c;
+        c.account = get_account(j);
+        c.to = get_jid(j, "to", false);
+        c.msg_id = get_string(j, "msg_id");
+        if (c.msg_id.empty()) throw Invalid{"bad-request", "field 'msg_id' must not be empty"};
+        return c;
+    }
+    if (op == "roster-set") {
+        model::RosterSet c;
+        c.account = get_account(j);
+        c.jid = get_jid(j, "jid", true);
+        c.name = get_string(j, "name", false);
+        c.groups = get_strings(j, "groups", false);
+        return c;
+    }
+    if (op == "roster-remove") {
+        std::string account = get_account(j);
+        return model::RosterRemove{account, get_jid(j, "jid", true)};
+    }
+    if (op == "block" || op == "unblock") {
+        model::Block c;
+        c.account = get_account(j);
+        c.block = op == "block";
+        for (const auto& text : get_strings(j, "jids", true)) {
+            auto jid = xmpp::Jid::parse(text);
+            if (!jid) throw Invalid{"bad-jid", "field 'jids': '" + text + "': " + jid.error().message};
+            c.jids.push_back(jid.value().full());
+        }
+        if (c.block && c.jids.empty()) throw Invalid{"bad-request", "field 'jids' must not be empty"};
+        return c;
+    }
+    if (op == "blocklist") return model::GetBlocklist{get_account(j)};
     if (op == "presence") {
         model::SetPresence p;
         p.account = get_account(j);
@@ -144,7 +258,7 @@ model::Command parse_command(const std::string& op, const Json& j) {
         p.status = get_string(j, "status", false);
         return p;
     }
-    if (op == "subscribe" || op == "approve" || op == "deny") {
+    if (op == "subscribe" || op == "unsubscribe" || op == "approve" || op == "deny") {
         std::string account = get_account(j);
         return model::ChangeSubscription{account, get_jid(j, "jid", true), op};
     }
@@ -154,8 +268,6 @@ model::Command parse_command(const std::string& op, const Json& j) {
         r.xml = get_string(j, "xml");
         return r;
     }
-    if (op == "join" || op == "part" || op == "history")
-        throw Invalid{"unsupported", op + " is not supported yet"};
     throw Invalid{"unknown-op", "unknown op '" + op + "'"};
 }
 
@@ -267,6 +379,29 @@ void Session::reply(const Request& request, const model::Reply& reply) {
         Json items = Json::array();
         for (const auto& i : reply.items) items.push_back(to_json(i));
         j["items"] = std::move(items);
+    } else if (std::holds_alternative<model::Join>(request.command) && !reply.rooms.empty()) {
+        const auto& r = reply.rooms.front();
+        Json room = to_json(r);
+        j["room"] = r.room;
+        j["nick"] = r.nick;
+        j["created"] = r.created;
+        j["subject"] = r.subject;
+        j["occupants"] = room["occupants"];
+    } else if (std::holds_alternative<model::ListRooms>(request.command)) {
+        Json rooms = Json::array();
+        for (const auto& r : reply.rooms) rooms.push_back(to_json(r));
+        j["rooms"] = std::move(rooms);
+    } else if (std::holds_alternative<model::History>(request.command)) {
+        j["complete"] = reply.complete;
+        j["first"] = reply.first;
+        j["last"] = reply.last;
+        Json messages = Json::array();
+        for (const auto& e : reply.messages) messages.push_back(to_json(e));
+        j["messages"] = std::move(messages);
+    } else if (std::holds_alternative<model::Displayed>(request.command)) {
+        j["sent"] = reply.sent;
+    } else if (std::holds_alternative<model::GetBlocklist>(request.command)) {
+        j["jids"] = reply.jids;
     }
     write(j);
 }

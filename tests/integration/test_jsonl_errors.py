@@ -172,14 +172,14 @@ class ErrorsTest(JsonlTest):
              "bad-jid", "(?i)local"),
             ("subscribe bad jid", {"op": "subscribe", "id": "j7", "account": "home",
                                    "jid": "carol@@localhost"}, "bad-jid", None),
-            # unsupported
-            ("join", {"op": "join", "id": "s1", "account": "home",
-                      "room": "room@conference.localhost", "nick": "alice"},
-             "unsupported", "join"),
-            ("part", {"op": "part", "id": "s2", "account": "home",
-                      "room": "room@conference.localhost"}, "unsupported", "part"),
-            ("history", {"op": "history", "id": "s3", "account": "home",
-                         "with": "bob@localhost"}, "unsupported", "history"),
+            # rooms and archives
+            ("join a full JID", {"op": "join", "id": "s1", "account": "home",
+                                 "room": "room@conference.localhost/alice"}, "bad-jid", None),
+            ("part a room we are not in", {"op": "part", "id": "s2", "account": "home",
+                                           "room": "room@conference.localhost"},
+             "not-joined", "room@conference.localhost"),
+            ("history max too big", {"op": "history", "id": "s3", "account": "home",
+                                     "with": "bob@localhost", "max": 201}, "bad-request", "max"),
             # bad-xml: raw must be one well-formed message/presence/iq in jabber:client
             ("unclosed", {"op": "raw", "id": "x1", "account": "home",
                           "xml": "<message to='bob@localhost'><body>x</message>"},

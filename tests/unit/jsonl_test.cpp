@@ -53,7 +53,7 @@ TEST_CASE("jsonl: every event encodes as documented and decodes back") {
     auto e = message_event();
     CHECK(jsonl::encode(e) ==
           R"({"event":"message","seq":42,"account":"home","stamp":"2026-11-25T12:00:00.000Z","from":"bob@example.org/phone",)"
-          R"("to":"alice@example.org/stanzad","type":"chat","body":"hello \"there\"\n☺","msg_id":"m1","delayed":false,"outgoing":false})");
+          R"("to":"alice@example.org/stanzad","type":"chat","body":"hello \"there\"\n☺","msg_id":"m1","delayed":false,"outgoing":false,"carbon":"","replaces":"","history":false})");
     std::vector<model::EventBody> bodies = {
         e.body,
         model::MessageState{"m1", "failed", "service-unavailable"},
@@ -61,7 +61,14 @@ TEST_CASE("jsonl: every event encodes as documented and decodes back") {
         model::Roster{{{"bob@example.org", "Bob", "both", {"Friends", "Work"}}}, true},
         model::Subscription{"carol@example.org", "subscribe"},
         model::AccountState{"online", "", "alice@example.org/stanzad"},
+        model::ChatState{"bob@example.org/phone", "alice@example.org", "composing"},
+        model::RoomState{"dev@conference.example.org", "kicked", "alice", "spam", "bob"},
+        model::Occupant{"dev@conference.example.org", {"bob", "", "moderator", "owner", "away", "x"}, "nick", "bobby", "", ""},
+        model::Subject{"dev@conference.example.org", "Release", "bob"},
+        model::Invite{"dev@conference.example.org", "bob@example.org", "come", "pw", true},
+        model::Blocklist{{"spam@example.net"}, {}},
     };
+    static_assert(std::variant_size_v<model::EventBody> == 12, "a new event needs a line above");
     for (const auto& b : bodies) {
         model::Event in{7, "home", "2026-11-25T12:00:00.000Z", b};
         auto text = jsonl::encode(in);
@@ -75,6 +82,11 @@ TEST_CASE("jsonl: every event encodes as documented and decodes back") {
     CHECK_FALSE(jsonl::decode("{\"event\":\"message\",\"seq\":\"1\"}"));
     CHECK_FALSE(jsonl::decode("[1]"));
     CHECK_FALSE(jsonl::decode("{"));
+    // A message stored before the carbon/replaces/history fields existed still reads.
+    auto old = jsonl::decode(R"({"event":"message","seq":1,"account":"a","stamp":"","from":"b@c","to":"a@c",)"
+                             R"("type":"chat","body":"x","msg_id":"m","delayed":false,"outgoing":false})");
+    REQUIRE(old);
+    CHECK(std::get<model::Message>(old.value().body).carbon.empty());
 }
 
 TEST_CASE("jsonl: invalid UTF-8 from the network is replaced, not a crash") {
@@ -141,8 +153,20 @@ TEST_CASE("jsonl: each bad input gets its own error and the session goes on") {
         {R"({"id":1,"op":"ack","seq":"3"})", "bad-request", "integer >= 0"},
         {R"({"id":1,"op":"subscribe","account":"home","jid":"carol@example.org/res"})", "bad-jid", "bare JID"},
         {R"({"id":1,"op":"presence","account":"home","show":"sleeping"})", "bad-request", "'show'"},
-        {R"({"id":1,"op":"join","account":"home","room":"r@c.example.org"})", "unsupported", "join"},
-        {R"({"id":1,"op":"history","account":"home"})", "unsupported", "history"},
+        {R"({"id":1,"op":"join","account":"home","room":"r@c.example.org/nick"})", "bad-jid", "bare JID"},
+        {R"({"id":1,"op":"join","account":"home","room":"r@c.example.org","nick":""})", "bad-request", "nick"},
+        {R"({"id":1,"op":"history","account":"home"})", "bad-request", "missing field 'with'"},
+        {R"({"id":1,"op":"history","account":"home","with":"b@example.org","max":0})", "bad-request", "1 to 200"},
+        {R"({"id":1,"op":"history","account":"home","with":"b@example.org","max":"5"})", "bad-request", "1 to 200"},
+        {R"({"id":1,"op":"history","account":"home","with":"b@example.org","before":"a","after":"b"})", "bad-request",
+         "not both"},
+        {R"({"id":1,"op":"chat-state","account":"home","to":"b@example.org","state":"dancing"})", "bad-request",
+         "'state'"},
+        {R"({"id":1,"op":"block","account":"home","jids":[]})", "bad-request", "must not be empty"},
+        {R"({"id":1,"op":"block","account":"home","jids":["@x"]})", "bad-jid", "'@x'"},
+        {R"({"id":1,"op":"roster-set","account":"home","jid":"c@example.org","groups":[1]})", "bad-request",
+         "only strings"},
+        {R"({"id":1,"op":"kick","account":"home","room":"r@c.example.org"})", "bad-request", "missing field 'nick'"},
         {R"({"id":1,"op":"accounts","x":)" + std::string(100000, '[') + std::string(100000, ']') + "}", "bad-json",
          "nested deeper than 32"},
     };

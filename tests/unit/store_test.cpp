@@ -564,9 +564,11 @@ TEST_CASE("store: a version 1 database is migrated forward and keeps its events"
         REQUIRE(store->append(e));
     }
     // Back to what a version 1 daemon left: without the tables of version 2.
-    raw_exec(dir.store(), "DROP TABLE inbound_ids; DROP TABLE account_meta; PRAGMA user_version = 1;");
+    raw_exec(dir.store(),
+             "DROP TABLE inbound_ids; DROP TABLE account_meta; ALTER TABLE outbox DROP COLUMN replace_id; "
+             "PRAGMA user_version = 1;");
     auto store = open_store(dir.store());
-    CHECK(raw_query(dir.store(), "PRAGMA user_version") == "2");
+    CHECK(raw_query(dir.store(), "PRAGMA user_version") == std::to_string(Store::schema_version));
     CHECK(seqs(*store) == std::vector<model::Seq>{1});
     REQUIRE(store->set_meta("home", "mam_last", "A1"));
     CHECK(store->meta("home", "mam_last").value() == "A1");
@@ -586,6 +588,43 @@ TEST_CASE("store: append_once stores an incoming message once per key and accoun
     other_account.account = "work";
     CHECK(store->append_once(other_account, "s1").value());
     CHECK(seqs(*store) == std::vector<model::Seq>{1, 2});
+}
+
+TEST_CASE("store: an inbound key points at its event, aliases at what they were given") {
+    TempDir dir;
+    auto store = open_store(dir.store());
+    auto filler = message("filler");
+    REQUIRE(store->append(filler));
+    auto a = message("hello", "s1");
+    REQUIRE(store->append_once(a, "sid:s1", {{"ref:bob@example.org:m1", "s1"}}).value());
+    CHECK(store->inbound("home", "sid:s1").value() == std::optional<std::string>(std::to_string(a.seq)));
+    CHECK(store->inbound("home", "ref:bob@example.org:m1").value() == std::optional<std::string>("s1"));
+    CHECK_FALSE(store->inbound("home", "sid:nope").value());
+    CHECK_FALSE(store->inbound("work", "sid:s1").value());
+    // A copy is refused and its aliases are not recorded.
+    auto copy = message("hello", "s1");
+    CHECK_FALSE(store->append_once(copy, "sid:s1", {{"ref:bob@example.org:m2", "s1"}}).value());
+    CHECK_FALSE(store->inbound("home", "ref:bob@example.org:m2").value());
+    auto stored = store->event(a.seq).value();
+    REQUIRE(stored);
+    CHECK(std::get<model::Message>(stored->body).body == "hello");
+    CHECK_FALSE(store->event(a.seq + 1).value());
+}
+
+TEST_CASE("store: a correction keeps what it replaces in the outbox") {
+    TempDir dir;
+    auto store = open_store(dir.store());
+    OutboxEntry e;
+    e.account = "home";
+    e.msg_id = "m2";
+    e.to = "bob@example.org";
+    e.type = "chat";
+    e.body = "fixed";
+    e.replace_id = "m1";
+    std::vector<model::Event> none;
+    REQUIRE(store->enqueue(e, none).value());
+    CHECK(store->find("home", "m2").value().replace_id == "m1");
+    CHECK(store->pending("home").value().at(0).replace_id == "m1");
 }
 
 TEST_CASE("store: per-account values are empty until set, and overwritten") {

@@ -1,0 +1,410 @@
+// The hub's multi-user chat side (XEP-0045): joining and rejoining rooms, occupants as
+// events (after a rejoin only what changed), the room's archive (XEP-0313 at the room)
+// instead of the join history, self-ping (XEP-0410), bookmarks (XEP-0402, XEP-0048).
+#include <nlohmann/json.hpp>
+
+#include "daemon/account.hpp"
+#include "daemon/hub.hpp"
+#include "daemon/log.hpp"
+
+namespace stanzad {
+namespace {
+
+constexpr auto join_timeout = std::chrono::seconds(30);
+
+model::OccupantInfo occupant_of(const xmpp::MucPresence& p) {
+    return {p.nick, p.jid, p.role, p.affiliation, p.show, p.status};
+}
+
+std::string default_nick(const Account& a) {
+    std::string local = a.config().jid.local();
+    return local.empty() ? a.config().jid.domain() : local;
+}
+
+}  // namespace
+
+Hub::Room* Hub::find_room(const std::string& account, const std::string& room) {
+    auto a = rooms_.find(account);
+    if (a == rooms_.end()) return nullptr;
+    auto r = a->second.find(room);
+    return r == a->second.end() ? nullptr : &r->second;
+}
+
+model::RoomInfo Hub::room_info(const Room& room) const {
+    model::RoomInfo info{room.jid, room.state, room.nick, room.reason, room.subject, room.created, {}};
+    for (const auto& [nick, o] : room.occupants) info.occupants.push_back(o);
+    return info;
+}
+
+void Hub::remember_rooms(Account& account) {
+    nlohmann::json j = nlohmann::json::array();
+    for (const auto& [jid, room] : rooms_[account.name()])
+        if (room.remembered) j.push_back({{"room", jid}, {"nick", room.nick}, {"password", room.password}});
+    if (auto st = store_.set_meta(account.name(), "rooms", j.dump()); !st)
+        logs::daemon().warn("account {}: cannot remember the rooms: {}", account.name(), st.error().message);
+}
+
+void Hub::rooms_online(Account& account, bool resumed) {
+    if (resumed) return;  // XEP-0198: the session, with its room presences, went on
+    auto& rooms = rooms_[account.name()];
+    // The rooms to be in: those we were in, the config's, the ones remembered from `join`.
+    for (const auto& r : account.config().rooms) {
+        auto [it, fresh] = rooms.try_emplace(r.jid);
+        if (fresh) {
+            it->second.jid = r.jid;
+            it->second.nick = r.nick.empty() ? default_nick(account) : r.nick;
+        }
+        it->second.remembered = true;
+    }
+    if (auto saved = store_.meta(account.name(), "rooms"); saved && !saved.value().empty()) {
+        auto j = nlohmann::json::parse(saved.value(), nullptr, false);
+        if (j.is_array())
+            for (const auto& r : j) {
+                if (!r.is_object() || !r.value("room", std::string()).size()) continue;
+                auto [it, fresh] = rooms.try_emplace(r.value("room", ""));
+                if (!fresh) continue;
+                it->second.jid = r.value("room", "");
+                it->second.nick = r.value("nick", default_nick(account));
+                it->second.password = r.value("password", "");
+                it->second.remembered = true;
+            }
+    }
+    for (auto it = rooms.begin(); it != rooms.end();) {
+        if (!it->second.remembered) {  // a join that never completed
+            for (auto& w : it->second.waiters) w(model::Reply::error("not-online", "the connection ended"));
+            it = rooms.erase(it);
+            continue;
+        }
+        send_join(account, it->second);
+        ++it;
+    }
+    // XEP-0402 §3.4 (else XEP-0048 §3.3 through private storage): bookmarked rooms marked
+    // autojoin.
+    std::string name = account.name();
+    auto autojoin = [this, name](std::vector<xmpp::Bookmark> marks) {
+        Account* a = find_(name);
+        if (!a) return;
+        for (const auto& b : marks) {
+            if (!b.autojoin || find_room(name, b.room)) continue;
+            join(*a, b.room, b.nick, b.password, [name, room = b.room](const model::Reply& r) {
+                if (!r.ok())
+                    logs::daemon().warn("account {}: could not join bookmarked room {}: {}", name, room,
+                                        r.error_message);
+            });
+        }
+    };
+    account.request({}, [](const std::string& id) { return xmpp::make_bookmarks_get(id); },
+                    [this, name, autojoin](const IqReply& r) {
+                        Account* a = find_(name);
+                        if (r.ok()) return autojoin(xmpp::parse_bookmarks(r.iq));
+                        if (!a || r.error == "disconnected" || r.error == "not-online") return;
+                        a->request({}, [](const std::string& id) { return xmpp::make_legacy_bookmarks_get(id); },
+                                   [autojoin](const IqReply& legacy) {
+                                       if (legacy.ok()) autojoin(xmpp::parse_legacy_bookmarks(legacy.iq));
+                                   });
+                    });
+}
+
+void Hub::send_join(Account& account, Room& room) {
+    if (room.state == "joined") {
+        room.previous = room.occupants;  // what we saw, to compare with after the rejoin
+        room.was_joined = true;
+    }
+    room.occupants.clear();
+    room.state = "joining";
+    room.reason.clear();
+    room.asked = std::chrono::steady_clock::now();
+    room.ping_out = false;
+    publish(account.name(), model::RoomState{room.jid, "joining", room.nick, "", ""});
+    account.send(xmpp::make_muc_join(room.jid, room.nick, room.password, account.presence_payload()));
+}
+
+void Hub::join(Account& account, std::string jid, std::string nick, std::string password, Respond respond) {
+    if (account.state() != Account::State::Online)
+        return respond(model::Reply::error("not-online", "account " + account.name() + " is " + to_string(account.state())));
+    Room* existing = find_room(account.name(), jid);
+    if (nick.empty()) nick = existing ? existing->nick : default_nick(account);
+    if (existing && existing->state == "joined") {
+        if (existing->nick == nick) {
+            model::Reply reply;
+            reply.rooms.push_back(room_info(*existing));
+            return respond(std::move(reply));
+        }
+        // §7.6: a nick change is a presence to the new occupant JID; the room answers.
+        existing->waiters.push_back(std::move(respond));
+        existing->asked = std::chrono::steady_clock::now();
+        account.send("<presence to='" + xmpp::xml_escape(jid + "/" + nick) + "'>" + account.presence_payload() +
+                     "</presence>");
+        return;
+    }
+    Room& room = rooms_[account.name()][jid];
+    room.jid = jid;
+    room.nick = nick;
+    if (!password.empty() || !existing) room.password = password;
+    room.waiters.push_back(std::move(respond));
+    send_join(account, room);
+}
+
+model::Reply Hub::part(Account& account, const std::string& jid, const std::string& reason) {
+    Room* room = find_room(account.name(), jid);
+    if (!room) return model::Reply::error("not-joined", "not in " + jid);
+    for (auto& w : room->waiters) w(model::Reply::error("not-joined", "left " + jid + " before it answered"));
+    account.send(xmpp::make_muc_leave(jid, room->nick, reason));  // §7.14 (nothing if offline)
+    std::string nick = room->nick;
+    rooms_[account.name()].erase(jid);
+    remember_rooms(account);
+    publish(account.name(), model::RoomState{jid, "left", nick, reason, ""});
+    return {};
+}
+
+void Hub::room_gone(Account& account, const std::string& jid, const std::string& state, const std::string& reason,
+                    const std::string& actor) {
+    Room* room = find_room(account.name(), jid);
+    if (!room) return;
+    std::string nick = room->nick;
+    for (auto& w : room->waiters) w(model::Reply::error("refused", state + (reason.empty() ? "" : " (" + reason + ")")));
+    rooms_[account.name()].erase(jid);
+    remember_rooms(account);
+    publish(account.name(), model::RoomState{jid, state, nick, reason, actor});
+}
+
+void Hub::joined(Account& account, Room& room, const xmpp::MucPresence& self) {
+    room.nick = self.nick;  // §7.2.10: the room may have changed it
+    room.state = "joined";
+    room.created = self.codes.count(xmpp::muc_status::created) > 0;
+    room.occupants[self.nick] = occupant_of(self);
+    room.pinged = std::chrono::steady_clock::now();
+    if (room.was_joined) {
+        // After a rejoin: who came and went while we were away, and who changed.
+        for (const auto& [nick, o] : room.occupants) {
+            if (nick == room.nick) continue;
+            auto before = room.previous.find(nick);
+            if (before == room.previous.end())
+                publish(account.name(), model::Occupant{room.jid, o, "join", "", "", ""});
+            else if (!(before->second == o))
+                publish(account.name(), model::Occupant{room.jid, o, "update", "", "", ""});
+        }
+        for (const auto& [nick, o] : room.previous)
+            if (nick != room.nick && !room.occupants.count(nick))
+                publish(account.name(), model::Occupant{room.jid, o, "leave", "", "", ""});
+    }
+    room.previous.clear();
+    if (!room.remembered) {
+        room.remembered = true;
+        remember_rooms(account);
+    }
+    publish(account.name(), model::RoomState{room.jid, "joined", room.nick, "", ""});
+    logs::daemon().info("account {}: joined {} as {} ({} occupant(s))", account.name(), room.jid, room.nick,
+                        room.occupants.size());
+    model::Reply reply;
+    reply.rooms.push_back(room_info(room));
+    for (auto& w : std::exchange(room.waiters, {})) w(reply);
+    // The room's archive brings what was said while we were not there (§7.2.13 asked for
+    // no join history): after the last message we have, or the last page the first time.
+    auto last = store_.meta(account.name(), "mam_last:" + room.jid);
+    room_catch_up(account, room, last ? last.value() : "");
+}
+
+void Hub::room_catch_up(Account& account, Room& room, const std::string& after) {
+    xmpp::MamQuery q;
+    q.to = room.jid;
+    q.query_id = "room" + std::to_string(next_query_++);
+    q.max = 50;
+    if (after.empty()) q.before = "";  // the newest page
+    else q.after = after;
+    bool first_page = room.catch_up_query.empty();
+    room.catch_up_query = q.query_id;
+    if (first_page) room.catch_up_count = room.catch_up_fresh = 0;
+    std::string name = account.name(), jid = room.jid, query_id = q.query_id;
+    account.request(room.jid, [&](const std::string& id) { return xmpp::make_mam_query(id, q); },
+                    [this, name, jid, query_id, paging = !after.empty()](const IqReply& r) {
+                        Account* a = find_(name);
+                        Room* room = find_room(name, jid);
+                        if (!a || !room || room->catch_up_query != query_id) return;
+                        auto fin = r.ok() ? xmpp::parse_mam_fin(r.iq) : std::nullopt;
+                        if (!fin) {
+                            // No archive at this room (or it failed): the gap stays open.
+                            logs::daemon().info("account {}: {}: no archive catch-up ({})", name, jid,
+                                                r.ok() ? "no <fin/>" : r.error);
+                            room->catch_up_query.clear();
+                            return;
+                        }
+                        if (!fin->last.empty()) {
+                            if (auto st = store_.set_meta(name, "mam_last:" + jid, fin->last); !st)
+                                logs::daemon().warn("account {}: cannot remember archive id: {}", name,
+                                                    st.error().message);
+                        }
+                        if (paging && !fin->complete && !fin->last.empty()) {
+                            room_catch_up(*a, *room, fin->last);  // XEP-0059: the next page
+                            return;
+                        }
+                        logs::daemon().info("account {}: {}: archive catch-up: {} message(s), {} of them new", name,
+                                            jid, room->catch_up_count, room->catch_up_fresh);
+                        room->catch_up_query.clear();
+                    });
+}
+
+bool Hub::room_archive_result(Account& account, pugi::xml_node stanza) {
+    std::string from = stanza.attribute("from").value();
+    Room* room = find_room(account.name(), from);
+    if (!room || room->catch_up_query.empty()) return false;
+    auto archived = xmpp::parse_mam_result(stanza, account.config().jid, room->jid);
+    if (!archived || archived->query_id != room->catch_up_query) return false;
+    ++room->catch_up_count;
+    const auto& m = archived->message;
+    if (m.body.empty() || m.type == "error") return true;
+    // Our own messages come back from the archive too: known by their origin-id.
+    if (!m.origin_id.empty() && store_.find(account.name(), m.origin_id)) return true;
+    if (incoming(account, m, true, {}, room->jid)) ++room->catch_up_fresh;
+    return true;
+}
+
+bool Hub::room_message(Account& account, const xmpp::ReceivedMessage& m) {
+    auto from = xmpp::Jid::parse(m.from);
+    if (!from) return false;
+    Room* room = find_room(account.name(), from.value().bare());
+    if (!room) return false;
+    const std::string nick = from.value().resource();
+    if (m.has_subject && m.body.empty()) {
+        // §8.1 / §7.2.15: the subject, at join and when it changes.
+        if (!room->has_subject || room->subject != m.subject) {
+            room->subject = m.subject;
+            room->subject_nick = nick;
+            room->has_subject = true;
+            publish(account.name(), model::Subject{room->jid, m.subject, nick});
+        }
+        return true;
+    }
+    if (m.body.empty()) {
+        if (!m.chat_state.empty() && nick != room->nick)
+            transient(account.name(), model::ChatState{m.from, m.to, m.chat_state});
+        return true;
+    }
+    // Our own message, echoed by the room (§7.4): it has reached the room.
+    if (!m.origin_id.empty() && store_.find(account.name(), m.origin_id)) {
+        advance(account, m.origin_id, "delivered");
+        if (!m.stanza_id.empty() && room->catch_up_query.empty())
+            (void)store_.set_meta(account.name(), "mam_last:" + room->jid, m.stanza_id);
+        return true;
+    }
+    incoming(account, m, false, {}, room->jid);
+    // The archive position moves with live messages only while no catch-up is open.
+    if (!m.stanza_id.empty() && room->catch_up_query.empty())
+        if (auto st = store_.set_meta(account.name(), "mam_last:" + room->jid, m.stanza_id); !st)
+            logs::daemon().warn("account {}: cannot remember archive id: {}", account.name(), st.error().message);
+    return true;
+}
+
+bool Hub::room_presence(Account& account, const xmpp::MucPresence& p) {
+    Room* room = find_room(account.name(), p.room);
+    if (!room) return false;
+    if (p.type == "error") {
+        // §7.2.6-§7.2.9: the room refused us (or our nick change).
+        if (room->state == "joined") {
+            for (auto& w : std::exchange(room->waiters, {})) w(model::Reply::error("refused", p.error));
+            return true;
+        }
+        logs::daemon().warn("account {}: cannot join {}: {}", account.name(), room->jid, p.error);
+        if (!room->remembered) {
+            room_gone(account, p.room, "error", p.error, "");
+            return true;
+        }
+        room->state = "error";
+        room->reason = p.error;
+        for (auto& w : std::exchange(room->waiters, {})) w(model::Reply::error("refused", p.error));
+        publish(account.name(), model::RoomState{room->jid, "error", room->nick, p.error, ""});
+        return true;
+    }
+    namespace st = xmpp::muc_status;
+    if (p.self()) {
+        if (p.type == "unavailable") {
+            if (p.codes.count(st::new_nick)) {  // §7.6: our nick changes; the new presence follows
+                room->nick = p.new_nick;
+                room->occupants.erase(p.nick);
+                return true;
+            }
+            std::string state = p.codes.count(st::kicked)   ? "kicked"
+                                : p.codes.count(st::banned) ? "banned"
+                                : p.destroyed               ? "destroyed"
+                                : p.codes.count(st::removed_affiliation) || p.codes.count(st::removed_members_only) ||
+                                        p.codes.count(st::removed_shutdown)
+                                    ? "removed"
+                                    : "left";
+            room_gone(account, p.room, state, p.reason, p.actor);
+            return true;
+        }
+        if (room->state != "joined") {
+            joined(account, *room, p);
+        } else {
+            room->nick = p.nick;
+            room->occupants[p.nick] = occupant_of(p);
+            model::Reply reply;
+            reply.rooms.push_back(room_info(*room));
+            for (auto& w : std::exchange(room->waiters, {})) w(reply);
+        }
+        return true;
+    }
+    // Someone else. While joining, the room lists who is there (§7.2.3): collected quietly.
+    auto o = occupant_of(p);
+    if (room->state != "joined") {
+        if (p.type != "unavailable") room->occupants[p.nick] = o;
+        return true;
+    }
+    if (p.type == "unavailable") {
+        room->occupants.erase(p.nick);
+        if (p.codes.count(st::new_nick)) {
+            publish(account.name(), model::Occupant{room->jid, o, "nick", p.new_nick, "", ""});
+            // The occupant's presence under the new nick follows; it must not look like a join.
+            model::OccupantInfo renamed = o;
+            renamed.nick = p.new_nick;
+            room->occupants[p.new_nick] = renamed;
+        } else {
+            std::string change = p.codes.count(st::kicked) ? "kick" : p.codes.count(st::banned) ? "ban" : "leave";
+            publish(account.name(), model::Occupant{room->jid, o, change, "", p.actor, p.reason});
+        }
+        return true;
+    }
+    auto it = room->occupants.find(p.nick);
+    if (it == room->occupants.end()) {
+        room->occupants[p.nick] = o;
+        publish(account.name(), model::Occupant{room->jid, o, "join", "", "", ""});
+    } else if (!(it->second == o)) {
+        it->second = o;
+        publish(account.name(), model::Occupant{room->jid, o, "update", "", "", ""});
+    }
+    return true;
+}
+
+void Hub::tick() {
+    auto now = std::chrono::steady_clock::now();
+    for (auto& [name, rooms] : rooms_) {
+        Account* account = find_(name);
+        if (!account || account->state() != Account::State::Online) continue;
+        for (auto& [jid, room] : rooms) {
+            if (room.state == "joining" && !room.waiters.empty() && now - room.asked > join_timeout) {
+                for (auto& w : std::exchange(room.waiters, {}))
+                    w(model::Reply::error("timeout", jid + " did not answer within 30 seconds"));
+            }
+            // XEP-0410 §3: are we still in the room? (A server restart or a netsplit may have
+            // removed us without telling.)
+            if (room.state != "joined" || room.ping_out || now - room.pinged < self_ping_) continue;
+            room.ping_out = true;
+            room.pinged = now;
+            std::string nick = room.nick;
+            account->request(jid + "/" + nick, [&](const std::string& id) { return xmpp::make_muc_self_ping(id, jid, nick); },
+                             [this, name = name, jid = jid](const IqReply& r) {
+                                 Account* a = find_(name);
+                                 Room* room = find_room(name, jid);
+                                 if (!a || !room) return;
+                                 room->ping_out = false;
+                                 room->pinged = std::chrono::steady_clock::now();
+                                 if (!r.iq || xmpp::classify_self_ping(r.iq) != xmpp::SelfPing::NotJoined) return;
+                                 logs::daemon().info("account {}: no longer in {} ({}); joining again", name, jid,
+                                                     r.error);
+                                 send_join(*a, *room);
+                             });
+        }
+    }
+}
+
+}  // namespace stanzad
