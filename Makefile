@@ -78,7 +78,7 @@ test-asan: deps
 # Each target runs FUZZ_SECONDS from the seeds in tests/fuzz/corpus/ (copied, so the
 # committed seeds stay small); a crash fails the target and leaves its input in build-fuzz/.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := framer stream jsonl
+FUZZ_TARGETS := framer stream jsonl im
 
 fuzz:
 	@if ! command -v clang++ >/dev/null 2>&1; then \

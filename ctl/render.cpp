@@ -32,15 +32,18 @@ const Json& array_member(const Json& j, const char* name) {
     return it != j.end() && it->is_array() ? *it : empty;
 }
 
-std::string joined_groups(const Json& item) {
+// The strings of an array, separated by ", "; other members skipped.
+std::string joined_strings(const Json& array) {
     std::string out;
-    for (const Json& g : array_member(item, "groups")) {
-        if (!g.is_string()) continue;
+    for (const Json& s : array) {
+        if (!s.is_string()) continue;
         if (!out.empty()) out += ", ";
-        out += sanitize(g.get<std::string>());
+        out += sanitize(s.get<std::string>());
     }
     return out;
 }
+
+std::string joined_groups(const Json& item) { return joined_strings(array_member(item, "groups")); }
 
 // Columns padded to their widest cell (in code points, near enough for a terminal),
 // but the last, which may hold free text.
@@ -80,11 +83,16 @@ std::string indented_body(const std::string& body) {
     return out;
 }
 
-std::string message_line(const Json& e) {
+// `in_history`: a line of `history`, where every message is old; (delayed) and (history)
+// would be on each line and say nothing.
+std::string message_line(const Json& e, bool in_history = false) {
     std::string out = safe(e, "from") + " -> " + safe(e, "to");
     if (std::string type = safe(e, "type"); !type.empty() && type != "chat") out += " (" + type + ")";
     if (flag(e, "outgoing")) out += " (outgoing)";
-    if (flag(e, "delayed")) out += " (delayed)";
+    if (std::string carbon = safe(e, "carbon"); !carbon.empty()) out += " (carbon " + carbon + ")";
+    if (!in_history && flag(e, "delayed")) out += " (delayed)";
+    if (!in_history && flag(e, "history")) out += " (history)";
+    if (std::string replaces = safe(e, "replaces"); !replaces.empty()) out += " (corrects " + replaces + ")";
     return out + ": " + indented_body(text(e, "body"));
 }
 
@@ -101,10 +109,76 @@ std::string account_state_line(const Json& e) {
     return out;
 }
 
+// The priority only when it is not 0, the common case (RFC 6121 §4.7.2.3).
 std::string presence_line(const Json& e) {
     std::string out = safe(e, "from") + (flag(e, "available") ? " available" : " unavailable");
     if (std::string show = safe(e, "show"); !show.empty()) out += " " + show;
+    if (std::string priority = safe(e, "priority"); !priority.empty() && priority != "0")
+        out += " (priority " + priority + ")";
     if (std::string status = safe(e, "status"); !status.empty()) out += ": " + status;
+    return out;
+}
+
+// "participant/member"; "-" when the room said neither.
+std::string role_and_affiliation(const Json& o) {
+    std::string role = safe(o, "role"), affiliation = safe(o, "affiliation");
+    if (role.empty() && affiliation.empty()) return "-";
+    return (role.empty() ? "-" : role) + "/" + (affiliation.empty() ? "-" : affiliation);
+}
+
+std::string by_and_reason(const Json& e) {
+    std::string out;
+    if (std::string actor = safe(e, "actor"); !actor.empty()) out += " by " + actor;
+    if (std::string reason = safe(e, "reason"); !reason.empty()) out += ": " + reason;
+    return out;
+}
+
+// Our own state in a room: ROOM STATE [as NICK] [by ACTOR][: REASON].
+std::string room_line(const Json& e) {
+    std::string out = safe(e, "room") + " " + safe(e, "state");
+    if (std::string nick = safe(e, "nick"); !nick.empty()) out += " as " + nick;
+    return out + by_and_reason(e);
+}
+
+// Someone else in a room: ROOM/NICK CHANGE, then what changed.
+std::string occupant_line(const Json& e) {
+    std::string change = safe(e, "change");
+    std::string out = safe(e, "room") + "/" + safe(e, "nick") + " " + change;
+    if (change == "nick") return out + " " + safe(e, "new_nick");
+    if (change == "kick" || change == "ban") return out + by_and_reason(e);
+    std::string status = safe(e, "status");
+    if (change != "leave") {
+        out += " " + role_and_affiliation(e);
+        if (std::string jid = safe(e, "jid"); !jid.empty()) out += " " + jid;
+        if (std::string show = safe(e, "show"); !show.empty()) out += " " + show;
+    }
+    return status.empty() ? out : out + ": " + status;
+}
+
+std::string subject_line(const Json& e) {
+    std::string out = safe(e, "room");
+    if (std::string nick = safe(e, "nick"); !nick.empty()) out += " by " + nick;
+    std::string subject = text(e, "subject");
+    return subject.empty() ? out + " (no subject)" : out + ": " + indented_body(subject);
+}
+
+// The password is not shown: it is in the event (--json) for whoever needs it.
+std::string invite_line(const Json& e) {
+    std::string out = safe(e, "room") + " from " + safe(e, "from");
+    if (flag(e, "direct")) out += " (direct)";
+    if (!text(e, "password").empty()) out += " (with password)";
+    if (std::string reason = safe(e, "reason"); !reason.empty()) out += ": " + reason;
+    return out;
+}
+
+// A push that unblocks with no JIDs unblocks everyone (XEP-0191 §3.5).
+std::string blocklist_line(const Json& e) {
+    std::string blocked = joined_strings(array_member(e, "blocked"));
+    std::string unblocked = joined_strings(array_member(e, "unblocked"));
+    if (blocked.empty() && unblocked.empty()) return "unblocked everyone";
+    std::string out;
+    if (!blocked.empty()) out += "blocked " + blocked;
+    if (!unblocked.empty()) out += (out.empty() ? "" : "; ") + std::string("unblocked ") + unblocked;
     return out;
 }
 
@@ -146,6 +220,12 @@ std::vector<std::string> event_lines(const Json& e) {
     if (kind == "presence") return {presence_line(e)};
     if (kind == "roster") return roster_lines(e);
     if (kind == "subscription") return {safe(e, "from") + " " + safe(e, "kind")};
+    if (kind == "chat-state") return {safe(e, "from") + " " + safe(e, "state")};
+    if (kind == "room") return {room_line(e)};
+    if (kind == "occupant") return {occupant_line(e)};
+    if (kind == "subject") return {subject_line(e)};
+    if (kind == "invite") return {invite_line(e)};
+    if (kind == "blocklist") return {blocklist_line(e)};
     return {other_line(e)};
 }
 
@@ -177,6 +257,27 @@ bool parse_stamp(std::string_view s, std::time_t& out) {
     return true;
 }
 
+// The stamp in local time, one word either way so that scripts can split lines into
+// fields: "HH:MM:SS" when `now` is given and on the same day, else with the date.
+std::string formatted_time(std::string_view stamp, const std::time_t* now) {
+    std::time_t when;
+    if (!parse_stamp(stamp, when)) {
+        std::string word = sanitize(stamp);
+        std::replace(word.begin(), word.end(), ' ', '_');
+        return word.empty() ? "-" : word;
+    }
+    std::tm local{}, today{};
+    ::localtime_r(&when, &local);
+    bool same_day = false;
+    if (now) {
+        ::localtime_r(now, &today);
+        same_day = local.tm_year == today.tm_year && local.tm_yday == today.tm_yday;
+    }
+    char buf[32];
+    std::strftime(buf, sizeof buf, same_day ? "%H:%M:%S" : "%Y-%m-%dT%H:%M:%S", &local);
+    return buf;
+}
+
 }  // namespace
 
 std::string sanitize(std::string_view in, bool keep_newlines) {
@@ -201,23 +302,9 @@ std::string sanitize(std::string_view in, bool keep_newlines) {
     return out;
 }
 
-std::string local_time(std::string_view stamp, std::time_t now) {
-    std::time_t when;
-    if (!parse_stamp(stamp, when)) {
-        // Still one word, for scripts that split lines into fields.
-        std::string word = sanitize(stamp);
-        std::replace(word.begin(), word.end(), ' ', '_');
-        return word.empty() ? "-" : word;
-    }
-    std::tm local{}, today{};
-    ::localtime_r(&when, &local);
-    ::localtime_r(&now, &today);
-    bool same_day = local.tm_year == today.tm_year && local.tm_yday == today.tm_yday;
-    char buf[32];
-    // One word either way, so that scripts can split lines into fields.
-    std::strftime(buf, sizeof buf, same_day ? "%H:%M:%S" : "%Y-%m-%dT%H:%M:%S", &local);
-    return buf;
-}
+std::string local_time(std::string_view stamp, std::time_t now) { return formatted_time(stamp, &now); }
+
+std::string local_date_time(std::string_view stamp) { return formatted_time(stamp, nullptr); }
 
 std::string render_event(const Json& e, std::time_t now) {
     std::string head = local_time(text(e, "stamp"), now) + " " + safe(e, "account") + " " + safe(e, "event");
@@ -247,6 +334,52 @@ std::string render_roster(const Json& items) {
     }
     std::sort(rows.begin(), rows.end());
     return table(rows);
+}
+
+std::string render_history(const Json& messages) {
+    std::string out;
+    for (const Json& m : messages)
+        if (m.is_object()) out += local_date_time(text(m, "stamp")) + " " + message_line(m, /*in_history=*/true) + '\n';
+    return out;
+}
+
+std::string render_join(const Json& reply, std::string_view asked_room) {
+    std::string room = safe(reply, "room");
+    if (room.empty()) room = sanitize(asked_room);
+    const Json& occupants = array_member(reply, "occupants");
+    std::size_t n = occupants.size();
+    std::string out = "joined " + room + " as " + safe(reply, "nick") + " (" + std::to_string(n) +
+                      (n == 1 ? " occupant" : " occupants") + (flag(reply, "created") ? "; created the room" : "") +
+                      ")\n";
+    std::vector<std::vector<std::string>> rows;
+    for (const Json& o : occupants)
+        if (o.is_object()) rows.push_back({"  " + safe(o, "nick"), role_and_affiliation(o), safe(o, "jid")});
+    std::sort(rows.begin(), rows.end());
+    return out + table(rows);
+}
+
+std::string render_rooms(const Json& rooms) {
+    std::vector<std::vector<std::string>> rows;
+    for (const Json& r : rooms) {
+        if (!r.is_object()) continue;
+        std::string nick = safe(r, "nick");
+        std::string state = safe(r, "state");
+        std::string last = state == "error" ? safe(r, "reason") : safe(r, "subject");
+        rows.push_back({safe(r, "room"), state, std::to_string(array_member(r, "occupants").size()),
+                        nick.empty() ? "-" : nick, last});
+    }
+    std::sort(rows.begin(), rows.end());
+    return table(rows);
+}
+
+std::string render_jids(const Json& jids) {
+    std::vector<std::string> lines;
+    for (const Json& j : jids)
+        if (j.is_string()) lines.push_back(sanitize(j.get<std::string>()));
+    std::sort(lines.begin(), lines.end());
+    std::string out;
+    for (const auto& line : lines) out += line + '\n';
+    return out;
 }
 
 }  // namespace ctl

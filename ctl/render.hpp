@@ -1,5 +1,6 @@
 #pragma once
-// Human-readable text for stanzactl: tail's events, the status and roster tables.
+// Human-readable text for stanzactl: tail's events, the tables of status, roster and rooms,
+// history, join and the block list.
 // Pure functions over parsed JSON. Everything that came from the network is passed
 // through sanitize(), so a contact cannot write escape sequences to the terminal.
 // Unknown events and fields are shown or skipped, never an error (json-protocol.md).
@@ -22,6 +23,9 @@ std::string sanitize(std::string_view text, bool keep_newlines = false);
 // "-" when empty; one word in every case.
 std::string local_time(std::string_view stamp, std::time_t now);
 
+// The same, always with the date: "2026-11-24T12:00:01" (for history, which is old).
+std::string local_date_time(std::string_view stamp);
+
 // One event: one line, or more for a message body with newlines (continuation lines are
 // indented). Every line ends in '\n'.
 std::string render_event(const Json& event, std::time_t now);
@@ -31,5 +35,23 @@ std::string render_accounts(const Json& accounts);
 
 // The "items" array of a roster reply: jid, name, subscription, groups; sorted by jid.
 std::string render_roster(const Json& items);
+
+// The "messages" array of a history reply, in its order (oldest first): one line each
+// (more for a body with newlines), as tail shows a message but with the date and without
+// (delayed) and (history), which every line would have.
+std::string render_history(const Json& messages);
+
+// A join reply: "joined ROOM as NICK (N occupants)", then one indented line per occupant
+// (nick, role/affiliation, JID when known), sorted by nick. `asked_room` when the reply
+// has no room.
+std::string render_join(const Json& reply, std::string_view asked_room);
+
+// The "rooms" array of a rooms reply: room, state, the number of occupants, our nick (it
+// may have spaces: after the columns that have none), the subject (for state error: the
+// reason); sorted by room.
+std::string render_rooms(const Json& rooms);
+
+// An array of JIDs (blocklist): one a line, sorted.
+std::string render_jids(const Json& jids);
 
 }  // namespace ctl

@@ -1,7 +1,8 @@
 // stanzactl: the command-line front end of stanzad, for shells and scripts
 // (docs/stanzactl.md). It speaks the JSON-lines protocol (docs/json-protocol.md) over one
-// blocking connection: hello, then at most one request. One thread; memory is bounded by
-// one line from the daemon (Connection) and one message read from standard input.
+// blocking connection: hello, then at most two requests, one after the other (roster add:
+// roster-set, then subscribe). One thread; memory is bounded by one line from the daemon
+// (Connection) and one message read from standard input.
 //
 // Every failure is one line on stderr and an exit status: 1 the request failed, 2 the
 // command line is wrong, 3 the daemon cannot be reached.
@@ -63,8 +64,41 @@ Commands:
   status              one line per account: name, state, JID, reason
   tail [--since N]    print events as they come; with --since N, first the stored
                       events after seq N
-  roster ACCOUNT      one line per contact: JID, name, subscription, groups
+  history [-n N] [--before ID] ACCOUNT JID
+                      the last N archived messages with JID (a contact or a room),
+                      oldest first, one a line with date and time
+  presence ACCOUNT [online|away|chat|dnd|xa] [STATUS...]
+                      set our presence (default online); the words after the show
+                      are the status text
   raw ACCOUNT XML     send one <message/>, <presence/> or <iq/>; XML "-" reads stdin
+
+Contacts:
+  roster ACCOUNT      one line per contact: JID, name, subscription, groups
+  roster add [--group G]... [--no-subscribe] ACCOUNT JID [NAME]
+                      add a contact, or replace its name and groups; then ask for
+                      its presence (subscribe)
+  roster remove ACCOUNT JID
+                      remove a contact; cancels the subscriptions both ways
+                      ("roster add" and "roster remove" are these subcommands even
+                      when an account is named add or remove)
+  subscribe|unsubscribe ACCOUNT JID
+                      ask to see JID's presence, or stop seeing it
+  approve|deny ACCOUNT JID
+                      let JID see our presence (also before it asks), or refuse
+                      its request or cancel its subscription
+  block ACCOUNT JID...
+                      block JIDs (XEP-0191)
+  unblock ACCOUNT [JID...]
+                      unblock JIDs; without any, everyone
+  blocklist ACCOUNT   the blocked JIDs, one a line
+
+Rooms:
+  join [--password PW] ACCOUNT ROOM [NICK]
+                      join a room (and rejoin it after every new session until
+                      part); prints our nick and one line per occupant
+  part ACCOUNT ROOM [REASON]
+                      leave a room
+  rooms ACCOUNT       one line per room: room, state, occupants, nick, subject
 
 Options:
   -c, --config FILE   the config that names the socket
@@ -74,28 +108,60 @@ Options:
       --id ID         send: the message id (1 to 128 printable ASCII characters);
                       sending again with the same ID does not send twice
       --since N       tail: replay the stored events after seq N first
+  -n N                history: how many messages, 1 to 200 (default 50)
+      --before ID     history: the page before the archive id ID (the "first" of
+                      an earlier --json reply)
+      --password PW   join: the room's password; PW "-" reads it from standard input
+      --group G       roster add: a group of the contact (repeat for more)
+      --no-subscribe  roster add: do not ask for the contact's presence
   -h, --help          print this help
       --version       print the version
 
 Exit status: 0 done, 1 the request failed, 2 usage error, 3 stanzad is not running.
 )";
 
+// max_arguments `any`: the last ones are a list (JIDs, words of a status).
+constexpr std::size_t any = std::numeric_limits<std::size_t>::max();
+
 struct CommandSpec {
-    std::string_view name;
-    std::size_t arguments;
+    std::string_view name;       // "roster add": a subcommand
+    std::size_t min_arguments, max_arguments;
     std::string_view synopsis;
+    std::string_view last_text;  // the last argument, when it is free text: "quote ..." hint
 };
 
-constexpr std::array<CommandSpec, 5> commands = {{
-    {"send", 3, "stanzactl send [--id ID] ACCOUNT JID TEXT"},
-    {"status", 0, "stanzactl status"},
-    {"tail", 0, "stanzactl tail [--since N]"},
-    {"roster", 1, "stanzactl roster ACCOUNT"},
-    {"raw", 2, "stanzactl raw ACCOUNT XML"},
+constexpr std::array<CommandSpec, 19> commands = {{
+    {"send", 3, 3, "stanzactl send [--id ID] ACCOUNT JID TEXT", "the text"},
+    {"status", 0, 0, "stanzactl status", ""},
+    {"tail", 0, 0, "stanzactl tail [--since N]", ""},
+    {"history", 2, 2, "stanzactl history [-n N] [--before ID] ACCOUNT JID", ""},
+    {"presence", 1, any, "stanzactl presence ACCOUNT [online|away|chat|dnd|xa] [STATUS...]", ""},
+    {"raw", 2, 2, "stanzactl raw ACCOUNT XML", "the XML"},
+    {"roster", 1, 1, "stanzactl roster ACCOUNT", ""},
+    {"roster add", 2, 3, "stanzactl roster add [--group G]... [--no-subscribe] ACCOUNT JID [NAME]", "the name"},
+    {"roster remove", 2, 2, "stanzactl roster remove ACCOUNT JID", ""},
+    {"subscribe", 2, 2, "stanzactl subscribe ACCOUNT JID", ""},
+    {"unsubscribe", 2, 2, "stanzactl unsubscribe ACCOUNT JID", ""},
+    {"approve", 2, 2, "stanzactl approve ACCOUNT JID", ""},
+    {"deny", 2, 2, "stanzactl deny ACCOUNT JID", ""},
+    {"block", 2, any, "stanzactl block ACCOUNT JID...", ""},
+    {"unblock", 1, any, "stanzactl unblock ACCOUNT [JID...]", ""},
+    {"blocklist", 1, 1, "stanzactl blocklist ACCOUNT", ""},
+    {"join", 2, 3, "stanzactl join [--password PW] ACCOUNT ROOM [NICK]", "the nick"},
+    {"part", 2, 3, "stanzactl part ACCOUNT ROOM [REASON]", "the reason"},
+    {"rooms", 1, 1, "stanzactl rooms ACCOUNT", ""},
 }};
 
 constexpr std::string_view general_synopsis =
-    "stanzactl [-c CONFIG] [-s SOCKET] [--json] send|status|tail|roster|raw ... (see stanzactl --help)";
+    "stanzactl [-c CONFIG] [-s SOCKET] [--json] COMMAND ... (see stanzactl --help)";
+
+// The show of `presence`: the word on the command line and the protocol's value.
+constexpr std::array<std::pair<std::string_view, std::string_view>, 5> shows = {{
+    {"online", ""}, {"away", "away"}, {"chat", "chat"}, {"dnd", "dnd"}, {"xa", "xa"}}};
+
+// The daemon's bounds for history's max (json-protocol.md, history).
+constexpr int history_default = 50;
+constexpr int history_max = 200;
 
 struct Invocation {
     ctl::SocketOptions socket;
@@ -104,6 +170,11 @@ struct Invocation {
     std::vector<std::string> arguments;
     std::optional<std::int64_t> since;   // tail --since
     std::optional<std::string> id;       // send --id
+    std::optional<int> max;              // history -n
+    std::optional<std::string> before;   // history --before
+    std::optional<std::string> password; // join --password
+    std::vector<std::string> groups;     // roster add --group
+    bool no_subscribe = false;           // roster add --no-subscribe
 };
 
 // ---- failures and output ----------------------------------------------------------------
@@ -133,9 +204,31 @@ const CommandSpec* find_command(std::string_view name) {
     return it == commands.end() ? nullptr : &*it;
 }
 
+const CommandSpec& command_named(std::string_view name) {
+    const CommandSpec* c = find_command(name);
+    if (!c) die(exit_failed, "internal error: no command " + std::string(name));
+    return *c;
+}
+
+// "send, status, ..." for the unknown-command line: the top-level names, once each.
+std::string command_list() {
+    std::string out;
+    for (const CommandSpec& c : commands) {
+        if (c.name.find(' ') != std::string_view::npos) continue;
+        if (!out.empty()) out += ", ";
+        out += c.name;
+    }
+    return out;
+}
+
 bool takes_value(std::string_view option) {
     return option == "-c" || option == "--config" || option == "-s" || option == "--socket" ||
-           option == "--since" || option == "--id";
+           option == "--since" || option == "--id" || option == "-n" || option == "--before" ||
+           option == "--password" || option == "--group";
+}
+
+bool is_flag(std::string_view option) {
+    return option == "--json" || option == "--help" || option == "--version" || option == "--no-subscribe";
 }
 
 // Splits "--name=value" and "-cvalue"; takes the next argument when the value is not attached.
@@ -155,8 +248,7 @@ std::pair<std::string, std::string> option_and_value(int argc, char** argv, int&
         attached = true;
     }
     if (!takes_value(name)) {
-        if (attached && (name == "--json" || name == "--help" || name == "--version"))
-            usage_error("option " + name + " takes no value", general_synopsis);
+        if (attached && is_flag(name)) usage_error("option " + name + " takes no value", general_synopsis);
         usage_error("unknown option '" + arg + "'", general_synopsis);
     }
     if (!attached) {
@@ -166,12 +258,28 @@ std::pair<std::string, std::string> option_and_value(int argc, char** argv, int&
     return {name, value};
 }
 
+// A decimal number from `low` to `high`, without sign or spaces; nullopt otherwise.
+std::optional<std::int64_t> parse_number(const std::string& text, std::int64_t low, std::int64_t high) {
+    std::int64_t n = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+    if (text.empty() || ec != std::errc() || end != text.data() + text.size() || text[0] == '+' || text[0] == '-' ||
+        n < low || n > high)
+        return std::nullopt;
+    return n;
+}
+
 std::int64_t parse_seq(const std::string& text) {
-    std::int64_t seq = 0;
-    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), seq);
-    if (text.empty() || ec != std::errc() || end != text.data() + text.size() || seq < 0 || text[0] == '+')
-        usage_error("--since needs a number >= 0, not '" + text + "'", "stanzactl tail [--since N]");
-    return seq;
+    auto seq = parse_number(text, 0, std::numeric_limits<std::int64_t>::max());
+    if (!seq) usage_error("--since needs a number >= 0, not '" + text + "'", "stanzactl tail [--since N]");
+    return *seq;
+}
+
+int parse_max(const std::string& text) {
+    auto n = parse_number(text, 1, history_max);
+    if (!n)
+        usage_error("-n needs a number from 1 to " + std::to_string(history_max) + ", not '" + text + "'",
+                    command_named("history").synopsis);
+    return static_cast<int>(*n);
 }
 
 // The daemon's rule for client_id (json-protocol.md, send), checked here so that a bad ID
@@ -186,29 +294,60 @@ void apply_option(Invocation& inv, const std::string& name, const std::string& v
     if (name == "-c" || name == "--config") inv.socket.config = value;
     else if (name == "-s" || name == "--socket") inv.socket.socket = value;
     else if (name == "--since") inv.since = parse_seq(value);
+    else if (name == "-n") inv.max = parse_max(value);
+    else if (name == "--before") inv.before = value;
+    else if (name == "--password") inv.password = value;
+    else if (name == "--group") inv.groups.push_back(value);
     else if (!valid_client_id(value))
         usage_error("--id needs 1 to 128 printable ASCII characters without spaces",
-                    "stanzactl send [--id ID] ACCOUNT JID TEXT");
+                    command_named("send").synopsis);
     else inv.id = value;
 }
 
-void check_arguments(const Invocation& inv, const std::vector<std::string>& positional) {
+std::string count_of_arguments(std::size_t n) { return n == 1 ? "1 argument" : std::to_string(n) + " arguments"; }
+
+// "no arguments", "2 arguments", "2 or 3 arguments", "at least 1 argument"
+std::string expected_arguments(const CommandSpec& c) {
+    if (c.max_arguments == 0) return "no arguments";
+    if (c.max_arguments == any) return "at least " + count_of_arguments(c.min_arguments);
+    if (c.min_arguments == c.max_arguments) return count_of_arguments(c.min_arguments);
+    return std::to_string(c.min_arguments) + (c.min_arguments + 1 == c.max_arguments ? " or " : " to ") +
+           count_of_arguments(c.max_arguments);
+}
+
+void check_arguments(const Invocation& inv, const std::vector<std::string>& arguments) {
     const CommandSpec& c = *inv.command;
-    std::size_t given = positional.size() - 1;
-    if (given != c.arguments) {
-        std::string expected = c.arguments == 0   ? "no arguments"
-                               : c.arguments == 1 ? "1 argument"
-                                                  : std::to_string(c.arguments) + " arguments";
+    std::size_t given = arguments.size();
+    if (given < c.min_arguments || given > c.max_arguments) {
+        std::string expected = expected_arguments(c);
         std::string problem = std::string(c.name) + " takes " + expected + ", got " + std::to_string(given);
-        if (given > c.arguments && (c.name == "send" || c.name == "raw")) problem += " (quote the text)";
+        if (given > c.max_arguments && !c.last_text.empty()) problem += " (quote " + std::string(c.last_text) + ")";
+        if (given > c.max_arguments && c.name == "roster") problem += " (to add a contact: stanzactl roster add ...)";
+        // An account named add or remove cannot be listed: the subcommand wins.
+        if (c.name.starts_with("roster ") && given == 0)
+            problem += " (\"" + std::string(c.name) + "\" is the subcommand, not the roster of an account named " +
+                       std::string(c.name.substr(7)) + ")";
         usage_error(problem, c.synopsis);
     }
-    if (inv.since && c.name != "tail") usage_error("--since is an option of tail", "stanzactl tail [--since N]");
-    if (inv.id && c.name != "send") usage_error("--id is an option of send", "stanzactl send [--id ID] ACCOUNT JID TEXT");
+    // Each option belongs to one command.
+    auto only_for = [&](bool given_option, std::string_view option, std::string_view command) {
+        if (given_option && c.name != command)
+            usage_error(std::string(option) + " is an option of " + std::string(command),
+                        command_named(command).synopsis);
+    };
+    only_for(inv.since.has_value(), "--since", "tail");
+    only_for(inv.id.has_value(), "--id", "send");
+    only_for(inv.max.has_value(), "-n", "history");
+    only_for(inv.before.has_value(), "--before", "history");
+    only_for(inv.password.has_value(), "--password", "join");
+    only_for(!inv.groups.empty(), "--group", "roster add");
+    only_for(inv.no_subscribe, "--no-subscribe", "roster add");
 }
 
 // Options may come before or after the command (`stanzactl tail --json`); "--" ends them,
 // for a TEXT that starts with '-'. "-" alone is an argument (standard input).
+// `roster add` and `roster remove` are subcommands: they win over an account named "add"
+// or "remove" (docs/stanzactl.md, roster).
 Invocation parse_invocation(int argc, char** argv) {
     Invocation inv;
     std::vector<std::string> positional;
@@ -224,18 +363,23 @@ Invocation parse_invocation(int argc, char** argv) {
             print("stanzactl " STANZAD_VERSION "\n");
             std::exit(0);
         } else if (arg == "--json") inv.json = true;
+        else if (arg == "--no-subscribe") inv.no_subscribe = true;
         else {
             auto [name, value] = option_and_value(argc, argv, i);
             apply_option(inv, name, value);
         }
     }
     if (positional.empty()) usage_error("no command", general_synopsis);
-    inv.command = find_command(positional[0]);
+    std::size_t words = 1;
+    if (positional[0] == "roster" && positional.size() >= 2 && (positional[1] == "add" || positional[1] == "remove"))
+        words = 2;
+    std::string name = words == 2 ? positional[0] + " " + positional[1] : positional[0];
+    inv.command = find_command(name);
     if (!inv.command)
-        die(exit_usage, "unknown command '" + positional[0] +
-                            "' (commands: send, status, tail, roster, raw; see stanzactl --help)");
-    check_arguments(inv, positional);
-    inv.arguments.assign(positional.begin() + 1, positional.end());
+        die(exit_usage, "unknown command '" + positional[0] + "' (commands: " + command_list() +
+                            "; see stanzactl --help)");
+    inv.arguments.assign(positional.begin() + static_cast<std::ptrdiff_t>(words), positional.end());
+    check_arguments(inv, inv.arguments);
     return inv;
 }
 
@@ -335,7 +479,8 @@ struct Reply {
     std::string line;  // as received, for --json
 };
 
-[[noreturn]] void die_with_error(const Json& reply) {
+// `note` follows the daemon's message (what was done before this request failed).
+[[noreturn]] void die_with_error(const Json& reply, const std::string& note = "") {
     const Json empty = Json::object();
     auto it = reply.find("error");
     const Json& error = it != reply.end() && it->is_object() ? *it : empty;
@@ -343,13 +488,14 @@ struct Reply {
         auto f = error.find(name);
         return f != error.end() && f->is_string() ? f->get<std::string>() : std::string(fallback);
     };
-    die(exit_failed, field("code", "error") + ": " + field("message", "the daemon gave no reason"));
+    die(exit_failed, field("code", "error") + ": " + field("message", "the daemon gave no reason") + note);
 }
 
 // Reads until the reply to request `id`, dropping events. Replies come in request order
 // and we have one request out, so a reply without an id (the daemon could not read our
 // line) is ours too.
-Reply await_reply(ctl::Connection& conn, int id, const std::string& closed_hint = "") {
+Reply await_reply(ctl::Connection& conn, int id, const std::string& closed_hint = "",
+                  const std::string& error_note = "") {
     for (;;) {
         ctl::ReadResult r = conn.read_line();
         if (r.kind != ctl::ReadResult::Kind::Line) die_on_read(r, closed_hint);
@@ -360,7 +506,7 @@ Reply await_reply(ctl::Connection& conn, int id, const std::string& closed_hint 
             die(exit_failed, "the daemon answered request " + reply_id->dump() + " while stanzactl waited for " +
                                  std::to_string(id));
         auto ok = j.find("ok");
-        if (ok == j.end() || !ok->is_boolean() || !ok->get<bool>()) die_with_error(j);
+        if (ok == j.end() || !ok->is_boolean() || !ok->get<bool>()) die_with_error(j, error_note);
         return {std::move(j), std::move(r.text)};
     }
 }
@@ -383,54 +529,174 @@ const Json& member_or_empty_array(const Json& j, const char* name) {
 
 // ---- commands ---------------------------------------------------------------------------
 
-// A one-shot command: its request, built (reading standard input if asked) before
-// connecting, and what to say when the connection ends before the reply.
-struct OneShot {
+// One request of a command, built (reading standard input if asked) before connecting.
+struct Step {
     Request request;
-    std::string closed_hint;
+    std::string closed_hint;  // what to say when the connection ends before its reply
+    std::string error_note;   // what to add when it fails: what the earlier steps did
 };
+
+// The requests of a one-shot command, sent one after the other, each only once the one
+// before it succeeded. Their ids are request_id, request_id + 1, ...
+using Plan = std::vector<Step>;
 
 std::string text_argument(const std::string& argument) { return argument == "-" ? read_stdin() : argument; }
 
-OneShot send_command(const Invocation& inv) {
+// The argument `i`, checked: the JSON library cannot encode invalid UTF-8.
+const std::string& argument(const Invocation& inv, std::size_t i, std::string_view what) {
+    require_utf8(inv.arguments[i], what);
+    return inv.arguments[i];
+}
+
+Request request_for(std::string_view op, const Invocation& inv) {
+    return {{"op", op}, {"id", request_id}, {"account", argument(inv, 0, "ACCOUNT")}};
+}
+
+Plan send_command(const Invocation& inv) {
     std::string body = text_argument(inv.arguments[2]);
-    require_utf8(inv.arguments[0], "ACCOUNT");
-    require_utf8(inv.arguments[1], "JID");
+    Request request = request_for("send", inv);
+    request["to"] = argument(inv, 1, "JID");
     require_utf8(body, "the message");
     std::string client_id = inv.id ? *inv.id : random_client_id();
-    Request request = {{"op", "send"},         {"id", request_id}, {"account", inv.arguments[0]},
-                       {"to", inv.arguments[1]}, {"body", body},     {"type", "chat"},
-                       {"client_id", client_id}};
+    request["body"] = body;
+    request["type"] = "chat";
+    request["client_id"] = client_id;
     // Between our line and the reply the daemon may or may not have stored the message.
-    return {std::move(request), " before confirming the message; it may or may not be stored: to retry "
-                                "without sending it twice, use --id " + client_id};
+    return {{std::move(request), " before confirming the message; it may or may not be stored: to retry "
+                                 "without sending it twice, use --id " + client_id, ""}};
 }
 
-OneShot raw_command(const Invocation& inv) {
+Plan raw_command(const Invocation& inv) {
     std::string xml = text_argument(inv.arguments[1]);
-    require_utf8(inv.arguments[0], "ACCOUNT");
+    Request request = request_for("raw", inv);
     require_utf8(xml, "the XML");
-    return {{{"op", "raw"}, {"id", request_id}, {"account", inv.arguments[0]}, {"xml", xml}}, ""};
+    request["xml"] = xml;
+    return {{std::move(request), "", ""}};
 }
 
-OneShot one_shot(const Invocation& inv) {
+// show: the first word after ACCOUNT, when there is one; the rest is the status, its words
+// joined by single spaces.
+Plan presence_command(const Invocation& inv) {
+    Request request = request_for("presence", inv);
+    std::string show;
+    if (inv.arguments.size() > 1) {
+        const std::string& word = argument(inv, 1, "the show");
+        auto it = std::find_if(shows.begin(), shows.end(), [&](const auto& s) { return s.first == word; });
+        if (it == shows.end())
+            usage_error("'" + word + "' is not a show (online, away, chat, dnd, xa)",
+                        command_named("presence").synopsis);
+        show = it->second;
+    }
+    request["show"] = show;
+    std::string status;
+    for (std::size_t i = 2; i < inv.arguments.size(); ++i)
+        status += (i > 2 ? " " : "") + argument(inv, i, "STATUS");
+    if (!status.empty()) request["status"] = status;
+    return {{std::move(request), "", ""}};
+}
+
+// roster-set, then (unless --no-subscribe) subscribe. NAME and the groups are sent only
+// when given.
+Plan roster_add_command(const Invocation& inv) {
+    const std::string& jid = argument(inv, 1, "JID");
+    Request set = request_for("roster-set", inv);
+    set["jid"] = jid;
+    if (inv.arguments.size() > 2) set["name"] = argument(inv, 2, "NAME");
+    for (const auto& g : inv.groups) require_utf8(g, "--group");
+    if (!inv.groups.empty()) set["groups"] = inv.groups;
+    Plan plan{{std::move(set), "", ""}};
+    if (inv.no_subscribe) return plan;
+    Request subscribe = request_for("subscribe", inv);
+    subscribe["id"] = request_id + 1;
+    subscribe["jid"] = jid;
+    plan.push_back({std::move(subscribe),
+                    " after adding " + jid + " to the roster; the subscription request may or may not have been sent",
+                    " (" + jid + " was added to the roster; the subscription request was not sent)"});
+    return plan;
+}
+
+Plan join_command(const Invocation& inv) {
+    Request request = request_for("join", inv);
+    request["room"] = argument(inv, 1, "ROOM");
+    if (inv.arguments.size() > 2) request["nick"] = argument(inv, 2, "NICK");
+    if (inv.password) {
+        std::string password = text_argument(*inv.password);
+        require_utf8(password, "the password");
+        request["password"] = password;
+    }
+    return {{std::move(request), "", ""}};
+}
+
+Plan history_command(const Invocation& inv) {
+    Request request = request_for("history", inv);
+    request["with"] = argument(inv, 1, "JID");
+    if (inv.before) {
+        require_utf8(*inv.before, "--before");
+        request["before"] = *inv.before;
+    }
+    request["max"] = inv.max.value_or(history_default);
+    return {{std::move(request), "", ""}};
+}
+
+// block and unblock: the JIDs after ACCOUNT (unblock: none is everyone).
+Plan block_command(const Invocation& inv, std::string_view op) {
+    Request request = request_for(op, inv);
+    Json jids = Json::array();
+    for (std::size_t i = 1; i < inv.arguments.size(); ++i) jids.push_back(argument(inv, i, "JID"));
+    request["jids"] = std::move(jids);
+    return {{std::move(request), "", ""}};
+}
+
+// part ACCOUNT ROOM [REASON]
+Plan part_command(const Invocation& inv) {
+    Request request = request_for("part", inv);
+    request["room"] = argument(inv, 1, "ROOM");
+    if (inv.arguments.size() > 2) request["reason"] = argument(inv, 2, "REASON");
+    return {{std::move(request), "", ""}};
+}
+
+// ACCOUNT JID: roster remove, and the subscription commands, whose ops have their names.
+Plan jid_command(const Invocation& inv, std::string_view op) {
+    Request request = request_for(op, inv);
+    request["jid"] = argument(inv, 1, "JID");
+    return {{std::move(request), "", ""}};
+}
+
+Plan plan_for(const Invocation& inv) {
     std::string_view name = inv.command->name;
     if (name == "send") return send_command(inv);
     if (name == "raw") return raw_command(inv);
-    if (name == "roster") {
-        require_utf8(inv.arguments[0], "ACCOUNT");
-        return {{{"op", "roster"}, {"id", request_id}, {"account", inv.arguments[0]}}, ""};
-    }
-    return {{{"op", "accounts"}, {"id", request_id}}, ""};
+    if (name == "presence") return presence_command(inv);
+    if (name == "roster add") return roster_add_command(inv);
+    if (name == "roster remove") return jid_command(inv, "roster-remove");
+    if (name == "subscribe" || name == "unsubscribe" || name == "approve" || name == "deny")
+        return jid_command(inv, name);
+    if (name == "block" || name == "unblock") return block_command(inv, name);
+    if (name == "join") return join_command(inv);
+    if (name == "part") return part_command(inv);
+    if (name == "history") return history_command(inv);
+    if (name == "status") return {{{{"op", "accounts"}, {"id", request_id}}, "", ""}};
+    // ACCOUNT only: roster, rooms, blocklist.
+    return {{request_for(name, inv), "", ""}};
 }
 
-// What a successful reply prints: --json, the reply as it came; else the msg_id (send),
-// a table (status, roster), or nothing (raw).
-std::string reply_text(const Invocation& inv, const Reply& reply) {
-    if (inv.json) return reply.line + '\n';
+// What the successful replies print: --json, each reply as it came; else the msg_id
+// (send), a table (status, roster, rooms), the messages (history), the room (join), the
+// JIDs (blocklist), or nothing.
+std::string reply_text(const Invocation& inv, const std::vector<Reply>& replies) {
+    std::string out;
+    if (inv.json) {
+        for (const Reply& r : replies) out += r.line + '\n';
+        return out;
+    }
+    const Reply& reply = replies.front();
     std::string_view name = inv.command->name;
     if (name == "status") return ctl::render_accounts(member_or_empty_array(reply.json, "accounts"));
     if (name == "roster") return ctl::render_roster(member_or_empty_array(reply.json, "items"));
+    if (name == "rooms") return ctl::render_rooms(member_or_empty_array(reply.json, "rooms"));
+    if (name == "blocklist") return ctl::render_jids(member_or_empty_array(reply.json, "jids"));
+    if (name == "history") return ctl::render_history(member_or_empty_array(reply.json, "messages"));
+    if (name == "join") return ctl::render_join(reply.json, inv.arguments[1]);
     if (name == "send") {
         auto msg_id = reply.json.find("msg_id");
         if (msg_id == reply.json.end() || !msg_id->is_string())
@@ -495,13 +761,17 @@ int run(int argc, char** argv) {
     }
     // Standard input is read before connecting: a slow producer must not hold a
     // connection open, and the daemon may restart meanwhile.
-    OneShot command = one_shot(inv);
-    std::string line = encode_request(command.request);
+    Plan plan = plan_for(inv);
+    std::vector<std::string> lines;
+    for (const Step& step : plan) lines.push_back(encode_request(step.request));
     ctl::Connection conn = open_connection(inv);
     hello(conn, inv);
-    send_line(conn, line);
-    Reply reply = await_reply(conn, request_id, command.closed_hint);
-    print(reply_text(inv, reply));
+    std::vector<Reply> replies;
+    for (std::size_t i = 0; i < plan.size(); ++i) {
+        send_line(conn, lines[i]);
+        replies.push_back(await_reply(conn, request_id + static_cast<int>(i), plan[i].closed_hint, plan[i].error_note));
+    }
+    print(reply_text(inv, replies));
     return 0;
 }
 

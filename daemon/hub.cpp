@@ -141,7 +141,12 @@ void Hub::online(Account& account, bool resumed, bool stream_management, bool re
                             roster(*a, xmpp::parse_roster(query), false, xmpp::roster_version(query));
                         });
     }
-    rooms_online(account, resumed);
+    // After a daemon restart the resumed session is in its rooms, but we no longer know who
+    // is there: joining again brings the occupant list (Prosody answers as to a rejoin).
+    rooms_online(account, resumed && !restored);
+    // XEP-0191 §3.2: the server pushes block list changes only to clients that asked for it.
+    if (!resumed)
+        account.request({}, [](const std::string& id) { return xmpp::make_blocklist_get(id); }, [](const IqReply&) {});
     auto pending = store_.pending(account.name());
     if (!pending) {
         logs::daemon().error("account {}: cannot read the outbox: {}", account.name(), pending.error().message);

@@ -336,8 +336,14 @@ bool Hub::room_presence(Account& account, const xmpp::MucPresence& p) {
         if (room->state != "joined") {
             joined(account, *room, p);
         } else {
+            bool renamed = room->nick != p.nick;
             room->nick = p.nick;
+            room->created = false;
             room->occupants[p.nick] = occupant_of(p);
+            if (renamed) {
+                remember_rooms(account);
+                publish(account.name(), model::RoomState{room->jid, "joined", room->nick, "", ""});
+            }
             model::Reply reply;
             reply.rooms.push_back(room_info(*room));
             for (auto& w : std::exchange(room->waiters, {})) w(reply);

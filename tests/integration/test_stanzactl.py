@@ -1,12 +1,16 @@
 """stanzactl, the command-line front end over the JSON socket: send (argument and stdin),
 status, roster, raw, tail --json; exit status 0 on success, and non-zero with one line on
-stderr otherwise (1: the daemon said no, e.g. unknown-account; 3: no daemon to talk to).
+stderr otherwise (1: the daemon said no, e.g. unknown-account; 2: the command line is
+wrong, found before connecting; 3: no daemon to talk to). For the commands of rooms,
+archives, contacts and blocking (join, history, roster add, block, ...), only what needs no
+server: usage errors, and the daemon's refusals of an unknown account or a bad JID.
 
 The binary: $STANZACTL_BIN, else ctl/stanzactl in $STANZAD_BUILD_DIR, else build/ctl/.
 """
 
 import json
 import socket
+import unittest
 
 import harness
 from harness import JsonlTest, LineReader, run_stanzactl, stanzactl_bin
@@ -119,6 +123,115 @@ class StanzactlTest(JsonlTest):
         ev = next(json.loads(l) for l in tail.lines if '"for tail"' in l)
         self.assertEqual((ev["event"], ev["from"], ev["outgoing"]),
                          ("message", bob.full_jid, False))
+
+
+    def test_unknown_account_and_bad_jid_in_the_older_ops(self):
+        # presence and the subscription ops existed before the rooms and archives.
+        d = self.start_daemon()
+        for args in (["presence", "nohome", "away", "lunch"],
+                     ["subscribe", "nohome", "bob@localhost"],
+                     ["unsubscribe", "nohome", "bob@localhost"],
+                     ["approve", "nohome", "bob@localhost"],
+                     ["deny", "nohome", "bob@localhost"]):
+            with self.subTest(args=args):
+                p = self.ctl(d, *args, expect=1)
+                self.assertOneErrorLine(p, r"^stanzactl: unknown-account: .*nohome")
+                self.assertEqual(p.stdout, "")
+        p = self.ctl(d, "approve", "home", "bob@@localhost", expect=1)
+        self.assertOneErrorLine(p, r"^stanzactl: bad-jid: ")
+
+    def test_unknown_account_and_bad_jid_in_the_new_ops(self):
+        # Refused by the daemon before it asks the server anything.
+        d = self.start_daemon()
+        for args in (["join", "nohome", "room@conference.localhost"],
+                     ["part", "nohome", "room@conference.localhost"],
+                     ["rooms", "nohome"],
+                     ["history", "nohome", "bob@localhost"],
+                     ["roster", "add", "nohome", "carol@localhost"],
+                     ["roster", "remove", "nohome", "carol@localhost"],
+                     ["block", "nohome", "spam@localhost"],
+                     ["unblock", "nohome"],
+                     ["blocklist", "nohome"]):
+            with self.subTest(args=args):
+                p = self.ctl(d, *args, expect=1)
+                self.assertOneErrorLine(p, r"^stanzactl: unknown-account: .*nohome")
+                self.assertEqual(p.stdout, "")
+        for args in (["join", "home", "room@conference.localhost/alice"],
+                     ["history", "home", "bob@localhost/phone"],
+                     ["block", "home", "bob@@localhost"],
+                     ["roster", "add", "home", "bob@@localhost"]):
+            with self.subTest(args=args):
+                p = self.ctl(d, *args, expect=1)
+                self.assertOneErrorLine(p, r"^stanzactl: bad-jid: ")
+                self.assertEqual(p.stdout, "")
+
+
+class StanzactlUsageTest(unittest.TestCase):
+    """Command lines that are wrong exit 2 with one line, `stanzactl: PROBLEM; usage: ...`,
+    before looking for the daemon: no daemon and no server are needed (the socket path
+    names nothing, so a command that got as far as connecting would exit 3)."""
+
+    def usage_error(self, *args, rx=None):
+        p = run_stanzactl(["-s", "/nonexistent/stanzactl-usage-test.sock", *args])
+        what = f"stanzactl {' '.join(args)}"
+        self.assertEqual(p.returncode, 2, f"{what}: exit {p.returncode}\nstderr: {p.stderr}")
+        self.assertEqual(p.stdout, "", what)
+        lines = p.stderr.splitlines()
+        self.assertEqual(len(lines), 1, f"{what}: expected one line on stderr:\n{p.stderr}")
+        self.assertRegex(lines[0], r"^stanzactl: .*; usage: stanzactl ", what)
+        if rx:
+            self.assertRegex(lines[0], rx, what)
+
+    def test_argument_counts(self):
+        for args, rx in [
+                (["join"], r"join takes 2 or 3 arguments, got 0; usage: stanzactl join "),
+                (["join", "home"], r"join takes 2 or 3 arguments, got 1"),
+                (["join", "home", "room@conference.localhost", "al", "ice"], r"\(quote the nick\)"),
+                (["part", "home"], r"part takes 2 or 3 arguments, got 1"),
+                (["part", "home", "room@conference.localhost", "bye", "now"], r"\(quote the reason\)"),
+                (["rooms"], r"rooms takes 1 argument, got 0"),
+                (["history", "home"], r"history takes 2 arguments, got 1"),
+                (["presence"], r"presence takes at least 1 argument, got 0"),
+                (["roster"], r"roster takes 1 argument, got 0"),
+                (["roster", "home", "carol@localhost"], r"roster add"),
+                (["roster", "add"], r"roster add takes 2 or 3 arguments, got 0 .*subcommand"),
+                (["roster", "add", "home"], r"roster add takes 2 or 3 arguments, got 1"),
+                (["roster", "remove", "home"], r"roster remove takes 2 arguments, got 1"),
+                (["subscribe", "home"], r"subscribe takes 2 arguments"),
+                (["unsubscribe", "home"], r"unsubscribe takes 2 arguments"),
+                (["approve", "home"], r"approve takes 2 arguments"),
+                (["deny", "home", "a@localhost", "b@localhost"], r"deny takes 2 arguments, got 3"),
+                (["block", "home"], r"block takes at least 2 arguments, got 1"),
+                (["unblock"], r"unblock takes at least 1 argument, got 0"),
+                (["blocklist"], r"blocklist takes 1 argument, got 0")]:
+            with self.subTest(args=args):
+                self.usage_error(*args, rx=rx)
+
+    def test_option_values(self):
+        for args, rx in [
+                (["history", "home", "bob@localhost", "-n", "0"], r"-n needs a number from 1 to 200, not '0'"),
+                (["history", "home", "bob@localhost", "-n", "201"], r"-n needs a number from 1 to 200"),
+                (["history", "home", "bob@localhost", "-nten"], r"-n needs a number from 1 to 200"),
+                (["history", "home", "bob@localhost", "-n", "-5"], r"-n needs a number"),
+                (["history", "home", "bob@localhost", "-n"], r"-n needs a value"),
+                (["history", "home", "bob@localhost", "--before="], r"--before needs a non-empty value"),
+                (["presence", "home", "lunch"], r"'lunch' is not a show \(online, away, chat, dnd, xa\)"),
+                (["roster", "add", "home", "carol@localhost", "--no-subscribe=yes"],
+                 r"--no-subscribe takes no value")]:
+            with self.subTest(args=args):
+                self.usage_error(*args, rx=rx)
+
+    def test_options_of_other_commands(self):
+        for args, rx in [
+                (["join", "home", "room@conference.localhost", "--group", "x"], r"--group is an option of roster add"),
+                (["roster", "home", "--no-subscribe"], r"--no-subscribe is an option of roster add"),
+                (["roster", "add", "home", "carol@localhost", "--password", "x"],
+                 r"--password is an option of join"),
+                (["status", "-n", "5"], r"-n is an option of history"),
+                (["tail", "--before", "a1"], r"--before is an option of history"),
+                (["join", "home", "room@conference.localhost", "--since", "3"], r"--since is an option of tail")]:
+            with self.subTest(args=args):
+                self.usage_error(*args, rx=rx)
 
 
 if __name__ == "__main__":

@@ -531,6 +531,19 @@ TEST_CASE("rooms are { jid, nick } tables with bare room JIDs", "[config]") {
     CHECK(r.problems[4].message == "room 'room@conference.example.org' is listed twice");
 }
 
+TEST_CASE("chat_markers is a boolean, off by default", "[config]") {
+    auto off = config::parse(minimal_account, "m.toml");
+    REQUIRE(off.ok());
+    CHECK_FALSE(off.config->accounts.at(0).chat_markers);
+    auto on = config::parse(std::string(minimal_account) + "chat_markers = true\n", "m.toml");
+    REQUIRE(on.ok());
+    CHECK(on.config->accounts.at(0).chat_markers);
+    auto bad = config::parse(std::string(minimal_account) + "chat_markers = \"yes\"\n", "m.toml");
+    REQUIRE(bad.problems.size() == 1);
+    CHECK(bad.problems[0].key == "account[1].chat_markers");
+    CHECK(bad.problems[0].message == "expected true or false, got a string");
+}
+
 TEST_CASE("irc.listen is host:port or a path; no password is a warning", "[config]") {
     ScopedEnv home("HOME", "/home/erin");
     auto parse_irc = [](const std::string& irc) {
