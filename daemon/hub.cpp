@@ -12,7 +12,6 @@
 namespace stanzad {
 namespace {
 
-model::RosterItem to_model(const xmpp::RosterEntry& e) { return {e.jid, e.name, e.subscription, e.groups}; }
 
 }  // namespace
 
@@ -441,10 +440,64 @@ void Hub::roster(Account& account, std::vector<xmpp::RosterEntry> items, bool pu
                  std::optional<std::string> version) {
     model::Roster r;
     r.push = push;
-    for (const auto& i : items) r.items.push_back(to_model(i));
+    for (const auto& i : items) r.items.push_back(to_model(account.name(), i));
+    fetch_vcards(account, items);
     account.update_roster(std::move(items), push);
     set_roster_cache(account, version);
     publish(account.name(), std::move(r));
+}
+
+std::map<std::string, std::string>& Hub::vcard_nicks(const std::string& account) {
+    auto [it, fresh] = vcard_nicks_.try_emplace(account);
+    if (fresh) {
+        auto saved = store_.meta(account, "vcard_nicks");
+        auto j = saved ? nlohmann::json::parse(saved.value(), nullptr, false) : nlohmann::json();
+        if (j.is_object())
+            for (const auto& [jid, nick] : j.items())
+                if (nick.is_string()) it->second[jid] = nick.get<std::string>();
+    }
+    return it->second;
+}
+
+model::RosterItem Hub::to_model(const std::string& account, const xmpp::RosterEntry& e) {
+    auto& nicks = vcard_nicks(account);
+    auto it = nicks.find(e.jid);
+    return {e.jid, e.name, e.subscription, e.groups, it == nicks.end() ? "" : it->second};
+}
+
+void Hub::fetch_vcards(Account& account, const std::vector<xmpp::RosterEntry>& items) {
+    auto& nicks = vcard_nicks(account.name());
+    for (const auto& e : items) {
+        if (!e.name.empty() || e.subscription == "remove" || nicks.count(e.jid)) continue;
+        nicks[e.jid] = "";  // asked (once): an answer fills it in
+        std::string name = account.name(), jid = e.jid;
+        account.request(jid, [&](const std::string& id) { return xmpp::make_vcard_get(id, jid); },
+                        [this, name, jid](const IqReply& r) {
+                            Account* a = find_(name);
+                            if (!a) return;
+                            auto& known = vcard_nicks(name);
+                            if (!r.ok()) {
+                                if (r.error == "disconnected" || r.error == "not-online" || r.error == "timeout")
+                                    known.erase(jid);  // ask again next time
+                                return;
+                            }
+                            auto names = xmpp::parse_vcard_names(r.iq);
+                            std::string nick = !names.nick.empty() ? names.nick : names.full_name;
+                            known[jid] = nick;
+                            nlohmann::json j = nlohmann::json::object();
+                            for (const auto& [k, v] : known) j[k] = v;
+                            (void)store_.set_meta(name, "vcard_nicks", j.dump());
+                            if (nick.empty()) return;
+                            // Front ends learn the display name as a change of that item.
+                            for (const auto& item : a->roster())
+                                if (item.jid == jid) {
+                                    model::Roster push;
+                                    push.push = true;
+                                    push.items.push_back(to_model(name, item));
+                                    publish(name, std::move(push));
+                                }
+                        });
+    }
 }
 
 void Hub::blocklist_push(Account& account, std::vector<std::string> jids, bool blocked) {
@@ -600,7 +653,7 @@ void Hub::handle(const model::Command& command, const std::string& client, Respo
                     return respond(send(c));
                 } else if constexpr (std::is_same_v<C, model::GetRoster>) {
                     load_roster_cache(a);
-                    for (const auto& i : a.roster()) reply.items.push_back(to_model(i));
+                    for (const auto& i : a.roster()) reply.items.push_back(to_model(a.name(), i));
                 } else if constexpr (std::is_same_v<C, model::SetPresence>) {
                     a.set_presence(c.show, c.status);  // kept for reconnections
                     for (auto& [jid, room] : rooms_[a.name()])  // RFC 6121 §4.2: rooms see it too

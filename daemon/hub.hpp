@@ -83,6 +83,11 @@ private:
     void history(Account& account, const model::History& h, Respond respond);
     model::Reply set_roster_cache(Account& account, const std::optional<std::string>& version);
     void load_roster_cache(Account& account);
+    // XEP-0054: what contacts call themselves, for display names: fetched once per contact
+    // without a roster name, kept in the store.
+    model::RosterItem to_model(const std::string& account, const xmpp::RosterEntry& e);
+    void fetch_vcards(Account& account, const std::vector<xmpp::RosterEntry>& items);
+    std::map<std::string, std::string>& vcard_nicks(const std::string& account);
 
     // Rooms (hub_rooms.cpp).
     void rooms_online(Account& account, bool resumed);
@@ -144,6 +149,7 @@ private:
     };
     // By account, then room JID.
     std::map<std::string, std::map<std::string, Room>> rooms_;
+    std::map<std::string, std::map<std::string, std::string>> vcard_nicks_;  // by account, then JID
     uv::Timer timer_;  // join timeouts and self-pings
     std::chrono::seconds self_ping_;
 };

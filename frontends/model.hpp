@@ -47,6 +47,7 @@ struct Presence {
 struct RosterItem {
     std::string jid, name, subscription;  // subscription: none | to | from | both | remove
     std::vector<std::string> groups;
+    std::string nick;           // what the contact calls itself: its vCard's NICKNAME, else FN
 };
 
 struct Roster {

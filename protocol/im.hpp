@@ -76,6 +76,7 @@ std::optional<ReceivedPresence> parse_presence(pugi::xml_node stanza);
 struct RosterEntry {
     std::string jid, name, subscription;
     std::vector<std::string> groups;
+    bool ask = false;          // RFC 6121 §2.1.2.2 ask='subscribe': our request awaits an answer
 };
 // The items of a roster result or push (RFC 6121 §2.1.4, §2.1.6). Items with a bad JID
 // are skipped.

@@ -2,9 +2,20 @@
 
 #include <charconv>
 #include <sstream>
+#include <vector>
+
+#include "protocol/im.hpp"
 
 namespace xmpp {
 namespace {
+
+// RFC 6121 §2.6.1 and §3.4: stream features of the server's roster.
+constexpr std::string_view ns_rosterver = "urn:xmpp:features:rosterver";
+constexpr std::string_view ns_pre_approval = "urn:xmpp:features:pre-approval";
+
+// The identity we announce in disco#info (XEP-0030 §3.1), hashed into our caps.
+constexpr std::string_view identity_category = "client";
+constexpr std::string_view identity_type = "pc";
 
 struct StringWriter : pugi::xml_writer {
     std::string out;
@@ -77,6 +88,8 @@ ClientStream::ClientStream(StreamOptions options)
                             "</version></query>",
                         "", ""};
     });
+    // XEP-0115 §7: we generate caps (caps_element()), so we say so.
+    add_feature(ns_caps);
 }
 
 void ClientStream::on_iq(std::string_view ns, std::string_view element, IqHandler handler) {
@@ -86,13 +99,25 @@ void ClientStream::on_iq(std::string_view ns, std::string_view element, IqHandle
 
 void ClientStream::add_feature(std::string_view var) { features_.insert(std::string(var)); }
 
+std::string ClientStream::caps_ver() const {
+    // XEP-0115 §5.1 over exactly what answer_disco_info() announces.
+    return caps_verification(identity_category, identity_type, options_.software_name,
+                             std::vector<std::string>(features_.begin(), features_.end()));
+}
+
+std::string ClientStream::caps_element() const { return make_caps(options_.caps_node, caps_ver()); }
+
 IqAnswer ClientStream::answer_disco_info(pugi::xml_node payload) const {
-    // A node we do not know (XEP-0030 §3.2) is item-not-found.
-    if (*payload.attribute("node").value())
-        return IqAnswer{"", "item-not-found", "cancel"};
-    std::string out = "<query xmlns='http://jabber.org/protocol/disco#info'>"
-                      "<identity category='client' type='pc' name='" +
-                      xml_escape(options_.software_name) + "'/>";
+    std::string_view node = payload.attribute("node").value();
+    std::string query = "<query xmlns='http://jabber.org/protocol/disco#info'";
+    if (!node.empty()) {
+        // XEP-0115 §6.2: 'caps_node#ver' is answered like no node at all, the node echoed.
+        // Any other node (XEP-0030 §3.2), an older ver included, is item-not-found.
+        if (node != options_.caps_node + "#" + caps_ver()) return IqAnswer{"", "item-not-found", "cancel"};
+        query += " node='" + xml_escape(node) + "'";
+    }
+    std::string out = query + "><identity category='" + std::string(identity_category) + "' type='" +
+                      std::string(identity_type) + "' name='" + xml_escape(options_.software_name) + "'/>";
     for (const auto& f : features_) out += "<feature var='" + xml_escape(f) + "'/>";
     out += "</query>";
     return IqAnswer{std::move(out), "", ""};
@@ -340,6 +365,10 @@ void ClientStream::handle_features(pugi::xml_node features) {
         phase_ = Phase::Authenticating;
         return;
     }
+    // The features after authentication say what the server's roster can do (RFC 6121
+    // §2.6.1 versioning, §3.4 pre-approval); the Online event reports them.
+    roster_versioning_ = child(features, ns_rosterver, "ver");
+    pre_approval_ = child(features, ns_pre_approval, "sub");
     if (!child(features, ns_bind, "bind")) {
         stream_error("unsupported-feature", "the server does not offer resource binding");
         return;
@@ -369,7 +398,8 @@ void ClientStream::go_online(TimePoint now, bool resumed, bool restored) {
     state_ = StreamState::Online;
     negotiation_deadline_.reset();
     last_received_ = now;
-    events_.emplace_back(Online{bound_, mechanism_name_, sm_enabled_, resumed, restored, resume_failure_});
+    events_.emplace_back(Online{bound_, mechanism_name_, sm_enabled_, resumed, restored, resume_failure_,
+                                roster_versioning_, pre_approval_});
 }
 
 std::pair<std::string, int> split_location(std::string_view loc) {

@@ -206,6 +206,8 @@ private:
     bool tls_active_ = false;
     bool authenticated_ = false;
     bool session_required_ = false;
+    bool roster_versioning_ = false;  // RFC 6121 §2.6.1, from the features after SASL
+    bool pre_approval_ = false;       // RFC 6121 §3.4, likewise
     std::unique_ptr<sasl::Mechanism> mechanism_;
     std::string mechanism_name_;
     Jid bound_;

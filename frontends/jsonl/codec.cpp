@@ -59,25 +59,26 @@ T field(const Json& j, const char* name) {
     return j.at(name).get<T>();
 }
 
+// Fields added after version 1's first release: absent in older stored lines is fine.
+template <class T>
+T optional_field(const Json& j, const char* name, T fallback) {
+    auto it = j.find(name);
+    return it == j.end() ? fallback : it->get<T>();
+}
+
 model::RosterItem roster_item(const Json& j) {
     model::RosterItem i;
     i.jid = field<std::string>(j, "jid");
     i.name = field<std::string>(j, "name");
     i.subscription = field<std::string>(j, "subscription");
     i.groups = field<std::vector<std::string>>(j, "groups");
+    i.nick = optional_field<std::string>(j, "nick", "");
     return i;
 }
 
 model::OccupantInfo occupant_info(const Json& j) {
     return {field<std::string>(j, "nick"), field<std::string>(j, "jid"),  field<std::string>(j, "role"),
             field<std::string>(j, "affiliation"), field<std::string>(j, "show"), field<std::string>(j, "status")};
-}
-
-// Fields added after version 1's first release: absent in older stored lines is fine.
-template <class T>
-T optional_field(const Json& j, const char* name, T fallback) {
-    auto it = j.find(name);
-    return it == j.end() ? fallback : it->get<T>();
 }
 
 }  // namespace
@@ -95,7 +96,11 @@ Json to_json(const model::RoomInfo& r) {
 }
 
 Json to_json(const model::RosterItem& item) {
-    return Json{{"jid", item.jid}, {"name", item.name}, {"subscription", item.subscription}, {"groups", item.groups}};
+    return Json{{"jid", item.jid},
+                {"name", item.name},
+                {"subscription", item.subscription},
+                {"groups", item.groups},
+                {"nick", item.nick}};
 }
 
 Json to_json(const model::AccountInfo& a) {
