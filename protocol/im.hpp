@@ -47,7 +47,7 @@ struct ReceivedMessage {
     std::string subject;
     std::string nick;          // XEP-0172 <nick/>
 };
-// A <message/> in jabber:client; nullopt for anything else. The stanza-id (XEP-0359 §3.2)
+// A <message/> in jabber:client; nullopt for anything else. The stanza-id (XEP-0359 §3)
 // is kept only when 'by' is our own bare JID, or, for type groupchat, the bare JID of the
 // room it comes from.
 std::optional<ReceivedMessage> parse_message(pugi::xml_node stanza, const Jid& own);
@@ -56,7 +56,7 @@ std::optional<ReceivedMessage> parse_message(pugi::xml_node stanza, const Jid& o
 // it names none; "" when the stanza has no <error/>.
 std::string stanza_error(pugi::xml_node stanza);
 
-// XEP-0280 §4: a <sent/> or <received/> carbon wrapper. `forged` when the wrapper does not
+// XEP-0280 §7, §8: a <sent/> or <received/> carbon wrapper. `forged` when the wrapper does not
 // come from our own bare JID (§11: such a carbon must be ignored). `message` points into
 // the same document as the wrapper.
 struct Carbon {
@@ -129,11 +129,11 @@ std::string make_message(const OutgoingMessage& message);
 // <message/> with a body and a XEP-0359 origin-id equal to its id; chat messages also
 // ask for a XEP-0184 receipt and say we are active.
 std::string make_message(std::string_view to, std::string_view type, std::string_view body, std::string_view id);
-// XEP-0184 §5.1: <received id=.../> for the message `for_id`, to the full JID it came from.
+// XEP-0184 §7: <received id=.../> for the message `for_id`, to the full JID it came from.
 std::string make_receipt(std::string_view to, std::string_view for_id, std::string_view id);
 // XEP-0085 §5: a standalone chat state notification (no body), with a no-store hint.
 std::string make_chat_state(std::string_view to, std::string_view type, std::string_view state);
-// XEP-0333 §3: the user has displayed messages up to `for_id`.
+// XEP-0333 §4.2: the user has displayed messages up to `for_id`.
 std::string make_displayed(std::string_view to, std::string_view type, std::string_view for_id,
                            std::string_view id);
 // XEP-0249 §2: a direct invitation to `room`.

@@ -22,7 +22,7 @@ inline constexpr std::string_view ns_bookmarks = "urn:xmpp:bookmarks:1";
 inline constexpr std::string_view ns_private = "jabber:iq:private";
 inline constexpr std::string_view ns_legacy_bookmarks = "storage:bookmarks";
 
-// The status codes of XEP-0045 §15.6.2 that the daemon acts on.
+// The status codes of XEP-0045 §16.6 that the daemon acts on.
 namespace muc_status {
 inline constexpr int real_jid_public = 100;
 inline constexpr int self = 110;
@@ -63,7 +63,7 @@ struct Invite {
 };
 std::optional<Invite> parse_invite(pugi::xml_node message);
 
-// §7.2.2: enter the room as `nick` (§7.2.6 with a password), asking for no discussion
+// §7.2.2: enter the room as `nick` (§7.2.5 with a password), asking for no discussion
 // history (§7.2.13, maxstanzas='0': the room's archive fills it instead). `presence_extra`
 // (serialized XML: show, status, caps) goes inside the presence as is.
 std::string make_muc_join(std::string_view room, std::string_view nick, std::string_view password,
@@ -91,7 +91,7 @@ struct Bookmark {
     std::string room, name, nick, password;
     bool autojoin = false;
 };
-// XEP-0402 §3.4: all items of the urn:xmpp:bookmarks:1 node.
+// XEP-0402 §3.2: all items of the urn:xmpp:bookmarks:1 node.
 std::string make_bookmarks_get(std::string_view id);
 std::vector<Bookmark> parse_bookmarks(pugi::xml_node iq);
 // XEP-0048 §3.3 via private XML storage (XEP-0049).

@@ -914,18 +914,21 @@ class Peer:
     run_coroutine_threadsafe and waits for the result.
 
     It answers XEP-0199 ping, XEP-0030 disco#info and XEP-0092 version itself, so two
-    Peers can stand in for stanzad when testing the harness.
+    Peers can stand in for stanzad when testing the harness. `plugins` names more slixmpp
+    plugins to register before connecting (e.g. "xep_0045"). Every <message/> and every
+    <presence/> it receives is kept (`messages`, `presences`) for the wait_* helpers.
     """
 
     def __init__(self, jid: str, password: str, ca_file: Union[str, Path], port: int, *,
                  host: str = LOOPBACK, timeout: float = 15.0, presence: bool = True,
-                 connect: bool = True):
+                 connect: bool = True, plugins: Iterable[str] = ()):
         self.jid = jid
         self.password = password
         self.ca_file = Path(ca_file)
         self.port = port
         self.host = host
         self.presence = presence
+        self.plugins = list(plugins)
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run_loop, name=f"peer-{jid}",
                                         daemon=True)
@@ -937,6 +940,9 @@ class Peer:
         self.messages: "list[ReceivedMessage]" = []
         self.message_hooks: "list[Callable[[Any], None]]" = []
         self._msg_cond = threading.Condition()
+        # Every <presence/> it receives, as ReceivedPresence (see wait_presence).
+        self.presences: "list[ReceivedPresence]" = []
+        self._pres_cond = threading.Condition()
         _track(self)
         try:
             self._call(self._create(), 10)
@@ -965,6 +971,8 @@ class Peer:
         xmpp.register_plugin("xep_0030")
         xmpp.register_plugin("xep_0199")
         xmpp.register_plugin("xep_0092", pconfig={"software_name": "stanzad-test-peer"})
+        for plugin in self.plugins:
+            xmpp.register_plugin(plugin)
         xmpp.ca_certs = self.ca_file
         # slixmpp 1.8.3 pitfalls when given an IP address to connect to:
         # - it leaves default_domain empty, and that is the name it checks the server's
@@ -982,6 +990,9 @@ class Peer:
         xmpp.register_handler(Callback("harness: record messages",
                                        MatchXPath("{jabber:client}message"),
                                        self._record_message))
+        xmpp.register_handler(Callback("harness: record presences",
+                                       MatchXPath("{jabber:client}presence"),
+                                       self._record_presence))
         self.xmpp = xmpp
 
     def connect(self, timeout: float = 15.0) -> "Peer":
@@ -1118,6 +1129,52 @@ class Peer:
                                     f"{nth}); last received:\n{recent}")
                 self._msg_cond.wait(remaining)
 
+    # -- presences received
+    def _record_presence(self, pres: Any) -> None:
+        """Loop thread: keep every received <presence/>."""
+        record = ReceivedPresence.from_xml(pres.xml)
+        with self._pres_cond:
+            self.presences.append(record)
+            self._pres_cond.notify_all()
+
+    def presence_mark(self) -> int:
+        """Number of presences received so far: pass as `since` to wait_presence."""
+        with self._pres_cond:
+            return len(self.presences)
+
+    def received_presences(self, predicate: Optional[Callable[["ReceivedPresence"], bool]] = None,
+                           since: int = 0, **fields: Any) -> "list[ReceivedPresence]":
+        """Presences received so far (from index `since`) that match."""
+        match = _message_matcher(predicate, fields)
+        with self._pres_cond:
+            return [p for p in self.presences[since:] if match(p)]
+
+    def wait_presence(self, predicate: Optional[Callable[["ReceivedPresence"], bool]] = None,
+                      timeout: float = 10.0, since: int = 0, nth: int = 1,
+                      **fields: Any) -> "ReceivedPresence":
+        """Block until the nth received presence (from index `since`) matching `predicate`
+        and every field given (from_=..., type=..., show=..., room=..., nick=...) has
+        arrived; returns it. `type` is "" for an available presence."""
+        match = _message_matcher(predicate, fields)
+        deadline = time.monotonic() + timeout
+        scanned, found = since, 0
+        with self._pres_cond:
+            while True:
+                while scanned < len(self.presences):
+                    p = self.presences[scanned]
+                    scanned += 1
+                    if match(p):
+                        found += 1
+                        if found >= nth:
+                            return p
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    recent = "\n".join(repr(p) for p in self.presences[-10:])
+                    raise PeerError(f"{self.jid}: timed out after {timeout:g}s waiting for "
+                                    f"presence {fields or predicate} (found {found} of "
+                                    f"{nth}); last received:\n{recent}")
+                self._pres_cond.wait(remaining)
+
     def send_message(self, to: str, body: Optional[str], mtype: str = "chat",
                      id: Optional[str] = None, origin_id: Optional[str] = None,
                      timeout: float = 5.0) -> str:
@@ -1137,10 +1194,12 @@ class Peer:
 
     def send_presence(self, to: Optional[str] = None, show: Optional[str] = None,
                       status: Optional[str] = None, ptype: Optional[str] = None,
-                      timeout: float = 5.0) -> None:
-        """Send a presence (directed when `to` is given)."""
+                      priority: Optional[int] = None, timeout: float = 5.0) -> None:
+        """Send a presence (directed when `to` is given; `ptype` e.g. "unavailable",
+        "subscribe", "subscribed"; `priority` RFC 6121 §4.7.2.3)."""
         async def run() -> None:
-            self.xmpp.send_presence(pto=to, pshow=show, pstatus=status, ptype=ptype)
+            self.xmpp.send_presence(pto=to, pshow=show, pstatus=status, ptype=ptype,
+                                    ppriority=priority)
         self._call(run(), timeout)
 
     def send_raw(self, xml: str, timeout: float = 5.0) -> None:
@@ -1276,9 +1335,13 @@ class IntegrationTest(unittest.TestCase):
         self.assertIsNone(report, f"{d.name}: sanitizer report in its log")
 
     def peer(self, user: str, password: Optional[str] = None,
-             prosody: Optional[Prosody] = None, **kwargs: Any) -> Peer:
+             prosody: Optional[Prosody] = None, resource: Optional[str] = None,
+             **kwargs: Any) -> Peer:
+        """A Peer logged in as `user` (with `resource` when given, else the server's
+        choice), closed at cleanup."""
         prosody = prosody or self.prosody
-        p = Peer(self.jid(user), password or self.USERS[user], self.certs.ca_cert,
+        jid = self.jid(user) + (f"/{resource}" if resource else "")
+        p = Peer(jid, password or self.USERS[user], self.certs.ca_cert,
                  prosody.port, **kwargs)
         self.addCleanup(p.close)
         return p
@@ -1318,6 +1381,17 @@ def main() -> None:
 
 SID_NS = "urn:xmpp:sid:0"
 DELAY_NS = "urn:xmpp:delay"
+RECEIPTS_NS = "urn:xmpp:receipts"
+CHATSTATES_NS = "http://jabber.org/protocol/chatstates"
+CORRECT_NS = "urn:xmpp:message-correct:0"
+MARKERS_NS = "urn:xmpp:chat-markers:0"
+CARBONS_NS = "urn:xmpp:carbons:2"
+FORWARD_NS = "urn:xmpp:forward:0"
+MUC_NS = "http://jabber.org/protocol/muc"
+MUC_USER_NS = "http://jabber.org/protocol/muc#user"
+MUC_ADMIN_NS = "http://jabber.org/protocol/muc#admin"
+ROSTER_NS = "jabber:iq:roster"
+MAM_NS = "urn:xmpp:mam:2"
 
 
 @dataclass
@@ -1353,6 +1427,147 @@ class ReceivedMessage:
     def __repr__(self) -> str:
         return (f"<message from={self.from_!r} type={self.type!r} id={self.id!r} "
                 f"origin-id={self.origin_id!r} body={self.body!r}>")
+
+    # What else the stanza carries (parsed from `xml` on demand).
+    @property
+    def el(self) -> Any:
+        """The stanza as an ElementTree element."""
+        return ET.fromstring(self.xml)
+
+    def child(self, ns: str, name: str) -> Any:
+        """The first child element {ns}name, or None."""
+        return self.el.find(f"{{{ns}}}{name}")
+
+    @property
+    def receipt_for(self) -> Optional[str]:
+        """XEP-0184 <received id=X/>: X, else None."""
+        c = self.child(RECEIPTS_NS, "received")
+        return c.get("id", "") if c is not None else None
+
+    @property
+    def receipt_requested(self) -> bool:
+        """XEP-0184 <request/>."""
+        return self.child(RECEIPTS_NS, "request") is not None
+
+    @property
+    def chat_state(self) -> Optional[str]:
+        """XEP-0085: active, composing, paused, inactive or gone; None without one."""
+        for c in self.el:
+            if c.tag.startswith(f"{{{CHATSTATES_NS}}}"):
+                return c.tag.split("}", 1)[1]
+        return None
+
+    @property
+    def replace_id(self) -> Optional[str]:
+        """XEP-0308 <replace id=X/>: X, else None."""
+        c = self.child(CORRECT_NS, "replace")
+        return c.get("id", "") if c is not None else None
+
+    @property
+    def displayed_id(self) -> Optional[str]:
+        """XEP-0333 <displayed id=X/>: X, else None."""
+        c = self.child(MARKERS_NS, "displayed")
+        return c.get("id", "") if c is not None else None
+
+    @property
+    def subject(self) -> Optional[str]:
+        """The <subject/> text ("" for an empty one), None without a subject."""
+        c = self.child("jabber:client", "subject")
+        return (c.text or "") if c is not None else None
+
+    @property
+    def carbon(self) -> "Optional[tuple[str, Optional[ReceivedMessage]]]":
+        """XEP-0280: ("sent" | "received", the forwarded message) for a carbon, else None."""
+        for direction in ("sent", "received"):
+            c = self.child(CARBONS_NS, direction)
+            if c is not None:
+                inner = c.find(f"{{{FORWARD_NS}}}forwarded/{{jabber:client}}message")
+                return direction, (ReceivedMessage.from_xml(inner) if inner is not None
+                                   else None)
+        return None
+
+
+@dataclass
+class ReceivedPresence:
+    """One <presence/> a Peer received. `type` is "" for available; `priority` 0 when the
+    presence has none. From a room (XEP-0045), `muc_codes` are the <status code=.../> of
+    its muc#user <x/>, `affiliation`, `role`, `real_jid` (item jid) and `new_nick` (item
+    nick, with status 303) come from its <item/>, `actor` (nick) and `reason` from a kick
+    or ban; `error` is the condition of a type='error' presence."""
+    from_: str
+    to: str
+    type: str
+    show: str
+    status: str
+    priority: int
+    muc: bool
+    muc_codes: "frozenset[int]"
+    affiliation: str
+    role: str
+    real_jid: str
+    new_nick: str
+    actor: str
+    reason: str
+    error: str
+    xml: str
+    received_at: float
+
+    @classmethod
+    def from_xml(cls, el: Any) -> "ReceivedPresence":
+        def text(parent: Any, tag: str) -> str:
+            c = parent.find(tag) if parent is not None else None
+            return (c.text or "") if c is not None else ""
+        x = el.find(f"{{{MUC_USER_NS}}}x")
+        item = x.find(f"{{{MUC_USER_NS}}}item") if x is not None else None
+        actor = item.find(f"{{{MUC_USER_NS}}}actor") if item is not None else None
+        codes = frozenset(int(s.get("code", "0")) for s in
+                          (x.findall(f"{{{MUC_USER_NS}}}status") if x is not None else []))
+        error = el.find("{jabber:client}error")
+        condition = ""
+        if error is not None:
+            condition = next((c.tag.split("}", 1)[1] for c in error
+                              if c.tag.startswith("{urn:ietf:params:xml:ns:xmpp-stanzas}")
+                              and not c.tag.endswith("}text")), "undefined-condition")
+        prio = text(el, "{jabber:client}priority")
+        return cls(from_=el.get("from", ""), to=el.get("to", ""), type=el.get("type", ""),
+                   show=text(el, "{jabber:client}show"),
+                   status=text(el, "{jabber:client}status"),
+                   priority=int(prio) if prio.strip().lstrip("-").isdigit() else 0,
+                   muc=x is not None, muc_codes=codes,
+                   affiliation=item.get("affiliation", "") if item is not None else "",
+                   role=item.get("role", "") if item is not None else "",
+                   real_jid=item.get("jid", "") if item is not None else "",
+                   new_nick=item.get("nick", "") if item is not None else "",
+                   actor=(actor.get("nick", "") or actor.get("jid", "")) if actor is not None else "",
+                   reason=text(item, f"{{{MUC_USER_NS}}}reason"),
+                   error=condition, xml=ET.tostring(el, encoding="unicode"),
+                   received_at=time.monotonic())
+
+    @property
+    def bare(self) -> str:
+        return self.from_.split("/", 1)[0]
+
+    @property
+    def room(self) -> str:
+        """The room's bare JID when this comes from a room occupant (else the bare from)."""
+        return self.bare
+
+    @property
+    def nick(self) -> str:
+        """The resource of `from` (the occupant's nick for a room presence)."""
+        return self.from_.split("/", 1)[1] if "/" in self.from_ else ""
+
+    @property
+    def self_presence(self) -> bool:
+        """XEP-0045 status 110: the room speaks of us."""
+        return 110 in self.muc_codes
+
+    def __repr__(self) -> str:
+        extra = (f" muc codes={sorted(self.muc_codes)} role={self.role!r} "
+                 f"affiliation={self.affiliation!r}" if self.muc else "")
+        return (f"<presence from={self.from_!r} type={self.type!r} show={self.show!r} "
+                f"status={self.status!r} priority={self.priority}{extra}"
+                f"{' error=' + self.error if self.error else ''}>")
 
 
 def _message_matcher(predicate: Optional[Callable[[Any], bool]],
@@ -1802,8 +2017,6 @@ class JsonlTest(IntegrationTest):
 # --------------------------------------------------------------------------------------
 # Fault tests (test_fault_*.py): bulk traffic in both directions, counted by id, while a
 # FaultProxy (faultproxy.py) between stanzad and Prosody breaks the link.
-
-RECEIPTS_NS = "urn:xmpp:receipts"
 
 
 def rx_sm_enabled(account: str) -> str:
@@ -2407,3 +2620,270 @@ class FaultTest(JsonlTest):
         bob = self.peer("bob")
         bob.answer_receipts()
         return bob
+
+
+# --------------------------------------------------------------------------------------
+# Instant messaging and multi-user chat (test_im_*.py): peers that take part in rooms
+# (XEP-0045), enable carbons (XEP-0280), edit their roster and answer subscriptions by
+# hand; and the daemon's wire log (log_level = "trace") read as stanzas.
+#
+# The MUC helpers write the XEP-0045 stanzas themselves (no slixmpp xep_0045 state in
+# between), so a test sees exactly what the room sends: every presence is in
+# Peer.presences, every message in Peer.messages.
+
+def _xml_attr(value: str) -> str:
+    from xml.sax.saxutils import quoteattr
+    return quoteattr(str(value))
+
+
+def _xml_text(value: str) -> str:
+    from xml.sax.saxutils import escape
+    return escape(str(value))
+
+
+def _peer_manual_subscriptions(self: "Peer") -> "Peer":
+    """Stop slixmpp from answering subscription requests by itself (its default approves
+    every request and asks back): the test sends subscribed/subscribe when it means to."""
+    async def run() -> None:
+        self.xmpp.auto_authorize = None
+        self.xmpp.auto_subscribe = False
+    self._call(run(), 5)
+    return self
+
+
+def _peer_enable_carbons(self: "Peer", timeout: float = 5.0) -> None:
+    """XEP-0280 §4: ask our server to copy this account's chats to this session."""
+    reply = self.raw_iq(None, f"<enable xmlns='{CARBONS_NS}'/>", type="set",
+                        timeout=timeout)
+    if reply["type"] != "result":
+        raise PeerError(f"{self.jid}: enabling carbons failed: {reply}")
+
+
+def _peer_roster_set(self: "Peer", jid: str, name: str = "", groups: Iterable[str] = (),
+                     timeout: float = 5.0) -> Any:
+    """RFC 6121 §2.3: add or change a roster item from this session; returns the result
+    (raises PeerError on an error reply)."""
+    item = f"<item jid={_xml_attr(jid)}" + (f" name={_xml_attr(name)}" if name else "") + ">"
+    item += "".join(f"<group>{_xml_text(g)}</group>" for g in groups) + "</item>"
+    reply = self.raw_iq(None, f"<query xmlns='{ROSTER_NS}'>{item}</query>", type="set",
+                        timeout=timeout)
+    if reply["type"] != "result":
+        raise PeerError(f"{self.jid}: roster set of {jid} failed: {reply}")
+    return reply
+
+
+def _peer_roster_remove(self: "Peer", jid: str, timeout: float = 5.0) -> Any:
+    """RFC 6121 §2.5: remove a roster item from this session."""
+    reply = self.raw_iq(None, f"<query xmlns='{ROSTER_NS}'><item jid={_xml_attr(jid)} "
+                              f"subscription='remove'/></query>", type="set", timeout=timeout)
+    if reply["type"] != "result":
+        raise PeerError(f"{self.jid}: roster remove of {jid} failed: {reply}")
+    return reply
+
+
+def _peer_roster_get(self: "Peer", ver: Optional[str] = None, timeout: float = 5.0) -> Any:
+    """RFC 6121 §2.1.3 (with `ver`, §2.6.3): the server's answer as an ElementTree
+    element (an <iq/> whose <query/> may be absent: "nothing changed")."""
+    attr = f" ver={_xml_attr(ver)}" if ver is not None else ""
+    reply = self.raw_iq(None, f"<query xmlns='{ROSTER_NS}'{attr}/>", timeout=timeout)
+    return ET.fromstring(ET.tostring(reply.xml))
+
+
+def _peer_send_chat_state(self: "Peer", to: str, state: str, mtype: str = "chat",
+                          timeout: float = 5.0) -> str:
+    """XEP-0085 §5: a standalone chat state notification (no body); returns its id."""
+    stanza_id = f"cs-{secrets.token_hex(6)}"
+    self.send_raw(f"<message to={_xml_attr(to)} type={_xml_attr(mtype)} id='{stanza_id}'>"
+                  f"<{state} xmlns='{CHATSTATES_NS}'/></message>", timeout)
+    return stanza_id
+
+
+@dataclass
+class MucJoin:
+    """What a Peer saw when it entered a room: its own presence (status 110), the other
+    occupants' presences that came before it, whether the room was created for us
+    (status 201) and the subject message that completes the join (§7.2.15)."""
+    room: str
+    nick: str
+    self_presence: ReceivedPresence
+    occupants: "list[ReceivedPresence]"
+    created: bool
+    subject: Optional[ReceivedMessage]
+
+
+def _peer_muc_join(self: "Peer", room: str, nick: str, *, password: Optional[str] = None,
+                   maxstanzas: int = 0, timeout: float = 10.0) -> MucJoin:
+    """XEP-0045 §7.2: enter `room` as `nick` asking for `maxstanzas` messages of history;
+    blocks until the room has sent our own presence (status 110) and the subject. A new
+    room on the test Prosody is created at once (muc_room_locking = false): we become its
+    owner. Raises PeerError with the condition when the room refuses."""
+    pmark, mmark = self.presence_mark(), self.message_mark()
+    pw = f"<password>{_xml_text(password)}</password>" if password is not None else ""
+    self.send_raw(f"<presence to={_xml_attr(room + '/' + nick)}><x xmlns='{MUC_NS}'>{pw}"
+                  f"<history maxstanzas='{int(maxstanzas)}'/></x></presence>", timeout)
+    mine = self.wait_presence(lambda p: p.bare == room and (p.self_presence or p.type == "error"),
+                              timeout=timeout, since=pmark)
+    if mine.type == "error":
+        raise PeerError(f"{self.jid}: the room {room} refused us as {nick!r}: {mine.error}\n"
+                        f"{mine.xml}")
+    with self._pres_cond:
+        before = self.presences[pmark:self.presences.index(mine)]
+    occupants = [p for p in before if p.bare == room and p.muc and p.type != "unavailable"]
+    subject = self.wait_message(lambda m: m.from_.split("/")[0] == room
+                                and m.type == "groupchat" and m.subject is not None
+                                and m.body is None, timeout=timeout, since=mmark)
+    return MucJoin(room, mine.nick, mine, occupants, 201 in mine.muc_codes, subject)
+
+
+def _peer_muc_send(self: "Peer", room: str, body: str, id: Optional[str] = None,
+                   timeout: float = 5.0) -> str:
+    """A groupchat message to the room; returns its stanza id. The room echoes it back to
+    us (with its stanza-id, by the room's JID) like to everyone else."""
+    return self.send_message(room, body, mtype="groupchat", id=id, timeout=timeout)
+
+
+def _peer_muc_subject(self: "Peer", room: str, subject: str,
+                      timeout: float = 10.0) -> ReceivedMessage:
+    """XEP-0045 §8.1: change the subject; returns the room's broadcast of it (to us)."""
+    mark = self.message_mark()
+    stanza_id = f"subj-{secrets.token_hex(6)}"
+    self.send_raw(f"<message to={_xml_attr(room)} type='groupchat' id='{stanza_id}'>"
+                  f"<subject>{_xml_text(subject)}</subject></message>", timeout)
+    return self.wait_message(lambda m: m.from_.split("/")[0] == room and m.subject == subject,
+                             timeout=timeout, since=mark)
+
+
+def _peer_muc_nick(self: "Peer", room: str, new_nick: str,
+                   timeout: float = 10.0) -> ReceivedPresence:
+    """XEP-0045 §7.6: change our nick; returns our presence under the new nick."""
+    mark = self.presence_mark()
+    self.send_raw(f"<presence to={_xml_attr(room + '/' + new_nick)}/>", timeout)
+    p = self.wait_presence(lambda p: p.bare == room and (p.type == "error" or (
+        p.self_presence and p.type == "" and p.nick == new_nick)), timeout=timeout, since=mark)
+    if p.type == "error":
+        raise PeerError(f"{self.jid}: nick change to {new_nick!r} refused: {p.error}")
+    return p
+
+
+def _peer_muc_kick(self: "Peer", room: str, nick: str, reason: str = "",
+                   timeout: float = 10.0) -> Any:
+    """XEP-0045 §8.2: kick `nick` (role none); we must be a moderator. Returns the
+    room's result; raises PeerError on an error reply."""
+    why = f"<reason>{_xml_text(reason)}</reason>" if reason else ""
+    reply = self.raw_iq(room, f"<query xmlns='{MUC_ADMIN_NS}'><item nick={_xml_attr(nick)} "
+                              f"role='none'>{why}</item></query>", type="set", timeout=timeout)
+    if reply["type"] != "result":
+        raise PeerError(f"{self.jid}: kicking {nick!r} from {room} failed: {reply}")
+    return reply
+
+
+def _peer_muc_leave(self: "Peer", room: str, nick: str, status: str = "",
+                    timeout: float = 10.0) -> ReceivedPresence:
+    """XEP-0045 §7.14: leave; returns the room's unavailable presence for us."""
+    mark = self.presence_mark()
+    st = f"<status>{_xml_text(status)}</status>" if status else ""
+    self.send_raw(f"<presence to={_xml_attr(room + '/' + nick)} type='unavailable'>{st}"
+                  f"</presence>", timeout)
+    return self.wait_presence(lambda p: p.bare == room and p.type == "unavailable"
+                              and p.self_presence, timeout=timeout, since=mark)
+
+
+def room_stanza_id(m: ReceivedMessage, room: str) -> Optional[str]:
+    """The XEP-0359 stanza-id a room stamped on a groupchat message (its archive id)."""
+    return next((i for by, i in m.stanza_ids if by == room), None)
+
+
+Peer.manual_subscriptions = _peer_manual_subscriptions  # type: ignore[attr-defined]
+Peer.enable_carbons = _peer_enable_carbons              # type: ignore[attr-defined]
+Peer.roster_set = _peer_roster_set                      # type: ignore[attr-defined]
+Peer.roster_remove = _peer_roster_remove                # type: ignore[attr-defined]
+Peer.roster_get = _peer_roster_get                      # type: ignore[attr-defined]
+Peer.send_chat_state = _peer_send_chat_state            # type: ignore[attr-defined]
+Peer.muc_join = _peer_muc_join                          # type: ignore[attr-defined]
+Peer.muc_send = _peer_muc_send                          # type: ignore[attr-defined]
+Peer.muc_subject = _peer_muc_subject                    # type: ignore[attr-defined]
+Peer.muc_nick = _peer_muc_nick                          # type: ignore[attr-defined]
+Peer.muc_kick = _peer_muc_kick                          # type: ignore[attr-defined]
+Peer.muc_leave = _peer_muc_leave                        # type: ignore[attr-defined]
+
+
+# The daemon's wire log. With [daemon] log_level = "trace", daemon/connection.cpp logs
+# every stanza as `<time> trace account NAME: SEND <xml>` or `... RECV <xml>` (one line:
+# what we wrote as we wrote it, what we received re-serialized by pugixml, so attribute
+# quotes and order differ between the two; SASL payloads are "[redacted]").
+
+def rx_wire(account: str) -> str:
+    """A wire log line of `account`; groups: SEND|RECV, the XML."""
+    return rf"account {re.escape(account)}: (SEND|RECV) (<.*)$"
+
+
+@dataclass
+class WireStanza:
+    """One stanza from the wire log: its line in Stanzad.lines, SEND or RECV, the parsed
+    element (namespaces as in ElementTree: "{jabber:iq:roster}query") and the raw text."""
+    index: int
+    direction: str
+    el: Any
+    text: str
+
+    @property
+    def tag(self) -> str:
+        """The local name of the root (iq, message, presence, ...)."""
+        return self.el.tag.split("}", 1)[-1]
+
+    def find(self, ns: str, name: str) -> Any:
+        return self.el.find(f"{{{ns}}}{name}")
+
+    def __repr__(self) -> str:
+        return f"<wire #{self.index} {self.direction} {self.text[:300]}>"
+
+
+def _parse_wire(d: Stanzad, i: int, rx: "re.Pattern[str]") -> Optional[WireStanza]:
+    m = rx.search(d.lines[i])
+    if not m:
+        return None
+    try:
+        el = ET.fromstring(m.group(2))
+    except ET.ParseError:  # stream headers, <stream:features> (prefix declared elsewhere)
+        return None
+    return WireStanza(i, m.group(1), el, m.group(2))
+
+
+def wire_stanzas(d: Stanzad, account: str = "home", since: int = 0,
+                 direction: Optional[str] = None,
+                 predicate: Optional[Callable[[WireStanza], bool]] = None) -> "list[WireStanza]":
+    """The stanzas of `account` in the daemon's wire log from line `since` (SEND, RECV or
+    both), that match `predicate`."""
+    rx = re.compile(rx_wire(account))
+    out = []
+    with d._cond:
+        for i in range(since, len(d.lines)):
+            w = _parse_wire(d, i, rx)
+            if w and (direction is None or w.direction == direction) and (
+                    predicate is None or predicate(w)):
+                out.append(w)
+    return out
+
+
+def wait_wire(d: Stanzad, predicate: Callable[[WireStanza], bool], account: str = "home",
+              since: int = 0, direction: Optional[str] = None, timeout: float = 10.0,
+              what: str = "a stanza") -> WireStanza:
+    """Block until the daemon logs a wire stanza (from line `since`) that matches."""
+    rx = re.compile(rx_wire(account))
+    deadline = time.monotonic() + timeout
+    scanned = since
+    with d._cond:
+        while True:
+            while scanned < len(d.lines):
+                w = _parse_wire(d, scanned, rx)
+                scanned += 1
+                if w and (direction is None or w.direction == direction) and predicate(w):
+                    return w
+            if d._eof:
+                raise AssertionError(f"{d.name} exited before logging {what} on the wire\n"
+                                     f"{d._tail_locked()}")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"timed out after {timeout:g}s waiting for {d.name} to "
+                                     f"log {what} on the wire\n{d._tail_locked()}")
+            d._cond.wait(remaining)
