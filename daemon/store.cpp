@@ -306,7 +306,7 @@ xmpp::Status insert_event(sqlite3* db, sqlite3_stmt* stmt, model::Event& event, 
 
 struct Store::Statements {
     Stmt select_events, insert_event, insert_outbox, update_outbox, select_pending, select_outbox,
-        select_cursor, upsert_cursor;
+        select_cursor, upsert_cursor, insert_inbound, update_inbound, insert_alias, select_inbound;
 };
 
 std::string rfc3339(std::chrono::system_clock::time_point t) {
@@ -414,7 +414,13 @@ xmpp::Result<std::unique_ptr<Store>> Store::open(const std::string& path) {
         !s.insert_outbox.prepare(db, kInsertOutbox) || !s.update_outbox.prepare(db, kUpdateOutbox) ||
         !s.select_pending.prepare(db, select_pending.c_str()) ||
         !s.select_outbox.prepare(db, select_outbox.c_str()) || !s.select_cursor.prepare(db, kSelectCursor) ||
-        !s.upsert_cursor.prepare(db, kUpsertCursor))
+        !s.upsert_cursor.prepare(db, kUpsertCursor) ||
+        !s.insert_inbound.prepare(db, "INSERT INTO inbound_ids (account, id, created_ms) VALUES (?1, ?2, ?3) "
+                                      "ON CONFLICT DO NOTHING") ||
+        !s.update_inbound.prepare(db, "UPDATE inbound_ids SET value = ?3 WHERE account = ?1 AND id = ?2") ||
+        !s.insert_alias.prepare(db, "INSERT INTO inbound_ids (account, id, created_ms, value) "
+                                    "VALUES (?1, ?2, ?4, ?3) ON CONFLICT DO NOTHING") ||
+        !s.select_inbound.prepare(db, "SELECT value FROM inbound_ids WHERE account = ?1 AND id = ?2"))
         return db_error(db, "cannot prepare statements for " + path);
 
     return store;
@@ -563,11 +569,7 @@ xmpp::Result<bool> Store::append_once(model::Event& event, const std::string& ke
     Transaction tx(db_);
     if (!tx.begin()) return db_error(db_, "cannot store an event");
     {
-        Stmt s;
-        if (!s.prepare(db_, "INSERT INTO inbound_ids (account, id, created_ms) VALUES (?1, ?2, ?3) "
-                            "ON CONFLICT DO NOTHING"))
-            return db_error(db_, "cannot store an event");
-        Use u(s.get());
+        Use u(stmts_->insert_inbound.get());
         u.text(1, event.account).text(2, key).int64(3, now);
         if (u.step() != SQLITE_DONE) return db_error(db_, "cannot store an event");
         if (sqlite3_changes(db_) == 0) return false;  // seen before: the rollback keeps nothing
@@ -580,12 +582,7 @@ xmpp::Result<bool> Store::append_once(model::Event& event, const std::string& ke
     std::vector<std::pair<std::string, std::string>> rows{{key, std::to_string(event.seq)}};
     for (const auto& [alias, value] : aliases) rows.emplace_back(alias, value.empty() ? rows[0].second : value);
     for (std::size_t i = 0; i < rows.size(); ++i) {
-        Stmt s;
-        if (!s.prepare(db_, i == 0 ? "UPDATE inbound_ids SET value = ?3 WHERE account = ?1 AND id = ?2"
-                                   : "INSERT INTO inbound_ids (account, id, created_ms, value) "
-                                     "VALUES (?1, ?2, ?4, ?3) ON CONFLICT DO NOTHING"))
-            return db_error(db_, "cannot store an event");
-        Use u(s.get());
+        Use u(i == 0 ? stmts_->update_inbound.get() : stmts_->insert_alias.get());
         u.text(1, event.account).text(2, rows[i].first).text(3, rows[i].second);
         if (i > 0) u.int64(4, now);
         if (u.step() != SQLITE_DONE) return db_error(db_, "cannot store an event");
@@ -600,10 +597,7 @@ xmpp::Result<bool> Store::append_once(model::Event& event, const std::string& ke
 }
 
 xmpp::Result<std::optional<std::string>> Store::inbound(const std::string& account, const std::string& key) {
-    Stmt s;
-    if (!s.prepare(db_, "SELECT value FROM inbound_ids WHERE account = ?1 AND id = ?2"))
-        return db_error(db_, "cannot read inbound ids");
-    Use u(s.get());
+    Use u(stmts_->select_inbound.get());
     u.text(1, account).text(2, key);
     int rc = u.step();
     if (rc == SQLITE_ROW) return std::optional<std::string>(u.column_text(0));

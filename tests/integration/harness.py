@@ -18,6 +18,12 @@ client, and the stanzad binary read through its stderr log.
     JsonlTest         IntegrationTest + start_daemon() (waits for `listening on`) and
               client(); Peer also sends and collects messages (send_message,
               wait_message); LineReader follows a child's output (stanzactl tail).
+    IM and MUC (test_im_*.py)   Peer keeps every presence too (wait_presence,
+              ReceivedPresence with the XEP-0045 fields); muc_join/muc_send/muc_subject/
+              muc_nick/muc_kick/muc_leave, enable_carbons, roster_set/roster_remove/
+              roster_get, send_chat_state, manual_subscriptions; ReceivedMessage reads
+              receipts, chat states, corrections, markers, subjects and carbons;
+              wire_stanzas/wait_wire read the daemon's wire log (log_level = "trace").
 
 Rules kept here so the tests need not think about them:
 - No fixed sleeps to wait for something to happen: waits are on a condition variable

@@ -136,5 +136,104 @@ class HarnessTest(IntegrationTest):
                          "printf '%s\\n' x\"y")
 
 
+class HarnessImTest(IntegrationTest):
+    """The peer-side pieces the IM tests (test_im_*.py) build on, and the Prosody 0.12
+    behaviour they assume, with slixmpp peers only."""
+
+    USERS = dict(IntegrationTest.USERS, dave="dave-Pw-4!")
+    PROSODY_OPTIONS = {"muc": True}
+
+    def test_muc_peers(self):
+        room = "harness@conference.localhost"
+        bob, carol, dave = self.peer("bob"), self.peer("carol"), self.peer("dave")
+        made = bob.muc_join(room, "bob")
+        self.assertTrue(made.created)
+        self.assertEqual((made.self_presence.role, made.self_presence.affiliation),
+                         ("moderator", "owner"))
+        self.assertEqual(made.subject.subject, "")
+        joined = carol.muc_join(room, "carol")
+        self.assertFalse(joined.created)
+        self.assertEqual([p.nick for p in joined.occupants], ["bob"])
+        self.assertEqual(joined.occupants[0].real_jid, "", "semi-anonymous by default")
+        dave.muc_join(room, "dave")
+        with self.assertRaisesRegex(harness.PeerError, "conflict"):
+            self.peer("alice").muc_join(room, "bob")
+
+        mark = carol.message_mark()
+        bob.muc_send(room, "hello room", id="b-1")
+        echo = bob.wait_message(body="hello room")
+        got = carol.wait_message(body="hello room", since=mark)
+        self.assertEqual((got.from_, got.type, got.id), (f"{room}/bob", "groupchat", "b-1"))
+        self.assertTrue(harness.room_stanza_id(echo, room))
+        self.assertEqual(harness.room_stanza_id(got, room), harness.room_stanza_id(echo, room))
+
+        bob.muc_subject(room, "a subject")
+        self.assertEqual(carol.wait_message(lambda m: m.subject == "a subject").from_,
+                         f"{room}/bob")
+        pmark = carol.presence_mark()
+        bob.muc_nick(room, "bobby")
+        change = carol.wait_presence(room=room, nick="bob", type="unavailable", since=pmark)
+        self.assertEqual((change.muc_codes, change.new_nick), (frozenset({303}), "bobby"))
+        carol.wait_presence(room=room, nick="bobby", type="", since=pmark)
+        pmark, dmark = carol.presence_mark(), dave.presence_mark()
+        bob.muc_kick(room, "dave", reason="spam")
+        kicked = carol.wait_presence(room=room, nick="dave", type="unavailable", since=pmark)
+        self.assertEqual((307 in kicked.muc_codes, kicked.actor, kicked.reason),
+                         (True, "bobby", "spam"))
+        own = dave.wait_presence(lambda p: p.self_presence, type="unavailable", since=dmark)
+        self.assertIn(307, own.muc_codes)
+        left = carol.muc_leave(room, "carol", status="bye")
+        self.assertEqual(left.status, "bye")
+        self.assertEqual(bob.wait_presence(room=room, nick="carol", type="unavailable").status,
+                         "bye")
+
+    def test_carbons_roster_versions_and_subscriptions(self):
+        main = self.peer("alice", resource="main")
+        main.enable_carbons()
+        phone = self.peer("alice", resource="phone")
+        bob = self.peer("bob")
+        phone.send_message("bob@localhost", "from my phone", id="ph-1")
+        sent = main.wait_message(lambda m: m.carbon is not None)
+        self.assertEqual((sent.from_, sent.carbon[0], sent.carbon[1].body),
+                         ("alice@localhost", "sent", "from my phone"))
+        bob.send_message(phone.full_jid, "to the phone")
+        received = main.wait_message(lambda m: m.carbon is not None and m.carbon[0] == "received")
+        self.assertEqual(received.carbon[1].from_, bob.full_jid)
+        # Prosody passes a carbon wrapped by someone else on as is: the client must drop it.
+        bob.send_raw(f"<message to='{main.full_jid}' id='forge-1'><received "
+                     f"xmlns='{harness.CARBONS_NS}'><forwarded xmlns='{harness.FORWARD_NS}'>"
+                     f"<message xmlns='jabber:client' from='x@localhost' to='alice@localhost' "
+                     f"type='chat'><body>forged</body></message></forwarded></received>"
+                     f"</message>")
+        forged = main.wait_message(id="forge-1")
+        self.assertEqual((forged.from_, forged.carbon[0]), (bob.full_jid, "received"))
+
+        # Roster versions: the current one gets an empty result, an old one the whole
+        # roster (Prosody never answers with a series of pushes).
+        main.roster_set("carol@localhost", "Carol", ["Friends"])
+        main.roster_set("dave@localhost", "Dave")
+        full = main.roster_get(ver="").find(f"{{{harness.ROSTER_NS}}}query")
+        ver = full.get("ver")
+        self.assertEqual(len(list(main.roster_get(ver=ver))), 0)
+        phone.roster_set("eve@localhost")
+        stale = main.roster_get(ver=ver).find(f"{{{harness.ROSTER_NS}}}query")
+        self.assertNotEqual(stale.get("ver"), ver)
+        self.assertEqual(len(stale), 3)
+
+        # Subscriptions by hand; `subscribed` only reaches a roster-aware session; the
+        # contact's presence (with its priority) follows the approval.
+        carol = self.peer("carol", presence=False).manual_subscriptions()
+        carol.roster_get()
+        carol.send_presence(show="away", status="on a train", priority=7)
+        pmark = main.presence_mark()
+        main.manual_subscriptions()
+        main.send_presence(to="carol@localhost", ptype="subscribe")
+        carol.wait_presence(type="subscribe", from_="alice@localhost")
+        carol.send_presence(to="alice@localhost", ptype="subscribed")
+        p = main.wait_presence(lambda p: p.bare == "carol@localhost" and p.type == "",
+                               since=pmark)
+        self.assertEqual((p.show, p.status, p.priority), ("away", "on a train", 7))
+
+
 if __name__ == "__main__":
     harness.main()
