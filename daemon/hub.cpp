@@ -531,16 +531,17 @@ model::Reply Hub::send(const model::Send& s) {
     }
     OutboxEntry entry;
     entry.replace_id = s.replace;
+    const std::string type = !s.type.empty() ? s.type : find_room(s.account, s.to) ? "groupchat" : "chat";
     entry.account = s.account;
     entry.msg_id = s.client_id.empty() ? make_uuid() : s.client_id;
     entry.to = s.to;
-    entry.type = s.type;
+    entry.type = type;
     entry.body = s.body;
     entry.state = "accepted";
     model::Message m;
     m.from = account->config().jid.bare();
     m.to = s.to;
-    m.type = s.type;
+    m.type = type;
     m.body = s.body;
     m.msg_id = entry.msg_id;
     m.outgoing = true;

@@ -145,7 +145,7 @@ struct Ack {
 struct ListAccounts {};
 struct Send {
     std::string account, to, body;
-    std::string type = "chat";
+    std::string type;              // chat | groupchat | normal; "": groupchat to a room we are in, else chat
     std::string client_id;         // becomes msg_id and origin-id; "" lets the daemon choose
     std::string replace;           // XEP-0308: the msg_id of our earlier message this corrects
 };

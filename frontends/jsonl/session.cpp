@@ -146,8 +146,8 @@ model::Command parse_command(const std::string& op, const Json& j) {
         s.to = get_jid(j, "to", false);
         s.body = get_string(j, "body");
         if (s.body.empty()) throw Invalid{"bad-request", "field 'body' must not be empty"};
-        s.type = get_string(j, "type", false, "chat");
-        check_one_of(s.type, "type", {"chat", "groupchat", "normal"});
+        s.type = get_string(j, "type", false, "");
+        if (member(j, "type")) check_one_of(s.type, "type", {"chat", "groupchat", "normal"});
         s.client_id = get_string(j, "client_id", false);
         s.replace = get_string(j, "replace", false);
         if (member(j, "client_id")) {
