@@ -1544,7 +1544,8 @@ class ReceivedPresence:
                    role=item.get("role", "") if item is not None else "",
                    real_jid=item.get("jid", "") if item is not None else "",
                    new_nick=item.get("nick", "") if item is not None else "",
-                   actor=(actor.get("nick", "") or actor.get("jid", "")) if actor is not None else "",
+                   actor=((actor.get("nick", "") or actor.get("jid", ""))
+                          if actor is not None else ""),
                    reason=text(item, f"{{{MUC_USER_NS}}}reason"),
                    error=condition, xml=ET.tostring(el, encoding="unicode"),
                    received_at=time.monotonic())

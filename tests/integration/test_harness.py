@@ -197,7 +197,8 @@ class HarnessImTest(IntegrationTest):
         self.assertEqual((sent.from_, sent.carbon[0], sent.carbon[1].body),
                          ("alice@localhost", "sent", "from my phone"))
         bob.send_message(phone.full_jid, "to the phone")
-        received = main.wait_message(lambda m: m.carbon is not None and m.carbon[0] == "received")
+        received = main.wait_message(lambda m: m.carbon is not None
+                                     and m.carbon[0] == "received")
         self.assertEqual(received.carbon[1].from_, bob.full_jid)
         # Prosody passes a carbon wrapped by someone else on as is: the client must drop it.
         bob.send_raw(f"<message to='{main.full_jid}' id='forge-1'><received "
