@@ -1,5 +1,6 @@
 #include "daemon/store.hpp"
 
+#include <algorithm>
 #include <fcntl.h>
 #include <sqlite3.h>
 #include <sys/file.h>
@@ -78,6 +79,17 @@ CREATE TABLE account_meta (
 ALTER TABLE outbox ADD COLUMN replace_id TEXT NOT NULL DEFAULT '';
 ALTER TABLE inbound_ids ADD COLUMN value TEXT NOT NULL DEFAULT '';
 )sql",
+    // 3 -> 4: messages know their conversation (the other side's bare JID), for history
+    // queries by conversation (IRC CHATHISTORY)
+    R"sql(
+ALTER TABLE events ADD COLUMN peer TEXT NOT NULL DEFAULT '';
+UPDATE events SET peer = (
+    SELECT CASE WHEN instr(j, '/') > 0 THEN substr(j, 1, instr(j, '/') - 1) ELSE j END
+    FROM (SELECT CASE WHEN json_extract(json, '$.outgoing') THEN json_extract(json, '$.to')
+                      ELSE json_extract(json, '$.from') END AS j))
+WHERE kind = 'message';
+CREATE INDEX events_peer ON events (account, peer, seq) WHERE peer != '';
+)sql",
 };
 static_assert(std::size(migrations) == Store::schema_version, "one migration per schema version");
 
@@ -136,6 +148,7 @@ public:
     Use(const Use&) = delete;
     Use& operator=(const Use&) = delete;
 
+    // Bound without a copy (SQLITE_STATIC): the text must outlive the statement's step.
     Use& text(int i, std::string_view v) {
         if (rc_ == SQLITE_OK) rc_ = sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
         return *this;
@@ -248,7 +261,7 @@ xmpp::Error newer_schema(const std::string& path, std::int64_t version) {
 
 const char* kSelectEvents = "SELECT seq, json FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2";
 const char* kInsertEvent =
-    "INSERT INTO events (seq, account, kind, stamp, created_ms, json) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+    "INSERT INTO events (seq, account, kind, stamp, created_ms, json, peer) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 const char* kInsertOutbox =
     "INSERT INTO outbox (account, msg_id, to_jid, type, body, state, error, created, created_ms, updated_ms, "
     "replace_id) VALUES (?1, ?2, ?3, ?4, ?5, 'accepted', '', ?6, ?7, ?7, ?8) ON CONFLICT (account, msg_id) DO NOTHING";
@@ -280,6 +293,17 @@ OutboxEntry read_outbox(const Use& u) {
 // open). The seq is explicit rather than left to AUTOINCREMENT so the stored JSON can carry it
 // in the same statement; the lock makes last_seq_ authoritative, and the PRIMARY KEY turns any
 // disagreement into an error instead of a reused number. On failure `event` is as it was.
+}  // namespace
+
+std::string conversation_of(const model::Event& event) {
+    const auto* m = std::get_if<model::Message>(&event.body);
+    if (!m) return {};
+    std::string_view jid = m->outgoing ? m->to : m->from;
+    return std::string(jid.substr(0, jid.find('/')));
+}
+
+namespace {
+
 xmpp::Status insert_event(sqlite3* db, sqlite3_stmt* stmt, model::Event& event, model::Seq seq,
                           std::int64_t created_ms) {
     const model::Seq old_seq = event.seq;
@@ -287,13 +311,15 @@ xmpp::Status insert_event(sqlite3* db, sqlite3_stmt* stmt, model::Event& event, 
     if (stamped) event.stamp = rfc3339(from_ms(created_ms));
     event.seq = seq;
     const std::string json = jsonl::encode(event);
+    const std::string peer = conversation_of(event);  // bound without a copy: must outlive the step
     Use u(stmt);
     u.int64(1, seq)
         .text(2, event.account)
         .text(3, model::event_name(event.body))
         .text(4, event.stamp)
         .int64(5, created_ms)
-        .text(6, json);
+        .text(6, json)
+        .text(7, peer);
     int rc = u.step();
     if (rc == SQLITE_DONE && sqlite3_last_insert_rowid(db) == seq) return xmpp::Ok{};
     event.seq = old_seq;
@@ -603,6 +629,66 @@ xmpp::Result<std::optional<std::string>> Store::inbound(const std::string& accou
     if (rc == SQLITE_ROW) return std::optional<std::string>(u.column_text(0));
     if (rc == SQLITE_DONE) return std::optional<std::string>();
     return db_error(db_, "cannot read inbound ids");
+}
+
+xmpp::Result<std::vector<model::Event>> Store::messages(const std::string& account, const std::string& peer,
+                                                       const MessageRange& range, std::size_t limit) {
+    std::string sql = "SELECT seq, json FROM events WHERE account = ?1 AND peer = ?2 AND peer != ''";
+    if (range.after) sql += " AND seq > ?3";
+    if (range.before) sql += " AND seq < ?4";
+    if (!range.after_stamp.empty()) sql += " AND stamp > ?5";
+    if (!range.before_stamp.empty()) sql += " AND stamp < ?6";
+    sql += range.newest ? " ORDER BY seq DESC LIMIT ?7" : " ORDER BY seq ASC LIMIT ?7";
+    Stmt s;
+    if (!s.prepare(db_, sql.c_str())) return db_error(db_, "cannot read messages");
+    Use u(s.get());
+    u.text(1, account).text(2, peer);
+    if (range.after) u.int64(3, *range.after);
+    if (range.before) u.int64(4, *range.before);
+    if (!range.after_stamp.empty()) u.text(5, range.after_stamp);
+    if (!range.before_stamp.empty()) u.text(6, range.before_stamp);
+    u.int64(7, static_cast<std::int64_t>(std::min<std::size_t>(limit, 1 << 20)));
+    std::vector<model::Event> out;
+    int rc;
+    while ((rc = u.step()) == SQLITE_ROW) {
+        auto event = jsonl::decode(u.column_text(1));
+        if (!event) continue;
+        event.value().seq = u.column_int64(0);
+        out.push_back(std::move(event).value());
+    }
+    if (rc != SQLITE_DONE) return db_error(db_, "cannot read messages");
+    if (range.newest) std::reverse(out.begin(), out.end());
+    return out;
+}
+
+xmpp::Result<std::optional<model::Seq>> Store::message_seq(const std::string& account, const std::string& peer,
+                                                          const std::string& msg_id) {
+    Stmt s;
+    if (!s.prepare(db_, "SELECT seq FROM events WHERE account = ?1 AND peer = ?2 AND peer != '' AND "
+                        "json_extract(json, '$.msg_id') = ?3 ORDER BY seq LIMIT 1"))
+        return db_error(db_, "cannot read messages");
+    Use u(s.get());
+    u.text(1, account).text(2, peer).text(3, msg_id);
+    int rc = u.step();
+    if (rc == SQLITE_ROW) return std::optional<model::Seq>(u.column_int64(0));
+    if (rc == SQLITE_DONE) return std::optional<model::Seq>();
+    return db_error(db_, "cannot read messages");
+}
+
+xmpp::Result<std::vector<Conversation>> Store::conversations(const std::string& after_stamp,
+                                                            const std::string& before_stamp, std::size_t limit) {
+    Stmt s;
+    if (!s.prepare(db_, "SELECT account, peer, max(stamp) AS last FROM events WHERE peer != '' "
+                        "GROUP BY account, peer HAVING last > ?1 AND last < ?2 ORDER BY last DESC LIMIT ?3"))
+        return db_error(db_, "cannot read conversations");
+    const std::string before = before_stamp.empty() ? "~" : before_stamp;  // bound without a copy
+    Use u(s.get());
+    u.text(1, after_stamp).text(2, before).int64(3, static_cast<std::int64_t>(limit));
+    std::vector<Conversation> out;
+    int rc;
+    while ((rc = u.step()) == SQLITE_ROW) out.push_back({u.column_text(0), u.column_text(1), u.column_text(2)});
+    if (rc != SQLITE_DONE) return db_error(db_, "cannot read conversations");
+    return out;
 }
 
 xmpp::Result<std::optional<model::Event>> Store::event(model::Seq seq) {

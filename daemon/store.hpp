@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,22 @@ struct OutboxEntry {
     std::string replace_id;    // XEP-0308: the msg_id of the earlier message this corrects
 };
 
+// A conversation: the account and the other side (a contact's or a room's bare JID).
+struct Conversation {
+    std::string account, peer, last_stamp;
+};
+
+// Which messages of a conversation: between seqs and/or stamps (all bounds exclusive); the
+// oldest `limit` of them, or the newest.
+struct MessageRange {
+    std::optional<model::Seq> after, before;
+    std::string after_stamp, before_stamp;  // RFC 3339 UTC as stored
+    bool newest = false;
+};
+
+// The conversation a stored event belongs to ("" for anything but a message).
+std::string conversation_of(const model::Event& event);
+
 class Store {
 public:
     // Opens (creating the file and its directory, mode 0700, if needed) and migrates.
@@ -42,7 +59,7 @@ public:
     Store(const Store&) = delete;
     Store& operator=(const Store&) = delete;
 
-    static constexpr int schema_version = 3;
+    static constexpr int schema_version = 4;
 
     // Gives `event` the next seq (and a stamp, now, if it has none) and commits it.
     xmpp::Status append(model::Event& event);
@@ -74,6 +91,15 @@ public:
                                    const std::vector<std::pair<std::string, std::string>>& aliases = {});
     // What an inbound key or alias points at (a seq as text, or a msg_id); nullopt if unknown.
     xmpp::Result<std::optional<std::string>> inbound(const std::string& account, const std::string& key);
+    // Message events of one conversation, oldest first (at most `limit`, within `range`).
+    xmpp::Result<std::vector<model::Event>> messages(const std::string& account, const std::string& peer,
+                                                     const MessageRange& range, std::size_t limit);
+    // The seq of the message `msg_id` in that conversation.
+    xmpp::Result<std::optional<model::Seq>> message_seq(const std::string& account, const std::string& peer,
+                                                        const std::string& msg_id);
+    // Conversations whose last message is between the stamps ("" for no bound), newest first.
+    xmpp::Result<std::vector<Conversation>> conversations(const std::string& after_stamp,
+                                                          const std::string& before_stamp, std::size_t limit);
     // The stored event `seq`; nullopt when there is none (pruned).
     xmpp::Result<std::optional<model::Event>> event(model::Seq seq);
     // Small per-account values (the last archive id seen, ...); "" when unset.

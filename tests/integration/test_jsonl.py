@@ -249,7 +249,7 @@ class JsonlEventsTest(JsonlTest):
         self.assertEventFields(online, account="home", jid=full)
         roster_ev = c.wait_event("roster", push=False)
         bob_item = {"jid": "bob@localhost", "name": "Bob", "subscription": "none",
-                    "groups": ["Friends"]}
+                    "groups": ["Friends"], "nick": ""}
         self.assertIn(bob_item, roster_ev["items"])
         self.assertEqual(c.ok("roster", account="home")["items"], [bob_item])
 

@@ -566,10 +566,12 @@ TEST_CASE("store: a version 1 database is migrated forward and keeps its events"
     // Back to what a version 1 daemon left: without the tables of version 2.
     raw_exec(dir.store(),
              "DROP TABLE inbound_ids; DROP TABLE account_meta; ALTER TABLE outbox DROP COLUMN replace_id; "
-             "PRAGMA user_version = 1;");
+             "DROP INDEX events_peer; ALTER TABLE events DROP COLUMN peer; PRAGMA user_version = 1;");
     auto store = open_store(dir.store());
     CHECK(raw_query(dir.store(), "PRAGMA user_version") == std::to_string(Store::schema_version));
     CHECK(seqs(*store) == std::vector<model::Seq>{1});
+    // The migration found the message's conversation.
+    CHECK(store->messages("home", "bob@example.org", {}, 10).value().size() == 1);
     REQUIRE(store->set_meta("home", "mam_last", "A1"));
     CHECK(store->meta("home", "mam_last").value() == "A1");
 }
@@ -609,6 +611,55 @@ TEST_CASE("store: an inbound key points at its event, aliases at what they were 
     REQUIRE(stored);
     CHECK(std::get<model::Message>(stored->body).body == "hello");
     CHECK_FALSE(store->event(a.seq + 1).value());
+}
+
+TEST_CASE("store: messages by conversation, paged by seq and stamp; conversations by last stamp") {
+    TempDir dir;
+    auto store = open_store(dir.store());
+    auto add = [&](const std::string& from, const std::string& to, bool outgoing, const std::string& stamp,
+                   const std::string& id) {
+        model::Message m;
+        m.from = from;
+        m.to = to;
+        m.body = id;
+        m.msg_id = id;
+        m.outgoing = outgoing;
+        model::Event e{0, "home", stamp, m};
+        REQUIRE(store->append(e));
+        return e.seq;
+    };
+    add("bob@example.org/phone", "alice@example.org/x", false, "2026-11-25T10:00:00.000Z", "b1");
+    add("alice@example.org", "bob@example.org", true, "2026-11-25T10:01:00.000Z", "a1");
+    add("room@muc.example.org/carol", "alice@example.org/x", false, "2026-11-25T10:02:00.000Z", "r1");
+    auto b2 = add("bob@example.org/laptop", "alice@example.org/x", false, "2026-11-25T10:03:00.000Z", "b2");
+    model::Event state{0, "home", "", model::MessageState{"a1", "acked", ""}};
+    REQUIRE(store->append(state));
+    auto ids = [](const std::vector<model::Event>& events) {
+        std::vector<std::string> out;
+        for (const auto& e : events) out.push_back(std::get<model::Message>(e.body).msg_id);
+        return out;
+    };
+    CHECK(ids(store->messages("home", "bob@example.org", {}, 10).value()) == std::vector<std::string>{"b1", "a1", "b2"});
+    stanzad::MessageRange newest;
+    newest.newest = true;
+    CHECK(ids(store->messages("home", "bob@example.org", newest, 2).value()) == std::vector<std::string>{"a1", "b2"});
+    stanzad::MessageRange before;
+    before.before = b2;
+    before.newest = true;
+    CHECK(ids(store->messages("home", "bob@example.org", before, 1).value()) == std::vector<std::string>{"a1"});
+    stanzad::MessageRange stamps;
+    stamps.after_stamp = "2026-11-25T10:00:00.000Z";
+    CHECK(ids(store->messages("home", "bob@example.org", stamps, 10).value()) == std::vector<std::string>{"a1", "b2"});
+    CHECK(ids(store->messages("home", "room@muc.example.org", {}, 10).value()) == std::vector<std::string>{"r1"});
+    CHECK(store->messages("work", "bob@example.org", {}, 10).value().empty());
+    CHECK(store->message_seq("home", "bob@example.org", "b2").value() == std::optional<model::Seq>(b2));
+    CHECK_FALSE(store->message_seq("home", "room@muc.example.org", "b2").value());
+    auto convs = store->conversations("", "", 10).value();
+    REQUIRE(convs.size() == 2);
+    CHECK(convs[0].peer == "bob@example.org");
+    CHECK(convs[0].last_stamp == "2026-11-25T10:03:00.000Z");
+    CHECK(convs[1].peer == "room@muc.example.org");
+    CHECK(store->conversations("2026-11-25T10:02:30.000Z", "", 10).value().size() == 1);
 }
 
 TEST_CASE("store: a correction keeps what it replaces in the outbox") {
