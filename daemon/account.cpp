@@ -239,7 +239,7 @@ void Account::closed(const xmpp::Closed& c, bool tls_verify) {
     resume_ = stopping_ ? std::nullopt : finished_->take_resumable();
     if (resume_ && !resume_->restored && resume_since_ == std::chrono::steady_clock::time_point{})
         resume_since_ = std::chrono::steady_clock::now();
-    if (stopping_) {
+    if (stopping_ || disabled_) {
         hub_.save_checkpoint(*this, std::nullopt);  // a closed stream cannot be resumed
         logs::daemon().info("{}closed ({}{})", prefix_, c.reason, c.clean ? ", clean" : "");
         set_state(State::Stopped, c.reason);
@@ -276,6 +276,22 @@ void Account::retry_later(const std::string& what) {
 void Account::give_up(std::string reason) {
     logs::daemon().error("{}disconnected: {}; not retrying until the config changes", prefix_, reason);
     set_state(State::Failed, std::move(reason));
+}
+
+void Account::disable() {
+    logs::daemon().info("{}turned off", prefix_);
+    disabled_ = true;
+    stop();
+}
+
+void Account::enable() {
+    if (!disabled_ && state_ != State::Failed) return;
+    logs::daemon().info("{}turned on", prefix_);
+    disabled_ = false;
+    stopping_ = false;
+    failures_ = 0;
+    if (connection_) return;  // still closing: closed() reconnects
+    start();
 }
 
 void Account::stop() {

@@ -42,6 +42,9 @@ public:
     void start();
     // Closes the stream cleanly; calls `stopped` when done.
     void stop();
+    // Turned off by the user (closes the stream, stays offline), and on again.
+    void disable();
+    void enable();
 
     const config::Account& config() const { return config_; }
     const std::string& name() const { return config_.name; }
@@ -101,6 +104,7 @@ private:
     std::optional<xmpp::SmSession> resume_;  // the XEP-0198 session the next connection resumes
     std::chrono::steady_clock::time_point resume_since_;  // when that session lost its link
     bool stopping_ = false;
+    bool disabled_ = false;  // turned off by the user
     int failures_ = 0;  // consecutive, for the backoff
     std::mt19937 random_;
     std::unique_ptr<XmppConnection> connection_;

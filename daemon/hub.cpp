@@ -113,6 +113,7 @@ model::Reply Hub::set_roster_cache(Account& account, const std::optional<std::st
 }
 
 void Hub::online(Account& account, bool resumed, bool stream_management, bool restored) {
+    if (!resumed) presences_.erase(account.name());  // a new session: the server sends them all again
     if (!resumed) {
         // RFC 6121 §2.1.3, with §2.6.3 versioning when the server offers it and we still
         // have the roster that goes with the version.
@@ -404,7 +405,10 @@ void Hub::received(Account& account, xmpp::Stanza& stanza) {
         if (p->type.empty() || p->type == "unavailable") {
             int priority = 0;
             if (auto pr = xmpp::child(root, xmpp::ns_client, "priority")) priority = std::atoi(pr.child_value());
-            publish(account.name(), model::Presence{p->from, p->type.empty(), p->show, p->status, priority});
+            model::Presence presence{p->from, p->type.empty(), p->show, p->status, priority};
+            if (presence.available) presences_[account.name()][p->from] = presence;
+            else presences_[account.name()].erase(p->from);
+            publish(account.name(), std::move(presence));
         } else if (p->type == "subscribe" || p->type == "subscribed" || p->type == "unsubscribe" ||
                    p->type == "unsubscribed") {
             auto from = xmpp::Jid::parse(p->from);
@@ -647,6 +651,11 @@ void Hub::handle(const model::Command& command, const std::string& client, Respo
                 reply.cursor = cursor ? cursor.value() : c.seq;
             } else if constexpr (std::is_same_v<C, model::ListAccounts>) {
                 reply.accounts = account_infos();
+            } else if constexpr (std::is_same_v<C, model::Conversations>) {
+                auto list = store_.conversations(c.after_stamp, c.before_stamp, static_cast<std::size_t>(c.limit));
+                if (!list) return respond(model::Reply::error("internal", list.error().message));
+                for (const auto& conv : list.value())
+                    reply.conversations.push_back({conv.account, conv.peer, conv.last_stamp});
             } else {
                 if (auto e = need_account(c.account, &account)) return respond(*e);
                 Account& a = *account;
@@ -729,6 +738,38 @@ void Hub::handle(const model::Command& command, const std::string& client, Respo
                                    return c.block ? xmpp::make_block(id, c.jids) : xmpp::make_unblock(id, c.jids);
                                },
                                std::move(respond));
+                } else if constexpr (std::is_same_v<C, model::ListPresences>) {
+                    for (const auto& [jid, p] : presences_[a.name()]) reply.presences.push_back(p);
+                } else if constexpr (std::is_same_v<C, model::StoredMessages>) {
+                    MessageRange range;
+                    range.after = c.after;
+                    range.before = c.before;
+                    range.after_stamp = c.after_stamp;
+                    range.before_stamp = c.before_stamp;
+                    range.newest = c.newest;
+                    if (!c.around_msg_id.empty()) {
+                        auto seq = store_.message_seq(a.name(), c.peer, c.around_msg_id);
+                        if (!seq) return respond(model::Reply::error("internal", seq.error().message));
+                        if (!seq.value()) return respond(model::Reply::error("not-found", "no message " + c.around_msg_id));
+                        reply.cursor = *seq.value();
+                    }
+                    auto messages = store_.messages(a.name(), c.peer, range, static_cast<std::size_t>(c.limit));
+                    if (!messages) return respond(model::Reply::error("internal", messages.error().message));
+                    reply.messages = std::move(messages).value();
+                } else if constexpr (std::is_same_v<C, model::SetReadMarker>) {
+                    auto current = store_.meta(a.name(), "read:" + c.peer);
+                    if (!current) return respond(model::Reply::error("internal", current.error().message));
+                    reply.stamp = current.value();
+                    // Only forward (IRCv3 read-marker): an older stamp leaves it where it is.
+                    if (!c.stamp.empty() && c.stamp > reply.stamp) {
+                        if (auto st = store_.set_meta(a.name(), "read:" + c.peer, c.stamp); !st)
+                            return respond(model::Reply::error("internal", st.error().message));
+                        reply.stamp = c.stamp;
+                        publish(a.name(), model::ReadMarker{c.peer, c.stamp});
+                    }
+                } else if constexpr (std::is_same_v<C, model::SetAccountEnabled>) {
+                    if (c.enabled) a.enable();
+                    else a.disable();
                 } else if constexpr (std::is_same_v<C, model::GetBlocklist>) {
                     return ask(a, {}, [](const std::string& id) { return xmpp::make_blocklist_get(id); },
                                std::move(respond), [](model::Reply& r, pugi::xml_node iq) {

@@ -108,8 +108,14 @@ struct Blocklist {
     std::vector<std::string> blocked, unblocked;
 };
 
+// The user has read a conversation up to `stamp` (one marker per conversation, shared by
+// every front end; IRCv3 read-marker).
+struct ReadMarker {
+    std::string peer, stamp;
+};
+
 using EventBody = std::variant<Message, MessageState, Presence, Roster, Subscription, AccountState, ChatState,
-                               RoomState, Occupant, Subject, Invite, Blocklist>;
+                               RoomState, Occupant, Subject, Invite, Blocklist, ReadMarker>;
 
 struct Event {
     Seq seq = 0;                // given by the store; increasing, never reused
@@ -122,7 +128,7 @@ struct Event {
 inline const char* event_name(const EventBody& body) {
     static constexpr const char* names[] = {"message", "message-state", "presence", "roster",
                                             "subscription", "account-state", "chat-state", "room",
-                                            "occupant", "subject", "invite", "blocklist"};
+                                            "occupant", "subject", "invite", "blocklist", "read-marker"};
     static_assert(std::size(names) == std::variant_size_v<EventBody>);
     return names[body.index()];
 }
@@ -207,9 +213,42 @@ struct Block {
 struct GetBlocklist {
     std::string account;
 };
+// The contacts' presences as last seen (each available resource).
+struct ListPresences {
+    std::string account;
+};
+// Stored messages of one conversation (account, peer's bare JID): within seqs or stamps
+// (exclusive), the oldest `limit` or the newest.
+struct StoredMessages {
+    std::string account, peer;
+    std::optional<Seq> after, before;
+    std::string after_stamp, before_stamp;
+    bool newest = false;
+    int limit = 50;
+    std::string around_msg_id;     // resolve this msg_id to a seq first (reply.cursor)
+};
+// Conversations whose last message is between the stamps ("" for open), newest first.
+struct Conversations {
+    std::string after_stamp, before_stamp;
+    int limit = 50;
+};
+// Read marker: set (stamp given; only forward) or get (stamp empty).
+struct SetReadMarker {
+    std::string account, peer, stamp;
+};
+// Turn an account off (close its stream, stay offline) or on again.
+struct SetAccountEnabled {
+    std::string account;
+    bool enabled = true;
+};
 using Command = std::variant<Hello, Ack, ListAccounts, Send, GetRoster, SetPresence, ChangeSubscription, Raw, Join,
                              Part, ListRooms, SetSubject, Kick, SendInvite, History, SendChatState, Displayed,
-                             RosterSet, RosterRemove, Block, GetBlocklist>;
+                             RosterSet, RosterRemove, Block, GetBlocklist, ListPresences, StoredMessages,
+                             Conversations, SetReadMarker, SetAccountEnabled>;
+
+struct ConversationInfo {
+    std::string account, peer, last_stamp;
+};
 
 // A room as `rooms` and `join` report it.
 struct RoomInfo {
@@ -233,6 +272,9 @@ struct Reply {
     bool complete = false;              // History
     bool sent = false;                  // Displayed
     std::vector<std::string> jids;      // GetBlocklist
+    std::vector<Presence> presences;    // ListPresences
+    std::vector<ConversationInfo> conversations;  // Conversations
+    std::string stamp;                  // SetReadMarker: the marker now
 
     static Reply error(std::string code, std::string message) {
         Reply r;

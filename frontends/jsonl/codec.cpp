@@ -51,6 +51,7 @@ Json body_fields(const model::Invite& i) {
                 {"password", i.password}, {"direct", i.direct}};
 }
 Json body_fields(const model::Blocklist& b) { return Json{{"blocked", b.blocked}, {"unblocked", b.unblocked}}; }
+Json body_fields(const model::ReadMarker& r) { return Json{{"peer", r.peer}, {"stamp", r.stamp}}; }
 
 // Reads a field of the expected type; throws nlohmann's type_error otherwise, which
 // decode() turns into an error value.
@@ -183,6 +184,8 @@ xmpp::Result<model::Event> decode(std::string_view line) {
         } else if (name == "blocklist") {
             e.body = model::Blocklist{field<std::vector<std::string>>(j, "blocked"),
                                       field<std::vector<std::string>>(j, "unblocked")};
+        } else if (name == "read-marker") {
+            e.body = model::ReadMarker{field<std::string>(j, "peer"), field<std::string>(j, "stamp")};
         } else {
             return xmpp::make_error("bad-event", "unknown event '" + name + "'");
         }

@@ -1,6 +1,7 @@
 #include "frontends/jsonl/session.hpp"
 
 #include "frontends/jsonl/codec.hpp"
+#include "protocol/im.hpp"
 #include "protocol/jid.hpp"
 
 namespace jsonl {
@@ -250,6 +251,16 @@ model::Command parse_command(const std::string& op, const Json& j) {
         return c;
     }
     if (op == "blocklist") return model::GetBlocklist{get_account(j)};
+    if (op == "presences") return model::ListPresences{get_account(j)};
+    if (op == "read-marker") {
+        model::SetReadMarker c;
+        c.account = get_account(j);
+        c.peer = get_jid(j, "peer", true);
+        c.stamp = get_string(j, "stamp", false);
+        if (!c.stamp.empty() && !xmpp::parse_datetime(c.stamp))
+            throw Invalid{"bad-request", "field 'stamp' must be a UTC time like 2026-11-25T12:00:00.000Z"};
+        return c;
+    }
     if (op == "presence") {
         model::SetPresence p;
         p.account = get_account(j);
@@ -402,6 +413,14 @@ void Session::reply(const Request& request, const model::Reply& reply) {
         j["sent"] = reply.sent;
     } else if (std::holds_alternative<model::GetBlocklist>(request.command)) {
         j["jids"] = reply.jids;
+    } else if (std::holds_alternative<model::ListPresences>(request.command)) {
+        Json presences = Json::array();
+        for (const auto& p : reply.presences)
+            presences.push_back(Json{{"from", p.from}, {"available", p.available}, {"show", p.show},
+                                     {"status", p.status}, {"priority", p.priority}});
+        j["presences"] = std::move(presences);
+    } else if (std::holds_alternative<model::SetReadMarker>(request.command)) {
+        j["stamp"] = reply.stamp;
     }
     write(j);
 }

@@ -67,8 +67,9 @@ TEST_CASE("jsonl: every event encodes as documented and decodes back") {
         model::Subject{"dev@conference.example.org", "Release", "bob"},
         model::Invite{"dev@conference.example.org", "bob@example.org", "come", "pw", true},
         model::Blocklist{{"spam@example.net"}, {}},
+        model::ReadMarker{"bob@example.org", "2026-11-25T12:00:00.000Z"},
     };
-    static_assert(std::variant_size_v<model::EventBody> == 12, "a new event needs a line above");
+    static_assert(std::variant_size_v<model::EventBody> == 13, "a new event needs a line above");
     for (const auto& b : bodies) {
         model::Event in{7, "home", "2026-11-25T12:00:00.000Z", b};
         auto text = jsonl::encode(in);
