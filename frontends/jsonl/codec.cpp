@@ -51,7 +51,8 @@ Json body_fields(const model::Invite& i) {
                 {"password", i.password}, {"direct", i.direct}};
 }
 Json body_fields(const model::Blocklist& b) { return Json{{"blocked", b.blocked}, {"unblocked", b.unblocked}}; }
-Json body_fields(const model::ReadMarker& r) { return Json{{"peer", r.peer}, {"stamp", r.stamp}}; }
+// "read_until", not "stamp": the envelope has that one.
+Json body_fields(const model::ReadMarker& r) { return Json{{"peer", r.peer}, {"read_until", r.stamp}}; }
 
 // Reads a field of the expected type; throws nlohmann's type_error otherwise, which
 // decode() turns into an error value.
@@ -185,7 +186,7 @@ xmpp::Result<model::Event> decode(std::string_view line) {
             e.body = model::Blocklist{field<std::vector<std::string>>(j, "blocked"),
                                       field<std::vector<std::string>>(j, "unblocked")};
         } else if (name == "read-marker") {
-            e.body = model::ReadMarker{field<std::string>(j, "peer"), field<std::string>(j, "stamp")};
+            e.body = model::ReadMarker{field<std::string>(j, "peer"), field<std::string>(j, "read_until")};
         } else {
             return xmpp::make_error("bad-event", "unknown event '" + name + "'");
         }
