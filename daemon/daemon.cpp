@@ -36,6 +36,7 @@ Daemon::~Daemon() {
     accounts_.clear();
     stopping_.clear();
     listener_.reset();
+    irc_.reset();
     hub_.reset();
     store_.reset();
     reap_timer_.reset();
@@ -71,6 +72,22 @@ int Daemon::run() {
     if (auto st = listener_->listen(config_.daemon.socket); !st) {
         logs::daemon().critical("stanzad: {}", st.error().message);
         return 1;
+    }
+    if (!config_.irc.listen.empty()) {
+        std::string password = config_.irc.password.value_or("");
+        if (config_.irc.password_command) {
+            auto pw = config::run_password_command(*config_.irc.password_command);
+            if (!pw) {
+                logs::daemon().critical("stanzad: [irc] password_command: {}", pw.error().message);
+                return 1;
+            }
+            password = std::move(pw).value();
+        }
+        irc_ = std::make_unique<IrcListener>(&loop_, *hub_, *store_, std::move(password));
+        if (auto st = irc_->listen(config_.irc.listen); !st) {
+            logs::daemon().critical("stanzad: {}", st.error().message);
+            return 1;
+        }
     }
     prune();
     uv_timer_start(prune_timer_.get(), [](uv_timer_t* t) { static_cast<Daemon*>(t->data)->prune(); }, prune_every_ms,
@@ -157,6 +174,7 @@ void Daemon::reap() {
     if (shutting_down_ && stopping_.empty()) {
         // Everything is closed: let the loop run dry.
         listener_->close();
+        if (irc_) irc_->close();
         reap_timer_.reset();
         deadline_timer_.reset();
         prune_timer_.reset();

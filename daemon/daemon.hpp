@@ -11,6 +11,7 @@
 #include "config/config.hpp"
 #include "daemon/account.hpp"
 #include "daemon/hub.hpp"
+#include "daemon/irc_listener.hpp"
 #include "daemon/jsonl_listener.hpp"
 #include "daemon/store.hpp"
 #include "daemon/uv.hpp"
@@ -45,6 +46,7 @@ private:
     std::unique_ptr<Store> store_;
     std::unique_ptr<Hub> hub_;
     std::unique_ptr<JsonlListener> listener_;
+    std::unique_ptr<IrcListener> irc_;
     uv::Timer reap_timer_;
     uv::Timer prune_timer_;
     uv::Timer deadline_timer_;

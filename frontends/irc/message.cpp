@@ -209,7 +209,7 @@ xmpp::Result<Message> parse(std::string_view line) {
     return m;
 }
 
-std::string serialize(const Message& m) {
+std::string serialize(const Message& m, bool colon_last) {
     std::string out;
     if (!m.tags.empty()) {
         out += '@';
@@ -239,7 +239,7 @@ std::string serialize(const Message& m) {
         // modern-irc "Parameters": a parameter that contains spaces, is empty or begins
         // with ':' MUST be sent with a preceding ':', which only the last one may have.
         if (i + 1 == m.params.size()) {
-            if (p.empty() || p.front() == ':' || p.find(' ') != std::string::npos) out += ':';
+            if (colon_last || p.empty() || p.front() == ':' || p.find(' ') != std::string::npos) out += ':';
             for (char c : p) out += nul_cr_lf.find(c) == std::string_view::npos ? c : ' ';
         } else if (p.empty()) {
             out += '*';
@@ -251,7 +251,7 @@ std::string serialize(const Message& m) {
     return out;
 }
 
-std::string wire(const Message& m) { return serialize(m) + "\r\n"; }
+std::string wire(const Message& m, bool colon_last) { return serialize(m, colon_last) + "\r\n"; }
 
 Message make(std::string source, std::string command, std::initializer_list<std::string_view> params) {
     Message m;

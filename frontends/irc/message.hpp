@@ -52,14 +52,16 @@ struct Message {
 xmpp::Result<Message> parse(std::string_view line);
 
 // The line for `m`, WITHOUT CR LF; no length limit is applied (split text first). The last
-// parameter gets a ':' when it is empty, contains a space or starts with ':'. The output
+// parameter gets a ':' when it is empty, contains a space or starts with ':', and always
+// with colon_last (for message text: naive clients take the text from the first " :",
+// and servers commonly send it that way). The output
 // is always one line: CR, LF and NUL never appear in it. A Message that cannot be written
 // as it is (a middle parameter that is empty, has a space or a leading ':'; a space in
 // the source or command; ' ', ';' or '=' in a tag key) is our bug; such bytes become '_'
 // and an empty middle parameter becomes "*", so the parameter count stays right.
-std::string serialize(const Message& m);
-// serialize(m) + "\r\n": what goes to the socket.
-std::string wire(const Message& m);
+std::string serialize(const Message& m, bool colon_last = false);
+// serialize(m, colon_last) + "\r\n": what goes to the socket.
+std::string wire(const Message& m, bool colon_last = false);
 // Builds a message without tags: make("irc.local", "001", {"alice", "Welcome"}).
 Message make(std::string source, std::string command, std::initializer_list<std::string_view> params);
 

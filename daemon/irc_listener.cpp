@@ -1,0 +1,262 @@
+#include "daemon/irc_listener.hpp"
+
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "daemon/log.hpp"
+
+namespace stanzad {
+namespace {
+
+constexpr const char* nicks_meta_account = "";  // the nick map belongs to no one account
+constexpr const char* nicks_meta_key = "irc_nicks";
+constexpr uint64_t ping_every_ms = 60'000;
+
+void close_stream(uv_stream_t* s) {
+    if (!s || uv_is_closing(reinterpret_cast<uv_handle_t*>(s))) return;
+    uv_close(reinterpret_cast<uv_handle_t*>(s), [](uv_handle_t* h) {
+        if (h->type == UV_TCP) delete reinterpret_cast<uv_tcp_t*>(h);
+        else delete reinterpret_cast<uv_pipe_t*>(h);
+    });
+}
+
+}  // namespace
+
+IrcListener::IrcListener(uv_loop_t* loop, Hub& hub, Store& store, std::string password)
+    : loop_(loop), hub_(hub), store_(store), password_(std::move(password)), ping_timer_(loop), reap_timer_(loop),
+      replay_timer_(loop) {
+    ping_timer_->data = reap_timer_->data = replay_timer_->data = this;
+    if (auto saved = store_.meta(nicks_meta_account, nicks_meta_key); saved && !saved.value().empty()) {
+        nicks_ = irc::NickMap::deserialize(saved.value());
+        saved_nicks_ = saved.value();
+    }
+    hub_.add_sink([this](const model::Event& e) { deliver(e); });
+}
+
+IrcListener::~IrcListener() { close(); }
+
+xmpp::Status IrcListener::listen(const std::string& address) {
+    int rc = 0;
+    if (address.find('/') != std::string::npos) {
+        // A Unix socket: only its owner may connect.
+        struct stat st{};
+        if (::lstat(address.c_str(), &st) == 0) {
+            if (!S_ISSOCK(st.st_mode)) return xmpp::make_error("irc", address + " exists and is not a socket");
+            ::unlink(address.c_str());
+        }
+        auto* pipe = new uv_pipe_t{};
+        uv_pipe_init(loop_, pipe, 0);
+        server_ = reinterpret_cast<uv_stream_t*>(pipe);
+        mode_t old = ::umask(0177);
+        rc = uv_pipe_bind(pipe, address.c_str());
+        ::umask(old);
+        if (rc == 0) rc = ::chmod(address.c_str(), 0600) == 0 ? 0 : uv_translate_sys_error(errno);
+        path_ = address;
+    } else {
+        auto colon = address.rfind(':');
+        std::string host = colon == std::string::npos ? "127.0.0.1" : address.substr(0, colon);
+        if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+        int port = colon == std::string::npos ? 6667 : std::atoi(address.c_str() + colon + 1);
+        sockaddr_storage addr{};
+        if (uv_ip4_addr(host.c_str(), port, reinterpret_cast<sockaddr_in*>(&addr)) != 0 &&
+            uv_ip6_addr(host.c_str(), port, reinterpret_cast<sockaddr_in6*>(&addr)) != 0)
+            return xmpp::make_error("irc", "[irc] listen: '" + host + "' is not an IP address");
+        auto* tcp = new uv_tcp_t{};
+        uv_tcp_init(loop_, tcp);
+        server_ = reinterpret_cast<uv_stream_t*>(tcp);
+        rc = uv_tcp_bind(tcp, reinterpret_cast<sockaddr*>(&addr), 0);
+    }
+    server_->data = this;
+    if (rc == 0) rc = uv_listen(server_, 16, on_connection);
+    if (rc != 0) {
+        close_stream(server_);
+        server_ = nullptr;
+        return xmpp::make_error("irc", "cannot listen on " + address + ": " + uv_strerror(rc));
+    }
+    address_ = address;
+    uv_timer_start(ping_timer_.get(), [](uv_timer_t* t) { static_cast<IrcListener*>(t->data)->keepalive(); },
+                   ping_every_ms, ping_every_ms);
+    logs::daemon().info("stanzad: IRC on {}{}", address, password_.empty() ? " (no password: [irc] password is not set)" : "");
+    return xmpp::Ok{};
+}
+
+void IrcListener::close() {
+    if (server_) {
+        close_stream(server_);
+        server_ = nullptr;
+        if (!path_.empty()) ::unlink(path_.c_str());
+    }
+    for (auto& c : clients_) close_stream(c->stream);
+    clients_.clear();
+    ping_timer_.reset();
+    reap_timer_.reset();
+    replay_timer_.reset();
+}
+
+void IrcListener::on_connection(uv_stream_t* server, int status) {
+    auto* self = static_cast<IrcListener*>(server->data);
+    if (!self || status < 0) return;
+    uv_stream_t* stream;
+    if (server->type == UV_TCP) {
+        auto* tcp = new uv_tcp_t{};
+        uv_tcp_init(self->loop_, tcp);
+        stream = reinterpret_cast<uv_stream_t*>(tcp);
+    } else {
+        auto* pipe = new uv_pipe_t{};
+        uv_pipe_init(self->loop_, pipe, 0);
+        stream = reinterpret_cast<uv_stream_t*>(pipe);
+    }
+    if (uv_accept(server, stream) != 0) {
+        close_stream(stream);
+        return;
+    }
+    int number = self->next_number_++;
+    irc::SessionOptions options;
+    options.password = self->password_;
+    options.version = STANZAD_VERSION;
+    auto client = std::make_unique<Client>();
+    client->owner = self;
+    client->stream = stream;
+    client->number = number;
+    client->session = std::make_unique<irc::Session>(options, self->nicks_, "irc" + std::to_string(number) + "-" + make_uuid().substr(0, 8));
+    stream->data = client.get();
+    uv_read_start(
+        stream,
+        [](uv_handle_t*, size_t, uv_buf_t* buf) {
+            static char storage[65536];
+            *buf = uv_buf_init(storage, sizeof storage);
+        },
+        on_read);
+    logs::daemon().debug("irc client {}: connected", number);
+    self->clients_.push_back(std::move(client));
+}
+
+void IrcListener::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
+    auto* client = static_cast<Client*>(stream->data);
+    if (!client || client->closed || nread == 0) return;
+    if (nread < 0) {
+        client->owner->drop(*client, nread == UV_EOF ? "disconnected" : uv_strerror(static_cast<int>(nread)));
+        return;
+    }
+    client->session->receive(std::string_view(buf->base, static_cast<std::size_t>(nread)));
+    client->owner->pump(*client);
+}
+
+void IrcListener::pump(Client& client) {
+    // The session's requests; answers may come at once (and ask for more) or later.
+    while (!client.closed) {
+        auto request = client.session->next_request();
+        if (!request) break;
+        int number = client.number;
+        auto id = request->id;
+        hub_.handle(request->command, request->client, [this, number, id](model::Reply reply) {
+            for (auto& c : clients_)
+                if (c->number == number && !c->closed) {
+                    c->session->reply(id, reply);
+                    pump(*c);
+                    return;
+                }
+        });
+    }
+    if (client.closed) return;
+    if (!client.replay_started && client.session->replay_after()) {
+        client.replay_started = true;
+        client.replay_after = client.session->replay_after();
+        continue_replay(client);
+    }
+    save_nicks();
+    flush(client);
+    if (client.session->closing()) drop(client, "quit");
+}
+
+void IrcListener::continue_replay(Client& client) {
+    // A page at a time, as the client reads: a long backlog never stalls the loop.
+    constexpr std::size_t page = 500, high_water = 1 << 20;
+    while (!client.closed && client.replay_after && uv_stream_get_write_queue_size(client.stream) < high_water) {
+        auto sent = hub_.replay(*client.replay_after, page, [&client](const model::Event& e) {
+            client.session->replay_event(e);
+            client.replay_after = e.seq;
+        });
+        if (!sent || sent.value() == 0) {
+            if (!sent) logs::daemon().error("irc client {}: replay failed: {}", client.number, sent.error().message);
+            client.replay_after.reset();
+            client.session->replay_end();
+            flush(client);
+            return;
+        }
+    }
+    if (!client.closed && client.replay_after && !uv_is_active(reinterpret_cast<uv_handle_t*>(replay_timer_.get())))
+        uv_timer_start(replay_timer_.get(), [](uv_timer_t* t) {
+            auto* self = static_cast<IrcListener*>(t->data);
+            bool any = false;
+            for (auto& c : self->clients_) {
+                if (c->closed || !c->replay_after) continue;
+                self->continue_replay(*c);
+                any = any || c->replay_after.has_value();
+            }
+            if (!any) uv_timer_stop(self->replay_timer_.get());
+        }, 5, 5);
+}
+
+void IrcListener::flush(Client& client) {
+    if (client.closed) return;
+    std::string out = client.session->take_output();
+    if (out.empty()) return;
+    if (uv_stream_get_write_queue_size(client.stream) + out.size() > max_backlog) {
+        drop(client, "not reading (more than 16 MiB waiting); disconnected");
+        return;
+    }
+    uv::write(client.stream, std::move(out));
+}
+
+void IrcListener::deliver(const model::Event& event) {
+    for (auto& c : clients_) {
+        if (c->closed || !c->session->registered()) continue;
+        c->session->event(event);
+        pump(*c);
+    }
+}
+
+void IrcListener::keepalive() {
+    for (auto& c : clients_) {
+        if (c->closed) continue;
+        if (!c->session->keepalive()) drop(*c, "no answer to PING");
+        else flush(*c);
+    }
+}
+
+void IrcListener::save_nicks() {
+    std::string now = nicks_.serialize();
+    if (now == saved_nicks_) return;
+    if (auto st = store_.set_meta(nicks_meta_account, nicks_meta_key, now); !st)
+        logs::daemon().warn("stanzad: cannot keep the IRC nicks: {}", st.error().message);
+    else saved_nicks_ = std::move(now);
+}
+
+void IrcListener::drop(Client& client, const std::string& why) {
+    if (client.closed) return;
+    flush(client);
+    client.closed = true;
+    logs::daemon().debug("irc client {} ({}): {}", client.number, client.session->nick(), why);
+    // Let what was written (ERROR, numerics) reach the client before the close.
+    uv_stream_t* stream = client.stream;
+    client.stream = nullptr;
+    auto* req = new uv_shutdown_t{};
+    if (uv_shutdown(req, stream, [](uv_shutdown_t* r, int) {
+            close_stream(r->handle);
+            delete r;
+        }) != 0) {
+        delete req;
+        close_stream(stream);
+    }
+    uv_timer_start(reap_timer_.get(), [](uv_timer_t* t) { static_cast<IrcListener*>(t->data)->reap(); }, 0, 0);
+}
+
+void IrcListener::reap() {
+    clients_.remove_if([](const auto& c) { return c->closed; });
+}
+
+}  // namespace stanzad

@@ -1,0 +1,68 @@
+#pragma once
+// IrcListener: the IRC front end's socket ([irc] listen: host:port, or a Unix socket path
+// created 0600). Each client gets a sans-I/O irc::Session; this class moves bytes, hands
+// the session's commands to the hub, feeds it live events and its replay, pings idle
+// clients, and keeps the nick map (shared by every IRC client) in the store.
+// Loop thread only.
+#include <uv.h>
+
+#include <list>
+#include <memory>
+#include <string>
+
+#include "daemon/hub.hpp"
+#include "daemon/store.hpp"
+#include "daemon/uv.hpp"
+#include "frontends/irc/nicks.hpp"
+#include "frontends/irc/session.hpp"
+
+namespace stanzad {
+
+class IrcListener {
+public:
+    static constexpr std::size_t max_backlog = 16 << 20;  // unwritten bytes per client
+
+    IrcListener(uv_loop_t* loop, Hub& hub, Store& store, std::string password);
+    ~IrcListener();
+
+    // "host:port" (TCP) or a path (a Unix socket, mode 0600).
+    xmpp::Status listen(const std::string& address);
+    void close();
+    std::size_t client_count() const { return clients_.size(); }
+
+private:
+    struct Client {
+        IrcListener* owner;
+        uv_stream_t* stream = nullptr;  // tcp or pipe, freed on close
+        std::unique_ptr<irc::Session> session;
+        int number;
+        bool closed = false;
+        bool replay_started = false;
+        std::optional<model::Seq> replay_after;
+    };
+    static void on_connection(uv_stream_t* server, int status);
+    static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
+
+    void pump(Client& client);
+    void continue_replay(Client& client);
+    void flush(Client& client);
+    void drop(Client& client, const std::string& why);
+    void deliver(const model::Event& event);
+    void keepalive();
+    void save_nicks();
+    void reap();
+
+    uv_loop_t* loop_;
+    Hub& hub_;
+    Store& store_;
+    std::string password_;
+    std::string address_, path_;
+    uv_stream_t* server_ = nullptr;
+    irc::NickMap nicks_;
+    std::string saved_nicks_;
+    std::list<std::unique_ptr<Client>> clients_;
+    uv::Timer ping_timer_, reap_timer_, replay_timer_;
+    int next_number_ = 1;
+};
+
+}  // namespace stanzad

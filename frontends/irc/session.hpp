@@ -1,0 +1,187 @@
+#pragma once
+// One IRC client's session with stanzad, sans-I/O: IRC lines in, IRC lines out; model
+// commands out to the daemon (numbered, answered through reply()); model events in.
+//
+// What the client sees (docs/irc.md): the control channel &stanzad with the service nick
+// "stanzad" and every roster contact (voiced while online, away-notify for away ones);
+// contacts as nicks (NickMap: stable across sessions); rooms as channels named after the
+// room JID (#room@conference.example.org); IRCv3 caps (server-time, message-tags,
+// echo-message, batch, labeled-response, away-notify, multi-prefix, sasl, cap-notify,
+// draft/chathistory, draft/read-marker). Replay follows soju: a client names itself as
+// user@client (USER or SASL identity); with draft/chathistory it gets no automatic replay,
+// otherwise it gets the messages its name has not confirmed, in chathistory batches, and
+// its cursor moves when it answers the PING sent after them.
+//
+// Specs: ../shared/specs/modern-irc/ (messages-*.md), ../shared/specs/ircv3/.
+// Loop thread only. Memory: the splitter's one partial line, the state of the accounts
+// (rosters, rooms) and, during a replay, at most max_replay messages.
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "frontends/irc/message.hpp"
+#include "frontends/irc/nicks.hpp"
+#include "frontends/model.hpp"
+
+namespace irc {
+
+struct SessionOptions {
+    std::string password;           // PASS or SASL PLAIN; "" lets anyone on the socket in
+    std::string version = "0";
+    std::string server = "stanzad";  // our server name (source of numerics)
+};
+
+class Session {
+public:
+    static constexpr std::size_t max_replay = 5000;       // messages replayed at most
+    static constexpr int chathistory_limit = 500;          // ISUPPORT CHATHISTORY=
+
+    Session(SessionOptions options, NickMap& nicks, std::string id_prefix);
+
+    void receive(std::string_view bytes);
+    std::string take_output();
+    // After QUIT or a fatal error: write what is left, then close.
+    bool closing() const { return closing_; }
+
+    struct Request {
+        std::uint64_t id;
+        model::Command command;
+        std::string client;  // the client name the command is on behalf of (hello, ack)
+    };
+    std::optional<Request> next_request();
+    void reply(std::uint64_t id, const model::Reply& reply);
+
+    // Live events; message events are skipped while a replay runs (the replay brings them).
+    void event(const model::Event& event);
+    // Once registered and set up: replay stored events after this seq (nullopt: none).
+    std::optional<model::Seq> replay_after() const { return ready_ ? replay_after_ : std::nullopt; }
+    void replay_event(const model::Event& event);
+    void replay_end();
+    // Called by the owner every keepalive period: PING when idle; false when the previous
+    // PING went unanswered (the client is gone).
+    bool keepalive();
+    bool registered() const { return registered_; }
+    const std::string& nick() const { return nick_; }
+
+private:
+    struct Contact {
+        std::string account, jid;     // bare
+        model::RosterItem item;
+        std::map<std::string, model::Presence> resources;  // available ones, by full JID
+    };
+    struct Channel {                  // a room we are in
+        std::string account, room;    // room: bare JID
+        std::string our_nick;         // our nick in the room
+        std::string topic, topic_nick;
+        std::map<std::string, model::OccupantInfo> occupants;  // by room nick
+    };
+    using Handler = std::function<void(const model::Reply&)>;
+
+    // Input.
+    void line(const Message& m);
+    void registration(const Message& m);
+    void cap(const Message& m);
+    void authenticate(const Message& m);
+    void try_finish_registration();
+    void welcome();
+    void setup(const model::Reply& hello);
+    void setup_done();
+    void command(const Message& m);
+    void privmsg(const Message& m, bool notice);
+    void control(const std::string& text, const std::string& reply_to);
+    void join(const Message& m);
+    void part(const Message& m);
+    void topic(const Message& m);
+    void names(const std::string& channel);
+    void who(const Message& m);
+    void whois(const Message& m);
+    void mode(const Message& m);
+    void kick(const Message& m);
+    void invite(const Message& m);
+    void away(const Message& m);
+    void chathistory(const Message& m);
+    void markread(const Message& m);
+    void tagmsg(const Message& m);
+
+    // Output.
+    void send(Message m);
+    void numeric(std::string_view code, std::vector<std::string> params);
+    void fail(std::string_view command, std::string_view code, std::vector<std::string> context, std::string text);
+    void notice_control(const std::string& text);
+    void reply_service(const std::string& reply_to, const std::string& text);
+    void show_channel(Channel& channel, bool with_join);
+    void show_control_channel();
+    void render_message(const model::Event& event, const std::string& batch, bool replay, Message* out = nullptr);
+    void render_event(const model::Event& event);
+
+    // Helpers.
+    void ask(model::Command command, Handler handler);
+    std::string contact_nick(const std::string& account, const std::string& jid);
+    std::string hostmask(const std::string& nick, const std::string& jid) const;
+    std::string occupant_irc_nick(const Channel& c, const std::string& room_nick) const;
+    Channel* channel(std::string_view name);
+    Contact* contact_by_nick(std::string_view nick);
+    std::string channel_name(const std::string& room) const { return "#" + room; }
+    std::string prefix_of(const model::OccupantInfo& o) const;
+    bool online(const Contact& c) const { return !c.resources.empty(); }
+    std::string away_text(const Contact& c) const;
+    std::string default_account() const;
+    std::string target_of(const model::Event& event, const model::Message& m);
+    std::string next_client_id();
+    bool has(std::string_view cap) const { return caps_.count(std::string(cap)) > 0; }
+
+    SessionOptions options_;
+    NickMap& nicks_;
+    std::string id_prefix_;
+    LineSplitter splitter_;
+    std::string output_;
+    bool closing_ = false;
+
+    // Registration (modern-irc "Connection Registration").
+    bool registered_ = false, cap_negotiating_ = false, password_ok_ = false, sasl_in_progress_ = false;
+    std::string nick_, user_, realname_, pass_;
+    std::string client_name_ = "irc";
+    std::set<std::string> caps_;
+    std::string sasl_buffer_;
+
+    // The world as this client sees it.
+    bool ready_ = false;
+    int setup_pending_ = 0;
+    std::vector<model::AccountInfo> accounts_;
+    std::map<std::pair<std::string, std::string>, Contact> contacts_;  // (account, bare JID)
+    std::map<std::string, Channel> channels_;                          // by fold(name)
+
+    // Requests to the daemon.
+    std::deque<Request> requests_;
+    std::map<std::uint64_t, Handler> handlers_;
+    std::uint64_t next_id_ = 1;
+    unsigned long next_client_id_ = 1;
+    std::map<std::string, std::string> echo_labels_;  // our client_id -> the label to echo with
+    std::set<std::string> own_sends_;                 // client_ids this client sent
+
+    // Labeled responses (IRCv3 labeled-response): lines produced while handling one
+    // labeled command.
+    std::optional<std::string> label_;
+    std::vector<Message> labeled_;
+
+    // Replay.
+    std::optional<model::Seq> replay_after_;
+    bool replaying_ = false;
+    std::map<std::string, std::vector<model::Event>> replay_;  // by IRC target
+    std::size_t replay_count_ = 0, replay_dropped_ = 0;
+    model::Seq replay_last_ = 0;
+    std::string replay_ping_;   // the PING token whose PONG confirms the replay
+    unsigned long next_batch_ = 1;
+
+    // Keepalive.
+    bool ping_out_ = false;
+    bool heard_ = true;         // something came from the client since the last keepalive
+};
+
+}  // namespace irc
