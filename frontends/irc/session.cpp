@@ -639,7 +639,8 @@ void Session::join(const Message& m) {
             show_control_channel();
             continue;
         }
-        if (t.size() < 2 || t[0] != '#' || !xmpp::Jid::parse(t.substr(1)) || !xmpp::Jid::parse(t.substr(1)).value().is_bare()) {
+        auto room_jid = t.size() > 1 && t[0] == '#' ? xmpp::Jid::parse(t.substr(1)) : xmpp::make_error("bad-jid", "");
+        if (!room_jid || !room_jid.value().is_bare() || room_jid.value().local().empty()) {
             numeric("403", {t, "No such channel: rooms are #room@service (the room's JID)"});
             continue;
         }
@@ -647,7 +648,7 @@ void Session::join(const Message& m) {
             show_channel(*ch, true);
             continue;
         }
-        std::string room = xmpp::Jid::parse(t.substr(1)).value().bare();
+        std::string room = room_jid.value().bare();
         std::string account = default_account();
         if (account.empty()) {
             numeric("403", {t, "No account configured"});
