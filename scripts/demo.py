@@ -14,6 +14,7 @@ Run with Debian's /usr/bin/python3 (python3-slixmpp is installed for it).
 import os
 import shutil
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
@@ -42,6 +43,35 @@ def rel(path: Path) -> str:
         return str(path)
 
 
+IRC_PASSWORD = "irc-demo"
+ROOM = "demo@conference.localhost"
+
+
+class IrcLines:
+    """Lines from a raw IRC connection, for the demo."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock, self.buf = sock, b""
+
+    def next(self) -> str:
+        while b"\r\n" not in self.buf:
+            data = self.sock.recv(65536)
+            if not data:
+                raise AssertionError("the IRC connection closed")
+            self.buf += data
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line.decode("utf-8", "replace")
+
+    def until(self, last) -> "list[str]":
+        lines = [self.next()]
+        while not last(lines[-1]):
+            lines.append(self.next())
+        return lines
+
+    def wait(self, match) -> str:
+        return self.until(match)[-1]
+
+
 def main() -> int:
     # Ctrl-C raises KeyboardInterrupt even if we were started with SIGINT ignored (as a
     # background job); the children run in their own sessions and never see it.
@@ -57,7 +87,7 @@ def main() -> int:
     DEMO.mkdir()
     say("starting a throwaway XMPP server (Prosody) on loopback ...")
     certs = harness.make_ca(DEMO / "certs")
-    prosody = harness.Prosody(DEMO / "prosody", certs)
+    prosody = harness.Prosody(DEMO / "prosody", certs, muc=True)
     stanzad = None
     try:
         for user, password in PASSWORDS.items():
@@ -69,6 +99,8 @@ def main() -> int:
                                           ca_file=certs.ca_cert,
                                           password=PASSWORDS["alice"])
         config = harness.stanzad_config(DEMO / "stanzad", [account], log_level="debug")
+        irc_port = harness.free_port()
+        config["irc"] = {"listen": f"127.0.0.1:{irc_port}", "password": IRC_PASSWORD}
         stanzad = harness.Stanzad(config, DEMO, name="stanzad", echo="  stanzad | ",
                                   config_name="stanzad.toml")
 
@@ -81,6 +113,8 @@ Accounts      alice@localhost  password {PASSWORDS['alice']}   <- stanzad logs i
               bob@localhost    password {PASSWORDS['bob']}     <- free for you
 stanzad       {binary}
 Config        {rel(stanzad.config_path)}
+IRC           127.0.0.1:{irc_port}, password {IRC_PASSWORD}   (irssi -c 127.0.0.1 -p {irc_port} -w {IRC_PASSWORD} -n alice)
+Room          {ROOM}
 
 To talk to alice from another XMPP client, log in as bob@localhost / {PASSWORDS['bob']} with
 server 127.0.0.1 and port {port} (STARTTLS), trusting {rel(certs.ca_cert)}, e.g.
@@ -115,6 +149,29 @@ Press Ctrl-C to stop stanzad and the server{f' (stopping by itself after {second
             say(f"stanzactl send home bob@localhost ...: exit {sent.returncode}, msg_id {sent.stdout.strip()}")
             got = bob.wait_message(body="hello bob, from the demo")
             say(f"bob received it, origin-id {got.origin_id}")
+
+            # A multi-user chat room: stanzad joins, bob joins and talks.
+            joined = harness.run_stanzactl([*ctl, "join", "home", ROOM, "alice"])
+            for line in joined.stdout.splitlines():
+                say(f"stanzactl join: {line}")
+            bob.muc_join(ROOM, "bob")
+            bob.muc_send(ROOM, "hello room, from bob")
+            say("bob said 'hello room, from bob' in the room")
+
+            # The IRC front end: a raw IRC client registers and talks to bob.
+            irc = socket.create_connection(("127.0.0.1", irc_port), timeout=10)
+            irc_lines = IrcLines(irc)
+            irc.sendall(f"PASS {IRC_PASSWORD}\r\nNICK alice\r\nUSER alice@demo 0 * :Alice\r\n".encode())
+            for line in irc_lines.until(lambda l: " 366 alice #" in l):
+                say(f"irc <- {line}")
+            bob.send_message("alice@localhost", "hello IRC, it is bob")
+            say(f"irc <- {irc_lines.wait(lambda l: 'hello IRC, it is bob' in l)}")
+            irc.sendall(b"PRIVMSG bob :hi bob, from IRC\r\n")
+            say("irc -> PRIVMSG bob :hi bob, from IRC")
+            got = bob.wait_message(body="hi bob, from IRC")
+            say(f"bob received it from {got.from_}")
+            irc.sendall(b"QUIT :demo done\r\n")
+            irc.close()
             say(f"""the events so far, as a front end sees them:
   {rel(harness.stanzactl_bin())} -s {rel(sock)} tail --since 0
 try also:

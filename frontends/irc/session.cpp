@@ -453,9 +453,10 @@ void Session::privmsg(const Message& m, bool notice) {
             s.account = ch->account;
             s.to = ch->room;
             s.type = "groupchat";
-        } else if (Contact* ct = contact_by_nick(target)) {
-            s.account = ct->account;
-            s.to = ct->jid;
+        } else if (auto who = nicks_.lookup(target); who && std::any_of(accounts_.begin(), accounts_.end(), [&](const auto& a) { return a.account == who->first; })) {
+            // A contact, or anyone who wrote to us (not on the roster): the nick map knows.
+            s.account = who->first;
+            s.to = who->second;
             s.type = "chat";
         } else {
             // A private message to a room occupant (XEP-0045 §7.5).
