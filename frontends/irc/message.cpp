@@ -32,10 +32,7 @@ xmpp::Status parse_tags(std::string_view section, std::vector<std::pair<std::str
         auto semi = section.find(';');
         std::string_view tag = section.substr(0, semi);
         bool last = semi == std::string_view::npos;
-        if (tag.empty()) {
-            if (last) break;  // "@a=b;": one trailing ';' is tolerated
-            return xmpp::make_error("bad-tags", "empty tag between ';'");
-        }
+        if (tag.empty()) return xmpp::make_error("bad-tags", "empty tag between ';'");
         auto eq = tag.find('=');
         std::string_view key = tag.substr(0, eq);
         if (key.empty()) return xmpp::make_error("bad-tags", "tag without a key");
@@ -44,7 +41,7 @@ xmpp::Status parse_tags(std::string_view section, std::vector<std::pair<std::str
         out.emplace_back(std::string(key), std::move(value));
         if (last) break;
         section.remove_prefix(semi + 1);
-        if (section.empty()) break;
+        if (section.empty()) break;  // "@a=b;": one trailing ';' is tolerated
     }
     return xmpp::Ok{};
 }

@@ -166,6 +166,14 @@ void Session::line(const Message& m) {
             replay_ping_.clear();
             ask(model::Ack{replay_last_}, [](const model::Reply&) {});
         }
+        if (!m.params.empty() && m.params.back().starts_with("ack-")) {
+            model::Seq seq = std::strtoll(m.params.back().c_str() + 4, nullptr, 10);
+            if (seq == ack_pinged_) {
+                ack_pinged_ = 0;
+                ask(model::Ack{seq}, [](const model::Reply&) {});
+                ping_acks();  // more may have come meanwhile
+            }
+        }
         return;
     }
     if (m.command == "QUIT") {
@@ -990,6 +998,8 @@ void Session::render_event(const model::Event& e) {
             return;
         }
         render_message(e, "", false);
+        last_live_ = std::max(last_live_, e.seq);
+        ping_acks();
         return;
     }
     if (auto* s = std::get_if<model::MessageState>(&e.body)) {
@@ -1254,6 +1264,14 @@ void Session::replay_end() {
         replay_ping_ = "replay-" + std::to_string(replay_last_);
         send(make(options_.server, "PING", {replay_ping_}));
     }
+}
+
+void Session::ping_acks() {
+    // Live messages count as seen once the client answers a PING sent after them; one such
+    // PING at a time (its PONG asks for the next).
+    if (ack_pinged_ != 0 || last_live_ == 0 || last_live_ <= acked_live_ || replaying_ || !replay_ping_.empty()) return;
+    ack_pinged_ = acked_live_ = last_live_;
+    send(make(options_.server, "PING", {"ack-" + std::to_string(ack_pinged_)}));
 }
 
 bool Session::keepalive() {

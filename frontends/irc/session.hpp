@@ -177,6 +177,8 @@ private:
     std::size_t replay_count_ = 0, replay_dropped_ = 0;
     model::Seq replay_last_ = 0;
     std::string replay_ping_;   // the PING token whose PONG confirms the replay
+    model::Seq last_live_ = 0, acked_live_ = 0, ack_pinged_ = 0;  // live messages and their confirmation
+    void ping_acks();
     unsigned long next_batch_ = 1;
 
     // Keepalive.

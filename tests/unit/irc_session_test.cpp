@@ -162,13 +162,22 @@ TEST_CASE("irc: messages both ways, with tags only for the caps asked, /me as AC
     f.register_with("server-time message-tags");
     f.session.event(f.message(5, "bob@example.org/phone", "hello\nsecond line"));
     auto out = lines_of(f.session.take_output());
-    REQUIRE(out.size() == 2);
+    REQUIRE(out.size() == 3);
     CHECK(out[0] == "@time=2026-11-25T12:34:56.000Z;msgid=id5 :bob!bob@example.org PRIVMSG al hello");
     CHECK(out[1] == "@time=2026-11-25T12:34:56.000Z :bob!bob@example.org PRIVMSG al :second line");
+    // Seen once the client answers the PING after it: then the cursor of its name moves.
+    CHECK(out[2] == ":stanzad PING ack-5");
     f.session.event(f.message(6, "bob@example.org/phone", "/me waves"));
     out = lines_of(f.session.take_output());
-    REQUIRE(out.size() == 1);
+    REQUIRE(out.size() == 1);  // one confirmation PING at a time
     CHECK(out[0].ends_with("PRIVMSG al :\x01" "ACTION waves\x01"));
+    CHECK(f.daemon.sent<model::Ack>().empty());
+    out = f.feed("PONG stanzad ack-5\r\n");
+    REQUIRE(f.daemon.sent<model::Ack>().size() == 1);
+    CHECK(f.daemon.sent<model::Ack>()[0].seq == 5);
+    CHECK(out == std::vector<std::string>{":stanzad PING ack-6"});
+    f.feed("PONG stanzad ack-6\r\n");
+    CHECK(f.daemon.sent<model::Ack>().at(1).seq == 6);
 
     f.feed("PRIVMSG bob :hi there\r\nPRIVMSG bob :\x01" "ACTION nods\x01\r\n");
     auto sends = f.daemon.sent<model::Send>();
@@ -184,8 +193,9 @@ TEST_CASE("irc: messages both ways, with tags only for the caps asked, /me as AC
     CHECK(f.session.take_output().empty());
     f.session.event(f.message(8, "", "from emacs", true));
     out = lines_of(f.session.take_output());
-    REQUIRE(out.size() == 1);
+    REQUIRE(out.size() == 2);
     CHECK(out[0].find(":al!al@stanzad PRIVMSG bob :from emacs") != std::string::npos);
+    CHECK(out[1] == ":stanzad PING ack-8");
 }
 
 TEST_CASE("irc: echo-message with labeled-response carries the label") {
@@ -301,7 +311,8 @@ TEST_CASE("irc: rooms are channels: JOIN, messages, occupants, topic") {
     CHECK(any_line(out, " 353 al = #dev@muc.example.org :+al ~@carol"));
     f.session.event(f.message(3, "dev@muc.example.org/carol", "hi all", false, "groupchat"));
     out = lines_of(f.session.take_output());
-    REQUIRE(out.size() == 1);
+    REQUIRE(out.size() == 2);
+    CHECK(out[1] == ":stanzad PING ack-3");
     CHECK(out[0] == ":carol!carol@dev@muc.example.org PRIVMSG #dev@muc.example.org :hi all");
     f.feed("PRIVMSG #dev@muc.example.org :hello room\r\n");
     auto send = f.daemon.sent<model::Send>().at(0);
