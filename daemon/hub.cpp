@@ -233,7 +233,26 @@ bool Hub::incoming(Account& account, const xmpp::ReceivedMessage& m, bool from_a
     const std::string sender = !room.empty() ? m.from : from ? from.value().bare() : m.from;
     bool outgoing = carbon == "sent" ||
                     (room.empty() && from_archive && (m.from.empty() || (from && from.value().bare() == own)));
-    if (outgoing && !m.origin_id.empty() && store_.find(account.name(), m.origin_id)) return false;  // ours: known
+    if (outgoing && !m.origin_id.empty() && store_.find(account.name(), m.origin_id)) {
+        // Ours, sent through this daemon: its event is the outgoing message we stored.
+        if (out) {
+            model::Message msg;
+            msg.from = own;
+            msg.to = m.to;
+            msg.type = m.type;
+            msg.body = m.body;
+            msg.msg_id = m.origin_id;
+            msg.outgoing = true;
+            msg.replaces = m.replace_id;
+            std::string stamp;
+            if (auto when = xmpp::parse_datetime(m.delay_stamp)) {
+                msg.delayed = true;
+                stamp = rfc3339(std::chrono::system_clock::time_point(std::chrono::milliseconds(*when)));
+            }
+            *out = model::Event{0, account.name(), std::move(stamp), std::move(msg)};
+        }
+        return false;
+    }
     // Live messages move the archive position only while no gap is open: one that arrives
     // during a catch-up is newer than what the catch-up still has to bring.
     if (!from_archive && room.empty() && !m.stanza_id.empty() && !catch_ups_.count(account.name()))
@@ -373,7 +392,7 @@ void Hub::received(Account& account, xmpp::Stanza& stanza) {
                 std::string room = h->second.archive == own.bare() ? "" : h->second.archive;
                 model::Event event;
                 incoming(account, archived->message, true, {}, room, &event);
-                if (auto* msg = std::get_if<model::Message>(&event.body)) {
+                if (auto* msg = std::get_if<model::Message>(&event.body); msg && !msg->msg_id.empty()) {
                     msg->history = true;  // in the reply: what the request brought (the stored copy may be live)
                     h->second.messages.push_back(std::move(event));
                 }

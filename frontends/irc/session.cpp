@@ -58,6 +58,39 @@ std::vector<std::string> words(std::string_view text) {
     return out;
 }
 
+// IRC formatting (modern-irc "Formatting" appendix: bold, italics, underline,
+// strikethrough, monospace, reverse, reset, colours with their digits) has no place in an
+// XMPP body: it is dropped.
+std::string strip_formatting(std::string_view text) {
+    std::string out;
+    out.reserve(text.size());
+    auto is_digit = [](char c) { return c >= '0' && c <= '9'; };
+    auto is_hex = [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; };
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        char c = text[i];
+        if (c == '\x02' || c == '\x1d' || c == '\x1f' || c == '\x1e' || c == '\x11' || c == '\x16' || c == '\x0f') continue;
+        if (c == '\x03' || c == '\x04') {
+            auto digits = [&](auto pred, std::size_t max) {
+                std::size_t n = 0;
+                while (n < max && i + 1 < text.size() && pred(text[i + 1])) ++i, ++n;
+                return n;
+            };
+            std::size_t width = c == '\x03' ? 2 : 6;
+            bool hex = c == '\x04';
+            std::size_t fg = hex ? digits(is_hex, width) : digits(is_digit, width);
+            if (fg > 0 && i + 2 < text.size() && text[i + 1] == ',' &&
+                (hex ? is_hex(text[i + 2]) : is_digit(text[i + 2]))) {
+                ++i;
+                if (hex) digits(is_hex, width);
+                else digits(is_digit, width);
+            }
+            continue;
+        }
+        out += c;
+    }
+    return out;
+}
+
 // "[HH:MM] " from an RFC 3339 stamp, for clients without server-time.
 std::string clock_prefix(std::string_view stamp) {
     if (stamp.size() < 16) return "";
@@ -444,7 +477,8 @@ void Session::command(const Message& m) {
 void Session::privmsg(const Message& m, bool notice) {
     if (m.params.empty()) return numeric("411", {"No recipient given (" + m.command + ")"});
     if (m.params.size() < 2 || m.params[1].empty()) return numeric("412", {"No text to send"});
-    std::string text = m.params[1];
+    std::string text = strip_formatting(m.params[1]);
+    if (text.empty()) return numeric("412", {"No text to send"});
     // CTCP (modern-irc appendix): ACTION is XEP-0245's /me; other CTCP is not for XMPP.
     if (text.size() >= 2 && text[0] == '\x01') {
         std::string inner = text.substr(1, text.find('\x01', 1) == std::string::npos ? std::string::npos : text.find('\x01', 1) - 1);

@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "protocol/im.hpp"
+#include "protocol/stream.hpp"
 #include "protocol/xml_framer.hpp"
 
 using namespace xmpp;
@@ -701,4 +702,26 @@ TEST_CASE("im: vCard names") {
     auto lower = parse_vcard_names(frame("<iq type='result' id='v'><vCard xmlns='vcard-temp'><fn>x</fn><nickname>y</nickname></vCard></iq>").root());
     CHECK(lower.full_name.empty());  // XEP-0054 §8: element names are upper case
     CHECK(lower.nick.empty());
+}
+
+TEST_CASE("im: any text a front end gives makes a well-formed stanza (XML 1.0 Char)") {
+    // IRC formatting (bold, colours), a NUL, bytes that are not UTF-8, a lone surrogate,
+    // U+FFFE: each becomes U+FFFD; tabs, newlines and real characters stay.
+    const std::string body = std::string("\x02" "bold\x02 \x03" "04red\x0f ") + '\0' + "\xff\xfe \xed\xa0\x80 \xef\xbf\xbe" +
+                             " tab\there\nline \xc3\xa9 \xf0\x9f\x98\x80";
+    auto xml = make_message("bob@example.org", "chat", body, "id\x01");
+    CHECK(check_raw_stanza(xml).ok());
+    CHECK(xml.find("\xef\xbf\xbd" "bold") != std::string::npos);
+    CHECK(xml.find("tab\there\nline \xc3\xa9 \xf0\x9f\x98\x80") != std::string::npos);
+    CHECK(xml.find('\0') == std::string::npos);
+    CHECK(xml_escape("a\xc3") == "a\xef\xbf\xbd");          // cut in the middle of a character
+    CHECK(xml_escape("\xc0\xaf") == "\xef\xbf\xbd\xef\xbf\xbd");  // overlong '/'
+    CHECK(xml_escape("\xf8\x88\x80\x80") == "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");  // no such lead byte
+    // Every byte sequence: what comes out is always good XML text.
+    for (int a = 0; a < 256; ++a)
+        for (int b : {0x00, 0x41, 0x80, 0xa5, 0xbf, 0xc0, 0xff}) {
+            std::string text{static_cast<char>(a), static_cast<char>(b), static_cast<char>(0xa5)};
+            INFO(a << " " << b);
+            CHECK(check_raw_stanza("<message><body>" + xml_escape(text) + "</body></message>").ok());
+        }
 }

@@ -186,6 +186,10 @@ TEST_CASE("irc: messages both ways, with tags only for the caps asked, /me as AC
     CHECK(sends[0].type == "chat");
     CHECK(sends[0].body == "hi there");
     CHECK(sends[1].body == "/me nods");
+    // IRC formatting is dropped, never sent as control characters.
+    f.feed("PRIVMSG bob :\x02" "bold\x02 \x03" "04,05red\x0f \x1d" "it\x1d \x04" "ff0000hex\r\n");
+    CHECK(f.daemon.sent<model::Send>().at(2).body == "bold red it hex");
+    f.daemon.commands.pop_back();
     // Without echo-message our own message is not echoed; from another front end it is shown.
     f.session.event(model::Event{7, "home", "2026-11-25T12:35:00.000Z",
                                  model::Message{"alice@example.org", "bob@example.org", "chat", "hi there",
