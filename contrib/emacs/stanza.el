@@ -553,7 +553,7 @@ What this Emacs knew is forgotten, as when Emacs exits: the next
     (stanza--account-put name :bound-jid (alist-get 'bound_jid info))))
 
 (defun stanza--fetch (account)
-  "Ask the daemon for the roster and the rooms of ACCOUNT."
+  "Ask the daemon for the roster, the rooms and the presences of ACCOUNT."
   (stanza--request "roster" `((account . ,account))
                    (lambda (reply)
                      (when (eq (alist-get 'ok reply) t)
@@ -563,7 +563,14 @@ What this Emacs knew is forgotten, as when Emacs exits: the next
                      (when (eq (alist-get 'ok reply) t)
                        (seq-doseq (room (alist-get 'rooms reply))
                          (stanza--set-room account room))
-                       (stanza-roster--schedule)))))
+                       (stanza-roster--schedule))))
+  ;; Who is online now, so a restarted Emacs does not wait for presence changes.
+  (stanza--request "presences" `((account . ,account))
+                   (lambda (reply)
+                     (when (eq (alist-get 'ok reply) t)
+                       (seq-doseq (presence (alist-get 'presences reply))
+                         (stanza--on-presence
+                          (cons (cons 'account account) presence)))))))
 
 (defun stanza--install-hooks ()
   "Install the global hooks of stanza.el."
