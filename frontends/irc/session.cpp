@@ -361,8 +361,11 @@ void Session::setup(const model::Reply& hello) {
         return;
     }
     accounts_ = hello.accounts;
-    // soju: a client that can ask for history gets none pushed at it.
-    if (!has("draft/chathistory")) replay_after_ = hello.cursor;
+    // soju: a client that can ask for history gets none pushed at it. A client name seen
+    // for the first time starts from now (its name is recorded at once); older messages
+    // are a CHATHISTORY or `history` away.
+    if (hello.cursor == 0) ask(model::Ack{hello.last_seq}, [](const model::Reply&) {});
+    else if (!has("draft/chathistory")) replay_after_ = hello.cursor;
     setup_pending_ = static_cast<int>(accounts_.size()) * 3;
     if (setup_pending_ == 0) return setup_done();
     auto done = [this] {

@@ -11,7 +11,7 @@ namespace {
 struct FakeDaemon {
     std::vector<model::Command> commands;
     std::vector<std::string> clients;  // the client name of each command
-    model::Seq cursor = 0;
+    model::Seq cursor = 1;  // a client name seen before
     std::vector<model::RosterItem> roster{{"bob@example.org", "", "both", {}, ""}};
     std::vector<model::Presence> presences{{"bob@example.org/phone", true, "", "", 0}};
     std::vector<model::RoomInfo> rooms;
@@ -268,6 +268,12 @@ TEST_CASE("irc: replay in chathistory batches, cursor acked on the PONG after it
 }
 
 TEST_CASE("irc: without server-time a replay has [HH:MM]; with draft/chathistory none at all") {
+    Fixture fresh;  // a client name never seen: it starts from now, and is recorded at once
+    fresh.daemon.cursor = 0;
+    fresh.register_with("", true);
+    CHECK_FALSE(fresh.session.replay_after());
+    CHECK(fresh.daemon.sent<model::Ack>().size() == 1);
+
     Fixture plain;
     plain.daemon.cursor = 1;
     plain.register_with("", true);
