@@ -25,7 +25,7 @@ DEBIAN_PACKAGES := \
 	build-essential cmake ninja-build pkg-config \
 	libuv1-dev libssl-dev libpugixml-dev libspdlog-dev libtomlplusplus-dev \
 	catch2 nlohmann-json3-dev libsqlite3-dev libc-ares-dev libidn-dev \
-	prosody python3-slixmpp openssl emacs-nox \
+	prosody python3-slixmpp openssl emacs-nox weechat-headless \
 	clang libclang-rt-14-dev
 
 .PHONY: help deps build test test-unit test-integration test-fault test-asan fuzz demo bench clean

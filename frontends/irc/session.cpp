@@ -156,34 +156,42 @@ void Session::receive(std::string_view bytes) {
         }
         const Message& m = parsed.value();
         // IRCv3 labeled-response: what this command makes goes out with its label.
-        label_.reset();
-        labeled_.clear();
-        if (const std::string* label = m.tag("label"); label && has("labeled-response") && !label->empty())
-            label_ = *label;
-        line(m);
-        if (label_) {
-            std::string label = *label_;
-            label_.reset();
-            auto lines = std::exchange(labeled_, {});
-            if (lines.empty()) {
-                Message ack = make(options_.server, "ACK", {});
-                ack.tags.emplace_back("label", label);
-                send(std::move(ack));
-            } else if (lines.size() == 1) {
-                lines[0].tags.insert(lines[0].tags.begin(), {"label", label});
-                send(std::move(lines[0]));
-            } else {
-                std::string id = "l" + std::to_string(next_batch_++);
-                Message open = make(options_.server, "BATCH", {"+" + id, "labeled-response"});
-                open.tags.emplace_back("label", label);
-                send(std::move(open));
-                for (auto& l : lines) {
-                    l.tags.emplace_back("batch", id);
-                    send(std::move(l));
-                }
-                send(make(options_.server, "BATCH", {"-" + id}));
-            }
+        std::optional<std::string> label;
+        if (const std::string* l = m.tag("label"); l && has("labeled-response") && !l->empty()) label = *l;
+        labeled(label, [&] { line(m); });
+    }
+}
+
+void Session::labeled(const std::optional<std::string>& label, const std::function<void()>& work) {
+    auto saved_label = std::exchange(label_, label);
+    auto saved_lines = std::exchange(labeled_, {});
+    bool saved_deferred = std::exchange(label_deferred_, false);
+    work();
+    std::optional<std::string> done = std::exchange(label_, saved_label);
+    auto lines = std::exchange(labeled_, std::move(saved_lines));
+    bool deferred = std::exchange(label_deferred_, saved_deferred);
+    // The response comes later (an answer from the daemon, an echo): it carries the label.
+    if (!done || (deferred && lines.empty())) {
+        for (auto& l : lines) send(std::move(l));
+        return;
+    }
+    if (lines.empty()) {
+        Message ack = make(options_.server, "ACK", {});
+        ack.tags.emplace_back("label", *done);
+        send(std::move(ack));
+    } else if (lines.size() == 1) {
+        lines[0].tags.insert(lines[0].tags.begin(), {"label", *done});
+        send(std::move(lines[0]));
+    } else {
+        std::string id = "l" + std::to_string(next_batch_++);
+        Message open = make(options_.server, "BATCH", {"+" + id, "labeled-response"});
+        open.tags.emplace_back("label", *done);
+        send(std::move(open));
+        for (auto& l : lines) {
+            l.tags.emplace_back("batch", id);
+            send(std::move(l));
         }
+        send(make(options_.server, "BATCH", {"-" + id}));
     }
 }
 
@@ -198,6 +206,7 @@ void Session::line(const Message& m) {
             // The client has everything sent before this PING: its name's cursor moves.
             replay_ping_.clear();
             ask(model::Ack{replay_last_}, [](const model::Reply&) {});
+            ping_acks();  // what came live during the replay
         }
         if (!m.params.empty() && m.params.back().starts_with("ack-")) {
             model::Seq seq = std::strtoll(m.params.back().c_str() + 4, nullptr, 10);
@@ -443,8 +452,7 @@ void Session::command(const Message& m) {
         if (!valid_nick(n)) return numeric("432", {n, "Erroneous nickname"});
         if (fold(n) == fold(nick_)) return;
         if (nicks_.taken(n)) return numeric("433", {n, "Nickname is already in use"});
-        nicks_.release(nick_);
-        nicks_.reserve(n);
+        nicks_.reserve(n);  // the old one stays reserved: another client may be using it
         send(make(nick_ + "!" + user_ + "@stanzad", "NICK", {n}));
         nick_ = n;
         return;
@@ -700,9 +708,8 @@ void Session::join(const Message& m) {
             numeric("403", {t, "No account configured"});
             continue;
         }
-        std::optional<std::string> label = std::exchange(label_, std::nullopt);
         ask(model::Join{account, room, "", i < keys.size() ? keys[i] : ""},
-            [this, t, room, account, label](const model::Reply& r) {
+            [this, t, room, account](const model::Reply& r) {
                 if (!r.ok()) {
                     std::string why = r.error_message;
                     std::string code = why.starts_with("not-authorized")   ? "475"
@@ -717,7 +724,7 @@ void Session::join(const Message& m) {
                 for (const auto& o : info.occupants) c.occupants[o.nick] = o;
                 auto [it, fresh] = channels_.emplace(fold(channel_name(room)), std::move(c));
                 if (fresh) show_channel(it->second, true);
-            });
+            }, true);
     }
 }
 
@@ -750,7 +757,7 @@ void Session::topic(const Message& m) {
     }
     ask(model::SetSubject{ch->account, ch->room, m.params[1]}, [this, t = m.params[0]](const model::Reply& r) {
         if (!r.ok()) numeric("482", {t, "Cannot set the topic: " + r.error_message});
-    });
+    }, true);
 }
 
 void Session::names(const std::string& name) {
@@ -843,7 +850,7 @@ void Session::kick(const Message& m) {
     ask(model::Kick{ch->account, ch->room, room_nick, m.params.size() > 2 ? m.params[2] : ""},
         [this, t = m.params[0]](const model::Reply& r) {
             if (!r.ok()) numeric("482", {t, "Cannot kick: " + r.error_message});
-        });
+        }, true);
 }
 
 void Session::invite(const Message& m) {
@@ -854,7 +861,7 @@ void Session::invite(const Message& m) {
     ask(model::SendInvite{ch->account, ch->room, c->jid, ""}, [this, n = m.params[0], t = m.params[1]](const model::Reply& r) {
         if (r.ok()) numeric("341", {n, t});
         else numeric("482", {t, "Cannot invite: " + r.error_message});
-    });
+    }, true);
 }
 
 void Session::away(const Message& m) {
@@ -896,7 +903,7 @@ void Session::markread(const Message& m) {
     ask(model::SetReadMarker{account, peer, stamp}, [this, t](const model::Reply& r) {
         if (!r.ok()) return fail("MARKREAD", "INTERNAL_ERROR", {t}, r.error_message);
         send(make(options_.server, "MARKREAD", {t, r.stamp.empty() ? "*" : "timestamp=" + r.stamp}));
-    });
+    }, true);
 }
 
 void Session::chathistory(const Message& m) {
@@ -923,7 +930,7 @@ void Session::chathistory(const Message& m) {
                 send(std::move(t));
             }
             if (has("batch")) send(make(options_.server, "BATCH", {"-" + id}));
-        });
+        }, true);
         return;
     }
     if (m.params.size() < 4) return fail("CHATHISTORY", "INVALID_PARAMS", {sub}, "Insufficient parameters");
@@ -989,7 +996,7 @@ void Session::chathistory(const Message& m) {
         ask(std::move(q), [this, render, sub, target](const model::Reply& r) {
             if (!r.ok()) return fail("CHATHISTORY", "MESSAGE_ERROR", {sub, target}, "Messages could not be retrieved");
             render(r.messages);
-        });
+        }, true);
     };
     // msgid references become seqs first.
     auto resolve = [this, account, peer, sub, target](const Ref& ref, std::function<void(std::optional<model::Seq>, std::string)> then) {
@@ -1002,7 +1009,7 @@ void Session::chathistory(const Message& m) {
         ask(std::move(q), [this, then, sub, target](const model::Reply& r) {
             if (!r.ok()) return fail("CHATHISTORY", "INVALID_MSGREFTYPE", {sub, target}, "Unknown msgid");
             then(r.cursor, "");
-        });
+        }, true);
     };
     resolve(a, [resolve, b, run](std::optional<model::Seq> sa, std::string ta) {
         resolve(b, [run, sa, ta](std::optional<model::Seq> sb, std::string tb) { run(sa, ta, sb, tb); });
@@ -1023,15 +1030,17 @@ void Session::render_event(const model::Event& e) {
         if (replaying_ && e.seq != 0) return;  // the replay brings it, in order
         if (m->outgoing && own_sends_.count(m->msg_id)) {
             own_sends_.erase(m->msg_id);
-            if (!has("echo-message")) return;
-            Message first;
-            auto label = echo_labels_.find(m->msg_id);
-            render_message(e, "", false, label != echo_labels_.end() ? &first : nullptr);
-            if (label != echo_labels_.end()) {
-                first.tags.insert(first.tags.begin(), {"label", label->second});
-                send(std::move(first));
-                echo_labels_.erase(label);
+            last_live_ = std::max(last_live_, e.seq);
+            if (has("echo-message")) {
+                // The echo is the labeled response of that PRIVMSG (a batch when it is several lines).
+                std::optional<std::string> label;
+                if (auto it = echo_labels_.find(m->msg_id); it != echo_labels_.end()) {
+                    label = it->second;
+                    echo_labels_.erase(it);
+                }
+                labeled(label, [&] { render_message(e, "", false); });
             }
+            ping_acks();
             return;
         }
         render_message(e, "", false);
@@ -1142,7 +1151,7 @@ void Session::render_event(const model::Event& e) {
         if (!ch) return;
         const std::string& rn = o->who.nick;
         std::string irc_nick = occupant_irc_nick(*ch, rn);
-        std::string mask = irc_nick + "!" + sanitize_nick(rn) + "@" + o->room;
+        std::string mask = irc_nick + "!" + sanitize_nick(local_part(o->room)) + "@" + domain_part(o->room);
         if (o->change == "join") {
             ch->occupants[rn] = o->who;
             send(make(mask, "JOIN", {name}));
@@ -1218,7 +1227,7 @@ std::string Session::target_of(const model::Event& e, const model::Message& m) {
     return contact_nick(e.account, bare(other));
 }
 
-void Session::render_message(const model::Event& e, const std::string& batch, bool replay, Message* out) {
+void Session::render_message(const model::Event& e, const std::string& batch, bool replay) {
     const auto& m = std::get<model::Message>(e.body);
     std::string source, target;
     if (m.type == "groupchat") {
@@ -1229,7 +1238,7 @@ void Session::render_message(const model::Event& e, const std::string& batch, bo
         else {
             std::string rn = resource(m.from);
             std::string n = ch ? occupant_irc_nick(*ch, rn) : sanitize_nick(rn.empty() ? room : rn);
-            source = n + "!" + sanitize_nick(rn.empty() ? "room" : rn) + "@" + room;
+            source = n + "!" + sanitize_nick(local_part(room)) + "@" + domain_part(room);
         }
     } else if (m.outgoing) {
         source = nick_ + "!" + user_ + "@stanzad";
@@ -1238,7 +1247,7 @@ void Session::render_message(const model::Event& e, const std::string& batch, bo
         std::string other = m.from;
         Channel* ch = channel(channel_name(bare(other)));
         std::string n = ch ? occupant_irc_nick(*ch, resource(other)) : contact_nick(e.account, bare(other));
-        source = ch ? n + "!" + sanitize_nick(resource(other)) + "@" + bare(other) : hostmask(n, other);
+        source = ch ? n + "!" + sanitize_nick(local_part(other)) + "@" + domain_part(other) : hostmask(n, other);
         target = nick_;
     }
     std::string body = m.body;
@@ -1255,8 +1264,7 @@ void Session::render_message(const model::Event& e, const std::string& batch, bo
         if (has("server-time")) l.tags.emplace_back("time", e.stamp);
         if (has("message-tags") && first_piece && !m.msg_id.empty()) l.tags.emplace_back("msgid", m.msg_id);
         if (!batch.empty()) l.tags.emplace_back("batch", batch);
-        if (out && first_piece) *out = std::move(l);
-        else send(std::move(l));
+        send(std::move(l));
         first_piece = false;
     }
 }
@@ -1268,6 +1276,7 @@ void Session::replay_event(const model::Event& e) {
     const auto* m = std::get_if<model::Message>(&e.body);
     if (!m || m->history) return;
     // The client's own name sent it: it has it (a message from another front end it has not).
+    if (m->outgoing && m->msg_id.starts_with(name_prefix())) return;
     std::string target = target_of(e, *m);
     replay_[target].push_back(e);
     if (++replay_count_ > max_replay) {
@@ -1339,7 +1348,12 @@ void Session::send(Message m) {
         labeled_.push_back(std::move(m));
         return;
     }
-    output_ += wire(m);
+    // Message text always gets its ':' (clients that look for " :" find it).
+    static const std::set<std::string, std::less<>> text_last = {"PRIVMSG", "NOTICE", "PART", "KICK", "TOPIC",
+                                                                 "QUIT", "AWAY", "ERROR", "FAIL"};
+    bool colon = text_last.count(m.command) > 0 ||
+                 (m.command.size() == 3 && std::isdigit(static_cast<unsigned char>(m.command[0])));
+    output_ += wire(m, colon && m.params.size() > 1);
 }
 
 void Session::numeric(std::string_view code, std::vector<std::string> params) {
@@ -1382,15 +1396,31 @@ void Session::show_control_channel() {
 
 void Session::show_channel(Channel& c, bool with_join) {
     std::string name = channel_name(c.room);
-    if (with_join) send(make(nick_ + "!" + user_ + "@stanzad", "JOIN", {name}));
-    if (!c.topic.empty()) numeric("332", {name, c.topic});
-    names(name);
+    auto show = [this, name, with_join](const std::string& marker) {
+        Channel* ch = channel(name);
+        if (!ch) return;
+        if (with_join) send(make(nick_ + "!" + user_ + "@stanzad", "JOIN", {name}));
+        if (!ch->topic.empty()) numeric("332", {name, ch->topic});
+        // IRCv3 read-marker: the channel's marker before RPL_ENDOFNAMES.
+        if (has("draft/read-marker"))
+            send(make(options_.server, "MARKREAD", {name, marker.empty() ? "*" : "timestamp=" + marker}));
+        names(name);
+    };
+    if (!has("draft/read-marker")) return show("");
+    ask(model::SetReadMarker{c.account, c.room, ""}, [show](const model::Reply& r) { show(r.stamp); }, true);
 }
 
 // ---- helpers ----------------------------------------------------------------------------
 
-void Session::ask(model::Command command, Handler handler) {
+void Session::ask(model::Command command, Handler handler, bool response) {
     std::uint64_t id = next_id_++;
+    if (response && label_) {
+        // This answer is the command's response: it goes out labeled, when it comes.
+        label_deferred_ = true;
+        handler = [this, label = *label_, inner = std::move(handler)](const model::Reply& r) {
+            labeled(label, [&] { inner(r); });
+        };
+    }
     handlers_[id] = std::move(handler);
     requests_.push_back({id, std::move(command), "irc-" + client_name_});
 }
@@ -1463,6 +1493,9 @@ std::string Session::away_text(const Contact& c) const {
 
 std::string Session::default_account() const { return accounts_.empty() ? "" : accounts_.front().account; }
 
-std::string Session::next_client_id() { return id_prefix_ + "-" + std::to_string(next_client_id_++); }
+std::string Session::name_prefix() const { return "irc-" + client_name_ + "-"; }
+
+// Our message ids say which client name sent them, so a replay to that name skips them.
+std::string Session::next_client_id() { return name_prefix() + id_prefix_ + "-" + std::to_string(next_client_id_++); }
 
 }  // namespace irc

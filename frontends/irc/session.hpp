@@ -117,11 +117,15 @@ private:
     void reply_service(const std::string& reply_to, const std::string& text);
     void show_channel(Channel& channel, bool with_join);
     void show_control_channel();
-    void render_message(const model::Event& event, const std::string& batch, bool replay, Message* out = nullptr);
+    void render_message(const model::Event& event, const std::string& batch, bool replay);
     void render_event(const model::Event& event);
 
     // Helpers.
-    void ask(model::Command command, Handler handler);
+    // `response`: the answer is the command's response (labeled-response carries its label).
+    void ask(model::Command command, Handler handler, bool response = false);
+    // Runs `work` with `label` as the label of what it sends (IRCv3 labeled-response).
+    void labeled(const std::optional<std::string>& label, const std::function<void()>& work);
+    std::string name_prefix() const;
     std::string contact_nick(const std::string& account, const std::string& jid);
     std::string hostmask(const std::string& nick, const std::string& jid) const;
     std::string occupant_irc_nick(const Channel& c, const std::string& room_nick) const;
@@ -169,6 +173,7 @@ private:
     // labeled command.
     std::optional<std::string> label_;
     std::vector<Message> labeled_;
+    bool label_deferred_ = false;  // an answer to come will carry the label
 
     // Replay.
     std::optional<model::Seq> replay_after_;

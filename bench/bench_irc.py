@@ -1,0 +1,289 @@
+#!/usr/bin/python3
+"""Round trips through the IRC socket: throughput, latency and memory of stanzad's IRC path.
+
+Usage (after `make build`; Debian's python3, which has slixmpp):
+
+    /usr/bin/python3 bench/bench_irc.py                 # N=10000, window 100
+    /usr/bin/python3 bench/bench_irc.py --n 2000 --window 10 --window-on echo
+    /usr/bin/python3 bench/bench_irc.py --no-mam --state-dir /dev/shm/x
+
+The IRC twin of bench_roundtrip.py (the JSON socket), with the same setup and figures:
+a throwaway Prosody on loopback (MAM on, the archive item limit raised; info log once up),
+stanzad with alice as account "home" and [irc] listen on a free loopback port, bob as a
+slixmpp echo peer in a separate process (every chat message comes straight back). A raw
+IRC client registers (PASS, NICK, USER alice@bench; caps echo-message, labeled-response,
+message-tags, server-time, batch and draft/chathistory, so that nothing is replayed at
+it), puts bob on the roster with `add` in &stanzad, then sends N `@label=i PRIVMSG bob
+:bench i ...` lines as fast as the daemon takes them, keeping up to W in flight: with
+--window-on reply (default) "in flight" means "not echoed yet" (echo-message: the daemon
+has stored the message and shows it back with the label, the IRC counterpart of the JSON
+`send` reply), with --window-on echo it means "bob's echo not back yet" (a bounded load,
+for latency). For every message it measures the time from writing the PRIVMSG to reading
+bob's echo (PRIVMSG from bob, matched by the number in the text). It answers the daemon's
+PINGs like any client (they confirm delivery).
+
+Prints N, elapsed time, round trips per second, latency p50/p90/p99/max, stanzad's peak
+RSS (VmHWM) and RssAnon at the end, and the CPU each process used during the run, so the
+bottleneck shows. Every run also checks that each message came back exactly once and
+that each PRIVMSG got its labeled echo once.
+
+Environment: STANZAD_BIN as for the tests (default build/daemon/stanzad).
+"""
+
+import argparse
+import os
+import select
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests" / "integration"))
+sys.path.insert(0, str(HERE))
+import harness  # noqa: E402
+from bench_roundtrip import (QuietProsody, cpu_seconds, echo_peer_main, percentile,  # noqa: E402
+                             status_kib, with_timeout_close)
+
+PASSWORD = "bench-irc-pw"
+CAPS = "echo-message labeled-response message-tags server-time batch draft/chathistory"
+
+
+class RawIrc:
+    """A minimal IRC connection: lines out, lines in (bytes, without CR LF)."""
+
+    def __init__(self, port: int):
+        self.sock = socket.create_connection((harness.LOOPBACK, port), timeout=10)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = b""
+        self.eof = False
+        self.out = bytearray()
+
+    def queue(self, line: str) -> None:
+        self.out += line.encode() + b"\r\n"
+
+    def flush(self) -> None:
+        if self.out:
+            self.sock.sendall(self.out)
+            self.out.clear()
+
+    def send(self, line: str) -> None:
+        self.queue(line)
+        self.flush()
+
+    def read_some(self, timeout: float) -> "list[bytes]":
+        r, _, _ = select.select([self.sock], [], [], timeout)
+        if not r:
+            return []
+        data = self.sock.recv(1 << 20)
+        if not data:
+            self.eof = True
+            return []
+        self.buf += data
+        *lines, self.buf = self.buf.split(b"\n")
+        return [l.rstrip(b"\r") for l in lines if l.strip()]
+
+    def wait(self, predicate, timeout: float, what: str) -> bytes:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in self.read_some(max(0.0, deadline - time.monotonic())):
+                if line.startswith(b"PING ") or b" PING " in line.split(b" :", 1)[0]:
+                    self.send("PONG :" + line.rsplit(b" ", 1)[-1].lstrip(b":").decode())
+                if predicate(line):
+                    return line
+            if self.eof:
+                break
+        raise SystemExit(f"bench: no {what} from the IRC socket")
+
+
+def split_line(line: bytes) -> "tuple[dict, bytes, bytes, list]":
+    """(tags, source, command, params) of one IRC line; tag values left escaped."""
+    tags = {}
+    if line.startswith(b"@"):
+        section, line = line[1:].split(b" ", 1)
+        for t in section.split(b";"):
+            k, _, v = t.partition(b"=")
+            tags[k] = v
+    source = b""
+    if line.startswith(b":"):
+        source, line = line[1:].split(b" ", 1)
+    head, sep, trailing = line.partition(b" :")
+    parts = head.split()
+    params = parts[1:] + ([trailing] if sep else [])
+    return tags, source, parts[0] if parts else b"", params
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description="stanzad IRC-socket round-trip benchmark")
+    ap.add_argument("--n", type=int, default=10000, help="messages (default 10000)")
+    ap.add_argument("--window", type=int, default=100, help="in flight (default 100)")
+    ap.add_argument("--window-on", choices=("reply", "echo"), default="reply",
+                    help="what counts as in flight: not echoed by the daemon yet (default)"
+                         " or not echoed by bob yet")
+    ap.add_argument("--body-size", type=int, default=32, help="body bytes (default 32)")
+    ap.add_argument("--no-mam", action="store_true", help="Prosody without mod_mam")
+    ap.add_argument("--log-level", default="info", help="stanzad log level (default info)")
+    ap.add_argument("--state-dir", help="stanzad's state_dir (default: in the temp dir)")
+    ap.add_argument("--stall", type=float, default=30.0,
+                    help="give up after this many seconds without progress")
+    ap.add_argument("--echo-peer", nargs=3, metavar=("PORT", "CA", "PASSWORD"),
+                    help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.echo_peer:
+        return echo_peer_main(int(args.echo_peer[0]), args.echo_peer[1], args.echo_peer[2])
+
+    with tempfile.TemporaryDirectory(prefix="stanzad-bench-irc-") as tmp:
+        tmp = Path(tmp)
+        certs = harness.make_ca(tmp / "pki")
+        modules = [m for m in harness.Prosody.DEFAULT_MODULES
+                   if not (args.no_mam and m == "mam")]
+        prosody = QuietProsody(tmp / "prosody", certs, modules=modules)
+        prosody.register("alice", "alice-pass")
+        prosody.register("bob", "bob-pass")
+        prosody.start()
+        d = peer_proc = irc = None
+        try:
+            peer_proc = harness._spawn(
+                [sys.executable, Path(__file__).resolve(), "--echo-peer", prosody.port,
+                 certs.ca_cert, "bob-pass"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            ready, _, _ = select.select([peer_proc.stdout], [], [], 20)
+            bob_jid = peer_proc.stdout.readline().decode().strip() if ready else ""
+            if not bob_jid:
+                raise SystemExit("bench: the echo peer did not log in")
+
+            overrides = {"log_level": args.log_level}
+            if args.state_dir:
+                overrides["state_dir"] = args.state_dir
+            config = harness.stanzad_config(tmp / "stanzad", [harness.account_section(
+                "home", "alice@localhost", port=prosody.port, ca_file=certs.ca_cert,
+                password="alice-pass")], **overrides)
+            irc_port = harness.free_port()
+            config["irc"] = {"listen": f"{harness.LOOPBACK}:{irc_port}", "password": PASSWORD}
+            d = harness.Stanzad(config, tmp / "stanzad", echo=False).start()
+            d.wait_for(r"stanzad: IRC on ", timeout=10)
+            d.wait_for(harness.rx_online("home"), timeout=20)
+
+            irc = RawIrc(irc_port)
+            irc.send("CAP LS 302")
+            irc.send(f"PASS {PASSWORD}")
+            irc.send("NICK alice")
+            irc.send("USER alice@bench 0 * :bench")
+            irc.send(f"CAP REQ :{CAPS}")
+            irc.wait(lambda l: b" ACK " in l, 10, "CAP ACK")
+            irc.send("CAP END")
+            irc.wait(lambda l: b" JOIN " in l and b"&stanzad" in l, 10, "JOIN &stanzad")
+            irc.send("PRIVMSG &stanzad :add bob@localhost")
+            irc.wait(lambda l: l.startswith(b":bob!") and b" JOIN " in l, 10,
+                     "bob joining &stanzad")
+            result = run(args, irc, d, prosody, peer_proc)
+        finally:
+            if irc:
+                irc.sock.close()
+            if d:
+                d.stop(10)
+            if peer_proc:
+                with_timeout_close(peer_proc)
+            prosody.stop()
+    print(result)
+    return 0
+
+
+def run(args, irc: RawIrc, d, prosody, peer_proc) -> str:
+    n, window = args.n, args.window
+    pad = "x" * max(0, args.body_size - len(f"bench {n} "))
+    t_write = [0.0] * n
+    latency = [None] * n
+    echoed_by_daemon = [False] * n
+    labels = echoes = duplicates = dup_labels = fails = pings = 0
+    next_i = 0
+    pids = {"stanzad": d.proc.pid, "prosody": prosody.proc.pid,
+            "echo peer (slixmpp)": peer_proc.pid, "this client": os.getpid()}
+    cpu0 = {k: cpu_seconds(p) for k, p in pids.items()}
+    start = time.perf_counter()
+    last_progress = start
+    first_error = None
+    while echoes < n:
+        in_flight = next_i - (labels if args.window_on == "reply" else echoes)
+        while next_i < n and in_flight < window:
+            t_write[next_i] = time.perf_counter()
+            irc.queue(f"@label={next_i} PRIVMSG bob :bench {next_i} {pad}")
+            next_i += 1
+            in_flight += 1
+        irc.flush()
+        lines = irc.read_some(1.0)
+        now = time.perf_counter()
+        if irc.eof:
+            raise SystemExit("bench: the daemon closed the IRC connection")
+        for line in lines:
+            tags, source, command, params = split_line(line)
+            if command == b"PING":
+                irc.queue("PONG :" + (params[-1].decode() if params else ""))
+                pings += 1
+            elif command == b"PRIVMSG" and len(params) == 2 and params[1].startswith(b"bench "):
+                i = int(params[1].split()[1])
+                if source.startswith(b"bob!"):
+                    if latency[i] is None:
+                        latency[i] = now - t_write[i]
+                        echoes += 1
+                    else:
+                        duplicates += 1
+                elif b"label" in tags:
+                    if echoed_by_daemon[i]:
+                        dup_labels += 1
+                    else:
+                        echoed_by_daemon[i] = True
+                        labels += 1
+            elif command in (b"FAIL", b"ERROR") or (len(command) == 3 and command[:1] in b"45"):
+                fails += 1
+                first_error = first_error or line.decode(errors="replace")
+                if b"label" in tags:  # a refused PRIVMSG answers with its label
+                    labels += 1
+        irc.flush()
+        if lines:
+            last_progress = now
+        elif now - last_progress > args.stall:
+            raise SystemExit(f"bench: no progress for {args.stall:g}s: sent {next_i}, "
+                             f"echoed by the daemon {labels}, by bob {echoes}")
+    elapsed = time.perf_counter() - start
+    cpu = {k: cpu_seconds(p) - cpu0[k] for k, p in pids.items()}
+    pid = d.proc.pid
+    hwm, anon, rss = (status_kib(pid, f) for f in ("VmHWM", "RssAnon", "VmRSS"))
+
+    lat_ms = sorted(x * 1000 for x in latency)
+    lines = [
+        f"stanzad round trips through the IRC socket (alice's IRC client -> stanzad -> "
+        f"Prosody -> bob echoes -> stanzad -> IRC), window {window} on {args.window_on}, "
+        f"body {args.body_size} bytes, MAM {'off' if args.no_mam else 'on'}",
+        f"  N                {n}",
+        f"  elapsed          {elapsed:.2f} s",
+        f"  round trips/s    {n / elapsed:.0f}",
+        f"  latency ms       p50 {percentile(lat_ms, 50):.2f}  p90 {percentile(lat_ms, 90):.2f}"
+        f"  p99 {percentile(lat_ms, 99):.2f}  max {lat_ms[-1]:.2f}",
+        f"  stanzad memory   VmHWM {hwm / 1024:.1f} MiB, RssAnon {anon / 1024:.1f} MiB "
+        f"(VmRSS now {rss / 1024:.1f} MiB)",
+        f"  checks           labeled echoes {labels} (duplicates {dup_labels}), errors "
+        f"{fails}, duplicate echoes from bob {duplicates}, PINGs answered {pings}",
+        "  CPU during the run (100% = one core of " + str(os.cpu_count()) + "):",
+    ]
+    for k, secs in sorted(cpu.items(), key=lambda kv: -kv[1]):
+        lines.append(f"    {k:22s} {secs:7.2f} s  {100 * secs / elapsed:5.0f}%")
+    top, top_secs = max(cpu.items(), key=lambda kv: kv[1])
+    total = sum(cpu.values())
+    if top_secs / elapsed > 0.85:
+        lines.append(f"  where the time goes: {top} is saturated (one core); it sets the pace")
+    elif total / elapsed > 0.85 * (os.cpu_count() or 1):
+        lines.append("  where the time goes: all cores busy; the processes share the machine")
+    else:
+        lines.append(f"  where the time goes: no process saturates a core ({top} is busiest);"
+                     f" the rest is waiting (fsync of the store, scheduling, round trips)")
+    if first_error:
+        lines.append(f"  first error: {first_error}")
+    if duplicates or fails or dup_labels or labels != n:
+        lines.append("  FAILED: errors, duplicates or missing labeled echoes")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
