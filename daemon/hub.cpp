@@ -13,6 +13,16 @@ namespace stanzad {
 namespace {
 
 
+// A front end's time (XEP-0082 / RFC 3339, any offset and precision) in the one form the
+// store uses, so that comparisons as text are comparisons of times. False when it is no time.
+bool normalize_stamp(std::string& stamp) {
+    if (stamp.empty()) return true;
+    auto ms = xmpp::parse_datetime(stamp);
+    if (!ms) return false;
+    stamp = rfc3339(std::chrono::system_clock::time_point(std::chrono::milliseconds(*ms)));
+    return true;
+}
+
 }  // namespace
 
 std::string make_uuid() {
@@ -195,7 +205,8 @@ void Hub::acked(Account& account, const std::vector<std::string>& msg_ids) {
     for (const auto& id : msg_ids) advance(account, id, "acked");
 }
 
-void Hub::advance(Account& account, const std::string& msg_id, const std::string& state, const std::string& error) {
+void Hub::advance(Account& account, const std::string& msg_id, const std::string& state, const std::string& error,
+                  const std::string& from) {
     static constexpr std::string_view order[] = {"accepted", "sent", "acked", "delivered", "displayed"};
     auto rank = [](std::string_view s) {
         for (int i = 0; i < 5; ++i)
@@ -205,6 +216,20 @@ void Hub::advance(Account& account, const std::string& msg_id, const std::string
     auto entry = store_.find(account.name(), msg_id);
     if (!entry || (state != "failed" && rank(state) <= rank(entry.value().state)) || entry.value().state == "failed")
         return;
+    // Only the other side of that message (or its server) may say what became of it:
+    // anyone can learn our ids in a room and send an error or a receipt with them.
+    if (!from.empty()) {
+        auto sender = xmpp::Jid::parse(from);
+        auto to = xmpp::Jid::parse(entry.value().to);
+        bool ok = sender && to &&
+                  (sender.value().bare() == to.value().bare() || (sender.value().local().empty() &&
+                   (sender.value().domain() == to.value().domain() || sender.value().domain() == account.config().jid.domain())));
+        if (!ok) {
+            logs::daemon().warn("account {}: ignored a {} for message {} from {}, not its recipient", account.name(),
+                                state, msg_id, from);
+            return;
+        }
+    }
     model::Event event{0, account.name(), {}, model::MessageState{msg_id, state, error}};
     if (auto st = store_.set_state(account.name(), msg_id, state, error, event); !st) {
         logs::daemon().error("account {}: cannot record message {} as {}: {}", account.name(), msg_id, state,
@@ -233,12 +258,13 @@ bool Hub::incoming(Account& account, const xmpp::ReceivedMessage& m, bool from_a
     const std::string sender = !room.empty() ? m.from : from ? from.value().bare() : m.from;
     bool outgoing = carbon == "sent" ||
                     (room.empty() && from_archive && (m.from.empty() || (from && from.value().bare() == own)));
-    if (outgoing && !m.origin_id.empty() && store_.find(account.name(), m.origin_id)) {
+    if ((outgoing || !room.empty()) && !m.origin_id.empty() && store_.find(account.name(), m.origin_id)) {
+        outgoing = true;
         // Ours, sent through this daemon: its event is the outgoing message we stored.
         if (out) {
             model::Message msg;
             msg.from = own;
-            msg.to = m.to;
+            msg.to = room.empty() ? m.to : room;
             msg.type = m.type;
             msg.body = m.body;
             msg.msg_id = m.origin_id;
@@ -349,14 +375,21 @@ void Hub::maybe_receipt(Account& account, const xmpp::ReceivedMessage& m) {
 void Hub::message(Account& account, const xmpp::ReceivedMessage& m, const std::string& carbon) {
     if (m.type == "error") {
         // An error about a message we sent: the same id comes back (RFC 6120 §8.3.1).
-        if (carbon.empty()) advance(account, m.id, "failed", m.error);
+        if (carbon.empty()) advance(account, m.id, "failed", m.error, m.from);
         return;
     }
     if (carbon.empty()) {
-        if (!m.receipt_for.empty()) advance(account, m.receipt_for, "delivered");   // XEP-0184
-        if (!m.displayed_id.empty()) advance(account, m.displayed_id, "displayed");  // XEP-0333
+        if (!m.receipt_for.empty()) advance(account, m.receipt_for, "delivered", {}, m.from);   // XEP-0184
+        if (!m.displayed_id.empty()) advance(account, m.displayed_id, "displayed", {}, m.from);  // XEP-0333
     }
     if (carbon.empty() && m.type == "groupchat" && room_message(account, m)) return;
+    if (m.type == "groupchat" && !m.stanza_id.empty()) {
+        // Not from a room we are in: anybody can write a stanza-id "by" themselves; it is
+        // no archive id of ours (XEP-0359 §3.2), and must never move our archive position.
+        xmpp::ReceivedMessage copy = m;
+        copy.stanza_id.clear();
+        return message(account, copy, carbon);
+    }
     if (m.body.empty()) {
         // XEP-0085: typing notifications are for live front ends only.
         if (!m.chat_state.empty() && carbon.empty())
@@ -390,6 +423,11 @@ void Hub::received(Account& account, xmpp::Stanza& stanza) {
                 auto archived = xmpp::parse_mam_result(root, own, h->second.archive);
                 if (!archived || archived->message.body.empty() || archived->message.type == "error") return;
                 std::string room = h->second.archive == own.bare() ? "" : h->second.archive;
+                // While a catch-up still has to bring what came while we were away, a message
+                // new to us here is one of those: stored and shown as new, not as history.
+                const Room* r = room.empty() ? nullptr : find_room(account.name(), room);
+                bool gap = room.empty() ? catch_ups_.count(account.name()) > 0 : r && r->gap_open;
+                if (gap) incoming(account, archived->message, true, {}, room);
                 model::Event event;
                 incoming(account, archived->message, true, {}, room, &event);
                 if (auto* msg = std::get_if<model::Message>(&event.body); msg && !msg->msg_id.empty()) {
@@ -425,7 +463,11 @@ void Hub::received(Account& account, xmpp::Stanza& stanza) {
             int priority = 0;
             if (auto pr = xmpp::child(root, xmpp::ns_client, "priority")) priority = std::atoi(pr.child_value());
             model::Presence presence{p->from, p->type.empty(), p->show, p->status, priority};
-            if (presence.available) presences_[account.name()][p->from] = presence;
+            // Kept for contacts only: anyone can send us presence from any number of JIDs.
+            auto from = xmpp::Jid::parse(p->from);
+            bool contact = from && std::any_of(account.roster().begin(), account.roster().end(),
+                                               [&](const auto& i) { return i.jid == from.value().bare(); });
+            if (presence.available && contact) presences_[account.name()][p->from] = presence;
             else presences_[account.name()].erase(p->from);
             publish(account.name(), std::move(presence));
         } else if (p->type == "subscribe" || p->type == "subscribed" || p->type == "unsubscribe" ||
@@ -671,7 +713,10 @@ void Hub::handle(const model::Command& command, const std::string& client, Respo
             } else if constexpr (std::is_same_v<C, model::ListAccounts>) {
                 reply.accounts = account_infos();
             } else if constexpr (std::is_same_v<C, model::Conversations>) {
-                auto list = store_.conversations(c.after_stamp, c.before_stamp, static_cast<std::size_t>(c.limit));
+                std::string after = c.after_stamp, before = c.before_stamp;
+                if (!normalize_stamp(after) || !normalize_stamp(before))
+                    return respond(model::Reply::error("bad-request", "not a time"));
+                auto list = store_.conversations(after, before, static_cast<std::size_t>(c.limit));
                 if (!list) return respond(model::Reply::error("internal", list.error().message));
                 for (const auto& conv : list.value())
                     reply.conversations.push_back({conv.account, conv.peer, conv.last_stamp});
@@ -765,6 +810,8 @@ void Hub::handle(const model::Command& command, const std::string& client, Respo
                     range.before = c.before;
                     range.after_stamp = c.after_stamp;
                     range.before_stamp = c.before_stamp;
+                    if (!normalize_stamp(range.after_stamp) || !normalize_stamp(range.before_stamp))
+                        return respond(model::Reply::error("bad-request", "not a time"));
                     range.newest = c.newest;
                     if (!c.around_msg_id.empty()) {
                         auto seq = store_.message_seq(a.name(), c.peer, c.around_msg_id);
@@ -779,12 +826,17 @@ void Hub::handle(const model::Command& command, const std::string& client, Respo
                     auto current = store_.meta(a.name(), "read:" + c.peer);
                     if (!current) return respond(model::Reply::error("internal", current.error().message));
                     reply.stamp = current.value();
+                    std::string stamp = c.stamp;
+                    if (!normalize_stamp(stamp)) return respond(model::Reply::error("bad-request", "not a time"));
+                    // Never in the future: a marker past now would be stuck there for good.
+                    std::string now = rfc3339(std::chrono::system_clock::now());
+                    if (stamp > now) stamp = now;
                     // Only forward (IRCv3 read-marker): an older stamp leaves it where it is.
-                    if (!c.stamp.empty() && c.stamp > reply.stamp) {
-                        if (auto st = store_.set_meta(a.name(), "read:" + c.peer, c.stamp); !st)
+                    if (!stamp.empty() && stamp > reply.stamp) {
+                        if (auto st = store_.set_meta(a.name(), "read:" + c.peer, stamp); !st)
                             return respond(model::Reply::error("internal", st.error().message));
-                        reply.stamp = c.stamp;
-                        publish(a.name(), model::ReadMarker{c.peer, c.stamp});
+                        reply.stamp = stamp;
+                        publish(a.name(), model::ReadMarker{c.peer, stamp});
                     }
                 } else if constexpr (std::is_same_v<C, model::SetAccountEnabled>) {
                     if (c.enabled) a.enable();

@@ -69,7 +69,9 @@ private:
     void transmit(Account& account, const OutboxEntry& entry);
     // Moves a message's delivery state forward (accepted < sent < acked < delivered; failed
     // is final), with its event; never back.
-    void advance(Account& account, const std::string& msg_id, const std::string& state, const std::string& error = {});
+    // `from`: who says so (a receipt, marker or error); must be the message's recipient.
+    void advance(Account& account, const std::string& msg_id, const std::string& state, const std::string& error = {},
+                 const std::string& from = {});
     // Stores and shows a message unless it was seen before; true when it was new. `room`:
     // the room it was said in (groupchat). `carbon`: sent | received by another client.
     // `history`: for a history request: stored but not shown; the event (new or the stored
@@ -146,6 +148,7 @@ private:
         // The room's archive (XEP-0313 at the room): the gap we are filling, if any.
         std::string catch_up_query;
         int catch_up_count = 0, catch_up_fresh = 0;
+        bool gap_open = false;          // the archive position waits for the catch-up
     };
     // By account, then room JID.
     std::map<std::string, std::map<std::string, Room>> rooms_;

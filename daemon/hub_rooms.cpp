@@ -45,7 +45,16 @@ void Hub::remember_rooms(Account& account) {
 }
 
 void Hub::rooms_online(Account& account, bool resumed) {
-    if (resumed) return;  // XEP-0198: the session, with its room presences, went on
+    if (resumed) {
+        // XEP-0198: the session, with its room presences, went on; a catch-up that the
+        // lost link cut off starts again.
+        for (auto& [jid, room] : rooms_[account.name()])
+            if (room.state == "joined" && room.gap_open && room.catch_up_query.empty()) {
+                auto last = store_.meta(account.name(), "mam_last:" + jid);
+                room_catch_up(account, room, last ? last.value() : "");
+            }
+        return;
+    }
     auto& rooms = rooms_[account.name()];
     // The rooms to be in: those we were in, the config's, the ones remembered from `join`.
     for (const auto& r : account.config().rooms) {
@@ -189,6 +198,7 @@ void Hub::joined(Account& account, Room& room, const xmpp::MucPresence& self) {
                 publish(account.name(), model::Occupant{room.jid, o, "leave", "", "", ""});
     }
     room.previous.clear();
+    room.gap_open = true;  // until the room's archive has brought what we missed
     if (!room.remembered) {
         room.remembered = true;
         remember_rooms(account);
@@ -223,10 +233,14 @@ void Hub::room_catch_up(Account& account, Room& room, const std::string& after) 
                         if (!a || !room || room->catch_up_query != query_id) return;
                         auto fin = r.ok() ? xmpp::parse_mam_fin(r.iq) : std::nullopt;
                         if (!fin) {
-                            // No archive at this room (or it failed): the gap stays open.
+                            // It failed: the gap stays open (tried again after the next
+                            // resumption or rejoin). A room without an archive has no gap to fill.
                             logs::daemon().info("account {}: {}: no archive catch-up ({})", name, jid,
                                                 r.ok() ? "no <fin/>" : r.error);
                             room->catch_up_query.clear();
+                            if (r.ok() || r.error.starts_with("feature-not-implemented") ||
+                                r.error.starts_with("service-unavailable"))
+                                room->gap_open = false;
                             return;
                         }
                         if (!fin->last.empty()) {
@@ -241,6 +255,7 @@ void Hub::room_catch_up(Account& account, Room& room, const std::string& after) 
                         logs::daemon().info("account {}: {}: archive catch-up: {} message(s), {} of them new", name,
                                             jid, room->catch_up_count, room->catch_up_fresh);
                         room->catch_up_query.clear();
+                        room->gap_open = false;
                     });
 }
 
@@ -283,13 +298,13 @@ bool Hub::room_message(Account& account, const xmpp::ReceivedMessage& m) {
     // Our own message, echoed by the room (§7.4): it has reached the room.
     if (!m.origin_id.empty() && store_.find(account.name(), m.origin_id)) {
         advance(account, m.origin_id, "delivered");
-        if (!m.stanza_id.empty() && room->catch_up_query.empty())
+        if (!m.stanza_id.empty() && !room->gap_open)
             (void)store_.set_meta(account.name(), "mam_last:" + room->jid, m.stanza_id);
         return true;
     }
     incoming(account, m, false, {}, room->jid);
-    // The archive position moves with live messages only while no catch-up is open.
-    if (!m.stanza_id.empty() && room->catch_up_query.empty())
+    // The archive position moves with live messages only while no gap is open.
+    if (!m.stanza_id.empty() && !room->gap_open)
         if (auto st = store_.set_meta(account.name(), "mam_last:" + room->jid, m.stanza_id); !st)
             logs::daemon().warn("account {}: cannot remember archive id: {}", account.name(), st.error().message);
     return true;
@@ -321,6 +336,8 @@ bool Hub::room_presence(Account& account, const xmpp::MucPresence& p) {
             if (p.codes.count(st::new_nick)) {  // §7.6: our nick changes; the new presence follows
                 room->nick = p.new_nick;
                 room->occupants.erase(p.nick);
+                remember_rooms(account);
+                publish(account.name(), model::RoomState{room->jid, "joined", room->nick, "", ""});
                 return true;
             }
             std::string state = p.codes.count(st::kicked)   ? "kicked"
@@ -336,14 +353,9 @@ bool Hub::room_presence(Account& account, const xmpp::MucPresence& p) {
         if (room->state != "joined") {
             joined(account, *room, p);
         } else {
-            bool renamed = room->nick != p.nick;
             room->nick = p.nick;
             room->created = false;
             room->occupants[p.nick] = occupant_of(p);
-            if (renamed) {
-                remember_rooms(account);
-                publish(account.name(), model::RoomState{room->jid, "joined", room->nick, "", ""});
-            }
             model::Reply reply;
             reply.rooms.push_back(room_info(*room));
             for (auto& w : std::exchange(room->waiters, {})) w(reply);
@@ -385,12 +397,14 @@ void Hub::tick() {
     auto now = std::chrono::steady_clock::now();
     for (auto& [name, rooms] : rooms_) {
         Account* account = find_(name);
-        if (!account || account->state() != Account::State::Online) continue;
-        for (auto& [jid, room] : rooms) {
-            if (room.state == "joining" && !room.waiters.empty() && now - room.asked > join_timeout) {
+        // Every join or nick change is answered within 30 s, online or not: a front end's
+        // later replies wait behind it.
+        for (auto& [jid, room] : rooms)
+            if (!room.waiters.empty() && now - room.asked > join_timeout)
                 for (auto& w : std::exchange(room.waiters, {}))
                     w(model::Reply::error("timeout", jid + " did not answer within 30 seconds"));
-            }
+        if (!account || account->state() != Account::State::Online) continue;
+        for (auto& [jid, room] : rooms) {
             // XEP-0410 §3: are we still in the room? (A server restart or a netsplit may have
             // removed us without telling.)
             if (room.state != "joined" || room.ping_out || now - room.pinged < self_ping_) continue;

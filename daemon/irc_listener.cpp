@@ -32,6 +32,7 @@ IrcListener::IrcListener(uv_loop_t* loop, Hub& hub, Store& store, std::string pa
     if (auto saved = store_.meta(nicks_meta_account, nicks_meta_key); saved && !saved.value().empty()) {
         nicks_ = irc::NickMap::deserialize(saved.value());
         saved_nicks_ = saved.value();
+        saved_size_ = nicks_.size();
     }
     hub_.add_sink([this](const model::Event& e) { deliver(e); });
 }
@@ -138,15 +139,20 @@ void IrcListener::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* bu
     auto* client = static_cast<Client*>(stream->data);
     if (!client || client->closed || nread == 0) return;
     if (nread < 0) {
-        client->owner->drop(*client, nread == UV_EOF ? "disconnected" : uv_strerror(static_cast<int>(nread)));
+        client->owner->drop(*client, nread == UV_EOF ? "disconnected" : uv_strerror(static_cast<int>(nread)), false);
         return;
     }
     client->session->receive(std::string_view(buf->base, static_cast<std::size_t>(nread)));
+    client->from_read = true;
     client->owner->pump(*client);
 }
 
 void IrcListener::pump(Client& client) {
-    // The session's requests; answers may come at once (and ask for more) or later.
+    // The session's requests; answers may come at once (and ask for more) or later. One
+    // loop per client: an answer given at once only hands the reply over, and this loop
+    // takes the requests it makes (no recursion however many a read brings).
+    if (client.pumping) return;
+    client.pumping = true;
     while (!client.closed) {
         auto request = client.session->next_request();
         if (!request) break;
@@ -156,18 +162,20 @@ void IrcListener::pump(Client& client) {
             for (auto& c : clients_)
                 if (c->number == number && !c->closed) {
                     c->session->reply(id, reply);
-                    pump(*c);
+                    if (!c->pumping) pump(*c);
                     return;
                 }
         });
     }
+    client.pumping = false;
     if (client.closed) return;
     if (!client.replay_started && client.session->replay_after()) {
         client.replay_started = true;
         client.replay_after = client.session->replay_after();
         continue_replay(client);
     }
-    save_nicks();
+    save_nicks(client.from_read);
+    client.from_read = false;
     flush(client);
     if (client.session->closing()) drop(client, "quit");
 }
@@ -206,7 +214,7 @@ void IrcListener::flush(Client& client) {
     std::string out = client.session->take_output();
     if (out.empty()) return;
     if (uv_stream_get_write_queue_size(client.stream) + out.size() > max_backlog) {
-        drop(client, "not reading (more than 16 MiB waiting); disconnected");
+        drop(client, "not reading (more than 16 MiB waiting); disconnected", false);
         return;
     }
     uv::write(client.stream, std::move(out));
@@ -223,12 +231,16 @@ void IrcListener::deliver(const model::Event& event) {
 void IrcListener::keepalive() {
     for (auto& c : clients_) {
         if (c->closed) continue;
-        if (!c->session->keepalive()) drop(*c, "no answer to PING");
+        if (!c->session->keepalive()) drop(*c, "no answer to PING", false);
         else flush(*c);
     }
 }
 
-void IrcListener::save_nicks() {
+void IrcListener::save_nicks(bool commands) {
+    // Nicks change when contacts are named (the map grows) or a client renames one (only
+    // after its own commands): no need to look after every event.
+    if (!commands && nicks_.size() == saved_size_) return;
+    saved_size_ = nicks_.size();
     std::string now = nicks_.serialize();
     if (now == saved_nicks_) return;
     if (auto st = store_.set_meta(nicks_meta_account, nicks_meta_key, now); !st)
@@ -236,14 +248,22 @@ void IrcListener::save_nicks() {
     else saved_nicks_ = std::move(now);
 }
 
-void IrcListener::drop(Client& client, const std::string& why) {
+void IrcListener::drop(Client& client, const std::string& why, bool graceful) {
     if (client.closed) return;
-    flush(client);
+    if (graceful) flush(client);
     client.closed = true;
     logs::daemon().debug("irc client {} ({}): {}", client.number, client.session->nick(), why);
-    // Let what was written (ERROR, numerics) reach the client before the close.
+    // Nothing more is read: the Client is freed on the next turn, the stream later.
     uv_stream_t* stream = client.stream;
     client.stream = nullptr;
+    uv_read_stop(stream);
+    stream->data = nullptr;
+    if (!graceful) {
+        close_stream(stream);
+        uv_timer_start(reap_timer_.get(), [](uv_timer_t* t) { static_cast<IrcListener*>(t->data)->reap(); }, 0, 0);
+        return;
+    }
+    // Let what was written (ERROR, numerics) reach the client before the close.
     auto* req = new uv_shutdown_t{};
     if (uv_shutdown(req, stream, [](uv_shutdown_t* r, int) {
             close_stream(r->handle);

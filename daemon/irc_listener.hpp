@@ -38,6 +38,8 @@ private:
         int number;
         bool closed = false;
         bool replay_started = false;
+        bool pumping = false;  // inside pump(): answers given at once are picked up by its loop
+        bool from_read = false;  // this pump follows what the client sent
         std::optional<model::Seq> replay_after;
     };
     static void on_connection(uv_stream_t* server, int status);
@@ -46,10 +48,11 @@ private:
     void pump(Client& client);
     void continue_replay(Client& client);
     void flush(Client& client);
-    void drop(Client& client, const std::string& why);
+    // `graceful`: write what is pending, then close; else close at once.
+    void drop(Client& client, const std::string& why, bool graceful = true);
     void deliver(const model::Event& event);
     void keepalive();
-    void save_nicks();
+    void save_nicks(bool commands);
     void reap();
 
     uv_loop_t* loop_;
@@ -60,6 +63,7 @@ private:
     uv_stream_t* server_ = nullptr;
     irc::NickMap nicks_;
     std::string saved_nicks_;
+    std::size_t saved_size_ = 0;
     std::list<std::unique_ptr<Client>> clients_;
     uv::Timer ping_timer_, reap_timer_, replay_timer_;
     int next_number_ = 1;

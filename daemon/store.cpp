@@ -611,7 +611,11 @@ xmpp::Result<bool> Store::append_once(model::Event& event, const std::string& ke
         Use u(i == 0 ? stmts_->update_inbound.get() : stmts_->insert_alias.get());
         u.text(1, event.account).text(2, rows[i].first).text(3, rows[i].second);
         if (i > 0) u.int64(4, now);
-        if (u.step() != SQLITE_DONE) return db_error(db_, "cannot store an event");
+        if (u.step() != SQLITE_DONE) {
+            event.seq = old_seq;  // rolled back: that seq is given again to the next event
+            event.stamp = old_stamp;
+            return db_error(db_, "cannot store an event");
+        }
     }
     if (!tx.commit()) {
         event.seq = old_seq;

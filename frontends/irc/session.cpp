@@ -535,9 +535,15 @@ void Session::privmsg(const Message& m, bool notice) {
             echo_labels_[s.client_id] = *label_;
             label_.reset();  // the echo carries the label, later (labeled-response)
         }
-        std::string shown = target;
-        ask(std::move(s), [this, shown](const model::Reply& r) {
-            if (!r.ok()) fail("PRIVMSG", "CANNOT_SEND", {shown}, r.error_code + ": " + r.error_message);
+        std::string shown = target, client_id = s.client_id;
+        std::optional<std::string> echo_label;
+        if (auto it = echo_labels_.find(client_id); it != echo_labels_.end()) echo_label = it->second;
+        ask(std::move(s), [this, shown, client_id, echo_label](const model::Reply& r) {
+            if (r.ok()) return;
+            // No echo will come: forget it, and answer the label with the failure.
+            own_sends_.erase(client_id);
+            echo_labels_.erase(client_id);
+            labeled(echo_label, [&] { fail("PRIVMSG", "CANNOT_SEND", {shown}, r.error_code + ": " + r.error_message); });
         });
     }
 }
