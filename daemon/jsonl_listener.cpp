@@ -110,11 +110,19 @@ void JsonlListener::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* 
 }
 
 void JsonlListener::serve(Client& client) {
-    while (auto request = client.session.next_request()) {
+    for (;;) {
+        auto request = client.session.next_request();
+        // Errors for lines that were no request (bad JSON, too long) are replies too: they
+        // wait behind slower replies, so that replies keep the order of the requests.
+        if (std::string errors = client.session.take_output(); !errors.empty()) {
+            if (client.pending.empty()) uv::write(reinterpret_cast<uv_stream_t*>(client.pipe.get()), std::move(errors));
+            else client.pending.push_back({next_request_++, std::nullopt, model::Reply{}, std::move(errors)});
+        }
+        if (!request) break;
         std::size_t number = next_request_++;
-        client.pending.push_back({number, std::move(*request), std::nullopt});
+        client.pending.push_back({number, std::move(*request), std::nullopt, {}});
         // The hub may answer at once (inside this call) or later; either way through answer().
-        hub_.handle(client.pending.back().request.command, client.session.client(),
+        hub_.handle(client.pending.back().request->command, client.session.client(),
                     [this, client_number = client.number, number](model::Reply reply) {
                         answer(client_number, number, std::move(reply));
                     });
@@ -138,8 +146,13 @@ void JsonlListener::send_replies(Client& client) {
     while (!client.closed && !client.pending.empty() && client.pending.front().reply) {
         auto p = std::move(client.pending.front());
         client.pending.pop_front();
-        client.session.reply(p.request, *p.reply);
-        if (auto* hello = std::get_if<model::Hello>(&p.request.command); hello && p.reply->ok()) {
+        if (!p.request) {
+            flush(client);
+            if (!client.closed) uv::write(reinterpret_cast<uv_stream_t*>(client.pipe.get()), std::move(p.errors));
+            continue;
+        }
+        client.session.reply(*p.request, *p.reply);
+        if (auto* hello = std::get_if<model::Hello>(&p.request->command); hello && p.reply->ok()) {
             logs::daemon().debug("json client {}: hello from '{}'", client.number, hello->client);
             if (hello->replay) {
                 flush(client);  // the reply first

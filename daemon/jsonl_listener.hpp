@@ -46,8 +46,9 @@ private:
         // go out in request order, so a slow one (join, history) holds back later ones.
         struct Pending {
             std::size_t number;
-            jsonl::Request request;
+            std::optional<jsonl::Request> request;  // none: `errors` only
             std::optional<model::Reply> reply;
+            std::string errors;  // error lines for unreadable requests that came before it
         };
         std::deque<Pending> pending;
     };

@@ -233,6 +233,18 @@ class ErrorsTest(JsonlTest):
         self.assertEqual(err.get("error", {}).get("code"), "line-too-long", err)
         self.assertEqual(c.next_reply().get("id"), follow)
 
+        # Replies keep the order of the requests, also when an earlier one waits for the
+        # server (history) and a later line cannot even be read.
+        slow = c.next_id()
+        c.send_json({"op": "history", "id": slow, "account": "home", "with": "bob@localhost"})
+        c.send_raw_line(b"{not json")
+        after = c.next_id()
+        c.send_json({"op": "accounts", "id": after})
+        first, second, third = c.next_reply(), c.next_reply(), c.next_reply()
+        self.assertEqual(first.get("id"), slow, first)
+        self.assertEqual(second.get("error", {}).get("code"), "bad-json", second)
+        self.assertEqual(third.get("id"), after, third)
+
         # The session is intact: it still sends, and still gets events.
         bob = self.peer("bob")
         r = c.ok("raw", account="home",
