@@ -340,6 +340,15 @@ bool Hub::room_presence(Account& account, const xmpp::MucPresence& p) {
                 publish(account.name(), model::RoomState{room->jid, "joined", room->nick, "", ""});
                 return true;
             }
+            if (p.codes.count(st::removed_shutdown) && room->remembered) {
+                // §9.8 (332): the chat service is going down, not our choice: we join again
+                // when it is back (tried every self-ping interval).
+                room->state = "error";
+                room->reason = "the chat service shut down";
+                room->pinged = std::chrono::steady_clock::now();
+                publish(account.name(), model::RoomState{room->jid, "error", room->nick, room->reason, ""});
+                return true;
+            }
             std::string state = p.codes.count(st::kicked)   ? "kicked"
                                 : p.codes.count(st::banned) ? "banned"
                                 : p.destroyed               ? "destroyed"
@@ -405,6 +414,11 @@ void Hub::tick() {
                     w(model::Reply::error("timeout", jid + " did not answer within 30 seconds"));
         if (!account || account->state() != Account::State::Online) continue;
         for (auto& [jid, room] : rooms) {
+            if (room.state == "error" && room.reason == "the chat service shut down" && now - room.pinged >= self_ping_) {
+                room.pinged = now;
+                send_join(*account, room);
+                continue;
+            }
             // XEP-0410 §3: are we still in the room? (A server restart or a netsplit may have
             // removed us without telling.)
             if (room.state != "joined" || room.ping_out || now - room.pinged < self_ping_) continue;
