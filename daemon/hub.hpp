@@ -149,6 +149,7 @@ private:
         std::string catch_up_query;
         int catch_up_count = 0, catch_up_fresh = 0;
         bool gap_open = false;          // the archive position waits for the catch-up
+        bool retry = false;             // join again every self-ping interval (the service went down)
     };
     // By account, then room JID.
     std::map<std::string, std::map<std::string, Room>> rooms_;

@@ -178,6 +178,7 @@ void Hub::room_gone(Account& account, const std::string& jid, const std::string&
 }
 
 void Hub::joined(Account& account, Room& room, const xmpp::MucPresence& self) {
+    room.retry = false;
     room.nick = self.nick;  // §7.2.10: the room may have changed it
     room.state = "joined";
     room.created = self.codes.count(xmpp::muc_status::created) > 0;
@@ -345,6 +346,7 @@ bool Hub::room_presence(Account& account, const xmpp::MucPresence& p) {
                 // when it is back (tried every self-ping interval).
                 room->state = "error";
                 room->reason = "the chat service shut down";
+                room->retry = true;
                 room->pinged = std::chrono::steady_clock::now();
                 publish(account.name(), model::RoomState{room->jid, "error", room->nick, room->reason, ""});
                 return true;
@@ -414,7 +416,7 @@ void Hub::tick() {
                     w(model::Reply::error("timeout", jid + " did not answer within 30 seconds"));
         if (!account || account->state() != Account::State::Online) continue;
         for (auto& [jid, room] : rooms) {
-            if (room.state == "error" && room.reason == "the chat service shut down" && now - room.pinged >= self_ping_) {
+            if (room.state == "error" && room.retry && now - room.pinged >= self_ping_) {
                 room.pinged = now;
                 send_join(*account, room);
                 continue;
