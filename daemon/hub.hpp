@@ -153,6 +153,7 @@ private:
     };
     // By account, then room JID.
     std::map<std::string, std::map<std::string, Room>> rooms_;
+    std::map<std::string, std::vector<std::string>> pending_leaves_;  // parted while offline
     std::map<std::string, std::map<std::string, std::string>> vcard_nicks_;  // by account, then JID
     std::map<std::string, std::map<std::string, model::Presence>> presences_;  // by account, then full JID
     uv::Timer timer_;  // join timeouts and self-pings

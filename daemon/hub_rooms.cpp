@@ -45,6 +45,7 @@ void Hub::remember_rooms(Account& account) {
 }
 
 void Hub::rooms_online(Account& account, bool resumed) {
+    for (const auto& leave : std::exchange(pending_leaves_[account.name()], {})) account.send(leave);
     if (resumed) {
         // XEP-0198: the session, with its room presences, went on; a catch-up that the
         // lost link cut off starts again.
@@ -158,7 +159,10 @@ model::Reply Hub::part(Account& account, const std::string& jid, const std::stri
     Room* room = find_room(account.name(), jid);
     if (!room) return model::Reply::error("not-joined", "not in " + jid);
     for (auto& w : room->waiters) w(model::Reply::error("not-joined", "left " + jid + " before it answered"));
-    account.send(xmpp::make_muc_leave(jid, room->nick, reason));  // §7.14 (nothing if offline)
+    // §7.14. Offline, the server may still hold us in the room (a resumable session):
+    // the leave goes out at the next login.
+    if (!account.send(xmpp::make_muc_leave(jid, room->nick, reason)))
+        pending_leaves_[account.name()].push_back(xmpp::make_muc_leave(jid, room->nick, reason));
     std::string nick = room->nick;
     rooms_[account.name()].erase(jid);
     remember_rooms(account);

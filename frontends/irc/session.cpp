@@ -150,7 +150,19 @@ void Session::receive(std::string_view bytes) {
             const std::string& code = parsed.error().code;
             if (code == "empty") continue;
             if (code == "tags-too-long" || code == "line-too-long") numeric("417", {"Input line was too long"});
-            else if (code == "invalid-utf8") fail("*", "INVALID_UTF8", {}, "Message rejected, your IRC software MUST use UTF-8 encoding on this network");
+            else if (code == "invalid-utf8") {
+                // IRCv3 utf8-only: FAIL names the command when it can be read.
+                std::string_view rest = next->value();
+                if (rest.starts_with('@')) rest.remove_prefix(std::min(rest.size(), rest.find(' ') + 1));
+                while (rest.starts_with(' ')) rest.remove_prefix(1);
+                if (rest.starts_with(':')) rest.remove_prefix(std::min(rest.size(), rest.find(' ') + 1));
+                while (rest.starts_with(' ')) rest.remove_prefix(1);
+                std::string command = upper(rest.substr(0, rest.find(' ')));
+                bool word = !command.empty() && command.size() <= 32 &&
+                            std::all_of(command.begin(), command.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
+                fail(word ? command : "*", "INVALID_UTF8", {},
+                     "Message rejected, your IRC software MUST use UTF-8 encoding on this network");
+            }
             else numeric("421", {"*", "Unknown command (" + parsed.error().message + ")"});
             continue;
         }
@@ -1449,6 +1461,10 @@ void Session::reply(std::uint64_t id, const model::Reply& reply) {
 std::string Session::take_output() { return std::exchange(output_, {}); }
 
 std::string Session::contact_nick(const std::string& account, const std::string& jid) {
+    // Contacts keep their nick for good; so do strangers who write, up to a bound (a
+    // spammer writing from endless JIDs must not grow the stored map without end).
+    if (auto known = nicks_.find_nick(account, jid)) return *known;
+    if (nicks_.size() >= max_nicks && !contacts_.count({account, jid})) return sanitize_nick(nick_base(jid)) + "_";
     return nicks_.nick_for(account, jid);
 }
 

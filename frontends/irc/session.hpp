@@ -41,6 +41,7 @@ class Session {
 public:
     static constexpr std::size_t max_replay = 5000;       // messages replayed at most
     static constexpr int chathistory_limit = 500;          // ISUPPORT CHATHISTORY=
+    static constexpr std::size_t max_nicks = 10000;        // stored nicks (strangers beyond get none)
 
     Session(SessionOptions options, NickMap& nicks, std::string id_prefix);
 

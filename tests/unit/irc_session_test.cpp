@@ -234,7 +234,7 @@ TEST_CASE("irc: bad lines get their numerics and the session goes on") {
     out = f.feed(std::string(10000, 'x') + "\r\n");
     CHECK(any_line(out, " 417 "));
     out = f.feed("PRIVMSG bob :\xff\xfe\r\n");
-    CHECK(any_line(out, "FAIL * INVALID_UTF8"));
+    CHECK(any_line(out, "FAIL PRIVMSG INVALID_UTF8"));
     out = f.feed("@a=b\r\n");
     CHECK(any_line(out, " 421 "));
     out = f.feed("PRIVMSG nobody :x\r\n");
