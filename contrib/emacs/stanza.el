@@ -357,6 +357,8 @@ events, so that the notices of the join show.")
 (defvar-local stanza-chat--saved-input nil "The input before the input history commands replaced it.")
 (defvar-local stanza-chat--last-incoming nil "The msg_id of the newest incoming message.")
 (defvar-local stanza-chat--displayed nil "The msg_id last reported as displayed.")
+(defvar-local stanza-chat--last-incoming-time nil
+  "The time of the newest incoming message, as a float.")
 (defvar-local stanza-chat--peer-state nil "The contact's chat state.")
 (defvar-local stanza-chat--my-state nil "The chat state last sent.")
 (defvar-local stanza-chat--state-timer nil "Timer that sends `paused'.")
@@ -1308,7 +1310,8 @@ Day separators are added and removed around it as needed."
           stanza-chat--last-time (if stanza-chat--last-time (max stanza-chat--last-time time) time))
     (when (and at-end (not (plist-get msg :own)) (not (plist-get msg :notice))
                (plist-get msg :id))
-      (setq stanza-chat--last-incoming (plist-get msg :id)))
+      (setq stanza-chat--last-incoming (plist-get msg :id)
+            stanza-chat--last-incoming-time time))
     start))
 
 (defun stanza-chat--find (prop value)
@@ -1422,7 +1425,14 @@ Return nil when that message is not in this buffer."
         (stanza--request "displayed" `((account . ,stanza-chat-account)
                                        (to . ,stanza-chat-peer)
                                        (msg_id . ,stanza-chat--last-incoming))
-                         #'stanza--log-failure)))))
+                         #'stanza--log-failure)
+        ;; The read marker shared with every front end (IRC MARKREAD sees it too).
+        (when stanza-chat--last-incoming-time
+          (stanza--request "read-marker"
+                           `((account . ,stanza-chat-account)
+                             (peer . ,(stanza--bare stanza-chat-peer))
+                             (stamp . ,(format-time-string "%FT%T.%3NZ" stanza-chat--last-incoming-time t)))
+                           #'stanza--log-failure))))))
 
 (defun stanza--on-window-change (frame)
   "Clear the activity of conversations now shown in FRAME."
