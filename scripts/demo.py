@@ -11,6 +11,7 @@ STANZAD_BIN overrides the daemon binary (default build/daemon/stanzad).
 Run with Debian's /usr/bin/python3 (python3-slixmpp is installed for it).
 """
 
+import json
 import os
 import shutil
 import signal
@@ -172,6 +173,24 @@ Press Ctrl-C to stop stanzad and the server{f' (stopping by itself after {second
             say(f"bob received it from {got.from_}")
             irc.sendall(b"QUIT :demo done\r\n")
             irc.close()
+
+            # The Emacs mode, in batch: M-x stanza, then the roster buffer as it looks.
+            if shutil.which("emacs"):
+                elisp = f"""(progn (setq stanza-socket {json.dumps(str(sock))} stanza-client-name "demo")
+                  (stanza)
+                  (let ((deadline (+ (float-time) 10)))
+                    (while (and (< (float-time) deadline)
+                                (not (string-match-p "online" (with-current-buffer "*stanza*" (buffer-string)))))
+                      (accept-process-output nil 0.1)))
+                  (princ (with-current-buffer "*stanza*" (buffer-substring-no-properties (point-min) (point-max)))))"""
+                shown = harness.subprocess.run(
+                    ["emacs", "-Q", "--batch", "-L", str(REPO / "contrib" / "emacs"), "-l", "stanza",
+                     "--eval", elisp], capture_output=True, text=True, timeout=30)
+                for line in shown.stdout.splitlines():
+                    if line.strip():
+                        say(f"emacs | {line}")
+            else:
+                say("emacs is not installed: `make deps` installs emacs-nox for the Emacs mode")
             say(f"""the events so far, as a front end sees them:
   {rel(harness.stanzactl_bin())} -s {rel(sock)} tail --since 0
 try also:
