@@ -58,7 +58,7 @@ TEST_CASE("jsonl: every event encodes as documented and decodes back") {
         e.body,
         model::MessageState{"m1", "failed", "service-unavailable"},
         model::Presence{"bob@example.org/phone", false, "away", "lunch"},
-        model::Roster{{{"bob@example.org", "Bob", "both", {"Friends", "Work"}}}, true},
+        model::Roster{{{"bob@example.org", "Bob", "both", {"Friends", "Work"}, ""}}, true},
         model::Subscription{"carol@example.org", "subscribe"},
         model::AccountState{"online", "", "alice@example.org/stanzad"},
         model::ChatState{"bob@example.org/phone", "alice@example.org", "composing"},

@@ -124,7 +124,7 @@ TEST_CASE("store: append numbers events 1, 2, 3 and reads them back unchanged") 
     std::vector<model::Event> in = {
         message("hello \"there\"\n\u263A", "m1"),
         model::Event{0, "work", "2026-01-02T03:04:05.006Z",
-                     model::Roster{{{"bob@example.org", "Bob", "both", {"Friends", "Work"}}}, true}},
+                     model::Roster{{{"bob@example.org", "Bob", "both", {"Friends", "Work"}, ""}}, true}},
         model::Event{0, "home", "", model::AccountState{"online", "", "alice@example.org/stanzad"}},
     };
     for (std::size_t i = 0; i < in.size(); ++i) {
