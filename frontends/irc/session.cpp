@@ -672,7 +672,6 @@ void Session::control(const std::string& text, const std::string& reply_to) {
         std::string account = take_account(1);
         if (w.size() < 2) return say("usage: join [ACCOUNT] ROOM [NICK]");
         std::string room = w[1].starts_with('#') ? w[1].substr(1) : w[1];
-        Message j = make(nick_, "JOIN", {"#" + room});
         ask(model::Join{account, room, w.size() > 2 ? w[2] : "", ""}, [this, say, room, account](const model::Reply& r) {
             if (!r.ok()) return say("join " + room + " failed: " + r.error_message);
             if (!r.rooms.empty() && !channel(channel_name(room))) {
