@@ -44,8 +44,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests" / "integration"))
 sys.path.insert(0, str(HERE))
 import harness  # noqa: E402
-from bench_roundtrip import (QuietProsody, cpu_seconds, echo_peer_main, percentile,  # noqa: E402
-                             status_kib, with_timeout_close)
+from bench_roundtrip import (QuietProsody, cpu_seconds, echo_peer_main, report,  # noqa: E402
+                             with_timeout_close)
 
 PASSWORD = "bench-irc-pw"
 CAPS = "echo-message labeled-response message-tags server-time batch draft/chathistory"
@@ -248,42 +248,18 @@ def run(args, irc: RawIrc, d, prosody, peer_proc) -> str:
                              f"echoed by the daemon {labels}, by bob {echoes}")
     elapsed = time.perf_counter() - start
     cpu = {k: cpu_seconds(p) - cpu0[k] for k, p in pids.items()}
-    pid = d.proc.pid
-    hwm, anon, rss = (status_kib(pid, f) for f in ("VmHWM", "RssAnon", "VmRSS"))
-
-    lat_ms = sorted(x * 1000 for x in latency)
-    lines = [
+    lines = report(
         f"stanzad round trips through the IRC socket (alice's IRC client -> stanzad -> "
         f"Prosody -> bob echoes -> stanzad -> IRC), window {window} on {args.window_on}, "
         f"body {args.body_size} bytes, MAM {'off' if args.no_mam else 'on'}",
-        f"  N                {n}",
-        f"  elapsed          {elapsed:.2f} s",
-        f"  round trips/s    {n / elapsed:.0f}",
-        f"  latency ms       p50 {percentile(lat_ms, 50):.2f}  p90 {percentile(lat_ms, 90):.2f}"
-        f"  p99 {percentile(lat_ms, 99):.2f}  max {lat_ms[-1]:.2f}",
-        f"  stanzad memory   VmHWM {hwm / 1024:.1f} MiB, RssAnon {anon / 1024:.1f} MiB "
-        f"(VmRSS now {rss / 1024:.1f} MiB)",
-        f"  checks           labeled echoes {labels} (duplicates {dup_labels}), errors "
-        f"{fails}, duplicate echoes from bob {duplicates}, PINGs answered {pings}",
-        "  CPU during the run (100% = one core of " + str(os.cpu_count()) + "):",
-    ]
-    for k, secs in sorted(cpu.items(), key=lambda kv: -kv[1]):
-        lines.append(f"    {k:22s} {secs:7.2f} s  {100 * secs / elapsed:5.0f}%")
-    top, top_secs = max(cpu.items(), key=lambda kv: kv[1])
-    total = sum(cpu.values())
-    if top_secs / elapsed > 0.85:
-        lines.append(f"  where the time goes: {top} is saturated (one core); it sets the pace")
-    elif total / elapsed > 0.85 * (os.cpu_count() or 1):
-        lines.append("  where the time goes: all cores busy; the processes share the machine")
-    else:
-        lines.append(f"  where the time goes: no process saturates a core ({top} is busiest);"
-                     f" the rest is waiting (fsync of the store, scheduling, round trips)")
+        n, elapsed, latency, d.proc.pid, cpu,
+        f"labeled echoes {labels} (duplicates {dup_labels}), errors {fails}, "
+        f"duplicate echoes from bob {duplicates}, PINGs answered {pings}")
     if first_error:
         lines.append(f"  first error: {first_error}")
     if duplicates or fails or dup_labels or labels != n:
         lines.append("  FAILED: errors, duplicates or missing labeled echoes")
     return "\n".join(lines)
-
 
 if __name__ == "__main__":
     sys.exit(main())

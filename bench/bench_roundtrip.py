@@ -230,14 +230,27 @@ def run(args, client: "harness.JsonClient", bob_jid: str, d, prosody, peer_proc)
                              f"replies {replies}, echoes {echoes}")
     elapsed = time.perf_counter() - start
     cpu = {k: cpu_seconds(p) - cpu0[k] for k, p in pids.items()}
-    pid = d.proc.pid
-    hwm, anon, rss = (status_kib(pid, f) for f in ("VmHWM", "RssAnon", "VmRSS"))
-
-    lat_ms = sorted(x * 1000 for x in latency)
-    lines = [
+    lines = report(
         f"stanzad round trips through the JSON socket (alice -> Prosody -> bob echoes -> "
         f"alice), window {window} on {args.window_on}, body {args.body_size} bytes, "
         f"MAM {'off' if args.no_mam else 'on'}",
+        n, elapsed, latency, d.proc.pid, cpu,
+        f"replies {replies} (errors {errors}), sent states {sents}, duplicate echoes {duplicates}")
+    if first_error:
+        lines.append(f"  first error: {first_error}")
+    if duplicates or errors:
+        lines.append("  FAILED: errors or duplicates")
+    return "\n".join(lines)
+
+
+def report(title: str, n: int, elapsed: float, latency: list, pid: int, cpu: dict,
+           checks: str) -> "list[str]":
+    """The lines every round-trip benchmark prints: throughput, latency percentiles,
+    stanzad's memory, the checks, and the CPU of each process with where the time goes."""
+    hwm, anon, rss = (status_kib(pid, f) for f in ("VmHWM", "RssAnon", "VmRSS"))
+    lat_ms = sorted(x * 1000 for x in latency)
+    lines = [
+        title,
         f"  N                {n}",
         f"  elapsed          {elapsed:.2f} s",
         f"  round trips/s    {n / elapsed:.0f}",
@@ -245,8 +258,7 @@ def run(args, client: "harness.JsonClient", bob_jid: str, d, prosody, peer_proc)
         f"  p99 {percentile(lat_ms, 99):.2f}  max {lat_ms[-1]:.2f}",
         f"  stanzad memory   VmHWM {hwm / 1024:.1f} MiB, RssAnon {anon / 1024:.1f} MiB "
         f"(VmRSS now {rss / 1024:.1f} MiB)",
-        f"  checks           replies {replies} (errors {errors}), sent states {sents}, "
-        f"duplicate echoes {duplicates}",
+        f"  checks           {checks}",
         "  CPU during the run (100% = one core of " + str(os.cpu_count()) + "):",
     ]
     for k, secs in sorted(cpu.items(), key=lambda kv: -kv[1]):
@@ -260,12 +272,7 @@ def run(args, client: "harness.JsonClient", bob_jid: str, d, prosody, peer_proc)
     else:
         lines.append(f"  where the time goes: no process saturates a core ({top} is busiest);"
                      f" the rest is waiting (fsync of the store, scheduling, round trips)")
-    if first_error:
-        lines.append(f"  first error: {first_error}")
-    if duplicates or errors:
-        lines.append("  FAILED: errors or duplicates")
-    return "\n".join(lines)
-
+    return lines
 
 if __name__ == "__main__":
     sys.exit(main())
