@@ -1,5 +1,7 @@
 #include "protocol/stream.hpp"
 
+#include "protocol/utf8.hpp"
+
 #include <charconv>
 #include <sstream>
 #include <vector>
@@ -63,39 +65,22 @@ std::string xml_escape(std::string_view text) {
     std::string out;
     out.reserve(text.size());
     for (std::size_t i = 0; i < text.size();) {
-        auto c = static_cast<unsigned char>(text[i]);
-        if (c < 0x80) {
-            switch (c) {
-            case '&': out += "&amp;"; break;
-            case '<': out += "&lt;"; break;
-            case '>': out += "&gt;"; break;
-            case '"': out += "&quot;"; break;
-            case '\'': out += "&apos;"; break;
-            default:
-                if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') out += replacement;
-                else out += static_cast<char>(c);
-            }
+        std::uint32_t cp;
+        std::size_t n = utf8_sequence(text, i, cp);
+        if (n == 0 || !is_xml_char(cp)) {
+            out += replacement;
             ++i;
             continue;
         }
-        // A UTF-8 sequence (RFC 3629 §4): its length, its code point, no overlongs or surrogates.
-        std::size_t n = c >= 0xF0 && c <= 0xF4 ? 4 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xC2 && c <= 0xDF ? 2 : 0;
-        std::uint32_t cp = n == 4 ? c & 0x07 : n == 3 ? c & 0x0F : c & 0x1F;
-        bool ok = n != 0 && i + n <= text.size();
-        for (std::size_t k = 1; ok && k < n; ++k) {
-            auto cc = static_cast<unsigned char>(text[i + k]);
-            ok = (cc & 0xC0) == 0x80;
-            cp = (cp << 6) | (cc & 0x3F);
+        switch (cp) {
+        case '&': out += "&amp;"; break;
+        case '<': out += "&lt;"; break;
+        case '>': out += "&gt;"; break;
+        case '"': out += "&quot;"; break;
+        case '\'': out += "&apos;"; break;
+        default: out.append(text.substr(i, n));
         }
-        ok = ok && !(n == 3 && cp < 0x800) && !(n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) &&
-             !(cp >= 0xD800 && cp <= 0xDFFF) && cp != 0xFFFE && cp != 0xFFFF;
-        if (ok) {
-            out.append(text.substr(i, n));
-            i += n;
-        } else {
-            out += replacement;
-            ++i;
-        }
+        i += n;
     }
     return out;
 }

@@ -2,42 +2,20 @@
 
 #include <cstring>
 
+#include "protocol/utf8.hpp"
+
 namespace xmpp {
 namespace {
 
 bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
-// XML 1.0 §2.2 Char, for character references.
-bool is_xml_char(unsigned long cp) {
-    return cp == 0x9 || cp == 0xA || cp == 0xD || (cp >= 0x20 && cp <= 0xD7FF) ||
-           (cp >= 0xE000 && cp <= 0xFFFD) || (cp >= 0x10000 && cp <= 0x10FFFF);
-}
-
 // Well-formed UTF-8 (RFC 3629) made of XML characters only (RFC 6120 §11.6).
 // Returns the offset of the first bad byte, or npos.
 std::size_t find_bad_utf8(std::string_view s) {
-    const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-    std::size_t n = s.size(), i = 0;
-    while (i < n) {
-        unsigned char c = p[i];
-        if (c < 0x80) {
-            if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') return i;
-            ++i;
-            continue;
-        }
-        unsigned long cp;
-        std::size_t len;
-        if ((c & 0xE0) == 0xC0) { cp = c & 0x1F; len = 2; }
-        else if ((c & 0xF0) == 0xE0) { cp = c & 0x0F; len = 3; }
-        else if ((c & 0xF8) == 0xF0) { cp = c & 0x07; len = 4; }
-        else return i;
-        if (i + len > n) return i;
-        for (std::size_t k = 1; k < len; ++k) {
-            if ((p[i + k] & 0xC0) != 0x80) return i;
-            cp = (cp << 6) | (p[i + k] & 0x3F);
-        }
-        static constexpr unsigned long min_for_len[5] = {0, 0, 0x80, 0x800, 0x10000};
-        if (cp < min_for_len[len] || !is_xml_char(cp)) return i;  // overlong, surrogate, ...
+    for (std::size_t i = 0; i < s.size();) {
+        std::uint32_t cp;
+        std::size_t len = utf8_sequence(s, i, cp);
+        if (len == 0 || !is_xml_char(cp)) return i;
         i += len;
     }
     return std::string_view::npos;

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "protocol/utf8.hpp"
+
 namespace irc {
 namespace {
 
@@ -106,34 +108,10 @@ std::string unescape_tag_value(std::string_view escaped) {
 }
 
 bool valid_utf8(std::string_view s) {
-    const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-    std::size_t n = s.size(), i = 0;
-    while (i < n) {
-        unsigned char c = p[i];
-        if (c < 0x80) {
-            ++i;
-            continue;
-        }
-        // RFC 3629 §4 UTF8-2 / UTF8-3 / UTF8-4: the second byte's range excludes overlong
-        // forms (E0, F0), surrogates (ED) and code points above U+10FFFF (F4).
-        std::size_t len;
-        unsigned char lo = 0x80, hi = 0xBF;
-        if (c >= 0xC2 && c <= 0xDF) len = 2;
-        else if (c >= 0xE0 && c <= 0xEF) {
-            len = 3;
-            if (c == 0xE0) lo = 0xA0;
-            if (c == 0xED) hi = 0x9F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            len = 4;
-            if (c == 0xF0) lo = 0x90;
-            if (c == 0xF4) hi = 0x8F;
-        } else {
-            return false;
-        }
-        if (n - i < len) return false;
-        if (p[i + 1] < lo || p[i + 1] > hi) return false;
-        for (std::size_t k = 2; k < len; ++k)
-            if (!is_continuation(p[i + k])) return false;
+    for (std::size_t i = 0; i < s.size();) {
+        std::uint32_t cp;
+        std::size_t len = xmpp::utf8_sequence(s, i, cp);
+        if (len == 0) return false;
         i += len;
     }
     return true;
