@@ -6,22 +6,13 @@
 #include "protocol/im.hpp"
 #include "protocol/stream.hpp"
 #include "protocol/xml_framer.hpp"
+#include "stanza_helpers.hpp"
 
 using namespace xmpp;
 
 namespace {
 
-// A stanza as the framer hands it out, with jabber:client inherited.
-Stanza frame(std::string_view xml) {
-    XmlFramer f;
-    f.feed("<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>");
-    f.feed(xml);
-    f.next();
-    auto e = f.next();
-    REQUIRE(e);
-    REQUIRE(std::holds_alternative<Stanza>(*e));
-    return std::move(std::get<Stanza>(*e));
-}
+using test::frame;
 
 const Jid own = Jid::parse("alice@example.org").value();
 
