@@ -81,7 +81,7 @@ void JsonlListener::close() {
 void JsonlListener::on_connection(uv_stream_t* server, int status) {
     auto* self = static_cast<JsonlListener*>(server->data);
     if (!self || status < 0) return;
-    auto client = std::make_unique<Client>(Client{self, {}, jsonl::Session("stanzad " STANZAD_VERSION), self->next_number_++, false, std::nullopt});
+    auto client = std::make_unique<Client>(Client{self, {}, jsonl::Session("stanzad " STANZAD_VERSION), self->next_number_++, false, std::nullopt, {}});
     auto* pipe = new uv_pipe_t{};
     uv_pipe_init(self->loop_, pipe, 0);
     client->pipe = uv::Handle<uv_pipe_t>::adopt(pipe);

@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "frontends/line_splitter.hpp"
 #include "protocol/result.hpp"
 
 namespace irc {
@@ -81,26 +82,13 @@ bool valid_utf8(std::string_view s);
 // valid UTF-8.
 std::vector<std::string> split_text(std::string_view text, std::size_t max_bytes);
 
-// Cuts a client's byte stream into lines (modern-irc "Message Format" and "Compatibility
-// with incorrect software"): LF ends a line, one CR before it is dropped, a lone CR stays
-// in the line (parse refuses it), empty lines are skipped. A line longer than
-// max_line_bytes (CR included) gives one "line-too-long" error as soon as it is seen; its
-// remaining bytes are dropped up to the next LF, so memory stays bounded.
-class LineSplitter {
+// The splitter of frontends/line_splitter.hpp, with IRC's longest line (modern-irc
+// "Message Format" and "Compatibility with incorrect software"; a lone CR stays in the
+// line, and parse refuses it).
+class LineSplitter : public frontends::LineSplitter {
 public:
-    explicit LineSplitter(std::size_t max_line_bytes = irc::max_line_bytes) : max_(max_line_bytes) {}
-
-    void feed(std::string_view bytes);
-    // The next line (without CR LF) or a "line-too-long" error, oldest first.
-    std::optional<xmpp::Result<std::string>> next();
-
-    std::size_t partial_size() const { return partial_.size(); }
-
-private:
-    std::size_t max_;
-    std::string partial_;   // the line being received
-    bool skipping_ = false; // inside a line that was too long
-    std::deque<xmpp::Result<std::string>> ready_;
+    explicit LineSplitter(std::size_t max_line_bytes = irc::max_line_bytes)
+        : frontends::LineSplitter(max_line_bytes) {}
 };
 
 }  // namespace irc

@@ -286,37 +286,15 @@ model::Command parse_command(const std::string& op, const Json& j) {
 
 Session::Session(std::string daemon_version) : daemon_version_(std::move(daemon_version)) {}
 
-void Session::receive(std::string_view bytes) {
-    while (!bytes.empty()) {
-        auto nl = bytes.find('\n');
-        std::string_view piece = bytes.substr(0, nl);
-        if (!skipping_) {
-            if (partial_.size() + piece.size() > max_line_bytes) {
-                skipping_ = true;  // drop the rest of this line as it arrives
-                partial_.clear();
-                partial_.shrink_to_fit();
-            } else {
-                partial_.append(piece);
-            }
-        }
-        if (nl == std::string_view::npos) return;
-        bytes.remove_prefix(nl + 1);
-        if (skipping_) lines_.emplace_back(std::nullopt);
-        else lines_.emplace_back(std::exchange(partial_, {}));
-        skipping_ = false;
-    }
-}
+void Session::receive(std::string_view bytes) { splitter_.feed(bytes); }
 
 std::optional<Request> Session::next_request() {
-    while (!lines_.empty()) {
-        std::optional<std::string> next = std::move(lines_.front());
-        lines_.pop_front();
-        if (!next) {
-            error(nullptr, "line-too-long", "line longer than " + std::to_string(max_line_bytes) + " bytes; skipped");
+    while (auto next = splitter_.next()) {
+        if (!*next) {
+            error(nullptr, next->error().code, next->error().message);
             continue;
         }
-        std::string line = std::move(*next);
-        if (!line.empty() && line.back() == '\r') line.pop_back();
+        std::string line = std::move(*next).value();
         if (line.find_first_not_of(" \t") == std::string::npos) continue;  // blank lines are harmless
         // Nesting is bounded: JSON values are copied and printed recursively.
         if (too_deep(line)) {

@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "frontends/line_splitter.hpp"
 #include "frontends/model.hpp"
 
 namespace jsonl {
@@ -48,9 +49,7 @@ private:
     void error(const nlohmann::ordered_json& id, std::string_view code, std::string_view message);
 
     std::string daemon_version_;
-    std::string partial_;               // an incomplete line
-    bool skipping_ = false;             // inside a line that is too long
-    std::deque<std::optional<std::string>> lines_;  // complete lines; nullopt: one that was too long
+    frontends::LineSplitter splitter_{max_line_bytes};
     std::string output_;
     bool hello_sent_ = false;           // a hello is with the hub
     bool attached_ = false;
