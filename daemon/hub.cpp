@@ -15,6 +15,8 @@ namespace {
 
 // A front end's time (XEP-0082 / RFC 3339, any offset and precision) in the one form the
 // store uses, so that comparisons as text are comparisons of times. False when it is no time.
+const std::string empty_string;
+
 bool normalize_stamp(std::string& stamp) {
     if (stamp.empty()) return true;
     auto ms = xmpp::parse_datetime(stamp);
@@ -256,6 +258,10 @@ bool Hub::incoming(Account& account, const xmpp::ReceivedMessage& m, bool from_a
     auto from = xmpp::Jid::parse(m.from);
     // Who said it, for ids that are only unique per sender: the occupant in a room.
     const std::string sender = !room.empty() ? m.from : from ? from.value().bare() : m.from;
+    // A groupchat message not from a room we are in: anybody can write a stanza-id "by"
+    // themselves; it is no archive id of ours (XEP-0359 §3.2) and must never move our
+    // archive position.
+    const std::string& stanza_id = room.empty() && m.type == "groupchat" ? empty_string : m.stanza_id;
     bool outgoing = carbon == "sent" ||
                     (room.empty() && from_archive && (m.from.empty() || (from && from.value().bare() == own)));
     if ((outgoing || !room.empty()) && !m.origin_id.empty() && store_.find(account.name(), m.origin_id)) {
@@ -281,14 +287,14 @@ bool Hub::incoming(Account& account, const xmpp::ReceivedMessage& m, bool from_a
     }
     // Live messages move the archive position only while no gap is open: one that arrives
     // during a catch-up is newer than what the catch-up still has to bring.
-    if (!from_archive && room.empty() && !m.stanza_id.empty() && !catch_ups_.count(account.name()))
-        remember_archive_id(account, m.stanza_id);
+    if (!from_archive && room.empty() && !stanza_id.empty() && !catch_ups_.count(account.name()))
+        remember_archive_id(account, stanza_id);
     model::Message msg;
     msg.from = outgoing ? (carbon == "sent" ? m.from : own) : m.from;
     msg.to = m.to;
     msg.type = m.type;
     msg.body = m.body;
-    msg.msg_id = !m.stanza_id.empty() ? m.stanza_id : !m.origin_id.empty() ? m.origin_id : m.id;
+    msg.msg_id = !stanza_id.empty() ? stanza_id : !m.origin_id.empty() ? m.origin_id : m.id;
     msg.outgoing = outgoing;
     msg.carbon = carbon;
     msg.history = out != nullptr;
@@ -303,7 +309,7 @@ bool Hub::incoming(Account& account, const xmpp::ReceivedMessage& m, bool from_a
     // storage, carbons, archives): keyed by the ids that survive those paths. The archive id
     // is unique per archive (ours, or the room's); origin-ids are unique per sender; plain
     // ids only for our own messages (other clients may reuse them).
-    std::string sid_key = m.stanza_id.empty() ? "" : room.empty() ? "sid:" + m.stanza_id : "rsid:" + room + ":" + m.stanza_id;
+    std::string sid_key = stanza_id.empty() ? "" : room.empty() ? "sid:" + stanza_id : "rsid:" + room + ":" + stanza_id;
     std::string oid_key = m.origin_id.empty() ? "" : "oid:" + (outgoing ? own : sender) + ":" + m.origin_id;
     std::string id_key = m.id.empty() ? "" : "id:" + (outgoing ? own : sender) + ":" + m.id;
     std::vector<std::string> dedup{sid_key, oid_key};
@@ -383,13 +389,6 @@ void Hub::message(Account& account, const xmpp::ReceivedMessage& m, const std::s
         if (!m.displayed_id.empty()) advance(account, m.displayed_id, "displayed", {}, m.from);  // XEP-0333
     }
     if (carbon.empty() && m.type == "groupchat" && room_message(account, m)) return;
-    if (m.type == "groupchat" && !m.stanza_id.empty()) {
-        // Not from a room we are in: anybody can write a stanza-id "by" themselves; it is
-        // no archive id of ours (XEP-0359 §3.2), and must never move our archive position.
-        xmpp::ReceivedMessage copy = m;
-        copy.stanza_id.clear();
-        return message(account, copy, carbon);
-    }
     if (m.body.empty()) {
         // XEP-0085: typing notifications are for live front ends only.
         if (!m.chat_state.empty() && carbon.empty())

@@ -77,7 +77,7 @@ bool XmlFramer::check_entity(std::size_t amp, std::size_t semi, std::string* why
             *why = "bad character reference '&" + std::string(name) + ";'";
             return false;
         }
-        unsigned long cp = 0;
+        std::uint32_t cp = 0;  // at most 8 digits: fits
         for (char d : digits) {
             int v;
             if (d >= '0' && d <= '9') v = d - '0';
@@ -87,7 +87,7 @@ bool XmlFramer::check_entity(std::size_t amp, std::size_t semi, std::string* why
                 *why = "bad character reference '&" + std::string(name) + ";'";
                 return false;
             }
-            cp = cp * (hex ? 16 : 10) + static_cast<unsigned long>(v);
+            cp = cp * (hex ? 16 : 10) + static_cast<std::uint32_t>(v);
         }
         if (!is_xml_char(cp)) {
             *why = "character reference '&" + std::string(name) + ";' is not an XML character";

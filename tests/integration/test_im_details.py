@@ -94,6 +94,46 @@ class ImDetailsTest(JsonlTest):
         # Receipts and markers are not messages.
         self.assertEqual([e for e in c.find_events("message") if not e["body"]], [])
 
+    def test_only_the_recipient_moves_a_message_state(self):
+        """Anyone can learn our message ids (in a room, for example): a receipt, a marker
+        or an error from someone the message was not for changes nothing."""
+        d, c, full, bob = self.setup_pair()
+        r = c.ok("send", account="home", to="carol@localhost", body="for carol only",
+                 client_id="not-bobs")
+        c.wait_event("message-state", msg_id=r["msg_id"], state="acked")
+        mark = c.mark()
+        for payload in (f"<received xmlns='{RECEIPTS_NS}' id='not-bobs'/>",
+                        f"<displayed xmlns='{MARKERS_NS}' id='not-bobs'/>"):
+            bob.send_raw(f"<message to='{full}' type='chat'>{payload}</message>")
+        bob.send_raw(f"<message to='{full}' type='error' id='not-bobs'><error type='cancel'>"
+                     "<item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>")
+        # The daemon handles stanzas in order: once bob's next message is an event, the
+        # three before it were handled.
+        bob.send_message(full, "after the forgeries")
+        c.wait_event("message", body="after the forgeries", since=mark)
+        self.assertEqual([e for e in c.find_events("message-state", since=mark)
+                          if e["msg_id"] == r["msg_id"]], [])
+        self.assertEqual(d.count(r"ignored a (delivered|displayed|failed) for message not-bobs"), 3)
+
+    def test_a_groupchat_stanza_id_from_a_non_room_is_not_trusted(self):
+        """A groupchat message from someone who is not a room we are in, with a stanza-id
+        "by" themselves: that id is no archive id of ours (XEP-0359 §3.2). The message is
+        shown under its own id, and the archive position does not move: a message missed
+        while offline still comes from the archive afterwards."""
+        d, c, full, bob = self.setup_pair()
+        mark = c.mark()
+        bob.send_raw(f"<message to='{full}' type='groupchat' id='gc-1'><body>not a room</body>"
+                     f"<stanza-id xmlns='urn:xmpp:sid:0' by='{BOB}' id='bogus-archive-id'/></message>")
+        e = c.wait_event("message", body="not a room", since=mark)
+        self.assertEqual(e["msg_id"], "gc-1", e)
+        d.stop()
+        bob.send_message(ALICE, "while alice was away")
+        d2 = self.start_daemon([self.account("home", "alice")])
+        c2 = self.client(d2, hello="tests")
+        c2.wait_event("message", body="while alice was away")
+        d2.wait_for(r"archive catch-up: \d+ message")
+        self.assertEqual(d2.count("archive catch-up failed"), 0)
+
     def test_chat_states(self):
         d = self.start_daemon([self.account("home", "alice"),
                                harness.account_section("off", "carol@localhost",
