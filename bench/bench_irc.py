@@ -30,13 +30,10 @@ that each PRIVMSG got its labeled echo once.
 Environment: STANZAD_BIN as for the tests (default build/daemon/stanzad).
 """
 
-import argparse
 import os
 import select
 import socket
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -44,8 +41,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests" / "integration"))
 sys.path.insert(0, str(HERE))
 import harness  # noqa: E402
-from bench_roundtrip import (QuietProsody, cpu_seconds, echo_peer_main, report,  # noqa: E402
-                             with_timeout_close)
+from bench_roundtrip import (arguments, bench_world, cpu_seconds, echo_peer_main,  # noqa: E402
+                             report)
 
 PASSWORD = "bench-irc-pw"
 CAPS = "echo-message labeled-response message-tags server-time batch draft/chathistory"
@@ -116,56 +113,17 @@ def split_line(line: bytes) -> "tuple[dict, bytes, bytes, list]":
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description="stanzad IRC-socket round-trip benchmark")
-    ap.add_argument("--n", type=int, default=10000, help="messages (default 10000)")
-    ap.add_argument("--window", type=int, default=100, help="in flight (default 100)")
-    ap.add_argument("--window-on", choices=("reply", "echo"), default="reply",
-                    help="what counts as in flight: not echoed by the daemon yet (default)"
-                         " or not echoed by bob yet")
-    ap.add_argument("--body-size", type=int, default=32, help="body bytes (default 32)")
-    ap.add_argument("--no-mam", action="store_true", help="Prosody without mod_mam")
-    ap.add_argument("--log-level", default="info", help="stanzad log level (default info)")
-    ap.add_argument("--state-dir", help="stanzad's state_dir (default: in the temp dir)")
-    ap.add_argument("--stall", type=float, default=30.0,
-                    help="give up after this many seconds without progress")
-    ap.add_argument("--echo-peer", nargs=3, metavar=("PORT", "CA", "PASSWORD"),
-                    help=argparse.SUPPRESS)
-    args = ap.parse_args()
+    args = arguments("stanzad IRC-socket round-trip benchmark",
+                     "what counts as in flight: not echoed by the daemon yet (default)"
+                     " or not echoed by bob yet")
     if args.echo_peer:
         return echo_peer_main(int(args.echo_peer[0]), args.echo_peer[1], args.echo_peer[2])
-
-    with tempfile.TemporaryDirectory(prefix="stanzad-bench-irc-") as tmp:
-        tmp = Path(tmp)
-        certs = harness.make_ca(tmp / "pki")
-        modules = [m for m in harness.Prosody.DEFAULT_MODULES
-                   if not (args.no_mam and m == "mam")]
-        prosody = QuietProsody(tmp / "prosody", certs, modules=modules)
-        prosody.register("alice", "alice-pass")
-        prosody.register("bob", "bob-pass")
-        prosody.start()
-        d = peer_proc = irc = None
+    irc_port = harness.free_port()
+    irc_section = {"irc": {"listen": f"{harness.LOOPBACK}:{irc_port}", "password": PASSWORD}}
+    with bench_world(args, "stanzad-bench-irc-", irc_section) as (d, _config, prosody, peer_proc, _bob):
+        d.wait_for(r"stanzad: IRC on ", timeout=10)
+        irc = RawIrc(irc_port)
         try:
-            peer_proc = harness._spawn(
-                [sys.executable, Path(__file__).resolve(), "--echo-peer", prosody.port,
-                 certs.ca_cert, "bob-pass"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-            ready, _, _ = select.select([peer_proc.stdout], [], [], 20)
-            bob_jid = peer_proc.stdout.readline().decode().strip() if ready else ""
-            if not bob_jid:
-                raise SystemExit("bench: the echo peer did not log in")
-
-            overrides = {"log_level": args.log_level}
-            if args.state_dir:
-                overrides["state_dir"] = args.state_dir
-            config = harness.stanzad_config(tmp / "stanzad", [harness.account_section(
-                "home", "alice@localhost", port=prosody.port, ca_file=certs.ca_cert,
-                password="alice-pass")], **overrides)
-            irc_port = harness.free_port()
-            config["irc"] = {"listen": f"{harness.LOOPBACK}:{irc_port}", "password": PASSWORD}
-            d = harness.Stanzad(config, tmp / "stanzad", echo=False).start()
-            d.wait_for(r"stanzad: IRC on ", timeout=10)
-            d.wait_for(harness.rx_online("home"), timeout=20)
-
-            irc = RawIrc(irc_port)
             irc.send("CAP LS 302")
             irc.send(f"PASS {PASSWORD}")
             irc.send("NICK alice")
@@ -179,13 +137,7 @@ def main() -> int:
                      "bob joining &stanzad")
             result = run(args, irc, d, prosody, peer_proc)
         finally:
-            if irc:
-                irc.sock.close()
-            if d:
-                d.stop(10)
-            if peer_proc:
-                with_timeout_close(peer_proc)
-            prosody.stop()
+            irc.sock.close()
     print(result)
     return 0
 

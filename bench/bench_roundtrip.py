@@ -26,6 +26,7 @@ Environment: STANZAD_BIN as for the tests (default build/daemon/stanzad).
 """
 
 import argparse
+import contextlib
 import os
 import select
 import subprocess
@@ -33,6 +34,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "integration"))
 import harness  # noqa: E402
@@ -103,12 +105,12 @@ class QuietProsody(harness.Prosody):
         harness.poll_until(ready, timeout, f"prosody on port {self.port}")
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description="stanzad JSON-socket round-trip benchmark")
+def arguments(description: str, window_on_help: str) -> argparse.Namespace:
+    """The options every round-trip benchmark takes."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--n", type=int, default=10000, help="messages (default 10000)")
     ap.add_argument("--window", type=int, default=100, help="in flight (default 100)")
-    ap.add_argument("--window-on", choices=("reply", "echo"), default="reply",
-                    help="what counts as in flight: no reply yet (default) or not echoed yet")
+    ap.add_argument("--window-on", choices=("reply", "echo"), default="reply", help=window_on_help)
     ap.add_argument("--body-size", type=int, default=32, help="body bytes (default 32)")
     ap.add_argument("--no-mam", action="store_true", help="Prosody without mod_mam")
     ap.add_argument("--log-level", default="info", help="stanzad log level (default info)")
@@ -117,11 +119,15 @@ def main() -> int:
                     help="give up after this many seconds without progress")
     ap.add_argument("--echo-peer", nargs=3, metavar=("PORT", "CA", "PASSWORD"),
                     help=argparse.SUPPRESS)
-    args = ap.parse_args()
-    if args.echo_peer:
-        return echo_peer_main(int(args.echo_peer[0]), args.echo_peer[1], args.echo_peer[2])
+    return ap.parse_args()
 
-    with tempfile.TemporaryDirectory(prefix="stanzad-bench-") as tmp:
+
+@contextlib.contextmanager
+def bench_world(args: argparse.Namespace, prefix: str, extra_config: Optional[dict] = None):
+    """A quiet Prosody, bob as an echo peer in his own process, and stanzad online as
+    alice (with `extra_config` sections added); yields (daemon, config, prosody, peer
+    process, bob's full JID) and stops them all at the end."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
         tmp = Path(tmp)
         certs = harness.make_ca(tmp / "pki")
         modules = [m for m in harness.Prosody.DEFAULT_MODULES
@@ -130,7 +136,7 @@ def main() -> int:
         prosody.register("alice", "alice-pass")
         prosody.register("bob", "bob-pass")
         prosody.start()
-        d = peer_proc = client = None
+        d = peer_proc = None
         try:
             peer_proc = harness._spawn(
                 [sys.executable, Path(__file__).resolve(), "--echo-peer", prosody.port,
@@ -146,23 +152,33 @@ def main() -> int:
             config = harness.stanzad_config(tmp / "stanzad", [harness.account_section(
                 "home", "alice@localhost", port=prosody.port, ca_file=certs.ca_cert,
                 password="alice-pass")], **overrides)
+            config.update(extra_config or {})
             d = harness.Stanzad(config, tmp / "stanzad", echo=False).start()
             d.wait_for(harness.rx_listening(), timeout=10)
             d.wait_for(harness.rx_online("home"), timeout=20)
-
-            client = harness.JsonClient(config["daemon"]["socket"], timeout=30, name="bench")
-            hello = client.hello("bench", replay=False)
-            if not hello.get("ok"):
-                raise SystemExit(f"bench: hello failed: {hello}")
-            result = run(args, client, bob_jid, d, prosody, peer_proc)
+            yield d, config, prosody, peer_proc, bob_jid
         finally:
-            if client:
-                client.close()
             if d:
                 d.stop(10)
             if peer_proc:
                 with_timeout_close(peer_proc)
             prosody.stop()
+
+
+def main() -> int:
+    args = arguments("stanzad JSON-socket round-trip benchmark",
+                     "what counts as in flight: no reply yet (default) or not echoed yet")
+    if args.echo_peer:
+        return echo_peer_main(int(args.echo_peer[0]), args.echo_peer[1], args.echo_peer[2])
+    with bench_world(args, "stanzad-bench-") as (d, config, prosody, peer_proc, bob_jid):
+        client = harness.JsonClient(config["daemon"]["socket"], timeout=30, name="bench")
+        try:
+            hello = client.hello("bench", replay=False)
+            if not hello.get("ok"):
+                raise SystemExit(f"bench: hello failed: {hello}")
+            result = run(args, client, bob_jid, d, prosody, peer_proc)
+        finally:
+            client.close()
     print(result)
     return 0
 
