@@ -430,8 +430,9 @@ void Hub::tick() {
             if (room.state != "joined" || room.ping_out || now - room.pinged < self_ping_) continue;
             room.ping_out = true;
             room.pinged = now;
-            std::string nick = room.nick;
-            account->request(jid + "/" + nick, [&](const std::string& id) { return xmpp::make_muc_self_ping(id, jid, nick); },
+            const std::string room_jid = jid, nick = room.nick;  // (clang 14: no captured bindings)
+            account->request(room_jid + "/" + nick,
+                             [&](const std::string& id) { return xmpp::make_muc_self_ping(id, room_jid, nick); },
                              [this, name = name, jid = jid](const IqReply& r) {
                                  Account* a = find_(name);
                                  Room* room = find_room(name, jid);
