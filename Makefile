@@ -25,7 +25,7 @@ DEBIAN_PACKAGES := \
 	build-essential cmake ninja-build pkg-config \
 	libuv1-dev libssl-dev libpugixml-dev libspdlog-dev libtomlplusplus-dev \
 	catch2 nlohmann-json3-dev libsqlite3-dev libc-ares-dev libidn-dev \
-	prosody python3-slixmpp openssl emacs-nox weechat-headless \
+	prosody python3-slixmpp openssl emacs-nox weechat-headless dnsmasq-base microsocks \
 	clang libclang-rt-14-dev
 
 .PHONY: help deps build test test-unit test-integration test-fault test-asan fuzz demo bench clean
@@ -78,7 +78,7 @@ test-asan: deps
 # Each target runs FUZZ_SECONDS from the seeds in tests/fuzz/corpus/ (copied, so the
 # committed seeds stay small); a crash fails the target and leaves its input in build-fuzz/.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := framer stream jsonl im irc irc_session
+FUZZ_TARGETS := framer stream jsonl im irc irc_session socks5 dns
 
 fuzz:
 	@if ! command -v clang++ >/dev/null 2>&1; then \

@@ -3,6 +3,7 @@
 // user fixes a file in one round trip. Runs at startup, before the loop exists.
 #include "config/config.hpp"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pwd.h>
@@ -24,6 +25,8 @@
 
 #include <toml++/toml.h>
 
+#include "protocol/sasl.hpp"
+
 extern char** environ;
 
 namespace config {
@@ -33,12 +36,13 @@ constexpr std::size_t max_config_bytes = 1024 * 1024;
 constexpr std::size_t max_password_output = 64 * 1024;
 
 constexpr std::array<std::string_view, 3> root_keys = {"daemon", "irc", "account"};
-constexpr std::array<std::string_view, 6> daemon_keys = {"state_dir", "socket", "log_level", "history_days",
-                                                         "ping_interval", "ping_timeout"};
+constexpr std::array<std::string_view, 7> daemon_keys = {"state_dir",     "socket",       "log_level", "history_days",
+                                                         "ping_interval", "ping_timeout", "resolver"};
 constexpr std::array<std::string_view, 3> irc_keys = {"listen", "password", "password_command"};
-constexpr std::array<std::string_view, 14> account_keys = {
-    "name",    "jid",      "password", "password_command", "resource", "host",  "port",
-    "tls",     "ca_file",  "client_cert", "client_key",    "proxy",    "rooms", "chat_markers"};
+constexpr std::array<std::string_view, 17> account_keys = {
+    "name",        "jid",        "password", "password_command", "resource",       "host",
+    "port",        "tls",        "ca_file",  "client_cert",      "client_key",     "proxy",
+    "proxy_username", "proxy_password", "tls_pin", "rooms", "chat_markers"};
 constexpr std::array<std::string_view, 2> room_keys = {"jid", "nick"};
 constexpr std::array<std::string_view, 3> tls_modes = {"auto", "starttls", "direct"};
 constexpr std::array<std::string_view, 7> log_levels = {"trace", "debug",    "info", "warn",
@@ -152,6 +156,188 @@ bool is_host_port(std::string_view s) {
     }
     if (host.empty() || host.find_first_of(" \t/@") != std::string_view::npos) return false;
     return parse_port(port).has_value();
+}
+
+bool is_ipv4(std::string_view s) {
+    in_addr a{};
+    return ::inet_pton(AF_INET, std::string(s).c_str(), &a) == 1;
+}
+
+bool is_ipv6(std::string_view s) {
+    in6_addr a{};
+    return ::inet_pton(AF_INET6, std::string(s).c_str(), &a) == 1;
+}
+
+char ascii_lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+
+bool iequals(std::string_view a, std::string_view b) {
+    return a.size() == b.size() &&
+           std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return ascii_lower(x) == ascii_lower(y); });
+}
+
+// RFC 7686: a .onion name resolves only inside Tor.
+bool is_onion(std::string_view host) {
+    if (host.ends_with('.')) host.remove_suffix(1);
+    constexpr std::string_view suffix = ".onion";
+    return host.size() > suffix.size() && iequals(host.substr(host.size() - suffix.size()), suffix);
+}
+
+// `[daemon] resolver`: an IPv4 address or a bracketed IPv6 address, and a port. c-ares
+// takes addresses only; a name here would need a resolver to find the resolver.
+bool is_resolver_address(std::string_view s) {
+    std::string_view host, port;
+    bool v6 = !s.empty() && s.front() == '[';
+    if (v6) {
+        auto close = s.find(']');
+        if (close == std::string_view::npos || close + 1 >= s.size() || s[close + 1] != ':') return false;
+        host = s.substr(1, close - 1);
+        port = s.substr(close + 2);
+    } else {
+        auto colon = s.rfind(':');
+        if (colon == std::string_view::npos) return false;
+        host = s.substr(0, colon);
+        port = s.substr(colon + 1);
+    }
+    return (v6 ? is_ipv6(host) : is_ipv4(host)) && parse_port(port).has_value();
+}
+
+// RFC 3986 §2.1 percent-decoding; nullopt for a '%' not followed by two hex digits.
+std::optional<std::string> percent_decode(std::string_view s) {
+    auto hex = [](char c) -> int {
+        if (c >= '0' && c <= '9') return c - '0';
+        c = ascii_lower(c);
+        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+        return -1;
+    };
+    std::string out;
+    out.reserve(s.size());
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        if (s[i] != '%') {
+            out += s[i];
+            continue;
+        }
+        if (i + 2 >= s.size()) return std::nullopt;
+        int hi = hex(s[i + 1]), lo = hex(s[i + 2]);
+        if (hi < 0 || lo < 0) return std::nullopt;
+        out += static_cast<char>(hi * 16 + lo);
+        i += 2;
+    }
+    return out;
+}
+
+// RFC 1929 §2: ULEN and PLEN are one byte each, and at least 1.
+constexpr std::size_t max_socks_credential = 255;
+
+constexpr std::string_view proxy_schemes_hint =
+    "use socks5h:// (the proxy resolves host names: the one for Tor) or socks5:// (host names "
+    "are resolved here first)";
+
+// `socks5h://[USER:PASSWORD@]HOST:PORT[/]` or `socks5://...` (RFC 1928, RFC 1929). The
+// messages never quote the value: it may hold a password.
+xmpp::Result<Proxy> parse_proxy_url(std::string_view url) {
+    auto fail = [](std::string message) { return xmpp::make_error("proxy", std::move(message)); };
+    const std::string like = "like socks5h://127.0.0.1:9050";
+    Proxy proxy;
+
+    auto sep = url.find("://");
+    if (sep == std::string_view::npos)
+        return fail("expected a URL " + like + "; " + std::string(proxy_schemes_hint));
+    std::string_view scheme = url.substr(0, sep);
+    if (iequals(scheme, "socks5h")) {
+        proxy.remote_dns = true;
+    } else if (iequals(scheme, "socks5")) {
+        proxy.remote_dns = false;
+    } else {
+        // A scheme is letters, digits, '+', '-', '.' (RFC 3986 §3.1): safe to quote.
+        bool quotable = !scheme.empty() && scheme.size() <= 16 &&
+                        std::all_of(scheme.begin(), scheme.end(), [](char c) {
+                            return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                                   c == '+' || c == '-' || c == '.';
+                        });
+        std::string what = quotable ? "unsupported scheme '" + std::string(scheme) + "'" : "unsupported scheme";
+        return fail(what + ": " + std::string(proxy_schemes_hint));
+    }
+    std::string_view rest = url.substr(sep + 3);
+
+    // The last '@' ends the credentials: a host and port never contain one.
+    if (auto at = rest.rfind('@'); at != std::string_view::npos) {
+        std::string_view userinfo = rest.substr(0, at);
+        rest.remove_prefix(at + 1);
+        auto colon = userinfo.find(':');
+        if (colon == std::string_view::npos)
+            return fail("credentials in the URL need a user name and a password (USER:PASSWORD@)");
+        auto user = percent_decode(userinfo.substr(0, colon));
+        auto pass = percent_decode(userinfo.substr(colon + 1));
+        if (!user || !pass)
+            return fail("bad percent-escape in the credentials: '%' must be followed by two hex digits");
+        if (user->empty() || pass->empty() || user->size() > max_socks_credential ||
+            pass->size() > max_socks_credential)
+            return fail("the user name and the password in the URL must be 1 to 255 bytes each (RFC 1929)");
+        proxy.username = std::move(*user);
+        proxy.password = std::move(*pass);
+    }
+
+    if (rest.ends_with('/')) rest.remove_suffix(1);
+    if (rest.find_first_of("/?#") != std::string_view::npos)
+        return fail("expected nothing after HOST:PORT, " + like);
+    if (rest.empty()) return fail("no host: expected HOST:PORT after the scheme, " + like);
+
+    std::string_view host, port;
+    if (rest.front() == '[') {
+        auto close = rest.find(']');
+        if (close == std::string_view::npos)
+            return fail("an IPv6 address in brackets needs its closing ']', like socks5h://[::1]:9050");
+        host = rest.substr(1, close - 1);
+        if (host.empty()) return fail("empty host: expected HOST:PORT after the scheme, " + like);
+        if (!is_ipv6(host)) return fail("the address in brackets is not an IPv6 address");
+        std::string_view after = rest.substr(close + 1);
+        if (after.empty() || after == ":")
+            return fail("no port: expected HOST:PORT, like socks5h://[::1]:9050 (Tor's SocksPort is 9050)");
+        if (after.front() != ':') return fail("expected ':PORT' after the ']', like socks5h://[::1]:9050");
+        port = after.substr(1);
+    } else {
+        auto colon = rest.rfind(':');
+        if (colon == std::string_view::npos || colon + 1 == rest.size())
+            return fail("no port: expected HOST:PORT, " + like + " (Tor's SocksPort is 9050)");
+        host = rest.substr(0, colon);
+        port = rest.substr(colon + 1);
+        if (host.find(':') != std::string_view::npos)
+            return fail("an IPv6 address goes in brackets, like socks5h://[::1]:9050");
+        if (host.empty()) return fail("empty host: expected HOST:PORT after the scheme, " + like);
+        bool clean = std::all_of(host.begin(), host.end(), [](char c) {
+            return static_cast<unsigned char>(c) > 0x20 && c != 0x7f && c != '%' && c != '\\' && c != '[' &&
+                   c != ']';
+        });
+        if (!clean || host.size() > 253) return fail("the proxy host is not a host name or an address");
+    }
+    auto number = parse_port(port);
+    if (!number) return fail("bad port: expected a number between 1 and 65535, " + like);
+    proxy.host = std::string(host);
+    proxy.port = *number;
+    return proxy;
+}
+
+// `tls_pin` entries: "sha256/" and the standard base64 (with padding) of a SHA-256 digest
+// of a SubjectPublicKeyInfo, as HPKP (RFC 7469 §2.4) and curl's --pinnedpubkey write it.
+xmpp::Result<Pin> parse_pin(std::string_view text) {
+    auto fail = [](std::string message) { return xmpp::make_error("pin", std::move(message)); };
+    constexpr std::string_view prefix = "sha256/";
+    if (text.starts_with("sha256//"))
+        return fail("it has two slashes (curl's --pinnedpubkey writes \"sha256//\"); here it is one");
+    if (!text.starts_with(prefix)) return fail("it does not start with \"sha256/\"");
+    std::string_view b64 = text.substr(prefix.size());
+    bool hex = b64.size() == 64 && std::all_of(b64.begin(), b64.end(), [](char c) {
+                   return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+               });
+    if (hex)
+        return fail("that is a hex digest; the pin is its base64 (openssl dgst -sha256 -binary | openssl base64)");
+    auto bytes = xmpp::sasl::base64_decode(b64);
+    if (!bytes) return fail("not valid base64: " + bytes.error().message);
+    if (bytes.value().size() != Pin().size())
+        return fail("it decodes to " + std::to_string(bytes.value().size()) + " bytes, not 32");
+    Pin pin;
+    std::memcpy(pin.data(), bytes.value().data(), pin.size());
+    return pin;
 }
 
 bool is_account_name(std::string_view s) {
@@ -333,6 +519,14 @@ private:
             integer_at(*t, "history_days", 1, 36500, "a number of days", out.history_days);
             integer_at(*t, "ping_interval", 1, 3600, "a number of seconds", out.ping_interval);
             integer_at(*t, "ping_timeout", 1, 600, "a number of seconds", out.ping_timeout);
+            if (auto v = string_at(*t, "resolver", "daemon", /*allow_empty=*/true)) {
+                if (v->empty() || is_resolver_address(*v)) {
+                    out.resolver = *v;
+                } else {
+                    error(*t->get("resolver"), "daemon.resolver",
+                          "expected an address and port like \"127.0.0.1:53\" or \"[::1]:53\", got '" + *v + "'");
+                }
+            }
         }
         // Defaults only where the key is absent: a key with a bad value is already an error.
         bool state_dir_given = t && t->contains("state_dir");
@@ -516,35 +710,108 @@ private:
                   "missing: set password, password_command, or client_cert and client_key");
         }
 
-        if (auto proxy = string_at(t, "proxy", prefix)) {
-            // The value may carry user:password@ for the proxy, so it is never echoed.
-            std::string_view rest = *proxy;
-            bool scheme_ok = false;
-            for (std::string_view scheme : {"socks5://", "socks5h://"}) {
-                if (rest.starts_with(scheme)) {
-                    rest.remove_prefix(scheme.size());
-                    scheme_ok = true;
-                    break;
-                }
-            }
-            if (rest.ends_with('/')) rest.remove_suffix(1);
-            if (auto at = rest.rfind('@'); at != std::string_view::npos) rest.remove_prefix(at + 1);
-            if (!scheme_ok) {
-                error(*t.get("proxy"), prefix + ".proxy",
-                      "expected socks5://host:port or socks5h://host:port (DNS through the proxy)");
-            } else if (!is_host_port(rest)) {
-                error(*t.get("proxy"), prefix + ".proxy",
-                      "expected host:port after the scheme, like socks5h://127.0.0.1:9050");
-            } else {
-                a.proxy = *proxy;
-            }
-        }
+        proxy_keys(t, prefix, a);
+        onion_checks(t, prefix, a);
+        if (const toml::node* pins = t.get("tls_pin")) tls_pins(*pins, prefix, a);
 
         if (const toml::node* rooms = t.get("rooms")) this->rooms(*rooms, prefix, a);
         if (auto v = bool_at(t, "chat_markers", prefix)) a.chat_markers = *v;
 
         if (error_count() != errors_before) return std::nullopt;
         return a;
+    }
+
+    // `proxy`, and `proxy_username`/`proxy_password` that override the URL's credentials.
+    void proxy_keys(const toml::table& t, const std::string& prefix, Account& a) {
+        if (auto url = string_at(t, "proxy", prefix)) {
+            auto proxy = parse_proxy_url(*url);
+            if (!proxy) {
+                error(*t.get("proxy"), prefix + ".proxy", proxy.error().message);
+            } else {
+                if (!proxy.value().password.empty()) saw_password_ = true;
+                a.proxy = std::move(proxy.value());
+            }
+        }
+        auto username = socks_credential_at(t, "proxy_username", prefix);
+        auto password = socks_credential_at(t, "proxy_password", prefix);
+        bool has_user = t.contains("proxy_username"), has_pass = t.contains("proxy_password");
+        if (has_pass) saw_password_ = true;
+        if ((has_user || has_pass) && !t.contains("proxy")) {
+            std::string_view present = has_user ? "proxy_username" : "proxy_password";
+            error(*t.get(present), prefix + ".proxy", std::string(present) + " is set but proxy is not");
+        } else if (has_user && !has_pass) {
+            error(*t.get("proxy_username"), prefix + ".proxy_password",
+                  "proxy_username is set but proxy_password is not (RFC 1929 needs both)");
+        } else if (has_pass && !has_user) {
+            error(*t.get("proxy_password"), prefix + ".proxy_username",
+                  "proxy_password is set but proxy_username is not (RFC 1929 needs both)");
+        } else if (username && password && a.proxy) {
+            a.proxy->username = std::move(*username);
+            a.proxy->password = std::move(*password);
+        }
+    }
+
+    // A SOCKS user name or password: 1..255 bytes (RFC 1929 §2). Never quoted.
+    std::optional<std::string> socks_credential_at(const toml::table& t, std::string_view key,
+                                                   const std::string& prefix) {
+        auto value = string_at(t, key, prefix);
+        if (value && value->size() > max_socks_credential) {
+            error(*t.get(key), join_key(prefix, key),
+                  "must be at most 255 bytes (RFC 1929), got " + std::to_string(value->size()));
+            return std::nullopt;
+        }
+        return value;
+    }
+
+    // RFC 7686: a .onion name is reachable only through Tor, and looking it up in the
+    // ordinary DNS fails and tells the DNS server where we are going.
+    void onion_checks(const toml::table& t, const std::string& prefix, const Account& a) {
+        bool onion_host = is_onion(a.host);
+        // What the daemon resolves or hands to the proxy: host, else the JID's domain.
+        std::string_view target = !a.host.empty() ? std::string_view(a.host) : std::string_view(a.jid.domain());
+        if (!is_onion(target)) return;
+        const toml::node& at = onion_host ? *t.get("host") : *t.get("jid");
+        if (!t.contains("proxy")) {
+            error(at, prefix + ".proxy",
+                  std::string(target) + " is an onion service: it can only be reached through Tor's SOCKS port; "
+                  "set proxy = \"socks5h://127.0.0.1:9050\"");
+        } else if (a.proxy && !a.proxy->remote_dns) {
+            warning(*t.get("proxy"), prefix + ".proxy",
+                    "socks5:// resolves host names here, but " + std::string(target) +
+                        " is an onion service that only Tor can resolve (and the lookup would tell your DNS "
+                        "server about it): use socks5h://");
+        }
+    }
+
+    void tls_pins(const toml::node& node, const std::string& prefix, Account& a) {
+        const std::string key = prefix + ".tls_pin";
+        const toml::array* list = node.as_array();
+        if (!list) {
+            error(node, key,
+                  "expected an array, like tls_pin = [\"sha256/BASE64\"] (several pins for a key change), got " +
+                      std::string(type_name(node)));
+            return;
+        }
+        const std::string expected =
+            "expected \"sha256/\" followed by the base64 of 32 bytes (44 characters), as printed by `stanzactl pin " +
+            (a.name.empty() ? std::string("ACCOUNT") : a.name) + "`";
+        for (std::size_t i = 0; i < list->size(); ++i) {
+            const toml::node& item = *list->get(i);
+            std::string item_key = key + "[" + std::to_string(i + 1) + "]";
+            const auto* text = item.as_string();
+            if (!text) {
+                error(item, item_key, expected + ", got " + std::string(type_name(item)));
+                continue;
+            }
+            auto pin = parse_pin(text->get());
+            if (!pin) {
+                error(item, item_key, expected + "; " + pin.error().message);
+            } else if (std::find(a.tls_pins.begin(), a.tls_pins.end(), pin.value()) != a.tls_pins.end()) {
+                warning(item, item_key, "the same pin is listed twice");
+            } else {
+                a.tls_pins.push_back(pin.value());
+            }
+        }
     }
 
     void rooms(const toml::node& node, const std::string& prefix, Account& a) {

@@ -2,6 +2,7 @@
 // The TOML configuration of DESIGN.md, validated into a typed Config (toml++).
 // Every problem names the file, line and key. No I/O beyond reading the file, the
 // permission check, and running a password_command when asked to.
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -22,6 +23,20 @@ struct Room {
     friend bool operator==(const Room&, const Room&) = default;
 };
 
+// `proxy = "socks5h://[user:pass@]host:port"` (RFC 1928; RFC 1929 credentials).
+struct Proxy {
+    bool remote_dns = true;        // socks5h: the proxy resolves names, we make no DNS query
+    std::string host;              // the proxy's address (an IP literal or a name)
+    std::uint16_t port = 0;
+    std::string username, password;  // from the URL or proxy_username/proxy_password; "" for
+                                     // none: the daemon then uses per-account credentials
+                                     // ("stanzad-ACCOUNT") so Tor isolates each account
+    friend bool operator==(const Proxy&, const Proxy&) = default;
+};
+
+// `tls_pin = ["sha256/BASE64"]`: SHA-256 of a certificate's SubjectPublicKeyInfo.
+using Pin = std::array<unsigned char, 32>;
+
 struct Account {
     std::string name;                         // short name used by front ends
     xmpp::Jid jid;                            // bare JID, prepared
@@ -33,7 +48,8 @@ struct Account {
     TlsMode tls = TlsMode::Auto;
     std::string ca_file;                      // extra trust anchor, "" for none
     std::string client_cert, client_key;      // SASL EXTERNAL (later)
-    std::string proxy;                        // socks5://host:port (later)
+    std::optional<Proxy> proxy;               // every connection of the account goes through it
+    std::vector<Pin> tls_pins;                // when set, the server's key must match one
     std::vector<Room> rooms;
     bool chat_markers = false;                // send XEP-0333 displayed markers
     int line = 0;                             // where [[account]] starts, for messages
@@ -47,6 +63,7 @@ struct DaemonSection {
     int history_days = 90;   // events older than this are pruned once every client has them
     int ping_interval = 60;  // seconds of silence before we check the link (XEP-0198 <r/> or a ping)
     int ping_timeout = 30;   // seconds without an answer after which the link is dead
+    std::string resolver;    // "HOST:PORT" (IPv6 as [ADDR]:PORT): DNS server; "" = the system's
 };
 
 struct IrcSection {

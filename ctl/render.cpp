@@ -382,4 +382,26 @@ std::string render_jids(const Json& jids) {
     return out;
 }
 
+std::string render_certificate(const Json& reply) {
+    auto text = [&](const char* key) {
+        auto it = reply.find(key);
+        return it != reply.end() && it->is_string() ? sanitize(it->get<std::string>()) : std::string();
+    };
+    std::string names;
+    if (auto it = reply.find("names"); it != reply.end() && it->is_array())
+        for (const Json& n : *it)
+            if (n.is_string()) names += (names.empty() ? "" : ", ") + sanitize(n.get<std::string>());
+    auto trusted = reply.find("trusted");
+    bool ok = trusted != reply.end() && trusted->is_boolean() && trusted->get<bool>();
+    std::string out;
+    out += "server   " + text("server") + '\n';
+    out += "pin      " + text("pin") + '\n';
+    out += "subject  " + text("subject") + '\n';
+    out += "issuer   " + text("issuer") + '\n';
+    out += "valid    " + text("not_before") + " to " + text("not_after") + '\n';
+    out += "names    " + (names.empty() ? std::string("(none)") : names) + '\n';
+    out += "trusted  " + (ok ? std::string("yes") : "no: " + text("verify_error")) + '\n';
+    return out;
+}
+
 }  // namespace ctl

@@ -54,4 +54,7 @@ std::string render_rooms(const Json& rooms);
 // An array of JIDs (blocklist): one a line, sorted.
 std::string render_jids(const Json& jids);
 
+// pin: the server, the key pin (for tls_pin) and the certificate's summary, a field a line.
+std::string render_certificate(const Json& reply);
+
 }  // namespace ctl

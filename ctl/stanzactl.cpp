@@ -71,6 +71,8 @@ Commands:
                       set our presence (default online); the words after the show
                       are the status text
   raw ACCOUNT XML     send one <message/>, <presence/> or <iq/>; XML "-" reads stdin
+  pin ACCOUNT         connect to the account's server as the daemon would, print its
+                      certificate's key pin (for tls_pin) and summary; changes nothing
 
 Contacts:
   roster ACCOUNT      one line per contact: JID, name, subscription, groups
@@ -130,7 +132,7 @@ struct CommandSpec {
     std::string_view last_text;  // the last argument, when it is free text: "quote ..." hint
 };
 
-constexpr std::array<CommandSpec, 19> commands = {{
+constexpr std::array<CommandSpec, 20> commands = {{
     {"send", 3, 3, "stanzactl send [--id ID] ACCOUNT JID TEXT", "the text"},
     {"status", 0, 0, "stanzactl status", ""},
     {"tail", 0, 0, "stanzactl tail [--since N]", ""},
@@ -150,6 +152,7 @@ constexpr std::array<CommandSpec, 19> commands = {{
     {"join", 2, 3, "stanzactl join [--password PW] ACCOUNT ROOM [NICK]", "the nick"},
     {"part", 2, 3, "stanzactl part ACCOUNT ROOM [REASON]", "the reason"},
     {"rooms", 1, 1, "stanzactl rooms ACCOUNT", ""},
+    {"pin", 1, 1, "stanzactl pin ACCOUNT", ""},
 }};
 
 constexpr std::string_view general_synopsis =
@@ -676,7 +679,7 @@ Plan plan_for(const Invocation& inv) {
     if (name == "part") return part_command(inv);
     if (name == "history") return history_command(inv);
     if (name == "status") return {{{{"op", "accounts"}, {"id", request_id}}, "", ""}};
-    // ACCOUNT only: roster, rooms, blocklist.
+    // ACCOUNT only: roster, rooms, blocklist, pin.
     return {{request_for(name, inv), "", ""}};
 }
 
@@ -697,6 +700,7 @@ std::string reply_text(const Invocation& inv, const std::vector<Reply>& replies)
     if (name == "blocklist") return ctl::render_jids(member_or_empty_array(reply.json, "jids"));
     if (name == "history") return ctl::render_history(member_or_empty_array(reply.json, "messages"));
     if (name == "join") return ctl::render_join(reply.json, inv.arguments[1]);
+    if (name == "pin") return ctl::render_certificate(reply.json);
     if (name == "send") {
         auto msg_id = reply.json.find("msg_id");
         if (msg_id == reply.json.end() || !msg_id->is_string())

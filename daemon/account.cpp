@@ -26,20 +26,22 @@ const char* to_string(Account::State state) {
     return "?";
 }
 
-Account::Account(uv_loop_t* loop, config::Account config, const config::DaemonSection& daemon, Hub& hub,
-                 std::function<void()> stopped)
+Account::Account(uv_loop_t* loop, Resolver& resolver, config::Account config, const config::DaemonSection& daemon,
+                 Hub& hub, std::function<void()> stopped)
     : loop_(loop),
+      resolver_(resolver),
       config_(std::move(config)),
       ping_interval_(std::chrono::seconds(daemon.ping_interval)),
       ping_timeout_(std::chrono::seconds(daemon.ping_timeout)),
       prefix_("account " + config_.name + ": "),
       hub_(hub),
       stopped_(std::move(stopped)),
+      iq_timer_(loop),
       random_(std::random_device{}()),
-      retry_timer_(loop),
-      iq_timer_(loop) {
+      retry_timer_(loop) {
     retry_timer_->data = this;
     iq_timer_->data = this;
+    last_direct_tls_ = config_.tls == config::TlsMode::Direct;
 }
 
 Account::~Account() {
@@ -47,8 +49,6 @@ Account::~Account() {
 }
 
 void Account::start() {
-    if (!config_.proxy.empty())
-        return give_up("proxy is set but SOCKS5 is not supported yet; refusing to connect without it");
     if (!config_.password && !config_.password_command)
         return give_up("client certificates (SASL EXTERNAL) are not supported yet; set a password");
     auto password = config::resolve_password(config_);
@@ -63,6 +63,36 @@ void Account::start() {
         }
     }
     connect();
+}
+
+void Account::probe(std::function<void(xmpp::Result<Probe>)> done) {
+    // Finished probes are dropped here, never inside their own callbacks.
+    std::erase_if(probes_, [](const auto& p) { return p->finished(); });
+    if (probes_.size() >= 4) {
+        done(xmpp::make_error("busy", "a certificate probe of " + config_.name + " is already running"));
+        return;
+    }
+    auto result = std::make_shared<std::optional<Probe>>();
+    auto once = std::make_shared<std::function<void(xmpp::Result<Probe>)>>(std::move(done));
+    xmpp::StreamOptions options;  // no credentials: the probe never authenticates
+    options.jid = config_.jid;
+    options.resource = config_.resource;
+    options.direct_tls = config_.tls == config::TlsMode::Direct;
+    options.negotiation_timeout = std::chrono::seconds(30);
+    probes_.push_back(std::make_unique<XmppConnection>(
+        loop_, resolver_, config_, std::move(options), prefix_ + "pin: ",
+        ConnectionEvents{
+            {}, {}, {}, {},
+            [result, once](const xmpp::Closed& c, bool) {
+                if (!*once) return;
+                auto done = std::exchange(*once, {});
+                if (*result) done(std::move(**result));
+                else done(xmpp::make_error("unreachable", c.reason));
+            },
+            [result](const tls::PeerCertificate& cert, const std::string& server) { *result = Probe{cert, server}; },
+        },
+        ConnectOptions{{}, 0, false, true}));
+    probes_.back()->start();
 }
 
 void Account::set_state(State state, std::string reason) {
@@ -98,15 +128,17 @@ void Account::connect() {
         options.resume = std::exchange(resume_, std::nullopt);
     }
     connection_ = std::make_unique<XmppConnection>(
-        loop_, config_, std::move(options), prefix_,
+        loop_, resolver_, config_, std::move(options), prefix_,
         ConnectionEvents{
             [this](const xmpp::Online& o) { online(o); },
             [this](xmpp::Stanza& s) { hub_.received(*this, s); },
             [this](const std::vector<std::string>& tags) { hub_.acked(*this, tags); },
             [this](const std::optional<xmpp::SmCheckpoint>& cp) { hub_.save_checkpoint(*this, cp); },
             [this](const xmpp::Closed& c, bool tls_verify) { closed(c, tls_verify); },
+            {},
         },
-        location.first, location.second);
+        ConnectOptions{location.first, location.second,
+                       location.first.empty() ? false : last_direct_tls_, false});
     // RFC 6121 §2.1.6: roster pushes come from our own account (or carry no 'from').
     connection_->on_iq(xmpp::ns_roster, "query", [this](pugi::xml_node iq, pugi::xml_node query) {
         std::string_view from = iq.attribute("from").value();
@@ -235,6 +267,7 @@ void Account::update_roster(std::vector<xmpp::RosterEntry> items, bool push) {
 
 void Account::closed(const xmpp::Closed& c, bool tls_verify) {
     finished_ = std::move(connection_);  // we are inside its call stack: drop it later
+    last_direct_tls_ = finished_->direct_tls();
     expire_iqs(true, "disconnected");
     resume_ = stopping_ ? std::nullopt : finished_->take_resumable();
     if (resume_ && !resume_->restored && resume_since_ == std::chrono::steady_clock::time_point{})

@@ -35,8 +35,8 @@ public:
 
     // `stopped` is called once stop() has finished; the caller must not destroy the
     // Account from inside that call.
-    Account(uv_loop_t* loop, config::Account config, const config::DaemonSection& daemon, Hub& hub,
-            std::function<void()> stopped);
+    Account(uv_loop_t* loop, Resolver& resolver, config::Account config, const config::DaemonSection& daemon,
+            Hub& hub, std::function<void()> stopped);
     ~Account();
 
     void start();
@@ -71,6 +71,15 @@ public:
     // A full roster replaces ours; a push (RFC 6121 §2.1.6) changes one item.
     void update_roster(std::vector<xmpp::RosterEntry> items, bool push);
 
+    // `stanzactl pin`: connects the way the account would (SRV, proxy, STARTTLS or direct
+    // TLS), takes the server's certificate from the TLS handshake and closes, without
+    // authenticating and without touching the account's own session. `done` runs once.
+    struct Probe {
+        tls::PeerCertificate certificate;
+        std::string server;  // "example.org:5222 (STARTTLS) at 127.0.0.1:5222"
+    };
+    void probe(std::function<void(xmpp::Result<Probe>)> done);
+
 private:
     void connect();
     void online(const xmpp::Online& online);
@@ -80,6 +89,7 @@ private:
     void set_state(State state, std::string reason = {});
 
     uv_loop_t* loop_;
+    Resolver& resolver_;
     config::Account config_;
     std::chrono::milliseconds ping_interval_, ping_timeout_;
     std::string prefix_;  // "account NAME: "
@@ -108,6 +118,8 @@ private:
     int failures_ = 0;  // consecutive, for the backoff
     std::mt19937 random_;
     std::unique_ptr<XmppConnection> connection_;
+    bool last_direct_tls_ = false;  // how the last connection spoke TLS, for its location
+    std::vector<std::unique_ptr<XmppConnection>> probes_;  // finished ones go at the next probe
     std::unique_ptr<XmppConnection> finished_;  // dropped on a later loop turn
     uv::Timer retry_timer_;
 };

@@ -39,6 +39,7 @@ Daemon::~Daemon() {
     irc_.reset();
     hub_.reset();
     store_.reset();
+    resolver_.reset();
     reap_timer_.reset();
     deadline_timer_.reset();
     prune_timer_.reset();
@@ -52,6 +53,13 @@ Daemon::~Daemon() {
 
 int Daemon::run() {
     logs::daemon().info("stanzad: {} account(s) from {}", config_.accounts.size(), config_.path);
+    auto resolver = Resolver::create(&loop_, config_.daemon.resolver);
+    if (!resolver) {
+        logs::daemon().critical("stanzad: {}", resolver.error().message);
+        return 1;
+    }
+    resolver_ = std::move(resolver).value();
+    if (!config_.daemon.resolver.empty()) logs::daemon().info("stanzad: DNS through {}", config_.daemon.resolver);
     std::string db = config_.daemon.state_dir + "/stanzad.db";
     auto store = Store::open(db);
     if (!store) {
@@ -112,7 +120,8 @@ void Daemon::prune() {
 }
 
 void Daemon::add_account(const config::Account& account) {
-    accounts_.push_back(std::make_unique<Account>(&loop_, account, config_.daemon, *hub_, [this] { schedule_reap(); }));
+    accounts_.push_back(
+        std::make_unique<Account>(&loop_, *resolver_, account, config_.daemon, *hub_, [this] { schedule_reap(); }));
     accounts_.back()->start();  // after push_back: the hub may look it up by name
 }
 
@@ -196,10 +205,12 @@ void Daemon::reload() {
     }
     config::Config next = std::move(*loaded.config);
     if (next.daemon.log_level != config_.daemon.log_level) logs::set_level(next.daemon.log_level);
-    if (next.daemon.socket != config_.daemon.socket || next.daemon.state_dir != config_.daemon.state_dir) {
-        logs::daemon().warn("stanzad: daemon.socket and daemon.state_dir take effect at the next start");
+    if (next.daemon.socket != config_.daemon.socket || next.daemon.state_dir != config_.daemon.state_dir ||
+        next.daemon.resolver != config_.daemon.resolver) {
+        logs::daemon().warn("stanzad: daemon.socket, daemon.state_dir and daemon.resolver take effect at the next start");
         next.daemon.socket = config_.daemon.socket;
         next.daemon.state_dir = config_.daemon.state_dir;
+        next.daemon.resolver = config_.daemon.resolver;
     }
 
     int unchanged = 0, added = 0, removed = 0, changed = 0;

@@ -13,6 +13,7 @@
 #include "daemon/hub.hpp"
 #include "daemon/irc_listener.hpp"
 #include "daemon/jsonl_listener.hpp"
+#include "daemon/resolver.hpp"
 #include "daemon/store.hpp"
 #include "daemon/uv.hpp"
 
@@ -43,6 +44,7 @@ private:
     std::vector<std::unique_ptr<Account>> accounts_;   // configured, in config order
     std::vector<std::unique_ptr<Account>> stopping_;   // removed or changed, closing
     std::vector<config::Account> waiting_;             // changed: starts once the old one stopped
+    std::unique_ptr<Resolver> resolver_;
     std::unique_ptr<Store> store_;
     std::unique_ptr<Hub> hub_;
     std::unique_ptr<JsonlListener> listener_;

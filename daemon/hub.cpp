@@ -840,6 +840,16 @@ void Hub::handle(const model::Command& command, const std::string& client, Respo
                 } else if constexpr (std::is_same_v<C, model::SetAccountEnabled>) {
                     if (c.enabled) a.enable();
                     else a.disable();
+                } else if constexpr (std::is_same_v<C, model::ProbeCertificate>) {
+                    return a.probe([respond = std::move(respond)](xmpp::Result<Account::Probe> r) {
+                        if (!r) return respond(model::Reply::error(r.error().code, r.error().message));
+                        const auto& p = r.value();
+                        model::Reply reply;
+                        reply.certificate = {p.server, p.certificate.pin, p.certificate.subject,
+                                             p.certificate.issuer, p.certificate.not_before, p.certificate.not_after,
+                                             p.certificate.names, p.certificate.verify_error};
+                        respond(std::move(reply));
+                    });
                 } else if constexpr (std::is_same_v<C, model::GetBlocklist>) {
                     return ask(a, {}, [](const std::string& id) { return xmpp::make_blocklist_get(id); },
                                std::move(respond), [](model::Reply& r, pugi::xml_node iq) {

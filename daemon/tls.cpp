@@ -1,7 +1,11 @@
 #include "daemon/tls.hpp"
 
 #include <openssl/err.h>
+#include <openssl/sha.h>
 #include <openssl/x509v3.h>
+#include <arpa/inet.h>
+
+#include <ctime>
 
 namespace tls {
 namespace {
@@ -17,7 +21,78 @@ std::string openssl_errors() {
     return out.empty() ? "unknown TLS error" : out;
 }
 
+int session_index() {
+    static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+    return index;
+}
+
+std::string name_text(const X509_NAME* name) {
+    std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new(BIO_s_mem()), BIO_free);
+    X509_NAME_print_ex(bio.get(), name, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB);
+    char* data = nullptr;
+    long n = BIO_get_mem_data(bio.get(), &data);
+    return n > 0 ? std::string(data, static_cast<std::size_t>(n)) : std::string();
+}
+
+std::string time_text(const ASN1_TIME* t) {
+    tm parsed{};
+    if (!t || ASN1_TIME_to_tm(t, &parsed) != 1) return "?";
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &parsed);
+    return buf;
+}
+
+std::vector<std::string> alt_names(X509* cert) {
+    std::vector<std::string> out;
+    auto* names = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+    if (!names) return out;
+    for (int i = 0; i < sk_GENERAL_NAME_num(names) && out.size() < 32; ++i) {
+        const GENERAL_NAME* n = sk_GENERAL_NAME_value(names, i);
+        if (n->type == GEN_DNS) {
+            const ASN1_STRING* s = n->d.dNSName;
+            out.push_back("DNS:" + std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
+                                               static_cast<std::size_t>(ASN1_STRING_length(s))));
+        } else if (n->type == GEN_IPADD) {
+            const ASN1_OCTET_STRING* ip = n->d.iPAddress;
+            char buf[INET6_ADDRSTRLEN] = "?";
+            int len = ASN1_STRING_length(ip);
+            if (len == 4 || len == 16) inet_ntop(len == 4 ? AF_INET : AF_INET6, ASN1_STRING_get0_data(ip), buf, sizeof buf);
+            out.push_back(std::string("IP:") + buf);
+        } else if (n->type == GEN_OTHERNAME) {
+            out.push_back("othername");  // e.g. XEP-0178/RFC 6120 xmppAddr
+        }
+    }
+    GENERAL_NAMES_free(names);
+    return out;
+}
+
+PeerCertificate describe(X509* cert) {
+    PeerCertificate p;
+    p.pin = pin_text(spki_pin(cert));
+    p.subject = name_text(X509_get_subject_name(cert));
+    p.issuer = name_text(X509_get_issuer_name(cert));
+    p.not_before = time_text(X509_get0_notBefore(cert));
+    p.not_after = time_text(X509_get0_notAfter(cert));
+    p.names = alt_names(cert);
+    return p;
+}
+
 }  // namespace
+
+Pin spki_pin(X509* cert) {
+    Pin out{};
+    unsigned char* der = nullptr;
+    int len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &der);
+    if (len > 0) SHA256(der, static_cast<std::size_t>(len), out.data());
+    OPENSSL_free(der);
+    return out;
+}
+
+std::string pin_text(const Pin& pin) {
+    unsigned char b64[64];
+    int n = EVP_EncodeBlock(b64, pin.data(), static_cast<int>(pin.size()));
+    return "sha256/" + std::string(reinterpret_cast<const char*>(b64), static_cast<std::size_t>(n));
+}
 
 xmpp::Result<std::shared_ptr<SSL_CTX>> make_client_context(const std::string& ca_file) {
     std::shared_ptr<SSL_CTX> ctx(SSL_CTX_new(TLS_client_method()), SSL_CTX_free);
@@ -31,16 +106,48 @@ xmpp::Result<std::shared_ptr<SSL_CTX>> make_client_context(const std::string& ca
     return ctx;
 }
 
-Session::Session(std::shared_ptr<SSL_CTX> ctx, const std::string& verify_name)
-    : ctx_(std::move(ctx)), ssl_(SSL_new(ctx_.get())), verify_name_(verify_name) {
+Session::Session(std::shared_ptr<SSL_CTX> ctx, SessionOptions options)
+    : ctx_(std::move(ctx)), ssl_(SSL_new(ctx_.get())), options_(std::move(options)) {
     in_ = BIO_new(BIO_s_mem());
     out_ = BIO_new(BIO_s_mem());
     BIO_set_mem_eof_return(in_, -1);  // an empty input BIO means "want more", not EOF
     SSL_set_bio(ssl_.get(), in_, out_);
     SSL_set_connect_state(ssl_.get());
-    SSL_set_tlsext_host_name(ssl_.get(), verify_name.c_str());
+    SSL_set_ex_data(ssl_.get(), session_index(), this);
+    SSL_set_verify(ssl_.get(), SSL_VERIFY_PEER, verify_callback);
+    // RFC 6120 §13.7.2.1, XEP-0368 §4: SNI and the certificate name are the JID's domain,
+    // never the host we connect to.
+    SSL_set_tlsext_host_name(ssl_.get(), options_.verify_name.c_str());
     SSL_set_hostflags(ssl_.get(), X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-    SSL_set1_host(ssl_.get(), verify_name.c_str());
+    SSL_set1_host(ssl_.get(), options_.verify_name.c_str());
+    if (options_.alpn_xmpp_client) {
+        static const unsigned char alpn[] = "\x0bxmpp-client";
+        SSL_set_alpn_protos(ssl_.get(), alpn, sizeof alpn - 1);
+    }
+}
+
+// Records the server's certificate and the first verification error. Without pins (and
+// outside a probe) OpenSSL's verdict stands; with pins the verdict is the pin check after
+// the handshake (check_pin), which runs before any byte of ours is sent.
+int Session::verify_callback(int ok, X509_STORE_CTX* store) {
+    auto* ssl = static_cast<SSL*>(X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
+    auto* self = ssl ? static_cast<Session*>(SSL_get_ex_data(ssl, session_index())) : nullptr;
+    if (!self) return ok;
+    if (self->peer_.pin.empty()) {
+        if (X509* leaf = X509_STORE_CTX_get0_cert(store)) self->peer_ = describe(leaf);
+    }
+    if (!ok && self->peer_.verify_error.empty())
+        self->peer_.verify_error = X509_verify_cert_error_string(X509_STORE_CTX_get_error(store));
+    return (self->options_.probe || !self->options_.pins.empty()) ? 1 : ok;
+}
+
+xmpp::Status Session::check_pin() {
+    X509* cert = SSL_get0_peer_certificate(ssl_.get());
+    if (!cert) return xmpp::make_error("tls-pin", "the server presented no certificate");
+    std::string presented = pin_text(spki_pin(cert));
+    for (const auto& pin : options_.pins)
+        if (pin == spki_pin(cert)) return xmpp::Ok{};
+    return xmpp::make_error("tls-pin", "the server's key " + presented + " matches no tls_pin");
 }
 
 void Session::receive(std::string_view ciphertext) {
@@ -49,9 +156,12 @@ void Session::receive(std::string_view ciphertext) {
 
 xmpp::Error Session::last_error(std::string_view what) const {
     long verify = SSL_get_verify_result(ssl_.get());
-    if (verify != X509_V_OK)
-        return xmpp::make_error("tls-verify", std::string(X509_verify_cert_error_string(verify)) +
-                                                  " (checking the certificate of " + verify_name_ + ")");
+    if (verify != X509_V_OK && options_.pins.empty() && !options_.probe) {
+        std::string message = std::string(X509_verify_cert_error_string(verify)) + " (checking the certificate of " +
+                              options_.verify_name + ")";
+        if (!peer_.pin.empty()) message += "; the server's key is " + peer_.pin;
+        return xmpp::make_error("tls-verify", message);
+    }
     return xmpp::make_error("tls", std::string(what) + ": " + openssl_errors());
 }
 
@@ -63,6 +173,14 @@ xmpp::Status Session::advance() {
             int err = SSL_get_error(ssl_.get(), rc);
             if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) return xmpp::Ok{};
             return last_error("TLS handshake failed");
+        }
+        if (X509* cert = SSL_get0_peer_certificate(ssl_.get())) {
+            std::string error = peer_.verify_error;
+            peer_ = describe(cert);
+            peer_.verify_error = error;
+        }
+        if (!options_.pins.empty()) {
+            if (auto st = check_pin(); !st) return st;
         }
         handshake_done_ = true;
         if (!pending_.empty()) {

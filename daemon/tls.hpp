@@ -2,11 +2,14 @@
 // TLS client over memory BIOs (OpenSSL 3), in the style of rustls: ciphertext in,
 // ciphertext out, plaintext read and written in between; no socket inside.
 // The certificate chain is verified against the system store plus an optional extra CA
-// file, and the host name against the XMPP domain (RFC 6120 §13.7.2). TLS 1.2 minimum.
-// Verification is never switched off. Owned by one connection, loop thread only.
+// file, and the host name against the XMPP domain (RFC 6120 §13.7.2), or the server's key
+// against the account's pins. TLS 1.2 minimum. Verification is never switched off: only a
+// probe (which carries no credentials) may go on past a failed one. Owned by one connection, loop thread only.
 #include <openssl/ssl.h>
 
+#include <array>
 #include <memory>
+#include <vector>
 #include <string>
 #include <string_view>
 
@@ -21,11 +24,35 @@ struct SslFree {
 // A client context: system trust store plus `ca_file` (may be empty).
 xmpp::Result<std::shared_ptr<SSL_CTX>> make_client_context(const std::string& ca_file);
 
+// SHA-256 of a SubjectPublicKeyInfo: what `tls_pin` holds (the form of HPKP and curl).
+using Pin = std::array<unsigned char, 32>;
+Pin spki_pin(X509* cert);
+std::string pin_text(const Pin& pin);  // "sha256/BASE64"
+
+// What the server presented, for logs and `stanzactl pin`.
+struct PeerCertificate {
+    std::string pin;                  // "sha256/BASE64"; empty when no certificate was seen
+    std::string subject, issuer;      // RFC 2253 text
+    std::string not_before, not_after;  // "2026-12-04 17:00:00 UTC"
+    std::vector<std::string> names;   // subjectAltName entries: "DNS:example.org", "IP:127.0.0.1"
+    std::string verify_error;         // why the chain or name did not verify; empty: trusted
+};
+
+struct SessionOptions {
+    std::string verify_name;          // the JID's domain: checked in the certificate, sent as SNI
+    bool alpn_xmpp_client = false;    // XEP-0368 §4: direct TLS offers ALPN "xmpp-client"
+    // When not empty, the server's key must match one of these, and that is enough on its
+    // own: the pin is the identity, no CA chain or name check is needed (self-signed
+    // servers). A mismatch is the error "tls-pin".
+    std::vector<Pin> pins;
+    // Accept any certificate and only record it (`stanzactl pin`): the connection must
+    // never carry credentials. Verification still runs and its verdict is recorded.
+    bool probe = false;
+};
+
 class Session {
 public:
-    // `verify_name` is the name the certificate must carry (the JID's domain); it is also
-    // sent as SNI.
-    Session(std::shared_ptr<SSL_CTX> ctx, const std::string& verify_name);
+    Session(std::shared_ptr<SSL_CTX> ctx, SessionOptions options);
 
     void receive(std::string_view ciphertext);
     // Drives the handshake and decrypts what has arrived. An error is final: a failed
@@ -41,15 +68,20 @@ public:
     bool handshake_done() const { return handshake_done_; }
     bool peer_closed() const { return peer_closed_; }
     std::string description() const;  // "TLSv1.3 TLS_AES_256_GCM_SHA384"
+    // The server's certificate as far as it was seen (also after a failed verification).
+    const PeerCertificate& peer() const { return peer_; }
 
 private:
     xmpp::Error last_error(std::string_view what) const;
+    static int verify_callback(int ok, X509_STORE_CTX* store);
+    xmpp::Status check_pin();
 
     std::shared_ptr<SSL_CTX> ctx_;
     std::unique_ptr<SSL, SslFree> ssl_;
     BIO* in_ = nullptr;   // owned by ssl_
     BIO* out_ = nullptr;  // owned by ssl_
-    std::string verify_name_;
+    SessionOptions options_;
+    PeerCertificate peer_;
     std::string plaintext_;
     std::string pending_;  // plaintext written before the handshake finished
     bool handshake_done_ = false;

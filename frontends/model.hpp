@@ -241,10 +241,24 @@ struct SetAccountEnabled {
     std::string account;
     bool enabled = true;
 };
+// `stanzactl pin`: connect as the account would, report the server's certificate, change
+// nothing.
+struct ProbeCertificate {
+    std::string account;
+};
 using Command = std::variant<Hello, Ack, ListAccounts, Send, GetRoster, SetPresence, ChangeSubscription, Raw, Join,
                              Part, ListRooms, SetSubject, Kick, SendInvite, History, SendChatState, Displayed,
                              RosterSet, RosterRemove, Block, GetBlocklist, ListPresences, StoredMessages,
-                             Conversations, SetReadMarker, SetAccountEnabled>;
+                             Conversations, SetReadMarker, SetAccountEnabled, ProbeCertificate>;
+
+// What a server presented in its TLS handshake (ProbeCertificate).
+struct CertificateInfo {
+    std::string server;              // "example.org:5222 (STARTTLS) at 127.0.0.1:5222"
+    std::string pin;                 // "sha256/BASE64", the form of tls_pin
+    std::string subject, issuer, not_before, not_after;
+    std::vector<std::string> names;  // "DNS:example.org", "IP:127.0.0.1"
+    std::string verify_error;        // empty: trusted by the account's CAs and name check
+};
 
 struct ConversationInfo {
     std::string account, peer, last_stamp;
@@ -275,6 +289,7 @@ struct Reply {
     std::vector<Presence> presences;    // ListPresences
     std::vector<ConversationInfo> conversations;  // Conversations
     std::string stamp;                  // SetReadMarker: the marker now
+    CertificateInfo certificate;        // ProbeCertificate
 
     static Reply error(std::string code, std::string message) {
         Reply r;

@@ -251,6 +251,7 @@ model::Command parse_command(const std::string& op, const Json& j) {
         return c;
     }
     if (op == "blocklist") return model::GetBlocklist{get_account(j)};
+    if (op == "pin") return model::ProbeCertificate{get_account(j)};
     if (op == "presences") return model::ListPresences{get_account(j)};
     if (op == "read-marker") {
         model::SetReadMarker c;
@@ -399,6 +400,17 @@ void Session::reply(const Request& request, const model::Reply& reply) {
         j["presences"] = std::move(presences);
     } else if (std::holds_alternative<model::SetReadMarker>(request.command)) {
         j["stamp"] = reply.stamp;
+    } else if (std::holds_alternative<model::ProbeCertificate>(request.command)) {
+        const auto& c = reply.certificate;
+        j["server"] = c.server;
+        j["pin"] = c.pin;
+        j["subject"] = c.subject;
+        j["issuer"] = c.issuer;
+        j["not_before"] = c.not_before;
+        j["not_after"] = c.not_after;
+        j["names"] = c.names;
+        j["trusted"] = c.verify_error.empty();
+        j["verify_error"] = c.verify_error;
     }
     write(j);
 }

@@ -1,11 +1,14 @@
 #include <catch2/catch.hpp>
 
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 
 #include <cstdlib>
 #include <filesystem>
+#include <cstdio>
 #include <string>
+#include <vector>
 
 #include "daemon/tls.hpp"
 
@@ -34,6 +37,12 @@ struct Pki {
     ~Pki() { fs::remove_all(dir); }
     std::string path(const char* f) const { return (dir / f).string(); }
 };
+
+tls::SessionOptions named(const char* name) {
+    tls::SessionOptions o;
+    o.verify_name = name;
+    return o;
+}
 
 const Pki& pki() {
     static Pki p;
@@ -93,7 +102,7 @@ xmpp::Status handshake(tls::Session& client, Server& server) {
 TEST_CASE("tls: the chain and the host name are verified, then data flows both ways") {
     auto ctx = tls::make_client_context(pki().path("ca.pem"));
     REQUIRE(ctx);
-    tls::Session client(ctx.value(), "xmpp.test");
+    tls::Session client(ctx.value(), named("xmpp.test"));
     Server server;
     REQUIRE(client.write("early").ok());  // queued until the handshake is done
     auto st = handshake(client, server);
@@ -122,7 +131,7 @@ TEST_CASE("tls: the chain and the host name are verified, then data flows both w
 TEST_CASE("tls: an unknown CA is refused with a reason") {
     auto ctx = tls::make_client_context("");
     REQUIRE(ctx);
-    tls::Session client(ctx.value(), "xmpp.test");
+    tls::Session client(ctx.value(), named("xmpp.test"));
     Server server;
     auto st = handshake(client, server);
     REQUIRE_FALSE(st.ok());
@@ -134,7 +143,7 @@ TEST_CASE("tls: an unknown CA is refused with a reason") {
 TEST_CASE("tls: a certificate for another name is refused") {
     auto ctx = tls::make_client_context(pki().path("ca.pem"));
     REQUIRE(ctx);
-    tls::Session client(ctx.value(), "other.test");
+    tls::Session client(ctx.value(), named("other.test"));
     Server server;
     auto st = handshake(client, server);
     REQUIRE_FALSE(st.ok());
@@ -145,7 +154,7 @@ TEST_CASE("tls: a certificate for another name is refused") {
 TEST_CASE("tls: TLS 1.1 and older are refused") {
     auto ctx = tls::make_client_context(pki().path("ca.pem"));
     REQUIRE(ctx);
-    tls::Session client(ctx.value(), "xmpp.test");
+    tls::Session client(ctx.value(), named("xmpp.test"));
     Server server(TLS1_1_VERSION);
     auto st = handshake(client, server);
     REQUIRE_FALSE(st.ok());
@@ -156,4 +165,94 @@ TEST_CASE("tls: a missing ca_file is a clear error") {
     auto ctx = tls::make_client_context("/nonexistent/ca.pem");
     REQUIRE_FALSE(ctx);
     CHECK(ctx.error().message.find("/nonexistent/ca.pem") != std::string::npos);
+}
+
+namespace {
+
+// The pin of the test server's key, computed by the openssl CLI (the documented way).
+std::string cli_pin() {
+    std::string cmd = "openssl x509 -in " + pki().path("server.pem") +
+                      " -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | "
+                      "openssl base64";
+    FILE* p = popen(cmd.c_str(), "r");
+    REQUIRE(p);
+    char buf[128] = {};
+    REQUIRE(fgets(buf, sizeof buf, p));
+    pclose(p);
+    std::string s(buf);
+    while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
+    return "sha256/" + s;
+}
+
+tls::Pin server_pin() {
+    FILE* f = fopen(pki().path("server.pem").c_str(), "r");
+    REQUIRE(f);
+    X509* cert = PEM_read_X509(f, nullptr, nullptr, nullptr);
+    fclose(f);
+    REQUIRE(cert);
+    tls::Pin pin = tls::spki_pin(cert);
+    X509_free(cert);
+    return pin;
+}
+
+}  // namespace
+
+TEST_CASE("tls: the pin is the SHA-256 of the SubjectPublicKeyInfo, as openssl prints it") {
+    CHECK(tls::pin_text(server_pin()) == cli_pin());
+}
+
+TEST_CASE("tls: a matching pin is trust enough, without the CA and for any name") {
+    auto ctx = tls::make_client_context("");  // the test CA is not trusted
+    REQUIRE(ctx);
+    tls::SessionOptions options = named("other.test");
+    tls::Pin wrong{};
+    options.pins = {wrong, server_pin()};
+    tls::Session client(ctx.value(), options);
+    Server server;
+    REQUIRE(handshake(client, server).ok());
+    CHECK(client.handshake_done());
+    CHECK(client.peer().pin == cli_pin());
+    CHECK_FALSE(client.peer().verify_error.empty());  // the chain alone would not do
+}
+
+TEST_CASE("tls: a pin that does not match fails closed and names the presented key") {
+    auto ctx = tls::make_client_context(pki().path("ca.pem"));  // even with a valid chain
+    REQUIRE(ctx);
+    tls::SessionOptions options = named("xmpp.test");
+    options.pins = {tls::Pin{}};
+    tls::Session client(ctx.value(), options);
+    REQUIRE(client.write("<stream>").ok());
+    Server server;
+    auto st = handshake(client, server);
+    REQUIRE_FALSE(st.ok());
+    CHECK(st.error().code == "tls-pin");
+    CHECK(st.error().message == "the server's key " + cli_pin() + " matches no tls_pin");
+    CHECK_FALSE(client.handshake_done());
+    // Nothing of ours went out after the handshake: the server reads no application data.
+    std::string c = client.take_ciphertext();
+    BIO_write(server.in, c.data(), static_cast<int>(c.size()));
+    char buf[64];
+    CHECK(SSL_read(server.ssl, buf, sizeof buf) <= 0);
+}
+
+TEST_CASE("tls: a refused certificate names the presented key; a probe records it and goes on") {
+    auto ctx = tls::make_client_context("");
+    REQUIRE(ctx);
+    {
+        tls::Session client(ctx.value(), named("xmpp.test"));
+        Server server;
+        auto st = handshake(client, server);
+        REQUIRE_FALSE(st.ok());
+        CHECK(st.error().message.find("the server's key is " + cli_pin()) != std::string::npos);
+    }
+    tls::SessionOptions options = named("xmpp.test");
+    options.probe = true;
+    tls::Session probe(ctx.value(), options);
+    Server server;
+    REQUIRE(handshake(probe, server).ok());
+    CHECK(probe.peer().pin == cli_pin());
+    CHECK(probe.peer().subject == "CN=xmpp.test");
+    CHECK(probe.peer().issuer == "CN=TestCA");
+    CHECK(probe.peer().names == std::vector<std::string>{"DNS:xmpp.test"});
+    CHECK(probe.peer().verify_error.find("local issuer") != std::string::npos);
 }
