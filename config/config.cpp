@@ -322,10 +322,12 @@ xmpp::Result<Proxy> parse_proxy_url(std::string_view url) {
 xmpp::Result<Pin> parse_pin(std::string_view text) {
     auto fail = [](std::string message) { return xmpp::make_error("pin", std::move(message)); };
     constexpr std::string_view prefix = "sha256/";
-    if (text.starts_with("sha256//"))
-        return fail("it has two slashes (curl's --pinnedpubkey writes \"sha256//\"); here it is one");
     if (!text.starts_with(prefix)) return fail("it does not start with \"sha256/\"");
     std::string_view b64 = text.substr(prefix.size());
+    // "sha256//..." is a valid pin when the base64 starts with '/' (1 key in 64); only
+    // when it is not does the second slash come from curl's form.
+    if (b64.starts_with('/') && b64.size() != 44)
+        return fail("it has two slashes (curl's --pinnedpubkey writes \"sha256//\"); here it is one");
     bool hex = b64.size() == 64 && std::all_of(b64.begin(), b64.end(), [](char c) {
                    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
                });

@@ -16,6 +16,7 @@
 namespace config {
 
 enum class TlsMode { Auto, StartTls, Direct };
+enum class ChannelBinding { Auto, Required };  // SCRAM-*-PLUS: when offered, or always
 
 struct Room {
     std::string jid;
@@ -47,7 +48,10 @@ struct Account {
     std::uint16_t port = 0;                   // 0: the default for `tls`
     TlsMode tls = TlsMode::Auto;
     std::string ca_file;                      // extra trust anchor, "" for none
-    std::string client_cert, client_key;      // SASL EXTERNAL (later)
+    std::string client_cert, client_key;      // SASL EXTERNAL (XEP-0178), PEM files
+    std::optional<std::string> client_key_password_command;  // passphrase of an encrypted client_key
+    std::vector<std::string> sasl;            // "EXTERNAL", "SCRAM", "PLAIN" in order; empty: default
+    ChannelBinding channel_binding = ChannelBinding::Auto;
     std::optional<Proxy> proxy;               // every connection of the account goes through it
     std::vector<Pin> tls_pins;                // when set, the server's key must match one
     std::vector<Room> rooms;

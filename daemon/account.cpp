@@ -54,6 +54,11 @@ void Account::start() {
     auto password = config::resolve_password(config_);
     if (!password) return give_up(password.error().message);
     password_ = std::move(password).value();
+    if (config_.client_key_password_command) {
+        auto key_password = config::run_password_command(*config_.client_key_password_command);
+        if (!key_password) return give_up("client_key_password_command: " + key_password.error().message);
+        key_password_ = std::move(key_password).value();
+    }
     // XEP-0198 across a restart of the daemon: resume the session the server may still hold.
     if (auto cp = hub_.load_checkpoint(config_.name)) {
         if (auto jid = xmpp::Jid::parse(cp->jid); jid && jid.value().bare() == config_.jid.bare()) {
@@ -91,7 +96,7 @@ void Account::probe(std::function<void(xmpp::Result<Probe>)> done) {
             },
             [result](const tls::PeerCertificate& cert, const std::string& server) { *result = Probe{cert, server}; },
         },
-        ConnectOptions{{}, 0, false, true}));
+        ConnectOptions{{}, 0, false, true, key_password_}));
     probes_.back()->start();
 }
 
@@ -137,8 +142,8 @@ void Account::connect() {
             [this](const xmpp::Closed& c, bool tls_verify) { closed(c, tls_verify); },
             {},
         },
-        ConnectOptions{location.first, location.second,
-                       location.first.empty() ? false : last_direct_tls_, false});
+        ConnectOptions{location.first, location.second, location.first.empty() ? false : last_direct_tls_, false,
+                       key_password_});
     // RFC 6121 §2.1.6: roster pushes come from our own account (or carry no 'from').
     connection_->on_iq(xmpp::ns_roster, "query", [this](pugi::xml_node iq, pugi::xml_node query) {
         std::string_view from = iq.attribute("from").value();

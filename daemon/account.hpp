@@ -96,6 +96,7 @@ private:
     Hub& hub_;
     std::function<void()> stopped_;
     std::string password_;
+    std::string key_password_;  // client_key_password_command's output
     State state_ = State::Disconnected;
     std::string reason_;
     std::string bound_jid_;

@@ -66,6 +66,15 @@ void XmppConnection::start() {
         return;
     }
     tls_ctx_ = std::move(ctx).value();
+    if (!account_.client_cert.empty()) {
+        // XEP-0178: the certificate goes into every TLS handshake, STARTTLS and direct.
+        if (auto st = tls::use_client_certificate(tls_ctx_.get(), account_.client_cert, account_.client_key,
+                                                  where_.key_password);
+            !st) {
+            fail(xmpp::Closed::Kind::Fatal, st.error().message);
+            return;
+        }
+    }
     plan();
 }
 
@@ -254,6 +263,8 @@ void XmppConnection::race_failed() {
     std::string why = race_error_.empty() ? "no address" : race_error_;
     if (account_.proxy) {
         // The same proxy serves every target: no use trying the next one.
+        if (race_addresses_.size() == 1 && why.starts_with(race_addresses_.front().text() + ": "))
+            why = why.substr(race_addresses_.front().text().size() + 2);
         fail(xmpp::Closed::Kind::Error, "cannot reach the proxy " + proxy_text_ + ": " + why);
         return;
     }
@@ -389,8 +400,12 @@ void XmppConnection::received(std::string_view bytes) {
             fail(xmpp::Closed::Kind::Requested, "probe done");
             return;
         }
-        if (direct_tls_) stream_.start(now);
-        else stream_.tls_established(now);
+        if (direct_tls_) {
+            stream_.set_direct_tls();
+            stream_.start(now);
+        } else {
+            stream_.tls_established(now);
+        }
     }
     if (auto plain = tls_->take_plaintext(); !plain.empty()) stream_.receive(plain, now);
     if (tls_->peer_closed()) stream_.transport_closed("the server closed the TLS session");

@@ -47,6 +47,7 @@ struct ConnectOptions {
     bool direct_tls = false;   // with `host`: how the previous connection there spoke TLS
     // Connect, finish the TLS handshake, report `probed`, close; never authenticate.
     bool probe = false;
+    std::string key_password;  // of the account's encrypted client_key
 };
 
 class XmppConnection {

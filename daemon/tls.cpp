@@ -1,10 +1,13 @@
 #include "daemon/tls.hpp"
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <openssl/x509v3.h>
 #include <arpa/inet.h>
 
+#include <algorithm>
+#include <cstring>
 #include <ctime>
 
 namespace tls {
@@ -104,6 +107,38 @@ xmpp::Result<std::shared_ptr<SSL_CTX>> make_client_context(const std::string& ca
     if (!ca_file.empty() && SSL_CTX_load_verify_locations(ctx.get(), ca_file.c_str(), nullptr) != 1)
         return xmpp::make_error("tls", "cannot load ca_file " + ca_file + ": " + openssl_errors());
     return ctx;
+}
+
+xmpp::Status use_client_certificate(SSL_CTX* ctx, const std::string& cert_file, const std::string& key_file,
+                                    const std::string& key_password) {
+    ERR_clear_error();
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert_file.c_str()) != 1)
+        return xmpp::make_error("tls-cert", "cannot use client_cert " + cert_file + ": " + openssl_errors());
+    // The passphrase goes to OpenSSL through its callback and nowhere else.
+    std::string password = key_password;
+    SSL_CTX_set_default_passwd_cb_userdata(ctx, &password);
+    SSL_CTX_set_default_passwd_cb(ctx, [](char* buf, int size, int, void* data) {
+        const auto* pw = static_cast<const std::string*>(data);
+        int n = static_cast<int>(std::min<std::size_t>(pw->size(), static_cast<std::size_t>(size)));
+        std::memcpy(buf, pw->data(), static_cast<std::size_t>(n));
+        return n;
+    });
+    int rc = SSL_CTX_use_PrivateKey_file(ctx, key_file.c_str(), SSL_FILETYPE_PEM);
+    bool mismatch = ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH;
+    SSL_CTX_set_default_passwd_cb(ctx, nullptr);
+    SSL_CTX_set_default_passwd_cb_userdata(ctx, nullptr);
+    OPENSSL_cleanse(password.data(), password.size());
+    if (rc != 1 && mismatch) {
+        ERR_clear_error();
+        return xmpp::make_error("tls-cert", "client_key " + key_file + " does not belong to client_cert " + cert_file);
+    }
+    if (rc != 1)
+        return xmpp::make_error("tls-cert", "cannot use client_key " + key_file + ": " + openssl_errors() +
+                                                (key_password.empty() ? " (is it encrypted? set client_key_password_command)"
+                                                                      : ""));
+    if (SSL_CTX_check_private_key(ctx) != 1)
+        return xmpp::make_error("tls-cert", "client_key " + key_file + " does not belong to client_cert " + cert_file);
+    return xmpp::Ok{};
 }
 
 Session::Session(std::shared_ptr<SSL_CTX> ctx, SessionOptions options)
@@ -229,6 +264,47 @@ std::string Session::take_ciphertext() {
 
 void Session::shutdown() {
     if (handshake_done_) SSL_shutdown(ssl_.get());
+}
+
+ChannelBindings Session::channel_bindings() const {
+    ChannelBindings b;
+    if (!handshake_done_) return b;
+    SSL* ssl = ssl_.get();
+    b.version = SSL_get_version(ssl);
+    bool tls13 = SSL_version(ssl) >= TLS1_3_VERSION;
+    // RFC 9266 §2: 32 bytes of exporter output, label "EXPORTER-Channel-Binding", no
+    // context; over TLS 1.2 only with the extended master secret (RFC 7627).
+    if (tls13 || SSL_get_extms_support(ssl) == 1) {
+        static constexpr char label[] = "EXPORTER-Channel-Binding";
+        unsigned char out[32];
+        if (SSL_export_keying_material(ssl, out, sizeof out, label, sizeof label - 1, nullptr, 0, 0) == 1)
+            b.tls_exporter.assign(reinterpret_cast<const char*>(out), sizeof out);
+    }
+    // RFC 5929 §4.1: the hash of the server's certificate, with the hash of its signature
+    // algorithm, SHA-256 in place of MD5 and SHA-1; undefined without a single hash.
+    if (X509* cert = SSL_get0_peer_certificate(ssl)) {
+        int md_nid = NID_undef;
+        if (X509_get_signature_info(cert, &md_nid, nullptr, nullptr, nullptr) == 1 && md_nid != NID_undef) {
+            if (md_nid == NID_md5 || md_nid == NID_sha1) md_nid = NID_sha256;
+            if (const EVP_MD* md = EVP_get_digestbynid(md_nid)) {
+                unsigned char out[EVP_MAX_MD_SIZE];
+                unsigned int n = 0;
+                if (X509_digest(cert, md, out, &n) == 1) b.tls_server_end_point.assign(reinterpret_cast<const char*>(out), n);
+            }
+        }
+    }
+    // RFC 5929 §3.1: the first Finished message of the handshake; not defined for TLS 1.3.
+    if (!tls13) {
+        unsigned char out[EVP_MAX_MD_SIZE];
+        std::size_t n = SSL_session_reused(ssl) ? SSL_get_peer_finished(ssl, out, sizeof out)
+                                                : SSL_get_finished(ssl, out, sizeof out);
+        if (n > 0 && n <= sizeof out) b.tls_unique.assign(reinterpret_cast<const char*>(out), n);
+    }
+    return b;
+}
+
+bool Session::client_certificate_sent() const {
+    return handshake_done_ && SSL_get_certificate(ssl_.get()) != nullptr;
 }
 
 std::string Session::description() const {

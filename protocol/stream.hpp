@@ -173,6 +173,9 @@ public:
 
     StreamState state() const { return state_; }
     bool tls_active() const { return tls_active_; }
+    // Before start(): the transport is already TLS (XEP-0368), as chosen after construction
+    // (an SRV record of _xmpps-client).
+    void set_direct_tls() { tls_active_ = true; }
     // Wire trace for logs, called with (outgoing, xml); SASL payloads are redacted.
     void set_wire_trace(std::function<void(bool outgoing, std::string_view xml)> trace) {
         trace_ = std::move(trace);

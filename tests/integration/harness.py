@@ -5,7 +5,9 @@ certificates (generated at run time with the openssl CLI), slixmpp as the second
 client, and the stanzad binary read through its stderr log.
 
     Certs     make_ca(dir): a test CA, a server certificate for "localhost", plus an
-              untrusted CA and a certificate for the wrong host name (negative TLS tests).
+              untrusted CA and a certificate for the wrong host name (negative TLS tests);
+              make_leaf (more names, signed by the test CA), make_self_signed (no CA at
+              all) and spki_pin (the "sha256/BASE64" form of tls_pin) beside it.
     Prosody   one throwaway server per test: start/stop/kill/restart, register users,
               read and wait on its debug log.
     Stanzad   the daemon under test: writes its config (0600), reads its stderr on a
@@ -276,6 +278,67 @@ def make_ca(directory: Union[str, Path], hostname: str = XMPP_DOMAIN) -> Certs:
                  uca_cert, uca_key, userver_cert, userver_key, ip_cert, ip_key)
 
 
+def make_leaf(certs: Certs, stem: str, names: "list[str]") -> "tuple[Path, Path]":
+    """A server certificate signed by the test CA of `certs` for `names` (SAN entries
+    such as "DNS:xmpp.example.test" or "IP:::1"; the first DNS name is also the CN).
+    Returns (cert, key), written into certs.dir as STEM.pem and STEM.key."""
+    cn = next((n.split(":", 1)[1] for n in names if n.startswith("DNS:")), stem)
+    return _make_leaf(certs.dir, stem, cn, list(names), certs.ca_cert, certs.ca_key)
+
+
+def make_self_signed(directory: Union[str, Path], stem: str,
+                     names: "list[str]") -> "tuple[Path, Path]":
+    """A self-signed server certificate (no CA behind it, CA:FALSE) for `names` (SAN
+    entries, e.g. ["DNS:localhost"]): what a home server reached over Tor often has.
+    OpenSSL's verdict on it is "self-signed certificate" (error 18). Returns (cert, key)."""
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    cn = next((n.split(":", 1)[1] for n in names if n.startswith("DNS:")), stem)
+    key = _ec_key(d / f"{stem}.key")
+    cnf = d / f"{stem}.cnf"
+    cnf.write_text(textwrap.dedent(f"""\
+        [req]
+        distinguished_name = dn
+        prompt = no
+        x509_extensions = leaf
+        [dn]
+        CN = {cn}
+        O = stanzad self-signed test server
+        [leaf]
+        basicConstraints = critical, CA:FALSE
+        keyUsage = critical, digitalSignature
+        extendedKeyUsage = serverAuth
+        subjectAltName = {", ".join(names)}
+        subjectKeyIdentifier = hash
+        """))
+    cert = d / f"{stem}.pem"
+    _openssl("req", "-config", cnf, "-x509", "-new", "-key", key, "-days", "30",
+             "-sha256", "-set_serial", "0x" + secrets.token_hex(8), "-out", cert)
+    return cert, key
+
+
+def spki_pin(cert: Union[str, Path]) -> str:
+    """The tls_pin of a certificate: "sha256/" + base64 of the SHA-256 of its DER
+    SubjectPublicKeyInfo (HPKP's and curl's form), computed with the openssl CLI the way
+    a user would: openssl x509 -pubkey -noout | openssl pkey -pubin -outform der |
+    openssl dgst -sha256 -binary | base64."""
+    env = dict(os.environ, OPENSSL_CONF="/dev/null")
+
+    def run(args: "list[str]", data: Optional[bytes] = None) -> bytes:
+        proc = subprocess.run(["openssl", *args], input=data, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        if proc.returncode != 0:
+            raise RuntimeError(f"openssl {' '.join(args)} failed:\n{proc.stderr.decode()}")
+        return proc.stdout
+
+    pubkey_pem = run(["x509", "-in", str(cert), "-pubkey", "-noout"])
+    spki_der = run(["pkey", "-pubin", "-outform", "der"], pubkey_pem)
+    digest = run(["dgst", "-sha256", "-binary"], spki_der)
+    assert len(digest) == 32, digest
+    import base64
+    return "sha256/" + base64.b64encode(digest).decode()
+
+
 # --------------------------------------------------------------------------------------
 # Prosody
 
@@ -291,6 +354,11 @@ class Prosody:
     with internal_hashed authentication (SCRAM-SHA-1 and PLAIN after STARTTLS) and
     c2s_require_encryption. The c2s port is chosen at the first start() and kept by
     restart(), so clients can reconnect to the same address.
+
+    direct_tls=True adds a XEP-0368 direct-TLS listener (c2s_direct_tls_ports) on
+    `direct_tls_port` (chosen like the c2s port when not given); `interfaces` are the
+    addresses both listeners bind (default 127.0.0.1 only; add "::1" for IPv6). start()
+    waits until every (listener, interface) pair is bound and accepts connections.
     """
 
     DEFAULT_MODULES = ("roster", "saslauth", "tls", "disco", "ping", "version", "time",
@@ -301,7 +369,9 @@ class Prosody:
                  port: Optional[int] = None, host: str = XMPP_DOMAIN,
                  modules: Iterable[str] = DEFAULT_MODULES, muc: bool = False,
                  extra_global: str = "", extra_host: str = "", name: str = "prosody",
-                 smacks_hibernation_time: int = 60):
+                 smacks_hibernation_time: int = 60, direct_tls: bool = False,
+                 direct_tls_port: Optional[int] = None,
+                 interfaces: Iterable[str] = (LOOPBACK,)):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         if certs is None and (cert is None or key is None):
@@ -320,7 +390,10 @@ class Prosody:
         self.extra_host = extra_host
         self.name = name
         self.port = port or free_port()
-        self._port_fixed = port is not None
+        self.direct_tls = direct_tls or direct_tls_port is not None
+        self.direct_tls_port = (direct_tls_port or self._other_port()) if self.direct_tls else None
+        self.interfaces = list(interfaces)
+        self._port_fixed = port is not None or direct_tls_port is not None
         self.config_path = self.workdir / "prosody.cfg.lua"
         self.log_path = self.workdir / "prosody.log"
         self.console_path = self.workdir / "prosody.console.log"
@@ -329,6 +402,13 @@ class Prosody:
         self.data_path.mkdir(exist_ok=True)
         self.proc: Optional[subprocess.Popen] = None
         self._console = None
+
+    def _other_port(self) -> int:
+        """A free port that is not the c2s port (for the direct-TLS listener)."""
+        while True:
+            port = free_port()
+            if port != self.port:
+                return port
 
     # -- configuration
     def config_text(self) -> str:
@@ -339,10 +419,10 @@ run_as_root = true
 pidfile = {_lua_str(self.pidfile)}
 data_path = {_lua_str(self.data_path)}
 log = {{ {{ levels = {{ min = "debug" }}, to = "file", filename = {_lua_str(self.log_path)} }} }}
-interfaces = {{ "{LOOPBACK}" }}
+interfaces = {{ {", ".join(_lua_str(i) for i in self.interfaces)} }}
 local_interfaces = {{ "{LOOPBACK}" }}
 c2s_ports = {{ {self.port} }}
-c2s_direct_tls_ports = {{ }}
+c2s_direct_tls_ports = {{ {self.direct_tls_port or ""} }}
 s2s_ports = {{ }}
 modules_enabled = {{ {modules} }}
 modules_disabled = {{ "s2s", "s2s_auth_certs" }}
@@ -385,6 +465,8 @@ Component {_lua_str("conference." + self.host)} "muc"
         for attempt in range(attempts):
             if attempt > 0:
                 self.port = free_port()
+                if self.direct_tls:
+                    self.direct_tls_port = self._other_port()
             try:
                 self._start_once(timeout)
                 self._port_fixed = True  # restarts keep the address
@@ -393,7 +475,8 @@ Component {_lua_str("conference." + self.host)} "muc"
                 self.kill()
                 if attempt + 1 == attempts:
                     raise AssertionError(
-                        f"{self.name}: port {self.port} in use\n{_tail(self.log_text())}")
+                        f"{self.name}: port {self.port} or {self.direct_tls_port} in use"
+                        f"\n{_tail(self.log_text())}")
         return self
 
     def _start_once(self, timeout: float) -> None:
@@ -405,9 +488,14 @@ Component {_lua_str("conference." + self.host)} "muc"
                            stdout=self._console, stderr=subprocess.STDOUT,
                            cwd=self.workdir)
         _track(self)
-        bound = re.compile(rf"Added listening service c2s to \[{re.escape(LOOPBACK)}\]:"
-                           rf"{self.port}\b")
-        failed = re.compile(rf"Failed to open server port {self.port}\b")
+        listeners = [("c2s", self.port)]
+        if self.direct_tls:
+            listeners.append(("c2s_direct_tls", self.direct_tls_port))
+        bound = [re.compile(rf"Added listening service {service} to \[{re.escape(iface)}\]:"
+                            rf"{port}\b")
+                 for service, port in listeners for iface in self.interfaces]
+        failed = re.compile(rf"Failed to open server port "
+                            rf"({'|'.join(str(p) for _, p in listeners)})\b")
 
         def ready() -> bool:
             if self.proc.poll() is not None:
@@ -417,9 +505,12 @@ Component {_lua_str("conference." + self.host)} "muc"
             new_log = self.log_text()[log_offset:]
             if failed.search(new_log):
                 raise _PortInUse()
-            return bool(bound.search(new_log)) and port_accepts(self.port)
+            return (all(rx.search(new_log) for rx in bound)
+                    and all(port_accepts(port, iface)
+                            for _, port in listeners for iface in self.interfaces))
 
-        poll_until(ready, timeout, f"{self.name} to listen on {LOOPBACK}:{self.port}",
+        where = ", ".join(f"[{i}]:{p}" for _, p in listeners for i in self.interfaces)
+        poll_until(ready, timeout, f"{self.name} to listen on {where}",
                    lambda: f"{self.console_text()}\n{_tail(self.log_text())}")
 
     def stop(self, timeout: float = 10.0) -> Optional[int]:
@@ -1277,18 +1368,27 @@ class IntegrationTest(unittest.TestCase):
 
     USERS = {"alice": "alice-Pw-1!", "bob": "bob-Pw-2!", "carol": "carol-Pw-3!"}
     PROSODY_OPTIONS: dict = {}
+    # The XMPP domain of the test's users, Prosody's VirtualHost and the name on the
+    # server certificate made by make_ca (a test that needs DNS uses e.g. "stanzad.test").
+    DOMAIN = XMPP_DOMAIN
     maxDiff = None
 
     def setUp(self) -> None:
         name = self.id().rsplit(".", 2)[-2:]
         self.tmp = Path(tempfile.mkdtemp(prefix=f"stanzad-{'-'.join(name)}-"))
         self.addCleanup(self._cleanup_tmp)
-        self.certs = make_ca(self.tmp / "certs")
+        self.certs = self.make_certs()
         self.prosody = self.start_prosody(**self.PROSODY_OPTIONS)
+
+    def make_certs(self) -> Certs:
+        """The test's certificates (make_ca for DOMAIN; about 1.4 s): a class may share
+        one set between its tests by overriding this."""
+        return make_ca(self.tmp / "certs", self.DOMAIN)
 
     def start_prosody(self, name: str = "prosody", users: Optional[dict] = None,
                       **options: Any) -> Prosody:
         options.setdefault("certs", self.certs)
+        options.setdefault("host", self.DOMAIN)
         prosody = Prosody(self.tmp / name, name=name, **options)
         self.addCleanup(prosody.stop)
         for user, password in (self.USERS if users is None else users).items():
@@ -1297,7 +1397,7 @@ class IntegrationTest(unittest.TestCase):
         return prosody
 
     def jid(self, user: str) -> str:
-        return f"{user}@{XMPP_DOMAIN}"
+        return f"{user}@{self.DOMAIN}"
 
     def account(self, name: str, user: str, password: Optional[str] = None, *,
                 prosody: Optional[Prosody] = None, ca_file: Any = "default",

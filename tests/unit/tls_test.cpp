@@ -1,6 +1,8 @@
 #include <catch2/catch.hpp>
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 
@@ -255,4 +257,74 @@ TEST_CASE("tls: a refused certificate names the presented key; a probe records i
     CHECK(probe.peer().issuer == "CN=TestCA");
     CHECK(probe.peer().names == std::vector<std::string>{"DNS:xmpp.test"});
     CHECK(probe.peer().verify_error.find("local issuer") != std::string::npos);
+}
+
+namespace {
+
+std::string server_exporter(SSL* ssl) {
+    static constexpr char label[] = "EXPORTER-Channel-Binding";
+    unsigned char out[32];
+    REQUIRE(SSL_export_keying_material(ssl, out, sizeof out, label, sizeof label - 1, nullptr, 0, 0) == 1);
+    return std::string(reinterpret_cast<const char*>(out), sizeof out);
+}
+
+std::string certificate_sha256() {
+    FILE* f = fopen(pki().path("server.pem").c_str(), "r");
+    REQUIRE(f);
+    X509* cert = PEM_read_X509(f, nullptr, nullptr, nullptr);
+    fclose(f);
+    REQUIRE(cert);
+    unsigned char out[32];
+    unsigned int n = 0;
+    REQUIRE(X509_digest(cert, EVP_sha256(), out, &n) == 1);
+    X509_free(cert);
+    return std::string(reinterpret_cast<const char*>(out), n);
+}
+
+}  // namespace
+
+TEST_CASE("tls: channel bindings of TLS 1.3 are the exporter and the end point, never tls-unique") {
+    auto ctx = tls::make_client_context(pki().path("ca.pem"));
+    REQUIRE(ctx);
+    tls::Session client(ctx.value(), named("xmpp.test"));
+    Server server;
+    REQUIRE(handshake(client, server).ok());
+    auto b = client.channel_bindings();
+    CHECK(b.version == "TLSv1.3");
+    CHECK(b.tls_exporter.size() == 32);
+    CHECK(b.tls_exporter == server_exporter(server.ssl));  // both ends derive the same
+    CHECK(b.tls_server_end_point == certificate_sha256());  // ecdsa-with-SHA256 -> SHA-256
+    CHECK(b.tls_unique.empty());
+}
+
+TEST_CASE("tls: over TLS 1.2, tls-unique is the client's Finished as the server saw it") {
+    auto ctx = tls::make_client_context(pki().path("ca.pem"));
+    REQUIRE(ctx);
+    tls::Session client(ctx.value(), named("xmpp.test"));
+    Server server(TLS1_2_VERSION);
+    REQUIRE(handshake(client, server).ok());
+    auto b = client.channel_bindings();
+    CHECK(b.version == "TLSv1.2");
+    unsigned char finished[64];
+    std::size_t n = SSL_get_peer_finished(server.ssl, finished, sizeof finished);
+    REQUIRE(n > 0);
+    CHECK(b.tls_unique == std::string(reinterpret_cast<const char*>(finished), n));
+    CHECK(b.tls_server_end_point == certificate_sha256());
+    // Extended master secret is on by default in OpenSSL 3, so the exporter is defined.
+    CHECK(b.tls_exporter == server_exporter(server.ssl));
+}
+
+TEST_CASE("tls: a client certificate whose key does not match is refused with both file names") {
+    auto ctx = tls::make_client_context("");
+    REQUIRE(ctx);
+    auto st = tls::use_client_certificate(ctx.value().get(), pki().path("server.pem"), pki().path("ca.key"), "");
+    REQUIRE_FALSE(st.ok());
+    CHECK(st.error().message.find("does not belong") != std::string::npos);
+    CHECK(st.error().message.find("ca.key") != std::string::npos);
+    auto missing = tls::use_client_certificate(ctx.value().get(), "/nonexistent.pem", pki().path("server.key"), "");
+    REQUIRE_FALSE(missing.ok());
+    CHECK(missing.error().message.find("/nonexistent.pem") != std::string::npos);
+    auto ok_ctx = tls::make_client_context("");
+    REQUIRE(ok_ctx);
+    CHECK(tls::use_client_certificate(ok_ctx.value().get(), pki().path("server.pem"), pki().path("server.key"), "").ok());
 }
