@@ -46,6 +46,9 @@ Account::Account(uv_loop_t* loop, Resolver& resolver, config::Account config, co
 
 Account::~Account() {
     pending_iqs_.clear();  // their callbacks may point at what is being torn down
+    // A front end waits for every reply, in order: a probe cut short still answers.
+    for (auto& waiter : probe_waiters_)
+        if (*waiter) std::exchange(*waiter, {})(xmpp::make_error("unreachable", "the account was removed"));
 }
 
 void Account::start() {
@@ -79,6 +82,8 @@ void Account::probe(std::function<void(xmpp::Result<Probe>)> done) {
     }
     auto result = std::make_shared<std::optional<Probe>>();
     auto once = std::make_shared<std::function<void(xmpp::Result<Probe>)>>(std::move(done));
+    std::erase_if(probe_waiters_, [](const auto& w) { return !*w; });
+    probe_waiters_.push_back(once);
     xmpp::StreamOptions options;  // no credentials: the probe never authenticates
     options.jid = config_.jid;
     options.resource = config_.resource;

@@ -121,6 +121,7 @@ private:
     std::unique_ptr<XmppConnection> connection_;
     bool last_direct_tls_ = false;  // how the last connection spoke TLS, for its location
     std::vector<std::unique_ptr<XmppConnection>> probes_;  // finished ones go at the next probe
+    std::vector<std::shared_ptr<std::function<void(xmpp::Result<Probe>)>>> probe_waiters_;  // unanswered
     std::unique_ptr<XmppConnection> finished_;  // dropped on a later loop turn
     uv::Timer retry_timer_;
 };
