@@ -25,7 +25,8 @@ DEBIAN_PACKAGES := \
 	build-essential cmake ninja-build pkg-config \
 	libuv1-dev libssl-dev libpugixml-dev libspdlog-dev libtomlplusplus-dev \
 	catch2 nlohmann-json3-dev libsqlite3-dev libc-ares-dev libidn-dev \
-	prosody python3-slixmpp openssl emacs-nox weechat-headless dnsmasq-base microsocks \
+	prosody prosody-modules ejabberd erlang-p1-sqlite3 python3-slixmpp openssl \
+	emacs-nox weechat-headless dnsmasq-base microsocks \
 	clang libclang-rt-14-dev
 
 .PHONY: help deps build test test-unit test-integration test-fault test-asan fuzz demo bench clean
@@ -45,6 +46,9 @@ deps:
 	  echo "deps: installing$$missing"; \
 	  apt-get update; \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
+	  echo "deps: stopping the system services the packages started (the tests run their own)"; \
+	  for svc in prosody ejabberd; do service $$svc stop >/dev/null 2>&1 || true; done; \
+	  pkill -x epmd >/dev/null 2>&1 || true; \
 	else \
 	  echo "deps: missing Debian packages:$$missing" >&2; \
 	  echo "deps: install them with:" >&2; \
