@@ -20,9 +20,17 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <initializer_list>
+#include <memory>
 #include <utility>
 
+#include <openssl/bio.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <toml++/toml.h>
 
 #include "protocol/sasl.hpp"
@@ -32,19 +40,24 @@ extern char** environ;
 namespace config {
 namespace {
 
-constexpr std::size_t max_config_bytes = 1024 * 1024;
+constexpr std::size_t max_config_bytes = 1024 * 1024;  // also the bound for certificate and key files
 constexpr std::size_t max_password_output = 64 * 1024;
 
 constexpr std::array<std::string_view, 3> root_keys = {"daemon", "irc", "account"};
 constexpr std::array<std::string_view, 7> daemon_keys = {"state_dir",     "socket",       "log_level", "history_days",
                                                          "ping_interval", "ping_timeout", "resolver"};
 constexpr std::array<std::string_view, 3> irc_keys = {"listen", "password", "password_command"};
-constexpr std::array<std::string_view, 17> account_keys = {
-    "name",        "jid",        "password", "password_command", "resource",       "host",
-    "port",        "tls",        "ca_file",  "client_cert",      "client_key",     "proxy",
-    "proxy_username", "proxy_password", "tls_pin", "rooms", "chat_markers"};
+constexpr std::array<std::string_view, 20> account_keys = {
+    "name",           "jid",            "password",    "password_command", "resource",
+    "host",           "port",           "tls",         "ca_file",          "client_cert",
+    "client_key",     "client_key_password_command",   "sasl",             "channel_binding",
+    "proxy",          "proxy_username", "proxy_password", "tls_pin",       "rooms",
+    "chat_markers"};
 constexpr std::array<std::string_view, 2> room_keys = {"jid", "nick"};
 constexpr std::array<std::string_view, 3> tls_modes = {"auto", "starttls", "direct"};
+constexpr std::array<std::string_view, 2> channel_bindings = {"auto", "required"};
+// `sasl`: mechanism families; the daemon picks the hash and -PLUS from what the server offers.
+constexpr std::array<std::string_view, 3> sasl_names = {"EXTERNAL", "SCRAM", "PLAIN"};
 constexpr std::array<std::string_view, 7> log_levels = {"trace", "debug",    "info", "warn",
                                                         "error", "critical", "off"};
 
@@ -342,6 +355,123 @@ xmpp::Result<Pin> parse_pin(std::string_view text) {
     return pin;
 }
 
+// A small file read whole, and its permission bits.
+struct FileText {
+    std::string text;
+    mode_t mode = 0;
+};
+
+// Errors: "cannot-read" (with strerror) and "too-large" (more than max_config_bytes);
+// both messages name the file.
+xmpp::Result<FileText> read_small_file(const std::string& path) {
+    auto fail = [&](int e) { return xmpp::make_error("cannot-read", "cannot read " + path + ": " + std::strerror(e)); };
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return fail(errno);
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+        int e = errno;
+        ::close(fd);
+        return fail(e);
+    }
+    FileText file;
+    file.mode = st.st_mode;
+    // One allocation for the usual case, so that a key leaves no copies in freed memory.
+    if (st.st_size > 0)
+        file.text.reserve(std::min(static_cast<std::size_t>(st.st_size), max_config_bytes) + 1);
+    char buf[8192];
+    for (;;) {
+        ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            int e = errno;
+            ::close(fd);
+            OPENSSL_cleanse(buf, sizeof buf);
+            return fail(e);
+        }
+        if (n == 0) break;
+        if (file.text.size() + static_cast<std::size_t>(n) > max_config_bytes) {
+            ::close(fd);
+            OPENSSL_cleanse(buf, sizeof buf);
+            OPENSSL_cleanse(file.text.data(), file.text.size());
+            return xmpp::make_error("too-large", path + " is larger than 1 MiB");
+        }
+        file.text.append(buf, static_cast<std::size_t>(n));
+    }
+    ::close(fd);
+    OPENSSL_cleanse(buf, sizeof buf);
+    return file;
+}
+
+template <auto Free>
+struct OpenSslFree {
+    template <class T>
+    void operator()(T* p) const { Free(p); }
+};
+using X509Ptr = std::unique_ptr<X509, OpenSslFree<X509_free>>;
+using PkeyPtr = std::unique_ptr<EVP_PKEY, OpenSslFree<EVP_PKEY_free>>;
+using BioPtr = std::unique_ptr<BIO, OpenSslFree<BIO_free>>;
+
+BioPtr memory_bio(const std::string& text) {
+    return BioPtr(BIO_new_mem_buf(text.data(), static_cast<int>(text.size())));
+}
+
+// Given to every PEM read: OpenSSL never prompts on the terminal, and we learn that the
+// key wanted a passphrase.
+int no_passphrase(char*, int, int, void* asked) {
+    *static_cast<bool*>(asked) = true;
+    return 0;
+}
+
+// The first certificate of a PEM file (the leaf of a chain, as
+// SSL_CTX_use_certificate_chain_file takes it); null when there is none.
+X509Ptr first_certificate(const std::string& pem) {
+    BioPtr bio = memory_bio(pem);
+    bool asked = false;
+    X509Ptr cert(bio ? PEM_read_bio_X509(bio.get(), nullptr, no_passphrase, &asked) : nullptr);
+    ERR_clear_error();
+    return cert;
+}
+
+struct PrivateKey {
+    PkeyPtr key;             // null when the file holds none or it is encrypted
+    bool encrypted = false;  // OpenSSL asked for a passphrase
+};
+
+PrivateKey private_key(const std::string& pem) {
+    PrivateKey out;
+    BioPtr bio = memory_bio(pem);
+    if (bio) out.key.reset(PEM_read_bio_PrivateKey(bio.get(), nullptr, no_passphrase, &out.encrypted));
+    ERR_clear_error();
+    if (out.encrypted) out.key.reset();
+    return out;
+}
+
+bool has_pem_label(std::string_view text, std::string_view label_end) {
+    for (std::size_t at = text.find("-----BEGIN "); at != std::string_view::npos;
+         at = text.find("-----BEGIN ", at + 1)) {
+        std::string_view line = text.substr(at, text.find('\n', at) - at);
+        if (line.find(label_end) != std::string_view::npos) return true;
+    }
+    return false;
+}
+
+// "2026-11-25 12:00:00 UTC"; "an unreadable date" when OpenSSL cannot convert it.
+std::string utc_date(const ASN1_TIME* time) {
+    std::tm tm{};
+    if (ASN1_TIME_to_tm(time, &tm) != 1) return "an unreadable date";
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
+    return buf;
+}
+
+std::string file_mode(mode_t mode) {
+    char buf[8];
+    std::snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(mode & 07777));
+    return buf;
+}
+
+char ascii_upper(char c) { return c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c; }
+
 bool is_account_name(std::string_view s) {
     if (s.empty()) return false;
     return std::all_of(s.begin(), s.end(), [](char c) {
@@ -362,7 +492,9 @@ std::string join_key(std::string_view prefix, std::string_view key) {
 // size of the document (at most a few problems per key).
 class Validator {
 public:
-    explicit Validator(std::string file) : file_(std::move(file)) {}
+    // `check_files`: also read client_cert and client_key (load() does; parse() reads nothing).
+    explicit Validator(std::string file, bool check_files = false)
+        : file_(std::move(file)), check_files_(check_files) {}
 
     LoadResult run(std::string_view text) {
         toml::table root;
@@ -702,15 +834,26 @@ private:
         if (auto v = path_at(t, "ca_file", prefix)) a.ca_file = *v;
         if (auto v = path_at(t, "client_cert", prefix)) a.client_cert = *v;
         if (auto v = path_at(t, "client_key", prefix)) a.client_key = *v;
+        a.client_key_password_command = string_at(t, "client_key_password_command", prefix);
         bool has_cert = t.contains("client_cert"), has_key = t.contains("client_key");
+        bool has_password = t.contains("password") || t.contains("password_command");
         if (has_cert && !has_key) {
             error(*t.get("client_cert"), prefix + ".client_key", "client_cert is set but client_key is not");
         } else if (has_key && !has_cert) {
             error(*t.get("client_key"), prefix + ".client_cert", "client_key is set but client_cert is not");
-        } else if (!has_cert && !t.contains("password") && !t.contains("password_command")) {
+        } else if (!has_cert && !has_password) {
             error(t, prefix + ".password",
                   "missing: set password, password_command, or client_cert and client_key");
         }
+        if (t.contains("client_key_password_command") && !has_key && !has_cert) {
+            error(*t.get("client_key_password_command"), prefix + ".client_key",
+                  "client_key_password_command is set but client_key is not");
+        }
+        if (const toml::node* sasl = t.get("sasl")) sasl_list(*sasl, prefix, a, has_cert || has_key, has_password);
+        if (auto v = choice_at(t, "channel_binding", prefix, channel_bindings)) {
+            a.channel_binding = *v == "required" ? ChannelBinding::Required : ChannelBinding::Auto;
+        }
+        if (check_files_ && !a.client_cert.empty() && !a.client_key.empty()) certificate_files(t, prefix, a);
 
         proxy_keys(t, prefix, a);
         onion_checks(t, prefix, a);
@@ -721,6 +864,119 @@ private:
 
         if (error_count() != errors_before) return std::nullopt;
         return a;
+    }
+
+    // `sasl = ["EXTERNAL", "SCRAM"]`: the mechanism families to try, in order. Names are
+    // matched without regard to case and stored in upper case; each needs its credentials.
+    // `any_cert`: client_cert or client_key is set (half a pair is reported elsewhere).
+    void sasl_list(const toml::node& node, const std::string& prefix, Account& a, bool any_cert,
+                   bool has_password) {
+        // Without any credentials the "missing" error already says what to add.
+        const bool check_credentials = any_cert || has_password;
+        const std::string key = prefix + ".sasl";
+        const std::string valid = "expected " + one_of(sasl_names);
+        const toml::array* list = node.as_array();
+        if (!list) {
+            error(node, key,
+                  "expected an array in order of preference, like sasl = [\"EXTERNAL\", \"SCRAM\"], got " +
+                      std::string(type_name(node)));
+            return;
+        }
+        if (list->empty()) {
+            error(node, key,
+                  "an empty list allows no way to log in; remove sasl for the default order (EXTERNAL when "
+                  "client_cert is set, then SCRAM when a password is)");
+            return;
+        }
+        for (std::size_t i = 0; i < list->size(); ++i) {
+            const toml::node& item = *list->get(i);
+            const std::string item_key = key + "[" + std::to_string(i + 1) + "]";
+            const auto* text = item.as_string();
+            if (!text) {
+                error(item, item_key, valid + ", got " + std::string(type_name(item)));
+                continue;
+            }
+            std::string name = text->get();
+            std::transform(name.begin(), name.end(), name.begin(), ascii_upper);
+            if (std::find(sasl_names.begin(), sasl_names.end(), name) == sasl_names.end()) {
+                std::string message = "unknown mechanism '" + text->get() + "': " + valid;
+                if (name.starts_with("SCRAM-")) {
+                    message += "; write SCRAM: the hash and -PLUS are chosen from what the server offers";
+                } else if (auto hint = closest(name, sasl_names)) {
+                    message += "; did you mean '" + std::string(*hint) + "'?";
+                }
+                error(item, item_key, std::move(message));
+            } else if (std::find(a.sasl.begin(), a.sasl.end(), name) != a.sasl.end()) {
+                error(item, item_key, "'" + name + "' is listed twice");
+            } else if (check_credentials && name == "EXTERNAL" && !any_cert) {
+                error(item, item_key, "EXTERNAL needs client_cert and client_key");
+            } else if (check_credentials && name != "EXTERNAL" && !has_password) {
+                error(item, item_key, name + " needs password or password_command");
+            } else {
+                a.sasl.push_back(std::move(name));
+            }
+        }
+    }
+
+    // XEP-0178: the certificate and key the TLS handshake will present, read now so that
+    // --check-config finds an unreadable, malformed or mismatched pair. Nothing is run (an
+    // encrypted key's passphrase command waits for the daemon) and no key material is
+    // quoted.
+    void certificate_files(const toml::table& t, const std::string& prefix, const Account& a) {
+        const toml::node& cert_at = *t.get("client_cert");
+        const toml::node& key_at = *t.get("client_key");
+        const std::string cert_key = prefix + ".client_cert", key_key = prefix + ".client_key";
+        const std::string cert_name = "client_cert " + a.client_cert, key_name = "client_key " + a.client_key;
+
+        X509Ptr cert;
+        if (auto file = read_small_file(a.client_cert); !file) {
+            error(cert_at, cert_key, file.error().message);
+        } else if (cert = first_certificate(file.value().text); !cert) {
+            std::string message = cert_name + " holds no PEM certificate (-----BEGIN CERTIFICATE-----)";
+            if (has_pem_label(file.value().text, "PRIVATE KEY-----"))
+                message += "; it holds a private key: are client_cert and client_key swapped?";
+            error(cert_at, cert_key, std::move(message));
+        } else if (const ASN1_TIME* not_after = X509_get0_notAfter(cert.get());
+                   X509_cmp_current_time(not_after) < 0) {
+            warning(cert_at, cert_key,
+                    cert_name + " expired on " + utc_date(not_after) + "; servers will refuse it");
+        }
+
+        auto file = read_small_file(a.client_key);
+        if (!file) {
+            error(key_at, key_key, file.error().message);
+            return;
+        }
+        FileText& key_file = file.value();
+        PrivateKey key = private_key(key_file.text);
+        bool holds_certificate = has_pem_label(key_file.text, "CERTIFICATE-----");
+        OPENSSL_cleanse(key_file.text.data(), key_file.text.size());
+        if ((key.key || key.encrypted) && (key_file.mode & (S_IRGRP | S_IROTH))) {
+            warning(key_at, key_key,
+                    a.client_key + " is readable by others (mode " + file_mode(key_file.mode) +
+                        ") and holds a private key; chmod 600 " + a.client_key);
+        }
+
+        if (key.encrypted) {
+            if (!a.client_key_password_command)
+                error(key_at, key_key, key_name + " is encrypted: set client_key_password_command");
+            // With the command, the key stays locked until the daemon runs it.
+            return;
+        }
+        if (!key.key) {
+            std::string message = key_name + " holds no PEM private key (-----BEGIN PRIVATE KEY-----)";
+            if (holds_certificate) message += "; it holds a certificate: are client_cert and client_key swapped?";
+            error(key_at, key_key, std::move(message));
+            return;
+        }
+        if (a.client_key_password_command) {
+            warning(*t.get("client_key_password_command"), prefix + ".client_key_password_command",
+                    key_name + " is not encrypted: the command is not needed");
+        }
+        if (cert && EVP_PKEY_eq(X509_get0_pubkey(cert.get()), key.key.get()) != 1) {
+            error(key_at, key_key, key_name + " does not belong to " + cert_name);
+        }
+        ERR_clear_error();
     }
 
     // `proxy`, and `proxy_username`/`proxy_password` that override the URL's credentials.
@@ -884,6 +1140,7 @@ private:
     }
 
     std::string file_;
+    bool check_files_ = false;
     std::vector<Problem> problems_;
     std::vector<std::pair<std::string, int>> seen_names_;  // account name, line
     bool saw_password_ = false;
@@ -920,43 +1177,21 @@ LoadResult load(const std::string& path) {
         r.problems.push_back(std::move(p));
         return r;
     };
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return fail("cannot read " + path + ": " + std::strerror(errno));
-    struct stat st {};
-    if (::fstat(fd, &st) != 0) {
-        int e = errno;
-        ::close(fd);
-        return fail("cannot read " + path + ": " + std::strerror(e));
+    auto file = read_small_file(path);
+    if (!file) {
+        std::string message = file.error().message;
+        if (file.error().code == "too-large") message += "; that is not a configuration file";
+        return fail(std::move(message));
     }
-    std::string text;
-    char buf[8192];
-    for (;;) {
-        ssize_t n = ::read(fd, buf, sizeof buf);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            int e = errno;
-            ::close(fd);
-            return fail("cannot read " + path + ": " + std::strerror(e));
-        }
-        if (n == 0) break;
-        if (text.size() + static_cast<std::size_t>(n) > max_config_bytes) {
-            ::close(fd);
-            return fail(path + " is larger than 1 MiB; that is not a configuration file");
-        }
-        text.append(buf, static_cast<std::size_t>(n));
-    }
-    ::close(fd);
 
-    Validator validator(path);
-    LoadResult result = validator.run(text);
-    if (validator.saw_password() && (st.st_mode & (S_IRGRP | S_IROTH))) {
-        char mode[8];
-        std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    Validator validator(path, /*check_files=*/true);
+    LoadResult result = validator.run(file.value().text);
+    if (validator.saw_password() && (file.value().mode & (S_IRGRP | S_IROTH))) {
         Problem p;
         p.severity = Problem::Severity::Warning;
         p.file = path;
-        p.message = path + " is readable by others (mode " + mode + ") and holds a password; chmod 600 " +
-                    path + " or use password_command";
+        p.message = path + " is readable by others (mode " + file_mode(file.value().mode) +
+                    ") and holds a password; chmod 600 " + path + " or use password_command";
         // No line: it goes first, like the other whole-file problems.
         result.problems.insert(result.problems.begin(), std::move(p));
     }

@@ -1,7 +1,8 @@
 #pragma once
 // The TOML configuration of DESIGN.md, validated into a typed Config (toml++).
-// Every problem names the file, line and key. No I/O beyond reading the file, the
-// permission check, and running a password_command when asked to.
+// Every problem names the file, line and key. No I/O beyond reading the file (and, in
+// load(), the client_cert and client_key files it names), the permission checks, and
+// running a password_command when asked to.
 #include <array>
 #include <chrono>
 #include <cstdint>
@@ -101,8 +102,9 @@ struct LoadResult {
     bool ok() const { return config.has_value(); }
 };
 
-// Reads and validates `path`. Also warns when the file holds a password and is
-// readable by group or others.
+// Reads and validates `path`. Also warns when the file holds a password, or client_key
+// a private key, and is readable by group or others; checks that client_cert and
+// client_key are readable PEM and belong together (parse() leaves files alone).
 LoadResult load(const std::string& path);
 // Validates TOML text; `source_name` is used in problems. No file access.
 LoadResult parse(std::string_view text, const std::string& source_name);

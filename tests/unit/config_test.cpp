@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <sstream>
 #include <string>
 
 #include <catch2/catch.hpp>
@@ -110,6 +111,58 @@ name = "home"
 jid = "alice@example.org"
 password = "secret"
 )";
+
+std::string read_text(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::ostringstream out;
+    out << in.rdbuf();
+    return out.str();
+}
+
+// Client certificates and keys, made with the openssl CLI once per run (as tls_test's Pki):
+// alice.pem/alice.key (EC P-256, self-signed), other.key (unrelated), alice-p8.key and
+// alice-trad.key (alice.key encrypted as PKCS#8 and as a traditional PEM, passphrase "x"),
+// expired.pem (alice's key, notAfter yesterday: `x509 -days -1`, since OpenSSL 3.0's req
+// refuses -days 0 and has no -not_after) and expired.date ("notAfter=YYYY-MM-DD HH:MM:SSZ").
+// Every key is 0600.
+struct Pki {
+    std::string dir;
+    Pki() {
+        std::string tmpl = (std::filesystem::temp_directory_path() / "stanzad-config-pki-XXXXXX").string();
+        REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
+        dir = tmpl;
+        std::string cmd =
+            "cd " + dir + " && "
+            "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=alice "
+            "-keyout alice.key -out alice.pem && "
+            "openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out other.key && "
+            "openssl pkey -in alice.key -aes256 -passout pass:x -out alice-p8.key && "
+            "openssl ec -in alice.key -aes256 -passout pass:x -out alice-trad.key && "
+            "openssl x509 -in alice.pem -signkey alice.key -days -1 -out expired.pem && "
+            "openssl x509 -in expired.pem -noout -enddate -dateopt iso_8601 > expired.date && "
+            "chmod 600 alice.key other.key alice-p8.key alice-trad.key";
+        REQUIRE(std::system(("(" + cmd + ") >/dev/null 2>&1").c_str()) == 0);
+    }
+    ~Pki() {
+        std::error_code ec;
+        std::filesystem::remove_all(dir, ec);
+    }
+    std::string path(const char* file) const { return dir + "/" + file; }
+};
+
+const Pki& pki() {
+    static Pki p;
+    return p;
+}
+
+// A 0600 config file in `dir` with one account that uses `cert` and `key`, plus `extra`.
+std::string cert_config(const TempDir& dir, const std::string& cert, const std::string& key,
+                        const std::string& extra = "") {
+    return dir.write("cert.toml",
+                     "[[account]]\nname = \"cert\"\njid = \"alice@example.org\"\nclient_cert = \"" + cert +
+                         "\"\nclient_key = \"" + key + "\"\n" + extra,
+                     0600);
+}
 
 }  // namespace
 
@@ -1152,4 +1205,362 @@ TEST_CASE("run_password_command gives up on a command that does not finish", "[c
     REQUIRE_FALSE(r);
     CHECK(r.error().message.find("did not finish") != std::string::npos);
     CHECK(took < std::chrono::seconds(10));  // bounded, not the 30 s the command wanted
+}
+
+TEST_CASE("client_key_password_command: a string, only with client_key", "[config][cert]") {
+    const std::string head = "[[account]]\nname = \"a\"\njid = \"alice@example.org\"\n";
+    SECTION("with client_cert and client_key") {
+        auto r = config::parse(head + "client_cert = \"/c.pem\"\nclient_key = \"/k.pem\"\n"
+                                      "client_key_password_command = \"pass show key\"\n",
+                               "k.toml");
+        INFO(all_problems(r));
+        REQUIRE(r.ok());
+        CHECK(r.problems.empty());
+        CHECK(r.config->accounts[0].client_key_password_command == std::optional<std::string>("pass show key"));
+    }
+    SECTION("absent") {
+        auto r = config::parse(minimal_account, "k.toml");
+        REQUIRE(r.ok());
+        CHECK_FALSE(r.config->accounts[0].client_key_password_command.has_value());
+    }
+    SECTION("without client_key") {
+        const std::string text = head + "password = \"x\"\nclient_key_password_command = \"pass show key\"\n";
+        auto r = config::parse(text, "k.toml");
+        const Problem& p = only_problem(r);
+        CHECK(p.key == "account[1].client_key");
+        CHECK(p.line == line_of(text, "client_key_password_command"));
+        CHECK(p.message == "client_key_password_command is set but client_key is not");
+    }
+    SECTION("empty, or not a string") {
+        const std::string pair = head + "client_cert = \"/c.pem\"\nclient_key = \"/k.pem\"\n";
+        auto empty = config::parse(pair + "client_key_password_command = \"\"\n", "k.toml");
+        CHECK(only_problem(empty).key == "account[1].client_key_password_command");
+        CHECK(only_problem(empty).message == "must not be empty");
+        auto number = config::parse(pair + "client_key_password_command = 1\n", "k.toml");
+        CHECK(only_problem(number).message == "expected a string, got an integer");
+    }
+}
+
+TEST_CASE("sasl: distinct mechanism families in order of preference", "[config][sasl]") {
+    const std::string both = "[[account]]\nname = \"a\"\njid = \"alice@example.org\"\npassword = \"x\"\n"
+                             "client_cert = \"/c.pem\"\nclient_key = \"/k.pem\"\n";
+    auto parse_sasl = [](const std::string& head, const std::string& value) {
+        return config::parse(head + "sasl = " + value + "\n", "s.toml");
+    };
+    SECTION("any case in, upper case stored, order kept") {
+        auto r = parse_sasl(both, "[\"external\", \"Scram\", \"PLAIN\"]");
+        INFO(all_problems(r));
+        REQUIRE(r.ok());
+        CHECK(r.problems.empty());
+        CHECK(r.config->accounts[0].sasl == std::vector<std::string>{"EXTERNAL", "SCRAM", "PLAIN"});
+        auto scram_first = parse_sasl(both, "[\"SCRAM\", \"EXTERNAL\"]");
+        REQUIRE(scram_first.ok());
+        CHECK(scram_first.config->accounts[0].sasl == std::vector<std::string>{"SCRAM", "EXTERNAL"});
+    }
+    SECTION("absent: empty, the daemon applies the default order") {
+        auto r = config::parse(both, "s.toml");
+        REQUIRE(r.ok());
+        CHECK(r.config->accounts[0].sasl.empty());
+    }
+    SECTION("not an array") {
+        const std::string text = both + "sasl = \"SCRAM\"\n";
+        auto r = config::parse(text, "s.toml");
+        const Problem& p = only_problem(r);
+        CHECK(p.key == "account[1].sasl");
+        CHECK(p.line == line_of(text, "sasl ="));
+        CHECK(p.message ==
+              "expected an array in order of preference, like sasl = [\"EXTERNAL\", \"SCRAM\"], got a string");
+    }
+    SECTION("an empty array") {
+        auto r = parse_sasl(both, "[]");
+        const Problem& p = only_problem(r);
+        CHECK(p.key == "account[1].sasl");
+        CHECK(p.message == "an empty list allows no way to log in; remove sasl for the default order (EXTERNAL "
+                           "when client_cert is set, then SCRAM when a password is)");
+    }
+    SECTION("unknown names list the valid ones") {
+        const std::string text =
+            both + "sasl = [\n  \"DIGEST-MD5\",\n  \"SCRAM-SHA-256-PLUS\",\n  \"externl\",\n  7,\n]\n";
+        auto r = config::parse(text, "s.toml");
+        CHECK_FALSE(r.ok());
+        INFO(all_problems(r));
+        REQUIRE(r.problems.size() == 4);
+        for (std::size_t i = 0; i < 4; ++i) {
+            CHECK(r.problems[i].key == "account[1].sasl[" + std::to_string(i + 1) + "]");
+            CHECK(r.problems[i].line == line_of(text, "sasl =") + 1 + static_cast<int>(i));
+        }
+        CHECK(r.problems[0].message == "unknown mechanism 'DIGEST-MD5': expected EXTERNAL, SCRAM or PLAIN");
+        CHECK(r.problems[1].message ==
+              "unknown mechanism 'SCRAM-SHA-256-PLUS': expected EXTERNAL, SCRAM or PLAIN; write SCRAM: the hash and "
+              "-PLUS are chosen from what the server offers");
+        CHECK(r.problems[2].message ==
+              "unknown mechanism 'externl': expected EXTERNAL, SCRAM or PLAIN; did you mean 'EXTERNAL'?");
+        CHECK(r.problems[3].message == "expected EXTERNAL, SCRAM or PLAIN, got an integer");
+    }
+    SECTION("a name twice, in any case") {
+        const std::string text = both + "sasl = [\"SCRAM\",\n  \"scram\"]\n";
+        auto r = config::parse(text, "s.toml");
+        const Problem& p = only_problem(r);
+        CHECK(p.key == "account[1].sasl[2]");
+        CHECK(p.line == line_of(text, "\"scram\""));
+        CHECK(p.message == "'SCRAM' is listed twice");
+    }
+    SECTION("EXTERNAL without a certificate") {
+        const std::string head = "[[account]]\nname = \"a\"\njid = \"alice@example.org\"\npassword_command = \"p\"\n";
+        auto r = parse_sasl(head, "[\"SCRAM\", \"EXTERNAL\"]");
+        const Problem& p = only_problem(r);
+        CHECK(p.severity == Problem::Severity::Error);
+        CHECK(p.key == "account[1].sasl[2]");
+        CHECK(p.message == "EXTERNAL needs client_cert and client_key");
+        // Half a pair is one error, about the missing half.
+        auto half = parse_sasl(head + "client_key = \"/k.pem\"\n", "[\"EXTERNAL\"]");
+        CHECK(only_problem(half).message == "client_key is set but client_cert is not");
+    }
+    SECTION("SCRAM and PLAIN without a password") {
+        const std::string head = "[[account]]\nname = \"a\"\njid = \"alice@example.org\"\n"
+                                 "client_cert = \"/c.pem\"\nclient_key = \"/k.pem\"\n";
+        auto r = parse_sasl(head, "[\"EXTERNAL\", \"SCRAM\", \"plain\"]");
+        INFO(all_problems(r));
+        REQUIRE(r.problems.size() == 2);
+        CHECK(r.problems[0].key == "account[1].sasl[2]");
+        CHECK(r.problems[0].message == "SCRAM needs password or password_command");
+        CHECK(r.problems[1].key == "account[1].sasl[3]");
+        CHECK(r.problems[1].message == "PLAIN needs password or password_command");
+        auto only_external = parse_sasl(head, "[\"EXTERNAL\"]");
+        REQUIRE(only_external.ok());
+        CHECK(only_external.config->accounts[0].sasl == std::vector<std::string>{"EXTERNAL"});
+    }
+    SECTION("no credentials at all: one error, not one per mechanism") {
+        auto r = parse_sasl("[[account]]\nname = \"a\"\njid = \"alice@example.org\"\n", "[\"EXTERNAL\", \"SCRAM\"]");
+        const Problem& p = only_problem(r);
+        CHECK(p.key == "account[1].password");
+        CHECK(p.message == "missing: set password, password_command, or client_cert and client_key");
+    }
+}
+
+TEST_CASE("channel_binding is auto or required", "[config][sasl]") {
+    auto dflt = config::parse(minimal_account, "cb.toml");
+    REQUIRE(dflt.ok());
+    CHECK(dflt.config->accounts[0].channel_binding == config::ChannelBinding::Auto);
+    auto required = config::parse(std::string(minimal_account) + "channel_binding = \"required\"\n", "cb.toml");
+    REQUIRE(required.ok());
+    CHECK(required.config->accounts[0].channel_binding == config::ChannelBinding::Required);
+    auto automatic = config::parse(std::string(minimal_account) + "channel_binding = \"auto\"\n", "cb.toml");
+    REQUIRE(automatic.ok());
+    CHECK(automatic.config->accounts[0].channel_binding == config::ChannelBinding::Auto);
+
+    const std::string text = std::string(minimal_account) + "channel_binding = \"requird\"\n";
+    auto r = config::parse(text, "cb.toml");
+    const Problem& p = only_problem(r);
+    CHECK(p.key == "account[1].channel_binding");
+    CHECK(p.line == line_of(text, "channel_binding"));
+    CHECK(p.message == "expected auto or required, got 'requird'; did you mean 'required'?");
+}
+
+TEST_CASE("the certificate keys take part in unknown-key detection", "[config]") {
+    const std::string text = std::string(minimal_account) +
+                             "sals = []\nchanel_binding = \"auto\"\nclient_key_pasword_command = \"x\"\n";
+    auto r = config::parse(text, "k.toml");
+    INFO(all_problems(r));
+    REQUIRE(r.problems.size() == 3);
+    CHECK(r.problems[0].message == "unknown key 'sals'; did you mean 'sasl'?");
+    CHECK(r.problems[1].message == "unknown key 'chanel_binding'; did you mean 'channel_binding'?");
+    CHECK(r.problems[2].message ==
+          "unknown key 'client_key_pasword_command'; did you mean 'client_key_password_command'?");
+}
+
+TEST_CASE("parse reads no certificate or key file; load does", "[config][cert]") {
+    TempDir dir;
+    const std::string missing = dir.path() + "/missing.pem";
+    const std::string text = "[[account]]\nname = \"a\"\njid = \"alice@example.org\"\nclient_cert = \"" + missing +
+                             "\"\nclient_key = \"" + missing + "\"\n";
+    auto parsed = config::parse(text, "p.toml");
+    REQUIRE(parsed.ok());
+    CHECK(parsed.problems.empty());
+    auto loaded = config::load(dir.write("p.toml", text, 0600));
+    CHECK_FALSE(loaded.ok());
+    CHECK(count_errors(loaded) == 2);
+}
+
+TEST_CASE("load: a certificate-only account with a matching pair is valid", "[config][load][cert]") {
+    TempDir dir;
+    const std::string path =
+        cert_config(dir, pki().path("alice.pem"), pki().path("alice.key"), "sasl = [\"EXTERNAL\"]\n");
+    auto r = config::load(path);
+    INFO(all_problems(r));
+    REQUIRE(r.ok());
+    CHECK(r.problems.empty());
+    const config::Account& a = r.config->accounts.at(0);
+    CHECK(a.client_cert == pki().path("alice.pem"));
+    CHECK(a.client_key == pki().path("alice.key"));
+    CHECK_FALSE(a.password.has_value());
+    CHECK_FALSE(a.password_command.has_value());
+    CHECK(a.sasl == std::vector<std::string>{"EXTERNAL"});
+}
+
+TEST_CASE("load: certificate and key may share one file, and a chain is read leaf first", "[config][load][cert]") {
+    TempDir dir;
+    const std::string cert = read_text(pki().path("alice.pem")), key = read_text(pki().path("alice.key"));
+    SECTION("key and certificate in one file") {
+        const std::string both = dir.write("both.pem", key + cert, 0600);
+        auto r = config::load(cert_config(dir, both, both));
+        INFO(all_problems(r));
+        REQUIRE(r.ok());
+        CHECK(r.problems.empty());
+    }
+    SECTION("a chain: the leaf, then an expired issuer") {
+        const std::string chain = dir.write("chain.pem", cert + read_text(pki().path("expired.pem")), 0644);
+        auto r = config::load(cert_config(dir, chain, pki().path("alice.key")));
+        INFO(all_problems(r));
+        REQUIRE(r.ok());
+        CHECK(r.problems.empty());  // only the leaf's dates and key are checked
+    }
+}
+
+TEST_CASE("load: unreadable or malformed certificate and key files are errors at their lines",
+          "[config][load][cert]") {
+    TempDir dir;
+    SECTION("missing files") {
+        const std::string cert = dir.path() + "/nope.pem", key = dir.path() + "/nope.key";
+        auto r = config::load(cert_config(dir, cert, key));
+        CHECK_FALSE(r.ok());
+        INFO(all_problems(r));
+        REQUIRE(r.problems.size() == 2);
+        CHECK(r.problems[0].key == "account[1].client_cert");
+        CHECK(r.problems[0].line == 4);
+        CHECK(r.problems[0].message == "cannot read " + cert + ": No such file or directory");
+        CHECK(r.problems[1].key == "account[1].client_key");
+        CHECK(r.problems[1].line == 5);
+        CHECK(r.problems[1].message == "cannot read " + key + ": No such file or directory");
+    }
+    SECTION("a directory") {
+        auto r = config::load(cert_config(dir, dir.path(), pki().path("alice.key")));
+        const Problem& p = only_problem(r);
+        CHECK(p.key == "account[1].client_cert");
+        CHECK(p.message == "cannot read " + dir.path() + ": Is a directory");
+    }
+    SECTION("not PEM") {
+        const std::string junk = dir.write("junk.pem", "not a certificate\n", 0600);
+        auto r = config::load(cert_config(dir, junk, junk));
+        CHECK_FALSE(r.ok());
+        INFO(all_problems(r));
+        REQUIRE(r.problems.size() == 2);
+        CHECK(r.problems[0].key == "account[1].client_cert");
+        CHECK(r.problems[0].message ==
+              "client_cert " + junk + " holds no PEM certificate (-----BEGIN CERTIFICATE-----)");
+        CHECK(r.problems[1].key == "account[1].client_key");
+        CHECK(r.problems[1].message ==
+              "client_key " + junk + " holds no PEM private key (-----BEGIN PRIVATE KEY-----)");
+    }
+    SECTION("certificate and key swapped") {
+        const std::string cert = pki().path("alice.pem"), key = pki().path("alice.key");
+        auto r = config::load(cert_config(dir, key, cert));
+        CHECK_FALSE(r.ok());
+        INFO(all_problems(r));
+        REQUIRE(r.problems.size() == 2);
+        CHECK(r.problems[0].message == "client_cert " + key +
+                                           " holds no PEM certificate (-----BEGIN CERTIFICATE-----); it holds a "
+                                           "private key: are client_cert and client_key swapped?");
+        CHECK(r.problems[1].message == "client_key " + cert +
+                                           " holds no PEM private key (-----BEGIN PRIVATE KEY-----); it holds a "
+                                           "certificate: are client_cert and client_key swapped?");
+        // The key file's contents never appear.
+        const std::string key_text = read_text(key);
+        const std::string body_line = key_text.substr(key_text.find('\n') + 1, 40);
+        for (const Problem& p : r.problems) CHECK(p.message.find(body_line) == std::string::npos);
+    }
+}
+
+TEST_CASE("load: a key that does not belong to the certificate is an error", "[config][load][cert]") {
+    TempDir dir;
+    const std::string cert = pki().path("alice.pem"), key = pki().path("other.key");
+    const std::string path = cert_config(dir, cert, key);
+    auto r = config::load(path);
+    CHECK_FALSE(r.ok());
+    const Problem& p = only_problem(r);
+    CHECK(p.severity == Problem::Severity::Error);
+    CHECK(p.key == "account[1].client_key");
+    CHECK(p.line == 5);
+    CHECK(p.to_string() == path + ":5:14: error: account[1].client_key: client_key " + key +
+                               " does not belong to client_cert " + cert);
+}
+
+TEST_CASE("load: an encrypted key needs client_key_password_command, which is not run",
+          "[config][load][cert]") {
+    TempDir dir;
+    const std::string cert = pki().path("alice.pem");
+    for (const char* name : {"alice-p8.key", "alice-trad.key"}) {
+        const std::string key = pki().path(name);
+        INFO(key);
+        SECTION(std::string("no command: ") + name) {
+            auto r = config::load(cert_config(dir, cert, key));
+            CHECK_FALSE(r.ok());
+            const Problem& p = only_problem(r);
+            CHECK(p.key == "account[1].client_key");
+            CHECK(p.line == 5);
+            CHECK(p.message == "client_key " + key + " is encrypted: set client_key_password_command");
+        }
+        SECTION(std::string("with the command: ") + name) {
+            const std::string marker = dir.path() + "/ran";
+            auto r = config::load(
+                cert_config(dir, cert, key, "client_key_password_command = \"touch " + marker + "; echo x\"\n"));
+            INFO(all_problems(r));
+            REQUIRE(r.ok());
+            CHECK(r.problems.empty());
+            CHECK(r.config->accounts.at(0).client_key_password_command ==
+                  std::optional<std::string>("touch " + marker + "; echo x"));
+            CHECK_FALSE(std::filesystem::exists(marker));
+        }
+    }
+    SECTION("a command for a key that is not encrypted is a warning") {
+        const std::string text_key = "client_key_password_command = \"pass show key\"\n";
+        auto r = config::load(cert_config(dir, cert, pki().path("alice.key"), text_key));
+        REQUIRE(r.ok());
+        const Problem& p = only_problem(r);
+        CHECK(p.severity == Problem::Severity::Warning);
+        CHECK(p.key == "account[1].client_key_password_command");
+        CHECK(p.line == 6);
+        CHECK(p.message == "client_key " + pki().path("alice.key") + " is not encrypted: the command is not needed");
+    }
+}
+
+TEST_CASE("load: a key readable by group or others is a warning", "[config][load][cert]") {
+    TempDir dir;
+    const std::string cert = pki().path("alice.pem");
+    for (mode_t mode : {mode_t(0640), mode_t(0604), mode_t(0644)}) {
+        const std::string key = dir.write("open.key", read_text(pki().path("alice.key")), mode);
+        auto r = config::load(cert_config(dir, cert, key));
+        INFO(all_problems(r));
+        REQUIRE(r.ok());
+        const Problem& p = only_problem(r);
+        CHECK(p.severity == Problem::Severity::Warning);
+        CHECK(p.key == "account[1].client_key");
+        CHECK(p.line == 5);
+        char octal[8];
+        std::snprintf(octal, sizeof octal, "%04o", static_cast<unsigned>(mode));
+        CHECK(p.message ==
+              key + " is readable by others (mode " + octal + ") and holds a private key; chmod 600 " + key);
+    }
+    // Encrypted or not, the warning is the same; the certificate itself is public.
+    const std::string enc = dir.write("enc.key", read_text(pki().path("alice-p8.key")), 0644);
+    auto r = config::load(cert_config(dir, cert, enc, "client_key_password_command = \"pass show key\"\n"));
+    REQUIRE(r.ok());
+    CHECK(only_problem(r).message.starts_with(enc + " is readable by others (mode 0644)"));
+}
+
+TEST_CASE("load: an expired certificate is a warning with its date", "[config][load][cert]") {
+    TempDir dir;
+    const std::string cert = pki().path("expired.pem");
+    auto r = config::load(cert_config(dir, cert, pki().path("alice.key")));
+    INFO(all_problems(r));
+    REQUIRE(r.ok());
+    const Problem& p = only_problem(r);
+    CHECK(p.severity == Problem::Severity::Warning);
+    CHECK(p.key == "account[1].client_cert");
+    CHECK(p.line == 4);
+    // The date as openssl prints it in ISO 8601 ("notAfter=2026-11-25 12:00:00Z").
+    std::string date = read_text(pki().path("expired.date"));
+    REQUIRE(date.starts_with("notAfter="));
+    date = date.substr(9, date.find('Z') - 9) + " UTC";
+    CHECK(p.message == "client_cert " + cert + " expired on " + date + "; servers will refuse it");
 }
