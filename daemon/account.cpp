@@ -52,11 +52,11 @@ Account::~Account() {
 }
 
 void Account::start() {
-    if (!config_.password && !config_.password_command)
-        return give_up("client certificates (SASL EXTERNAL) are not supported yet; set a password");
-    auto password = config::resolve_password(config_);
-    if (!password) return give_up(password.error().message);
-    password_ = std::move(password).value();
+    if (config_.password || config_.password_command) {  // else a client certificate alone
+        auto password = config::resolve_password(config_);
+        if (!password) return give_up(password.error().message);
+        password_ = std::move(password).value();
+    }
     if (config_.client_key_password_command) {
         auto key_password = config::run_password_command(*config_.client_key_password_command);
         if (!key_password) return give_up("client_key_password_command: " + key_password.error().message);
@@ -119,6 +119,11 @@ void Account::connect() {
     options.jid = config_.jid;
     options.resource = config_.resource;
     options.password = password_;
+    options.sasl_order = config_.sasl;
+    options.client_certificate = !config_.client_cert.empty();
+    options.channel_binding = config_.channel_binding == config::ChannelBinding::Required
+                                  ? xmpp::ChannelBindingPolicy::Required
+                                  : xmpp::ChannelBindingPolicy::Auto;
     options.direct_tls = config_.tls == config::TlsMode::Direct;
     options.software_version = STANZAD_VERSION;
     options.ping_interval = ping_interval_;

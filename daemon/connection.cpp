@@ -394,6 +394,7 @@ void XmppConnection::received(std::string_view bytes) {
     if (!was_done && tls_->handshake_done()) {
         logs::daemon().debug("{}TLS established: {}", prefix_, tls_->description());
         handshake_timer_ = false;
+        stream_.set_tls_channel(tls_->channel_bindings());  // SCRAM-*-PLUS (RFC 5802 §6)
         if (where_.probe) {
             // Nothing of ours has been sent inside TLS: report what the server showed and go.
             if (events_.probed) events_.probed(tls_->peer(), where() + (connected_at_.empty() ? "" : " at " + connected_at_));

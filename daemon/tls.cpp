@@ -266,8 +266,8 @@ void Session::shutdown() {
     if (handshake_done_) SSL_shutdown(ssl_.get());
 }
 
-ChannelBindings Session::channel_bindings() const {
-    ChannelBindings b;
+xmpp::TlsChannel Session::channel_bindings() const {
+    xmpp::TlsChannel b;
     if (!handshake_done_) return b;
     SSL* ssl = ssl_.get();
     b.version = SSL_get_version(ssl);

@@ -14,6 +14,7 @@
 #include <string_view>
 
 #include "protocol/result.hpp"
+#include "protocol/sasl.hpp"
 
 namespace tls {
 
@@ -29,14 +30,6 @@ xmpp::Result<std::shared_ptr<SSL_CTX>> make_client_context(const std::string& ca
 // including a key that does not belong to the certificate.
 xmpp::Status use_client_certificate(SSL_CTX* ctx, const std::string& cert_file, const std::string& key_file,
                                     const std::string& key_password);
-
-// The channel-binding data of an established session (binary; empty where undefined):
-// tls-exporter (RFC 9266), tls-server-end-point (RFC 5929 §4), tls-unique (RFC 5929 §3,
-// TLS 1.2 only).
-struct ChannelBindings {
-    std::string version;  // "TLSv1.3"
-    std::string tls_exporter, tls_server_end_point, tls_unique;
-};
 
 // SHA-256 of a SubjectPublicKeyInfo: what `tls_pin` holds (the form of HPKP and curl).
 using Pin = std::array<unsigned char, 32>;
@@ -82,7 +75,9 @@ public:
     bool handshake_done() const { return handshake_done_; }
     bool peer_closed() const { return peer_closed_; }
     std::string description() const;  // "TLSv1.3 TLS_AES_256_GCM_SHA384"
-    ChannelBindings channel_bindings() const;
+    // The channel-binding data (RFC 9266 tls-exporter, RFC 5929 tls-server-end-point and,
+    // under TLS 1.2, tls-unique) of the established session; empty where undefined.
+    xmpp::TlsChannel channel_bindings() const;
     // The context holds a client certificate (offered when the server asks for one).
     bool client_certificate_sent() const;
     // The server's certificate as far as it was seen (also after a failed verification).

@@ -1,5 +1,7 @@
-// Client-side SASL mechanisms: SCRAM (RFC 5802, RFC 7677) and PLAIN (RFC 4616).
-// See sasl.hpp. Every error is a value; no message ever carries a password, a key or a proof.
+// Client-side SASL mechanisms: EXTERNAL (RFC 4422 App. A), SCRAM with and without channel
+// binding (RFC 5802, RFC 7677, XEP-0474) and PLAIN (RFC 4616), and the choice between them.
+// See sasl.hpp. Every error is a value; no message ever carries a password, a key, a proof
+// or channel-binding data.
 #include "protocol/sasl.hpp"
 
 #include <openssl/crypto.h>
@@ -10,7 +12,9 @@
 #include <idn-free.h>
 #include <stringprep.h>
 
+#include <algorithm>
 #include <array>
+#include <cctype>
 #include <climits>
 #include <cstdint>
 #include <utility>
@@ -21,9 +25,13 @@ namespace {
 constexpr std::string_view kBase64Alphabet =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
+// RFC 5802 §5.1 and RFC 7677 §4: at least 4096 iterations; fewer make a captured exchange
+// cheap to brute-force.
+constexpr std::uint64_t kMinIterations = 4096;
 // A server that asks for more iterations than this could pin the loop thread for many
-// seconds per attempt; 1,000,000 is far above what deployed servers use (4096..100,000).
-constexpr std::uint32_t kMaxIterations = 1'000'000;
+// seconds per attempt (about a second at this bound with SHA-512); 1,000,000 is far above
+// what deployed servers use (4096..100,000).
+constexpr std::uint64_t kMaxIterations = 1'000'000;
 constexpr std::size_t kNonceBytes = 24;
 
 void wipe(std::string& s) {
@@ -149,16 +157,47 @@ bool is_attr_val(std::string_view part) {
 
 struct Hash {
     std::string_view mechanism;
+    std::string_view plus;  // the channel-binding variant (RFC 5802 §4)
     const EVP_MD* md;
 };
 
 Hash hash_info(ScramHash hash) {
     switch (hash) {
-        case ScramHash::Sha1: return {"SCRAM-SHA-1", EVP_sha1()};
-        case ScramHash::Sha256: return {"SCRAM-SHA-256", EVP_sha256()};
-        case ScramHash::Sha512: return {"SCRAM-SHA-512", EVP_sha512()};
+        case ScramHash::Sha1: return {"SCRAM-SHA-1", "SCRAM-SHA-1-PLUS", EVP_sha1()};
+        case ScramHash::Sha256: return {"SCRAM-SHA-256", "SCRAM-SHA-256-PLUS", EVP_sha256()};
+        case ScramHash::Sha512: return {"SCRAM-SHA-512", "SCRAM-SHA-512-PLUS", EVP_sha512()};
     }
-    return {"SCRAM-SHA-256", EVP_sha256()};
+    return {"SCRAM-SHA-256", "SCRAM-SHA-256-PLUS", EVP_sha256()};
+}
+
+// RFC 5802 §7: cb-name = 1*(ALPHA / DIGIT / "." / "-").
+bool is_cb_name(std::string_view name) {
+    if (name.empty()) return false;
+    for (unsigned char c : name) {
+        if (!std::isalnum(c) && c != '.' && c != '-') return false;
+    }
+    return true;
+}
+
+// The server-error-value of a server-final-message (RFC 5802 §7), explained.
+std::string explain_server_error(std::string_view value, const ChannelBinding& binding) {
+    std::string out = "the server rejected the SCRAM exchange: " + sanitize(value);
+    if (value == "invalid-proof") {
+        out += " (wrong password)";
+    } else if (value == "unknown-user") {
+        out += " (no such user)";
+    } else if (value == "channel-bindings-dont-match") {
+        out += " (the TLS channel the server sees is not the one we see: someone may be "
+               "intercepting the connection)";
+    } else if (value == "server-does-support-channel-binding") {
+        out += " (we said we could bind to the channel but saw no SCRAM-*-PLUS offered: "
+               "someone may have removed it from the server's list)";
+    } else if (value == "unsupported-channel-binding-type" && !binding.type.empty()) {
+        out += " (the server cannot check " + binding.type + ")";
+    } else if (value == "channel-binding-not-supported") {
+        out += " (the server offered SCRAM-*-PLUS but cannot bind to the channel)";
+    }
+    return out;
 }
 
 Error crypto_error(std::string_view step) {
@@ -187,23 +226,99 @@ bool digest(const EVP_MD* md, const Secret& data, Secret& out) {
     return length == out.size();
 }
 
-// SCRAM client (RFC 5802 §3, §5). One exchange: initial_response, one respond, finish.
-// Holds the password only until the proof is computed, then keeps just the expected
-// ServerSignature; everything secret is wiped on the way out.
+// Offer as text for people: "mechanisms A, B with channel bindings C" (sorted, sanitized).
+std::string offer_text(const Offer& offer) {
+    auto list = [](std::vector<std::string> items) {
+        std::sort(items.begin(), items.end());
+        std::string out;
+        constexpr std::size_t kListed = 16;
+        for (std::size_t k = 0; k < items.size() && k < kListed; ++k) {
+            if (k > 0) out += ", ";
+            out += sanitize(items[k], 40);
+        }
+        if (items.size() > kListed) out += ", ...";
+        return out.empty() ? std::string("(none)") : out;
+    };
+    std::string out = list(offer.mechanisms);
+    if (offer.channel_bindings) {
+        out += " with channel bindings " + list(*offer.channel_bindings);
+    } else {
+        out += " without a channel-binding list";
+    }
+    return out;
+}
+
+// XEP-0474 §5.2 failed: only a hash came signed, so the lists behind it are found by trying
+// what an attacker would have removed: SCRAM variants missing from the offer, and the
+// XEP-0440 list (all of it, or some of the types defined today). At most 64 x 10 hashes of a
+// few hundred bytes, and only on this error path.
+std::string describe_downgrade(ScramHash hash, const Offer& offer, std::string_view signed_hash) {
+    static constexpr std::array<std::string_view, 6> kScram{
+        "SCRAM-SHA-1",      "SCRAM-SHA-256",      "SCRAM-SHA-512",
+        "SCRAM-SHA-1-PLUS", "SCRAM-SHA-256-PLUS", "SCRAM-SHA-512-PLUS"};
+    static constexpr std::array<std::string_view, 3> kTypes{"tls-exporter",
+                                                            "tls-server-end-point", "tls-unique"};
+    std::vector<std::string> missing;
+    for (auto name : kScram) {
+        if (std::find(offer.mechanisms.begin(), offer.mechanisms.end(), name) ==
+            offer.mechanisms.end()) {
+            missing.emplace_back(name);
+        }
+    }
+    std::vector<std::optional<std::vector<std::string>>> bindings{offer.channel_bindings,
+                                                                  std::nullopt};
+    for (unsigned set = 0; set < (1u << kTypes.size()); ++set) {
+        std::vector<std::string> types;
+        for (std::size_t k = 0; k < kTypes.size(); ++k) {
+            if (set & (1u << k)) types.emplace_back(kTypes[k]);
+        }
+        bindings.emplace_back(std::move(types));
+    }
+    for (unsigned set = 0; set < (1u << missing.size()); ++set) {
+        Offer candidate{offer.mechanisms, std::nullopt};
+        for (std::size_t k = 0; k < missing.size(); ++k) {
+            if (set & (1u << k)) candidate.mechanisms.push_back(missing[k]);
+        }
+        for (const auto& b : bindings) {
+            candidate.channel_bindings = b;
+            if (offer_hash(hash, candidate) == signed_hash) {
+                return "downgrade detected: the server signed mechanisms " +
+                       offer_text(candidate) + " but offered " + offer_text(offer) +
+                       " (XEP-0474)";
+            }
+        }
+    }
+    return "downgrade detected: the mechanisms and channel-binding types the server signed "
+           "(XEP-0474) are not the ones it offered (" + offer_text(offer) + ")";
+}
+
+// SCRAM client (RFC 5802 §3, §5), with channel binding (§6) when `binding` has a type. One
+// exchange: initial_response, one respond, finish. Holds the password only until the proof
+// is computed, then keeps just the expected ServerSignature; everything secret is wiped on
+// the way out.
 class Scram final : public Mechanism {
 public:
-    Scram(ScramHash hash, Credentials credentials, std::string client_nonce)
-        : hash_(hash_info(hash)),
+    Scram(ScramHash hash, Credentials credentials, std::string client_nonce, ScramOptions options)
+        : hash_id_(hash),
+          hash_(hash_info(hash)),
           credentials_(std::move(credentials)),
-          client_nonce_(std::move(client_nonce)) {}
+          client_nonce_(std::move(client_nonce)),
+          options_(std::move(options)) {}
 
     ~Scram() override { forget_secrets(); }
 
-    std::string_view name() const override { return hash_.mechanism; }
+    std::string_view name() const override {
+        return options_.binding.type.empty() ? hash_.mechanism : hash_.plus;
+    }
 
     Result<std::string> initial_response() override {
         if (state_ != State::Initial) {
             return fail("scram-out-of-order", "the SCRAM exchange has already started");
+        }
+        const ChannelBinding& binding = options_.binding;
+        if (!binding.type.empty() && (!is_cb_name(binding.type) || binding.data.empty())) {
+            return fail("scram-bad-binding",
+                        "channel binding needs a type name (RFC 5802 §7 cb-name) and its data");
         }
         if (client_nonce_.empty()) {
             std::array<unsigned char, kNonceBytes> random{};
@@ -227,16 +342,29 @@ public:
             return fail("bad-authzid", "the authorization identity contains a NUL character");
         }
 
-        // RFC 5802 §7 gs2-header: "n" because we neither support nor claim channel binding.
-        gs2_header_ = credentials_.authzid.empty()
-                          ? std::string("n,,")
-                          : "n,a=" + escape_saslname(credentials_.authzid) + ",";
+        // RFC 5802 §7 gs2-header = gs2-cbind-flag "," [authzid] ","; the flag is "p=" with
+        // the binding type, "y" when we could bind but the server offered no -PLUS (§6: the
+        // server refuses that if it did offer one, which exposes a stripped list), else "n".
+        std::string flag = !binding.type.empty() ? "p=" + binding.type
+                           : binding.supported   ? std::string("y")
+                                                 : std::string("n");
+        gs2_header_ = flag + "," +
+                      (credentials_.authzid.empty()
+                           ? std::string()
+                           : "a=" + escape_saslname(credentials_.authzid)) +
+                      ",";
         client_first_bare_ = "n=" + escape_saslname(username.value()) + ",r=" + client_nonce_;
         state_ = State::SentFirst;
         return gs2_header_ + client_first_bare_;
     }
 
     Result<std::string> respond(std::string_view challenge) override {
+        if (state_ == State::SentFinal && challenge.substr(0, 2) == "e=") {
+            // A server-final-message with an error, sent as a challenge.
+            return fail("scram-server-error",
+                        explain_server_error(split(challenge, ',').front().substr(2),
+                                             options_.binding));
+        }
         if (state_ != State::SentFirst) {
             // A second challenge would be a server trying to get a second proof out of us,
             // or a server sending server-final as a challenge, which RFC 6120 §6.3.10 rules
@@ -273,15 +401,10 @@ public:
                         "order");
         }
 
-        // §5.1: the server's nonce extends ours; anything else may be a replay.
+        // §5.1: the server's nonce extends ours (checked below); anything else may be a replay.
         std::string_view nonce = parts[0].substr(2);
         if (!is_printable_nonce(nonce)) {
             return fail("scram-bad-nonce", "the server nonce contains invalid characters");
-        }
-        if (nonce.size() <= client_nonce_.size() ||
-            nonce.substr(0, client_nonce_.size()) != client_nonce_) {
-            return fail("scram-bad-nonce",
-                        "the server nonce does not extend the client nonce");
         }
 
         auto salt = base64_decode(parts[1].substr(2));
@@ -307,19 +430,63 @@ public:
             }
             iterations = iterations * 10 + static_cast<std::uint64_t>(c - '0');
             if (iterations > kMaxIterations) {
-                return fail("scram-bad-challenge",
-                            "the iteration count (i=" + sanitize(count_text, 20) +
-                                ") exceeds our limit of " + std::to_string(kMaxIterations));
+                return fail("scram-iterations",
+                            "the server asks for " + sanitize(count_text, 24) +
+                                " PBKDF2 iterations (at most " +
+                                std::to_string(kMaxIterations) +
+                                " accepted: more would stall the daemon at every login)");
             }
+        }
+        if (iterations < kMinIterations) {
+            return fail("scram-iterations",
+                        "the server asks for only " + std::to_string(iterations) +
+                            " PBKDF2 iterations (at least " + std::to_string(kMinIterations) +
+                            " required, RFC 5802 §5.1)");
+        }
+
+        // XEP-0474 §5.2: the server's hash of what it offered, checked against what we saw.
+        std::optional<std::string_view> signed_hash;
+        for (std::size_t k = 3; k < parts.size(); ++k) {
+            if (parts[k][0] != 'h') continue;
+            if (signed_hash) {
+                return fail("scram-bad-challenge",
+                            "the server-first-message has more than one h= attribute");
+            }
+            signed_hash = parts[k].substr(2);
+        }
+        if (options_.offer) {
+            if (signed_hash && *signed_hash != offer_hash(hash_id_, *options_.offer)) {
+                return fail("downgrade", describe_downgrade(hash_id_, *options_.offer,
+                                                            *signed_hash));
+            }
+            if (!signed_hash && options_.require_offer_hash) {
+                return fail("downgrade",
+                            "downgrade suspected: the server offers SCRAM-*-PLUS with channel "
+                            "bindings none of which this connection can use, and not "
+                            "tls-server-end-point, which every server must offer (XEP-0440 "
+                            "§3); it did not sign its lists (XEP-0474), so they may have been "
+                            "tampered with (" + offer_text(*options_.offer) + ")");
+            }
+        }
+
+        // Checked after the offer, so that a fuzzer without our random nonce reaches the above.
+        if (nonce.size() <= client_nonce_.size() ||
+            nonce.substr(0, client_nonce_.size()) != client_nonce_) {
+            return fail("scram-bad-nonce",
+                        "the server nonce does not extend the client nonce");
         }
 
         auto password = prepare(credentials_.password, "the password");
         wipe(credentials_.password);
         if (!password) return fail(password.error());
 
-        // §7: channel-binding = "c=" base64(gs2-header) when no channel binding is used.
+        // §7: channel-binding = "c=" base64(cbind-input), cbind-input = gs2-header
+        // [cbind-data], the data only with "p=".
+        std::string cbind_input = gs2_header_;
+        if (!options_.binding.type.empty()) cbind_input += options_.binding.data;
         std::string without_proof =
-            "c=" + base64_encode(gs2_header_) + ",r=" + std::string(nonce);
+            "c=" + base64_encode(cbind_input) + ",r=" + std::string(nonce);
+        wipe(cbind_input);
         std::string auth_message =
             client_first_bare_ + "," + std::string(challenge) + "," + without_proof;
 
@@ -370,8 +537,7 @@ public:
         auto first = split(additional_data, ',').front();
         if (first.substr(0, 2) == "e=") {
             return fail("scram-server-error",
-                        "the server rejected the SCRAM exchange: " +
-                            sanitize(first.substr(2)));
+                        explain_server_error(first.substr(2), options_.binding));
         }
         if (first.substr(0, 2) != "v=") {
             return fail("scram-bad-signature",
@@ -410,9 +576,11 @@ private:
         server_signature_.clear();
     }
 
+    ScramHash hash_id_;
     Hash hash_;
     Credentials credentials_;
     std::string client_nonce_;
+    ScramOptions options_;
     std::string gs2_header_;
     std::string client_first_bare_;
     Secret server_signature_;
@@ -471,57 +639,354 @@ private:
     Credentials credentials_;
 };
 
+// EXTERNAL (RFC 4422 App. A): the server takes the identity from the TLS client certificate
+// (XEP-0178 §3). message = [authz-id]; no additional data on success.
+class External final : public Mechanism {
+public:
+    explicit External(std::string authzid) : authzid_(std::move(authzid)) {}
+
+    std::string_view name() const override { return "EXTERNAL"; }
+
+    Result<std::string> initial_response() override {
+        if (authzid_.find('\0') != std::string::npos) {
+            return make_error("bad-authzid",
+                              "the authorization identity contains a NUL character");
+        }
+        return authzid_;
+    }
+
+    Result<std::string> respond(std::string_view challenge) override {
+        // App. A: the only challenge is an empty one, asking for the message when the client
+        // sent no initial response. We always send one, but answering it once is harmless.
+        if (!challenge.empty() || answered_) {
+            return make_error("external-unexpected-challenge",
+                              "the server sent a challenge, but EXTERNAL has none after the "
+                              "initial response (RFC 4422 App. A)");
+        }
+        answered_ = true;
+        return authzid_;
+    }
+
+    Status finish(std::string_view additional_data) override {
+        if (!additional_data.empty()) {
+            return make_error("external-unexpected-data",
+                              "the server sent additional data with success, but EXTERNAL "
+                              "defines none (RFC 4422 App. A)");
+        }
+        return Ok{};
+    }
+
+private:
+    std::string authzid_;
+    bool answered_ = false;
+};
+
+enum class Family { External, Scram, Plain };
+
+constexpr std::string_view kExporter = "tls-exporter";
+constexpr std::string_view kEndPoint = "tls-server-end-point";
+constexpr std::string_view kUnique = "tls-unique";
+
+bool contains(const std::vector<std::string>& list, std::string_view item) {
+    return std::find(list.begin(), list.end(), item) != list.end();
+}
+
+bool tls12_or_older(std::string_view version) {
+    return version == "TLSv1.2" || version == "TLSv1.1" || version == "TLSv1";
+}
+
+std::string_view binding_data(const TlsChannel& channel, std::string_view type) {
+    if (type == kExporter) return channel.tls_exporter;
+    if (type == kEndPoint) return channel.tls_server_end_point;
+    if (type == kUnique && tls12_or_older(channel.version)) return channel.tls_unique;
+    return {};
+}
+
+// The channel-binding types this connection has data for, in the order to use them when the
+// server does not list its own (XEP-0440; under TLS 1.3 only with channel_binding = required,
+// see pick_binding). RFC 9266 makes tls-exporter the default under TLS 1.3, where tls-unique
+// is undefined; under TLS 1.2 RFC 5802 §6 makes tls-unique the type every server with -PLUS
+// implements (Prosody 0.12 and ejabberd 23.01 know no other), so it goes first there.
+std::vector<std::string_view> usable_types(const TlsChannel& channel) {
+    std::vector<std::string_view> out;
+    auto add = [&](std::string_view type) {
+        if (!binding_data(channel, type).empty()) out.push_back(type);
+    };
+    if (tls12_or_older(channel.version)) add(kUnique);
+    add(kExporter);
+    add(kEndPoint);
+    return out;
+}
+
+// The binding type for SCRAM-*-PLUS, if any: with a XEP-0440 list the strongest type on it
+// that we can use (§3 rule 7: stronger than tls-server-end-point when possible), else the
+// default of the TLS version, which under TLS 1.3 is used only when binding is required.
+std::optional<std::string_view> pick_binding(const Offer& offer, const TlsChannel& channel,
+                                             ChannelBindingPolicy policy) {
+    auto usable = usable_types(channel);
+    if (offer.channel_bindings) {
+        for (auto type : {kExporter, kEndPoint, kUnique}) {
+            if (contains(*offer.channel_bindings, type) &&
+                std::find(usable.begin(), usable.end(), type) != usable.end()) {
+                return type;
+            }
+        }
+        return std::nullopt;
+    }
+    if (usable.empty()) return std::nullopt;
+    // TLS 1.3 without a list: no guess unless binding is required. RFC 9266 §3 makes
+    // tls-exporter the type there, tls-unique being undefined under TLS 1.3, but servers older
+    // than it offer -PLUS under TLS 1.3 and know only tls-unique (Debian 12's ejabberd 23.01),
+    // so a tls-exporter login to them always fails; only the list of XEP-0440 §3 says which
+    // types a server knows. Auto therefore uses plain SCRAM with 'n' (not 'y', which a server
+    // that offers -PLUS refuses), as coyim does; required binds with tls-exporter and accepts
+    // that failure.
+    if (!tls12_or_older(channel.version) && policy == ChannelBindingPolicy::Auto) {
+        return std::nullopt;
+    }
+    return usable.front();
+}
+
+std::string join(const std::vector<std::string_view>& items) {
+    std::string out;
+    for (auto item : items) out += (out.empty() ? "" : ", ") + std::string(item);
+    return out.empty() ? std::string("none") : out;
+}
+
+// SCRAM within the offer: -PLUS first when we can bind, then the strongest hash. Sets
+// `refusal` when channel_binding = required rules SCRAM out, adds to `notes` why else not.
+std::optional<Choice> choose_scram(const Offer& offer, const Setup& setup, std::size_t position,
+                                   std::optional<Error>& refusal,
+                                   std::vector<std::string>& notes) {
+    std::optional<ScramHash> plus, plain;
+    for (auto hash : {ScramHash::Sha512, ScramHash::Sha256, ScramHash::Sha1}) {
+        Hash info = hash_info(hash);
+        if (!plus && contains(offer.mechanisms, info.plus)) plus = hash;
+        if (!plain && contains(offer.mechanisms, info.mechanism)) plain = hash;
+    }
+    if (!plus && !plain) return std::nullopt;
+    bool required = setup.channel_binding == ChannelBindingPolicy::Required;
+    auto usable = usable_types(setup.channel);
+    ScramOptions options;
+    options.offer = offer;
+
+    if (plus) {
+        if (auto type = pick_binding(offer, setup.channel, setup.channel_binding)) {
+            options.binding.type = std::string(*type);
+            options.binding.data = std::string(binding_data(setup.channel, *type));
+            Choice choice{make_scram(*plus, setup.credentials, {}, std::move(options)), {},
+                          position, {}};
+            choice.description = std::string(choice.mechanism->name()) + ", " + std::string(*type);
+            if (!offer.channel_bindings) {
+                choice.failure_hint =
+                    "if the password is right, the server may not know " + std::string(*type) +
+                    ": it did not say which channel-binding types it supports (XEP-0440)";
+                if (*type == kExporter && !tls12_or_older(setup.channel.version)) {
+                    choice.failure_hint += "; servers that know only tls-unique (ejabberd "
+                                           "before 23.10) cannot bind under TLS 1.3";
+                }
+            }
+            return choice;
+        }
+        if (required) {
+            std::vector<std::string_view> listed;
+            if (offer.channel_bindings) {
+                for (const auto& t : *offer.channel_bindings) listed.push_back(t);
+            }
+            refusal = make_error(
+                "channel-binding-required",
+                usable.empty()
+                    ? "channel binding is required but this TLS connection has no "
+                      "channel-binding data"
+                    : "channel binding is required but none of the server's channel-binding "
+                      "types (" + sanitize(join(listed), 120) +
+                          ") is one this connection can use (" + join(usable) + ")");
+            return std::nullopt;
+        }
+        if (!plain) {
+            notes.push_back(usable.empty()
+                                ? "SCRAM-*-PLUS needs channel-binding data, which this TLS "
+                                  "connection does not have"
+                            : !offer.channel_bindings
+                                ? "SCRAM-*-PLUS is offered without a list of channel-binding "
+                                  "types (XEP-0440), and under TLS 1.3 none is guessed unless "
+                                  "channel_binding = \"required\""
+                                : "SCRAM-*-PLUS is offered only with channel-binding types "
+                                  "this connection cannot use");
+            return std::nullopt;
+        }
+        // We cannot bind to what this server offers, or will not guess a type for it (TLS 1.3
+        // without a list, see pick_binding): 'n'. A list stripped on the way is still caught
+        // when the server signs its offer (XEP-0474, options.offer). XEP-0440 §3 rule 6 (as
+        // XEP-0474 §7 relaxes it): a list without tls-server-end-point, which every server must
+        // offer, and nothing we can use on it is trusted only if the server signs it.
+        options.require_offer_hash =
+            !usable.empty() && offer.channel_bindings && !contains(*offer.channel_bindings, kEndPoint);
+    } else {
+        if (required) {
+            refusal = make_error("channel-binding-required",
+                                 "channel binding is required but the server offers no "
+                                 "SCRAM-*-PLUS");
+            return std::nullopt;
+        }
+        // RFC 5802 §6 and XEP-0440 §3 rule 3: we could bind, the server offers no -PLUS: 'y',
+        // which a server that did offer -PLUS refuses, exposing whoever removed it.
+        options.binding.supported = !usable.empty();
+    }
+    bool flag_y = options.binding.supported;
+    Choice choice{make_scram(*plain, setup.credentials, {}, std::move(options)), {}, position, {}};
+    choice.description = std::string(choice.mechanism->name());
+    if (flag_y) {
+        choice.failure_hint =
+            "if the password is right: we told the server we can bind to the channel but saw "
+            "no SCRAM-*-PLUS offered (gs2 flag 'y', RFC 5802 §6); a server that does offer it "
+            "refuses this, so someone may have removed it from the list";
+    }
+    return choice;
+}
+
+Result<std::vector<Family>> families(const Setup& setup) {
+    std::vector<Family> out;
+    if (setup.order.empty()) {
+        if (setup.client_certificate) out.push_back(Family::External);
+        out.push_back(Family::Scram);
+        out.push_back(Family::Plain);
+        return out;
+    }
+    for (const auto& name : setup.order) {
+        std::string upper;
+        for (unsigned char c : name) upper.push_back(static_cast<char>(std::toupper(c)));
+        Family family;
+        if (upper == "EXTERNAL") {
+            family = Family::External;
+        } else if (upper == "SCRAM") {
+            family = Family::Scram;
+        } else if (upper == "PLAIN") {
+            family = Family::Plain;
+        } else {
+            return make_error("bad-sasl-order", "sasl: unknown mechanism family '" +
+                                                    sanitize(name, 40) +
+                                                    "' (known: EXTERNAL, SCRAM, PLAIN)");
+        }
+        if (std::find(out.begin(), out.end(), family) == out.end()) out.push_back(family);
+    }
+    return out;
+}
+
 }  // namespace
 
 std::unique_ptr<Mechanism> make_scram(ScramHash hash, Credentials credentials,
-                                      std::string client_nonce) {
-    return std::make_unique<Scram>(hash, std::move(credentials), std::move(client_nonce));
+                                      std::string client_nonce, ScramOptions options) {
+    return std::make_unique<Scram>(hash, std::move(credentials), std::move(client_nonce),
+                                   std::move(options));
 }
 
 std::unique_ptr<Mechanism> make_plain(Credentials credentials) {
     return std::make_unique<Plain>(std::move(credentials));
 }
 
-Result<std::unique_ptr<Mechanism>> choose(const std::vector<std::string>& offered,
-                                          const Credentials& credentials, bool tls_active) {
-    auto has = [&](std::string_view name) {
-        for (const auto& o : offered) {
-            if (o == name) return true;
+std::unique_ptr<Mechanism> make_external(std::string authzid) {
+    return std::make_unique<External>(std::move(authzid));
+}
+
+Result<Choice> choose(const Offer& offer, const Setup& setup, std::size_t from) {
+    auto order = families(setup);
+    if (!order) return order.error();
+    const auto& family = order.value();
+    auto offered = [&](std::string_view name) { return contains(offer.mechanisms, name); };
+    bool password = !setup.credentials.password.empty();
+    bool required = setup.channel_binding == ChannelBindingPolicy::Required;
+    std::optional<Error> refusal;
+    std::vector<std::string> notes;
+
+    // RFC 6120 §6.3.3: the client picks, in its order of preference.
+    for (std::size_t k = from; k < family.size(); ++k) {
+        switch (family[k]) {
+            case Family::External:
+                // Some servers offer EXTERNAL to every client (ejabberd): never without a
+                // certificate of ours.
+                if (!setup.client_certificate || !offered("EXTERNAL")) break;
+                return Choice{make_external(), "EXTERNAL", k, {}};
+            case Family::Scram:
+                if (!password) break;
+                if (auto choice = choose_scram(offer, setup, k, refusal, notes)) {
+                    return std::move(*choice);
+                }
+                break;
+            case Family::Plain:
+                if (!password || !offered("PLAIN")) break;
+                // RFC 4616 §6: PLAIN sends the password itself, so only over a confidential
+                // channel, and it cannot be bound to it.
+                if (!setup.tls_active) {
+                    notes.emplace_back("PLAIN is refused outside TLS");
+                    break;
+                }
+                if (required) {
+                    notes.emplace_back("PLAIN cannot bind to the channel (channel_binding = "
+                                       "\"required\")");
+                    break;
+                }
+                return Choice{make_plain(setup.credentials), "PLAIN", k, {}};
         }
-        return false;
-    };
-    // RFC 7677 §4 and RFC 6120 §6.3.3: the client picks; strongest hash first.
-    static constexpr std::array<std::pair<std::string_view, ScramHash>, 3> kScram{{
-        {"SCRAM-SHA-512", ScramHash::Sha512},
-        {"SCRAM-SHA-256", ScramHash::Sha256},
-        {"SCRAM-SHA-1", ScramHash::Sha1},
-    }};
-    for (const auto& [mechanism, hash] : kScram) {
-        if (has(mechanism)) return make_scram(hash, credentials);
     }
-    // RFC 4616 §6: PLAIN sends the password itself, so only over a confidential channel.
-    if (has("PLAIN") && tls_active) return make_plain(credentials);
+    if (refusal) return *refusal;
 
     std::string message = "no acceptable SASL mechanism: ";
-    if (offered.empty()) {
+    if (offer.mechanisms.empty()) {
         message += "the server offered none";
     } else {
         message += "the server offered ";
         constexpr std::size_t kListed = 16;
-        for (std::size_t k = 0; k < offered.size() && k < kListed; ++k) {
+        for (std::size_t k = 0; k < offer.mechanisms.size() && k < kListed; ++k) {
             if (k > 0) message += ", ";
-            message += sanitize(offered[k], 40);
+            message += sanitize(offer.mechanisms[k], 40);
         }
-        if (offered.size() > kListed) message += ", ...";
-        bool plus = false;
-        for (const auto& o : offered) {
-            if (o.size() > 5 && o.compare(o.size() - 5, 5, "-PLUS") == 0) plus = true;
+        if (offer.mechanisms.size() > kListed) message += ", ...";
+        auto in_order = [&](Family f) {
+            return std::find(family.begin(), family.end(), f) != family.end();
+        };
+        if (offered("EXTERNAL") && !setup.client_certificate) {
+            notes.emplace_back("EXTERNAL needs a client certificate, and none was presented");
+        } else if (offered("EXTERNAL") && !in_order(Family::External)) {
+            notes.emplace_back("the sasl setting leaves out EXTERNAL");
+        } else if (!offered("EXTERNAL") && setup.client_certificate) {
+            notes.emplace_back("the server does not offer EXTERNAL for our client certificate");
         }
-        if (has("PLAIN")) message += "; PLAIN is refused outside TLS";
-        if (plus) message += "; channel binding (-PLUS) is not supported yet";
-        message += "; we support SCRAM-SHA-512, SCRAM-SHA-256, SCRAM-SHA-1 and PLAIN over TLS";
+        if (!password) notes.emplace_back("no password is set for SCRAM or PLAIN");
+        if (password && offered("PLAIN") && !in_order(Family::Plain)) {
+            notes.emplace_back("the sasl setting leaves out PLAIN");
+        }
+        for (const auto& note : notes) message += "; " + note;
+        message += "; we support EXTERNAL (with a client certificate), SCRAM-SHA-512, "
+                   "SCRAM-SHA-256, SCRAM-SHA-1 (and -PLUS with channel binding) and PLAIN "
+                   "over TLS";
     }
     return make_error("no-mechanism", std::move(message));
+}
+
+std::string offer_hash(ScramHash hash, const Offer& offer) {
+    // XEP-0474 §5.1, with "i;octet" ordering (RFC 4790 §9.3): std::string compares as
+    // unsigned bytes.
+    auto joined = [](std::vector<std::string> items) {
+        std::sort(items.begin(), items.end());
+        std::string out;
+        for (std::size_t k = 0; k < items.size(); ++k) {
+            if (k > 0) out.push_back('\x1e');
+            out += items[k];
+        }
+        return out;
+    };
+    std::string text = joined(offer.mechanisms);
+    if (offer.channel_bindings) {
+        text.push_back('\x1f');
+        text += joined(*offer.channel_bindings);
+    }
+    unsigned char out[EVP_MAX_MD_SIZE];
+    unsigned int length = 0;
+    if (EVP_Digest(text.data(), text.size(), out, &length, hash_info(hash).md, nullptr) != 1) {
+        return {};
+    }
+    return base64_encode({reinterpret_cast<const char*>(out), length});
 }
 
 Result<std::string> saslprep(std::string_view text) { return prepare(text, "the text"); }

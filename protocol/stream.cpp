@@ -352,31 +352,22 @@ void ClientStream::handle_features(pugi::xml_node features) {
         return;
     }
     if (!authenticated_) {
-        std::vector<std::string> offered;
+        // RFC 6120 §6.4.1 mechanisms, and XEP-0440 §2 channel-binding types when listed; both
+        // exactly as received, since XEP-0474 hashes them.
+        sasl_offer_ = {};
         for (auto m : child(features, ns_sasl, "mechanisms").children())
-            if (is(m, ns_sasl, "mechanism")) offered.emplace_back(m.child_value());
-        sasl::Credentials creds{options_.jid.local(), options_.password, {}};
-        auto chosen = sasl::choose(offered, creds, tls_active_);
-        if (!chosen) {
-            write("</stream:stream>");
-            finish(Closed::Kind::AuthFailed, chosen.error().message);
-            return;
+            if (is(m, ns_sasl, "mechanism")) sasl_offer_.mechanisms.emplace_back(m.child_value());
+        if (auto cb = child(features, ns_sasl_cb, "sasl-channel-binding")) {
+            std::vector<std::string> types;
+            for (auto c : cb.children())
+                if (is(c, ns_sasl_cb, "channel-binding") && *c.attribute("type").value())
+                    types.emplace_back(c.attribute("type").value());
+            sasl_offer_.channel_bindings = std::move(types);
         }
-        mechanism_ = std::move(chosen).value();
-        mechanism_name_ = std::string(mechanism_->name());
-        auto initial = mechanism_->initial_response();
-        if (!initial) {
+        if (auto started = authenticate(0); !started) {
             write("</stream:stream>");
-            finish(Closed::Kind::AuthFailed, initial.error().message);
-            return;
+            finish(Closed::Kind::AuthFailed, started.error().message);
         }
-        // §6.4.2: an empty initial response is sent as "=".
-        std::string payload = initial.value().empty() ? "=" : sasl::base64_encode(initial.value());
-        write("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='" + mechanism_name_ + "'>" +
-                  payload + "</auth>",
-              "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='" + mechanism_name_ +
-                  "'>[redacted]</auth>");
-        phase_ = Phase::Authenticating;
         return;
     }
     // The features after authentication say what the server's roster can do (RFC 6121
@@ -401,6 +392,34 @@ void ClientStream::handle_features(pugi::xml_node features) {
     bind();
 }
 
+// Chooses a mechanism from the family at `from` of the order on, and sends <auth/> with its
+// initial response (§6.4.2). An error leaves the stream as it was.
+Status ClientStream::authenticate(std::size_t from) {
+    sasl::Setup setup{{options_.jid.local(), options_.password, {}},
+                      tls_active_,
+                      options_.client_certificate,
+                      options_.sasl_order,
+                      options_.channel_binding,
+                      tls_channel_};
+    auto chosen = sasl::choose(sasl_offer_, setup, from);
+    if (!chosen) return chosen.error();
+    sasl::Choice& choice = chosen.value();
+    auto initial = choice.mechanism->initial_response();
+    if (!initial) return initial.error();
+    mechanism_ = std::move(choice.mechanism);
+    mechanism_name_ = std::string(mechanism_->name());
+    mechanism_description_ = std::move(choice.description);
+    sasl_position_ = choice.position;
+    failure_hint_ = std::move(choice.failure_hint);
+    // §6.4.2: an empty initial response is sent as "=".
+    std::string payload = initial.value().empty() ? "=" : sasl::base64_encode(initial.value());
+    write("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='" + mechanism_name_ + "'>" + payload +
+              "</auth>",
+          "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='" + mechanism_name_ + "'>[redacted]</auth>");
+    phase_ = Phase::Authenticating;
+    return Ok{};
+}
+
 void ClientStream::bind() {
     write("<iq type='set' id='bind'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>" +
           xml_escape(options_.resource) + "</resource></bind></iq>");
@@ -412,7 +431,9 @@ void ClientStream::go_online(TimePoint now, bool resumed, bool restored) {
     state_ = StreamState::Online;
     negotiation_deadline_.reset();
     last_received_ = now;
-    events_.emplace_back(Online{bound_, mechanism_name_, sm_enabled_, resumed, restored, resume_failure_,
+    std::string mechanism = mechanism_description_;
+    if (!external_failure_.empty()) mechanism += "; EXTERNAL refused: " + external_failure_;
+    events_.emplace_back(Online{bound_, std::move(mechanism), sm_enabled_, resumed, restored, resume_failure_,
                                 roster_versioning_, pre_approval_});
 }
 
@@ -549,30 +570,43 @@ void ClientStream::handle_sasl(pugi::xml_node element) {
         stream_error("not-authorized", "a stanza during authentication");
         return;
     }
-    auto abort_with = [this](const std::string& why) {
+    auto abort_with = [this](const Error& error) {
         // §6.4.4 would let us abort; a server that fails our checks gets no second chance.
         write("</stream:stream>");
-        finish(Closed::Kind::AuthFailed, mechanism_name_ + ": " + why);
+        if (error.code == "downgrade")  // XEP-0474: someone rewrote the offer; no retry
+            finish(Closed::Kind::Fatal, error.message);
+        else
+            finish(Closed::Kind::AuthFailed, mechanism_name_ + ": " + error.message);
     };
     if (name == "failure") {
         auto ct = condition_and_text(element, ns_sasl);
+        std::string reason = mechanism_name_ + ": " + describe(ct);
+        if (mechanism_name_ == "EXTERNAL" && external_failure_.empty()) {
+            // §6.4.5: another mechanism may follow a failure on the same stream. A refused
+            // certificate says nothing about the password, so the next family in the order
+            // gets its turn; after any other failure, trying a weaker one would be a downgrade.
+            if (authenticate(sasl_position_ + 1)) {
+                external_failure_ = describe(ct);
+                return;
+            }
+        }
+        bool temporary = ct.first == "temporary-auth-failure" || ct.first == "aborted";
+        if (!temporary && !failure_hint_.empty()) reason += " (" + failure_hint_ + ")";
         // §6.5.11: temporary-auth-failure is worth retrying; the others are not.
         write("</stream:stream>");
-        finish(ct.first == "temporary-auth-failure" || ct.first == "aborted" ? Closed::Kind::Error
-                                                                            : Closed::Kind::AuthFailed,
-               mechanism_name_ + ": " + describe(ct));
+        finish(temporary ? Closed::Kind::Error : Closed::Kind::AuthFailed, reason);
         return;
     }
     std::string_view text = element.child_value();
     auto data = sasl::base64_decode(text == "=" ? std::string_view{} : text);
     if (!data) {
-        abort_with("the server sent bad base64");
+        abort_with(make_error("bad-base64", "the server sent bad base64"));
         return;
     }
     if (name == "challenge") {
         auto response = mechanism_->respond(data.value());
         if (!response) {
-            abort_with(response.error().message);
+            abort_with(response.error());
             return;
         }
         write("<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>" +
@@ -581,7 +615,7 @@ void ClientStream::handle_sasl(pugi::xml_node element) {
               "<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>[redacted]</response>");
     } else if (name == "success") {
         if (auto done = mechanism_->finish(data.value()); !done) {
-            abort_with(done.error().message);
+            abort_with(done.error());
             return;
         }
         authenticated_ = true;  // §6.4.6: restart the stream
@@ -660,6 +694,15 @@ void ClientStream::stream_error(std::string_view condition, std::string reason) 
 
 void ClientStream::finish(Closed::Kind kind, std::string reason, bool clean) {
     if (state_ == StreamState::Closed) return;
+    if (kind == Closed::Kind::ByPeer && phase_ == Phase::Authenticating && !external_failure_.empty()) {
+        // XEP-0178 §3 lets a server close the stream after refusing a certificate: the next
+        // connection would be refused the same way, so say what to change instead of retrying.
+        std::string family = mechanism_name_.starts_with("SCRAM") ? "SCRAM" : mechanism_name_;
+        kind = Closed::Kind::AuthFailed;
+        reason = "EXTERNAL: " + external_failure_ +
+                 "; then the server closed the stream, so " + mechanism_name_ +
+                 " could not be tried (sasl = [\"" + family + "\"] skips EXTERNAL)";
+    }
     state_ = StreamState::Closed;
     negotiation_deadline_.reset();
     close_deadline_.reset();

@@ -10,6 +10,7 @@
 // One stream per connection attempt; loop thread only. Memory is bounded by the framer's
 // limits plus the output not yet taken.
 #include <chrono>
+#include <cstddef>
 #include <deque>
 #include <functional>
 #include <map>
@@ -20,6 +21,7 @@
 #include <string_view>
 #include <utility>
 #include <variant>
+#include <vector>
 
 #include "protocol/jid.hpp"
 #include "protocol/sasl.hpp"
@@ -34,6 +36,7 @@ using TimePoint = Clock::time_point;
 inline constexpr std::string_view ns_client = "jabber:client";
 inline constexpr std::string_view ns_tls = "urn:ietf:params:xml:ns:xmpp-tls";
 inline constexpr std::string_view ns_sasl = "urn:ietf:params:xml:ns:xmpp-sasl";
+inline constexpr std::string_view ns_sasl_cb = "urn:xmpp:sasl-cb:0";  // XEP-0440
 inline constexpr std::string_view ns_bind = "urn:ietf:params:xml:ns:xmpp-bind";
 inline constexpr std::string_view ns_session = "urn:ietf:params:xml:ns:xmpp-session";
 inline constexpr std::string_view ns_stanzas = "urn:ietf:params:xml:ns:xmpp-stanzas";
@@ -70,8 +73,15 @@ struct SmCheckpoint {
 struct StreamOptions {
     Jid jid;                        // the account's bare JID
     std::string resource = "stanzad";
-    std::string password;
+    std::string password;           // empty: no password-based SASL (SCRAM, PLAIN)
     bool direct_tls = false;        // TLS is up before the stream starts (XEP-0368)
+    // SASL mechanism families in the order to try: "EXTERNAL", "SCRAM", "PLAIN" (config
+    // `sasl`). Empty: EXTERNAL first when client_certificate, then SCRAM, then PLAIN (inside
+    // TLS only), the last two only with a password. After EXTERNAL fails, the next family is
+    // tried on the same stream (RFC 6120 §6.4.5).
+    std::vector<std::string> sasl_order;
+    bool client_certificate = false;  // our certificate goes out in the TLS handshake
+    ChannelBindingPolicy channel_binding = ChannelBindingPolicy::Auto;  // config `channel_binding`
     std::string software_name = "stanzad";
     std::string software_version = "0";
     FramerLimits limits;
@@ -92,7 +102,10 @@ enum class StreamState { Idle, Negotiating, StartingTls, Online, Closing, Closed
 struct StartTls {};  // take_output(), then run the TLS handshake, then tls_established()
 struct Online {
     Jid jid;                 // the full JID the server bound
-    std::string mechanism;   // the SASL mechanism that authenticated us
+    // How we authenticated, for the login line: "SCRAM-SHA-256-PLUS, tls-exporter",
+    // "SCRAM-SHA-1", "EXTERNAL", "PLAIN"; after a refused certificate also why
+    // ("SCRAM-SHA-256; EXTERNAL refused: not-authorized (Certificate not trusted)").
+    std::string mechanism;
     bool stream_management = false;  // XEP-0198 acks will come
     bool resumed = false;            // the previous session went on (XEP-0198 §5)
     bool restored = false;           // ... resumed from a checkpoint: resend what is unacked
@@ -114,7 +127,9 @@ struct Closed {
         ByPeer,      // the server closed its stream or the connection
         Error,       // a stream error, bad XML, a timeout, a protocol violation
         AuthFailed,  // SASL failed: retrying with the same credentials will fail again
-        Fatal,       // other problems that retrying will not fix (conflict, host-unknown)
+                     // (also: no acceptable mechanism, channel binding required but impossible)
+        Fatal,       // other problems that retrying will not fix (conflict, host-unknown, a
+                     // SASL downgrade detected by XEP-0474)
     };
     Kind kind;
     std::string reason;      // for people: "stream error: conflict (Replaced by new connection)"
@@ -141,6 +156,10 @@ public:
     void receive(std::string_view bytes, TimePoint now);
     // The TLS handshake that StartTls asked for is done: restart the stream (§5.4.3.3).
     void tls_established(TimePoint now);
+    // What SASL channel binding can use of the TLS channel. Call after every completed TLS
+    // handshake, before tls_established() (STARTTLS) or start() (direct TLS). Without it no
+    // mechanism binds to the channel (SCRAM sends the gs2 flag 'n').
+    void set_tls_channel(TlsChannel channel) { tls_channel_ = std::move(channel); }
     // The transport is gone (reset, EOF, TLS error). `reason` is for people.
     void transport_closed(std::string reason);
     // Start the closing handshake (§4.4): send </stream:stream>, wait for the server's.
@@ -191,6 +210,7 @@ private:
     void handle(Stanza stanza, TimePoint now);
     void handle_features(pugi::xml_node features);
     void handle_sasl(pugi::xml_node element);
+    Status authenticate(std::size_t from);
     void handle_iq_request(pugi::xml_node iq);
     void finish(Closed::Kind kind, std::string reason, bool clean = false);
     void stream_error(std::string_view condition, std::string reason);
@@ -211,8 +231,15 @@ private:
     bool session_required_ = false;
     bool roster_versioning_ = false;  // RFC 6121 §2.6.1, from the features after SASL
     bool pre_approval_ = false;       // RFC 6121 §3.4, likewise
+    TlsChannel tls_channel_;
+    sasl::Offer sasl_offer_;                  // from the features, for a second choice
     std::unique_ptr<sasl::Mechanism> mechanism_;
-    std::string mechanism_name_;
+    std::string mechanism_name_;              // "SCRAM-SHA-256-PLUS"
+    std::string mechanism_description_;       // Online::mechanism
+    std::size_t sasl_position_ = 0;           // of its family in the order
+    std::string failure_hint_;                // sasl::Choice::failure_hint
+    std::string external_failure_;            // why EXTERNAL failed ("not-authorized (...)"),
+                                              // when a second mechanism followed it
     Jid bound_;
     std::string output_;
     std::deque<StreamEvent> events_;
