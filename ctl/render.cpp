@@ -319,7 +319,11 @@ std::string render_accounts(const Json& accounts) {
         if (!a.is_object()) continue;
         std::string jid = safe(a, "bound_jid");
         if (jid.empty()) jid = safe(a, "jid");
-        rows.push_back({safe(a, "account"), safe(a, "state"), jid, safe(a, "reason")});
+        // Online: how we logged in and where to; else why not.
+        std::string detail = safe(a, "reason");
+        if (safe(a, "state") == "online" && !safe(a, "auth").empty())
+            detail = "(" + safe(a, "auth") + ")" + (safe(a, "connection").empty() ? "" : " " + safe(a, "connection"));
+        rows.push_back({safe(a, "account"), safe(a, "state"), jid, detail});
     }
     return table(rows);
 }

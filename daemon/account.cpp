@@ -108,7 +108,11 @@ void Account::probe(std::function<void(xmpp::Result<Probe>)> done) {
 void Account::set_state(State state, std::string reason) {
     state_ = state;
     reason_ = std::move(reason);
-    if (state != State::Online) bound_jid_.clear();
+    if (state != State::Online) {
+        bound_jid_.clear();
+        auth_.clear();
+        connection_text_.clear();
+    }
     hub_.account_state(*this);
 }
 
@@ -185,6 +189,8 @@ void Account::connect() {
 void Account::online(const xmpp::Online& o) {
     failures_ = 0;
     bound_jid_ = o.jid.full();
+    auth_ = o.mechanism;
+    connection_text_ = connection_ ? connection_->endpoint() : "";
     logs::daemon().info("{}online as {} ({})", prefix_, o.jid.full(), o.mechanism);
     resume_since_ = {};
     if (o.resumed) logs::daemon().info("{}resumed the previous session", prefix_);

@@ -51,6 +51,8 @@ public:
     State state() const { return state_; }
     const std::string& reason() const { return reason_; }  // why disconnected or failed
     const std::string& bound_jid() const { return bound_jid_; }  // full JID while online
+    const std::string& auth() const { return auth_; }            // how we logged in, while online
+    const std::string& connection_text() const { return connection_text_; }  // where, while online
 
     // Sends a stanza if online; false otherwise. `tag` (a msg_id) comes back to the hub
     // when the server acknowledges the stanza (XEP-0198).
@@ -100,6 +102,7 @@ private:
     State state_ = State::Disconnected;
     std::string reason_;
     std::string bound_jid_;
+    std::string auth_, connection_text_;
     std::string show_, status_;
     bool roster_versioning_ = false;
     struct PendingIq {

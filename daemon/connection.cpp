@@ -280,7 +280,7 @@ void XmppConnection::race_won(const Address& address) {
             *buf = uv_buf_init(storage, sizeof storage);
         },
         on_read);
-    connected_at_ = account_.proxy ? "the proxy " + proxy_text_ : address.text();
+    connected_at_ = account_.proxy ? " through the proxy " + proxy_text_ : " at " + address.text();
     if (!account_.proxy) {
         logs::daemon().info("{}connected to {} at {}", prefix_,
                             host_port(targets_[target_].host, targets_[target_].port), address.text());
@@ -397,7 +397,7 @@ void XmppConnection::received(std::string_view bytes) {
         stream_.set_tls_channel(tls_->channel_bindings());  // SCRAM-*-PLUS (RFC 5802 §6)
         if (where_.probe) {
             // Nothing of ours has been sent inside TLS: report what the server showed and go.
-            if (events_.probed) events_.probed(tls_->peer(), where() + (connected_at_.empty() ? "" : " at " + connected_at_));
+            if (events_.probed) events_.probed(tls_->peer(), endpoint());
             fail(xmpp::Closed::Kind::Requested, "probe done");
             return;
         }

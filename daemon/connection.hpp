@@ -75,6 +75,8 @@ public:
     std::string caps_element() const { return stream_.caps_element(); }
 
     bool finished() const { return finished_; }
+    // Once connected: "example.org:5222 (STARTTLS) at 127.0.0.1:5222", "... at the proxy ...".
+    std::string endpoint() const { return targets_.empty() ? "" : where() + connected_at_; }
     // The target in use (or last tried), for the resumption of this session elsewhere.
     bool direct_tls() const { return direct_tls_; }
 
@@ -135,7 +137,7 @@ private:
     // SOCKS5: the host name (socks5h) or address (socks5) the proxy connects to.
     std::unique_ptr<socks5::Client> socks_;
     std::string proxy_text_;        // "127.0.0.1:9050"
-    std::string connected_at_;      // the address that won, or "the proxy ..."
+    std::string connected_at_;      // " at ADDRESS" of the race's winner, or " through the proxy P"
 
     uv::Handle<uv_tcp_t> tcp_;
     uv::Timer timer_;

@@ -573,7 +573,8 @@ void Hub::blocklist_push(Account& account, std::vector<std::string> jids, bool b
 std::vector<model::AccountInfo> Hub::account_infos() const {
     std::vector<model::AccountInfo> out;
     for (Account* a : list_())
-        out.push_back({a->name(), a->config().jid.bare(), to_string(a->state()), a->reason(), a->bound_jid()});
+        out.push_back({a->name(), a->config().jid.bare(), to_string(a->state()), a->reason(), a->bound_jid(),
+                       a->auth(), a->connection_text()});
     return out;
 }
 

@@ -136,6 +136,8 @@ inline const char* event_name(const EventBody& body) {
 // One account as front ends see it.
 struct AccountInfo {
     std::string account, jid, state, reason, bound_jid;
+    std::string auth;        // while online: "SCRAM-SHA-256-PLUS, tls-exporter", "EXTERNAL", ...
+    std::string connection;  // while online: "example.org:5223 (direct TLS) at [2001:db8::1]:5223"
 };
 
 // Commands: what a front end asks the daemon to do. Fields are validated by the session

@@ -780,7 +780,8 @@ std::optional<Choice> choose_scram(const Offer& offer, const Setup& setup, std::
             if (!offer.channel_bindings) {
                 choice.failure_hint =
                     "if the password is right, the server may not know " + std::string(*type) +
-                    ": it did not say which channel-binding types it supports (XEP-0440)";
+                    ": it did not say which channel-binding types it supports (XEP-0440); or "
+                    "the TLS channel differs on its side: someone between us may be relaying it";
                 if (*type == kExporter && !tls12_or_older(setup.channel.version)) {
                     choice.failure_hint += "; servers that know only tls-unique (ejabberd "
                                            "before 23.10) cannot bind under TLS 1.3";

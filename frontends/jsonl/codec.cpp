@@ -107,7 +107,8 @@ Json to_json(const model::RosterItem& item) {
 
 Json to_json(const model::AccountInfo& a) {
     return Json{{"account", a.account}, {"jid", a.jid},     {"state", a.state},
-                {"bound_jid", a.bound_jid}, {"reason", a.reason}};
+                {"bound_jid", a.bound_jid}, {"reason", a.reason}, {"auth", a.auth},
+                {"connection", a.connection}};
 }
 
 Json to_json(const model::Event& event) {

@@ -7,7 +7,11 @@ client, and the stanzad binary read through its stderr log.
     Certs     make_ca(dir): a test CA, a server certificate for "localhost", plus an
               untrusted CA and a certificate for the wrong host name (negative TLS tests);
               make_leaf (more names, signed by the test CA), make_self_signed (no CA at
-              all) and spki_pin (the "sha256/BASE64" form of tls_pin) beside it.
+              all) and spki_pin (the "sha256/BASE64" form of tls_pin) beside it;
+              make_client_cert (an XEP-0178 client certificate with an xmppAddr).
+    SASL on Prosody   client_certs_plugin (mod_client_certs fixed for 0.12),
+              pin_client_cert (writes its store), Prosody(request_client_certs=True,
+              plugin_paths=[...]); Prosody(tls_protocol="tlsv1_2") for SCRAM-*-PLUS.
     Prosody   one throwaway server per test: start/stop/kill/restart, register users,
               read and wait on its debug log.
     Stanzad   the daemon under test: writes its config (0600), reads its stderr on a
@@ -339,6 +343,146 @@ def spki_pin(cert: Union[str, Path]) -> str:
     return "sha256/" + base64.b64encode(digest).decode()
 
 
+XMPP_ADDR_OID = "1.3.6.1.5.5.7.8.5"  # id-on-xmppAddr (RFC 6120 §13.7.1.4, XEP-0178)
+
+
+def make_client_cert(certs: Certs, jid: str, stem: Optional[str] = None, *,
+                     passphrase: Optional[str] = None,
+                     xmpp_addrs: Optional["list[str]"] = None) -> "tuple[Path, Path]":
+    """A client certificate for `jid` signed by the test CA of `certs` (XEP-0178): CN =
+    the JID, subjectAltName otherName id-on-xmppAddr;UTF8:JID (or one per entry of
+    `xmpp_addrs`, which may be empty), extendedKeyUsage clientAuth. With `passphrase` the
+    key is an encrypted PKCS#8 PEM ("BEGIN ENCRYPTED PRIVATE KEY", AES-256-CBC).
+    Returns (cert, key), written into certs.dir as STEM.pem and STEM.key (STEM defaults
+    to "client-" + the local part)."""
+    d = certs.dir
+    stem = stem or "client-" + re.sub(r"[^A-Za-z0-9_.-]", "_", jid.split("@")[0])
+    addrs = [jid] if xmpp_addrs is None else list(xmpp_addrs)
+    key = _ec_key(d / f"{stem}.key")
+    csr = d / f"{stem}.csr"
+    cnf = d / f"{stem}.cnf"
+    san = ", ".join(f"otherName:{XMPP_ADDR_OID};UTF8:{a}" for a in addrs)
+    cnf.write_text(textwrap.dedent(f"""\
+        [req]
+        distinguished_name = dn
+        prompt = no
+        [dn]
+        CN = {jid}
+        [leaf]
+        basicConstraints = critical, CA:FALSE
+        keyUsage = critical, digitalSignature
+        extendedKeyUsage = clientAuth
+        subjectKeyIdentifier = hash
+        authorityKeyIdentifier = keyid
+        """) + (f"subjectAltName = {san}\n" if addrs else ""))
+    _openssl("req", "-config", cnf, "-new", "-key", key, "-out", csr)
+    cert = d / f"{stem}.pem"
+    _openssl("x509", "-req", "-in", csr, "-CA", certs.ca_cert, "-CAkey", certs.ca_key,
+             "-set_serial", "0x" + secrets.token_hex(8), "-days", "30", "-sha256",
+             "-extfile", cnf, "-extensions", "leaf", "-out", cert)
+    if passphrase is not None:
+        plain = d / f"{stem}.plain.key"
+        key.rename(plain)
+        _openssl("pkcs8", "-topk8", "-v2", "aes-256-cbc", "-in", plain, "-out", key,
+                 "-passout", f"pass:{passphrase}")
+        os.chmod(key, 0o600)
+        plain.unlink()
+    return cert, key
+
+
+def cert_der(cert: Union[str, Path]) -> bytes:
+    """The DER bytes of the first certificate in a PEM file."""
+    import base64
+    text = Path(cert).read_text()
+    m = re.search(r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", text, re.S)
+    if not m:
+        raise ValueError(f"no PEM certificate in {cert}")
+    return base64.b64decode("".join(m.group(1).split()))
+
+
+# Prosody 0.12 with prosody-modules' mod_client_certs (XEP-0257): SASL EXTERNAL for a
+# client certificate that the user pinned. Facts (Debian prosody 0.12.3, prosody-modules
+# 0.0~hg20230223):
+# - The module does not load on 0.12 as shipped: its ad-hoc command asks for the
+#   permission "user", which 0.12's adhoc.lib renamed "any" (it raises an error).
+#   client_certs_plugin() writes a copy with that one word changed.
+# - It offers EXTERNAL only on a TLS session in which the client presented a certificate
+#   (its stream-features hook; without one it logs "No Client Certificate" at error level),
+#   and Prosody asks for a certificate only with request_client_certs=True.
+# - It authenticates against the store "client_certs" of the user (util.datamanager:
+#   DATA/<host, %XX-escaped>/client_certs/<user>.dat, a Lua `return { ... }` table keyed
+#   by the certificate's name; each entry has name, x509cert (base64 DER), pem (LuaSec's
+#   cert:pem()), digest (cert:digest("sha1"): lower-case hex, no colons),
+#   no_cert_management). A certificate matches when both digest and pem are equal.
+#   pin_client_cert() writes that file: the module's own ways to pin (XEP-0257 <append/>,
+#   its ad-hoc command) crash on Debian's Lua 5.4 in util.x509.der2pem, which passes the
+#   float (#data-1)/64 as gsub's count ("number has no integer representation").
+# - <auth mechanism='EXTERNAL'>=</auth> (empty authzid) takes the user from the
+#   certificate's single xmppAddr; base64 of a JID names it. Refusals are
+#   <failure><not-authorized/></failure> with no <text/>.
+CLIENT_CERTS_MODULE = Path("/usr/lib/prosody/modules/mod_client_certs/mod_client_certs.lua")
+
+
+def client_certs_plugin(directory: Union[str, Path]) -> Path:
+    """Write mod_client_certs, fixed for Prosody 0.12, as DIRECTORY/mod_client_certs/
+    mod_client_certs.lua; returns DIRECTORY (a plugin_paths entry)."""
+    src = CLIENT_CERTS_MODULE.read_text()
+    old = 'adhoc_new("Manage certificates", "http://prosody.im/protocol/certs", adhoc_handler, "user")'
+    if src.count(old) != 1:
+        raise AssertionError(f"{CLIENT_CERTS_MODULE} changed: the line to fix is not there")
+    d = Path(directory)
+    (d / "mod_client_certs").mkdir(parents=True, exist_ok=True)
+    (d / "mod_client_certs" / "mod_client_certs.lua").write_text(
+        src.replace(old, old.replace('"user"', '"any"')))
+    return d
+
+
+def _lua_literal(s: str) -> str:
+    out = []
+    for ch in s:
+        if ch in "\\\"":
+            out.append("\\" + ch)
+        elif ch == "\n":
+            out.append("\\n")
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\{ord(ch):03d}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def _prosody_escape(s: str) -> str:
+    """util.datamanager's encode(): every non-alphanumeric byte becomes %xx."""
+    return "".join(c if c.isascii() and c.isalnum() else
+                   "".join(f"%{b:02x}" for b in c.encode()) for c in s)
+
+
+def pin_client_cert(prosody: "Prosody", user: str, cert: Union[str, Path],
+                    name: str = "stanzad") -> Path:
+    """Pin `cert` for USER@prosody.host the way mod_client_certs stores an added
+    certificate, by writing its store file directly (before or while Prosody runs: the
+    module reads the file on every EXTERNAL attempt). Replaces the user's earlier pins.
+    Returns the file's path."""
+    import base64
+    import hashlib
+    der = cert_der(cert)
+    b64 = base64.b64encode(der).decode()
+    # LuaSec's cert:pem() is OpenSSL's PEM_write_bio_X509: 64 columns, final newline.
+    pem = ("-----BEGIN CERTIFICATE-----\n"
+           + "".join(b64[i:i + 64] + "\n" for i in range(0, len(b64), 64))
+           + "-----END CERTIFICATE-----\n")
+    entry = {"name": name, "x509cert": b64, "pem": pem,
+             "digest": hashlib.sha1(der).hexdigest()}
+    fields = "".join(f"\t\t[{_lua_literal(k)}] = {_lua_literal(v)};\n"
+                     for k, v in entry.items())
+    path = (prosody.data_path / _prosody_escape(prosody.host) / "client_certs"
+            / f"{_prosody_escape(user)}.dat")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"return {{\n\t[{_lua_literal(name)}] = {{\n{fields}"
+                    "\t\t[\"no_cert_management\"] = false;\n\t};\n};\n")
+    return path
+
+
 # --------------------------------------------------------------------------------------
 # Prosody
 
@@ -359,6 +503,19 @@ class Prosody:
     `direct_tls_port` (chosen like the c2s port when not given); `interfaces` are the
     addresses both listeners bind (default 127.0.0.1 only; add "::1" for IPv6). start()
     waits until every (listener, interface) pair is bound and accepts connections.
+
+    TLS and SASL options (issue 12), written into the global and the host `ssl` tables
+    (the global one serves the direct-TLS port, the host one STARTTLS, both SNI):
+    - tls_protocol: LuaSec's `protocol`, e.g. "tlsv1_2" (exactly TLS 1.2: the only
+      version on which Prosody 0.12 offers SCRAM-SHA-1-PLUS, with tls-unique) or
+      "tlsv1_2+" (1.2 and later, Prosody's default).
+    - request_client_certs: `verify = { "peer", "client_once" }`: ask every client for a
+      certificate (Prosody's c2s default is verify "none": no CertificateRequest at all,
+      so a client certificate never arrives). Core's verifyext { "lsec_continue",
+      "lsec_ignore_purpose" } stays, so an unverifiable certificate does not fail the
+      handshake; mod_client_certs checks it against what the user pinned.
+    - plugin_paths: directories searched for modules before Prosody's own (e.g. the one
+      client_certs_plugin() writes); name the modules in `modules`.
     """
 
     DEFAULT_MODULES = ("roster", "saslauth", "tls", "disco", "ping", "version", "time",
@@ -371,7 +528,9 @@ class Prosody:
                  extra_global: str = "", extra_host: str = "", name: str = "prosody",
                  smacks_hibernation_time: int = 60, direct_tls: bool = False,
                  direct_tls_port: Optional[int] = None,
-                 interfaces: Iterable[str] = (LOOPBACK,)):
+                 interfaces: Iterable[str] = (LOOPBACK,),
+                 tls_protocol: Optional[str] = None, request_client_certs: bool = False,
+                 plugin_paths: Iterable[Union[str, Path]] = ()):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         if certs is None and (cert is None or key is None):
@@ -393,6 +552,9 @@ class Prosody:
         self.direct_tls = direct_tls or direct_tls_port is not None
         self.direct_tls_port = (direct_tls_port or self._other_port()) if self.direct_tls else None
         self.interfaces = list(interfaces)
+        self.tls_protocol = tls_protocol
+        self.request_client_certs = request_client_certs
+        self.plugin_paths = [Path(p) for p in plugin_paths]
         self._port_fixed = port is not None or direct_tls_port is not None
         self.config_path = self.workdir / "prosody.cfg.lua"
         self.log_path = self.workdir / "prosody.log"
@@ -411,8 +573,19 @@ class Prosody:
                 return port
 
     # -- configuration
+    def ssl_table(self) -> str:
+        """The Lua `ssl = { ... }` table of the global section and the VirtualHost."""
+        fields = [f"certificate = {_lua_str(self.cert)}", f"key = {_lua_str(self.key)}"]
+        if self.tls_protocol:
+            fields.append(f"protocol = {_lua_str(self.tls_protocol)}")
+        if self.request_client_certs:
+            fields.append('verify = { "peer", "client_once" }')
+        return "{ " + ", ".join(fields) + " }"
+
     def config_text(self) -> str:
         modules = ", ".join(_lua_str(m) for m in self.modules)
+        plugin_paths = ("plugin_paths = { " + ", ".join(_lua_str(p) for p in self.plugin_paths)
+                        + " }\n") if self.plugin_paths else ""
         text = f"""\
 -- Written by stanzad's tests/integration/harness.py for one test run.
 run_as_root = true
@@ -435,11 +608,11 @@ storage_archive_item_limit = 1000000
 archive_expires_after = "never"
 smacks_hibernation_time = {int(self.smacks_hibernation_time)}
 certificates = {_lua_str(self.workdir)}
-ssl = {{ certificate = {_lua_str(self.cert)}, key = {_lua_str(self.key)} }}
-{self.extra_global}
+ssl = {self.ssl_table()}
+{plugin_paths}{self.extra_global}
 
 VirtualHost {_lua_str(self.host)}
-    ssl = {{ certificate = {_lua_str(self.cert)}, key = {_lua_str(self.key)} }}
+    ssl = {self.ssl_table()}
 {textwrap.indent(self.extra_host, "    ")}
 """
         if self.muc:

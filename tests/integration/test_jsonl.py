@@ -237,7 +237,8 @@ class JsonlEventsTest(JsonlTest):
         self.assertIsInstance(hello["last_seq"], int)
         self.assertRegex(hello["daemon"], r"^stanzad ")
         expected = {"account": "home", "jid": "alice@localhost", "state": "online",
-                    "bound_jid": full, "reason": ""}
+                    "bound_jid": full, "reason": "", "auth": "SCRAM-SHA-1",
+                    "connection": f"127.0.0.1:{self.prosody.port} (STARTTLS) at 127.0.0.1:{self.prosody.port}"}
         self.assertEqual(hello["accounts"], [expected])
         self.assertEqual(full, "alice@localhost/stanzad")
 

@@ -64,8 +64,11 @@ class StanzactlTest(JsonlTest):
         self.assertEqual(bob.wait_message(body="json reply").origin_id, reply["msg_id"])
 
         p = self.ctl(d, "status")
-        self.assertTrue(any("home" in l and "online" in l for l in p.stdout.splitlines()),
-                        f"status does not show home online:\n{p.stdout}")
+        row = next((l for l in p.stdout.splitlines() if l.startswith("home ")), "")
+        # Online: how the account authenticated and where it is connected.
+        self.assertRegex(row, r"^home\s+online\s+alice@localhost/\S+\s+\(SCRAM-SHA-1\) "
+                              r"127\.0\.0\.1:\d+ \(STARTTLS\) at 127\.0\.0\.1:\d+$",
+                         f"status does not show home online with its login:\n{p.stdout}")
 
         p = self.ctl(d, "roster", "home")
         row = next((l for l in p.stdout.splitlines() if "bob@localhost" in l), "")

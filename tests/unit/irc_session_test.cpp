@@ -20,7 +20,7 @@ struct FakeDaemon {
         model::Reply r;
         if (std::holds_alternative<model::Hello>(c)) {
             r.cursor = cursor;
-            r.accounts.push_back({"home", "alice@example.org", "online", "", "alice@example.org/stanzad"});
+            r.accounts.push_back({"home", "alice@example.org", "online", "", "alice@example.org/stanzad", "SCRAM-SHA-1", "localhost:5222 (STARTTLS) at 127.0.0.1:5222"});
         } else if (std::holds_alternative<model::GetRoster>(c)) {
             r.items = roster;
         } else if (std::holds_alternative<model::ListPresences>(c)) {

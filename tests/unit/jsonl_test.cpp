@@ -32,7 +32,7 @@ jsonl::Session attached_session() {
     model::Reply reply;
     reply.cursor = 3;
     reply.last_seq = 7;
-    reply.accounts.push_back({"home", "alice@example.org", "online", "", "alice@example.org/stanzad"});
+    reply.accounts.push_back({"home", "alice@example.org", "online", "", "alice@example.org/stanzad", "SCRAM-SHA-1", "localhost:5222 (STARTTLS) at 127.0.0.1:5222"});
     s.reply(*r, reply);
     s.take_output();
     return s;
@@ -116,12 +116,12 @@ TEST_CASE("jsonl: hello is required first, and answered with version, cursor and
     model::Reply reply;
     reply.cursor = 3;
     reply.last_seq = 7;
-    reply.accounts.push_back({"home", "alice@example.org", "online", "", "alice@example.org/stanzad"});
+    reply.accounts.push_back({"home", "alice@example.org", "online", "", "alice@example.org/stanzad", "SCRAM-SHA-1", "localhost:5222 (STARTTLS) at 127.0.0.1:5222"});
     s.reply(*r, reply);
     CHECK(s.attached());
     CHECK(s.take_output() ==
           R"({"id":1,"ok":true,"version":1,"daemon":"stanzad 9.9","client":"emacs","cursor":3,"last_seq":7,)"
-          R"("accounts":[{"account":"home","jid":"alice@example.org","state":"online","bound_jid":"alice@example.org/stanzad","reason":""}]})"
+          R"("accounts":[{"account":"home","jid":"alice@example.org","state":"online","bound_jid":"alice@example.org/stanzad","reason":"","auth":"SCRAM-SHA-1","connection":"localhost:5222 (STARTTLS) at 127.0.0.1:5222"}]})"
           "\n");
     s.event(message_event());
     CHECK(lines(s.take_output())[0]["seq"] == 42);
