@@ -66,8 +66,9 @@ void XmppConnection::start() {
         return;
     }
     tls_ctx_ = std::move(ctx).value();
-    if (!account_.client_cert.empty()) {
-        // XEP-0178: the certificate goes into every TLS handshake, STARTTLS and direct.
+    if (!account_.client_cert.empty() && !where_.probe) {
+        // XEP-0178: the certificate goes into every TLS handshake, STARTTLS and direct
+        // (never into a probe, which may talk to anyone).
         if (auto st = tls::use_client_certificate(tls_ctx_.get(), account_.client_cert, account_.client_key,
                                                   where_.key_password);
             !st) {
@@ -220,7 +221,23 @@ void XmppConnection::start_attempt() {
             static_cast<std::uint64_t>((more ? attempt_delay : connect_timeout).count()), 0);
         return;
     }
-    if (attempts_.empty()) race_failed();
+    // Every address is tried: the ones still connecting get connect_timeout from now (also
+    // when the last ones failed at once, which left the stagger timer behind).
+    if (attempts_.empty()) {
+        uv_timer_stop(race_timer_.get());
+        race_failed();
+        return;
+    }
+    uv_timer_start(
+        race_timer_.get(),
+        [](uv_timer_t* t) {
+            auto* self = static_cast<XmppConnection*>(t->data);
+            if (!self || self->finished_) return;
+            self->race_error_ += self->race_error_.empty() ? "timed out" : "; timed out";
+            self->abandon_attempts();
+            self->race_failed();
+        },
+        static_cast<std::uint64_t>(connect_timeout.count()), 0);
 }
 
 void XmppConnection::on_connected(uv_connect_t* req, int status) {
@@ -450,7 +467,8 @@ void XmppConnection::pump() {
         if (events_.checkpoint) events_.checkpoint(cp);
     }
     flush();
-    if (!finished_) arm_timer(stream_.next_deadline());
+    // The handshake timer bounds a SOCKS5 or direct TLS handshake until it is done.
+    if (!finished_ && !handshake_timer_) arm_timer(stream_.next_deadline());
 }
 
 void XmppConnection::flush() {
@@ -474,7 +492,7 @@ void XmppConnection::write_raw(std::string data) {
 void XmppConnection::send(std::string_view xml, std::string tag) {
     stream_.send(xml, xmpp::Clock::now(), std::move(tag));
     flush();
-    arm_timer(stream_.next_deadline());  // an ack request may now be due
+    if (!handshake_timer_) arm_timer(stream_.next_deadline());  // an ack request may now be due
 }
 
 void XmppConnection::close() {

@@ -79,8 +79,13 @@ xmpp::Result<std::unique_ptr<Resolver>> Resolver::create(uv_loop_t* loop, const 
 
 Resolver::~Resolver() {
     *alive_ = false;
-    // Calls every pending callback with ARES_EDESTRUCTION; they only free their Query.
-    if (channel_) ares_destroy(channel_);
+    // Pending callbacks run with ARES_ECANCELLED (then ARES_EDESTRUCTION) and only free
+    // their Query; cancelling first keeps c-ares 1.18 from starting new queries while it
+    // is destroyed (c-ares issue #532).
+    if (channel_) {
+        ares_cancel(channel_);
+        ares_destroy(channel_);
+    }
     for (auto& [fd, poll] : polls_) {
         uv_poll_stop(poll);
         uv_close(reinterpret_cast<uv_handle_t*>(poll), uv::Handle<uv_poll_t>::free_on_close);
@@ -129,7 +134,7 @@ void Resolver::reschedule() {
         uv_timer_stop(timer_.get());
         return;
     }
-    auto ms = static_cast<std::uint64_t>(tv.tv_sec) * 1000 + static_cast<std::uint64_t>(tv.tv_usec) / 1000;
+    auto ms = static_cast<std::uint64_t>(tv.tv_sec) * 1000 + (static_cast<std::uint64_t>(tv.tv_usec) + 999) / 1000;
     uv_timer_start(
         timer_.get(),
         [](uv_timer_t* t) {

@@ -124,7 +124,8 @@ xmpp::Status use_client_certificate(SSL_CTX* ctx, const std::string& cert_file, 
         return n;
     });
     int rc = SSL_CTX_use_PrivateKey_file(ctx, key_file.c_str(), SSL_FILETYPE_PEM);
-    bool mismatch = ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH;
+    unsigned long last = ERR_peek_last_error();
+    bool mismatch = ERR_GET_LIB(last) == ERR_LIB_X509 && ERR_GET_REASON(last) == X509_R_KEY_VALUES_MISMATCH;
     SSL_CTX_set_default_passwd_cb(ctx, nullptr);
     SSL_CTX_set_default_passwd_cb_userdata(ctx, nullptr);
     OPENSSL_cleanse(password.data(), password.size());
@@ -162,8 +163,9 @@ Session::Session(std::shared_ptr<SSL_CTX> ctx, SessionOptions options)
 }
 
 // Records the server's certificate and the first verification error. Without pins (and
-// outside a probe) OpenSSL's verdict stands; with pins the verdict is the pin check after
-// the handshake (check_pin), which runs before any byte of ours is sent.
+// outside a probe) OpenSSL's verdict stands; with pins the server's key is the verdict,
+// checked here, while the server's certificate is processed: a wrong key ends the
+// handshake before we present a client certificate or send anything else.
 int Session::verify_callback(int ok, X509_STORE_CTX* store) {
     auto* ssl = static_cast<SSL*>(X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
     auto* self = ssl ? static_cast<Session*>(SSL_get_ex_data(ssl, session_index())) : nullptr;
@@ -173,7 +175,13 @@ int Session::verify_callback(int ok, X509_STORE_CTX* store) {
     }
     if (!ok && self->peer_.verify_error.empty())
         self->peer_.verify_error = X509_verify_cert_error_string(X509_STORE_CTX_get_error(store));
-    return (self->options_.probe || !self->options_.pins.empty()) ? 1 : ok;
+    if (self->options_.probe) return 1;
+    if (self->options_.pins.empty()) return ok;
+    X509* leaf = X509_STORE_CTX_get0_cert(store);
+    bool match = leaf && std::find(self->options_.pins.begin(), self->options_.pins.end(), spki_pin(leaf)) !=
+                             self->options_.pins.end();
+    if (!match) self->pin_mismatch_ = true;
+    return match ? 1 : 0;
 }
 
 xmpp::Status Session::check_pin() {
@@ -190,6 +198,8 @@ void Session::receive(std::string_view ciphertext) {
 }
 
 xmpp::Error Session::last_error(std::string_view what) const {
+    if (pin_mismatch_)
+        return xmpp::make_error("tls-pin", "the server's key " + peer_.pin + " matches no tls_pin");
     long verify = SSL_get_verify_result(ssl_.get());
     if (verify != X509_V_OK && options_.pins.empty() && !options_.probe) {
         std::string message = std::string(X509_verify_cert_error_string(verify)) + " (checking the certificate of " +
@@ -214,7 +224,7 @@ xmpp::Status Session::advance() {
             peer_ = describe(cert);
             peer_.verify_error = error;
         }
-        if (!options_.pins.empty()) {
+        if (!options_.pins.empty() && !options_.probe) {
             if (auto st = check_pin(); !st) return st;
         }
         handshake_done_ = true;

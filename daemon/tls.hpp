@@ -97,6 +97,7 @@ private:
     std::string plaintext_;
     std::string pending_;  // plaintext written before the handshake finished
     bool handshake_done_ = false;
+    bool pin_mismatch_ = false;  // the verify callback refused the server's key
     bool peer_closed_ = false;
 };
 

@@ -296,8 +296,18 @@ void ClientStream::handle(Stanza stanza, TimePoint now) {
         if (phase_ == Phase::Binding) {
             auto jid_text = child(child(root, ns_bind, "bind"), ns_bind, "jid").child_value();
             auto jid = Jid::parse(jid_text);
-            if (!jid || jid.value().bare() != options_.jid.bare() || jid.value().is_bare()) {
-                stream_error("invalid-xml", std::string("the server bound an unusable JID '") + jid_text + "'");
+            if (jid && !jid.value().is_bare() && jid.value().bare() != options_.jid.bare()) {
+                // Authenticated as someone else (a client certificate naming another JID,
+                // XEP-0178 §3): every retry would log that other account in again, and may
+                // replace its own sessions. Final until the config changes.
+                stream_error("policy-violation",
+                             "the server logged us in as " + jid.value().bare() + ", not " + options_.jid.bare() +
+                                 " (does the client certificate name another JID?)",
+                             Closed::Kind::Fatal);
+                return;
+            }
+            if (!jid || jid.value().is_bare()) {
+                stream_error("undefined-condition", std::string("the server bound an unusable JID '") + jid_text + "'");
                 return;
             }
             bound_ = jid.value();
@@ -684,17 +694,17 @@ void ClientStream::transport_closed(std::string reason) {
     finish(state_ == StreamState::Closing ? Closed::Kind::Requested : Closed::Kind::ByPeer, std::move(reason));
 }
 
-void ClientStream::stream_error(std::string_view condition, std::string reason) {
+void ClientStream::stream_error(std::string_view condition, std::string reason, Closed::Kind kind) {
     // §4.9.1.1: send the error, then close the stream.
     sm_resumable_ = false;
     write("<stream:error><" + std::string(condition) +
           " xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error></stream:stream>");
-    finish(Closed::Kind::Error, std::move(reason));
+    finish(kind, std::move(reason));
 }
 
 void ClientStream::finish(Closed::Kind kind, std::string reason, bool clean) {
     if (state_ == StreamState::Closed) return;
-    if (kind == Closed::Kind::ByPeer && phase_ == Phase::Authenticating && !external_failure_.empty()) {
+    if (kind == Closed::Kind::ByPeer && clean && phase_ == Phase::Authenticating && !external_failure_.empty()) {
         // XEP-0178 §3 lets a server close the stream after refusing a certificate: the next
         // connection would be refused the same way, so say what to change instead of retrying.
         std::string family = mechanism_name_.starts_with("SCRAM") ? "SCRAM" : mechanism_name_;

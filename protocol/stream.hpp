@@ -213,7 +213,7 @@ private:
     Status authenticate(std::size_t from);
     void handle_iq_request(pugi::xml_node iq);
     void finish(Closed::Kind kind, std::string reason, bool clean = false);
-    void stream_error(std::string_view condition, std::string reason);
+    void stream_error(std::string_view condition, std::string reason, Closed::Kind kind = Closed::Kind::Error);
     IqAnswer answer_disco_info(pugi::xml_node payload) const;
     void trace_in(const Stanza& stanza);
     void handle_sm(pugi::xml_node element, TimePoint now);

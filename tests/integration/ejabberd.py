@@ -7,6 +7,7 @@ Erlang node, nothing shared with the system service or with another test.
     ej.register("alice", "pw")          # ejabberdctl register (register_many: in parallel)
     ej.port, ej.direct_tls_port         # 127.0.0.1 only
     ej.restart()                        # same ports, node, mnesia and SQLite data
+    mark = ej.log_barrier()             # a log position after all that was logged so far
     ej.stop() / ej.kill()
 
 What it sets up (see /work/shared/notes/testing-with-real-peers.md, "ejabberd 23.01"):
@@ -65,6 +66,10 @@ from harness import (LOOPBACK, XMPP_DOMAIN, Certs, Pattern, _say, _spawn, _tail,
 EJABBERDCTL = Path("/usr/sbin/ejabberdctl")
 SCRAM_MECHANISM = {"sha": "SCRAM-SHA-1", "sha256": "SCRAM-SHA-256",
                    "sha512": "SCRAM-SHA-512"}
+# Listener `protocol_options` (fast_tls: OpenSSL SSL_OP_* names, joined with "|") that cap
+# a c2s listener at TLS 1.2. The option replaces fast_tls's default
+# "no_sslv3|cipher_server_preference|no_compression", so those are repeated here.
+TLS12_ONLY = ["no_sslv3", "cipher_server_preference", "no_compression", "no_tlsv1_3"]
 
 
 def check_installed() -> None:
@@ -93,12 +98,15 @@ class Ejabberd:
     clients for a certificate signed by the test CA (offers SASL EXTERNAL to everyone).
     direct_tls=True adds a `tls: true` c2s listener on `direct_tls_port`. muc=True adds
     mod_muc on conference.HOST with archived (mam: true) instant rooms.
+    tls_protocol_options sets `protocol_options` on every c2s listener: TLS12_ONLY caps
+    them at TLS 1.2 (where SCRAM-*-PLUS with tls-unique is well defined).
     """
 
     def __init__(self, workdir: Union[str, Path], certs: Optional[Certs] = None, *,
                  host: str = XMPP_DOMAIN, muc: bool = True, scram_hash: str = "sha256",
                  tls_verify: bool = False, direct_tls: bool = False,
                  port: Optional[int] = None, direct_tls_port: Optional[int] = None,
+                 tls_protocol_options: Optional["list[str]"] = None,
                  resume_timeout: int = 60, loglevel: str = "info",
                  extra_global: str = "", extra_modules: str = "", name: str = "ejabberd"):
         check_installed()
@@ -114,6 +122,8 @@ class Ejabberd:
         self.muc_host = f"conference.{host}"
         self.scram_hash = scram_hash
         self.tls_verify = tls_verify
+        self.tls_protocol_options = (list(tls_protocol_options)
+                                     if tls_protocol_options is not None else None)
         self.resume_timeout = resume_timeout
         self.loglevel = loglevel
         self.extra_global = extra_global
@@ -231,6 +241,9 @@ CONTRIB_MODULES_CONF_DIR={self.workdir / "contrib" / "conf"}
         lines.append("    tls: true" if direct else "    starttls_required: true")
         if self.tls_verify:
             lines += ["    tls_verify: true", f"    cafile: {_yq(self.certs.ca_cert)}"]
+        if self.tls_protocol_options is not None:
+            lines.append("    protocol_options:")
+            lines += [f"      - {_yq(o)}" for o in self.tls_protocol_options]
         return "\n".join(lines)
 
     def config_text(self) -> str:
@@ -515,6 +528,19 @@ modules:
     def log_mark(self) -> int:
         """Current length of the log: pass as `since` to wait_for_log."""
         return len(self.log_text())
+
+    def log_barrier(self, timeout: float = 10.0) -> int:
+        """Like log_mark(), but after everything ejabberd logged before the call: its
+        logger writes the file behind the events (a test that reads the log right after
+        an earlier one would see that one's last lines after a plain log_mark()). Opens
+        one TCP connection to the c2s port and waits for its "Accepted connection
+        127.0.0.1:LOCALPORT" line (info level); returns the position just after it."""
+        import socket
+        with socket.create_connection((LOOPBACK, self.port), timeout) as s:
+            local_port = s.getsockname()[1]
+            m = self.wait_for_log(rf"Accepted connection {re.escape(LOOPBACK)}:"
+                                  rf"{local_port} -> .*\n", timeout)
+        return m.end()  # wait_for_log searched from position 0
 
     def wait_for_log(self, pattern: Pattern, timeout: float = 10.0,
                      since: int = 0) -> "re.Match[str]":

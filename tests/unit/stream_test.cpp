@@ -1045,6 +1045,17 @@ TEST_CASE("sasl: a server that closes the stream after refusing the certificate 
                            "so SCRAM-SHA-256 could not be tried (sasl = [\"SCRAM\"] skips EXTERNAL)");
 }
 
+TEST_CASE("sasl: a connection lost during the SCRAM fallback is retried, not taken for a refusal") {
+    Session s(direct(true));
+    to_auth(s, "EXTERNAL SCRAM-SHA-256");
+    s.feed(failure("not-authorized", "Certificate not trusted"));
+    REQUIRE(s.take().find("mechanism='SCRAM-SHA-256'") != std::string::npos);
+    s.stream.transport_closed("connection lost: connection reset by peer");
+    auto closed = closed_event(s);
+    CHECK(closed.kind == Closed::Kind::ByPeer);
+    CHECK(closed.retry());
+}
+
 TEST_CASE("sasl: SCRAM-*-PLUS with each channel-binding type, verified by the server") {
     struct Case {
         const char* version;
