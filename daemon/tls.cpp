@@ -313,10 +313,6 @@ xmpp::TlsChannel Session::channel_bindings() const {
     return b;
 }
 
-bool Session::client_certificate_sent() const {
-    return handshake_done_ && SSL_get_certificate(ssl_.get()) != nullptr;
-}
-
 std::string Session::description() const {
     if (!handshake_done_) return "handshake not done";
     return std::string(SSL_get_version(ssl_.get())) + " " + SSL_get_cipher_name(ssl_.get());

@@ -78,8 +78,6 @@ public:
     // The channel-binding data (RFC 9266 tls-exporter, RFC 5929 tls-server-end-point and,
     // under TLS 1.2, tls-unique) of the established session; empty where undefined.
     xmpp::TlsChannel channel_bindings() const;
-    // The context holds a client certificate (offered when the server asks for one).
-    bool client_certificate_sent() const;
     // The server's certificate as far as it was seen (also after a failed verification).
     const PeerCertificate& peer() const { return peer_; }
 

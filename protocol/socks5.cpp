@@ -2,8 +2,7 @@
 // See socks5.hpp. Every error is a value; no message ever carries the username or password.
 #include "protocol/socks5.hpp"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
+#include <arpa/inet.h>  // inet_pton: text to address bytes, no socket
 
 #include <algorithm>
 #include <cstddef>

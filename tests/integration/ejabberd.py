@@ -60,8 +60,9 @@ import time
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from harness import (LOOPBACK, XMPP_DOMAIN, Certs, Pattern, _say, _spawn, _tail, _track,
-                     _untrack, free_port, make_ca, poll_until, port_accepts)
+from harness import (LOOPBACK, XMPP_DOMAIN, Certs, Pattern, _PortInUse, _say, _spawn, _tail,
+                     _track, _untrack, free_port, make_ca, poll_until, port_accepts,
+                     start_on_free_ports)
 
 EJABBERDCTL = Path("/usr/sbin/ejabberdctl")
 SCRAM_MECHANISM = {"sha": "SCRAM-SHA-1", "sha256": "SCRAM-SHA-256",
@@ -344,23 +345,12 @@ modules:
         """Start `ejabberdctl foreground` and wait until every c2s port accepts and
         `ejabberdctl status` says started. A first start whose port was taken in the
         meantime is retried on new ports."""
-        attempts = 1 if self._port_fixed else 3
-        for attempt in range(attempts):
-            if attempt > 0:
-                self.port = free_port()
-                if self.direct_tls:
-                    self.direct_tls_port = self._other_port()
-                self.dist_port = self._other_port()
-            try:
-                self._start_once(timeout)
-                self._port_fixed = True  # restarts keep the addresses
-                return self
-            except _PortInUse:
-                self.kill()
-                if attempt + 1 == attempts:
-                    raise AssertionError(f"{self.name}: a port was in use\n"
-                                         f"{_tail(self.log_text())}")
-        return self
+        def new_ports() -> None:
+            self.port = free_port()
+            if self.direct_tls:
+                self.direct_tls_port = self._other_port()
+            self.dist_port = self._other_port()
+        return start_on_free_ports(self, timeout, new_ports)
 
     def _start_once(self, timeout: float) -> None:
         assert not self.running, "already running"
@@ -563,10 +553,6 @@ modules:
     def mechanism(self) -> str:
         """The SCRAM mechanism this server offers (without -PLUS)."""
         return SCRAM_MECHANISM[self.scram_hash]
-
-
-class _PortInUse(Exception):
-    pass
 
 
 def _strip_root_warning(out: str) -> str:

@@ -634,23 +634,11 @@ Component {_lua_str("conference." + self.host)} "muc"
 
     def start(self, timeout: float = 20.0) -> "Prosody":
         """Start and wait until the c2s port is bound and accepts connections."""
-        attempts = 1 if self._port_fixed else 3
-        for attempt in range(attempts):
-            if attempt > 0:
-                self.port = free_port()
-                if self.direct_tls:
-                    self.direct_tls_port = self._other_port()
-            try:
-                self._start_once(timeout)
-                self._port_fixed = True  # restarts keep the address
-                return self
-            except _PortInUse:
-                self.kill()
-                if attempt + 1 == attempts:
-                    raise AssertionError(
-                        f"{self.name}: port {self.port} or {self.direct_tls_port} in use"
-                        f"\n{_tail(self.log_text())}")
-        return self
+        def new_ports() -> None:
+            self.port = free_port()
+            if self.direct_tls:
+                self.direct_tls_port = self._other_port()
+        return start_on_free_ports(self, timeout, new_ports)
 
     def _start_once(self, timeout: float) -> None:
         assert not self.running, "already running"
@@ -806,6 +794,25 @@ Component {_lua_str("conference." + self.host)} "muc"
 
 class _PortInUse(Exception):
     pass
+
+
+def start_on_free_ports(server: Any, timeout: float, new_ports: Callable[[], None]) -> Any:
+    """Runs server._start_once(timeout). The first start of a server is retried twice on
+    new ports (new_ports() picks them) when one was taken between free_port() and the
+    server's bind (_start_once raises _PortInUse); later starts keep their addresses."""
+    attempts = 1 if server._port_fixed else 3
+    for attempt in range(attempts):
+        if attempt > 0:
+            new_ports()
+        try:
+            server._start_once(timeout)
+            server._port_fixed = True  # restarts keep the addresses
+            return server
+        except _PortInUse:
+            server.kill()
+            if attempt + 1 == attempts:
+                raise AssertionError(f"{server.name}: a port was in use\n{_tail(server.log_text())}")
+    return server
 
 
 # --------------------------------------------------------------------------------------
