@@ -62,6 +62,8 @@ void Account::start() {
         if (!key_password) return give_up("client_key_password_command: " + key_password.error().message);
         key_password_ = std::move(key_password).value();
     }
+    user_agent_id_ = hub_.user_agent_id(config_.name);
+    fast_token_ = hub_.load_fast_token(config_.name);
     // XEP-0198 across a restart of the daemon: resume the session the server may still hold.
     if (auto cp = hub_.load_checkpoint(config_.name)) {
         if (auto jid = xmpp::Jid::parse(cp->jid); jid && jid.value().bare() == config_.jid.bare()) {
@@ -130,6 +132,8 @@ void Account::connect() {
                                   : xmpp::ChannelBindingPolicy::Auto;
     options.direct_tls = config_.tls == config::TlsMode::Direct;
     options.software_version = STANZAD_VERSION;
+    options.user_agent_id = user_agent_id_;
+    options.fast_token = usable_fast_token();
     options.ping_interval = ping_interval_;
     options.ping_timeout = ping_timeout_;
     // A login that stalls is a dead link too: give it a few ping timeouts, at most 30 s.
@@ -155,6 +159,7 @@ void Account::connect() {
             [this](const std::optional<xmpp::SmCheckpoint>& cp) { hub_.save_checkpoint(*this, cp); },
             [this](const xmpp::Closed& c, bool tls_verify) { closed(c, tls_verify); },
             {},
+            [this](const xmpp::FastTokenChanged& t) { fast_token_changed(t); },
         },
         ConnectOptions{location.first, location.second, location.first.empty() ? false : last_direct_tls_, false,
                        key_password_});
@@ -192,6 +197,7 @@ void Account::online(const xmpp::Online& o) {
     auth_ = o.mechanism;
     connection_text_ = connection_ ? connection_->endpoint() : "";
     logs::daemon().info("{}online as {} ({})", prefix_, o.jid.full(), o.mechanism);
+    if (!o.setup.empty()) logs::daemon().info("{}session set up with {}", prefix_, o.setup);
     resume_since_ = {};
     if (o.resumed) logs::daemon().info("{}resumed the previous session", prefix_);
     else if (!o.resume_failure.empty()) logs::daemon().info("{}could not resume ({}); new session", prefix_, o.resume_failure);
@@ -200,14 +206,42 @@ void Account::online(const xmpp::Online& o) {
     roster_versioning_ = o.roster_versioning;
     set_state(State::Online);
     if (!o.resumed) {
-        // XEP-0280 §4.1: carbons before initial presence, so nothing falls between them.
-        request({}, [](const std::string& id) { return xmpp::make_carbons_enable(id); },
+        // XEP-0280 §4.1: carbons before initial presence, so nothing falls between them
+        // (already on when Bind2 enabled them in the login).
+        if (!o.carbons)
+            request({}, [](const std::string& id) { return xmpp::make_carbons_enable(id); },
                 [this](const IqReply& r) {
                     if (!r.ok()) logs::daemon().warn("{}could not enable carbons: {}", prefix_, r.error);
                 });
         send("<presence>" + presence_payload() + "</presence>");  // RFC 6121 §4.2: initial presence
     }
     hub_.online(*this, o.resumed, o.stream_management, o.restored);
+}
+
+// XEP-0484: a token past its expiry is not offered (the server would refuse it and we would
+// lose the connection's one FAST attempt); one without a readable expiry is tried.
+std::optional<xmpp::sasl::FastToken> Account::usable_fast_token() {
+    if (!fast_token_) return std::nullopt;
+    auto expiry = xmpp::parse_datetime(fast_token_->expiry);
+    auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::system_clock::now().time_since_epoch()).count();
+    if (expiry && *expiry <= now) {
+        logs::daemon().info("{}the FAST token expired at {}; logging in with the password", prefix_, fast_token_->expiry);
+        fast_token_.reset();
+        hub_.save_fast_token(*this, std::nullopt);
+    }
+    return fast_token_;
+}
+
+void Account::fast_token_changed(const xmpp::FastTokenChanged& change) {
+    if (change.token)
+        logs::daemon().info("{}got a FAST token for {} (valid until {})", prefix_, change.token->mechanism,
+                            change.token->expiry.empty() ? "unknown" : change.token->expiry);
+    else
+        logs::daemon().info("{}the FAST token was refused ({}); logging in with {}", prefix_, change.refused,
+                            password_.empty() ? "the certificate" : "the password");
+    fast_token_ = change.token;
+    hub_.save_fast_token(*this, change.token);
 }
 
 std::string Account::presence_payload() const {

@@ -99,6 +99,10 @@ private:
     std::function<void()> stopped_;
     std::string password_;
     std::string key_password_;  // client_key_password_command's output
+    std::string user_agent_id_;                       // XEP-0388, from the store
+    std::optional<xmpp::sasl::FastToken> fast_token_; // XEP-0484, from the store
+    std::optional<xmpp::sasl::FastToken> usable_fast_token();
+    void fast_token_changed(const xmpp::FastTokenChanged& change);
     State state_ = State::Disconnected;
     std::string reason_;
     std::string bound_jid_;

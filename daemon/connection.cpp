@@ -448,6 +448,8 @@ void XmppConnection::pump() {
             if (events_.stanza) events_.stanza(in->stanza);
         } else if (auto* acked = std::get_if<xmpp::Acked>(&*event)) {
             if (events_.acked) events_.acked(acked->tags);
+        } else if (auto* token = std::get_if<xmpp::FastTokenChanged>(&*event)) {
+            if (events_.fast_token) events_.fast_token(*token);
         } else if (auto* closed = std::get_if<xmpp::Closed>(&*event)) {
             flush();
             if (tls_) {

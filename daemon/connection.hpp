@@ -38,6 +38,8 @@ struct ConnectionEvents {
     // Probe connections only: the server's certificate, once the TLS handshake is done
     // (`closed` follows). `server` says where: "example.org:5222 (STARTTLS) at 127.0.0.1:5222".
     std::function<void(const tls::PeerCertificate&, const std::string& server)> probed;
+    // XEP-0484: a FAST token to keep for the next login, or to forget.
+    std::function<void(const xmpp::FastTokenChanged&)> fast_token;
 };
 
 // Where the connection goes: a resumption's `location` (XEP-0198 §5), else the account's.

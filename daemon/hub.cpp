@@ -88,6 +88,29 @@ std::optional<xmpp::SmCheckpoint> Hub::load_checkpoint(const std::string& accoun
     return xmpp::SmCheckpoint{parts[0], parts[1], parts[2], static_cast<std::uint32_t>(std::strtoul(parts[3].c_str(), nullptr, 10))};
 }
 
+void Hub::save_fast_token(Account& account, const std::optional<xmpp::sasl::FastToken>& token) {
+    std::string value = token ? token->mechanism + "\n" + token->secret + "\n" + token->expiry : "";
+    if (auto st = store_.set_meta(account.name(), "fast", value); !st)
+        logs::daemon().warn("account {}: cannot keep the FAST token: {}", account.name(), st.error().message);
+}
+
+std::optional<xmpp::sasl::FastToken> Hub::load_fast_token(const std::string& account) {
+    auto value = store_.meta(account, "fast");
+    if (!value) return std::nullopt;
+    std::string_view v = value.value();
+    auto first = v.find('\n'), second = v.find('\n', first == v.npos ? v.npos : first + 1);
+    if (second == v.npos || first == 0 || second == first + 1) return std::nullopt;
+    return xmpp::sasl::FastToken{std::string(v.substr(0, first)), std::string(v.substr(first + 1, second - first - 1)),
+                                 std::string(v.substr(second + 1))};
+}
+
+std::string Hub::user_agent_id(const std::string& account) {
+    if (auto kept = store_.meta(account, "user_agent"); kept && kept.value().size() == 36) return kept.value();
+    std::string id = make_uuid();
+    if (auto st = store_.set_meta(account, "user_agent", id); !st) return {};  // unstable ids are worse than none
+    return id;
+}
+
 void Hub::load_roster_cache(Account& account) {
     if (!account.roster().empty()) return;
     auto cached = store_.meta(account.name(), "roster");

@@ -46,6 +46,13 @@ public:
     // The XEP-0198 session to resume after a restart (nullopt: none), kept in the store.
     void save_checkpoint(Account& account, const std::optional<xmpp::SmCheckpoint>& checkpoint);
     std::optional<xmpp::SmCheckpoint> load_checkpoint(const std::string& account);
+    // XEP-0484: the account's FAST token (nullopt: forget it), kept like the password it
+    // replaces: in the store (mode 0600), never in a log.
+    void save_fast_token(Account& account, const std::optional<xmpp::sasl::FastToken>& token);
+    std::optional<xmpp::sasl::FastToken> load_fast_token(const std::string& account);
+    // XEP-0388 <user-agent id/>: a UUID v4 made on first use and kept, so the server knows
+    // this installation across connections (FAST tokens are bound to it).
+    std::string user_agent_id(const std::string& account);
     // XEP-0198: the server has these messages.
     void acked(Account& account, const std::vector<std::string>& msg_ids);
     void received(Account& account, xmpp::Stanza& stanza);

@@ -681,6 +681,51 @@ private:
     bool answered_ = false;
 };
 
+// draft-schmaus-kitten-sasl-ht §3 (the HT mechanisms of XEP-0484): the client proves it holds
+// the token with HMAC(token, "Initiator" || cb-data), the server with "Responder"; one message
+// each way, no iterations. The token is wiped with the mechanism.
+class Ht final : public Mechanism {
+public:
+    Ht(std::string name, std::string authcid, std::string token, std::string cb_data)
+        : name_(std::move(name)), authcid_(std::move(authcid)), token_(token.size()), cb_data_(std::move(cb_data)) {
+        std::copy(token.begin(), token.end(), token_.data());
+        wipe(token);
+    }
+    ~Ht() override { wipe(cb_data_); }
+
+    std::string_view name() const override { return name_; }
+
+    Result<std::string> initial_response() override {
+        if (authcid_.empty() || authcid_.find('\0') != std::string::npos)
+            return make_error("bad-username", "the username is empty or contains a NUL character");
+        Secret proof;
+        if (!hmac(EVP_sha256(), token_, "Initiator" + cb_data_, proof))
+            return make_error("crypto", "OpenSSL failed while computing the FAST proof");
+        return authcid_ + '\0' + std::string(proof.view());
+    }
+
+    Result<std::string> respond(std::string_view) override {
+        return make_error("ht-unexpected-challenge", "the server sent a challenge, but " + name_ +
+                                                         " has none (one message each way)");
+    }
+
+    Status finish(std::string_view additional_data) override {
+        Secret expected;
+        if (!hmac(EVP_sha256(), token_, "Responder" + cb_data_, expected))
+            return make_error("crypto", "OpenSSL failed while checking the server's FAST proof");
+        if (additional_data.size() != expected.size() ||
+            CRYPTO_memcmp(additional_data.data(), expected.data(), expected.size()) != 0)
+            return make_error("server-proof", "the server's FAST proof is missing or wrong: it does not "
+                                              "know our token (a man in the middle?)");
+        return Ok{};
+    }
+
+private:
+    std::string name_, authcid_;
+    Secret token_;
+    std::string cb_data_;
+};
+
 enum class Family { External, Scram, Plain };
 
 constexpr std::string_view kExporter = "tls-exporter";
@@ -746,6 +791,14 @@ std::optional<std::string_view> pick_binding(const Offer& offer, const TlsChanne
     }
     return usable.front();
 }
+
+// The HT mechanisms in the order we prefer them, with the binding type each uses.
+constexpr std::array<std::pair<std::string_view, std::string_view>, 4> kHtMechanisms{{
+    {"HT-SHA-256-EXPR", kExporter},
+    {"HT-SHA-256-UNIQ", kUnique},
+    {"HT-SHA-256-ENDP", kEndPoint},
+    {"HT-SHA-256-NONE", ""},
+}};
 
 std::string join(const std::vector<std::string_view>& items) {
     std::string out;
@@ -1066,6 +1119,33 @@ Result<std::string> base64_decode(std::string_view text) {
         if (padding < 1) out.push_back(static_cast<char>(v & 0xff));
     }
     return out;
+}
+
+std::unique_ptr<Mechanism> make_ht(std::string name, std::string authcid, std::string token, std::string cb_data) {
+    return std::make_unique<Ht>(std::move(name), std::move(authcid), std::move(token), std::move(cb_data));
+}
+
+std::optional<HtChoice> ht_for(std::string_view mechanism, const TlsChannel& channel, ChannelBindingPolicy policy) {
+    for (auto [name, type] : kHtMechanisms) {
+        if (name != mechanism) continue;
+        if (type.empty()) {
+            if (policy == ChannelBindingPolicy::Required) return std::nullopt;
+            return HtChoice{std::string(name), {}, {}};
+        }
+        auto data = binding_data(channel, type);
+        if (data.empty()) return std::nullopt;
+        return HtChoice{std::string(name), std::string(type), std::string(data)};
+    }
+    return std::nullopt;
+}
+
+std::optional<HtChoice> choose_ht(const std::vector<std::string>& offered, const TlsChannel& channel,
+                                  ChannelBindingPolicy policy) {
+    for (auto [name, type] : kHtMechanisms) {
+        if (!contains(offered, name)) continue;
+        if (auto choice = ht_for(name, channel, policy)) return choice;
+    }
+    return std::nullopt;
 }
 
 }  // namespace xmpp::sasl

@@ -108,6 +108,35 @@ std::unique_ptr<Mechanism> make_plain(Credentials credentials);
 // several JIDs in it); empty sends "=" (RFC 6120 §6.4.2).
 std::unique_ptr<Mechanism> make_external(std::string authzid = {});
 
+// XEP-0484 (FAST): a token the server issued for one HT mechanism, kept by the owner between
+// connections like a password (never logged).
+struct FastToken {
+    std::string mechanism;  // "HT-SHA-256-NONE", "HT-SHA-256-UNIQ", ...: the token works only with it
+    std::string secret;     // the 'token' attribute
+    std::string expiry;     // the 'expiry' attribute (XEP-0082 DateTime), as sent
+    friend bool operator==(const FastToken&, const FastToken&) = default;
+};
+
+// The HT mechanisms of draft-schmaus-kitten-sasl-ht (the ones XEP-0484 lists), SHA-256 only:
+// one message each way. The client sends authcid NUL HMAC(token, "Initiator" || cb-data); the
+// server's success data must be HMAC(token, "Responder" || cb-data). `cb_data` is the binding
+// data of the mechanism's type (empty for -NONE).
+std::unique_ptr<Mechanism> make_ht(std::string name, std::string authcid, std::string token, std::string cb_data);
+
+struct HtChoice {
+    std::string mechanism;  // "HT-SHA-256-EXPR"
+    std::string binding;    // "tls-exporter", "tls-unique", "tls-server-end-point", "" for -NONE
+    std::string data;       // its binding data
+};
+// Of the HT mechanisms the server offers in <fast/>, the one to ask a token for: bound to the
+// channel when we can (EXPR when tls-exporter data exists, UNIQ under TLS 1.2, ENDP), else
+// -NONE, which ChannelBindingPolicy::Required refuses. nullopt: none fits.
+std::optional<HtChoice> choose_ht(const std::vector<std::string>& offered, const TlsChannel& channel,
+                                  ChannelBindingPolicy policy);
+// The binding data an HT mechanism needs on this channel; nullopt when the channel cannot give
+// it (a token for -UNIQ on a TLS 1.3 connection, say) or the name is not an HT-SHA-256 one.
+std::optional<HtChoice> ht_for(std::string_view mechanism, const TlsChannel& channel, ChannelBindingPolicy policy);
+
 // Everything the choice of a mechanism depends on, besides the offer.
 struct Setup {
     Credentials credentials;          // an empty password: no password-based mechanism

@@ -7,13 +7,15 @@
 #include <vector>
 
 #include "protocol/im.hpp"
+#include "protocol/stream_detail.hpp"
 
 namespace xmpp {
+using detail::condition_and_text;
+using detail::describe;
+using detail::ns_pre_approval;
+using detail::ns_rosterver;
+using detail::parse_h;
 namespace {
-
-// RFC 6121 §2.6.1 and §3.4: stream features of the server's roster.
-constexpr std::string_view ns_rosterver = "urn:xmpp:features:rosterver";
-constexpr std::string_view ns_pre_approval = "urn:xmpp:features:pre-approval";
 
 // The identity we announce in disco#info (XEP-0030 §3.1), hashed into our caps.
 constexpr std::string_view identity_category = "client";
@@ -30,29 +32,6 @@ std::string serialize(pugi::xml_node node) {
     StringWriter w;
     node.print(w, "", pugi::format_raw);
     return std::move(w.out);
-}
-
-// The first child element in `ns` (a defined condition, §4.9.3 and §8.3.3), and <text/>.
-std::pair<std::string, std::string> condition_and_text(pugi::xml_node error, std::string_view ns) {
-    std::string condition, text;
-    for (auto c : error.children()) {
-        if (c.type() != pugi::node_element || namespace_of(c) != ns) continue;
-        if (local_name(c) == "text") text = c.child_value();
-        else if (condition.empty()) condition = std::string(local_name(c));
-    }
-    if (condition.empty()) condition = "undefined-condition";
-    return {condition, text};
-}
-
-std::optional<std::uint32_t> parse_h(std::string_view text) {
-    std::uint32_t h = 0;
-    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), h);
-    if (ec != std::errc() || end != text.data() + text.size() || text.empty()) return std::nullopt;
-    return h;
-}
-
-std::string describe(const std::pair<std::string, std::string>& ct) {
-    return ct.second.empty() ? ct.first : ct.first + " (" + ct.second + ")";
 }
 
 }  // namespace
@@ -145,7 +124,10 @@ void ClientStream::write(std::string_view xml, std::string_view redacted) {
 void ClientStream::trace_in(const Stanza& stanza) {
     if (!trace_) return;
     auto root = stanza.root();
-    if (namespace_of(root) == ns_sasl && *root.child_value())
+    if (namespace_of(root) == ns_sasl2 && local_name(root) != "failure")  // SASL data, tokens
+        trace_(false, "<" + std::string(root.name()) + " xmlns='" + std::string(ns_sasl2) + "'>[redacted]</" +
+                          std::string(root.name()) + ">");
+    else if (namespace_of(root) == ns_sasl && *root.child_value())
         trace_(false, "<" + std::string(root.name()) + " xmlns='" + std::string(ns_sasl) +
                           "'>[redacted]</" + std::string(root.name()) + ">");
     else
@@ -255,6 +237,14 @@ void ClientStream::handle(Stanza stanza, TimePoint now) {
         return;
     }
     if (ns == ns_streams && name == "features") {
+        if (phase_ == Phase::AwaitSasl2Features) {
+            sasl2_features(root, now);
+            return;
+        }
+        if (late_features_ && phase_ == Phase::Online) {  // see sasl2_features
+            late_features_ = false;
+            return;
+        }
         if (phase_ != Phase::AwaitFeatures) {
             stream_error("policy-violation", "stream features in the middle of negotiation");
             return;
@@ -273,8 +263,15 @@ void ClientStream::handle(Stanza stanza, TimePoint now) {
         return;
     }
     if (phase_ == Phase::Authenticating) {
-        handle_sasl(root);
+        if (sasl2_used_) handle_sasl2(root);
+        else handle_sasl(root);
         return;
+    }
+    if (phase_ == Phase::AwaitSasl2Features) {
+        // A server may send stanzas before those features (Prosody resends the stanzas of a
+        // resumed session first): the session is up, so go online and take them.
+        sasl2_features({}, now);
+        late_features_ = true;
     }
     if (phase_ == Phase::Binding || phase_ == Phase::Session) {
         if (name != "iq" || ns != ns_client) return;
@@ -365,8 +362,13 @@ void ClientStream::handle_features(pugi::xml_node features) {
         // RFC 6120 §6.4.1 mechanisms, and XEP-0440 §2 channel-binding types when listed; both
         // exactly as received, since XEP-0474 hashes them.
         sasl_offer_ = {};
-        for (auto m : child(features, ns_sasl, "mechanisms").children())
-            if (is(m, ns_sasl, "mechanism")) sasl_offer_.mechanisms.emplace_back(m.child_value());
+        sasl2_ = {};
+        if (auto authentication = child(features, ns_sasl2, "authentication"); authentication && options_.sasl2)
+            read_sasl2_offer(authentication);  // XEP-0388 wins over RFC 6120 §6 when both are offered
+        else
+            for (auto m : child(features, ns_sasl, "mechanisms").children())
+                if (is(m, ns_sasl, "mechanism")) sasl_offer_.mechanisms.emplace_back(m.child_value());
+        sasl2_used_ = sasl2_.offered;
         if (auto cb = child(features, ns_sasl_cb, "sasl-channel-binding")) {
             std::vector<std::string> types;
             for (auto c : cb.children())
@@ -405,6 +407,9 @@ void ClientStream::handle_features(pugi::xml_node features) {
 // Chooses a mechanism from the family at `from` of the order on, and sends <auth/> with its
 // initial response (§6.4.2). An error leaves the stream as it was.
 Status ClientStream::authenticate(std::size_t from) {
+    if (sasl2_used_ && from == 0 && options_.fast_token) {
+        if (authenticate_fast()) return Ok{};
+    }
     sasl::Setup setup{{options_.jid.local(), options_.password, {}},
                       tls_active_,
                       options_.client_certificate,
@@ -421,12 +426,16 @@ Status ClientStream::authenticate(std::size_t from) {
     mechanism_description_ = std::move(choice.description);
     sasl_position_ = choice.position;
     failure_hint_ = std::move(choice.failure_hint);
+    phase_ = Phase::Authenticating;
+    if (sasl2_used_) {
+        send_authenticate2(initial.value(), false);
+        return Ok{};
+    }
     // §6.4.2: an empty initial response is sent as "=".
     std::string payload = initial.value().empty() ? "=" : sasl::base64_encode(initial.value());
     write("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='" + mechanism_name_ + "'>" + payload +
               "</auth>",
           "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='" + mechanism_name_ + "'>[redacted]</auth>");
-    phase_ = Phase::Authenticating;
     return Ok{};
 }
 
@@ -443,8 +452,9 @@ void ClientStream::go_online(TimePoint now, bool resumed, bool restored) {
     last_received_ = now;
     std::string mechanism = mechanism_description_;
     if (!external_failure_.empty()) mechanism += "; EXTERNAL refused: " + external_failure_;
+    std::string setup = !sasl2_used_ ? "" : bind2_bound_ ? "SASL2 + Bind2" : "SASL2";
     events_.emplace_back(Online{bound_, std::move(mechanism), sm_enabled_, resumed, restored, resume_failure_,
-                                roster_versioning_, pre_approval_});
+                                roster_versioning_, pre_approval_, carbons_enabled_, std::move(setup)});
 }
 
 std::pair<std::string, int> split_location(std::string_view loc) {
@@ -487,41 +497,12 @@ void ClientStream::handle_sm(pugi::xml_node element, TimePoint now) {
     }
     if (phase_ == Phase::Resuming) {
         if (name == "resumed" && h) {
-            SmSession previous = std::move(*options_.resume);
-            options_.resume.reset();
-            sm_id_ = previous.id;
-            sm_location_ = previous.location;
-            sm_max_ = previous.max;
-            bound_ = previous.jid;
-            sm_enabled_ = sm_resumable_ = true;
-            if (previous.restored) {
-                // Which of our stanzas h covers is unknown after a restart: count on from h;
-                // the owner resends its unacknowledged messages, which are new stanzas here.
-                sm_ = SmQueue(*h);
-                sm_.set_inbound(previous.queue.inbound());
-                go_online(now, true, true);
-                return;
-            }
-            sm_ = std::move(previous.queue);
-            acked(*h);
+            bool restored = take_resumed(*h);
             if (state_ == StreamState::Closed) return;
-            // §5: what the server did not get goes again, under the same counts.
-            for (const auto& e : sm_.unacked()) write(e.xml);
-            go_online(now, true);
+            go_online(now, true, restored);
             if (sm_.unacked_count() > 0) request_ack(now);
         } else if (name == "failed") {
-            auto ct = condition_and_text(element, ns_stanzas);
-            resume_failure_ = describe(ct);
-            // §5: the h of <failed/>, when present, still tells what arrived.
-            if (h) {
-                if (auto done = options_.resume->queue.ack(*h)) {
-                    std::vector<std::string> tags;
-                    for (auto& e : done.value())
-                        if (!e.tag.empty()) tags.push_back(std::move(e.tag));
-                    if (!tags.empty()) events_.emplace_back(Acked{std::move(tags)});
-                }
-            }
-            options_.resume.reset();
+            resume_failed(element);
             bind();
         } else {
             stream_error("invalid-xml", "unexpected <" + std::string(name) + "/> while resuming");
@@ -529,16 +510,55 @@ void ClientStream::handle_sm(pugi::xml_node element, TimePoint now) {
         return;
     }
     if (phase_ == Phase::Enabling) {
-        if (name == "enabled") {
-            sm_enabled_ = true;
-            sm_id_ = element.attribute("id").value();
-            std::string_view resume = element.attribute("resume").value();
-            sm_resumable_ = !sm_id_.empty() && (resume == "true" || resume == "1");
-            sm_location_ = element.attribute("location").value();
-            sm_max_ = parse_h(element.attribute("max").value()).value_or(0);
-        }
+        if (name == "enabled") enabled(element);
         go_online(now, false);  // <failed/>: online all the same, without acks
     }
+}
+
+bool ClientStream::take_resumed(std::uint32_t h) {
+    SmSession previous = std::move(*options_.resume);
+    options_.resume.reset();
+    sm_id_ = previous.id;
+    sm_location_ = previous.location;
+    sm_max_ = previous.max;
+    bound_ = previous.jid;
+    sm_enabled_ = sm_resumable_ = true;
+    if (previous.restored) {
+        // Which of our stanzas h covers is unknown after a restart: count on from h;
+        // the owner resends its unacknowledged messages, which are new stanzas here.
+        sm_ = SmQueue(h);
+        sm_.set_inbound(previous.queue.inbound());
+        return true;
+    }
+    sm_ = std::move(previous.queue);
+    acked(h);
+    if (state_ == StreamState::Closed) return false;
+    // §5: what the server did not get goes again, under the same counts.
+    for (const auto& e : sm_.unacked()) write(e.xml);
+    return false;
+}
+
+void ClientStream::resume_failed(pugi::xml_node failed) {
+    resume_failure_ = describe(condition_and_text(failed, ns_stanzas));
+    // §5: the h of <failed/>, when present, still tells what arrived.
+    if (auto h = parse_h(failed.attribute("h").value())) {
+        if (auto done = options_.resume->queue.ack(*h)) {
+            std::vector<std::string> tags;
+            for (auto& e : done.value())
+                if (!e.tag.empty()) tags.push_back(std::move(e.tag));
+            if (!tags.empty()) events_.emplace_back(Acked{std::move(tags)});
+        }
+    }
+    options_.resume.reset();
+}
+
+void ClientStream::enabled(pugi::xml_node element) {
+    sm_enabled_ = true;
+    sm_id_ = element.attribute("id").value();
+    std::string_view resume = element.attribute("resume").value();
+    sm_resumable_ = !sm_id_.empty() && (resume == "true" || resume == "1");
+    sm_location_ = element.attribute("location").value();
+    sm_max_ = parse_h(element.attribute("max").value()).value_or(0);
 }
 
 void ClientStream::acked(std::uint32_t h) {
@@ -574,20 +594,22 @@ std::optional<SmSession> ClientStream::take_resumable() {
     return SmSession{sm_id_, sm_location_, bound_, std::move(sm_), sm_max_, false};
 }
 
+void ClientStream::abort_sasl(const Error& error) {
+    // §6.4.4 would let us abort; a server that fails our checks gets no second chance.
+    write("</stream:stream>");
+    if (error.code == "downgrade")  // XEP-0474: someone rewrote the offer; no retry
+        finish(Closed::Kind::Fatal, error.message);
+    else
+        finish(Closed::Kind::AuthFailed, mechanism_name_ + ": " + error.message);
+}
+
 void ClientStream::handle_sasl(pugi::xml_node element) {
     std::string_view name = local_name(element);
     if (namespace_of(element) != ns_sasl) {
         stream_error("not-authorized", "a stanza during authentication");
         return;
     }
-    auto abort_with = [this](const Error& error) {
-        // §6.4.4 would let us abort; a server that fails our checks gets no second chance.
-        write("</stream:stream>");
-        if (error.code == "downgrade")  // XEP-0474: someone rewrote the offer; no retry
-            finish(Closed::Kind::Fatal, error.message);
-        else
-            finish(Closed::Kind::AuthFailed, mechanism_name_ + ": " + error.message);
-    };
+    auto abort_with = [this](const Error& error) { abort_sasl(error); };
     if (name == "failure") {
         auto ct = condition_and_text(element, ns_sasl);
         std::string reason = mechanism_name_ + ": " + describe(ct);

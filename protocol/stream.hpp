@@ -45,6 +45,9 @@ inline constexpr std::string_view ns_ping = "urn:xmpp:ping";
 inline constexpr std::string_view ns_disco_info = "http://jabber.org/protocol/disco#info";
 inline constexpr std::string_view ns_version = "jabber:iq:version";
 inline constexpr std::string_view ns_sm = "urn:xmpp:sm:3";
+inline constexpr std::string_view ns_sasl2 = "urn:xmpp:sasl:2";  // XEP-0388
+inline constexpr std::string_view ns_bind2 = "urn:xmpp:bind:0";  // XEP-0386
+inline constexpr std::string_view ns_fast = "urn:xmpp:fast:0";   // XEP-0484
 
 // What a XEP-0198 session leaves behind for the next connection to resume (§5).
 struct SmSession {
@@ -94,6 +97,14 @@ struct StreamOptions {
     std::uint32_t ack_burst = 5;                            // request an ack after this many stanzas
     std::chrono::milliseconds ack_delay{250};               // or this long after the last one
     std::string caps_node = "https://stanzad.org";          // XEP-0115 §4 'node'
+    // XEP-0388 SASL2 when the server offers it: authentication, resource binding (XEP-0386
+    // Bind2, with `resource` as its tag: the server picks the resource), carbons, and XEP-0198
+    // enable or resume in one round trip. Legacy SASL otherwise.
+    bool sasl2 = true;
+    std::string user_agent_id;                 // XEP-0388 §3 <user-agent id/>: a stable UUID v4;
+                                               // without one no FAST token is asked for or used
+    std::optional<sasl::FastToken> fast_token; // XEP-0484: log in with it instead of the password
+    bool carbons = true;                       // XEP-0280: enable inline with Bind2 when offered
 };
 
 enum class StreamState { Idle, Negotiating, StartingTls, Online, Closing, Closed };
@@ -112,6 +123,15 @@ struct Online {
     std::string resume_failure;      // why resumption was refused, when it was tried
     bool roster_versioning = false;  // RFC 6121 §2.6.1: the server offered <ver/>
     bool pre_approval = false;       // RFC 6121 §3.4: the server offered <sub/>
+    bool carbons = false;            // XEP-0280 carbons enabled in the login (Bind2 inline)
+    // How the session was set up: "SASL2", "SASL2 + Bind2" (XEP-0388, XEP-0386); "" for RFC 6120.
+    std::string setup;
+};
+// XEP-0484: keep this token for the next login (it replaces any earlier one), or forget the
+// one we have (nullopt: the server refused it or it is spent).
+struct FastTokenChanged {
+    std::optional<sasl::FastToken> token;
+    std::string refused;  // with nullopt: why the server refused the token ("not-authorized")
 };
 // The server acknowledged these stanzas (XEP-0198 <a/> or <resumed/>): their tags, oldest
 // first; untagged stanzas are counted but not listed.
@@ -136,7 +156,7 @@ struct Closed {
     bool clean = false;      // both sides sent </stream:stream>
     bool retry() const { return kind != Kind::AuthFailed && kind != Kind::Fatal; }
 };
-using StreamEvent = std::variant<StartTls, Online, StanzaReceived, Acked, Closed>;
+using StreamEvent = std::variant<StartTls, Online, StanzaReceived, Acked, Closed, FastTokenChanged>;
 
 // An answer to an iq get/set addressed to us: the children of the result, or an error.
 struct IqAnswer {
@@ -202,7 +222,9 @@ public:
 
 private:
     enum class Phase {
-        AwaitHeader, AwaitFeatures, AwaitProceed, Authenticating, Resuming, Binding, Session, Enabling, Online
+        AwaitHeader, AwaitFeatures, AwaitProceed, Authenticating, Resuming, Binding, Session, Enabling,
+        AwaitSasl2Features,  // SASL2 bound or resumed: the <features/> after <success/> complete it
+        Online
     };
 
     void open_stream();
@@ -211,6 +233,19 @@ private:
     void handle_features(pugi::xml_node features);
     void handle_sasl(pugi::xml_node element);
     Status authenticate(std::size_t from);
+    void abort_sasl(const Error& error);
+    // XEP-0388 SASL2 with XEP-0386 Bind2, XEP-0484 FAST, XEP-0198 inline (stream_sasl2.cpp)
+    void read_sasl2_offer(pugi::xml_node authentication);
+    bool authenticate_fast();
+    void send_authenticate2(std::string_view initial, bool fast);
+    void handle_sasl2(pugi::xml_node element);
+    void sasl2_success(pugi::xml_node success);
+    void sasl2_failure(pugi::xml_node failure);
+    void sasl2_features(pugi::xml_node features, TimePoint now);
+    // XEP-0198 §5
+    bool take_resumed(std::uint32_t h);  // true: restored from a checkpoint
+    void resume_failed(pugi::xml_node failed);
+    void enabled(pugi::xml_node element);
     void handle_iq_request(pugi::xml_node iq);
     void finish(Closed::Kind kind, std::string reason, bool clean = false);
     void stream_error(std::string_view condition, std::string reason, Closed::Kind kind = Closed::Kind::Error);
@@ -241,6 +276,24 @@ private:
     std::string external_failure_;            // why EXTERNAL failed ("not-authorized (...)"),
                                               // when a second mechanism followed it
     Jid bound_;
+    // XEP-0388 and friends, from the features before authentication
+    struct Sasl2Offer {
+        bool offered = false;             // <authentication xmlns='urn:xmpp:sasl:2'/> was there
+        bool bind2 = false;               // XEP-0386
+        std::set<std::string> bind2_inline;  // its <inline/> feature vars
+        bool sm = false;                  // XEP-0198 <resume/> inline
+        std::vector<std::string> fast;    // XEP-0484 mechanisms; empty: no FAST
+    } sasl2_;
+    bool sasl2_used_ = false;
+    bool fast_used_ = false;              // this attempt uses options_.fast_token
+    std::string fast_refused_;            // why the server refused it, when it did on this stream
+    std::string token_requested_;         // the HT mechanism of our <request-token/>
+    bool bind2_requested_ = false, sm_inline_enable_ = false, resume_inline_ = false, carbons_inline_ = false;
+    bool bind2_bound_ = false;
+    bool carbons_enabled_ = false;
+    bool resumed_pending_ = false;        // <resumed/> came in <success/>; Online waits for features
+    bool restored_pending_ = false;       // ... from a checkpoint
+    bool late_features_ = false;          // ignore one <features/> after going online early
     std::string output_;
     std::deque<StreamEvent> events_;
     std::map<std::pair<std::string, std::string>, IqHandler, std::less<>> iq_handlers_;
