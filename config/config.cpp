@@ -46,7 +46,8 @@ constexpr std::size_t max_password_output = 64 * 1024;
 constexpr std::array<std::string_view, 3> root_keys = {"daemon", "irc", "account"};
 constexpr std::array<std::string_view, 7> daemon_keys = {"state_dir",     "socket",       "log_level", "history_days",
                                                          "ping_interval", "ping_timeout", "resolver"};
-constexpr std::array<std::string_view, 3> irc_keys = {"listen", "password", "password_command"};
+constexpr std::array<std::string_view, 4> irc_keys = {"listen", "password", "password_command", "server_name"};
+constexpr std::size_t max_server_name = 63;
 constexpr std::array<std::string_view, 20> account_keys = {
     "name",           "jid",            "password",    "password_command", "resource",
     "host",           "port",           "tls",         "ca_file",          "client_cert",
@@ -714,10 +715,29 @@ private:
             }
         }
         password_pair(*t, "irc", out.password, out.password_command);
+        server_name(*t, out.server_name);
         if (!out.listen.empty() && !t->contains("password") && !t->contains("password_command")) {
             warning(*t->get("listen"), "irc.listen",
                     "no password or password_command: anyone who can connect gets in");
         }
+    }
+
+    // [irc] server_name: a host name (RFC 1123 letters, digits, '-' and '.'), so that a
+    // client never mistakes it for a nick!user@host source (modern-irc "Source").
+    void server_name(const toml::table& t, std::string& out) {
+        auto name = string_at(t, "server_name", "irc");
+        if (!name) return;
+        auto host_char = [](char c) {
+            return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.';
+        };
+        bool ok = name->size() <= max_server_name && std::all_of(name->begin(), name->end(), host_char) &&
+                  name->front() != '-' && name->front() != '.';
+        if (!ok) {
+            error(*t.get("server_name"), "irc.server_name",
+                  "expected a host name (letters, digits, '-' and '.', at most 63 bytes), got '" + *name + "'");
+            return;
+        }
+        out = *name;
     }
 
     void accounts(const toml::table& root, std::vector<Account>& out) {

@@ -75,6 +75,9 @@ struct IrcSection {
     std::string listen;      // "" disables the IRC front end
     std::optional<std::string> password;
     std::optional<std::string> password_command;
+    // The IRC server's name: 001-004, PONG and the source of every server message. A host
+    // name (letters, digits, '-', '.'; at most 63 bytes), so never a nick!user@host.
+    std::string server_name = "stanzad";
 };
 
 struct Config {

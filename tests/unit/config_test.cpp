@@ -972,6 +972,26 @@ TEST_CASE("irc.listen is host:port or a path; no password is a warning", "[confi
     CHECK(both.problems[0].message == "both password and password_command are set; keep one");
 }
 
+TEST_CASE("irc.server_name: stanzad by default, else a host name", "[config]") {
+    auto parse_irc = [](const std::string& irc) {
+        return config::parse("[irc]\npassword = \"p\"\n" + irc + std::string(minimal_account), "irc.toml");
+    };
+    auto plain = parse_irc("");
+    REQUIRE(plain.ok());
+    CHECK(plain.config->irc.server_name == "stanzad");
+    auto named = parse_irc("server_name = \"irc.home-1.example\"\n");
+    REQUIRE(named.ok());
+    CHECK(named.problems.empty());
+    CHECK(named.config->irc.server_name == "irc.home-1.example");
+    for (const std::string& bad : std::vector<std::string>{"\"a b\"", "\"nick!u@h\"", "\"-x\"", "\"\"", "\"" + std::string(64, 'x') + "\"", "7"}) {
+        auto r = parse_irc("server_name = " + bad + "\n");
+        CAPTURE(bad);
+        REQUIRE(r.problems.size() == 1);
+        CHECK(r.problems[0].key == "irc.server_name");
+        CHECK(r.problems[0].line == 3);
+    }
+}
+
 TEST_CASE("a TOML syntax error is reported with its line and column", "[config]") {
     const std::string text = "[daemon]\nlog_level = \"info\"\nstate_dir = \"/var/lib/stanzad\n";
     auto r = config::parse(text, "syntax.toml");
