@@ -91,7 +91,8 @@ int Daemon::run() {
             }
             password = std::move(pw).value();
         }
-        irc_ = std::make_unique<IrcListener>(&loop_, *hub_, *store_, std::move(password));
+        irc_ = std::make_unique<IrcListener>(&loop_, *hub_, *store_, std::move(password),
+                                             config_.irc.server_name);
         if (auto st = irc_->listen(config_.irc.listen); !st) {
             logs::daemon().critical("stanzad: {}", st.error().message);
             return 1;

@@ -1,5 +1,7 @@
 #include "daemon/irc_listener.hpp"
 
+#include <chrono>
+
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -25,9 +27,9 @@ void close_stream(uv_stream_t* s) {
 
 }  // namespace
 
-IrcListener::IrcListener(uv_loop_t* loop, Hub& hub, Store& store, std::string password)
-    : loop_(loop), hub_(hub), store_(store), password_(std::move(password)), ping_timer_(loop), reap_timer_(loop),
-      replay_timer_(loop) {
+IrcListener::IrcListener(uv_loop_t* loop, Hub& hub, Store& store, std::string password, std::string server_name)
+    : loop_(loop), hub_(hub), store_(store), password_(std::move(password)), server_name_(std::move(server_name)),
+      ping_timer_(loop), reap_timer_(loop), replay_timer_(loop) {
     ping_timer_->data = reap_timer_->data = replay_timer_->data = this;
     if (auto saved = store_.meta(nicks_meta_account, nicks_meta_key); saved && !saved.value().empty()) {
         nicks_ = irc::NickMap::deserialize(saved.value());
@@ -118,6 +120,10 @@ void IrcListener::on_connection(uv_stream_t* server, int status) {
     irc::SessionOptions options;
     options.password = self->password_;
     options.version = STANZAD_VERSION;
+    options.server = self->server_name_;
+    options.clock = [] {
+        return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    };
     auto client = std::make_unique<Client>();
     client->owner = self;
     client->stream = stream;

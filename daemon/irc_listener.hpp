@@ -22,7 +22,8 @@ class IrcListener {
 public:
     static constexpr std::size_t max_backlog = 16 << 20;  // unwritten bytes per client
 
-    IrcListener(uv_loop_t* loop, Hub& hub, Store& store, std::string password);
+    IrcListener(uv_loop_t* loop, Hub& hub, Store& store, std::string password,
+                std::string server_name = "stanzad");
     ~IrcListener();
 
     // "host:port" (TCP) or a path (a Unix socket, mode 0600).
@@ -59,6 +60,7 @@ private:
     Hub& hub_;
     Store& store_;
     std::string password_;
+    std::string server_name_;  // [irc] server_name
     std::string address_, path_;
     uv_stream_t* server_ = nullptr;
     irc::NickMap nicks_;

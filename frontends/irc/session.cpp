@@ -1,62 +1,24 @@
 #include "frontends/irc/session.hpp"
 
 #include <algorithm>
+#include <ctime>
 #include <sstream>
 
+#include "frontends/irc/session_util.hpp"
 #include "protocol/jid.hpp"
 #include "protocol/sasl.hpp"
 
 namespace irc {
+using namespace detail;
 namespace {
 
-constexpr std::string_view control_channel = "&stanzad";
 constexpr std::size_t text_bytes = 400;  // a PRIVMSG body piece: room for the prefix and tags
 
 // The caps we offer (IRCv3 capability-negotiation), in CAP LS order.
 const std::vector<std::string_view> offered_caps = {
-    "away-notify", "batch",          "cap-notify",          "draft/chathistory", "draft/read-marker",
-    "echo-message", "labeled-response", "message-tags", "multi-prefix",      "sasl",
-    "server-time"};
-
-std::string upper(std::string_view s) {
-    std::string out(s);
-    for (char& c : out)
-        if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
-    return out;
-}
-
-std::string bare(std::string_view jid) { return std::string(jid.substr(0, jid.find('/'))); }
-std::string resource(std::string_view jid) {
-    auto slash = jid.find('/');
-    return slash == std::string_view::npos ? "" : std::string(jid.substr(slash + 1));
-}
-std::string local_part(std::string_view jid) {
-    std::string b = bare(jid);
-    auto at = b.find('@');
-    return at == std::string::npos ? "~" : b.substr(0, at);
-}
-std::string domain_part(std::string_view jid) {
-    std::string b = bare(jid);
-    auto at = b.find('@');
-    return at == std::string::npos ? b : b.substr(at + 1);
-}
-
-std::vector<std::string> comma_list(std::string_view list) {
-    std::vector<std::string> out;
-    while (!list.empty()) {
-        auto comma = list.find(',');
-        out.emplace_back(list.substr(0, comma));
-        list = comma == std::string_view::npos ? "" : list.substr(comma + 1);
-    }
-    return out;
-}
-
-std::vector<std::string> words(std::string_view text) {
-    std::vector<std::string> out;
-    std::istringstream in{std::string(text)};
-    for (std::string w; in >> w;) out.push_back(w);
-    return out;
-}
+    "away-notify",  "batch",        "cap-notify",  "draft/chathistory", "draft/read-marker", "echo-message",
+    "extended-monitor", "labeled-response", "message-tags", "multi-prefix", "sasl", "server-time",
+    "setname",      "userhost-in-names"};
 
 // IRC formatting (modern-irc "Formatting" appendix: bold, italics, underline,
 // strikethrough, monospace, reverse, reset, colours with their digits) has no place in an
@@ -88,6 +50,16 @@ std::string strip_formatting(std::string_view text) {
         }
         out += c;
     }
+    return out;
+}
+
+// RFC 3339 with milliseconds, UTC (the server-time format), from Unix seconds.
+std::string rfc3339(std::int64_t unix_seconds) {
+    std::time_t t = static_cast<std::time_t>(unix_seconds);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char out[32];
+    std::strftime(out, sizeof out, "%Y-%m-%dT%H:%M:%S.000Z", &tm);
     return out;
 }
 
@@ -147,23 +119,8 @@ void Session::receive(std::string_view bytes) {
         }
         auto parsed = parse(next->value());
         if (!parsed) {
-            const std::string& code = parsed.error().code;
-            if (code == "empty") continue;
-            if (code == "tags-too-long" || code == "line-too-long") numeric("417", {"Input line was too long"});
-            else if (code == "invalid-utf8") {
-                // IRCv3 utf8-only: FAIL names the command when it can be read.
-                std::string_view rest = next->value();
-                if (rest.starts_with('@')) rest.remove_prefix(std::min(rest.size(), rest.find(' ') + 1));
-                while (rest.starts_with(' ')) rest.remove_prefix(1);
-                if (rest.starts_with(':')) rest.remove_prefix(std::min(rest.size(), rest.find(' ') + 1));
-                while (rest.starts_with(' ')) rest.remove_prefix(1);
-                std::string command = upper(rest.substr(0, rest.find(' ')));
-                bool word = !command.empty() && command.size() <= 32 &&
-                            std::all_of(command.begin(), command.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
-                fail(word ? command : "*", "INVALID_UTF8", {},
-                     "Message rejected, your IRC software MUST use UTF-8 encoding on this network");
-            }
-            else numeric("421", {"*", "Unknown command (" + parsed.error().message + ")"});
+            // IRCv3 labeled-response: the error answers a labeled line too.
+            labeled(raw_label(next->value()), [&] { unparsed(next->value(), parsed.error().code, parsed.error().message); });
             continue;
         }
         const Message& m = parsed.value();
@@ -172,6 +129,38 @@ void Session::receive(std::string_view bytes) {
         if (const std::string* l = m.tag("label"); l && has("labeled-response") && !l->empty()) label = *l;
         labeled(label, [&] { line(m); });
     }
+}
+
+std::optional<std::string> Session::raw_label(std::string_view raw) const {
+    // The label tag of a line that did not parse, when its tag section can still be read.
+    if (!has("labeled-response") || !raw.starts_with('@')) return std::nullopt;
+    std::string_view section = raw.substr(1, raw.find(' ') == std::string_view::npos ? 0 : raw.find(' ') - 1);
+    if (section.size() > max_tag_bytes) return std::nullopt;
+    while (!section.empty()) {
+        std::string_view tag = section.substr(0, section.find(';'));
+        section = tag.size() < section.size() ? section.substr(tag.size() + 1) : std::string_view{};
+        if (!tag.starts_with("label=")) continue;
+        std::string value = unescape_tag_value(tag.substr(6));
+        if (value.empty() || !valid_utf8(value)) return std::nullopt;
+        return value;
+    }
+    return std::nullopt;
+}
+
+void Session::unparsed(std::string_view raw, const std::string& code, const std::string& message) {
+    if (code == "empty") return;
+    if (code == "tags-too-long" || code == "line-too-long") return numeric("417", {"Input line was too long"});
+    if (code != "invalid-utf8") return numeric("421", {"*", "Unknown command (" + message + ")"});
+    // IRCv3 utf8-only: FAIL names the command when it can be read.
+    std::string_view rest = raw;
+    if (rest.starts_with('@')) rest.remove_prefix(std::min(rest.size(), rest.find(' ') + 1));
+    while (rest.starts_with(' ')) rest.remove_prefix(1);
+    if (rest.starts_with(':')) rest.remove_prefix(std::min(rest.size(), rest.find(' ') + 1));
+    while (rest.starts_with(' ')) rest.remove_prefix(1);
+    std::string command = upper(rest.substr(0, rest.find(' ')));
+    bool word = !command.empty() && command.size() <= 32 &&
+                std::all_of(command.begin(), command.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
+    fail(word ? command : "*", "INVALID_UTF8", {}, "Message rejected, your IRC software MUST use UTF-8 encoding on this network");
 }
 
 void Session::labeled(const std::optional<std::string>& label, const std::function<void()>& work) {
@@ -209,6 +198,8 @@ void Session::labeled(const std::optional<std::string>& label, const std::functi
 
 void Session::line(const Message& m) {
     if (m.command == "PING") {
+        // modern-irc PING: the token is required (ERR_NEEDMOREPARAMS); an empty one is echoed.
+        if (m.params.empty()) return numeric("461", {"PING", "Not enough parameters"});
         send(make(options_.server, "PONG", {options_.server, m.params.empty() ? "" : m.params[0]}));
         return;
     }
@@ -255,7 +246,9 @@ void Session::registration(const Message& m) {
         return try_finish_registration();
     }
     if (m.command == "USER") {
-        if (m.params.size() < 4) return numeric("461", {"USER", "Not enough parameters"});
+        // modern-irc USER: four parameters, and the username and realname not empty.
+        if (m.params.size() < 4 || m.params[0].empty() || m.params[3].empty())
+            return numeric("461", {"USER", "Not enough parameters"});
         // soju's convention: "user@client" names the client (for its replay cursor).
         if (client_name_ == "irc") client_name_ = client_of(m.params[0]);
         user_ = sanitize_nick(m.params[0].substr(0, m.params[0].find('@')));
@@ -369,9 +362,15 @@ void Session::welcome() {
     numeric("002", {"Your host is " + options_.server + ", running version stanzad " + options_.version});
     numeric("003", {"This server was created when stanzad started"});
     numeric("004", {options_.server, "stanzad-" + options_.version, "i", "nt"});
+    // modern-irc RPL_ISUPPORT tokens (appendix "RPL_ISUPPORT Parameters"), IRCv3 MONITOR=,
+    // CHATHISTORY=, MSGREFTYPES=, UTF8ONLY, and NAMELEN= (setname). Two lines: at most 13
+    // tokens and 512 bytes each.
     numeric("005", {"CASEMAPPING=ascii", "CHANTYPES=#&", "CHANMODES=,,,nt", "NICKLEN=" + std::to_string(nick_len),
-                    "NETWORK=stanzad", "PREFIX=(qaov)~&@+", "UTF8ONLY",
-                    "CHATHISTORY=" + std::to_string(chathistory_limit), "MSGREFTYPES=timestamp,msgid",
+                    "NETWORK=stanzad", "PREFIX=(qaov)~&@+", "UTF8ONLY", "NAMELEN=200",
+                    "are supported by this server"});
+    numeric("005", {"CHATHISTORY=" + std::to_string(chathistory_limit), "MSGREFTYPES=timestamp,msgid",
+                    "MONITOR=" + std::to_string(max_monitor),
+                    "TARGMAX=JOIN:,PART:,PRIVMSG:,NOTICE:,LIST:,MONITOR:,NAMES:1,WHOIS:1,KICK:1",
                     "are supported by this server"});
     numeric("422", {"No MOTD: talk to 'stanzad' in &stanzad ('help' lists the commands)"});
 }
@@ -442,6 +441,7 @@ void Session::command(const Message& m) {
         return false;
     };
     if (c == "PRIVMSG" || c == "NOTICE") return privmsg(m, c == "NOTICE");
+    if (query(m)) return;
     if (c == "JOIN") return need(1) ? join(m) : void();
     if (c == "PART") return need(1) ? part(m) : void();
     if (c == "TOPIC") return need(1) ? topic(m) : void();
@@ -456,7 +456,7 @@ void Session::command(const Message& m) {
     if (c == "INVITE") return need(2) ? invite(m) : void();
     if (c == "AWAY") return away(m);
     if (c == "CHATHISTORY") return chathistory(m);
-    if (c == "MARKREAD") return need(1) ? markread(m) : void();
+    if (c == "MARKREAD") return markread(m);
     if (c == "TAGMSG") return need(1) ? tagmsg(m) : void();
     if (c == "NICK") {
         if (m.params.empty()) return numeric("431", {"No nickname given"});
@@ -474,13 +474,6 @@ void Session::command(const Message& m) {
     if (c == "MOTD") return numeric("422", {"No MOTD"});
     if (c == "VERSION") return numeric("351", {"stanzad-" + options_.version, options_.server, "XMPP to IRC"});
     if (c == "LUSERS") return numeric("251", {"There are " + std::to_string(contacts_.size()) + " contacts and 1 user"});
-    if (c == "LIST") {
-        numeric("321", {"Channel", "Users  Name"});
-        numeric("322", {std::string(control_channel), std::to_string(contacts_.size() + 2), "stanzad control channel"});
-        for (const auto& [name, ch] : channels_)
-            numeric("322", {channel_name(ch.room), std::to_string(ch.occupants.size()), ch.topic});
-        return numeric("323", {"End of /LIST"});
-    }
     if (c == "ISON") {
         std::string on;
         for (std::size_t i = 0; i < m.params.size(); ++i)
@@ -498,10 +491,14 @@ void Session::command(const Message& m) {
 }
 
 void Session::privmsg(const Message& m, bool notice) {
-    if (m.params.empty()) return numeric("411", {"No recipient given (" + m.command + ")"});
-    if (m.params.size() < 2 || m.params[1].empty()) return numeric("412", {"No text to send"});
+    // modern-irc NOTICE: no automatic reply, errors included (PRIVMSG gets them).
+    auto refuse = [&](std::string_view code, std::vector<std::string> params) {
+        if (!notice) numeric(code, std::move(params));
+    };
+    if (m.params.empty()) return refuse("411", {"No recipient given (" + m.command + ")"});
+    if (m.params.size() < 2 || m.params[1].empty()) return refuse("412", {"No text to send"});
     std::string text = strip_formatting(m.params[1]);
-    if (text.empty()) return numeric("412", {"No text to send"});
+    if (text.empty()) return refuse("412", {"No text to send"});
     // CTCP (modern-irc appendix): ACTION is XEP-0245's /me; other CTCP is not for XMPP.
     if (text.size() >= 2 && text[0] == '\x01') {
         std::string inner = text.substr(1, text.find('\x01', 1) == std::string::npos ? std::string::npos : text.find('\x01', 1) - 1);
@@ -513,51 +510,80 @@ void Session::privmsg(const Message& m, bool notice) {
             if (!notice) control(text, fold(target) == fold(service_nick) ? std::string(service_nick) : std::string(control_channel));
             continue;
         }
-        model::Send s;
-        if (Channel* ch = channel(target)) {
-            s.account = ch->account;
-            s.to = ch->room;
-            s.type = "groupchat";
-        } else if (auto who = nicks_.lookup(target); who && std::any_of(accounts_.begin(), accounts_.end(), [&](const auto& a) { return a.account == who->first; })) {
-            // A contact, or anyone who wrote to us (not on the roster): the nick map knows.
-            s.account = who->first;
-            s.to = who->second;
-            s.type = "chat";
-        } else {
-            // A private message to a room occupant (XEP-0045 §7.5).
-            for (auto& [name, chan] : channels_)
-                for (const auto& [room_nick, o] : chan.occupants)
-                    if (room_nick != chan.our_nick && fold(occupant_irc_nick(chan, room_nick)) == fold(target) &&
-                        s.to.empty()) {
-                        s.account = chan.account;
-                        s.to = chan.room + "/" + room_nick;
-                        s.type = "chat";
-                    }
-            if (s.to.empty()) {
-                if (!target.empty() && (target[0] == '#' || target[0] == '&'))
-                    numeric("403", {target, "No such channel (join it first)"});
-                else numeric("401", {target, "No such nick (not on any roster; add it in &stanzad: add JID)"});
-                continue;
-            }
+        if (fold(target) == fold(nick_)) {
+            message_to_self(text, m.command);
+            continue;
         }
-        s.body = text;
-        s.client_id = next_client_id();
-        own_sends_.insert(s.client_id);
-        if (label_ && has("echo-message")) {
-            echo_labels_[s.client_id] = *label_;
-            label_.reset();  // the echo carries the label, later (labeled-response)
+        std::optional<model::Send> s = send_to(target);
+        if (!s) {
+            if (!target.empty() && (target[0] == '#' || target[0] == '&'))
+                refuse("403", {target, "No such channel (join it first)"});
+            else refuse("401", {target, "No such nick (not on any roster; add it in &stanzad: add JID)"});
+            continue;
         }
-        std::string shown = target, client_id = s.client_id;
-        std::optional<std::string> echo_label;
-        if (auto it = echo_labels_.find(client_id); it != echo_labels_.end()) echo_label = it->second;
-        ask(std::move(s), [this, shown, client_id, echo_label](const model::Reply& r) {
-            if (r.ok()) return;
-            // No echo will come: forget it, and answer the label with the failure.
-            own_sends_.erase(client_id);
-            echo_labels_.erase(client_id);
-            labeled(echo_label, [&] { fail("PRIVMSG", "CANNOT_SEND", {shown}, r.error_code + ": " + r.error_message); });
-        });
+        s->body = text;
+        send_message(std::move(*s), target, m.command);
     }
+}
+
+void Session::message_to_self(const std::string& text, const std::string& command) {
+    // Our own nick is no XMPP address: the message comes straight back (modern-irc PRIVMSG).
+    // With echo-message the client also gets the echo, and the echo is the labeled
+    // response (IRCv3 labeled-response); the delivery carries no label.
+    std::string shown = text.starts_with("/me ") ? "\x01" "ACTION " + text.substr(4) + "\x01" : text;
+    Message m = make(nick_ + "!" + user_ + "@stanzad", command, {nick_, shown});
+    if (options_.clock) m.tags.emplace_back("time", rfc3339(options_.clock()));
+    if (has("echo-message")) send(m);
+    auto label = std::exchange(label_, has("echo-message") ? std::nullopt : label_);
+    send(std::move(m));
+    label_ = std::move(label);
+}
+
+std::optional<model::Send> Session::send_to(const std::string& target) {
+    model::Send s;
+    if (Channel* ch = channel(target)) {
+        s.account = ch->account;
+        s.to = ch->room;
+        s.type = "groupchat";
+        return s;
+    }
+    auto who = nicks_.lookup(target);
+    if (who && std::any_of(accounts_.begin(), accounts_.end(), [&](const auto& a) { return a.account == who->first; })) {
+        // A contact, or anyone who wrote to us (not on the roster): the nick map knows.
+        s.account = who->first;
+        s.to = who->second;
+        s.type = "chat";
+        return s;
+    }
+    // A private message to a room occupant (XEP-0045 §7.5).
+    for (auto& [name, chan] : channels_)
+        for (const auto& [room_nick, o] : chan.occupants)
+            if (room_nick != chan.our_nick && fold(occupant_irc_nick(chan, room_nick)) == fold(target)) {
+                s.account = chan.account;
+                s.to = chan.room + "/" + room_nick;
+                s.type = "chat";
+                return s;
+            }
+    return std::nullopt;
+}
+
+void Session::send_message(model::Send s, const std::string& shown, const std::string& command) {
+    s.client_id = next_client_id();
+    own_sends_.insert(s.client_id);
+    if (label_ && has("echo-message")) {
+        echo_labels_[s.client_id] = *label_;
+        label_.reset();  // the echo carries the label, later (labeled-response)
+    }
+    std::string client_id = s.client_id;
+    std::optional<std::string> echo_label;
+    if (auto it = echo_labels_.find(client_id); it != echo_labels_.end()) echo_label = it->second;
+    ask(std::move(s), [this, shown, client_id, echo_label, command](const model::Reply& r) {
+        if (r.ok()) return;
+        // No echo will come: forget it, and answer the label with the failure.
+        own_sends_.erase(client_id);
+        echo_labels_.erase(client_id);
+        labeled(echo_label, [&] { fail(command, "CANNOT_SEND", {shown}, r.error_code + ": " + r.error_message); });
+    });
 }
 
 void Session::control(const std::string& text, const std::string& reply_to) {
@@ -778,33 +804,35 @@ void Session::topic(const Message& m) {
 }
 
 void Session::names(const std::string& name) {
+    // modern-irc NAMES; IRCv3 multi-prefix (prefix_of) and userhost-in-names (name_entry).
+    std::vector<std::string> entries;
     if (fold(name) == fold(control_channel)) {
-        std::string list = "@" + std::string(service_nick) + " " + nick_;
+        entries.push_back("@" + name_entry(std::string(service_nick), "stanzad@" + options_.server));
+        entries.push_back(name_entry(nick_, user_ + "@stanzad"));
         for (const auto& [key, c] : contacts_) {
-            std::string n = (online(c) ? "+" : "") + contact_nick(c.account, c.jid);
-            if (list.size() + n.size() > 400) {
-                numeric("353", {"=", name, list});
-                list.clear();
-            }
-            list += (list.empty() ? "" : " ") + n;
+            std::string n = contact_nick(c.account, c.jid);
+            std::string mask = hostmask(n, c.jid);
+            entries.push_back((online(c) ? "+" : "") + name_entry(n, mask.substr(mask.find('!') + 1)));
         }
-        if (!list.empty()) numeric("353", {"=", name, list});
-        return numeric("366", {name, "End of /NAMES list"});
-    }
-    Channel* ch = channel(name);
-    if (ch) {
-        std::string list;
+    } else if (Channel* ch = channel(name)) {
         for (const auto& [room_nick, o] : ch->occupants) {
-            std::string n = prefix_of(o) + occupant_irc_nick(*ch, room_nick);
-            if (list.size() + n.size() > 400) {
-                numeric("353", {"=", name, list});
-                list.clear();
-            }
-            list += (list.empty() ? "" : " ") + n;
+            std::string n = occupant_irc_nick(*ch, room_nick);
+            std::string user_host = room_nick == ch->our_nick ? user_ + "@stanzad"
+                                                              : sanitize_nick(local_part(ch->room)) + "@" + domain_part(ch->room);
+            entries.push_back(prefix_of(o) + name_entry(n, user_host));
         }
-        if (!list.empty()) numeric("353", {"=", name, list});
     }
+    std::string list;
+    for (const auto& n : entries) {
+        if (!list.empty() && list.size() + n.size() > 400) numeric("353", {"=", name, std::exchange(list, {})});
+        list += (list.empty() ? "" : " ") + n;
+    }
+    if (!list.empty()) numeric("353", {"=", name, list});
     numeric("366", {name, "End of /NAMES list"});
+}
+
+std::string Session::name_entry(const std::string& nick, const std::string& user_host) const {
+    return has("userhost-in-names") ? nick + "!" + user_host : nick;
 }
 
 void Session::who(const Message& m) {
@@ -900,22 +928,27 @@ void Session::tagmsg(const Message& m) {
 }
 
 void Session::markread(const Message& m) {
+    // IRCv3 read-marker "Errors and Warnings".
+    if (m.params.empty() || m.params[0].empty()) return fail("MARKREAD", "NEED_MORE_PARAMS", {}, "Missing parameters");
     const std::string& t = m.params[0];
-    std::string account, peer;
-    if (Channel* ch = channel(t)) {
-        account = ch->account;
-        peer = ch->room;
-    } else if (Contact* c = contact_by_nick(t)) {
-        account = c->account;
-        peer = c->jid;
-    } else {
-        return fail("MARKREAD", "INVALID_PARAMS", {t}, "Unknown target");
-    }
     std::string stamp;
     if (m.params.size() > 1) {
         Ref r = parse_ref(m.params[1]);
         if (!r.ok || r.stamp.empty()) return fail("MARKREAD", "INVALID_PARAMS", {m.params[1]}, "Invalid timestamp");
         stamp = r.stamp;
+    }
+    std::string account, peer;
+    if (Channel* ch = channel(t)) {
+        account = ch->account;
+        peer = ch->room;
+    } else if (auto who = nicks_.lookup(t)) {  // a contact, or someone who wrote
+        account = who->first;
+        peer = who->second;
+    } else if (stamp.empty() && (valid_nick(t) || t.starts_with('#'))) {
+        // "MARKREAD client get": a conversation we know nothing of has no marker.
+        return send(make(options_.server, "MARKREAD", {t, "*"}));
+    } else {
+        return fail("MARKREAD", "INVALID_PARAMS", {t}, "Unknown target");
     }
     ask(model::SetReadMarker{account, peer, stamp}, [this, t](const model::Reply& r) {
         if (!r.ok()) return fail("MARKREAD", "INTERNAL_ERROR", {t}, r.error_message);
@@ -1069,24 +1102,7 @@ void Session::render_event(const model::Event& e) {
         if (s->state == "failed") notice_control("message " + s->msg_id + " failed: " + s->error);
         return;
     }
-    if (auto* p = std::get_if<model::Presence>(&e.body)) {
-        auto it = contacts_.find({account, bare(p->from)});
-        if (it == contacts_.end()) return;
-        Contact& c = it->second;
-        bool was_online = online(c);
-        std::string was_away = away_text(c);
-        if (p->available) c.resources[p->from] = *p;
-        else c.resources.erase(p->from);
-        std::string nick = contact_nick(account, c.jid);
-        if (was_online != online(c))
-            send(make(options_.server, "MODE", {std::string(control_channel), online(c) ? "+v" : "-v", nick}));
-        std::string now_away = away_text(c);
-        if (has("away-notify") && online(c) && now_away != was_away) {
-            if (now_away.empty()) send(make(hostmask(nick, c.jid), "AWAY", {}));
-            else send(make(hostmask(nick, c.jid), "AWAY", {now_away}));
-        }
-        return;
-    }
+    if (auto* p = std::get_if<model::Presence>(&e.body)) return render_presence(account, *p);
     if (auto* r = std::get_if<model::Roster>(&e.body)) {
         std::set<std::string> seen;
         for (const auto& item : r->items) {
@@ -1237,6 +1253,27 @@ void Session::render_event(const model::Event& e) {
     }
 }
 
+void Session::render_presence(const std::string& account, const model::Presence& p) {
+    auto it = contacts_.find({account, bare(p.from)});
+    if (it == contacts_.end()) return;
+    Contact& c = it->second;
+    bool was_online = online(c);
+    std::string was_away = away_text(c);
+    if (p.available) c.resources[p.from] = p;
+    else c.resources.erase(p.from);
+    std::string nick = contact_nick(account, c.jid);
+    if (was_online != online(c)) {
+        send(make(options_.server, "MODE", {std::string(control_channel), online(c) ? "+v" : "-v", nick}));
+        monitor_changed(nick, c);
+    }
+    // IRCv3 away-notify (and extended-monitor: every contact shares &stanzad with us).
+    std::string now_away = away_text(c);
+    if (has("away-notify") && online(c) && now_away != was_away) {
+        if (now_away.empty()) send(make(hostmask(nick, c.jid), "AWAY", {}));
+        else send(make(hostmask(nick, c.jid), "AWAY", {now_away}));
+    }
+}
+
 std::string Session::target_of(const model::Event& e, const model::Message& m) {
     if (m.type == "groupchat") return channel_name(bare(m.outgoing ? m.to : m.from));
     std::string other = m.outgoing ? m.to : m.from;
@@ -1368,8 +1405,10 @@ void Session::send(Message m) {
     // Message text always gets its ':' (clients that look for " :" find it).
     static const std::set<std::string, std::less<>> text_last = {"PRIVMSG", "NOTICE", "PART", "KICK", "TOPIC",
                                                                  "QUIT", "AWAY", "ERROR", "FAIL"};
+    // RPL_MYINFO (004) ends with mode letters, not text: "<client> <servername> <version>
+    // <available user modes> <available channel modes>" (modern-irc appendix).
     bool colon = text_last.count(m.command) > 0 ||
-                 (m.command.size() == 3 && std::isdigit(static_cast<unsigned char>(m.command[0])));
+                 (m.command.size() == 3 && std::isdigit(static_cast<unsigned char>(m.command[0])) && m.command != "004");
     output_ += wire(m, colon && m.params.size() > 1);
 }
 

@@ -6,15 +6,17 @@
 // "stanzad" and every roster contact (voiced while online, away-notify for away ones);
 // contacts as nicks (NickMap: stable across sessions); rooms as channels named after the
 // room JID (#room@conference.example.org); IRCv3 caps (server-time, message-tags,
-// echo-message, batch, labeled-response, away-notify, multi-prefix, sasl, cap-notify,
-// draft/chathistory, draft/read-marker). Replay follows soju: a client names itself as
+// echo-message, batch, labeled-response, away-notify, multi-prefix, userhost-in-names,
+// sasl, cap-notify, draft/chathistory, draft/read-marker, extended-monitor, setname) and
+// MONITOR over the contacts' presence. Replay follows soju: a client names itself as
 // user@client (USER or SASL identity); with draft/chathistory it gets no automatic replay,
 // otherwise it gets the messages its name has not confirmed, in chathistory batches, and
 // its cursor moves when it answers the PING sent after them.
 //
 // Specs: ../shared/specs/modern-irc/ (messages-*.md), ../shared/specs/ircv3/.
 // Loop thread only. Memory: the splitter's one partial line, the state of the accounts
-// (rosters, rooms) and, during a replay, at most max_replay messages.
+// (rosters, rooms), at most max_monitor monitored nicks and, during a replay, at most
+// max_replay messages.
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -34,7 +36,8 @@ namespace irc {
 struct SessionOptions {
     std::string password;           // PASS or SASL PLAIN; "" lets anyone on the socket in
     std::string version = "0";
-    std::string server = "stanzad";  // our server name (source of numerics)
+    std::string server = "stanzad";  // our server name ([irc] server_name): source of numerics
+    std::function<std::int64_t()> clock;  // Unix time, seconds (TIME); unset: 0
 };
 
 class Session {
@@ -42,6 +45,7 @@ public:
     static constexpr std::size_t max_replay = 5000;       // messages replayed at most
     static constexpr int chathistory_limit = 500;          // ISUPPORT CHATHISTORY=
     static constexpr std::size_t max_nicks = 10000;        // stored nicks (strangers beyond get none)
+    static constexpr std::size_t max_monitor = 100;        // ISUPPORT MONITOR=: nicks one client monitors
 
     Session(SessionOptions options, NickMap& nicks, std::string id_prefix);
 
@@ -85,6 +89,8 @@ private:
     using Handler = std::function<void(const model::Reply&)>;
 
     // Input.
+    std::optional<std::string> raw_label(std::string_view raw) const;
+    void unparsed(std::string_view raw, const std::string& code, const std::string& message);
     void line(const Message& m);
     void registration(const Message& m);
     void cap(const Message& m);
@@ -95,11 +101,15 @@ private:
     void setup_done();
     void command(const Message& m);
     void privmsg(const Message& m, bool notice);
+    std::optional<model::Send> send_to(const std::string& target);  // nullopt: no such target
+    void message_to_self(const std::string& text, const std::string& command);
+    void send_message(model::Send s, const std::string& shown, const std::string& command);
     void control(const std::string& text, const std::string& reply_to);
     void join(const Message& m);
     void part(const Message& m);
     void topic(const Message& m);
     void names(const std::string& channel);
+    std::string name_entry(const std::string& nick, const std::string& user_host) const;
     void who(const Message& m);
     void whois(const Message& m);
     void mode(const Message& m);
@@ -109,6 +119,18 @@ private:
     void chathistory(const Message& m);
     void markread(const Message& m);
     void tagmsg(const Message& m);
+    // queries.cpp: commands answered from what the session knows.
+    bool query(const Message& m);  // false: not one of these
+    void time_query();
+    void help(const Message& m);
+    void list(const Message& m);
+    // monitor.cpp: MONITOR over presence, SETNAME.
+    void monitor(const Message& m);
+    void monitor_add(const std::vector<std::string>& targets);
+    void monitor_report(const std::vector<std::string>& nicks);
+    void monitor_changed(const std::string& nick, const Contact& c);
+    void numeric_lists(std::string_view code, const std::vector<std::string>& items);
+    void setname(const Message& m);
 
     // Output.
     void send(Message m);
@@ -120,6 +142,7 @@ private:
     void show_control_channel();
     void render_message(const model::Event& event, const std::string& batch, bool replay);
     void render_event(const model::Event& event);
+    void render_presence(const std::string& account, const model::Presence& presence);
 
     // Helpers.
     // `response`: the answer is the command's response (labeled-response carries its label).
@@ -161,6 +184,7 @@ private:
     std::vector<model::AccountInfo> accounts_;
     std::map<std::pair<std::string, std::string>, Contact> contacts_;  // (account, bare JID)
     std::map<std::string, Channel> channels_;                          // by fold(name)
+    std::map<std::string, std::string> monitor_;  // MONITOR list: fold(nick) -> the nick as given
 
     // Requests to the daemon.
     std::deque<Request> requests_;

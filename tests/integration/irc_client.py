@@ -33,8 +33,8 @@ from harness import JsonlTest, Stanzad
 
 IRC_PASSWORD = "irc-Pw-9!"
 ALL_CAPS = ("away-notify", "batch", "cap-notify", "draft/chathistory", "draft/read-marker",
-            "echo-message", "labeled-response", "message-tags", "multi-prefix", "sasl",
-            "server-time")
+            "echo-message", "extended-monitor", "labeled-response", "message-tags",
+            "multi-prefix", "sasl", "server-time", "setname", "userhost-in-names")
 # A client that gets replays in batches with server-time (not draft/chathistory).
 REPLAY_CAPS = ("batch", "server-time", "message-tags")
 # A client that asks for history itself.

@@ -66,7 +66,10 @@ bool any_line(const std::vector<std::string>& lines, std::string_view needle) {
 struct Fixture {
     NickMap nicks;
     FakeDaemon daemon;
-    Session session{SessionOptions{"pw", "9.9", "stanzad"}, nicks, "t"};
+    Session session;
+
+    explicit Fixture(std::string server = "stanzad")
+        : session(SessionOptions{"pw", "9.9", server, [] { return std::int64_t{1795955696}; }}, nicks, "t") {}
 
     std::vector<std::string> feed(std::string_view text) {
         session.receive(text);
@@ -118,6 +121,192 @@ TEST_CASE("irc: registration with caps: welcome, ISUPPORT, the control channel w
     // The client name from USER al@laptop names the replay cursor.
     REQUIRE_FALSE(f.daemon.sent<model::Hello>().empty());
     CHECK(f.daemon.sent<model::Hello>()[0].client == "irc-laptop");
+}
+
+TEST_CASE("irc: [irc] server_name is the source of 001-004, PONG and every server message") {
+    Fixture f("irc.home.example");
+    auto out = f.register_with("batch labeled-response");
+    CHECK(any_line(out, ":irc.home.example 001 al :Welcome"));
+    // modern-irc RPL_MYINFO: servername, version, user modes, channel modes in their places.
+    CHECK(any_line(out, ":irc.home.example 004 al irc.home.example stanzad-9.9 i nt"));
+    CHECK(any_line(out, ":irc.home.example 005 al "));
+    out = f.feed("PING :tok\r\n");
+    CHECK(out == std::vector<std::string>{":irc.home.example PONG irc.home.example tok"});
+    f.session.event(model::Event{3, "home", "", model::Presence{"bob@example.org/phone", false, "", "", 0}});
+    out = lines_of(f.session.take_output());
+    CHECK(out == std::vector<std::string>{":irc.home.example MODE &stanzad -v bob"});
+    out = f.feed("@label=x WHOIS bob\r\n");  // a labeled batch: BATCH, 311, 312, 301, 318, BATCH
+    CHECK(out.size() == 6);
+    for (const auto& l : out) CHECK(l.find(":irc.home.example ") != std::string::npos);
+    CHECK_FALSE(any_line(f.feed("VERSION\r\n"), ":stanzad "));
+}
+
+TEST_CASE("irc: PING needs its token and echoes an empty one") {
+    Fixture f;
+    auto out = f.feed("PING\r\n");
+    CHECK(out == std::vector<std::string>{":stanzad 461 * PING :Not enough parameters"});
+    f.register_with("");
+    out = f.feed("PING :\r\n");
+    CHECK(out == std::vector<std::string>{":stanzad PONG stanzad :"});
+    out = f.feed("PING\r\n");
+    CHECK(out == std::vector<std::string>{":stanzad 461 al PING :Not enough parameters"});
+}
+
+TEST_CASE("irc: TIME, HELP and HELPOP, LIST of what exists") {
+    Fixture f;
+    f.register_with("");
+    auto out = f.feed("TIME\r\n");
+    // 1795955696 is 2026-11-29T12:34:56Z.
+    CHECK(out == std::vector<std::string>{":stanzad 391 al stanzad 1795955696 0 :Sunday November 29 2026 -- 12:34:56 +00:00"});
+    out = f.feed("HELP\r\n");
+    REQUIRE(out.size() >= 3);
+    CHECK(out.front().starts_with(":stanzad 704 al * :"));
+    CHECK(out[1] == ":stanzad 705 al * :");
+    CHECK(out.back().starts_with(":stanzad 706 al * :"));
+    out = f.feed("HELPOP privmsg\r\n");
+    REQUIRE(out.size() >= 3);
+    CHECK(out.front().starts_with(":stanzad 704 al PRIVMSG :"));
+    CHECK(out.back().starts_with(":stanzad 706 al PRIVMSG :"));
+    CHECK(f.feed("HELP NOSUCHTHING\r\n") == std::vector<std::string>{":stanzad 524 al NOSUCHTHING :No help available on this topic"});
+    CHECK(f.feed("LIST #nope@muc.example.org\r\n") == std::vector<std::string>{":stanzad 323 al :End of /LIST"});
+    out = f.feed("LIST &stanzad,#nope\r\n");
+    REQUIRE(out.size() == 2);
+    CHECK(out[0].starts_with(":stanzad 322 al &stanzad "));
+    out = f.feed("LIST\r\n");
+    REQUIRE(out.size() == 3);
+    CHECK(out[0].starts_with(":stanzad 321 "));
+}
+
+TEST_CASE("irc: NOTICE never gets an error reply; PRIVMSG does") {
+    Fixture f;
+    f.register_with("");
+    CHECK(f.feed("NOTICE #nope@muc.example.org :hi\r\nNOTICE nobody :hi\r\nNOTICE\r\nNOTICE bob\r\n").empty());
+    CHECK(any_line(f.feed("PRIVMSG #nope@muc.example.org :hi\r\n"), " 403 al #nope@muc.example.org "));
+    CHECK(any_line(f.feed("PRIVMSG nobody :hi\r\n"), " 401 al nobody "));
+    CHECK(f.daemon.sent<model::Send>().empty());
+    f.feed("NOTICE bob :still sent\r\n");
+    CHECK(f.daemon.sent<model::Send>().at(0).body == "still sent");
+}
+
+TEST_CASE("irc: USER needs a realname; a username that is not UTF-8 is refused, never in 001") {
+    Fixture f;
+    auto out = f.feed("PASS pw\r\nNICK al\r\nUSER al 0 * :\r\n");
+    CHECK(out == std::vector<std::string>{":stanzad 461 al USER :Not enough parameters"});
+    out = f.feed("USER \xff\xfe 0 * :Al\r\n");
+    CHECK(out == std::vector<std::string>{":stanzad FAIL USER INVALID_UTF8 :Message rejected, your IRC software MUST use UTF-8 encoding on this network"});
+    CHECK_FALSE(f.session.registered());
+    out = f.feed("USER \xc3\xa9t\xc3\xa9 0 * :Al\r\n");  // "été": UTF-8, not a username
+    REQUIRE_FALSE(out.empty());
+    CHECK(out[0] == ":stanzad 001 al :Welcome to stanzad, al: your XMPP accounts as an IRC network");
+    f.feed("JOIN &stanzad\r\n");
+    CHECK(any_line(f.feed("JOIN &stanzad\r\n"), ":al!_t_@stanzad JOIN &stanzad"));
+}
+
+TEST_CASE("irc: CAP REQ multi-prefix and userhost-in-names, together, in turns, after registration") {
+    Fixture f;
+    model::RoomInfo room{"dev@muc.example.org", "joined", "alice", "", "", false,
+                         {{"alice", "", "participant", "member", "", ""}, {"carol", "", "moderator", "owner", "", ""}}};
+    f.daemon.rooms.push_back(room);
+    auto out = f.register_with("multi-prefix userhost-in-names");
+    CHECK(any_line(out, "CAP al ACK :multi-prefix userhost-in-names"));
+    CHECK(any_line(out, " 353 al = &stanzad :@stanzad!stanzad@stanzad al!al@stanzad +bob!bob@example.org"));
+    CHECK(any_line(out, " 353 al = #dev@muc.example.org :+al!al@stanzad ~@carol!dev@muc.example.org"));
+    out = f.feed("WHO #dev@muc.example.org\r\n");
+    CHECK(any_line(out, " 352 al #dev@muc.example.org dev muc.example.org stanzad carol H~@ :0 "));
+
+    Fixture turns;
+    turns.register_with("");
+    CHECK(turns.feed("CAP REQ :userhost-in-names\r\n") == std::vector<std::string>{":stanzad CAP al ACK userhost-in-names"});
+    CHECK(turns.feed("CAP REQ multi-prefix\r\n") == std::vector<std::string>{":stanzad CAP al ACK multi-prefix"});
+    CHECK(any_line(turns.feed("CAP LIST\r\n"), "CAP al LIST :cap-notify multi-prefix userhost-in-names"));
+    CHECK(any_line(turns.feed("NAMES &stanzad\r\n"), "+bob!bob@example.org"));
+    CHECK(turns.feed("CAP REQ :-userhost-in-names\r\n") == std::vector<std::string>{":stanzad CAP al ACK -userhost-in-names"});
+    CHECK(any_line(turns.feed("NAMES &stanzad\r\n"), " +bob"));
+}
+
+TEST_CASE("irc: labeled errors carry the label; a labeled message to ourselves gets its labeled echo") {
+    Fixture f;
+    f.register_with("labeled-response echo-message batch");
+    CHECK(f.feed("@label=a1 FLY\r\n") == std::vector<std::string>{"@label=a1 :stanzad 421 al FLY :Unknown command"});
+    CHECK(f.feed("@label=a2 MARKREAD\r\n") == std::vector<std::string>{"@label=a2 :stanzad FAIL MARKREAD NEED_MORE_PARAMS :Missing parameters"});
+    CHECK(f.feed("@label=a3 PRIVMSG nobody :x\r\n").at(0).starts_with("@label=a3 :stanzad 401 al nobody "));
+    // Lines that do not parse answer the label too.
+    CHECK(f.feed("@label=a4 PRIVMSG bob :\xff\r\n").at(0).starts_with("@label=a4 :stanzad FAIL PRIVMSG INVALID_UTF8 "));
+    CHECK(f.feed("@label=a5 :src\r\n").at(0).starts_with("@label=a5 :stanzad 421 al * "));
+    // To our own nick: the delivery, and the echo that is the labeled response.
+    auto out = f.feed("@label=a6 PRIVMSG al :me, myself\r\n");
+    REQUIRE(out.size() == 2);
+    CHECK(out[0] == ":al!al@stanzad PRIVMSG al :me, myself");
+    CHECK(out[1] == "@label=a6 :al!al@stanzad PRIVMSG al :me, myself");
+    out = f.feed("@label=a7 NOTICE AL :note\r\n");
+    REQUIRE(out.size() == 2);
+    CHECK(out[1] == "@label=a7 :al!al@stanzad NOTICE al :note");
+    CHECK(f.daemon.sent<model::Send>().empty());
+
+    Fixture plain;  // without echo-message the delivery is the response
+    plain.register_with("labeled-response");
+    CHECK(plain.feed("@label=b1 PRIVMSG al :hi\r\n") == std::vector<std::string>{"@label=b1 :al!al@stanzad PRIVMSG al :hi"});
+}
+
+TEST_CASE("irc: MARKREAD without a timestamp answers the marker; without a target it FAILs") {
+    Fixture f;
+    f.register_with("draft/read-marker");
+    CHECK(f.feed("MARKREAD\r\n") == std::vector<std::string>{":stanzad FAIL MARKREAD NEED_MORE_PARAMS :Missing parameters"});
+    CHECK(f.feed("MARKREAD bob\r\n") == std::vector<std::string>{":stanzad MARKREAD bob *"});
+    CHECK(f.daemon.sent<model::SetReadMarker>().at(0).peer == "bob@example.org");
+    CHECK(f.daemon.sent<model::SetReadMarker>().at(0).stamp.empty());
+    // A conversation never seen has no marker.
+    CHECK(f.feed("MARKREAD stranger\r\n") == std::vector<std::string>{":stanzad MARKREAD stranger *"});
+    CHECK(f.daemon.sent<model::SetReadMarker>().size() == 1);
+    CHECK(any_line(f.feed("MARKREAD stranger timestamp=2026-11-25T12:00:00.000Z\r\n"), "FAIL MARKREAD INVALID_PARAMS"));
+}
+
+TEST_CASE("irc: MONITOR follows the contacts' presence") {
+    Fixture f;
+    f.daemon.roster.push_back({"carol@example.org", "", "both", {}, ""});
+    auto out = f.register_with("extended-monitor away-notify");
+    CHECK(any_line(out, "CAP al ACK :extended-monitor away-notify"));
+    for (const char* token : {" MONITOR=100 ", " TARGMAX=", " CHATHISTORY=", " UTF8ONLY ", " NETWORK=stanzad "})
+        CHECK(any_line(out, token));
+    // bob is online, carol and strangers offline; a list is cut at commas.
+    out = f.feed("MONITOR + bob,Carol,nobody,not!a!nick\r\n");
+    CHECK(out == std::vector<std::string>{":stanzad 730 al :bob!bob@example.org", ":stanzad 731 al :Carol,nobody"});
+    f.session.event(model::Event{3, "home", "", model::Presence{"carol@example.org/pc", true, "away", "lunch", 0}});
+    out = lines_of(f.session.take_output());
+    CHECK(out == std::vector<std::string>{":stanzad MODE &stanzad +v carol", ":stanzad 730 al :carol!carol@example.org",
+                                          ":carol!carol@example.org AWAY :away: lunch"});
+    f.session.event(model::Event{4, "home", "", model::Presence{"bob@example.org/phone", false, "", "", 0}});
+    out = lines_of(f.session.take_output());
+    CHECK(out == std::vector<std::string>{":stanzad MODE &stanzad -v bob", ":stanzad 731 al :bob"});
+    CHECK(f.feed("MONITOR L\r\n") == std::vector<std::string>{":stanzad 732 al :bob,Carol,nobody", ":stanzad 733 al :End of MONITOR list"});
+    CHECK(f.feed("MONITOR S\r\n") == std::vector<std::string>{":stanzad 730 al :carol!carol@example.org", ":stanzad 731 al :bob,nobody"});
+    CHECK(f.feed("MONITOR - bob,nobody\r\n").empty());
+    f.session.event(model::Event{5, "home", "", model::Presence{"bob@example.org/phone", true, "", "", 0}});
+    CHECK(lines_of(f.session.take_output()) == std::vector<std::string>{":stanzad MODE &stanzad +v bob"});
+    CHECK(f.feed("MONITOR C\r\n").empty());
+    CHECK(f.feed("MONITOR L\r\n") == std::vector<std::string>{":stanzad 733 al :End of MONITOR list"});
+    CHECK(any_line(f.feed("MONITOR\r\n"), " 461 al MONITOR "));
+    CHECK(any_line(f.feed("MONITOR +\r\n"), " 461 al MONITOR "));
+    CHECK(f.feed("SETNAME :New Name\r\n").at(0).starts_with(":stanzad FAIL SETNAME CANNOT_CHANGE_REALNAME :"));
+}
+
+TEST_CASE("irc: the MONITOR list is bounded: ERR_MONLISTFULL names what was refused") {
+    Fixture f;
+    f.register_with("");
+    // 99 long nicks, 11 to a line (each line under 512 bytes).
+    for (std::size_t i = 0; i < Session::max_monitor - 1; i += 11) {
+        std::string some;
+        for (std::size_t j = i; j < i + 11; ++j) some += (some.empty() ? "" : ",") + std::string("a_monitored_nick_") + std::to_string(j);
+        auto out = f.feed("MONITOR + " + some + "\r\n");
+        REQUIRE(out.size() == 1);
+        CHECK(out[0].starts_with(":stanzad 731 al :a_monitored_nick_"));
+    }
+    auto out = f.feed("MONITOR + last,over1,over2\r\n");
+    CHECK(out == std::vector<std::string>{":stanzad 734 al 100 over1,over2 :Monitor list is full.", ":stanzad 731 al :last"});
+    out = f.feed("MONITOR L\r\n");
+    CHECK(out.size() >= 3);  // 732 lines cut to fit, then 733
+    for (const auto& l : out) CHECK(l.size() <= 510);
+    CHECK(out.back() == ":stanzad 733 al :End of MONITOR list");
 }
 
 TEST_CASE("irc: registration without caps, and a wrong or missing password is refused") {
