@@ -151,6 +151,7 @@ std::optional<FramerEvent> XmlFramer::next() {
         case State::Text: {
             if (depth_ <= 1) {
                 if (c == '<') {
+                    elements_ = 0;
                     item_start_ = tag_start_ = pos_++;
                     state_ = State::TagOpen;
                     continue;
@@ -187,6 +188,10 @@ std::optional<FramerEvent> XmlFramer::next() {
                 return fail("not-well-formed", "bad tag name");
             } else {
                 state_ = State::StartTag;
+                attributes_ = 0;
+                if (depth_ >= 1 && ++elements_ > limits_.max_elements)  // the stanza's own counts too
+                    return fail("policy-violation",
+                                "more than " + std::to_string(limits_.max_elements) + " elements in one stanza");
             }
             ++pos_;
             continue;
@@ -194,6 +199,9 @@ std::optional<FramerEvent> XmlFramer::next() {
             if (c == '"' || c == '\'') {
                 quote_ = c;
                 state_ = State::AttrValue;
+                if (++attributes_ > limits_.max_attributes)
+                    return fail("policy-violation",
+                                "more than " + std::to_string(limits_.max_attributes) + " attributes on one element");
             } else if (c == '>') {
                 ++pos_;
                 state_ = State::Text;

@@ -32,6 +32,11 @@ struct FramerLimits {
     std::size_t max_stanza_bytes = 1 << 20;  // a stanza larger than this is a policy violation
     std::size_t max_header_bytes = 16 << 10;
     std::size_t max_depth = 32;              // element nesting inside one stanza
+    // Work per stanza: namespace lookups (namespace_of) scan the attributes of an element and
+    // its ancestors, so both counts are bounded. A roster of 10,000 contacts with a group each
+    // is about 20,000 elements; no XMPP element we know of has more than a dozen attributes.
+    std::size_t max_attributes = 64;         // per element, xmlns declarations included
+    std::size_t max_elements = 50'000;       // per stanza, the stanza element included
 };
 
 struct StreamOpen {
@@ -99,6 +104,8 @@ private:
     std::size_t entity_start_ = std::string::npos;  // '&' awaiting its ';'
     State state_ = State::Prolog;
     std::size_t depth_ = 0;        // 0 outside the stream, 1 inside it, 2+ inside a stanza
+    std::size_t attributes_ = 0;   // in the current start tag
+    std::size_t elements_ = 0;     // in the current stanza
     char quote_ = 0;
     std::string stream_name_;      // "stream:stream", with the header's prefix
     std::vector<std::pair<std::string, std::string>> inherited_ns_;  // from the header

@@ -209,6 +209,38 @@ TEST_CASE("framer: limits on stanza size, nesting and header size") {
     CHECK(frame(long_header, limits).back() == "error policy-violation");
 }
 
+TEST_CASE("framer: attributes per element and elements per stanza are bounded") {
+    // Namespace lookups scan the attributes of an element and its ancestors: without these
+    // bounds one large stanza could cost quadratic time.
+    auto tag_with = [](int attributes) {
+        std::string out = "<message";
+        for (int i = 0; i < attributes; ++i) out += " a" + std::to_string(i) + "='v'";
+        return out + "/>";
+    };
+    FramerLimits limits;
+    CHECK(frame(with_header(tag_with(64)), limits).back().starts_with("stanza"));
+    CHECK(frame(with_header(tag_with(65)), limits).back() == "error policy-violation");
+    // On a child too, and the count starts again on every element.
+    std::string children = "<message>";
+    for (int i = 0; i < 3; ++i) children += tag_with(60).replace(1, 7, "x");
+    CHECK(frame(with_header(children + "</message>"), limits).back().starts_with("stanza"));
+    CHECK(frame(with_header("<message>" + tag_with(65).replace(1, 7, "x") + "</message>"), limits).back() ==
+          "error policy-violation");
+
+    limits.max_elements = 100;
+    auto stanza_of = [](int elements) {  // the stanza element and elements - 1 children
+        std::string out = "<iq type='result'>";
+        for (int i = 1; i < elements; ++i) out += "<item/>";
+        return out + "</iq>";
+    };
+    CHECK(frame(with_header(stanza_of(100)), limits).back().starts_with("stanza"));
+    CHECK(frame(with_header(stanza_of(101)), limits).back() == "error policy-violation");
+    // Per stanza: many stanzas of 100 elements each are fine.
+    auto three = frame(with_header(stanza_of(100) + stanza_of(100) + stanza_of(100)), limits);
+    REQUIRE(three.size() == 4);
+    for (std::size_t i = 1; i < three.size(); ++i) CHECK(three[i].starts_with("stanza"));
+}
+
 TEST_CASE("framer: nothing comes out after an error or after the stream ends") {
     XmlFramer f;
     f.feed(with_header("<presence/></stream:stream><presence/>"));
