@@ -56,8 +56,11 @@ deps:
 	  exit 1; \
 	fi
 
+# WERROR=1 (as CI does) makes every compiler warning an error.
+WERROR_FLAG = -DSTANZAD_WERROR=$(if $(WERROR),ON,OFF)
+
 build:
-	cmake --preset default
+	cmake --preset default $(WERROR_FLAG)
 	cmake --build --preset default
 
 test: deps build
@@ -75,7 +78,7 @@ test-fault: build
 # Unit and integration tests under the sanitizers; the timing-heavy fault scenarios run in
 # `make test` (a sanitized build is several times slower, which is not what they measure).
 test-asan: deps
-	cmake --preset asan
+	cmake --preset asan $(WERROR_FLAG)
 	cmake --build --preset asan
 	ctest --preset asan -LE '^fault$$' -j$(JOBS)
 
