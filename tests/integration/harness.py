@@ -11,7 +11,9 @@ client, and the stanzad binary read through its stderr log.
               make_client_cert (an XEP-0178 client certificate with an xmppAddr).
     SASL on Prosody   client_certs_plugin (mod_client_certs fixed for 0.12),
               pin_client_cert (writes its store), Prosody(request_client_certs=True,
-              plugin_paths=[...]); Prosody(tls_protocol="tlsv1_2") for SCRAM-*-PLUS.
+              plugin_paths=[...]); Prosody(tls_protocol="tlsv1_2") for SCRAM-*-PLUS;
+              Prosody(sasl2=True, fast=True): XEP-0388 SASL2 + XEP-0386 Bind2 (+ XEP-0484
+              FAST), with sasl2_plugins (mod_sasl2 fixed for 0.12).
     Prosody   one throwaway server per test: start/stop/kill/restart, register users,
               read and wait on its debug log.
     Stanzad   the daemon under test: writes its config (0600), reads its stderr on a
@@ -437,6 +439,83 @@ def client_certs_plugin(directory: Union[str, Path]) -> Path:
     return d
 
 
+# Prosody 0.12 with prosody-modules' XEP-0388 SASL2 (mod_sasl2), XEP-0386 Bind2
+# (mod_sasl2_bind2) and XEP-0484 FAST (mod_sasl2_fast). Facts (Debian prosody 0.12.3,
+# prosody-modules 0.0~hg20230223, LuaSec 1.2):
+# - mod_sasl2 as shipped fails every STARTTLS session's features ("attempt to call a nil
+#   value (method 'ssl_info')"): it calls the 0.13 connection methods ssl_info and
+#   ssl_peerfinished. sasl2_plugins() writes a copy that asks the LuaSec socket instead,
+#   as 0.12's mod_saslauth does (socket:info(), socket:getpeerfinished(), the socket as
+#   the "tls-unique" userdata). Its tls-exporter branch stays off (it looks for the 0.13
+#   method conn.ssl_exportkeyingmaterial), so: SCRAM-SHA-1-PLUS and HT-SHA-256-UNIQ with
+#   tls-unique on TLS 1.2 only, like legacy SASL; on TLS 1.3 SCRAM-SHA-1, PLAIN and
+#   HT-SHA-256-NONE.
+# - mod_sasl2_fast offers <fast/> only when the stream header names a user ('from' with a
+#   localpart), which it reads from the stream-features event's `stream` (the header's
+#   attributes): 0.12's mod_c2s passes none (a Lua error, no features at all). The copy
+#   keeps the client's 'from' through the session's stream_attrs callback (util.xmppstream
+#   calls it with the client's 'from' when it opens its reply) and passes that. It keeps tokens in the map store "fast_tokens" (on 0.12 a shim over
+#   keyval: DATA/<host>/fast_tokens/<user>.dat, keys "<sha256(user-agent id)>-new" and
+#   "-cur", each with its `secret`). After a refused token the same stream refuses every
+#   other mechanism (invalid-mechanism: the FAST handler stays selected).
+# - mod_sasl2_bind2 binds "<tag>~<base64 of sha1(user-agent id), 9 bytes>" and offers
+#   carbons and csi inline; no XEP-0198 inline.
+# - mod_sasl2_sm cannot work on 0.12: it calls mod_smacks.do_resume and do_enable, which
+#   0.12's mod_smacks does not export (the Lua error happens on the first inline
+#   <enable/>). XEP-0198 is enabled (or resumed, without Bind2) the legacy way after the
+#   <success/> and the features that follow it.
+# - mod_sasl2_fast gives util.datetime a float expiry (now() + ttl), which 0.12's os.date
+#   refuses on Lua 5.4 ("number has no integer representation"): no <success/> at all for
+#   a login that asks for a token. The copy rounds it down. It also reads the user-agent id
+#   with stanza:get_child_attr, which 0.12 lacks (a FAST login gets no answer).
+SASL2_FIXES = {  # module: ((0.13 code, 0.12 code), ...), each exactly once in the source
+    "mod_sasl2": (
+    ("return self.userdata[\"tls-unique\"]:ssl_peerfinished();",
+     "return self.userdata[\"tls-unique\"]:getpeerfinished();"),
+    ("local info = origin.conn:ssl_info();",
+     "local socket = origin.conn:socket();\n\t\t\tlocal info = socket.info and socket:info();"),
+    ("elseif origin.conn.ssl_peerfinished and origin.conn:ssl_peerfinished() then",
+     "elseif socket.getpeerfinished and socket:getpeerfinished() then"),
+    ("[\"tls-unique\"] = origin.conn;", "[\"tls-unique\"] = socket;"),
+    ("stream = event.stream });",
+     "stream = event.stream or { from = origin.sasl2_stream_from } });"),
+    ("local host = module.host;\n", """local host = module.host;
+-- Prosody 0.12 (stanzad's harness.sasl2_plugins): keep the client's stream 'from'.
+local function keep_stream_from(session)
+	if session.type == "c2s_unauthed" and not session.stream_attrs then
+		function session.stream_attrs(s, _, client_from) s.sasl2_stream_from = client_from; end
+	end
+end
+require "util.filters".add_filter_hook(keep_stream_from);
+function module.unload() require "util.filters".remove_filter_hook(keep_stream_from); end
+"""),
+    ),
+    "mod_sasl2_fast": (
+        ("expiry = dt.datetime(token_info.expires_at);",
+         "expiry = dt.datetime(math.floor(token_info.expires_at));"),
+        ('local client_id = auth:get_child_attr("user-agent", nil, "id");',
+         'local client_id = (auth:get_child("user-agent") or { attr = {} }).attr.id;'),
+    ),
+}
+
+
+def sasl2_plugins(directory: Union[str, Path]) -> Path:
+    """Write mod_sasl2 and mod_sasl2_fast, fixed for Prosody 0.12, as DIRECTORY/MOD/MOD.lua;
+    returns DIRECTORY (a plugin_paths entry; mod_sasl2_bind2 loads as shipped and finds
+    this mod_sasl2 through its module:depends("sasl2"))."""
+    d = Path(directory)
+    for module, fixes in SASL2_FIXES.items():
+        path = Path(f"/usr/lib/prosody/modules/{module}/{module}.lua")
+        src = path.read_text()
+        for old, new in fixes:
+            if src.count(old) != 1:
+                raise AssertionError(f"{path} changed: {old!r} is not there once")
+            src = src.replace(old, new)
+        (d / module).mkdir(parents=True, exist_ok=True)
+        (d / module / f"{module}.lua").write_text(src)
+    return d
+
+
 def _lua_literal(s: str) -> str:
     out = []
     for ch in s:
@@ -514,6 +593,8 @@ class Prosody:
       so a client certificate never arrives). Core's verifyext { "lsec_continue",
       "lsec_ignore_purpose" } stays, so an unverifiable certificate does not fail the
       handshake; mod_client_certs checks it against what the user pinned.
+    - sasl2: also offer XEP-0388 SASL2 with XEP-0386 Bind2 (sasl2_plugins() into
+      workdir/sasl2-plugins) and, with fast (the default), XEP-0484 FAST tokens.
     - plugin_paths: directories searched for modules before Prosody's own (e.g. the one
       client_certs_plugin() writes); name the modules in `modules`.
     """
@@ -530,7 +611,8 @@ class Prosody:
                  direct_tls_port: Optional[int] = None,
                  interfaces: Iterable[str] = (LOOPBACK,),
                  tls_protocol: Optional[str] = None, request_client_certs: bool = False,
-                 plugin_paths: Iterable[Union[str, Path]] = ()):
+                 plugin_paths: Iterable[Union[str, Path]] = (),
+                 sasl2: bool = False, fast: bool = True):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         if certs is None and (cert is None or key is None):
@@ -555,6 +637,9 @@ class Prosody:
         self.tls_protocol = tls_protocol
         self.request_client_certs = request_client_certs
         self.plugin_paths = [Path(p) for p in plugin_paths]
+        if sasl2:
+            self.plugin_paths.append(sasl2_plugins(self.workdir / "sasl2-plugins"))
+            self.modules += ["sasl2", "sasl2_bind2"] + (["sasl2_fast"] if fast else [])
         self._port_fixed = port is not None or direct_tls_port is not None
         self.config_path = self.workdir / "prosody.cfg.lua"
         self.log_path = self.workdir / "prosody.log"
