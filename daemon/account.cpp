@@ -102,6 +102,7 @@ void Account::probe(std::function<void(xmpp::Result<Probe>)> done) {
                 else done(xmpp::make_error("unreachable", c.reason));
             },
             [result](const tls::PeerCertificate& cert, const std::string& server) { *result = Probe{cert, server}; },
+            {},
         },
         ConnectOptions{{}, 0, false, true, key_password_}));
     probes_.back()->start();
@@ -211,7 +212,7 @@ void Account::online(const xmpp::Online& o) {
         if (!o.carbons)
             request({}, [](const std::string& id) { return xmpp::make_carbons_enable(id); },
                 [this](const IqReply& r) {
-                    if (!r.ok()) logs::daemon().warn("{}could not enable carbons: {}", prefix_, r.error);
+                    if (!r.ok()) logs::daemon().warn("{}could not enable carbons: {}", prefix_, r.describe());
                 });
         send("<presence>" + presence_payload() + "</presence>");  // RFC 6121 §4.2: initial presence
     }
@@ -255,13 +256,14 @@ void Account::request(const std::string& to, const std::function<std::string(con
                       IqCallback done) {
     std::string id = "stanzad-iq-" + std::to_string(next_iq_++);
     if (!send(make(id))) {
-        done(IqReply{{}, "not-online"});
+        done(IqReply{IqReply::Outcome::NotOnline, {}, {}});
         return;
     }
     pending_iqs_[id] = PendingIq{to, std::move(done), std::chrono::steady_clock::now() + std::chrono::seconds(30)};
     if (!uv_is_active(reinterpret_cast<uv_handle_t*>(iq_timer_.get())))
         uv_timer_start(
-            iq_timer_.get(), [](uv_timer_t* t) { static_cast<Account*>(t->data)->expire_iqs(false, "timeout"); },
+            iq_timer_.get(),
+            [](uv_timer_t* t) { static_cast<Account*>(t->data)->expire_iqs(false, IqReply::Outcome::Timeout); },
             1000, 1000);
 }
 
@@ -278,11 +280,23 @@ bool Account::answered(pugi::xml_node iq) {
     if (!ok_from) return false;
     IqCallback done = std::move(it->second.done);
     pending_iqs_.erase(it);
-    done(IqReply{iq, type == "result" ? "" : xmpp::stanza_error(iq)});
+    if (type == "result") done(IqReply{IqReply::Outcome::Result, iq, {}});
+    else done(IqReply{IqReply::Outcome::Remote, iq, xmpp::parse_stanza_error(iq).value_or(xmpp::StanzaError{"undefined-condition", ""})});
     return true;
 }
 
-void Account::expire_iqs(bool all, const std::string& why) {
+std::string IqReply::describe() const {
+    switch (outcome) {
+    case Outcome::Result: return "ok";
+    case Outcome::Remote: return error.describe();
+    case Outcome::Timeout: return "timeout";
+    case Outcome::NotOnline: return "not online";
+    case Outcome::Disconnected: return "disconnected";
+    }
+    return "";
+}
+
+void Account::expire_iqs(bool all, IqReply::Outcome why) {
     auto now = std::chrono::steady_clock::now();
     std::vector<IqCallback> expired;
     for (auto it = pending_iqs_.begin(); it != pending_iqs_.end();) {
@@ -294,7 +308,7 @@ void Account::expire_iqs(bool all, const std::string& why) {
         }
     }
     if (pending_iqs_.empty()) uv_timer_stop(iq_timer_.get());
-    for (auto& done : expired) done(IqReply{{}, why});
+    for (auto& done : expired) done(IqReply{why, {}, {}});
 }
 
 bool Account::send(std::string_view xml, std::string tag) {
@@ -323,7 +337,7 @@ void Account::update_roster(std::vector<xmpp::RosterEntry> items, bool push) {
 void Account::closed(const xmpp::Closed& c, bool tls_verify) {
     finished_ = std::move(connection_);  // we are inside its call stack: drop it later
     last_direct_tls_ = finished_->direct_tls();
-    expire_iqs(true, "disconnected");
+    expire_iqs(true, IqReply::Outcome::Disconnected);
     resume_ = stopping_ ? std::nullopt : finished_->take_resumable();
     if (resume_ && !resume_->restored && resume_since_ == std::chrono::steady_clock::time_point{})
         resume_since_ = std::chrono::steady_clock::now();
