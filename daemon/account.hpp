@@ -20,12 +20,24 @@ namespace stanzad {
 
 class Hub;
 
-// The answer to an iq we sent: the result, or why there is none ("condition (text)" of an
-// error answer, "timeout", "disconnected").
+// What became of an iq we sent: the result, the server's error, or why no answer came.
 struct IqReply {
-    pugi::xml_node iq;         // null unless the server answered; valid during the callback
-    std::string error;
-    bool ok() const { return error.empty(); }
+    enum class Outcome {
+        Result,        // type='result'
+        Remote,        // type='error': `error` says what the server (or the addressee) said
+        Timeout,       // no answer within 30 s
+        NotOnline,     // the account was not online: nothing was sent
+        Disconnected,  // the connection ended before the answer came
+    };
+    Outcome outcome = Outcome::Result;
+    pugi::xml_node iq;         // the answer (Result, Remote); valid during the callback
+    xmpp::StanzaError error;   // Remote only
+
+    bool ok() const { return outcome == Outcome::Result; }
+    // Our side failed, not the server: asking again later may work.
+    bool local() const { return outcome != Outcome::Result && outcome != Outcome::Remote; }
+    // For people: "timeout", "not online", "disconnected" or "condition (text)".
+    std::string describe() const;
 };
 using IqCallback = std::function<void(const IqReply&)>;
 
@@ -117,7 +129,7 @@ private:
     std::map<std::string, PendingIq> pending_iqs_;
     unsigned long next_iq_ = 1;
     uv::Timer iq_timer_;  // ticks while requests wait
-    void expire_iqs(bool all, const std::string& why);
+    void expire_iqs(bool all, IqReply::Outcome why);
     std::vector<xmpp::RosterEntry> roster_;
     std::optional<xmpp::SmSession> resume_;  // the XEP-0198 session the next connection resumes
     std::chrono::steady_clock::time_point resume_since_;  // when that session lost its link

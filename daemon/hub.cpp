@@ -25,6 +25,22 @@ bool normalize_stamp(std::string& stamp) {
     return true;
 }
 
+// A request that got no result, as the reply to the front end that asked.
+model::Reply failure_reply(const IqReply& r, const std::string& account) {
+    switch (r.outcome) {
+    case IqReply::Outcome::Timeout:
+        return model::Reply::error("timeout", "the server did not answer within 30 seconds");
+    case IqReply::Outcome::NotOnline:
+        return model::Reply::error("not-online", "account " + account + " is not online");
+    case IqReply::Outcome::Disconnected:
+        return model::Reply::error("not-online", "account " + account + ": the connection ended before the answer");
+    case IqReply::Outcome::Result:
+    case IqReply::Outcome::Remote:
+        break;
+    }
+    return model::Reply::error("refused", r.error.describe());
+}
+
 }  // namespace
 
 std::string make_uuid() {
@@ -165,7 +181,7 @@ void Hub::online(Account& account, bool resumed, bool stream_management, bool re
                             Account* a = find_(name);
                             if (!a) return;
                             if (!r.ok()) {
-                                logs::daemon().warn("account {}: roster request failed: {}", name, r.error);
+                                logs::daemon().warn("account {}: roster request failed: {}", name, r.describe());
                                 return;
                             }
                             auto query = xmpp::child(r.iq, xmpp::ns_roster, "query");
@@ -564,8 +580,7 @@ void Hub::fetch_vcards(Account& account, const std::vector<xmpp::RosterEntry>& i
                             if (!a) return;
                             auto& known = vcard_nicks(name);
                             if (!r.ok()) {
-                                if (r.error == "disconnected" || r.error == "not-online" || r.error == "timeout")
-                                    known.erase(jid);  // ask again next time
+                                if (r.local()) known.erase(jid);  // ask again next time
                                 return;
                             }
                             auto names = xmpp::parse_vcard_names(r.iq);
@@ -663,13 +678,10 @@ void Hub::history(Account& account, const model::History& h, Respond respond) {
     histories_[q.query_id] = HistoryQuery{account.name(), room ? h.with : own, {}};
     std::string query_id = q.query_id;
     account.request(q.to, [&](const std::string& id) { return xmpp::make_mam_query(id, q); },
-                    [this, query_id, respond = std::move(respond)](const IqReply& r) {
+                    [this, query_id, account_name = account.name(), respond = std::move(respond)](const IqReply& r) {
                         auto node = histories_.extract(query_id);
                         if (!r.ok()) {
-                            respond(r.error == "timeout"        ? model::Reply::error("timeout", "the server did not answer")
-                                    : r.error == "not-online"   ? model::Reply::error("not-online", "the account is not online")
-                                    : r.error == "disconnected" ? model::Reply::error("not-online", "the connection ended")
-                                                                : model::Reply::error("refused", r.error));
+                            respond(failure_reply(r, account_name));
                             return;
                         }
                         model::Reply reply;
@@ -704,12 +716,8 @@ void Hub::handle(const model::Command& command, const std::string& client, Respo
                 model::Reply reply;
                 if (fill) fill(reply, r.iq);
                 respond(std::move(reply));
-            } else if (r.error == "timeout") {
-                respond(model::Reply::error("timeout", "the server did not answer within 30 seconds"));
-            } else if (r.error == "not-online" || r.error == "disconnected") {
-                respond(model::Reply::error("not-online", "account " + name + ": " + r.error));
             } else {
-                respond(model::Reply::error("refused", r.error));
+                respond(failure_reply(r, name));
             }
         });
     };

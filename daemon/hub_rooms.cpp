@@ -107,7 +107,9 @@ void Hub::rooms_online(Account& account, bool resumed) {
                     [this, name, autojoin](const IqReply& r) {
                         Account* a = find_(name);
                         if (r.ok()) return autojoin(xmpp::parse_bookmarks(r.iq));
-                        if (!a || r.error == "disconnected" || r.error == "not-online") return;
+                        if (!a || r.outcome == IqReply::Outcome::Disconnected ||
+                            r.outcome == IqReply::Outcome::NotOnline)
+                            return;
                         a->request({}, [](const std::string& id) { return xmpp::make_legacy_bookmarks_get(id); },
                                    [autojoin](const IqReply& legacy) {
                                        if (legacy.ok()) autojoin(xmpp::parse_legacy_bookmarks(legacy.iq));
@@ -241,10 +243,10 @@ void Hub::room_catch_up(Account& account, Room& room, const std::string& after) 
                             // It failed: the gap stays open (tried again after the next
                             // resumption or rejoin). A room without an archive has no gap to fill.
                             logs::daemon().info("account {}: {}: no archive catch-up ({})", name, jid,
-                                                r.ok() ? "no <fin/>" : r.error);
+                                                r.ok() ? "no <fin/>" : r.describe());
                             room->catch_up_query.clear();
-                            if (r.ok() || r.error.starts_with("feature-not-implemented") ||
-                                r.error.starts_with("service-unavailable"))
+                            if (r.ok() || r.error.condition == "feature-not-implemented" ||
+                                r.error.condition == "service-unavailable")
                                 room->gap_open = false;
                             return;
                         }
@@ -441,7 +443,7 @@ void Hub::tick() {
                                  room->pinged = std::chrono::steady_clock::now();
                                  if (!r.iq || xmpp::classify_self_ping(r.iq) != xmpp::SelfPing::NotJoined) return;
                                  logs::daemon().info("account {}: no longer in {} ({}); joining again", name, jid,
-                                                     r.error);
+                                                     r.describe());
                                  send_join(*a, *room);
                              });
         }

@@ -57,18 +57,24 @@ std::string block_items(const std::vector<std::string>& jids) {
 
 }  // namespace
 
-std::string stanza_error(pugi::xml_node stanza) {
+std::optional<StanzaError> parse_stanza_error(pugi::xml_node stanza) {
     auto error = child(stanza, ns_client, "error");
-    if (!error) return "";
+    if (!error) return std::nullopt;
     // RFC 6120 §8.3.2: the first element in the stanzas namespace is the defined condition;
     // <text/> (§8.3.2, also in that namespace) is for people.
-    std::string condition, text;
+    StanzaError out;
     for (auto c : error.children()) {
         if (c.type() != pugi::node_element || namespace_of(c) != ns_stanzas) continue;
-        if (local_name(c) == "text") text = c.child_value();
-        else if (condition.empty()) condition = std::string(local_name(c));
+        if (local_name(c) == "text") out.text = c.child_value();
+        else if (out.condition.empty()) out.condition = std::string(local_name(c));
     }
-    return (condition.empty() ? "undefined-condition" : condition) + (text.empty() ? "" : " (" + text + ")");
+    if (out.condition.empty()) out.condition = "undefined-condition";
+    return out;
+}
+
+std::string stanza_error(pugi::xml_node stanza) {
+    auto error = parse_stanza_error(stanza);
+    return error ? error->describe() : "";
 }
 
 std::optional<ReceivedMessage> parse_message(pugi::xml_node stanza, const Jid& own) {

@@ -52,8 +52,14 @@ struct ReceivedMessage {
 // room it comes from.
 std::optional<ReceivedMessage> parse_message(pugi::xml_node stanza, const Jid& own);
 
-// "condition (text)" of a stanza's <error/> (RFC 6120 §8.3), "undefined-condition" when
-// it names none; "" when the stanza has no <error/>.
+// A stanza's <error/> (RFC 6120 §8.3.2): the defined condition ("undefined-condition" when it
+// names none) and the text for people, which may be empty.
+struct StanzaError {
+    std::string condition, text;
+    std::string describe() const { return text.empty() ? condition : condition + " (" + text + ")"; }
+};
+std::optional<StanzaError> parse_stanza_error(pugi::xml_node stanza);
+// "condition (text)" of a stanza's <error/>; "" when the stanza has no <error/>.
 std::string stanza_error(pugi::xml_node stanza);
 
 // XEP-0280 §7, §8: a <sent/> or <received/> carbon wrapper. `forged` when the wrapper does not
