@@ -230,5 +230,219 @@ class Sasl2FixtureTest(IntegrationTest):
         self.assertEqual(lua_errors(self.prosody), [])
 
 
+
+# --------------------------------------------------------------------------------------
+# stanzad against it.
+
+class Sasl2DaemonTest(FaultTest):
+    """stanzad's "home" (alice, resource "stanzad") on Prosody(sasl2=True), through a
+    FaultProxy where a test resets connections; bob is a slixmpp peer answering receipts."""
+
+    PROSODY_OPTIONS = {"sasl2": True}
+
+    def home(self, proxy=None, prosody=None, **extra):
+        extra.setdefault("resource", "stanzad")
+        if proxy is not None:
+            return self.proxied_account(proxy, **extra)
+        return self.account("home", "alice", prosody=prosody, **extra)
+
+    def start(self, acct, **daemon):
+        """The daemon with `acct`, quick dead-link detection; waits for `listening on`."""
+        daemon.setdefault("ping_interval", self.PING_INTERVAL)
+        daemon.setdefault("ping_timeout", self.PING_TIMEOUT)
+        return self.start_daemon([acct], online=False, **daemon)
+
+    def login(self, d, since=0, timeout=15):
+        """The next `online as JID (MECH)` from line `since` and the `session set up with
+        HOW` line that follows it (the daemon logs it right after, for a SASL2 login):
+        (full JID, mechanism, HOW, the online line's index)."""
+        m = d.wait_for(rx_online_mech("home"), timeout, since=since)
+        at = d.index(rx_online_mech("home"), since=since)
+        setup = d.wait_for(rx_setup("home"), 5, since=at).group(1)
+        setup_at = d.index(rx_setup("home"), since=at)
+        next_online = d.index(rx_online_mech("home"), since=at + 1)
+        self.assertTrue(next_online is None or next_online > setup_at,
+                        f"no `session set up` line for the login on line {at}")
+        return m.group(1), m.group(2), setup, at
+
+    def messages_both_ways(self, d, n, tag):
+        """n messages each way, counted by id (harness.Traffic), nothing lost or doubled."""
+        bob = self.bob_peer()
+        c = self.client(d, hello=f"counter-{tag}", replay=False)
+        t = Traffic(self, c, bob, n_out=n, n_in=n, tag=tag, rate_out=50, rate_in=50)
+        t.run(timeout=30)
+        t.wait_complete(timeout=20)
+        t.settle(1.0)  # absence check: a late duplicate would show up here
+        t.report()
+        t.check()
+        return t
+
+    def sasl2_auths(self, prosody=None, since=0):
+        return [(kind, mech) for _sid, kind, mech in prosody_auths(prosody or self.prosody,
+                                                                    since)]
+
+    # (a)
+    def test_login_with_sasl2_and_bind2(self):
+        d = self.start(self.home(), log_level="trace")
+        full, mech, setup, at = self.login(d)
+        self.assertEqual(mech, "SCRAM-SHA-1")
+        self.assertEqual(setup, "SASL2 + Bind2")
+        # XEP-0386: the configured resource is the tag; Prosody 0.12 makes it "tag~id".
+        self.assertRegex(full, r"^alice@localhost/stanzad~\S+$")
+        self.assertEqual(self.sasl2_auths(), [("authenticate", "SCRAM-SHA-1")])
+        self.assertEqual(self.prosody.session_ids("alice@localhost"), [
+            sid for sid, _k, _m in prosody_auths(self.prosody)])
+        # Bind2 enabled carbons inline (no separate <enable/> iq), XEP-0198 the legacy way.
+        sent = harness.wire_stanzas(d, direction="SEND")
+        self.assertEqual([w for w in sent if w.find("urn:xmpp:carbons:2", "enable") is not None
+                          and w.tag == "iq"], [])
+        d.wait_for(rx_session_up("home"), 10)
+        self.messages_both_ways(d, 30, "s2a")
+        self.assertEqual(lua_errors(self.prosody), [])
+
+    def test_login_with_channel_binding_on_tls12(self):
+        """On TLS 1.2 Prosody binds with tls-unique: SCRAM-SHA-1-PLUS in SASL2, a token for
+        HT-SHA-256-UNIQ, and the next login with it."""
+        p12 = self.start_prosody("prosody12", sasl2=True, tls_protocol="tlsv1_2")
+        proxy = self.fault_proxy(p12)
+        d = self.start(self.home(proxy))
+        full, mech, setup, _ = self.login(d)
+        self.assertEqual(mech, "SCRAM-SHA-1-PLUS, tls-unique")
+        self.assertEqual(setup, "SASL2 + Bind2")
+        self.assertEqual(d.wait_for(rx_token("home"), 10).group(1), "HT-SHA-256-UNIQ")
+        d.wait_for(rx_session_up("home"), 10)
+        mark, pmark = d.mark(), p12.log_mark()
+        self.assertEqual(proxy.reset_all(), 1)
+        _full, mech, _setup, _ = self.login(d, since=mark)
+        self.assertEqual(mech, "FAST, tls-unique")
+        self.assertEqual(self.sasl2_auths(p12, pmark), [("authenticate", "HT-SHA-256-UNIQ")])
+        self.assertEqual(lua_errors(p12), [])
+
+    # (b)
+    def test_fast_token_then_fast_login_after_a_reset(self):
+        proxy = self.fault_proxy()
+        d = self.start(self.home(proxy), log_level="trace")
+        _full, mech, _setup, _ = self.login(d)
+        self.assertEqual(mech, "SCRAM-SHA-1")
+        mech, expiry = d.wait_for(rx_token("home"), 10).groups()
+        self.assertEqual(mech, "HT-SHA-256-NONE")
+        self.assertRegex(expiry, r"^\d{4}-\d\d-\d\dT")
+        secrets = stored_fast_secrets(self.prosody)
+        self.assertEqual(len(secrets), 1)
+        d.wait_for(rx_session_up("home"), 10)
+
+        mark, pmark = d.mark(), self.prosody.log_mark()
+        self.assertEqual(proxy.reset_all(), 1)
+        d.wait_for(rx_disconnected("home"), 10, since=mark)
+        full, mech, setup, at = self.login(d, since=mark)
+        self.assertEqual(mech, "FAST")
+        # No SCRAM on the way: the one SASL exchange since the reset is the token's.
+        self.assertEqual(self.sasl2_auths(since=pmark), [("authenticate", "HT-SHA-256-NONE")])
+        # Without XEP-0198 inside SASL2 (0.12) the daemon resumes after <success/>, so no
+        # Bind2 this time (a new binding would end the session it resumes).
+        self.assertEqual(setup, "SASL2")
+        d.wait_for(rx_resumed("home"), 10, since=at)
+        self.messages_both_ways(d, 20, "fst")
+        # The token never reaches the log, not even the wire trace.
+        for secret in secrets + [s.split("secret-token:", 1)[-1] for s in secrets]:
+            self.assertNotIn(secret, d.output())
+        self.assertEqual(lua_errors(self.prosody), [])
+
+    # (c)
+    def test_refused_token(self):
+        """The server forgot the token (its store deleted while the daemon was stopped):
+        the daemon says so, logs in with the password, gets a new token, is online.
+        Prosody 0.12's mod_sasl2 refuses a second mechanism on the stream where the token
+        failed (invalid-mechanism), so the password login happens on the next connection."""
+        d = self.start(self.home())
+        self.login(d)
+        d.wait_for(rx_token("home"), 10)
+        old = stored_fast_secrets(self.prosody)
+        self.assertEqual(len(old), 1)
+        self.assertEqual(d.stop(), 0)
+        (self.prosody.data_path / "localhost" / "fast_tokens" / "alice.dat").unlink()
+
+        pmark = self.prosody.log_mark()
+        d2 = self.start(self.home())
+        why = d2.wait_for(rx_refused("home"), 15).group(1)
+        self.assertIn("not-authorized", why)
+        refused_at = d2.index(rx_refused("home"))
+        _full, mech, setup, at = self.login(d2, since=refused_at)
+        self.assertEqual(mech, "SCRAM-SHA-1")
+        self.assertEqual(setup, "SASL2 + Bind2")
+        d2.wait_for(rx_token("home"), 10, since=refused_at)
+        new = stored_fast_secrets(self.prosody)
+        self.assertEqual(len(new), 1)
+        self.assertNotEqual(new, old)
+        auths = prosody_auths(self.prosody, pmark)
+        self.assertEqual([(k, m) for _s, k, m in auths],
+                         [("authenticate", "HT-SHA-256-NONE"), ("authenticate", "SCRAM-SHA-1"),
+                          ("authenticate", "SCRAM-SHA-1")])
+        # The first two on one connection (the refused token, then the password, which
+        # that stream refuses), the third on the next.
+        self.assertEqual(auths[0][0], auths[1][0])
+        self.assertNotEqual(auths[1][0], auths[2][0])
+        self.assertEqual(d2.count(rx_connecting("home")), 2)
+        self.assertEqual(self.prosody.session_ids("alice@localhost", pmark), [auths[2][0]])
+        self.peer("bob").ping(_full)
+
+    # (d)
+    def test_messages_through_resets(self):
+        N, RESETS = 300, 6
+        proxy = self.fault_proxy()
+        d = self.start(self.home(proxy))
+        self.login(d)
+        d.wait_for(rx_token("home"), 10)
+        d.wait_for(rx_session_up("home"), 10)
+        bob = self.bob_peer()
+        c = self.client(d, hello="counter", replay=False)
+        start, pmark = d.mark(), self.prosody.log_mark()
+        resets = []
+
+        def reset():
+            n = proxy.reset_all()
+            if n:
+                resets.append(n)
+            return n >= 1
+
+        t = Traffic(self, c, bob, n_out=N, n_in=N, tag="s2r", rate_out=60, rate_in=60)
+        try:
+            t.run([Fault(at=(k + 1) / (RESETS + 1), fire=reset,
+                         ready=lambda: daemon_link_up(d, "home"), name=f"reset {k + 1}")
+                   for k in range(RESETS)], timeout=60)
+            t.wait_complete(timeout=30)
+            t.wait_catch_up(d, since=start, timeout=15)
+            t.settle(2.0)  # absence check: a late duplicate (resend, MAM) shows up here
+        finally:
+            t.report(resets=len(resets),
+                     logins=[m.group(2) for m in d.matches(rx_online_mech("home"), start)],
+                     resumed=d.count(rx_resumed("home"), since=start))
+        self.assertEqual(len(resets), RESETS)
+        t.check()
+        logins = [m.group(2) for m in d.matches(rx_online_mech("home"), since=start)]
+        self.assertGreaterEqual(len(logins), RESETS)
+        self.assertEqual(set(logins), {"FAST"}, "every login after a reset uses the token")
+        self.assertEqual({m for _k, m in self.sasl2_auths(since=pmark)}, {"HT-SHA-256-NONE"})
+        self.audit_replay(d, t)
+
+    # (e)
+    def test_restart_keeps_the_token(self):
+        d = self.start(self.home())
+        first, mech, _setup, _ = self.login(d)
+        self.assertEqual(mech, "SCRAM-SHA-1")
+        d.wait_for(rx_token("home"), 10)
+        self.assertEqual(d.stop(), 0)
+        pmark = self.prosody.log_mark()
+        d2 = self.start(self.home())
+        full, mech, setup, _ = self.login(d2)
+        self.assertEqual(mech, "FAST")
+        self.assertEqual(self.sasl2_auths(since=pmark), [("authenticate", "HT-SHA-256-NONE")])
+        self.assertEqual(setup, "SASL2 + Bind2")
+        # The user-agent id is kept with the token: Bind2 makes the same resource.
+        self.assertEqual(full, first)
+        self.assertEqual(d2.count(rx_token("home")), 0)  # the token was kept, not replaced
+        self.peer("bob").ping(full)
+
+
 if __name__ == "__main__":
     harness.main()
