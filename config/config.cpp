@@ -46,7 +46,9 @@ constexpr std::size_t max_password_output = 64 * 1024;
 constexpr std::array<std::string_view, 3> root_keys = {"daemon", "irc", "account"};
 constexpr std::array<std::string_view, 7> daemon_keys = {"state_dir",     "socket",       "log_level", "history_days",
                                                          "ping_interval", "ping_timeout", "resolver"};
-constexpr std::array<std::string_view, 4> irc_keys = {"listen", "password", "password_command", "server_name"};
+constexpr std::array<std::string_view, 7> irc_keys = {"listen",      "password",             "password_command",
+                                                     "server_name", "registration_timeout", "max_unregistered",
+                                                     "max_clients"};
 constexpr std::size_t max_server_name = 63;
 constexpr std::array<std::string_view, 20> account_keys = {
     "name",           "jid",            "password",    "password_command", "resource",
@@ -629,10 +631,10 @@ private:
 
     // An integer key of [daemon] within [min, max]; left as it was when absent or bad.
     void integer_at(const toml::table& t, std::string_view key, std::int64_t min, std::int64_t max,
-                    std::string_view what, int& out) {
+                    std::string_view what, int& out, std::string_view section = "daemon") {
         const toml::node* node = t.get(key);
         if (!node) return;
-        const std::string dotted = "daemon." + std::string(key);
+        const std::string dotted = join_key(section, key);
         const auto* i = node->as_integer();
         if (!i) {
             error(*node, dotted, "expected an integer, got " + std::string(type_name(*node)));
@@ -716,9 +718,16 @@ private:
         }
         password_pair(*t, "irc", out.password, out.password_command);
         server_name(*t, out.server_name);
-        if (!out.listen.empty() && !t->contains("password") && !t->contains("password_command")) {
-            warning(*t->get("listen"), "irc.listen",
-                    "no password or password_command: anyone who can connect gets in");
+        integer_at(*t, "registration_timeout", 1, 3600, "a number of seconds", out.registration_timeout, "irc");
+        integer_at(*t, "max_unregistered", 1, 10000, "a number of connections", out.max_unregistered, "irc");
+        integer_at(*t, "max_clients", 1, 10000, "a number of clients", out.max_clients, "irc");
+        // On TCP anyone on the machine can connect: a password is required. A Unix socket
+        // (mode 0600) is its owner's only.
+        bool tcp = !out.listen.empty() && out.listen.front() != '/' && out.listen.find('/') == std::string::npos;
+        if (tcp && !t->contains("password") && !t->contains("password_command")) {
+            error(*t->get("listen"), "irc.listen",
+                  "on TCP the IRC listener needs a password: set [irc] password or password_command, or listen on "
+                  "a Unix socket path");
         }
     }
 

@@ -78,6 +78,9 @@ struct IrcSection {
     // The IRC server's name: 001-004, PONG and the source of every server message. A host
     // name (letters, digits, '-', '.'; at most 63 bytes), so never a nick!user@host.
     std::string server_name = "stanzad";
+    int registration_timeout = 30;  // seconds a connection may take to register
+    int max_unregistered = 16;      // connections at once that have not registered
+    int max_clients = 64;           // registered IRC clients at once
 };
 
 struct Config {

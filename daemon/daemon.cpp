@@ -91,8 +91,7 @@ int Daemon::run() {
             }
             password = std::move(pw).value();
         }
-        irc_ = std::make_unique<IrcListener>(&loop_, *hub_, *store_, std::move(password),
-                                             config_.irc.server_name);
+        irc_ = std::make_unique<IrcListener>(&loop_, *hub_, *store_, std::move(password), config_.irc);
         if (auto st = irc_->listen(config_.irc.listen); !st) {
             logs::daemon().critical("stanzad: {}", st.error().message);
             return 1;

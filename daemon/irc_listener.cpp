@@ -16,6 +16,7 @@ namespace {
 constexpr const char* nicks_meta_account = "";  // the nick map belongs to no one account
 constexpr const char* nicks_meta_key = "irc_nicks";
 constexpr uint64_t ping_every_ms = 60'000;
+constexpr uint64_t watch_every_ms = 250;
 
 void close_stream(uv_stream_t* s) {
     if (!s || uv_is_closing(reinterpret_cast<uv_handle_t*>(s))) return;
@@ -27,12 +28,17 @@ void close_stream(uv_stream_t* s) {
 
 }  // namespace
 
-IrcListener::IrcListener(uv_loop_t* loop, Hub& hub, Store& store, std::string password, std::string server_name)
-    : loop_(loop), hub_(hub), store_(store), password_(std::move(password)), server_name_(std::move(server_name)),
-      ping_timer_(loop), reap_timer_(loop), replay_timer_(loop) {
-    ping_timer_->data = reap_timer_->data = replay_timer_->data = this;
+IrcListener::IrcListener(uv_loop_t* loop, Hub& hub, Store& store, std::string password,
+                         const config::IrcSection& settings)
+    : loop_(loop), hub_(hub), store_(store), password_(std::move(password)), settings_(settings),
+      ping_timer_(loop), reap_timer_(loop), replay_timer_(loop), watch_timer_(loop) {
+    ping_timer_->data = reap_timer_->data = replay_timer_->data = watch_timer_->data = this;
+    // No contact is named like the service or the server (a nick "stanzad" or a dotless
+    // server_name would look like the server's own lines).
+    std::vector<std::string> reserved = {std::string(irc::service_nick), settings_.server_name};
+    nicks_ = irc::NickMap(reserved);
     if (auto saved = store_.meta(nicks_meta_account, nicks_meta_key); saved && !saved.value().empty()) {
-        nicks_ = irc::NickMap::deserialize(saved.value());
+        nicks_ = irc::NickMap::deserialize(saved.value(), reserved);
         saved_nicks_ = saved.value();
         saved_size_ = nicks_.size();
     }
@@ -43,7 +49,11 @@ IrcListener::~IrcListener() { close(); }
 
 xmpp::Status IrcListener::listen(const std::string& address) {
     int rc = 0;
-    if (address.find('/') != std::string::npos) {
+    bool tcp = address.find('/') == std::string::npos;
+    if (tcp && password_.empty())
+        return xmpp::make_error("irc", "[irc] listen = \"" + address + "\" is TCP and needs a password ([irc] password or "
+                                       "password_command gave none); a Unix socket path may go without");
+    if (!tcp) {
         // A Unix socket: only its owner may connect.
         struct stat st{};
         if (::lstat(address.c_str(), &st) == 0) {
@@ -82,6 +92,8 @@ xmpp::Status IrcListener::listen(const std::string& address) {
     address_ = address;
     uv_timer_start(ping_timer_.get(), [](uv_timer_t* t) { static_cast<IrcListener*>(t->data)->keepalive(); },
                    ping_every_ms, ping_every_ms);
+    uv_timer_start(watch_timer_.get(), [](uv_timer_t* t) { static_cast<IrcListener*>(t->data)->watch(); },
+                   watch_every_ms, watch_every_ms);
     logs::daemon().info("stanzad: IRC on {}{}", address, password_.empty() ? " (no password: [irc] password is not set)" : "");
     return xmpp::Ok{};
 }
@@ -97,6 +109,7 @@ void IrcListener::close() {
     ping_timer_.reset();
     reap_timer_.reset();
     replay_timer_.reset();
+    watch_timer_.reset();
 }
 
 void IrcListener::on_connection(uv_stream_t* server, int status) {
@@ -120,7 +133,8 @@ void IrcListener::on_connection(uv_stream_t* server, int status) {
     irc::SessionOptions options;
     options.password = self->password_;
     options.version = STANZAD_VERSION;
-    options.server = self->server_name_;
+    options.server = self->settings_.server_name;
+    options.may_register = [self] { return self->count(true) < static_cast<std::size_t>(self->settings_.max_clients); };
     options.clock = [] {
         return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
     };
@@ -129,7 +143,19 @@ void IrcListener::on_connection(uv_stream_t* server, int status) {
     client->stream = stream;
     client->number = number;
     client->session = std::make_unique<irc::Session>(options, self->nicks_, "irc" + std::to_string(number) + "-" + make_uuid().substr(0, 8));
+    client->connected_at = uv_now(self->loop_);
     stream->data = client.get();
+    bool full = self->count(false) >= static_cast<std::size_t>(self->settings_.max_unregistered);
+    self->clients_.push_back(std::move(client));
+    if (full) {
+        uv::write(stream, "ERROR :Closing link: too many unregistered connections (see [irc] max_unregistered)\r\n");
+        return self->drop(*self->clients_.back(), "too many unregistered connections");
+    }
+    start_reading(stream);
+    logs::daemon().debug("irc client {}: connected", number);
+}
+
+void IrcListener::start_reading(uv_stream_t* stream) {
     uv_read_start(
         stream,
         [](uv_handle_t*, size_t, uv_buf_t* buf) {
@@ -137,8 +163,13 @@ void IrcListener::on_connection(uv_stream_t* server, int status) {
             *buf = uv_buf_init(storage, sizeof storage);
         },
         on_read);
-    logs::daemon().debug("irc client {}: connected", number);
-    self->clients_.push_back(std::move(client));
+}
+
+std::size_t IrcListener::count(bool registered) const {
+    std::size_t n = 0;
+    for (const auto& c : clients_)
+        if (!c->closed && c->session->registered() == registered) ++n;
+    return n;
 }
 
 void IrcListener::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
@@ -182,8 +213,40 @@ void IrcListener::pump(Client& client) {
     }
     save_nicks(client.from_read);
     client.from_read = false;
+    hold_if_failed(client);
     flush(client);
-    if (client.session->closing()) drop(client, "quit");
+    if (client.session->closing() && client.hold_until == 0) drop(client, "quit");
+}
+
+void IrcListener::hold_if_failed(Client& client) {
+    // A failed login is answered after a delay, and nothing more is read meanwhile: a
+    // password cannot be guessed faster than one per auth_delay_ms per connection (and the
+    // session closes after Session::max_auth_failures).
+    if (client.session->auth_failures() == client.auth_failures) return;
+    client.auth_failures = client.session->auth_failures();
+    client.hold_until = uv_now(loop_) + auth_delay_ms;
+    uv_read_stop(client.stream);
+}
+
+void IrcListener::watch() {
+    std::uint64_t now = uv_now(loop_);
+    std::uint64_t deadline_ms = static_cast<std::uint64_t>(settings_.registration_timeout) * 1000;
+    for (auto& c : clients_) {
+        if (c->closed) continue;
+        if (c->hold_until != 0 && now >= c->hold_until) {
+            c->hold_until = 0;
+            flush(*c);
+            if (c->session->closing()) {
+                drop(*c, "failed login");
+                continue;
+            }
+            start_reading(c->stream);
+        }
+        if (!c->session->registered() && now - c->connected_at >= deadline_ms) {
+            uv::write(c->stream, "ERROR :Closing link: registration timed out\r\n");
+            drop(*c, "registration timed out");
+        }
+    }
 }
 
 void IrcListener::continue_replay(Client& client) {
@@ -216,7 +279,7 @@ void IrcListener::continue_replay(Client& client) {
 }
 
 void IrcListener::flush(Client& client) {
-    if (client.closed) return;
+    if (client.closed || client.hold_until != 0) return;
     std::string out = client.session->take_output();
     if (out.empty()) return;
     if (uv_stream_get_write_queue_size(client.stream) + out.size() > max_backlog) {

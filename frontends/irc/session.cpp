@@ -240,8 +240,10 @@ void Session::registration(const Message& m) {
     if (m.command == "NICK") {
         if (m.params.empty() || m.params[0].empty()) return numeric("431", {"No nickname given"});
         if (!valid_nick(m.params[0])) return numeric("432", {m.params[0], "Erroneous nickname"});
-        if (nicks_.lookup(m.params[0]) || fold(m.params[0]) == fold(service_nick))
-            return numeric("433", {m.params[0], "Nickname is already in use (by a contact; rename it with: rename NICK NEWNICK)"});
+        // Whether a contact has the nick is told only once the password is known
+        // (try_finish_registration): nothing about the roster before authentication.
+        if (fold(m.params[0]) == fold(service_nick) || fold(m.params[0]) == fold(options_.server))
+            return numeric("433", {m.params[0], "Nickname is already in use"});
         nick_ = m.params[0];
         return try_finish_registration();
     }
@@ -332,7 +334,12 @@ void Session::authenticate(const Message& m) {
     }
     if (!decoded || (!options_.password.empty() && password != options_.password)) {
         password_ok_ = false;
-        return numeric("904", {"SASL authentication failed"});
+        numeric("904", {"SASL authentication failed"});
+        if (++auth_failures_ >= max_auth_failures) {
+            send(make("", "ERROR", {"Closing link: too many failed logins"}));
+            closing_ = true;
+        }
+        return;
     }
     password_ok_ = true;
     if (!authcid.empty()) client_name_ = client_of(authcid);
@@ -347,6 +354,16 @@ void Session::try_finish_registration() {
     if (!options_.password.empty() && !password_ok_ && pass_ != options_.password) {
         numeric("464", {"Password incorrect"});
         send(make("", "ERROR", {"Closing link: password incorrect (see [irc] password in the config)"}));
+        closing_ = true;
+        ++auth_failures_;
+        return;
+    }
+    if (nicks_.lookup(nick_)) {
+        std::string taken = std::exchange(nick_, {});
+        return numeric("433", {taken, "Nickname is already in use (by a contact; rename it with: rename NICK NEWNICK)"});
+    }
+    if (options_.may_register && !options_.may_register()) {
+        send(make("", "ERROR", {"Closing link: too many IRC clients (see [irc] max_clients in the config)"}));
         closing_ = true;
         return;
     }
@@ -1173,7 +1190,8 @@ void Session::render_event(const model::Event& e) {
         if (r->state == "joining" || !ch) return;
         std::string me = nick_ + "!" + user_ + "@stanzad";
         if (r->state == "kicked" || r->state == "banned")
-            send(make(r->actor.empty() ? options_.server : r->actor, "KICK", {name, nick_, r->state + (r->reason.empty() ? "" : ": " + r->reason)}));
+            send(make(r->actor.empty() ? options_.server : occupant_irc_nick(*ch, r->actor), "KICK",
+                      {name, nick_, r->state + (r->reason.empty() ? "" : ": " + r->reason)}));
         else send(make(me, "PART", {name, r->state + (r->reason.empty() ? "" : ": " + r->reason)}));
         channels_.erase(fold(name));
         return;
@@ -1194,7 +1212,8 @@ void Session::render_event(const model::Event& e) {
             send(make(mask, "PART", {name, o->who.status}));
         } else if (o->change == "kick" || o->change == "ban") {
             ch->occupants.erase(rn);
-            send(make(o->actor.empty() ? options_.server : o->actor, "KICK", {name, irc_nick, o->change + (o->reason.empty() ? "" : ": " + o->reason)}));
+            send(make(o->actor.empty() ? options_.server : occupant_irc_nick(*ch, o->actor), "KICK",
+                      {name, irc_nick, o->change + (o->reason.empty() ? "" : ": " + o->reason)}));
         } else if (o->change == "nick") {
             auto info = o->who;
             ch->occupants.erase(rn);
@@ -1221,7 +1240,7 @@ void Session::render_event(const model::Event& e) {
         return;
     }
     if (auto* i = std::get_if<model::Invite>(&e.body)) {
-        std::string from = sanitize_nick(nick_base(i->from));
+        std::string from = not_ours(sanitize_nick(nick_base(i->from)));
         send(make(from + "!" + local_part(i->from) + "@" + domain_part(i->from), "INVITE", {nick_, "#" + i->room}));
         notice_control(i->from + " invites you (" + account + ") to #" + i->room + (i->reason.empty() ? "" : ": " + i->reason) +
                        " ('join " + i->room + "' or /join #" + i->room + ")");
@@ -1409,7 +1428,24 @@ void Session::send(Message m) {
     // <available user modes> <available channel modes>" (modern-irc appendix).
     bool colon = text_last.count(m.command) > 0 ||
                  (m.command.size() == 3 && std::isdigit(static_cast<unsigned char>(m.command[0])) && m.command != "004");
+    fit_line(m, colon && m.params.size() > 1);
     output_ += wire(m, colon && m.params.size() > 1);
+}
+
+void Session::fit_line(Message& m, bool colon_last) const {
+    // modern-irc "Message Format": 512 bytes with CR LF, tags aside. Text from elsewhere (a
+    // topic, a kick or part reason) that does not fit is cut between code points.
+    std::size_t rough = m.source.size() + m.command.size() + 4 + m.params.size();
+    for (const auto& p : m.params) rough += p.size();
+    if (rough <= max_body_bytes || m.params.empty()) return;
+    auto tags = std::exchange(m.tags, {});
+    std::size_t size = serialize(m, colon_last).size();
+    m.tags = std::move(tags);
+    if (size <= max_body_bytes) return;
+    std::string& last = m.params.back();
+    std::size_t keep = size - max_body_bytes >= last.size() ? 0 : last.size() - (size - max_body_bytes);
+    while (keep > 0 && (static_cast<unsigned char>(last[keep]) & 0xC0) == 0x80) --keep;
+    last.resize(keep);
 }
 
 void Session::numeric(std::string_view code, std::vector<std::string> params) {
@@ -1512,9 +1548,14 @@ std::string Session::hostmask(const std::string& nick, const std::string& jid) c
 
 std::string Session::occupant_irc_nick(const Channel& c, const std::string& room_nick) const {
     if (room_nick == c.our_nick) return nick_;
-    std::string n = sanitize_nick(room_nick);
-    if (fold(n) == fold(nick_) || fold(n) == fold(service_nick)) n += "_";
-    return n;
+    return not_ours(sanitize_nick(room_nick));
+}
+
+std::string Session::not_ours(std::string nick) const {
+    // A nick made from remote text (a room nick, an inviter's JID) never looks like us, the
+    // service or the server: it gets a '_'.
+    if (fold(nick) == fold(nick_) || fold(nick) == fold(service_nick) || fold(nick) == fold(options_.server)) nick += "_";
+    return nick;
 }
 
 Session::Channel* Session::channel(std::string_view name) {

@@ -38,6 +38,7 @@ struct SessionOptions {
     std::string version = "0";
     std::string server = "stanzad";  // our server name ([irc] server_name): source of numerics
     std::function<std::int64_t()> clock;  // Unix time, seconds (TIME); unset: 0
+    std::function<bool()> may_register;    // false: no room for one more client ([irc] max_clients)
 };
 
 class Session {
@@ -46,6 +47,7 @@ public:
     static constexpr int chathistory_limit = 500;          // ISUPPORT CHATHISTORY=
     static constexpr std::size_t max_nicks = 10000;        // stored nicks (strangers beyond get none)
     static constexpr std::size_t max_monitor = 100;        // ISUPPORT MONITOR=: nicks one client monitors
+    static constexpr int max_auth_failures = 3;            // failed logins before the connection is closed
 
     Session(SessionOptions options, NickMap& nicks, std::string id_prefix);
 
@@ -72,6 +74,8 @@ public:
     // PING went unanswered (the client is gone).
     bool keepalive();
     bool registered() const { return registered_; }
+    // Failed logins so far (PASS or SASL): the owner answers each after a delay.
+    int auth_failures() const { return auth_failures_; }
     const std::string& nick() const { return nick_; }
 
 private:
@@ -134,6 +138,7 @@ private:
 
     // Output.
     void send(Message m);
+    void fit_line(Message& m, bool colon_last) const;
     void numeric(std::string_view code, std::vector<std::string> params);
     void fail(std::string_view command, std::string_view code, std::vector<std::string> context, std::string text);
     void notice_control(const std::string& text);
@@ -153,6 +158,7 @@ private:
     std::string contact_nick(const std::string& account, const std::string& jid);
     std::string hostmask(const std::string& nick, const std::string& jid) const;
     std::string occupant_irc_nick(const Channel& c, const std::string& room_nick) const;
+    std::string not_ours(std::string nick) const;
     Channel* channel(std::string_view name);
     Contact* contact_by_nick(std::string_view nick);
     std::string channel_name(const std::string& room) const { return "#" + room; }
@@ -177,6 +183,7 @@ private:
     std::string client_name_ = "irc";
     std::set<std::string> caps_;
     std::string sasl_buffer_;
+    int auth_failures_ = 0;
 
     // The world as this client sees it.
     bool ready_ = false;

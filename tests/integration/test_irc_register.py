@@ -161,15 +161,17 @@ class IrcRegistrationTest(IrcTest):
         d = self.start_irc_daemon()
         self.irc(d, name="first")  # its setup gives the contacts their nicks
         c = self.irc(d, register=False)
+        # A contact's nick is told only to a client that gave the password: at the end
+        # of registration.
         c.send(f"PASS {IRC_PASSWORD}")
         c.send("NICK bob")
+        c.send("USER alice 0 * :Alice")
         c.wait(None, "433", None, "bob")
         c.send("NICK stanzad")
         c.wait(None, "433", None, "stanzad")
         c.send("NICK 1bad")
         c.wait(None, "432", None, "1bad")
         c.send("NICK alice")
-        c.send("USER alice 0 * :Alice")
         c.wait(None, "001", "alice")
         # After registration too.
         mark = c.mark()

@@ -938,7 +938,7 @@ TEST_CASE("chat_markers is a boolean, off by default", "[config]") {
     CHECK(bad.problems[0].message == "expected true or false, got a string");
 }
 
-TEST_CASE("irc.listen is host:port or a path; no password is a warning", "[config]") {
+TEST_CASE("irc.listen is host:port or a path; on TCP a password is required", "[config]") {
     ScopedEnv home("HOME", "/home/erin");
     auto parse_irc = [](const std::string& irc) {
         return config::parse("[irc]\n" + irc + std::string(minimal_account), "irc.toml");
@@ -958,13 +958,18 @@ TEST_CASE("irc.listen is host:port or a path; no password is a warning", "[confi
     CHECK(bad.problems[0].message ==
           "expected host:port (like 127.0.0.1:6667) or a Unix socket path, got '6667'");
 
+    // TCP without a password: refused, with the line; a Unix socket (0600) may go without.
     auto open = parse_irc("listen = \"127.0.0.1:6667\"\n");
-    REQUIRE(open.ok());
+    CHECK_FALSE(open.ok());
     REQUIRE(open.problems.size() == 1);
-    CHECK(open.problems[0].severity == Problem::Severity::Warning);
+    CHECK(open.problems[0].severity == Problem::Severity::Error);
     CHECK(open.problems[0].line == 2);
     CHECK(open.problems[0].to_string() ==
-          "irc.toml:2:10: warning: irc.listen: no password or password_command: anyone who can connect gets in");
+          "irc.toml:2:10: error: irc.listen: on TCP the IRC listener needs a password: set [irc] password or "
+          "password_command, or listen on a Unix socket path");
+    auto local = parse_irc("listen = \"/run/user/1000/irc.sock\"\n");
+    REQUIRE(local.ok());
+    CHECK(local.problems.empty());
 
     auto both = parse_irc("listen = \"\"\npassword = \"p\"\npassword_command = \"c\"\n");
     REQUIRE(both.problems.size() == 1);
@@ -990,6 +995,26 @@ TEST_CASE("irc.server_name: stanzad by default, else a host name", "[config]") {
         CHECK(r.problems[0].key == "irc.server_name");
         CHECK(r.problems[0].line == 3);
     }
+}
+
+TEST_CASE("irc limits: registration_timeout, max_unregistered, max_clients", "[config]") {
+    auto parse_irc = [](const std::string& irc) {
+        return config::parse("[irc]\npassword = \"p\"\n" + irc + std::string(minimal_account), "irc.toml");
+    };
+    auto plain = parse_irc("");
+    REQUIRE(plain.ok());
+    CHECK(plain.config->irc.registration_timeout == 30);
+    CHECK(plain.config->irc.max_unregistered == 16);
+    CHECK(plain.config->irc.max_clients == 64);
+    auto set = parse_irc("registration_timeout = 5\nmax_unregistered = 2\nmax_clients = 3\n");
+    REQUIRE(set.ok());
+    CHECK(set.config->irc.registration_timeout == 5);
+    CHECK(set.config->irc.max_unregistered == 2);
+    CHECK(set.config->irc.max_clients == 3);
+    auto bad = parse_irc("max_clients = 0\n");
+    REQUIRE(bad.problems.size() == 1);
+    CHECK(bad.problems[0].to_string() ==
+          "irc.toml:3:15: error: irc.max_clients: expected a number of clients between 1 and 10000, got 0");
 }
 
 TEST_CASE("a TOML syntax error is reported with its line and column", "[config]") {

@@ -309,6 +309,74 @@ TEST_CASE("irc: the MONITOR list is bounded: ERR_MONLISTFULL names what was refu
     CHECK(out.back() == ":stanzad 733 al :End of MONITOR list");
 }
 
+TEST_CASE("irc: before the password nothing tells a contact's nick; after it, 433") {
+    Fixture f;
+    f.nicks.nick_for("home", "bob@example.org");
+    CHECK(f.feed("NICK bob\r\nUSER al 0 * :Al\r\n").size() == 2);  // 464 and ERROR only
+    CHECK(f.session.closing());
+
+    Fixture g;
+    g.nicks.nick_for("home", "bob@example.org");
+    CHECK(g.feed("NICK bob\r\n").empty());
+    CHECK(any_line(g.feed("NICK stanzad\r\n"), " 433 bob stanzad :"));
+    auto out = g.feed("PASS pw\r\nNICK bob\r\nUSER al 0 * :Al\r\n");
+    CHECK(out == std::vector<std::string>{":stanzad 433 * bob :Nickname is already in use (by a contact; rename it with: rename NICK NEWNICK)"});
+    CHECK_FALSE(g.session.registered());
+    CHECK(any_line(g.feed("NICK al\r\n"), " 001 al "));
+}
+
+TEST_CASE("irc: failed SASL logins are counted; the third closes the connection") {
+    Fixture f;
+    f.feed("CAP LS 302\r\nNICK al\r\nUSER al 0 * :Al\r\nCAP REQ :sasl\r\n");
+    for (int i = 1; i <= Session::max_auth_failures; ++i) {
+        f.feed("AUTHENTICATE PLAIN\r\n");
+        auto out = f.feed("AUTHENTICATE AGFsAG5vcGU=\r\n");  // "\0al\0nope"
+        CHECK(any_line(out, " 904 "));
+        CHECK(f.session.auth_failures() == i);
+        CHECK(f.session.closing() == (i == Session::max_auth_failures));
+    }
+    CHECK(f.daemon.commands.empty());
+}
+
+TEST_CASE("irc: [irc] max_clients: no room, no registration") {
+    NickMap nicks;
+    SessionOptions options{"pw", "9.9", "stanzad", nullptr, [] { return false; }};
+    Session s(options, nicks, "t");
+    s.receive("PASS pw\r\nNICK al\r\nUSER al 0 * :Al\r\n");
+    auto out = lines_of(s.take_output());
+    CHECK(out == std::vector<std::string>{"ERROR :Closing link: too many IRC clients (see [irc] max_clients in the config)"});
+    CHECK(s.closing());
+    CHECK_FALSE(s.registered());
+}
+
+TEST_CASE("irc: remote text never looks like the server, and is cut at 512 bytes") {
+    Fixture f("home");
+    model::RoomInfo room{"dev@muc.example.org", "joined", "alice", "", "", false,
+                         {{"alice", "", "participant", "member", "", ""}, {"home", "", "moderator", "owner", "", ""},
+                          {"stanzad", "", "moderator", "owner", "", ""}}};
+    f.daemon.rooms.push_back(room);
+    auto out = f.register_with("");
+    CHECK(any_line(out, " 353 al = #dev@muc.example.org :+al ~home_ ~stanzad_"));
+    std::string long_text;
+    for (int i = 0; i < 400; ++i) long_text += "\xc3\xa9";  // 800 bytes of "é"
+    f.session.event(model::Event{3, "home", "", model::Occupant{"dev@muc.example.org", {"dave", "", "participant", "none", "", ""}, "kick", "", "stanzad", long_text}});
+    f.session.event(model::Event{4, "home", "", model::Subject{"dev@muc.example.org", long_text, "home"}});
+    f.session.event(model::Event{5, "home", "", model::Invite{"dev@muc.example.org", "home@evil.example", "", "", true}});
+    f.session.event(model::Event{6, "home", "", model::RoomState{"dev@muc.example.org", "kicked", "alice", long_text, "home"}});
+    out = lines_of(f.session.take_output());
+    REQUIRE(out.size() >= 4);
+    CHECK(out[0].starts_with(":stanzad_ KICK #dev@muc.example.org dave :kick: \xc3\xa9"));
+    CHECK(out[1].starts_with(":home_ TOPIC #dev@muc.example.org :\xc3\xa9"));
+    CHECK(out[2].starts_with(":home_!home@evil.example INVITE al "));
+    CHECK(any_line(out, ":home_ KICK #dev@muc.example.org al :kicked: \xc3\xa9"));
+    for (const auto& l : out) {
+        CHECK(l.size() <= 510);
+        CHECK(valid_utf8(l));
+    }
+    out = f.feed("TOPIC #dev@muc.example.org\r\n");  // the channel is gone: kicked
+    CHECK(any_line(out, " 442 "));
+}
+
 TEST_CASE("irc: registration without caps, and a wrong or missing password is refused") {
     {
         Fixture f;
