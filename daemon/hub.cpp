@@ -8,6 +8,7 @@
 
 #include "daemon/account.hpp"
 #include "daemon/log.hpp"
+#include "protocol/im/inbound.hpp"
 
 namespace stanzad {
 namespace {
@@ -294,15 +295,8 @@ void Hub::transmit(Account& account, const OutboxEntry& entry) {
 bool Hub::incoming(Account& account, const xmpp::ReceivedMessage& m, bool from_archive, const std::string& carbon,
                    const std::string& room, model::Event* out) {
     const std::string own = account.config().jid.bare();
-    auto from = xmpp::Jid::parse(m.from);
-    // Who said it, for ids that are only unique per sender: the occupant in a room.
-    const std::string sender = !room.empty() ? m.from : from ? from.value().bare() : m.from;
-    // A groupchat message not from a room we are in: anybody can write a stanza-id "by"
-    // themselves; it is no archive id of ours (XEP-0359 §3.2) and must never move our
-    // archive position.
-    const std::string& stanza_id = room.empty() && m.type == "groupchat" ? empty_string : m.stanza_id;
-    bool outgoing = carbon == "sent" ||
-                    (room.empty() && from_archive && (m.from.empty() || (from && from.value().bare() == own)));
+    auto id = xmpp::im::identify(m, {own, room, carbon, from_archive});
+    bool outgoing = id.outgoing;
     if ((outgoing || !room.empty()) && !m.origin_id.empty() && store_.find(account.name(), m.origin_id)) {
         outgoing = true;
         // Ours, sent through this daemon: its event is the outgoing message we stored.
@@ -326,35 +320,26 @@ bool Hub::incoming(Account& account, const xmpp::ReceivedMessage& m, bool from_a
     }
     // Live messages move the archive position only while no gap is open: one that arrives
     // during a catch-up is newer than what the catch-up still has to bring.
-    if (!from_archive && room.empty() && !stanza_id.empty() && !catch_ups_.count(account.name()))
-        remember_archive_id(account, stanza_id);
+    if (!from_archive && room.empty() && !id.stanza_id.empty() && !catch_ups_.count(account.name()))
+        remember_archive_id(account, id.stanza_id);
     model::Message msg;
     msg.from = outgoing ? (carbon == "sent" ? m.from : own) : m.from;
     msg.to = m.to;
     msg.type = m.type;
     msg.body = m.body;
-    msg.msg_id = !stanza_id.empty() ? stanza_id : !m.origin_id.empty() ? m.origin_id : m.id;
+    msg.msg_id = id.msg_id;
     msg.outgoing = outgoing;
     msg.carbon = carbon;
     msg.history = out != nullptr;
-    if (!m.replace_id.empty()) msg.replaces = resolve_replace(account, outgoing ? own : sender, m.replace_id);
+    if (!m.replace_id.empty()) msg.replaces = resolve_replace(account, id.sender, m.replace_id);
     // XEP-0203: a delayed message keeps its original time, in our one format.
     std::string stamp;
     if (auto when = xmpp::parse_datetime(m.delay_stamp)) {
         msg.delayed = true;
         stamp = rfc3339(std::chrono::system_clock::time_point(std::chrono::milliseconds(*when)));
     }
-    // One event per message, however often the server hands it over (resumption, offline
-    // storage, carbons, archives): keyed by the ids that survive those paths. The archive id
-    // is unique per archive (ours, or the room's); origin-ids are unique per sender; plain
-    // ids only for our own messages (other clients may reuse them).
-    std::string sid_key = stanza_id.empty() ? "" : room.empty() ? "sid:" + stanza_id : "rsid:" + room + ":" + stanza_id;
-    std::string oid_key = m.origin_id.empty() ? "" : "oid:" + (outgoing ? own : sender) + ":" + m.origin_id;
-    std::string id_key = m.id.empty() ? "" : "id:" + (outgoing ? own : sender) + ":" + m.id;
-    std::vector<std::string> dedup{sid_key, oid_key};
-    if (outgoing || (sid_key.empty() && oid_key.empty())) dedup.push_back(id_key);
-    for (const auto& key : dedup) {
-        if (key.empty()) continue;
+    // One event per message, however often the server hands it over (im::identify).
+    for (const auto& key : id.keys) {
         auto seen = store_.inbound(account.name(), key);
         if (seen && seen.value()) {
             if (out) {
@@ -364,21 +349,15 @@ bool Hub::incoming(Account& account, const xmpp::ReceivedMessage& m, bool from_a
             return false;
         }
     }
-    std::string key = !sid_key.empty() ? sid_key : !oid_key.empty() ? oid_key : id_key;
-    std::vector<std::pair<std::string, std::string>> aliases;
-    for (const auto& k : {oid_key, id_key})
-        if (!k.empty() && k != key) aliases.emplace_back(k, "");
-    // XEP-0333: the id a marker for this message must carry (chat: the sender's id).
-    if (!m.id.empty()) aliases.emplace_back("rid:" + msg.msg_id, m.id);
     model::Event event{0, account.name(), std::move(stamp), std::move(msg)};
-    if (key.empty()) {
+    if (id.keys.empty()) {
         if (auto st = store_.append(event); !st)
             logs::daemon().error("account {}: cannot store a message: {}", account.name(), st.error().message);
         if (out) *out = event;
         else deliver(event);
         return true;
     }
-    auto stored = store_.append_once(event, key, aliases);
+    auto stored = store_.append_once(event, id.keys.front(), id.aliases);
     if (!stored) {
         logs::daemon().error("account {}: cannot store a message: {}", account.name(), stored.error().message);
         if (!out) deliver(event);

@@ -1,0 +1,38 @@
+#include "protocol/im/inbound.hpp"
+
+#include "protocol/jid.hpp"
+
+namespace xmpp::im {
+
+InboundIdentity identify(const ReceivedMessage& m, const InboundContext& c) {
+    InboundIdentity out;
+    auto from = Jid::parse(m.from);
+    out.outgoing = c.carbon == "sent" ||
+                   (c.room.empty() && c.from_archive && (m.from.empty() || (from && from.value().bare() == c.own)));
+    std::string sender = !c.room.empty() ? m.from : from ? from.value().bare() : m.from;
+    out.sender = out.outgoing ? c.own : sender;
+    // XEP-0359 §3.2: a stanza-id is only as good as its 'by'; parse_message kept it for our own
+    // account or the room a groupchat message claims, which is only ours to trust in a
+    // room we are in.
+    if (!(c.room.empty() && m.type == "groupchat")) out.stanza_id = m.stanza_id;
+    out.msg_id = !out.stanza_id.empty() ? out.stanza_id : !m.origin_id.empty() ? m.origin_id : m.id;
+
+    std::string sid_key = out.stanza_id.empty() ? ""
+                          : c.room.empty()      ? "sid:" + out.stanza_id
+                                                : "rsid:" + c.room + ":" + out.stanza_id;
+    std::string oid_key = m.origin_id.empty() ? "" : "oid:" + out.sender + ":" + m.origin_id;
+    std::string id_key = m.id.empty() ? "" : "id:" + out.sender + ":" + m.id;
+    for (const auto& k : {sid_key, oid_key})
+        if (!k.empty()) out.keys.push_back(k);
+    if (!id_key.empty() && (out.outgoing || out.keys.empty())) out.keys.push_back(id_key);
+    if (out.keys.empty()) return out;
+
+    // The first key is the one it is stored under; the others are kept beside it (the id
+    // too when it is not looked up: a correction may name it, XEP-0308).
+    for (const auto& k : {oid_key, id_key})
+        if (!k.empty() && k != out.keys.front()) out.aliases.emplace_back(k, "");
+    if (!m.id.empty()) out.aliases.emplace_back("rid:" + out.msg_id, m.id);  // XEP-0333 §4
+    return out;
+}
+
+}  // namespace xmpp::im

@@ -1,0 +1,47 @@
+#pragma once
+// The IM core's first piece (issue 13): how one received message is identified, whatever path
+// brought it (live, a carbon, offline storage, a resumption, an archive page), so that it
+// becomes one event however often the server hands it over. Pure: no store, no time, no I/O;
+// the owner looks the keys up in its store.
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "protocol/im.hpp"
+
+namespace xmpp::im {
+
+// Where the message came from.
+struct InboundContext {
+    std::string own;            // the account's bare JID
+    std::string room;           // the bare JID of the joined room it came from, or ""
+    std::string carbon;         // XEP-0280 direction: "sent", "received", or "" for none
+    bool from_archive = false;  // a XEP-0313 result from our own archive
+};
+
+struct InboundIdentity {
+    // Ours: a sent carbon, or a message from our own archive that we (or another of our
+    // clients) sent.
+    bool outgoing = false;
+    // Who its ids are unique for: the occupant's full JID in a room, else the sender's bare
+    // JID ("" when the 'from' is no JID); ours when outgoing.
+    std::string sender;
+    // The XEP-0359 stanza-id we may trust as an archive id: never one on a groupchat message
+    // that is not from a room we are in, since anyone can write a stanza-id "by" us there.
+    std::string stanza_id;
+    // What front ends see as its id: the stanza-id, else the origin-id, else the id.
+    std::string msg_id;
+    // De-duplication keys, in the order to look them up; the first is the one it is stored
+    // under. Empty when the message carries no id at all (it cannot be recognised again).
+    // "sid:ID" (our archive), "rsid:ROOM:ID" (a room's archive), "oid:SENDER:ID" (origin-id,
+    // unique per sender), and "id:SENDER:ID" only for our own messages or when nothing
+    // better exists (other clients reuse plain ids).
+    std::vector<std::string> keys;
+    // Stored beside the event: the other keys, and "rid:MSG_ID" -> the id a XEP-0333 marker
+    // for this message must carry.
+    std::vector<std::pair<std::string, std::string>> aliases;
+};
+
+InboundIdentity identify(const ReceivedMessage& m, const InboundContext& context);
+
+}  // namespace xmpp::im

@@ -1,0 +1,96 @@
+// The IM core's identification of received messages (protocol/im/inbound): which keys make a
+// message that arrives twice (a carbon and the archive, offline storage and a resumption,
+// two catch-ups) one event, and which ids are not to be trusted.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+
+#include "protocol/im/inbound.hpp"
+
+using namespace xmpp;
+using namespace xmpp::im;
+
+namespace {
+
+constexpr const char* kOwn = "alice@example.org";
+
+ReceivedMessage chat(std::string from, std::string id, std::string origin_id = {}, std::string stanza_id = {}) {
+    ReceivedMessage m;
+    m.from = std::move(from);
+    m.to = kOwn;
+    m.type = "chat";
+    m.body = "hi";
+    m.id = std::move(id);
+    m.origin_id = std::move(origin_id);
+    m.stanza_id = std::move(stanza_id);
+    return m;
+}
+
+InboundContext live() { return {kOwn, "", "", false}; }
+
+using Keys = std::vector<std::string>;
+
+}  // namespace
+
+TEST_CASE("inbound: the archive id comes first, then the sender's origin-id; a plain id only as a last resort") {
+    auto id = identify(chat("bob@example.org/phone", "m1", "o1", "S1"), live());
+    CHECK_FALSE(id.outgoing);
+    CHECK(id.sender == "bob@example.org");
+    CHECK(id.msg_id == "S1");
+    CHECK(id.keys == Keys{"sid:S1", "oid:bob@example.org:o1"});
+    // The id is kept beside it, for corrections (XEP-0308) and markers (XEP-0333).
+    CHECK(id.aliases == std::vector<std::pair<std::string, std::string>>{
+                            {"oid:bob@example.org:o1", ""}, {"id:bob@example.org:m1", ""}, {"rid:S1", "m1"}});
+
+    // Other clients reuse plain ids: without a stanza-id or origin-id the id is all there is.
+    auto plain = identify(chat("bob@example.org/phone", "m1"), live());
+    CHECK(plain.keys == Keys{"id:bob@example.org:m1"});
+    CHECK(plain.msg_id == "m1");
+    CHECK(identify(chat("bob@example.org/phone", ""), live()).keys.empty());
+}
+
+TEST_CASE("inbound: the same message by every path gets the same key") {
+    // Live with an archive id, then the same from the archive page after a reconnection.
+    auto live_copy = identify(chat("bob@example.org/phone", "m1", "o1", "S1"), live());
+    auto archived = identify(chat("bob@example.org/phone", "m1", "o1", "S1"), {kOwn, "", "", true});
+    CHECK(archived.keys.front() == live_copy.keys.front());
+    // From offline storage without a stanza-id: its origin-id matches the live copy's alias.
+    auto offline = identify(chat("bob@example.org/other", "m1", "o1"), live());
+    CHECK(offline.keys.front() == "oid:bob@example.org:o1");
+    CHECK(std::find(live_copy.keys.begin(), live_copy.keys.end(), offline.keys.front()) != live_copy.keys.end());
+}
+
+TEST_CASE("inbound: a sent carbon and our own archived message are ours, keyed by our JID") {
+    auto carbon = identify(chat("alice@example.org/phone", "m7", "o7", "S7"), {kOwn, "", "sent", false});
+    CHECK(carbon.outgoing);
+    CHECK(carbon.sender == kOwn);
+    // Our own ids are ours to trust: the plain id is looked up too.
+    CHECK(carbon.keys == Keys{"sid:S7", "oid:alice@example.org:o7", "id:alice@example.org:m7"});
+    auto archived = identify(chat("alice@example.org/phone", "m7", "o7", "S7"), {kOwn, "", "", true});
+    CHECK(archived.outgoing);
+    CHECK(archived.keys == carbon.keys);
+    // A received carbon is someone else's message, and a live message from our own JID (a
+    // message to ourselves from another client) is not outgoing either.
+    CHECK_FALSE(identify(chat("bob@example.org/x", "m8"), {kOwn, "", "received", false}).outgoing);
+    CHECK_FALSE(identify(chat("alice@example.org/phone", "m9"), live()).outgoing);
+}
+
+TEST_CASE("inbound: in a room ids are per occupant and the archive id is the room's") {
+    ReceivedMessage m = chat("room@conference.example.org/bob", "m1", "o1", "R1");
+    m.type = "groupchat";
+    auto id = identify(m, {kOwn, "room@conference.example.org", "", false});
+    CHECK(id.sender == "room@conference.example.org/bob");
+    CHECK(id.keys == Keys{"rsid:room@conference.example.org:R1", "oid:room@conference.example.org/bob:o1"});
+}
+
+TEST_CASE("inbound: a groupchat stanza-id from a room we are not in is never trusted") {
+    // XEP-0359 §3.2: anyone can claim a stanza-id "by" a room; outside a joined room it could
+    // be made to collide with a real archive id and hide a message, or move our archive
+    // position.
+    ReceivedMessage m = chat("evil@example.org/x", "m1", "", "S1");
+    m.type = "groupchat";
+    auto id = identify(m, live());
+    CHECK(id.stanza_id.empty());
+    CHECK(id.msg_id == "m1");
+    CHECK(id.keys == Keys{"id:evil@example.org:m1"});
+}
