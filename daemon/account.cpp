@@ -104,7 +104,7 @@ void Account::probe(std::function<void(xmpp::Result<Probe>)> done) {
             [result](const tls::PeerCertificate& cert, const std::string& server) { *result = Probe{cert, server}; },
             {},
         },
-        ConnectOptions{{}, 0, false, true, key_password_}));
+        ConnectOptions{{}, 0, false, true, key_password_, {}}));
     probes_.back()->start();
 }
 
@@ -163,7 +163,7 @@ void Account::connect() {
             [this](const xmpp::FastTokenChanged& t) { fast_token_changed(t); },
         },
         ConnectOptions{location.first, location.second, location.first.empty() ? false : last_direct_tls_, false,
-                       key_password_});
+                       key_password_, tls_ctx_});
     // RFC 6121 §2.1.6: roster pushes come from our own account (or carry no 'from').
     connection_->on_iq(xmpp::ns_roster, "query", [this](pugi::xml_node iq, pugi::xml_node query) {
         std::string_view from = iq.attribute("from").value();
@@ -190,6 +190,7 @@ void Account::connect() {
                                xmpp::ns_sid, xmpp::ns_nick})
         connection_->add_feature(f);
     connection_->start();
+    if (connection_ && !tls_ctx_) tls_ctx_ = connection_->tls_context();  // reused by the next connections
 }
 
 void Account::online(const xmpp::Online& o) {

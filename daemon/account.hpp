@@ -111,6 +111,7 @@ private:
     std::function<void()> stopped_;
     std::string password_;
     std::string key_password_;  // client_key_password_command's output
+    std::shared_ptr<SSL_CTX> tls_ctx_;                // made by the first connection, then shared
     std::string user_agent_id_;                       // XEP-0388, from the store
     std::optional<xmpp::sasl::FastToken> fast_token_; // XEP-0484, from the store
     std::optional<xmpp::sasl::FastToken> usable_fast_token();

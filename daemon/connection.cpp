@@ -60,22 +60,27 @@ XmppConnection::~XmppConnection() {
 }
 
 void XmppConnection::start() {
+    if (where_.tls_context && !where_.probe) {
+        tls_ctx_ = where_.tls_context;
+        plan();
+        return;
+    }
     auto ctx = tls::make_client_context(account_.ca_file);
     if (!ctx) {
         fail(xmpp::Closed::Kind::Fatal, ctx.error().message);
         return;
     }
-    tls_ctx_ = std::move(ctx).value();
     if (!account_.client_cert.empty() && !where_.probe) {
         // XEP-0178: the certificate goes into every TLS handshake, STARTTLS and direct
         // (never into a probe, which may talk to anyone).
-        if (auto st = tls::use_client_certificate(tls_ctx_.get(), account_.client_cert, account_.client_key,
+        if (auto st = tls::use_client_certificate(ctx.value().get(), account_.client_cert, account_.client_key,
                                                   where_.key_password);
             !st) {
             fail(xmpp::Closed::Kind::Fatal, st.error().message);
             return;
         }
     }
+    tls_ctx_ = std::move(ctx).value();
     plan();
 }
 

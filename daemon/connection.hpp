@@ -50,6 +50,10 @@ struct ConnectOptions {
     // Connect, finish the TLS handshake, report `probed`, close; never authenticate.
     bool probe = false;
     std::string key_password;  // of the account's encrypted client_key
+    // The account's TLS context from an earlier connection (trust store and client
+    // certificate loaded); null: load them. Loading the system trust store costs more CPU
+    // than the whole rest of a login, so an account loads it once.
+    std::shared_ptr<SSL_CTX> tls_context;
 };
 
 class XmppConnection {
@@ -78,6 +82,8 @@ public:
 
     bool finished() const { return finished_; }
     // Once connected: "example.org:5222 (STARTTLS) at 127.0.0.1:5222", "... at the proxy ...".
+    // The TLS context this connection made or was given; null until start() succeeded.
+    std::shared_ptr<SSL_CTX> tls_context() const { return tls_ctx_; }
     std::string endpoint() const { return targets_.empty() ? "" : where() + connected_at_; }
     // The target in use (or last tried), for the resumption of this session elsewhere.
     bool direct_tls() const { return direct_tls_; }
