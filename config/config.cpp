@@ -46,9 +46,9 @@ constexpr std::size_t max_password_output = 64 * 1024;
 constexpr std::array<std::string_view, 3> root_keys = {"daemon", "irc", "account"};
 constexpr std::array<std::string_view, 7> daemon_keys = {"state_dir",     "socket",       "log_level", "history_days",
                                                          "ping_interval", "ping_timeout", "resolver"};
-constexpr std::array<std::string_view, 7> irc_keys = {"listen",      "password",             "password_command",
-                                                     "server_name", "registration_timeout", "max_unregistered",
-                                                     "max_clients"};
+constexpr std::array<std::string_view, 10> irc_keys = {
+    "listen",      "password",    "password_command", "server_name", "registration_timeout",
+    "max_unregistered", "max_clients", "allow_remote", "tls_cert",    "tls_key"};
 constexpr std::size_t max_server_name = 63;
 constexpr std::array<std::string_view, 20> account_keys = {
     "name",           "jid",            "password",    "password_command", "resource",
@@ -151,6 +151,14 @@ std::optional<std::uint16_t> parse_port(std::string_view s) {
     }
     if (value < 1 || value > 65535) return std::nullopt;
     return static_cast<std::uint16_t>(value);
+}
+
+// The host of "host:port" / "[v6]:port" is 127.0.0.0/8 or ::1 (RFC 1122 §3.2.1.3,
+// RFC 4291 §2.5.3).
+bool is_loopback_listen(std::string_view s) {
+    std::string_view host = s.substr(0, s.rfind(':'));
+    if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    return host.starts_with("127.") || host == "::1" || host == "localhost";
 }
 
 // "host:port" or "[v6]:port"; a bare IPv6 address must be bracketed so that the port
@@ -728,6 +736,33 @@ private:
             error(*t->get("listen"), "irc.listen",
                   "on TCP the IRC listener needs a password: set [irc] password or password_command, or listen on "
                   "a Unix socket path");
+        }
+        irc_remote(*t, out, tcp);
+    }
+
+    // Off loopback the IRC socket is reachable from the network: only when asked for
+    // (allow_remote), and only with TLS, since the password would otherwise cross it in clear.
+    void irc_remote(const toml::table& t, IrcSection& out, bool tcp) {
+        if (auto v = bool_at(t, "allow_remote", "irc")) out.allow_remote = *v;
+        if (auto v = path_at(t, "tls_cert", "irc")) out.tls_cert = *v;
+        if (auto v = path_at(t, "tls_key", "irc")) out.tls_key = *v;
+        if (t.contains("tls_cert") != t.contains("tls_key")) {
+            bool cert = t.contains("tls_cert");
+            error(*t.get(cert ? "tls_cert" : "tls_key"), cert ? "irc.tls_key" : "irc.tls_cert",
+                  cert ? "tls_cert is set but tls_key is not" : "tls_key is set but tls_cert is not");
+        }
+        if (tcp && !out.allow_remote && !is_loopback_listen(out.listen)) {
+            error(*t.get("listen"), "irc.listen",
+                  "'" + out.listen + "' is not a loopback address: set allow_remote = true (with tls_cert and tls_key)");
+        }
+        if (out.allow_remote && (!t.contains("tls_cert") || !t.contains("tls_key"))) {
+            error(*t.get("allow_remote"), "irc.allow_remote",
+                  "needs tls_cert and tls_key: off loopback the IRC password must not cross the network in clear");
+        }
+        for (const char* key : {"tls_cert", "tls_key"}) {
+            const std::string& path = std::string_view(key) == "tls_cert" ? out.tls_cert : out.tls_key;
+            if (!check_files_ || path.empty()) continue;
+            if (auto file = read_small_file(path); !file) error(*t.get(key), join_key("irc", key), file.error().message);
         }
     }
 

@@ -81,6 +81,8 @@ struct IrcSection {
     int registration_timeout = 30;  // seconds a connection may take to register
     int max_unregistered = 16;      // connections at once that have not registered
     int max_clients = 64;           // registered IRC clients at once
+    bool allow_remote = false;      // listen on an address other than loopback (needs TLS)
+    std::string tls_cert, tls_key;  // PEM files: the listener speaks TLS (both, or neither)
 };
 
 struct Config {

@@ -53,6 +53,11 @@ xmpp::Status IrcListener::listen(const std::string& address) {
     if (tcp && password_.empty())
         return xmpp::make_error("irc", "[irc] listen = \"" + address + "\" is TCP and needs a password ([irc] password or "
                                        "password_command gave none); a Unix socket path may go without");
+    if (!settings_.tls_cert.empty()) {
+        auto context = IrcTlsContext::load(settings_.tls_cert, settings_.tls_key);
+        if (!context) return context.error();
+        tls_ = std::move(context).value();
+    }
     if (!tcp) {
         // A Unix socket: only its owner may connect.
         struct stat st{};
@@ -94,7 +99,8 @@ xmpp::Status IrcListener::listen(const std::string& address) {
                    ping_every_ms, ping_every_ms);
     uv_timer_start(watch_timer_.get(), [](uv_timer_t* t) { static_cast<IrcListener*>(t->data)->watch(); },
                    watch_every_ms, watch_every_ms);
-    logs::daemon().info("stanzad: IRC on {}{}", address, password_.empty() ? " (no password: [irc] password is not set)" : "");
+    logs::daemon().info("stanzad: IRC on {}{}{}", address, tls_ ? " (TLS)" : "",
+                        password_.empty() ? " (no password: [irc] password is not set)" : "");
     return xmpp::Ok{};
 }
 
@@ -144,11 +150,12 @@ void IrcListener::on_connection(uv_stream_t* server, int status) {
     client->number = number;
     client->session = std::make_unique<irc::Session>(options, self->nicks_, "irc" + std::to_string(number) + "-" + make_uuid().substr(0, 8));
     client->connected_at = uv_now(self->loop_);
+    if (self->tls_) client->tls = std::make_unique<IrcTlsSession>(*self->tls_);
     stream->data = client.get();
     bool full = self->count(false) >= static_cast<std::size_t>(self->settings_.max_unregistered);
     self->clients_.push_back(std::move(client));
     if (full) {
-        uv::write(stream, "ERROR :Closing link: too many unregistered connections (see [irc] max_unregistered)\r\n");
+        self->write_to(*self->clients_.back(), "ERROR :Closing link: too many unregistered connections (see [irc] max_unregistered)\r\n");
         return self->drop(*self->clients_.back(), "too many unregistered connections");
     }
     start_reading(stream);
@@ -179,7 +186,14 @@ void IrcListener::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* bu
         client->owner->drop(*client, nread == UV_EOF ? "disconnected" : uv_strerror(static_cast<int>(nread)), false);
         return;
     }
-    client->session->receive(std::string_view(buf->base, static_cast<std::size_t>(nread)));
+    std::string_view bytes(buf->base, static_cast<std::size_t>(nread));
+    std::string plain;
+    if (client->tls) {
+        if (auto st = client->tls->feed(bytes, plain); !st) return client->owner->drop(*client, st.error().message, false);
+        client->owner->write_to(*client, "");  // the handshake's answer
+        bytes = plain;
+    }
+    client->session->receive(bytes);
     client->from_read = true;
     client->owner->pump(*client);
 }
@@ -243,7 +257,7 @@ void IrcListener::watch() {
             start_reading(c->stream);
         }
         if (!c->session->registered() && now - c->connected_at >= deadline_ms) {
-            uv::write(c->stream, "ERROR :Closing link: registration timed out\r\n");
+            write_to(*c, "ERROR :Closing link: registration timed out\r\n");
             drop(*c, "registration timed out");
         }
     }
@@ -286,7 +300,16 @@ void IrcListener::flush(Client& client) {
         drop(client, "not reading (more than 16 MiB waiting); disconnected", false);
         return;
     }
-    uv::write(client.stream, std::move(out));
+    write_to(client, std::move(out));
+}
+
+void IrcListener::write_to(Client& client, std::string data) {
+    if (client.closed) return;
+    if (client.tls) {
+        client.tls->write(data);
+        data = client.tls->take_output();
+    }
+    if (!data.empty()) uv::write(client.stream, std::move(data));
 }
 
 void IrcListener::deliver(const model::Event& event) {

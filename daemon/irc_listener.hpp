@@ -4,7 +4,8 @@
 // the session's commands to the hub, feeds it live events and its replay, pings idle
 // clients, and keeps the nick map (shared by every IRC client) in the store. The door:
 // [irc] limits on unregistered and registered connections, a registration deadline, and
-// each failed login answered after auth_delay_ms with reading paused meanwhile.
+// each failed login answered after auth_delay_ms with reading paused meanwhile; TLS with
+// [irc] tls_cert/tls_key (required off loopback, see config).
 // Loop thread only.
 #include <uv.h>
 
@@ -14,6 +15,7 @@
 
 #include "config/config.hpp"
 #include "daemon/hub.hpp"
+#include "daemon/irc_tls.hpp"
 #include "daemon/store.hpp"
 #include "daemon/uv.hpp"
 #include "frontends/irc/nicks.hpp"
@@ -49,6 +51,7 @@ private:
         std::uint64_t connected_at = 0;  // uv_now, for the registration deadline
         std::uint64_t hold_until = 0;    // uv_now; while set: no reading, no writing (failed login)
         int auth_failures = 0;           // as last seen from the session
+        std::unique_ptr<IrcTlsSession> tls;  // with [irc] tls_cert/tls_key
     };
     static void on_connection(uv_stream_t* server, int status);
     static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
@@ -56,6 +59,9 @@ private:
     void pump(Client& client);
     void continue_replay(Client& client);
     void flush(Client& client);
+    // Writes `data` (plaintext) to the client, through TLS when it has it; "" sends what
+    // TLS has pending (handshake messages).
+    void write_to(Client& client, std::string data);
     // `graceful`: write what is pending, then close; else close at once.
     void drop(Client& client, const std::string& why, bool graceful = true);
     void deliver(const model::Event& event);
@@ -71,7 +77,8 @@ private:
     Hub& hub_;
     Store& store_;
     std::string password_;
-    config::IrcSection settings_;  // server_name, limits, registration_timeout
+    config::IrcSection settings_;  // server_name, limits, registration_timeout, TLS files
+    std::shared_ptr<IrcTlsContext> tls_;  // loaded by listen() when tls_cert is set
     std::string address_, path_;
     uv_stream_t* server_ = nullptr;
     irc::NickMap nicks_;

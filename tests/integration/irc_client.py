@@ -1,6 +1,6 @@
 """A raw IRC client for the tests of stanzad's IRC front end (docs/irc.md), and IrcTest.
 
-    IrcClient   one TCP connection to the daemon's [irc] listen address. send() writes a
+    IrcClient   one TCP connection (TLS with `tls`) to the daemon's [irc] listen address. send() writes a
                 line (str or bytes, CR LF added); every line the daemon sends is parsed
                 (IRCv3 message tags unescaped, source, command, parameters) and kept in
                 `lines`; wait() blocks on socket reads until a line matching a predicate
@@ -24,6 +24,7 @@ import os
 import re
 import sys
 import socket
+import ssl
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional, Union
@@ -113,11 +114,13 @@ class IrcError(AssertionError):
 
 class IrcClient:
     def __init__(self, port: int, host: str = harness.LOOPBACK, *, name: str = "irc",
-                 timeout: float = 10.0):
+                 timeout: float = 10.0, tls: Optional[ssl.SSLContext] = None):
         self.name = name
         self.timeout = timeout
         self.sock = socket.create_connection((host, port), timeout=5)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if tls is not None:  # [irc] tls_cert/tls_key: the handshake happens here
+            self.sock = tls.wrap_socket(self.sock, server_hostname="localhost")
         self.buf = b""
         self.lines: "list[Line]" = []
         self.eof = False
@@ -146,7 +149,7 @@ class IrcClient:
             data = self.sock.recv(1 << 16)
         except socket.timeout:
             return False
-        except (ConnectionResetError, BrokenPipeError):
+        except (ConnectionResetError, BrokenPipeError, ssl.SSLError):
             data = b""
         if not data:
             self.eof = True

@@ -7,10 +7,13 @@
 - failed SASL logins: each 904 comes after a delay, and the third closes the connection;
 - [irc] max_unregistered: one connection more than that is told ERROR and closed;
   [irc] registration_timeout: a connection that does not register is closed;
-- [irc] max_clients: a client more than that is refused at registration (no 001).
+- [irc] max_clients: a client more than that is refused at registration (no 001);
+- [irc] tls_cert/tls_key: the listener speaks TLS (a client that checks the certificate
+  registers; one that speaks plain IRC is dropped). Off loopback it is required (config).
 """
 
 import base64
+import ssl
 
 import harness
 from irc_client import IRC_PASSWORD, IrcClient, IrcTest
@@ -80,6 +83,26 @@ class IrcDoorTest(IrcTest):
         second.wait_closed()
         self.assertEqual(second.find(None, "001"), [])
         first.alive()
+
+    def test_tls(self):
+        config = self.irc_config()
+        config["irc"].update(tls_cert=str(self.certs.server_cert), tls_key=str(self.certs.server_key))
+        d = self.start_irc_daemon(config)
+        d.wait_for(r"stanzad: IRC on \S+ \(TLS\)")
+        context = ssl.create_default_context(cafile=str(self.certs.ca_cert))
+        c = IrcClient(d.irc_port, name="tls", tls=context)
+        self.addCleanup(c.close)
+        c.register()
+        c.alive()
+        self.assertIn(c.sock.version(), ("TLSv1.2", "TLSv1.3"))
+
+        plain = IrcClient(d.irc_port, name="plain")
+        self.addCleanup(plain.close)
+        plain.send(f"PASS {IRC_PASSWORD}")
+        plain.send("NICK clear")
+        plain.wait_closed()
+        self.assertEqual(plain.lines, [])
+        c.alive()
 
 
 if __name__ == "__main__":

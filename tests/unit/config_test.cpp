@@ -1017,6 +1017,36 @@ TEST_CASE("irc limits: registration_timeout, max_unregistered, max_clients", "[c
           "irc.toml:3:15: error: irc.max_clients: expected a number of clients between 1 and 10000, got 0");
 }
 
+TEST_CASE("irc off loopback: allow_remote, and then only with tls_cert and tls_key", "[config]") {
+    auto parse_irc = [](const std::string& irc) {
+        return config::parse("[irc]\npassword = \"p\"\n" + irc + std::string(minimal_account), "irc.toml");
+    };
+    for (std::string local : {"127.0.0.1:6667", "127.1.2.3:6667", "[::1]:6667"}) {
+        CAPTURE(local);
+        CHECK(parse_irc("listen = \"" + local + "\"\n").ok());
+    }
+    auto remote = parse_irc("listen = \"0.0.0.0:6697\"\n");
+    REQUIRE(remote.problems.size() == 1);
+    CHECK(remote.problems[0].to_string() ==
+          "irc.toml:3:10: error: irc.listen: '0.0.0.0:6697' is not a loopback address: set allow_remote = true "
+          "(with tls_cert and tls_key)");
+    auto clear = parse_irc("listen = \"[2001:db8::1]:6697\"\nallow_remote = true\n");
+    REQUIRE(clear.problems.size() == 1);
+    CHECK(clear.problems[0].key == "irc.allow_remote");
+    CHECK(clear.problems[0].line == 4);
+    auto half = parse_irc("listen = \"0.0.0.0:6697\"\nallow_remote = true\ntls_cert = \"/c.pem\"\n");
+    REQUIRE(half.problems.size() == 2);
+    const Problem* missing_key = find_problem(half, "irc.tls_key");
+    REQUIRE(missing_key);
+    CHECK(missing_key->message == "tls_cert is set but tls_key is not");
+    auto ok = parse_irc("listen = \"0.0.0.0:6697\"\nallow_remote = true\ntls_cert = \"/c.pem\"\ntls_key = \"/k.pem\"\n");
+    REQUIRE(ok.ok());
+    CHECK(ok.problems.empty());
+    CHECK(ok.config->irc.allow_remote);
+    CHECK(ok.config->irc.tls_cert == "/c.pem");
+    CHECK(ok.config->irc.tls_key == "/k.pem");
+}
+
 TEST_CASE("a TOML syntax error is reported with its line and column", "[config]") {
     const std::string text = "[daemon]\nlog_level = \"info\"\nstate_dir = \"/var/lib/stanzad\n";
     auto r = config::parse(text, "syntax.toml");
