@@ -498,12 +498,12 @@ xmpp::Result<model::Seq> Store::cursor(const std::string& client) {
     return db_error(db_, "cannot read the cursor of '" + client + "'");
 }
 
-xmpp::Status Store::set_cursor(const std::string& client, model::Seq seq) {
+xmpp::Status Store::set_cursor(const std::string& client, model::Seq seq, std::chrono::system_clock::time_point now) {
     if (seq < 0 || seq > last_seq_)
         return make_error("bad-seq", "seq " + std::to_string(seq) + " is not a stored event (last seq is " +
                                          std::to_string(last_seq_) + ")");
     Use u(stmts_->upsert_cursor.get());
-    u.text(1, client).int64(2, seq).int64(3, now_ms());
+    u.text(1, client).int64(2, seq).int64(3, unix_ms(now));
     if (u.step() != SQLITE_DONE) return db_error(db_, "cannot set the cursor of '" + client + "'");
     return xmpp::Ok{};
 }
@@ -743,11 +743,13 @@ xmpp::Result<std::int64_t> Store::prune(std::chrono::system_clock::time_point no
     if (!tx.begin()) return db_error(db_, "cannot prune");
     std::int64_t deleted = 0;
     {
-        // Events some known client has not confirmed stay, however old.
+        // Events a client has not confirmed stay, however old, unless that client has not
+        // confirmed anything for history_days: a front end used once must not keep the
+        // store growing for ever (it gets what is left when it comes back).
         Stmt s;
         if (!s.prepare(db_,
                        "DELETE FROM events WHERE created_ms < ?1 AND "
-                       "seq <= coalesce((SELECT min(seq) FROM cursors), 9223372036854775807)"))
+                       "seq <= coalesce((SELECT min(seq) FROM cursors WHERE updated_ms >= ?1), 9223372036854775807)"))
             return db_error(db_, "cannot prune");
         Use u(s.get());
         u.int64(1, cutoff);
@@ -762,6 +764,19 @@ xmpp::Result<std::int64_t> Store::prune(std::chrono::system_clock::time_point no
         Use u(s.get());
         u.int64(1, cutoff);
         if (u.step() != SQLITE_DONE) return db_error(db_, "cannot prune the outbox");
+    }
+    {
+        // De-duplication ids go with the events they stand for: older than the cutoff and
+        // than every event still kept (a message the server hands over again after that
+        // long is stored again, as history).
+        Stmt s;
+        if (!s.prepare(db_,
+                       "DELETE FROM inbound_ids WHERE created_ms < ?1 AND "
+                       "created_ms < coalesce((SELECT min(created_ms) FROM events), ?1)"))
+            return db_error(db_, "cannot prune");
+        Use u(s.get());
+        u.int64(1, cutoff);
+        if (u.step() != SQLITE_DONE) return db_error(db_, "cannot prune the de-duplication ids");
     }
     if (!tx.commit()) return db_error(db_, "cannot prune");
     return deleted;

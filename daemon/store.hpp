@@ -69,8 +69,11 @@ public:
 
     // The last seq `client` confirmed; 0 for a client never seen.
     xmpp::Result<model::Seq> cursor(const std::string& client);
-    // Moves the cursor forward to `seq` (never back); creates the client if new.
-    xmpp::Status set_cursor(const std::string& client, model::Seq seq);
+    // Moves the cursor forward to `seq` (never back); creates the client if new. `now` is
+    // when the client confirmed it (a cursor unused for history_days stops holding back
+    // pruning).
+    xmpp::Status set_cursor(const std::string& client, model::Seq seq,
+                            std::chrono::system_clock::time_point now = std::chrono::system_clock::now());
 
     // In one transaction: inserts the outbox row (state "accepted") and appends `events`
     // (assigning their seq). Returns false, and stores nothing, when the account already
