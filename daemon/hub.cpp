@@ -486,7 +486,11 @@ void Hub::received(Account& account, xmpp::Stanza& stanza) {
                                                [&](const auto& i) { return i.jid == from.value().bare(); });
             if (presence.available && contact) presences_[account.name()][p->from] = presence;
             else presences_[account.name()].erase(p->from);
-            publish(account.name(), std::move(presence));
+            // Stored (and replayed) for contacts and our own other clients only; a stranger's
+            // is shown to whoever is attached, like a chat state.
+            bool ours = from && from.value().bare() == account.config().jid.bare();
+            if (contact || ours) publish(account.name(), std::move(presence));
+            else transient(account.name(), std::move(presence));
         } else if (p->type == "subscribe" || p->type == "subscribed" || p->type == "unsubscribe" ||
                    p->type == "unsubscribed") {
             auto from = xmpp::Jid::parse(p->from);
