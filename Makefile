@@ -9,6 +9,7 @@
 #   make fuzz              build and run the libFuzzer targets (needs clang++; FUZZ_SECONDS=60)
 #   make demo              stanzad against a throwaway Prosody, in the foreground
 #   make bench             build, then run the framer benchmark
+#   make install           install into PREFIX (default /usr/local; DESTDIR is honoured)
 #   make clean             remove the build trees and .demo/
 
 SHELL := /bin/bash
@@ -29,7 +30,7 @@ DEBIAN_PACKAGES := \
 	emacs-nox weechat-headless dnsmasq-base microsocks \
 	clang libclang-rt-14-dev
 
-.PHONY: help deps build test test-unit test-integration test-fault test-asan fuzz demo bench clean
+.PHONY: help deps build test test-unit test-integration test-fault test-asan fuzz demo bench clean install
 
 help:
 	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
@@ -99,6 +100,12 @@ fuzz:
 	  (cd build-fuzz && ./tests/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
 	     -print_final_stats=1 corpus/$$t 2>&1 | grep -E '^(stat::number_of_executed_units|==|SUMMARY)' ); \
 	done
+
+# GNUInstallDirs paths under PREFIX; DESTDIR=/tmp/root make install stages it (packaging).
+PREFIX ?= /usr/local
+
+install: build
+	cmake --install build --prefix $(PREFIX)
 
 demo: deps build
 	$(PYTHON) scripts/demo.py

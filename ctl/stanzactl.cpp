@@ -31,6 +31,7 @@
 
 #include "ctl/connection.hpp"
 #include "ctl/render.hpp"
+#include "ctl/setup.hpp"
 #include "ctl/socket_path.hpp"
 
 #ifndef STANZAD_VERSION
@@ -102,6 +103,19 @@ Rooms:
                       leave a room
   rooms ACCOUNT       one line per room: room, state, occupants, nick, subject
 
+Setup:
+  init [--jid JID] [--name NAME] [--password-command CMD | --password PW] [--irc] [--force]
+                      write a first config (mode 0600) at -c FILE or the default
+                      path and check it; without --jid, asks on the terminal
+  doctor              check the config, the daemon, each account, the socket and
+                      the store, and say what to do about each problem
+
+Help:
+  help [COMMAND]      this text, or a command's usage and description
+  complete WHAT [ACCOUNT]
+                      for shell completion: commands, accounts, contacts ACCOUNT or
+                      rooms ACCOUNT, one a line; nothing when stanzad is not running
+
 Options:
   -c, --config FILE   the config that names the socket
                       (default $XDG_CONFIG_HOME/stanzad/config.toml)
@@ -116,6 +130,13 @@ Options:
       --password PW   join: the room's password; PW "-" reads it from standard input
       --group G       roster add: a group of the contact (repeat for more)
       --no-subscribe  roster add: do not ask for the contact's presence
+      --jid JID       init: the account's address (else init asks)
+      --name NAME     init: the account's short name (default: the JID's local part)
+      --password-command CMD
+                      init: the command that prints the password
+      --password PW   init: the password itself, kept in the file ("-": stdin)
+      --irc           init: an IRC listener on 127.0.0.1:6667, generated password
+      --force         init: replace an existing config
   -h, --help          print this help
       --version       print the version
 
@@ -128,31 +149,72 @@ constexpr std::size_t any = std::numeric_limits<std::size_t>::max();
 struct CommandSpec {
     std::string_view name;       // "roster add": a subcommand
     std::size_t min_arguments, max_arguments;
-    std::string_view synopsis;
+    std::string_view synopsis;   // as in stanzactl(1), which a test compares
     std::string_view last_text;  // the last argument, when it is free text: "quote ..." hint
+    std::string_view description;  // for `stanzactl help COMMAND`, as in stanzactl(1)
 };
 
-constexpr std::array<CommandSpec, 20> commands = {{
-    {"send", 3, 3, "stanzactl send [--id ID] ACCOUNT JID TEXT", "the text"},
-    {"status", 0, 0, "stanzactl status", ""},
-    {"tail", 0, 0, "stanzactl tail [--since N]", ""},
-    {"history", 2, 2, "stanzactl history [-n N] [--before ID] ACCOUNT JID", ""},
-    {"presence", 1, any, "stanzactl presence ACCOUNT [online|away|chat|dnd|xa] [STATUS...]", ""},
-    {"raw", 2, 2, "stanzactl raw ACCOUNT XML", "the XML"},
-    {"roster", 1, 1, "stanzactl roster ACCOUNT", ""},
-    {"roster add", 2, 3, "stanzactl roster add [--group G]... [--no-subscribe] ACCOUNT JID [NAME]", "the name"},
-    {"roster remove", 2, 2, "stanzactl roster remove ACCOUNT JID", ""},
-    {"subscribe", 2, 2, "stanzactl subscribe ACCOUNT JID", ""},
-    {"unsubscribe", 2, 2, "stanzactl unsubscribe ACCOUNT JID", ""},
-    {"approve", 2, 2, "stanzactl approve ACCOUNT JID", ""},
-    {"deny", 2, 2, "stanzactl deny ACCOUNT JID", ""},
-    {"block", 2, any, "stanzactl block ACCOUNT JID...", ""},
-    {"unblock", 1, any, "stanzactl unblock ACCOUNT [JID...]", ""},
-    {"blocklist", 1, 1, "stanzactl blocklist ACCOUNT", ""},
-    {"join", 2, 3, "stanzactl join [--password PW] ACCOUNT ROOM [NICK]", "the nick"},
-    {"part", 2, 3, "stanzactl part ACCOUNT ROOM [REASON]", "the reason"},
-    {"rooms", 1, 1, "stanzactl rooms ACCOUNT", ""},
-    {"pin", 1, 1, "stanzactl pin ACCOUNT", ""},
+constexpr std::array<CommandSpec, 24> commands = {{
+    {"send", 3, 3, "stanzactl send [--id ID] ACCOUNT JID TEXT", "the text",
+     "Send a chat message and print its id once the daemon has stored it (it is then sent,\n"
+     "also across reconnections and restarts). TEXT \"-\" reads standard input (one trailing\n"
+     "newline removed). With --id ID (1 to 128 printable ASCII characters) sending again\n"
+     "with the same ID does not send twice."},
+    {"status", 0, 0, "stanzactl status", "",
+     "One line per account: name, state (connecting, online, disconnected, failed,\n"
+     "stopped), JID, and how it signed in or why it is not online."},
+    {"tail", 0, 0, "stanzactl tail [--since N]", "",
+     "Print events as they happen, until interrupted; with --since N, first the stored\n"
+     "events after sequence number N."},
+    {"history", 2, 2, "stanzactl history [-n N] [--before ID] ACCOUNT JID", "",
+     "The last N (1 to 200, default 50) archived messages with a contact or in a room,\n"
+     "oldest first; --before ID pages back."},
+    {"presence", 1, any, "stanzactl presence ACCOUNT [online|away|chat|dnd|xa] [STATUS...]", "",
+     "Set our presence (default online); the words after the show are the status text."},
+    {"raw", 2, 2, "stanzactl raw ACCOUNT XML", "the XML",
+     "Send one <message/>, <presence/> or <iq/>; XML \"-\" reads standard input."},
+    {"roster", 1, 1, "stanzactl roster ACCOUNT", "", "One line per contact: JID, name, subscription, groups."},
+    {"roster add", 2, 3, "stanzactl roster add [--group G]... [--no-subscribe] ACCOUNT JID [NAME]", "the name",
+     "Add a contact, or replace its name and groups; then ask for its presence unless\n"
+     "--no-subscribe."},
+    {"roster remove", 2, 2, "stanzactl roster remove ACCOUNT JID", "",
+     "Remove a contact; cancels the subscriptions both ways."},
+    {"subscribe", 2, 2, "stanzactl subscribe ACCOUNT JID", "", "Ask to see JID's presence."},
+    {"unsubscribe", 2, 2, "stanzactl unsubscribe ACCOUNT JID", "", "Stop seeing JID's presence."},
+    {"approve", 2, 2, "stanzactl approve ACCOUNT JID", "", "Let JID see our presence (also before it asks)."},
+    {"deny", 2, 2, "stanzactl deny ACCOUNT JID", "", "Refuse JID's request, or cancel its subscription."},
+    {"block", 2, any, "stanzactl block ACCOUNT JID...", "", "Block JIDs (XEP-0191)."},
+    {"unblock", 1, any, "stanzactl unblock ACCOUNT [JID...]", "", "Unblock JIDs; without any, everyone."},
+    {"blocklist", 1, 1, "stanzactl blocklist ACCOUNT", "", "The blocked JIDs, one a line."},
+    {"join", 2, 3, "stanzactl join [--password PW] ACCOUNT ROOM [NICK]", "the nick",
+     "Join a room (and rejoin it after every new session until part); prints our nick\n"
+     "and the occupants. PW \"-\" reads the room password from standard input."},
+    {"part", 2, 3, "stanzactl part ACCOUNT ROOM [REASON]", "the reason", "Leave a room."},
+    {"rooms", 1, 1, "stanzactl rooms ACCOUNT", "", "One line per room: room, state, occupants, nick, subject."},
+    {"pin", 1, 1, "stanzactl pin ACCOUNT", "",
+     "Connect to the account's server as the daemon would and print its certificate's key\n"
+     "pin (for tls_pin) and summary. Changes nothing."},
+    {"init", 0, 0, "stanzactl init [--jid JID] [--name NAME] [--password-command CMD | --password PW] [--irc] [--force]",
+     "",
+     "Write a first configuration (mode 0600) at the -c file or the default path, check\n"
+     "it as stanzad --check-config does, and print how to start the daemon. Without\n"
+     "--jid it asks, on a terminal, for the JID and how to get the password (pass or\n"
+     "secret-tool suggested first; a plain password only on request) and whether to add\n"
+     "an IRC listener. --password-command CMD: a command that prints the password;\n"
+     "--password PW: the password itself, written to the file (\"-\" reads it from\n"
+     "standard input); --irc: an IRC listener on 127.0.0.1:6667 with a generated\n"
+     "password, printed once; --name: the account's short name (default: the JID's\n"
+     "local part). Refuses to replace an existing file without --force."},
+    {"doctor", 0, 0, "stanzactl doctor", "",
+     "Check a setup: the configuration is valid and private, the daemon answers, each\n"
+     "account's state and last error, the socket's and the store's modes, the store's\n"
+     "size. Prints one line per check (ok, warning or problem) with what to do about\n"
+     "each problem."},
+    {"help", 0, 2, "stanzactl help [COMMAND]", "", "Print the usage, or a command's usage and description."},
+    {"complete", 1, 2, "stanzactl complete WHAT [ACCOUNT]", "",
+     "For shell completion: the names of the commands, the accounts, the contacts\n"
+     "of ACCOUNT or the rooms of ACCOUNT, one a line. Prints nothing, and exits 0,\n"
+     "when the daemon is not running."},
 }};
 
 constexpr std::string_view general_synopsis =
@@ -178,6 +240,7 @@ struct Invocation {
     std::optional<std::string> password; // join --password
     std::vector<std::string> groups;     // roster add --group
     bool no_subscribe = false;           // roster add --no-subscribe
+    ctl::InitOptions init;               // init --jid, --name, --password-command, --irc, --force
 };
 
 // ---- failures and output ----------------------------------------------------------------
@@ -227,11 +290,13 @@ std::string command_list() {
 bool takes_value(std::string_view option) {
     return option == "-c" || option == "--config" || option == "-s" || option == "--socket" ||
            option == "--since" || option == "--id" || option == "-n" || option == "--before" ||
-           option == "--password" || option == "--group";
+           option == "--password" || option == "--group" || option == "--jid" || option == "--name" ||
+           option == "--password-command";
 }
 
 bool is_flag(std::string_view option) {
-    return option == "--json" || option == "--help" || option == "--version" || option == "--no-subscribe";
+    return option == "--json" || option == "--help" || option == "--version" || option == "--no-subscribe" ||
+           option == "--irc" || option == "--force";
 }
 
 // Splits "--name=value" and "-cvalue"; takes the next argument when the value is not attached.
@@ -301,6 +366,9 @@ void apply_option(Invocation& inv, const std::string& name, const std::string& v
     else if (name == "--before") inv.before = value;
     else if (name == "--password") inv.password = value;
     else if (name == "--group") inv.groups.push_back(value);
+    else if (name == "--jid") inv.init.jid = value;
+    else if (name == "--name") inv.init.name = value;
+    else if (name == "--password-command") inv.init.password_command = value;
     else if (!valid_client_id(value))
         usage_error("--id needs 1 to 128 printable ASCII characters without spaces",
                     command_named("send").synopsis);
@@ -342,7 +410,13 @@ void check_arguments(const Invocation& inv, const std::vector<std::string>& argu
     only_for(inv.id.has_value(), "--id", "send");
     only_for(inv.max.has_value(), "-n", "history");
     only_for(inv.before.has_value(), "--before", "history");
-    only_for(inv.password.has_value(), "--password", "join");
+    if (inv.password && c.name != "join" && c.name != "init")
+        usage_error("--password is an option of join and init", command_named("join").synopsis);
+    only_for(!inv.init.jid.empty(), "--jid", "init");
+    only_for(!inv.init.name.empty(), "--name", "init");
+    only_for(!inv.init.password_command.empty(), "--password-command", "init");
+    only_for(inv.init.irc, "--irc", "init");
+    only_for(inv.init.force, "--force", "init");
     only_for(!inv.groups.empty(), "--group", "roster add");
     only_for(inv.no_subscribe, "--no-subscribe", "roster add");
 }
@@ -367,6 +441,8 @@ Invocation parse_invocation(int argc, char** argv) {
             std::exit(0);
         } else if (arg == "--json") inv.json = true;
         else if (arg == "--no-subscribe") inv.no_subscribe = true;
+        else if (arg == "--irc") inv.init.irc = true;
+        else if (arg == "--force") inv.init.force = true;
         else {
             auto [name, value] = option_and_value(argc, argv, i);
             apply_option(inv, name, value);
@@ -748,6 +824,73 @@ void catch_stop_signals(ctl::Connection& conn) {
     }
 }
 
+// help [COMMAND]: the whole usage, or one command's synopsis and description.
+int run_help(const Invocation& inv) {
+    if (inv.arguments.empty()) {
+        print(usage_text);
+        return 0;
+    }
+    std::string name = inv.arguments[0];
+    if (inv.arguments.size() == 2) name += " " + inv.arguments[1];
+    const CommandSpec* c = find_command(name);
+    if (!c) die(exit_usage, "unknown command '" + name + "' (commands: " + command_list() + ")");
+    std::string out = "Usage: " + std::string(c->synopsis) + "\n\n" + std::string(c->description) + "\n";
+    if (name == "roster") out += "\nSee also: stanzactl help roster add, stanzactl help roster remove\n";
+    print(out);
+    return 0;
+}
+
+// complete WHAT [ACCOUNT]: names for shell completion, one a line. A completion must never
+// print an error or wait: when the daemon cannot be asked, nothing, and exit 0.
+int run_complete(const Invocation& inv) {
+    const std::string& what = inv.arguments[0];
+    std::size_t given = inv.arguments.size();
+    if (what == "commands" && given == 1) {
+        std::string out;
+        for (const CommandSpec& c : commands) out += std::string(c.name) + '\n';
+        print(out);
+        return 0;
+    }
+    std::string_view op;
+    const char* list = nullptr;
+    const char* field = nullptr;
+    if (what == "accounts" && given == 1) op = "accounts", list = "accounts", field = "account";
+    else if (what == "contacts" && given == 2) op = "roster", list = "items", field = "jid";
+    else if (what == "rooms" && given == 2) op = "rooms", list = "rooms", field = "room";
+    else usage_error("complete takes: commands, accounts, contacts ACCOUNT or rooms ACCOUNT",
+                     command_named("complete").synopsis);
+    auto where = ctl::find_socket(inv.socket);
+    if (!where) return 0;
+    ctl::Connection conn;
+    if (conn.connect_to(where.value().path) != 0) return 0;
+    Request hello_request = {{"op", "hello"}, {"id", hello_id}, {"client", client_name}, {"replay", false}};
+    Request request = {{"op", op}, {"id", request_id}};
+    try {
+        if (given == 2) request["account"] = inv.arguments[1];
+        if (!conn.write_line(hello_request.dump()) || !conn.write_line(request.dump())) return 0;
+    } catch (const Json::type_error&) {  // an ACCOUNT that is not UTF-8 names no account
+        return 0;
+    }
+    for (;;) {
+        ctl::ReadResult r = conn.read_line();
+        if (r.kind != ctl::ReadResult::Kind::Line) return 0;
+        Json j = Json::parse(r.text, nullptr, /*allow_exceptions=*/false);
+        if (!j.is_object() || j.contains("event")) continue;
+        auto id = j.find("id");
+        if (id == j.end() || *id != Json(request_id)) continue;  // hello's reply
+        auto ok = j.find("ok");
+        if (ok == j.end() || *ok != Json(true)) return 0;
+        std::string out;
+        for (const Json& item : member_or_empty_array(j, list)) {
+            auto name = item.is_object() ? item.find(field) : item.end();
+            if (item.is_object() && name != item.end() && name->is_string())
+                out += ctl::sanitize(name->get<std::string>()) + '\n';
+        }
+        print(out);
+        return 0;
+    }
+}
+
 ctl::Connection open_connection(const Invocation& inv) {
     auto where = ctl::find_socket(inv.socket);
     if (!where)
@@ -759,6 +902,14 @@ int run(int argc, char** argv) {
     // Writes to a closed pipe or socket are errors to handle where they happen.
     std::signal(SIGPIPE, SIG_IGN);
     Invocation inv = parse_invocation(argc, argv);
+    if (inv.command->name == "help") return run_help(inv);
+    if (inv.command->name == "complete") return run_complete(inv);
+    if (inv.command->name == "init") {
+        inv.init.config = inv.socket.config;
+        inv.init.password = inv.password;
+        return ctl::run_init(inv.init);
+    }
+    if (inv.command->name == "doctor") return ctl::run_doctor(inv.socket);
     if (inv.command->name == "tail") {
         ctl::Connection conn = open_connection(inv);
         run_tail(conn, inv);

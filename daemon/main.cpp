@@ -1,4 +1,4 @@
-// stanzad [-c FILE] [--check-config] [--version]: runs in the foreground, logs to stderr.
+// stanzad [-c FILE] [--check-config] [--version] [--help]: runs in the foreground, logs to stderr.
 #include <cstdio>
 #include <csignal>
 #include <cstring>
@@ -12,12 +12,22 @@
 
 namespace {
 
+// As in stanzad(1), which a test compares.
 void usage(FILE* out) {
     std::fprintf(out,
-                 "usage: stanzad [-c FILE] [--check-config] [--version]\n"
-                 "  -c, --config FILE  config file (default: %s)\n"
-                 "  --check-config     validate the config, print every problem, exit 0 or 2\n"
-                 "  --version          print the version and exit\n",
+                 "Usage: stanzad [-c FILE] [--check-config] [--version] [--help]\n"
+                 "\n"
+                 "Keeps XMPP sessions alive and serves them to IRC clients, Emacs and scripts.\n"
+                 "Runs in the foreground and logs to stderr.\n"
+                 "\n"
+                 "  -c, --config FILE  the configuration (default: %s)\n"
+                 "      --check-config validate the configuration, print every problem, exit 0 or 2\n"
+                 "      --version      print the version and exit\n"
+                 "  -h, --help         print this help and exit\n"
+                 "\n"
+                 "Signals: SIGTERM/SIGINT shut down cleanly, SIGHUP reloads the configuration.\n"
+                 "Exit status: 0 stopped cleanly, 1 fatal error (see the log), 2 usage or config error.\n"
+                 "See stanzad(1) and stanzad.toml(5); stanzactl init writes a first configuration.\n",
                  config::default_path().c_str());
 }
 
