@@ -4,6 +4,7 @@
 #include <csignal>
 
 #include "daemon/log.hpp"
+#include "daemon/notify.hpp"
 
 namespace stanzad {
 namespace {
@@ -101,6 +102,12 @@ int Daemon::run() {
     uv_timer_start(prune_timer_.get(), [](uv_timer_t* t) { static_cast<Daemon*>(t->data)->prune(); }, prune_every_ms,
                    prune_every_ms);
     for (const auto& a : config_.accounts) add_account(a);
+    // systemd (Type=notify): READY=1 now that the sockets listen; STATUS= the accounts' states.
+    ServiceNotifier systemd(&loop_, [this] {
+        std::string status;
+        for (const auto& a : accounts_) status += (status.empty() ? "" : ", ") + a->name() + ": " + to_string(a->state());
+        return shutting_down_ ? std::string("stopping") : status.empty() ? std::string("no accounts") : status;
+    });
     uv_run(&loop_, UV_RUN_DEFAULT);
     logs::daemon().info("stanzad: stopped");
     return 0;
@@ -147,6 +154,7 @@ void Daemon::on_signal(int signum) {
 
 void Daemon::shutdown(const char* why) {
     shutting_down_ = true;
+    sd_notify("STOPPING=1");
     logs::daemon().info("stanzad: shutting down ({})", why);
     uv_timer_start(
         deadline_timer_.get(),
