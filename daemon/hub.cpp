@@ -42,6 +42,9 @@ model::Reply failure_reply(const IqReply& r, const std::string& account) {
     return model::Reply::error("refused", r.error.describe());
 }
 
+constexpr std::size_t kMaxBodyXml = 65'536;
+constexpr int kMaxAttempts = 5;
+
 }  // namespace
 
 std::string make_uuid() {
@@ -272,6 +275,7 @@ void Hub::advance(Account& account, const std::string& msg_id, const std::string
             return;
         }
     }
+    if (state != "sent") attempts_[account.name()].erase(msg_id);  // acked or beyond, or failed
     model::Event event{0, account.name(), {}, model::MessageState{msg_id, state, error}};
     if (auto st = store_.set_state(account.name(), msg_id, state, error, event); !st) {
         logs::daemon().error("account {}: cannot record message {} as {}: {}", account.name(), msg_id, state,
@@ -282,6 +286,14 @@ void Hub::advance(Account& account, const std::string& msg_id, const std::string
 }
 
 void Hub::transmit(Account& account, const OutboxEntry& entry) {
+    // A message that went out on this many sessions without an acknowledgement is one the
+    // server will not take (a stream error each time, say, for a stanza it finds too large).
+    if (++attempts_[account.name()][entry.msg_id] > kMaxAttempts) {
+        advance(account, entry.msg_id, "failed",
+                "the server did not accept it on " + std::to_string(kMaxAttempts) +
+                    " connections in a row; not sending it again");
+        return;
+    }
     xmpp::OutgoingMessage m;
     m.to = entry.to;
     m.type = entry.type;
@@ -608,6 +620,12 @@ xmpp::Result<std::size_t> Hub::replay(model::Seq after, std::size_t limit, const
 
 model::Reply Hub::send(const model::Send& s) {
     Account* account = find_(s.account);
+    // Prosody and ejabberd refuse stanzas over 256 KiB by ending the stream; a body of at most
+    // 64 KiB as XML leaves room for everything around it.
+    if (auto size = xmpp::xml_escape(s.body).size(); size > kMaxBodyXml)
+        return model::Reply::error("bad-request", "the body is " + std::to_string(size) +
+                                                      " bytes as XML (<, > and & count 4 or 5); at most " +
+                                                      std::to_string(kMaxBodyXml) + " go in one message: split it");
     if (!s.replace.empty()) {
         // XEP-0308 §4: only our own last messages, to the same conversation.
         auto original = store_.find(s.account, s.replace);

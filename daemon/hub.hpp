@@ -163,6 +163,9 @@ private:
     std::map<std::string, std::vector<std::string>> pending_leaves_;  // parted while offline
     std::map<std::string, std::map<std::string, std::string>> vcard_nicks_;  // by account, then JID
     std::map<std::string, std::map<std::string, model::Presence>> presences_;  // by account, then full JID
+    // How often each unacknowledged message went out on a new session (by account, then
+    // msg_id): a stanza the server keeps refusing must not keep the account reconnecting.
+    std::map<std::string, std::map<std::string, int>> attempts_;
     uv::Timer timer_;  // join timeouts and self-pings
     std::chrono::seconds self_ping_;
 };
