@@ -196,6 +196,10 @@ class DoctorTest(IntegrationTest):
         self.assertEqual(stanzactl("complete", "accounts", "-c", d.config_path).stdout, "home\nbad\n")
         self.assertEqual(bash_complete(["stanzactl", "-c", str(d.config_path), "send", ""]), ["bad", "home"])
         self.assertEqual(bash_complete(["stanzactl", "-c", str(d.config_path), "ros"]), ["roster"])
+        if shutil.which("fish"):
+            self.assertEqual(fish_complete(f"stanzactl -c {d.config_path} send "), ["bad", "home"])
+            self.assertEqual(fish_complete(f"stanzactl -c {d.config_path} presence home "),
+                             ["away", "chat", "dnd", "online", "xa"])
 
         # Stopped: doctor says so and what to do; completion says nothing.
         d.stop()
@@ -206,6 +210,8 @@ class DoctorTest(IntegrationTest):
         quiet = stanzactl("complete", "accounts", "-c", d.config_path)
         self.assertEqual((quiet.returncode, quiet.stdout, quiet.stderr), (0, "", ""))
         self.assertEqual(bash_complete(["stanzactl", "-c", str(d.config_path), "send", ""]), [])
+        if shutil.which("fish"):
+            self.assertEqual(fish_complete(f"stanzactl -c {d.config_path} send "), [])
 
     def test_no_config(self):
         run = stanzactl("doctor", "-c", self.tmp / "missing.toml")
@@ -232,6 +238,16 @@ def bash_complete(words):
     run = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env, timeout=30)
     assert run.stderr == "", run.stderr
     return sorted(l for l in run.stdout.splitlines() if l)
+
+
+def fish_complete(line):
+    """What the fish completion offers for `line` (sorted; descriptions dropped)."""
+    script = f"source {SOURCE}/contrib/completions/stanzactl.fish; complete -C{shlex.quote(line)}"
+    env = {**os.environ, "PATH": f"{STANZACTL.parent}:{os.environ['PATH']}"}
+    run = subprocess.run(["fish", "--no-config", "-c", script], capture_output=True, text=True, env=env,
+                         timeout=30)
+    assert run.stderr == "", run.stderr
+    return sorted(l.split("\t")[0] for l in run.stdout.splitlines() if l)
 
 
 if __name__ == "__main__":

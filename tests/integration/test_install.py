@@ -80,6 +80,19 @@ class InstallTest(unittest.TestCase):
         self.assertEqual(run.returncode, 0, run.stdout + run.stderr)
         self.assertNotIn("stanzad.service:", run.stderr, "systemd-analyze complains about the unit")
 
+    def test_completions_parse(self):
+        shells = {"bash": "share/bash-completion/completions/stanzactl",
+                  "zsh": "share/zsh/vendor-completions/_stanzactl",
+                  "fish": "share/fish/vendor_completions.d/stanzactl.fish"}
+        checked = 0
+        for shell, path in shells.items():
+            if shutil.which(shell) is None:
+                continue
+            run = subprocess.run([shell, "-n", str(self.prefix / path)], capture_output=True, text=True)
+            self.assertEqual((run.returncode, run.stderr), (0, ""), f"{shell} -n {path}")
+            checked += 1
+        self.assertGreater(checked, 0, "no shell to check the completions with")
+
     def test_nothing_outside_the_prefix_layout(self):
         # Everything lands under bin/, lib/ or share/: no absolute /usr, no /etc.
         tops = {f.split("/", 1)[0] for f in self.files}
