@@ -821,6 +821,16 @@ void Hub::handle(const model::Command& command, const std::string& client, Respo
                         a.send(xmpp::make_displayed(c.to, room ? "groupchat" : "chat", id, make_uuid()));
                         reply.sent = true;
                     }
+                } else if constexpr (std::is_same_v<C, model::CancelSend>) {
+                    auto entry = store_.find(a.name(), c.msg_id);
+                    if (!entry)
+                        return respond(model::Reply::error("item-not-found", "no message '" + c.msg_id +
+                                                                                 "' sent from account " + a.name()));
+                    if (entry.value().state != "accepted")
+                        return respond(model::Reply::error(
+                            "too-late", "message '" + c.msg_id + "' is " + entry.value().state +
+                                            ": it has left stanzad and cannot be taken back"));
+                    advance(a, c.msg_id, "failed", "cancelled");
                 } else if constexpr (std::is_same_v<C, model::RosterSet>) {
                     return ask(a, {},
                                [&](const std::string& id) { return xmpp::make_roster_set(id, c.jid, c.name, c.groups); },

@@ -243,6 +243,11 @@ struct SetAccountEnabled {
     std::string account;
     bool enabled = true;
 };
+// Take back a message that has not left the daemon yet (state accepted: queued while the
+// account is offline); it becomes failed with the error "cancelled".
+struct CancelSend {
+    std::string account, msg_id;
+};
 // `stanzactl pin`: connect as the account would, report the server's certificate, change
 // nothing.
 struct ProbeCertificate {
@@ -251,7 +256,7 @@ struct ProbeCertificate {
 using Command = std::variant<Hello, Ack, ListAccounts, Send, GetRoster, SetPresence, ChangeSubscription, Raw, Join,
                              Part, ListRooms, SetSubject, Kick, SendInvite, History, SendChatState, Displayed,
                              RosterSet, RosterRemove, Block, GetBlocklist, ListPresences, StoredMessages,
-                             Conversations, SetReadMarker, SetAccountEnabled, ProbeCertificate>;
+                             Conversations, SetReadMarker, SetAccountEnabled, ProbeCertificate, CancelSend>;
 
 // What a server presented in its TLS handshake (ProbeCertificate).
 struct CertificateInfo {

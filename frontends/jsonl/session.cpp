@@ -252,6 +252,13 @@ model::Command parse_command(const std::string& op, const Json& j) {
     }
     if (op == "blocklist") return model::GetBlocklist{get_account(j)};
     if (op == "pin") return model::ProbeCertificate{get_account(j)};
+    if (op == "cancel") {
+        model::CancelSend c;
+        c.account = get_account(j);
+        c.msg_id = get_string(j, "msg_id");
+        if (c.msg_id.empty()) throw Invalid{"bad-request", "field 'msg_id' must not be empty"};
+        return c;
+    }
     if (op == "presences") return model::ListPresences{get_account(j)};
     if (op == "read-marker") {
         model::SetReadMarker c;

@@ -28,7 +28,7 @@ model::Reply answer(const model::Command& c) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     irc::NickMap nicks;
-    irc::Session s(irc::SessionOptions{"", "0", "stanzad"}, nicks, "f");
+    irc::Session s(irc::SessionOptions{"", "0", "stanzad", {}, {}}, nicks, "f");
     std::string_view input(reinterpret_cast<const char*>(data), size);
     // Registered first half the time, so commands after registration get fuzzed too.
     if (size > 0 && (data[0] & 1)) s.receive("CAP LS 302\r\nCAP REQ :batch server-time message-tags echo-message labeled-response draft/chathistory\r\nNICK al\r\nUSER al@x 0 * :A\r\nCAP END\r\n");

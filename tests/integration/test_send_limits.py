@@ -6,12 +6,14 @@ hardening):
 - a message the server refuses by ending the stream each time (here a Prosody with
   `c2s_stanza_size_limit = 10000` and a 30,000-byte body) is sent on 5 connections, then
   moved to `failed` with a reason, instead of keeping the account reconnecting for ever;
-  the account stays online and later messages arrive.
+  the account stays online and later messages arrive;
+- `cancel` takes back a message queued while the account is offline (it becomes `failed`,
+  error `cancelled`, and is never sent); one that has left the daemon is `too-late`.
 Run alone: /usr/bin/python3 tests/integration/test_send_limits.py
 """
 
 import harness
-from harness import JsonlTest
+from harness import JsonlTest, free_port
 
 BOB = "bob@localhost"
 
@@ -46,6 +48,32 @@ class SendLimitsTest(JsonlTest):
         c.wait_event("message-state", msg_id=small, state="acked", timeout=20)
         bob.wait_message(body="after the big one")
         self.assertEqual(bob.received(lambda m: len(m.body or "") == 30_000), [])
+
+    def test_cancel_takes_back_a_queued_message_only(self):
+        d = self.start_daemon([self.account("home", "alice"),
+                               harness.account_section("off", "carol@localhost", port=free_port(),
+                                                       ca_file=self.certs.ca_cert,
+                                                       password=self.USERS["carol"])])
+        c = self.client(d, hello="t", replay=False)
+        queued = c.ok("send", account="off", to=BOB, body="never mind")["msg_id"]
+        c.wait_event("message-state", msg_id=queued, state="accepted")
+        c.ok("cancel", account="off", msg_id=queued)
+        ev = c.wait_event("message-state", msg_id=queued, state="failed")
+        self.assertEqual(ev["error"], "cancelled", ev)
+        again = c.request("cancel", account="off", msg_id=queued)
+        self.assertEqual(again.get("error", {}).get("code"), "too-late", again)
+        unknown = c.request("cancel", account="off", msg_id="no-such-message")
+        self.assertEqual(unknown.get("error", {}).get("code"), "item-not-found", unknown)
+        empty = c.request("cancel", account="off", msg_id="")
+        self.assertEqual(empty.get("error", {}).get("code"), "bad-request", empty)
+
+        bob = self.peer("bob")
+        sent = c.ok("send", account="home", to=BOB, body="already gone")["msg_id"]
+        bob.wait_message(body="already gone")
+        late = c.request("cancel", account="home", msg_id=sent)
+        self.assertEqual(late.get("error", {}).get("code"), "too-late", late)
+        # The cancelled one never left: bob, on the same server, got only the other.
+        self.assertEqual(bob.received(lambda m: m.body == "never mind"), [])
 
 
 if __name__ == "__main__":

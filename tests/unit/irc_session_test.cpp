@@ -69,7 +69,7 @@ struct Fixture {
     Session session;
 
     explicit Fixture(std::string server = "stanzad")
-        : session(SessionOptions{"pw", "9.9", server, [] { return std::int64_t{1795955696}; }}, nicks, "t") {}
+        : session(SessionOptions{"pw", "9.9", server, [] { return std::int64_t{1795955696}; }, {}}, nicks, "t") {}
 
     std::vector<std::string> feed(std::string_view text) {
         session.receive(text);
