@@ -12,6 +12,8 @@ namespace {
 
 constexpr double backoff_first_s = 1.0;
 constexpr double backoff_max_s = 300.0;
+// As long as a password manager may take to ask for and get a passphrase.
+constexpr std::chrono::seconds secret_command_timeout{30};
 
 }  // namespace
 
@@ -52,16 +54,35 @@ Account::~Account() {
 }
 
 void Account::start() {
-    if (config_.password || config_.password_command) {  // else a client certificate alone
-        auto password = config::resolve_password(config_);
-        if (!password) return give_up(password.error().message);
-        password_ = std::move(password).value();
-    }
-    if (config_.client_key_password_command) {
-        auto key_password = config::run_password_command(*config_.client_key_password_command);
-        if (!key_password) return give_up("client_key_password_command: " + key_password.error().message);
-        key_password_ = std::move(key_password).value();
-    }
+    if (config_.password) password_ = *config_.password;  // else a command, or a certificate alone
+    password_pending_ = config_.password_command.has_value();
+    key_password_pending_ = config_.client_key_password_command.has_value();
+    set_state(State::Connecting);
+    run_secret_commands();
+}
+
+// password_command, then client_key_password_command, each without blocking the loop (a
+// password manager may wait for a pinentry for seconds; every other account goes on).
+void Account::run_secret_commands() {
+    auto run = [this](const char* what, const std::string& command, std::string& into, bool& pending) {
+        secret_command_ = std::make_unique<ShellCommand>(
+            loop_, what, command, secret_command_timeout, [this, &into, &pending](xmpp::Result<std::string> r) {
+                if (stopping_) return;
+                if (!r) return give_up(r.error().message);
+                into = std::move(r).value();
+                pending = false;
+                run_secret_commands();
+            });
+    };
+    if (password_pending_) return run("password_command", *config_.password_command, password_, password_pending_);
+    if (key_password_pending_)
+        return run("client_key_password_command", *config_.client_key_password_command, key_password_,
+                   key_password_pending_);
+    secret_command_.reset();
+    start_session();
+}
+
+void Account::start_session() {
     user_agent_id_ = hub_.user_agent_id(config_.name);
     fast_token_ = hub_.load_fast_token(config_.name);
     // XEP-0198 across a restart of the daemon: resume the session the server may still hold.
@@ -401,6 +422,7 @@ void Account::stop() {
     if (stopping_) return;
     stopping_ = true;
     uv_timer_stop(retry_timer_.get());
+    secret_command_.reset();  // a password command still running is killed
     if (connection_) {
         connection_->close();  // calls closed() now or later
         return;

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "config/config.hpp"
+#include "daemon/command.hpp"
 #include "daemon/connection.hpp"
 #include "daemon/uv.hpp"
 #include "protocol/im.hpp"
@@ -111,6 +112,10 @@ private:
     std::function<void()> stopped_;
     std::string password_;
     std::string key_password_;  // client_key_password_command's output
+    std::unique_ptr<ShellCommand> secret_command_;    // password_command or client_key_password_command
+    bool password_pending_ = false, key_password_pending_ = false;
+    void run_secret_commands();
+    void start_session();
     std::shared_ptr<SSL_CTX> tls_ctx_;                // made by the first connection, then shared
     std::string user_agent_id_;                       // XEP-0388, from the store
     std::optional<xmpp::sasl::FastToken> fast_token_; // XEP-0484, from the store
