@@ -59,12 +59,11 @@ struct ShellCommand::Run {
 xmpp::Result<std::string> ShellCommand::Run::result() const {
     if (!spawn_error.empty()) return fail(spawn_error);
     if (timed_out) return fail(what + " did not finish within the time allowed; it was stopped");
-    // After we cut a runaway command off, a SIGPIPE death is our doing, whether it killed
-    // the shell or (status 128+13) a command the shell ran.
-    bool our_sigpipe = truncated && (term_signal == SIGPIPE || exit_status == 128 + SIGPIPE);
-    if (!our_sigpipe && term_signal != 0)
+    // After we cut a runaway command off, its death is our doing: SIGPIPE, or (libuv's pipe
+    // is a socket pair) a write error it exits on.
+    if (!truncated && term_signal != 0)
         return fail(what + " was killed by signal " + std::to_string(term_signal) + " (" + strsignal(term_signal) + ")");
-    if (!our_sigpipe && exit_status != 0) {
+    if (!truncated && exit_status != 0) {
         std::string message = what + " exited with status " + std::to_string(exit_status);
         if (exit_status == 127) message += " (command not found)";
         if (exit_status == 126) message += " (not executable)";
