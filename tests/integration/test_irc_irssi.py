@@ -113,6 +113,10 @@ class Tmux:
         self.run("send-keys", "-t", target, "-l", text)
         self.run("send-keys", "-t", target, "Enter")
 
+    def has_session(self, name: str) -> bool:
+        return subprocess.run([TMUX, "-S", str(self.socket), "has-session", "-t", name],
+                              capture_output=True, timeout=10).returncode == 0
+
     def capture(self, target: str) -> str:
         try:
             return self.run("capture-pane", "-p", "-t", target)
@@ -150,6 +154,16 @@ class Irssi:
         test.addCleanup(self.tmux.kill)
         self.tmux.new_session("irssi", [IRSSI, f"--home={self.home}", "-n", "alice"],
                               {"TZ": "UTC", "TERM": "screen", "LANG": "C.UTF-8"})
+        test.addCleanup(self.quit)
+
+    def quit(self) -> None:
+        """/quit, and wait for irssi to be gone (the tmux server reaps it) before the
+        server itself is killed."""
+        try:
+            self.type("/quit")
+            harness.poll_until(lambda: not self.tmux.has_session("irssi"), 5, "irssi to quit")
+        except (AssertionError, subprocess.TimeoutExpired):
+            pass  # Tmux.kill ends it anyway
 
     def type(self, line: str) -> None:
         self.tmux.type("irssi", line)
