@@ -113,6 +113,9 @@ class ErcTest(IrcTest):
         self.assertEqual(m.type, "chat", m.xml)
         self.assertTrue(m.from_.startswith(ALICE + "/"), m.from_)
         self.assertTrue(m.origin_id, m.xml)
+        stored = watch.wait_event("message", body=f"sent from erc {tok}", outgoing=True,
+                                  timeout=10)
+        self.assertEqual(m.origin_id, stored["msg_id"], m.xml)
         sent = self.shows(emacs, f"sent from erc {tok}")
         self.assertEqual([b for b, _ in sent], ["bob"], sent)
         self.assertRegex(sent[0][1], rf"<alice> sent from erc {tok}\b")

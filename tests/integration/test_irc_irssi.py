@@ -240,7 +240,10 @@ class IrssiTest(IrcTest):
                           timeout=15)
         self.assertEqual(m.type, "chat", m.xml)
         self.assertTrue(m.from_.startswith(ALICE + "/"), m.from_)
-        self.assertTrue(m.origin_id, m.xml)
+        # ... with the id the daemon stored it under (what its other front ends see).
+        sent = watch.wait_event("message", body=f"hello from irssi {tok}", outgoing=True,
+                                timeout=10)
+        self.assertEqual(m.origin_id, sent["msg_id"], m.xml)
 
         # bob replies: irssi's query with bob shows it, from bob.
         bob.send_message(ALICE, f"reply from bob {tok}")
@@ -268,6 +271,9 @@ class IrssiTest(IrcTest):
         m = irssi.explain(bob.wait_message, lambda m: m.from_ == f"{ROOM}/alice",
                           body=f"hi room from irssi {tok}", since=mark, timeout=15)
         self.assertEqual(m.type, "groupchat", m.xml)
+        sent = watch.wait_event("message", body=f"hi room from irssi {tok}", outgoing=True,
+                                timeout=10)
+        self.assertEqual(m.origin_id, sent["msg_id"], m.xml)
 
         # Away: /disconnect (irssi says QUIT); the daemon drops the client.
         mark_d = d.mark()
@@ -318,6 +324,7 @@ class IrssiTest(IrcTest):
         self.assertEqual(len(irssi.lines("bob", f"hello from irssi {tok}")), 1, irssi.dump())
         self.assertEqual(len(irssi.lines(CHAN, f"hi room from irssi {tok}")), 1, irssi.dump())
         self.assertEqual(len(bob.received(body=f"hello from irssi {tok}")), 1)
+        self.assertEqual(len(watch.find_events("message", body=f"hello from irssi {tok}")), 1)
         self.assertEqual(len(bob.received(body=f"hi room from irssi {tok}")), 1)
 
 
