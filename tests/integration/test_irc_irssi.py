@@ -34,6 +34,7 @@ Skipped (exit 0) only when irssi or tmux is not installed:
 """
 
 import datetime
+import os
 import secrets
 import shutil
 import subprocess
@@ -96,9 +97,12 @@ class Tmux:
             raise AssertionError(f"tmux exited with {self.server.returncode}: "
                                  + (directory / "tmux.out").read_text(errors="replace"))
 
+    # The tmux commands of a test that itself runs inside tmux must not mean that one.
+    ENV = {k: v for k, v in os.environ.items() if k != "TMUX"}
+
     def run(self, *args: str) -> str:
         r = subprocess.run([TMUX, "-S", str(self.socket), *args], capture_output=True,
-                           text=True, timeout=10)
+                           text=True, timeout=10, env=self.ENV)
         if r.returncode != 0:
             raise AssertionError(f"tmux {' '.join(args)}: {r.stderr.strip()}")
         return r.stdout
@@ -115,7 +119,7 @@ class Tmux:
 
     def has_session(self, name: str) -> bool:
         return subprocess.run([TMUX, "-S", str(self.socket), "has-session", "-t", name],
-                              capture_output=True, timeout=10).returncode == 0
+                              capture_output=True, timeout=10, env=self.ENV).returncode == 0
 
     def capture(self, target: str) -> str:
         try:
