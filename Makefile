@@ -30,7 +30,7 @@ DEBIAN_PACKAGES := \
 	catch2 nlohmann-json3-dev libsqlite3-dev libc-ares-dev libidn-dev \
 	scdoc zsh fish \
 	prosody prosody-modules ejabberd erlang-p1-sqlite3 python3-slixmpp openssl \
-	emacs-nox weechat-headless dnsmasq-base microsocks \
+	emacs-nox weechat-headless irssi tmux dnsmasq-base microsocks \
 	clang libclang-rt-14-dev
 
 .PHONY: help deps build test test-unit test-integration test-fault test-asan fuzz demo bench clean install deb test-deb
