@@ -8,6 +8,7 @@
 
 #include "daemon/account.hpp"
 #include "daemon/log.hpp"
+#include "protocol/im/delivery.hpp"
 #include "protocol/im/inbound.hpp"
 
 namespace stanzad {
@@ -247,35 +248,22 @@ void Hub::remember_archive_id(Account& account, const std::string& id) {
 }
 
 void Hub::acked(Account& account, const std::vector<std::string>& msg_ids) {
-    for (const auto& id : msg_ids) advance(account, id, "acked");
+    for (const auto& id : msg_ids) advance(account, id, xmpp::im::Delivery::Acked);
 }
 
-void Hub::advance(Account& account, const std::string& msg_id, const std::string& state, const std::string& error,
+void Hub::advance(Account& account, const std::string& msg_id, xmpp::im::Delivery next, const std::string& error,
                   const std::string& from) {
-    static constexpr std::string_view order[] = {"accepted", "sent", "acked", "delivered", "displayed"};
-    auto rank = [](std::string_view s) {
-        for (int i = 0; i < 5; ++i)
-            if (order[i] == s) return i;
-        return 99;  // failed: final
-    };
     auto entry = store_.find(account.name(), msg_id);
-    if (!entry || (state != "failed" && rank(state) <= rank(entry.value().state)) || entry.value().state == "failed")
+    if (!entry) return;
+    auto current = xmpp::im::parse_delivery(entry.value().state);
+    if (!current || !xmpp::im::may_advance(*current, next)) return;
+    const std::string state(xmpp::im::to_string(next));
+    if (!from.empty() && !xmpp::im::may_report(from, entry.value().to, account.config().jid.domain())) {
+        logs::daemon().warn("account {}: ignored a {} for message {} from {}, not its recipient", account.name(), state,
+                            msg_id, from);
         return;
-    // Only the other side of that message (or its server) may say what became of it:
-    // anyone can learn our ids in a room and send an error or a receipt with them.
-    if (!from.empty()) {
-        auto sender = xmpp::Jid::parse(from);
-        auto to = xmpp::Jid::parse(entry.value().to);
-        bool ok = sender && to &&
-                  (sender.value().bare() == to.value().bare() || (sender.value().local().empty() &&
-                   (sender.value().domain() == to.value().domain() || sender.value().domain() == account.config().jid.domain())));
-        if (!ok) {
-            logs::daemon().warn("account {}: ignored a {} for message {} from {}, not its recipient", account.name(),
-                                state, msg_id, from);
-            return;
-        }
     }
-    if (state != "sent") attempts_[account.name()].erase(msg_id);  // acked or beyond, or failed
+    if (next != xmpp::im::Delivery::Sent) attempts_[account.name()].erase(msg_id);  // acked or beyond, or failed
     model::Event event{0, account.name(), {}, model::MessageState{msg_id, state, error}};
     if (auto st = store_.set_state(account.name(), msg_id, state, error, event); !st) {
         logs::daemon().error("account {}: cannot record message {} as {}: {}", account.name(), msg_id, state,
@@ -289,7 +277,7 @@ void Hub::transmit(Account& account, const OutboxEntry& entry) {
     // A message that went out on this many sessions without an acknowledgement is one the
     // server will not take (a stream error each time, say, for a stanza it finds too large).
     if (++attempts_[account.name()][entry.msg_id] > kMaxAttempts) {
-        advance(account, entry.msg_id, "failed",
+        advance(account, entry.msg_id, xmpp::im::Delivery::Failed,
                 "the server did not accept it on " + std::to_string(kMaxAttempts) +
                     " connections in a row; not sending it again");
         return;
@@ -301,7 +289,7 @@ void Hub::transmit(Account& account, const OutboxEntry& entry) {
     m.id = entry.msg_id;
     m.replace_id = entry.replace_id;
     if (!account.send(xmpp::make_message(m), entry.msg_id)) return;
-    if (entry.state == "accepted") advance(account, entry.msg_id, "sent");
+    if (entry.state == "accepted") advance(account, entry.msg_id, xmpp::im::Delivery::Sent);
 }
 
 bool Hub::incoming(Account& account, const xmpp::ReceivedMessage& m, bool from_archive, const std::string& carbon,
@@ -411,12 +399,12 @@ void Hub::maybe_receipt(Account& account, const xmpp::ReceivedMessage& m) {
 void Hub::message(Account& account, const xmpp::ReceivedMessage& m, const std::string& carbon) {
     if (m.type == "error") {
         // An error about a message we sent: the same id comes back (RFC 6120 §8.3.1).
-        if (carbon.empty()) advance(account, m.id, "failed", m.error, m.from);
+        if (carbon.empty()) advance(account, m.id, xmpp::im::Delivery::Failed, m.error, m.from);
         return;
     }
     if (carbon.empty()) {
-        if (!m.receipt_for.empty()) advance(account, m.receipt_for, "delivered", {}, m.from);   // XEP-0184
-        if (!m.displayed_id.empty()) advance(account, m.displayed_id, "displayed", {}, m.from);  // XEP-0333
+        if (!m.receipt_for.empty()) advance(account, m.receipt_for, xmpp::im::Delivery::Delivered, {}, m.from);   // XEP-0184
+        if (!m.displayed_id.empty()) advance(account, m.displayed_id, xmpp::im::Delivery::Displayed, {}, m.from);  // XEP-0333
     }
     if (carbon.empty() && m.type == "groupchat" && room_message(account, m)) return;
     if (m.body.empty()) {
@@ -830,7 +818,7 @@ void Hub::handle(const model::Command& command, const std::string& client, Respo
                         return respond(model::Reply::error(
                             "too-late", "message '" + c.msg_id + "' is " + entry.value().state +
                                             ": it has left stanzad and cannot be taken back"));
-                    advance(a, c.msg_id, "failed", "cancelled");
+                    advance(a, c.msg_id, xmpp::im::Delivery::Failed, "cancelled");
                 } else if constexpr (std::is_same_v<C, model::RosterSet>) {
                     return ask(a, {},
                                [&](const std::string& id) { return xmpp::make_roster_set(id, c.jid, c.name, c.groups); },

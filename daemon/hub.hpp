@@ -14,6 +14,7 @@
 #include "daemon/uv.hpp"
 #include "frontends/model.hpp"
 #include "protocol/im.hpp"
+#include "protocol/im/delivery.hpp"
 #include "protocol/muc.hpp"
 #include "protocol/stream.hpp"
 #include "protocol/xml_framer.hpp"
@@ -77,7 +78,7 @@ private:
     // Moves a message's delivery state forward (accepted < sent < acked < delivered; failed
     // is final), with its event; never back.
     // `from`: who says so (a receipt, marker or error); must be the message's recipient.
-    void advance(Account& account, const std::string& msg_id, const std::string& state, const std::string& error = {},
+    void advance(Account& account, const std::string& msg_id, xmpp::im::Delivery state, const std::string& error = {},
                  const std::string& from = {});
     // Stores and shows a message unless it was seen before; true when it was new. `room`:
     // the room it was said in (groupchat). `carbon`: sent | received by another client.

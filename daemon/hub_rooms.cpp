@@ -304,7 +304,7 @@ bool Hub::room_message(Account& account, const xmpp::ReceivedMessage& m) {
     }
     // Our own message, echoed by the room (§7.4): it has reached the room.
     if (!m.origin_id.empty() && store_.find(account.name(), m.origin_id)) {
-        advance(account, m.origin_id, "delivered");
+        advance(account, m.origin_id, xmpp::im::Delivery::Delivered);
         if (!m.stanza_id.empty() && !room->gap_open)
             (void)store_.set_meta(account.name(), "mam_last:" + room->jid, m.stanza_id);
         return true;

@@ -1,0 +1,49 @@
+#include "protocol/im/delivery.hpp"
+
+#include <array>
+#include <utility>
+
+#include "protocol/jid.hpp"
+
+namespace xmpp::im {
+namespace {
+
+constexpr std::array<std::pair<Delivery, std::string_view>, 6> kNames{{
+    {Delivery::Accepted, "accepted"},
+    {Delivery::Sent, "sent"},
+    {Delivery::Acked, "acked"},
+    {Delivery::Delivered, "delivered"},
+    {Delivery::Displayed, "displayed"},
+    {Delivery::Failed, "failed"},
+}};
+
+}  // namespace
+
+std::string_view to_string(Delivery state) {
+    for (auto [s, name] : kNames)
+        if (s == state) return name;
+    return "failed";
+}
+
+std::optional<Delivery> parse_delivery(std::string_view name) {
+    for (auto [s, n] : kNames)
+        if (n == name) return s;
+    return std::nullopt;
+}
+
+bool may_advance(Delivery current, Delivery next) {
+    if (current == Delivery::Failed) return false;
+    if (next == Delivery::Failed) return true;
+    return static_cast<int>(next) > static_cast<int>(current);
+}
+
+bool may_report(std::string_view reporter, std::string_view to, std::string_view own_domain) {
+    auto sender = Jid::parse(reporter);
+    auto recipient = Jid::parse(to);
+    if (!sender || !recipient) return false;
+    if (sender.value().bare() == recipient.value().bare()) return true;
+    return sender.value().local().empty() &&
+           (sender.value().domain() == recipient.value().domain() || sender.value().domain() == own_domain);
+}
+
+}  // namespace xmpp::im
