@@ -1,6 +1,7 @@
 #include "ctl/setup.hpp"
 
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
@@ -304,6 +305,13 @@ int run_init(const InitOptions& options) {
 
 namespace {
 
+volatile std::sig_atomic_t deadline_passed = 0;
+sigset_t deadline_wait_mask;
+
+extern "C" void on_deadline(int) { deadline_passed = 1; }
+
+constexpr unsigned doctor_wait_seconds = 10;
+
 // Collects the findings; problems decide the exit status.
 struct Report {
     int problems = 0;
@@ -358,6 +366,7 @@ std::optional<Json> ask_accounts(const std::string& socket, std::string& version
         error = e == ENOENT || e == ECONNREFUSED ? "stanzad is not running" : std::strerror(e);
         return std::nullopt;
     }
+    give_up_after(conn, doctor_wait_seconds);
     if (!conn.write_line(R"({"op":"hello","id":1,"client":"stanzactl","replay":false})") ||
         !conn.write_line(R"({"op":"accounts","id":2})")) {
         error = std::string("cannot write to the daemon: ") + std::strerror(errno);
@@ -366,7 +375,10 @@ std::optional<Json> ask_accounts(const std::string& socket, std::string& version
     for (;;) {
         ReadResult r = conn.read_line();
         if (r.kind != ReadResult::Kind::Line) {
-            error = r.kind == ReadResult::Kind::Closed ? "the daemon closed the connection" : r.text;
+            error = r.kind == ReadResult::Kind::Closed    ? "the daemon closed the connection"
+                    : r.kind == ReadResult::Kind::Stopped ? "no answer within " + std::to_string(doctor_wait_seconds) +
+                                                                " seconds"
+                                                          : r.text;
             return std::nullopt;
         }
         Json j = Json::parse(r.text, nullptr, /*allow_exceptions=*/false);
@@ -389,6 +401,22 @@ std::optional<Json> ask_accounts(const std::string& socket, std::string& version
 }
 
 }  // namespace
+
+// SIGALRM stays blocked except inside the connection's ppoll, so the alarm cannot slip in
+// between checking the flag and starting to wait.
+void give_up_after(Connection& conn, unsigned seconds) {
+    struct sigaction sa {};
+    sa.sa_handler = on_deadline;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGALRM, &sa, nullptr);
+    sigset_t block;
+    sigemptyset(&block);
+    sigaddset(&block, SIGALRM);
+    sigprocmask(SIG_BLOCK, &block, &deadline_wait_mask);
+    sigdelset(&deadline_wait_mask, SIGALRM);
+    conn.set_stop(&deadline_passed, &deadline_wait_mask);
+    ::alarm(seconds);
+}
 
 int run_doctor(const SocketOptions& options) {
     Report report;

@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 
+#include "ctl/connection.hpp"
 #include "ctl/socket_path.hpp"
 
 namespace ctl {
@@ -20,6 +21,9 @@ struct InitOptions {
 };
 
 int run_init(const InitOptions& options);
+// Ends `conn`'s waits after `seconds` (read_line() then returns Stopped): for doctor and
+// complete, which must not hang on a daemon that accepts and never answers. SIGALRM.
+void give_up_after(Connection& conn, unsigned seconds);
 int run_doctor(const SocketOptions& options);
 
 }  // namespace ctl

@@ -228,6 +228,9 @@ constexpr std::array<std::pair<std::string_view, std::string_view>, 5> shows = {
 constexpr int history_default = 50;
 constexpr int history_max = 200;
 
+// complete: how long a shell completion may wait for the daemon.
+constexpr unsigned complete_wait_seconds = 2;
+
 struct Invocation {
     ctl::SocketOptions socket;
     bool json = false;
@@ -863,6 +866,7 @@ int run_complete(const Invocation& inv) {
     if (!where) return 0;
     ctl::Connection conn;
     if (conn.connect_to(where.value().path) != 0) return 0;
+    ctl::give_up_after(conn, complete_wait_seconds);  // a stuck daemon must not hang the shell
     Request hello_request = {{"op", "hello"}, {"id", hello_id}, {"client", client_name}, {"replay", false}};
     Request request = {{"op", op}, {"id", request_id}};
     try {

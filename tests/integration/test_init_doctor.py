@@ -9,6 +9,9 @@ import pty
 import re
 import select
 import shlex
+import socket
+import tempfile
+import unittest
 import shutil
 import stat
 import subprocess
@@ -226,6 +229,35 @@ class DoctorTest(IntegrationTest):
         run = stanzactl("doctor", "-c", d.config_path)
         self.assertEqual(run.returncode, 1)
         self.assertIn(f"-> chmod 600 {d.config_path}", run.stdout)
+
+
+class SilentDaemonTest(unittest.TestCase):
+    """A socket that accepts and never answers (a stopped or stuck daemon): complete gives
+    up quietly within its 2 seconds, doctor within 10, each saying what it should."""
+
+    def test_no_hang(self):
+        tmp = Path(tempfile.mkdtemp(prefix="stanzactl-silent-"))
+        self.addCleanup(shutil.rmtree, tmp, True)
+        path = str(tmp / "stanzad.sock")
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        server.bind(path)
+        server.listen(8)
+        self.addCleanup(server.close)
+        os.chmod(path, 0o600)
+
+        start = time.monotonic()
+        run = stanzactl("complete", "accounts", "-s", path)
+        self.assertEqual((run.returncode, run.stdout, run.stderr), (0, "", ""))
+        self.assertLess(time.monotonic() - start, 8)
+
+        config = tmp / "config.toml"
+        config.write_text(f'[daemon]\nsocket = "{path}"\nstate_dir = "{tmp}"\n\n'
+                          '[[account]]\nname = "home"\njid = "a@example.org"\npassword_command = "true"\n')
+        config.chmod(0o600)
+        run = stanzactl("doctor", "-c", config)
+        self.assertEqual(run.returncode, 1, run.stdout)
+        self.assertRegex(run.stdout, r"problem +stanzad does not answer on .*: no answer within 10 seconds\n"
+                                     r" +-> restart it: systemctl --user restart stanzad")
 
 
 def bash_complete(words):
