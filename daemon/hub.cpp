@@ -217,8 +217,7 @@ void Hub::online(Account& account, bool resumed, bool stream_management, bool re
     // XEP-0313: whatever came while we were away, after the last archive id up to which we
     // have everything, or else since this account first came online here. A resumed
     // session has no gap, unless an earlier catch-up was cut off, or we were restarted.
-    bool gap_open = catch_ups_.count(account.name()) > 0;
-    if (resumed && !restored && !gap_open) return;
+    if (resumed && !restored && !own_gap_open(account.name())) return;
     auto last = store_.meta(account.name(), "mam_last");
     if (!last) {
         logs::daemon().error("account {}: cannot read the archive position: {}", account.name(), last.error().message);
@@ -228,17 +227,26 @@ void Hub::online(Account& account, bool resumed, bool stream_management, bool re
 }
 
 void Hub::catch_up(Account& account, const std::string& after) {
-    CatchUp& c = catch_ups_[account.name()];  // open until a page says complete
+    OwnCatchUp& c = catch_ups_[account.name()];  // the gap is open until a page says complete
+    send_catch_up_page(account, c, c.pager.begin(after));
+}
+
+void Hub::send_catch_up_page(Account& account, OwnCatchUp& c, const xmpp::im::CatchUp::Page& page) {
     c.query_id = "catchup" + std::to_string(next_query_++);
     // Without a position yet: from when this account first came online here (the first
     // time, that is now, and the archive has nothing newer).
     std::string start;
-    if (after.empty()) {
+    if (page.since) {
         auto since = store_.meta(account.name(), "mam_since");
         start = since && !since.value().empty() ? since.value() : rfc3339(std::chrono::system_clock::now());
         if (since && since.value().empty()) (void)store_.set_meta(account.name(), "mam_since", start);
     }
-    account.send(xmpp::make_mam_query(c.query_id, c.query_id, after, start, 100));
+    account.send(xmpp::make_mam_query(c.query_id, c.query_id, page.after, start, page.max));
+}
+
+bool Hub::own_gap_open(const std::string& account) const {
+    auto it = catch_ups_.find(account);
+    return it != catch_ups_.end() && it->second.pager.gap_open();
 }
 
 void Hub::remember_archive_id(Account& account, const std::string& id) {
@@ -320,7 +328,7 @@ bool Hub::incoming(Account& account, const xmpp::ReceivedMessage& m, bool from_a
     }
     // Live messages move the archive position only while no gap is open: one that arrives
     // during a catch-up is newer than what the catch-up still has to bring.
-    if (!from_archive && room.empty() && !id.stanza_id.empty() && !catch_ups_.count(account.name()))
+    if (!from_archive && room.empty() && !id.stanza_id.empty() && !own_gap_open(account.name()))
         remember_archive_id(account, id.stanza_id);
     model::Message msg;
     msg.from = outgoing ? (carbon == "sent" ? m.from : own) : m.from;
@@ -443,7 +451,7 @@ void Hub::received(Account& account, xmpp::Stanza& stanza) {
                 // While a catch-up still has to bring what came while we were away, a message
                 // new to us here is one of those: stored and shown as new, not as history.
                 const Room* r = room.empty() ? nullptr : find_room(account.name(), room);
-                bool gap = room.empty() ? catch_ups_.count(account.name()) > 0 : r && r->gap_open;
+                bool gap = room.empty() ? own_gap_open(account.name()) : r && r->catch_up.gap_open();
                 if (gap) incoming(account, archived->message, true, {}, room);
                 model::Event event;
                 incoming(account, archived->message, true, {}, room, &event);
@@ -457,11 +465,10 @@ void Hub::received(Account& account, xmpp::Stanza& stanza) {
             auto archived = xmpp::parse_mam_result(root, own);
             if (!archived) return;
             auto it = catch_ups_.find(account.name());
-            if (it == catch_ups_.end() || archived->query_id != it->second.query_id) return;  // not asked for
-            ++it->second.count;
-            if (!archived->message.body.empty() && archived->message.type != "error" &&
-                incoming(account, archived->message, true))
-                ++it->second.fresh;
+            if (it == catch_ups_.end() || it->second.query_id.empty() || archived->query_id != it->second.query_id)
+                return;  // not asked for
+            it->second.pager.counted(!archived->message.body.empty() && archived->message.type != "error" &&
+                                     incoming(account, archived->message, true));
             return;
         }
         if (auto invite = xmpp::parse_invite(root)) {
@@ -504,22 +511,23 @@ void Hub::received(Account& account, xmpp::Stanza& stanza) {
     std::string_view from = root.attribute("from").value();
     bool from_own_account = from.empty() || from == own.bare() || from == account.bound_jid();
     auto it = catch_ups_.find(account.name());
-    if (it == catch_ups_.end() || id != it->second.query_id || !from_own_account) return;
+    if (it == catch_ups_.end() || it->second.query_id.empty() || id != it->second.query_id || !from_own_account)
+        return;
+    OwnCatchUp& c = it->second;
+    c.query_id.clear();
     auto fin = xmpp::parse_mam_fin(root);
     if (type != "result" || !fin) {
         // The gap stays open: the next login tries again from the same position.
         logs::daemon().warn("account {}: archive catch-up failed (the server answered {})", account.name(), type);
-        it->second.query_id.clear();
+        auto error = xmpp::parse_stanza_error(root);
+        c.pager.failed(error ? error->condition : "", true);
         return;
     }
-    if (!fin->last.empty()) remember_archive_id(account, fin->last);
-    if (!fin->complete && !fin->last.empty()) {
-        catch_up(account, fin->last);  // XEP-0059: the next page
-        return;
-    }
-    logs::daemon().info("account {}: archive catch-up: {} message(s), {} of them new", account.name(),
-                        it->second.count, it->second.fresh);
-    catch_ups_.erase(it);
+    auto next = c.pager.fin(fin->complete, fin->last);
+    if (!next.keep.empty()) remember_archive_id(account, next.keep);
+    if (next.next) return send_catch_up_page(account, c, *next.next);  // XEP-0059: the next page
+    logs::daemon().info("account {}: archive catch-up: {} message(s), {} of them new", account.name(), c.pager.count(),
+                        c.pager.fresh());
 }
 
 void Hub::roster(Account& account, std::vector<xmpp::RosterEntry> items, bool push,

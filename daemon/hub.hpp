@@ -14,6 +14,7 @@
 #include "daemon/uv.hpp"
 #include "frontends/model.hpp"
 #include "protocol/im.hpp"
+#include "protocol/im/catchup.hpp"
 #include "protocol/im/delivery.hpp"
 #include "protocol/muc.hpp"
 #include "protocol/stream.hpp"
@@ -108,6 +109,7 @@ private:
     bool room_message(Account& account, const xmpp::ReceivedMessage& m);
     bool room_archive_result(Account& account, pugi::xml_node stanza);
     void room_catch_up(Account& account, Room& room, const std::string& after);
+    void send_room_page(Account& account, Room& room, const xmpp::im::CatchUp::Page& page);
     void joined(Account& account, Room& room, const xmpp::MucPresence& self);
     void room_gone(Account& account, const std::string& room, const std::string& state, const std::string& reason,
                    const std::string& actor);
@@ -124,13 +126,14 @@ private:
     FindAccount find_;
     ListAccounts list_;
     std::vector<Sink> sinks_;
-    struct CatchUp {
+    // By account: the catch-up with our own archive, and the page query out ("" for none).
+    struct OwnCatchUp {
+        xmpp::im::CatchUp pager{xmpp::im::CatchUp::Archive::Own};
         std::string query_id;
-        int count = 0;   // archived messages looked at
-        int fresh = 0;   // of which not seen before
     };
-    // By account: a gap in what we have from the archive, and the query filling it.
-    std::map<std::string, CatchUp> catch_ups_;
+    std::map<std::string, OwnCatchUp> catch_ups_;
+    bool own_gap_open(const std::string& account) const;
+    void send_catch_up_page(Account& account, OwnCatchUp& c, const xmpp::im::CatchUp::Page& page);
     unsigned long next_query_ = 1;
 
     // A history request waiting for its page: by query id.
@@ -153,10 +156,10 @@ private:
         std::vector<Respond> waiters;   // join requests to answer
         std::chrono::steady_clock::time_point asked{}, pinged{};
         bool ping_out = false;
-        // The room's archive (XEP-0313 at the room): the gap we are filling, if any.
+        // The room's archive (XEP-0313 at the room): the gap we are filling, if any, and the
+        // page query out ("" for none).
+        xmpp::im::CatchUp catch_up{xmpp::im::CatchUp::Archive::Room};
         std::string catch_up_query;
-        int catch_up_count = 0, catch_up_fresh = 0;
-        bool gap_open = false;          // the archive position waits for the catch-up
         bool retry = false;             // join again every self-ping interval (the service went down)
     };
     // By account, then room JID.

@@ -50,7 +50,7 @@ void Hub::rooms_online(Account& account, bool resumed) {
         // XEP-0198: the session, with its room presences, went on; a catch-up that the
         // lost link cut off starts again.
         for (auto& [jid, room] : rooms_[account.name()])
-            if (room.state == "joined" && room.gap_open && room.catch_up_query.empty()) {
+            if (room.state == "joined" && room.catch_up.gap_open() && room.catch_up_query.empty()) {
                 auto last = store_.meta(account.name(), "mam_last:" + jid);
                 room_catch_up(account, room, last ? last.value() : "");
             }
@@ -205,7 +205,7 @@ void Hub::joined(Account& account, Room& room, const xmpp::MucPresence& self) {
                 publish(account.name(), model::Occupant{room.jid, o, "leave", "", "", ""});
     }
     room.previous.clear();
-    room.gap_open = true;  // until the room's archive has brought what we missed
+    room.catch_up.open_gap();  // until the room's archive has brought what we missed
     if (!room.remembered) {
         room.remembered = true;
         remember_rooms(account);
@@ -223,46 +223,43 @@ void Hub::joined(Account& account, Room& room, const xmpp::MucPresence& self) {
 }
 
 void Hub::room_catch_up(Account& account, Room& room, const std::string& after) {
+    send_room_page(account, room, room.catch_up.begin(after));
+}
+
+void Hub::send_room_page(Account& account, Room& room, const xmpp::im::CatchUp::Page& page) {
     xmpp::MamQuery q;
     q.to = room.jid;
     q.query_id = "room" + std::to_string(next_query_++);
-    q.max = 50;
-    if (after.empty()) q.before = "";  // the newest page
-    else q.after = after;
-    bool first_page = room.catch_up_query.empty();
+    q.max = page.max;
+    if (page.newest) q.before = "";  // the newest page
+    else q.after = page.after;
     room.catch_up_query = q.query_id;
-    if (first_page) room.catch_up_count = room.catch_up_fresh = 0;
     std::string name = account.name(), jid = room.jid, query_id = q.query_id;
     account.request(room.jid, [&](const std::string& id) { return xmpp::make_mam_query(id, q); },
-                    [this, name, jid, query_id, paging = !after.empty()](const IqReply& r) {
+                    [this, name, jid, query_id](const IqReply& r) {
                         Account* a = find_(name);
                         Room* room = find_room(name, jid);
                         if (!a || !room || room->catch_up_query != query_id) return;
+                        room->catch_up_query.clear();
                         auto fin = r.ok() ? xmpp::parse_mam_fin(r.iq) : std::nullopt;
                         if (!fin) {
-                            // It failed: the gap stays open (tried again after the next
-                            // resumption or rejoin). A room without an archive has no gap to fill.
+                            // The gap stays open (tried again after the next resumption or
+                            // rejoin), unless the room has no archive (im::CatchUp::failed).
                             logs::daemon().info("account {}: {}: no archive catch-up ({})", name, jid,
                                                 r.ok() ? "no <fin/>" : r.describe());
-                            room->catch_up_query.clear();
-                            if (r.ok() || r.error.condition == "feature-not-implemented" ||
-                                r.error.condition == "service-unavailable")
-                                room->gap_open = false;
+                            room->catch_up.failed(r.error.condition,
+                                                  r.ok() || r.outcome == IqReply::Outcome::Remote);
                             return;
                         }
-                        if (!fin->last.empty()) {
-                            if (auto st = store_.set_meta(name, "mam_last:" + jid, fin->last); !st)
+                        auto next = room->catch_up.fin(fin->complete, fin->last);
+                        if (!next.keep.empty()) {
+                            if (auto st = store_.set_meta(name, "mam_last:" + jid, next.keep); !st)
                                 logs::daemon().warn("account {}: cannot remember archive id: {}", name,
                                                     st.error().message);
                         }
-                        if (paging && !fin->complete && !fin->last.empty()) {
-                            room_catch_up(*a, *room, fin->last);  // XEP-0059: the next page
-                            return;
-                        }
+                        if (next.next) return send_room_page(*a, *room, *next.next);  // XEP-0059
                         logs::daemon().info("account {}: {}: archive catch-up: {} message(s), {} of them new", name,
-                                            jid, room->catch_up_count, room->catch_up_fresh);
-                        room->catch_up_query.clear();
-                        room->gap_open = false;
+                                            jid, room->catch_up.count(), room->catch_up.fresh());
                     });
 }
 
@@ -272,12 +269,10 @@ bool Hub::room_archive_result(Account& account, pugi::xml_node stanza) {
     if (!room || room->catch_up_query.empty()) return false;
     auto archived = xmpp::parse_mam_result(stanza, account.config().jid, room->jid);
     if (!archived || archived->query_id != room->catch_up_query) return false;
-    ++room->catch_up_count;
     const auto& m = archived->message;
-    if (m.body.empty() || m.type == "error") return true;
     // Our own messages come back from the archive too: known by their origin-id.
-    if (!m.origin_id.empty() && store_.find(account.name(), m.origin_id)) return true;
-    if (incoming(account, m, true, {}, room->jid)) ++room->catch_up_fresh;
+    bool skip = m.body.empty() || m.type == "error" || (!m.origin_id.empty() && store_.find(account.name(), m.origin_id));
+    room->catch_up.counted(!skip && incoming(account, m, true, {}, room->jid));
     return true;
 }
 
@@ -305,13 +300,13 @@ bool Hub::room_message(Account& account, const xmpp::ReceivedMessage& m) {
     // Our own message, echoed by the room (§7.4): it has reached the room.
     if (!m.origin_id.empty() && store_.find(account.name(), m.origin_id)) {
         advance(account, m.origin_id, xmpp::im::Delivery::Delivered);
-        if (!m.stanza_id.empty() && !room->gap_open)
+        if (!m.stanza_id.empty() && !room->catch_up.gap_open())
             (void)store_.set_meta(account.name(), "mam_last:" + room->jid, m.stanza_id);
         return true;
     }
     incoming(account, m, false, {}, room->jid);
     // The archive position moves with live messages only while no gap is open.
-    if (!m.stanza_id.empty() && !room->gap_open)
+    if (!m.stanza_id.empty() && !room->catch_up.gap_open())
         if (auto st = store_.set_meta(account.name(), "mam_last:" + room->jid, m.stanza_id); !st)
             logs::daemon().warn("account {}: cannot remember archive id: {}", account.name(), st.error().message);
     return true;
