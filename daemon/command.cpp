@@ -56,6 +56,25 @@ struct ShellCommand::Run {
     xmpp::Result<std::string> result() const;
 };
 
+namespace {
+
+constexpr std::uint64_t exit_grace_ms = 1000;
+
+// The time allowed ran out (the command is killed), or the command exited and its stdout
+// is still open after the grace (closed now: we have what it wrote).
+void on_timer(uv_timer_t* t) {
+    auto* self = static_cast<ShellCommand::Run*>(t->data);
+    if (self->exited) {
+        self->close_pipe();
+        self->finish_if_done();
+        return;
+    }
+    self->timed_out = true;
+    self->kill_all();
+}
+
+}  // namespace
+
 xmpp::Result<std::string> ShellCommand::Run::result() const {
     if (!spawn_error.empty()) return fail(spawn_error);
     if (timed_out) return fail(what + " did not finish within the time allowed; it was stopped");
@@ -110,6 +129,9 @@ ShellCommand::ShellCommand(uv_loop_t* loop, std::string what, const std::string&
         self->exit_status = status;
         self->term_signal = term_signal;
         self->finish_if_done();
+        // Something it started in the background (an agent) may still hold its stdout:
+        // what the command wrote is read within the grace, then the pipe is closed.
+        if (!self->finished) uv_timer_start(&self->timer, on_timer, exit_grace_ms, 0);
     };
     r->owner = &run_;
     r->open_handles = 3;  // the process handle needs closing even when uv_spawn fails
@@ -140,14 +162,7 @@ ShellCommand::ShellCommand(uv_loop_t* loop, std::string what, const std::string&
                 self->finish_if_done();
             }
         });
-    uv_timer_start(
-        &r->timer,
-        [](uv_timer_t* t) {
-            auto* self = static_cast<Run*>(t->data);
-            self->timed_out = true;
-            self->kill_all();
-        },
-        static_cast<std::uint64_t>(timeout.count()), 0);
+    uv_timer_start(&r->timer, on_timer, static_cast<std::uint64_t>(timeout.count()), 0);
 }
 
 ShellCommand::~ShellCommand() {

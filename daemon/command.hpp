@@ -33,8 +33,9 @@ public:
 
     static constexpr std::size_t max_output = 64 * 1024;
 
+    struct Run;  // one run; lives until the process has exited and its pipe is closed
+
 private:
-    struct Run;  // lives until the process has exited and its pipe is closed
     Run* run_;
 };
 
