@@ -88,20 +88,22 @@ std::string generate_password() {
 }
 
 // One line from standard input, without its newline; nullopt at the end of input.
+// Echo goes off before the prompt is shown, so whatever is typed once the prompt is
+// visible is never echoed; TCSANOW keeps what was typed ahead (TCSAFLUSH would drop it).
 std::optional<std::string> read_line(std::string_view prompt, bool echo = true) {
-    std::fputs(std::string(prompt).c_str(), stdout);
-    std::fflush(stdout);
     termios saved{};
     bool hidden = !echo && ::tcgetattr(STDIN_FILENO, &saved) == 0;
     if (hidden) {
         termios quiet = saved;
         quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
-        ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+        ::tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
     }
+    std::fputs(std::string(prompt).c_str(), stdout);
+    std::fflush(stdout);
     std::string line;
     bool got = static_cast<bool>(std::getline(std::cin, line));
     if (hidden) {
-        ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved);
+        ::tcsetattr(STDIN_FILENO, TCSANOW, &saved);
         std::fputs("\n", stdout);
     }
     if (!got) return std::nullopt;
