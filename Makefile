@@ -29,7 +29,8 @@ DEBIAN_PACKAGES := \
 	libuv1-dev libssl-dev libpugixml-dev libspdlog-dev libtomlplusplus-dev \
 	catch2 nlohmann-json3-dev libsqlite3-dev libc-ares-dev libidn-dev \
 	scdoc zsh fish \
-	prosody prosody-modules ejabberd erlang-p1-sqlite3 python3-slixmpp openssl \
+	prosody prosody-modules ejabberd erlang-p1-sqlite3 jabberd2 python3-slixmpp openssl \
+	libomemo-c-dev python3-omemo python3-oldmemo python3-twomemo python3-xmlschema \
 	emacs-nox weechat-headless irssi tmux dnsmasq-base microsocks \
 	clang libclang-rt-14-dev
 
@@ -51,7 +52,7 @@ deps:
 	  apt-get update; \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
 	  echo "deps: stopping the system services the packages started (the tests run their own)"; \
-	  for svc in prosody ejabberd; do service $$svc stop >/dev/null 2>&1 || true; done; \
+	  for svc in prosody ejabberd jabberd2; do service $$svc stop >/dev/null 2>&1 || true; done; \
 	  pkill -x epmd >/dev/null 2>&1 || true; \
 	else \
 	  echo "deps: missing Debian packages:$$missing" >&2; \
