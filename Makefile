@@ -90,7 +90,7 @@ test-asan: deps
 # Each target runs FUZZ_SECONDS from the seeds in tests/fuzz/corpus/ (copied, so the
 # committed seeds stay small); a crash fails the target and leaves its input in build-fuzz/.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := framer stream jsonl im irc irc_session socks5 dns
+FUZZ_TARGETS := framer stream jsonl im omemo irc irc_session socks5 dns
 
 fuzz:
 	@if ! command -v clang++ >/dev/null 2>&1; then \
