@@ -50,15 +50,16 @@ constexpr std::array<std::string_view, 10> irc_keys = {
     "listen",      "password",    "password_command", "server_name", "registration_timeout",
     "max_unregistered", "max_clients", "allow_remote", "tls_cert",    "tls_key"};
 constexpr std::size_t max_server_name = 63;
-constexpr std::array<std::string_view, 20> account_keys = {
+constexpr std::array<std::string_view, 21> account_keys = {
     "name",           "jid",            "password",    "password_command", "resource",
     "host",           "port",           "tls",         "ca_file",          "client_cert",
     "client_key",     "client_key_password_command",   "sasl",             "channel_binding",
     "proxy",          "proxy_username", "proxy_password", "tls_pin",       "rooms",
-    "chat_markers"};
+    "chat_markers",   "encryption"};
 constexpr std::array<std::string_view, 2> room_keys = {"jid", "nick"};
 constexpr std::array<std::string_view, 3> tls_modes = {"auto", "starttls", "direct"};
 constexpr std::array<std::string_view, 2> channel_bindings = {"auto", "required"};
+constexpr std::array<std::string_view, 3> encryption_modes = {"auto", "omemo", "off"};
 // `sasl`: mechanism families; the daemon picks the hash and -PLUS from what the server offers.
 constexpr std::array<std::string_view, 3> sasl_names = {"EXTERNAL", "SCRAM", "PLAIN"};
 constexpr std::array<std::string_view, 7> log_levels = {"trace", "debug",    "info", "warn",
@@ -925,6 +926,7 @@ private:
 
         if (const toml::node* rooms = t.get("rooms")) this->rooms(*rooms, prefix, a);
         if (auto v = bool_at(t, "chat_markers", prefix)) a.chat_markers = *v;
+        if (auto v = choice_at(t, "encryption", prefix, encryption_modes)) a.encryption = *v;
 
         if (error_count() != errors_before) return std::nullopt;
         return a;

@@ -57,6 +57,9 @@ struct Account {
     std::vector<Pin> tls_pins;                // when set, the server's key must match one
     std::vector<Room> rooms;
     bool chat_markers = false;                // send XEP-0333 displayed markers
+    // OMEMO (XEP-0384, issue 14): "off" (default while OMEMO is being built), "omemo" or
+    // "auto": anything but off makes and publishes this account's device and bundle.
+    std::string encryption = "off";
     int line = 0;                             // where [[account]] starts, for messages
     friend bool operator==(const Account&, const Account&) = default;
 };

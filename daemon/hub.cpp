@@ -8,6 +8,7 @@
 
 #include "daemon/account.hpp"
 #include "daemon/log.hpp"
+#include "daemon/omemo.hpp"
 #include "protocol/im/delivery.hpp"
 #include "protocol/im/inbound.hpp"
 
@@ -69,6 +70,8 @@ Hub::Hub(Store& store, FindAccount find, ListAccounts list, uv_loop_t* loop, std
     uv_timer_start(timer_.get(), [](uv_timer_t* t) { static_cast<Hub*>(t->data)->tick(); }, 1000, 1000);
     uv_unref(reinterpret_cast<uv_handle_t*>(timer_.get()));  // never what keeps the loop alive
 }
+
+Hub::~Hub() = default;
 
 void Hub::deliver(const model::Event& event) {
     for (const auto& sink : sinks_) sink(event);
@@ -200,6 +203,7 @@ void Hub::online(Account& account, bool resumed, bool stream_management, bool re
     // After a daemon restart the resumed session is in its rooms, but we no longer know who
     // is there: joining again brings the occupant list (Prosody answers as to a rejoin).
     rooms_online(account, resumed && !restored);
+    if (!resumed || restored) omemo_online(account);  // a restarted daemon checks its device again
     // XEP-0191 §3.2: the server pushes block list changes only to clients that asked for it.
     if (!resumed)
         account.request({}, [](const std::string& id) { return xmpp::make_blocklist_get(id); }, [](const IqReply&) {});
@@ -471,6 +475,7 @@ void Hub::received(Account& account, xmpp::Stanza& stanza) {
                                      incoming(account, archived->message, true));
             return;
         }
+        if (omemo_event(account, root)) return;
         if (auto invite = xmpp::parse_invite(root)) {
             publish(account.name(), model::Invite{invite->room, invite->from, invite->reason, invite->password,
                                                   invite->direct});

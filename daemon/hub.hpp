@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -17,12 +18,14 @@
 #include "protocol/im/catchup.hpp"
 #include "protocol/im/delivery.hpp"
 #include "protocol/muc.hpp"
+#include "protocol/omemo/stanza.hpp"
 #include "protocol/stream.hpp"
 #include "protocol/xml_framer.hpp"
 
 namespace stanzad {
 
 class Account;
+class OmemoDevice;
 
 class Hub {
 public:
@@ -33,6 +36,7 @@ public:
 
     // `self_ping`: how often to check that we are still in each room (XEP-0410).
     Hub(Store& store, FindAccount find, ListAccounts list, uv_loop_t* loop, std::chrono::seconds self_ping);
+    ~Hub();
 
     // Front ends that want live events (the JSON listener, later IRC).
     void add_sink(Sink sink) { sinks_.push_back(std::move(sink)); }
@@ -99,6 +103,14 @@ private:
     model::RosterItem to_model(const std::string& account, const xmpp::RosterEntry& e);
     void fetch_vcards(Account& account, const std::vector<xmpp::RosterEntry>& items);
     std::map<std::string, std::string>& vcard_nicks(const std::string& account);
+
+    // OMEMO (hub_omemo.cpp): the account's device (nullptr when encryption is off or the
+    // keys cannot be had), announced at every new session; PEP notifications.
+    OmemoDevice* omemo_device(Account& account);
+    void omemo_online(Account& account);
+    void omemo_device_list(Account& account, const std::optional<xmpp::omemo::PepItem>& item);
+    bool omemo_event(Account& account, pugi::xml_node message);
+    std::map<std::string, std::unique_ptr<OmemoDevice>> omemo_;  // by account
 
     // Rooms (hub_rooms.cpp).
     void rooms_online(Account& account, bool resumed);

@@ -266,14 +266,14 @@ std::string make_publish_bundle(std::string_view id, Version v, std::uint32_t de
 }
 
 std::string make_fetch_devices(std::string_view id, std::string_view to, Version v) {
-    return "<iq type='get'" + attr("to", to) + attr("id", id) +
+    return "<iq type='get'" + (to.empty() ? std::string() : attr("to", to)) + attr("id", id) +
            "><pubsub xmlns='http://jabber.org/protocol/pubsub'><items" + attr("node", devices_node(v)) +
            "/></pubsub></iq>";
 }
 
 std::string make_fetch_bundle(std::string_view id, std::string_view to, Version v, std::uint32_t device) {
     auto [node, item] = bundle_location(v, device);
-    return "<iq type='get'" + attr("to", to) + attr("id", id) +
+    return "<iq type='get'" + (to.empty() ? std::string() : attr("to", to)) + attr("id", id) +
            "><pubsub xmlns='http://jabber.org/protocol/pubsub'><items" + attr("node", node) + "><item" +
            attr("id", item) + "/></items></pubsub></iq>";
 }

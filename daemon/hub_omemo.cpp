@@ -1,0 +1,82 @@
+// The hub's OMEMO hooks (XEP-0384, issue 14): our device made on first use and announced
+// at every new session. Kept apart from hub.cpp so that OMEMO stays one file of glue.
+#include "daemon/account.hpp"
+#include "daemon/hub.hpp"
+#include "daemon/log.hpp"
+#include "daemon/omemo.hpp"
+#include "protocol/xml_framer.hpp"
+
+namespace stanzad {
+
+OmemoDevice* Hub::omemo_device(Account& account) {
+    if (account.config().encryption == "off") return nullptr;
+    auto& slot = omemo_[account.name()];
+    if (!slot) {
+        auto device = OmemoDevice::open(store_, account.name());
+        if (!device) {
+            logs::daemon().error("account {}: OMEMO is not available: {}", account.name(), device.error().message);
+            return nullptr;
+        }
+        slot = std::move(device).value();
+        logs::daemon().info("account {}: OMEMO device {}, fingerprint {}", account.name(), slot->device_id(),
+                            slot->fingerprint());
+    }
+    return slot.get();
+}
+
+void Hub::omemo_online(Account& account) {
+    OmemoDevice* device = omemo_device(account);
+    if (!device) return;
+    const auto v = xmpp::omemo::Version::Legacy;
+    // XEP-0384 §5.3.2: the bundle (public keys only) with access model open.
+    std::string name = account.name();
+    account.request({}, [&](const std::string& id) { return xmpp::omemo::make_publish_bundle(id, v, device->device_id(), device->bundle()); },
+                    [name](const IqReply& r) {
+                        if (!r.ok()) logs::daemon().warn("account {}: cannot publish the OMEMO bundle: {}", name, r.describe());
+                    });
+    // §5.3.1: our id on the device list, next to those of our other clients; added again
+    // when another client overwrote the list without it.
+    account.request({}, [&](const std::string& id) { return xmpp::omemo::make_fetch_devices(id, {}, v); },
+                    [this, name](const IqReply& r) {
+                        Account* a = find_(name);
+                        if (!a) return;
+                        // No list yet (item-not-found) is an empty one; any other failure
+                        // leaves the list alone rather than drop the other clients' devices.
+                        if (r.ok()) omemo_device_list(*a, xmpp::omemo::parse_pep_item(r.iq));
+                        else if (r.outcome == IqReply::Outcome::Remote && r.error.condition == "item-not-found")
+                            omemo_device_list(*a, std::nullopt);
+                        else
+                            logs::daemon().warn("account {}: cannot read the OMEMO device list: {}", name, r.describe());
+                    });
+}
+
+void Hub::omemo_device_list(Account& account, const std::optional<xmpp::omemo::PepItem>& item) {
+    OmemoDevice* device = omemo_device(account);
+    if (!device) return;
+    std::vector<std::uint32_t> devices;
+    if (item && item->payload)
+        if (auto list = xmpp::omemo::parse_device_list(item->payload)) devices = std::move(list).value();
+    if (std::find(devices.begin(), devices.end(), device->device_id()) != devices.end()) return;
+    devices.push_back(device->device_id());
+    std::string name = account.name();
+    account.request({},
+                    [&](const std::string& id) {
+                        return xmpp::omemo::make_publish_devices(id, xmpp::omemo::Version::Legacy, devices);
+                    },
+                    [name](const IqReply& r) {
+                        if (!r.ok())
+                            logs::daemon().warn("account {}: cannot publish the OMEMO device list: {}", name, r.describe());
+                    });
+}
+
+bool Hub::omemo_event(Account& account, pugi::xml_node message) {
+    // XEP-0163 §4.3: a PEP notification. Ours (from our bare JID) about the device list: is
+    // our device still on it?
+    auto item = xmpp::omemo::parse_pep_item(message);
+    if (!item || item->node != xmpp::omemo::node_legacy_devices) return false;
+    auto from = xmpp::Jid::parse(message.attribute("from").value());
+    if (from && from.value().bare() == account.config().jid.bare()) omemo_device_list(account, item);
+    return true;
+}
+
+}  // namespace stanzad
