@@ -323,6 +323,15 @@ std::string render_accounts(const Json& accounts) {
         std::string detail = safe(a, "reason");
         if (safe(a, "state") == "online" && !safe(a, "auth").empty())
             detail = "(" + safe(a, "auth") + ")" + (safe(a, "connection").empty() ? "" : " " + safe(a, "connection"));
+        // What the server lacks, so a user can see why the setup is weaker (issue 18).
+        if (auto caps = a.find("capabilities"); caps != a.end() && caps->is_object()) {
+            std::string missing;
+            for (const char* key : {"stream_management", "archive", "carbons"})
+                if (caps->contains(key) && (*caps)[key].is_boolean() && !(*caps)[key].get<bool>())
+                    missing += std::string(missing.empty() ? "" : ", ") + "no " +
+                               (std::string_view(key) == "stream_management" ? "stream management" : key);
+            if (!missing.empty()) detail += " [server: " + missing + "]";
+        }
         rows.push_back({safe(a, "account"), safe(a, "state"), jid, detail});
     }
     return table(rows);

@@ -228,17 +228,43 @@ void Account::online(const xmpp::Online& o) {
     if (!o.stream_management) hub_.save_checkpoint(*this, std::nullopt);  // nothing to resume
     roster_versioning_ = o.roster_versioning;
     set_state(State::Online);
-    if (!o.resumed) {
-        // XEP-0280 §4.1: carbons before initial presence, so nothing falls between them
-        // (already on when Bind2 enabled them in the login).
-        if (!o.carbons)
-            request({}, [](const std::string& id) { return xmpp::make_carbons_enable(id); },
+    if (o.resumed) {
+        capabilities_.stream_management = o.stream_management;
+        hub_.online(*this, true, o.stream_management, o.restored);
+        return;
+    }
+    // XEP-0030 §3.1: what the server (its domain) and the account (our bare JID) offer,
+    // before asking for any of it.
+    auto server = std::make_shared<xmpp::im::DiscoInfo>();
+    std::string domain = config_.jid.domain(), bare = config_.jid.bare();
+    request(domain, [&](const std::string& id) { return xmpp::im::make_disco_info_get(id, domain); },
+            [this, o, server, bare](const IqReply& r) {
+                if (r.local() && r.outcome != IqReply::Outcome::Timeout) return;  // the session ended
+                if (r.ok()) *server = xmpp::im::parse_disco_info(r.iq);
+                request(bare, [&](const std::string& id) { return xmpp::im::make_disco_info_get(id, bare); },
+                        [this, o, server](const IqReply& a) {
+                            if (a.local() && a.outcome != IqReply::Outcome::Timeout) return;
+                            start_features(o, *server, a.ok() ? xmpp::im::parse_disco_info(a.iq)
+                                                              : xmpp::im::DiscoInfo{});
+                        });
+            });
+}
+
+void Account::start_features(const xmpp::Online& o, const xmpp::im::DiscoInfo& server,
+                             const xmpp::im::DiscoInfo& account) {
+    capabilities_ = xmpp::im::capabilities(server, account, o.stream_management);
+    for (auto& note : xmpp::im::missing_notes(capabilities_))
+        if (said_.insert(note).second) logs::daemon().info("{}{}", prefix_, note);
+    // XEP-0280 §4.1: carbons before initial presence, so nothing falls between them
+    // (already on when Bind2 enabled them in the login); only where offered (§3).
+    if (!o.carbons && capabilities_.carbons)
+        request({}, [](const std::string& id) { return xmpp::make_carbons_enable(id); },
                 [this](const IqReply& r) {
                     if (!r.ok()) logs::daemon().warn("{}could not enable carbons: {}", prefix_, r.describe());
                 });
-        send("<presence>" + presence_payload() + "</presence>");  // RFC 6121 §4.2: initial presence
-    }
-    hub_.online(*this, o.resumed, o.stream_management, o.restored);
+    send("<presence>" + presence_payload() + "</presence>");  // RFC 6121 §4.2: initial presence
+    hub_.account_state(*this);  // front ends see the capabilities
+    hub_.online(*this, false, o.stream_management, o.restored);
 }
 
 // XEP-0484: a token past its expiry is not offered (the server would refuse it and we would
@@ -296,9 +322,10 @@ bool Account::answered(pugi::xml_node iq) {
     if (it == pending_iqs_.end()) return false;
     // RFC 6120 §8.1.2.1: only the entity we asked may answer.
     std::string_view from = iq.attribute("from").value();
-    bool ok_from = it->second.to.empty()
-                       ? from.empty() || from == config_.jid.bare() || from == bound_jid_
-                       : from == it->second.to;
+    // RFC 6120 §10.3.3: what our own account answers (no 'to', or our bare JID) may come
+    // without 'from', from the bare JID or from our full JID (jabberd2 does the latter).
+    bool own = it->second.to.empty() || it->second.to == config_.jid.bare();
+    bool ok_from = own ? from.empty() || from == config_.jid.bare() || from == bound_jid_ : from == it->second.to;
     if (!ok_from) return false;
     IqCallback done = std::move(it->second.done);
     pending_iqs_.erase(it);

@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <random>
+#include <set>
 #include <string>
 
 #include "config/config.hpp"
@@ -16,6 +17,7 @@
 #include "daemon/connection.hpp"
 #include "daemon/uv.hpp"
 #include "protocol/im.hpp"
+#include "protocol/im/features.hpp"
 
 namespace stanzad {
 
@@ -82,6 +84,8 @@ public:
     // and the XEP-0115 caps of this connection.
     std::string presence_payload() const;
     bool roster_versioning() const { return roster_versioning_; }
+    // What the server and the account offer (XEP-0030), from the last new session.
+    const xmpp::im::Capabilities& capabilities() const { return capabilities_; }
     const std::vector<xmpp::RosterEntry>& roster() const { return roster_; }
     // A full roster replaces ours; a push (RFC 6121 §2.1.6) changes one item.
     void update_roster(std::vector<xmpp::RosterEntry> items, bool push);
@@ -98,6 +102,9 @@ public:
 private:
     void connect();
     void online(const xmpp::Online& online);
+    // After the disco#info answers: use only what is offered, then start the session.
+    void start_features(const xmpp::Online& online, const xmpp::im::DiscoInfo& server,
+                        const xmpp::im::DiscoInfo& account);
     void closed(const xmpp::Closed& closed, bool tls_verify);
     void retry_later(const std::string& what);
     void give_up(std::string reason);
@@ -127,6 +134,8 @@ private:
     std::string auth_, connection_text_;
     std::string show_, status_;
     bool roster_versioning_ = false;
+    xmpp::im::Capabilities capabilities_;
+    std::set<std::string> said_;  // notes about missing features, each logged once
     struct PendingIq {
         std::string to;
         IqCallback done;

@@ -2,6 +2,7 @@
 
 #include <openssl/rand.h>
 
+#include <charconv>
 #include <cstdlib>
 
 #include <nlohmann/json.hpp>
@@ -222,6 +223,7 @@ void Hub::online(Account& account, bool resumed, bool stream_management, bool re
     // have everything, or else since this account first came online here. A resumed
     // session has no gap, unless an earlier catch-up was cut off, or we were restarted.
     if (resumed && !restored && !own_gap_open(account.name())) return;
+    if (account.capabilities().known && !account.capabilities().archive) return;  // XEP-0313 §7: not offered
     auto last = store_.meta(account.name(), "mam_last");
     if (!last) {
         logs::daemon().error("account {}: cannot read the archive position: {}", account.name(), last.error().message);
@@ -606,9 +608,13 @@ void Hub::blocklist_push(Account& account, std::vector<std::string> jids, bool b
 
 std::vector<model::AccountInfo> Hub::account_infos() const {
     std::vector<model::AccountInfo> out;
-    for (Account* a : list_())
+    for (Account* a : list_()) {
+        model::AccountInfo::Capabilities caps;
+        if (const auto& c = a->capabilities(); c.known && a->state() == Account::State::Online)
+            caps = {true, c.stream_management, c.archive, c.carbons};
         out.push_back({a->name(), a->config().jid.bare(), to_string(a->state()), a->reason(), a->bound_jid(),
-                       a->auth(), a->connection_text()});
+                       a->auth(), a->connection_text(), caps});
+    }
     return out;
 }
 
@@ -687,6 +693,7 @@ void Hub::history(Account& account, const model::History& h, Respond respond) {
                             return;
                         }
                         model::Reply reply;
+                        reply.source = "archive";
                         if (auto fin = xmpp::parse_mam_fin(r.iq)) {
                             reply.complete = fin->complete;
                             reply.first = fin->first;
@@ -695,6 +702,48 @@ void Hub::history(Account& account, const model::History& h, Respond respond) {
                         if (!node.empty()) reply.messages = std::move(node.mapped().messages);
                         respond(std::move(reply));
                     });
+}
+
+model::Reply Hub::local_history(Account& account, const model::History& h) {
+    // Without an archive (XEP-0313 not offered): the same page from the store, with seqs
+    // as the page ids (`first`/`last`, `before`/`after`). One more than asked tells
+    // whether there is anything further in that direction.
+    auto seq = [](const std::string& text) -> std::optional<model::Seq> {
+        model::Seq v = 0;
+        auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+        if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+        return v;
+    };
+    MessageRange range;
+    bool backwards = h.after.empty();
+    if (!h.after.empty()) {
+        range.after = seq(h.after);
+        if (!range.after) return model::Reply::error("bad-request", "'after': not a page id of the local store");
+    }
+    if (h.before && !h.before->empty()) {
+        range.before = seq(*h.before);
+        if (!range.before) return model::Reply::error("bad-request", "'before': not a page id of the local store");
+    }
+    range.newest = backwards;
+    std::size_t max = static_cast<std::size_t>(std::max(1, h.max));
+    auto page = store_.messages(account.name(), h.with, range, max + 1);
+    if (!page) return model::Reply::error("internal", page.error().message);
+    auto messages = std::move(page).value();
+    model::Reply reply;
+    reply.source = "local";
+    reply.complete = messages.size() <= max;
+    if (!reply.complete) {
+        if (backwards) messages.erase(messages.begin());
+        else messages.pop_back();
+    }
+    for (auto& e : messages)
+        if (auto* m = std::get_if<model::Message>(&e.body)) m->history = true;
+    if (!messages.empty()) {
+        reply.first = std::to_string(messages.front().seq);
+        reply.last = std::to_string(messages.back().seq);
+    }
+    reply.messages = std::move(messages);
+    return reply;
 }
 
 void Hub::handle(const model::Command& command, const std::string& client, Respond respond) {
@@ -803,6 +852,7 @@ void Hub::handle(const model::Command& command, const std::string& client, Respo
                     const Room* room = find_room(a.name(), c.room);
                     a.send(xmpp::make_direct_invite(c.jid, c.room, c.reason, room ? room->password : ""));
                 } else if constexpr (std::is_same_v<C, model::History>) {
+                    if (a.capabilities().known && !a.capabilities().archive) return respond(local_history(a, c));
                     if (auto e = need_online(a)) return respond(*e);
                     return history(a, c, std::move(respond));
                 } else if constexpr (std::is_same_v<C, model::SendChatState>) {

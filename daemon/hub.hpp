@@ -96,6 +96,8 @@ private:
     // What `replace_id` from `sender` (bare JID, or occupant JID in a room) points at.
     std::string resolve_replace(Account& account, const std::string& sender, const std::string& replace_id);
     void history(Account& account, const model::History& h, Respond respond);
+    // `history` without an archive: the page from the store, "source":"local".
+    model::Reply local_history(Account& account, const model::History& h);
     model::Reply set_roster_cache(Account& account, const std::optional<std::string>& version);
     void load_roster_cache(Account& account);
     // XEP-0054: what contacts call themselves, for display names: fetched once per contact

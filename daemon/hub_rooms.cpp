@@ -103,17 +103,22 @@ void Hub::rooms_online(Account& account, bool resumed) {
             });
         }
     };
+    auto legacy = [autojoin](Account& a) {
+        a.request({}, [](const std::string& id) { return xmpp::make_legacy_bookmarks_get(id); },
+                  [autojoin](const IqReply& r) {
+                      if (r.ok()) autojoin(xmpp::parse_legacy_bookmarks(r.iq));
+                  });
+    };
+    // XEP-0402 needs PEP (XEP-0163): without it, private storage only.
+    if (account.capabilities().known && !account.capabilities().pep) return legacy(account);
     account.request({}, [](const std::string& id) { return xmpp::make_bookmarks_get(id); },
-                    [this, name, autojoin](const IqReply& r) {
+                    [this, name, autojoin, legacy](const IqReply& r) {
                         Account* a = find_(name);
                         if (r.ok()) return autojoin(xmpp::parse_bookmarks(r.iq));
                         if (!a || r.outcome == IqReply::Outcome::Disconnected ||
                             r.outcome == IqReply::Outcome::NotOnline)
                             return;
-                        a->request({}, [](const std::string& id) { return xmpp::make_legacy_bookmarks_get(id); },
-                                   [autojoin](const IqReply& legacy) {
-                                       if (legacy.ok()) autojoin(xmpp::parse_legacy_bookmarks(legacy.iq));
-                                   });
+                        legacy(*a);
                     });
 }
 

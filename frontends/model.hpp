@@ -138,6 +138,11 @@ struct AccountInfo {
     std::string account, jid, state, reason, bound_jid;
     std::string auth;        // while online: "SCRAM-SHA-256-PLUS, tls-exporter", "EXTERNAL", ...
     std::string connection;  // while online: "example.org:5223 (direct TLS) at [2001:db8::1]:5223"
+    // While online: what the server offers that matters for reliability (XEP-0198, MAM, carbons).
+    struct Capabilities {
+        bool known = false;  // false while not online
+        bool stream_management = false, archive = false, carbons = false;
+    } capabilities = {};
 };
 
 // Commands: what a front end asks the daemon to do. Fields are validated by the session
@@ -291,6 +296,7 @@ struct Reply {
     std::vector<Event> messages;        // History
     std::string first, last;            // History: archive ids at both ends of the page
     bool complete = false;              // History
+    std::string source;                 // History: "archive" (XEP-0313) or "local" (the store)
     bool sent = false;                  // Displayed
     std::vector<std::string> jids;      // GetBlocklist
     std::vector<Presence> presences;    // ListPresences

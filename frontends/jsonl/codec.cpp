@@ -106,9 +106,14 @@ Json to_json(const model::RosterItem& item) {
 }
 
 Json to_json(const model::AccountInfo& a) {
-    return Json{{"account", a.account}, {"jid", a.jid},     {"state", a.state},
-                {"bound_jid", a.bound_jid}, {"reason", a.reason}, {"auth", a.auth},
-                {"connection", a.connection}};
+    Json j{{"account", a.account}, {"jid", a.jid},     {"state", a.state},
+           {"bound_jid", a.bound_jid}, {"reason", a.reason}, {"auth", a.auth},
+           {"connection", a.connection}};
+    if (a.capabilities.known)
+        j["capabilities"] = Json{{"stream_management", a.capabilities.stream_management},
+                                 {"archive", a.capabilities.archive},
+                                 {"carbons", a.capabilities.carbons}};
+    return j;
 }
 
 Json to_json(const model::Event& event) {

@@ -392,6 +392,7 @@ void Session::reply(const Request& request, const model::Reply& reply) {
         j["complete"] = reply.complete;
         j["first"] = reply.first;
         j["last"] = reply.last;
+        j["source"] = reply.source;
         Json messages = Json::array();
         for (const auto& e : reply.messages) messages.push_back(to_json(e));
         j["messages"] = std::move(messages);

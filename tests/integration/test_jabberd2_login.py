@@ -6,6 +6,9 @@ server without XEP-0198 v3, MAM or carbons.
 - bob (slixmpp) -> alice and alice -> bob, each counted by id after a marker behind it:
   exactly one `message` event for bob's message, exactly one copy at bob of alice's (by
   origin-id).
+- Features from disco#info: no carbons request, no archive query, no warnings; each
+  missing feature said once at info level; `accounts` and `stanzactl status` show them.
+- `history` pages from the local store ("source": "local"), backwards and forwards.
 - The roster written into jabberd2's database before the first start reaches the daemon.
 Run alone: /usr/bin/python3 tests/integration/test_jabberd2_login.py
 """
@@ -65,6 +68,34 @@ class Jabberd2LoginTest(Jabberd2Mixin, JsonlTest):
         self.assertEqual(len(c.find_events("message", msg_id="a2b-1")), 1)
         self.assertEqual(len(bob.received(origin_id="a2b-1", since=bmark)), 1)
         self.assertEqual(d.count(rx_online("home")), 1)
+
+        # Features from disco#info (XEP-0030): nothing asked that jabberd2 does not offer,
+        # so no warnings; each missing feature said once at info level.
+        self.assertNotRegex(d.output(), r"could not enable carbons|archive catch-up failed")
+        self.assertNotIn("urn:xmpp:carbons:2'/></iq>", d.output(), "no carbons request")
+        self.assertNotIn("<query xmlns='urn:xmpp:mam:2'", d.output(), "no archive query")
+        for note in ("server has no message archive: messages that arrive while the link is "
+                     "down can be lost; history is served from the local store",
+                     "server has no carbons", "server has no stream management"):
+            self.assertEqual(d.count(rf"info  account home: {re.escape(note)}"), 1, note)
+        acct = c.ok("accounts")["accounts"][0]
+        self.assertEqual(acct["capabilities"], {"stream_management": False, "archive": False,
+                                                "carbons": False}, acct)
+        # `history` without MAM: pages from the local store, "source": "local".
+        h = c.ok("history", account="home", **{"with": BOB}, max=2)
+        self.assertEqual(h["source"], "local", h)
+        self.assertEqual([m["body"] for m in h["messages"]], ["marker b2a", "marker a2b"], h)
+        self.assertFalse(h["complete"], h)
+        self.assertTrue(all(m["history"] for m in h["messages"]), h)
+        older = c.ok("history", account="home", **{"with": BOB}, max=10, before=h["first"])
+        self.assertEqual([m["body"] for m in older["messages"]],
+                         ["hello from bob", "hello from alice"], older)
+        self.assertTrue(older["complete"], older)
+        newer = c.ok("history", account="home", **{"with": BOB}, max=10, after=older["last"])
+        self.assertEqual([m["body"] for m in newer["messages"]], ["marker b2a", "marker a2b"])
+        status = harness.run_stanzactl(["-s", d.socket_path, "status"])
+        self.assertEqual(status.returncode, 0, status.stderr)
+        self.assertIn("[server: no stream management, no archive, no carbons]", status.stdout)
         self.assertNotIn(self.USERS["alice"], d.output(), "no password in the log")
 
 
