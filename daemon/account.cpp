@@ -228,11 +228,14 @@ void Account::online(const xmpp::Online& o) {
     if (!o.stream_management) hub_.save_checkpoint(*this, std::nullopt);  // nothing to resume
     roster_versioning_ = o.roster_versioning;
     set_state(State::Online);
-    if (o.resumed) {
+    // A resumed session whose start completed goes on; one whose link broke before the
+    // disco#info answers came (no presence, no roster yet) is started now.
+    if (o.resumed && started_) {
         capabilities_.stream_management = o.stream_management;
         hub_.online(*this, true, o.stream_management, o.restored);
         return;
     }
+    started_ = false;
     // XEP-0030 §3.1: what the server (its domain) and the account (our bare JID) offer,
     // before asking for any of it.
     auto server = std::make_shared<xmpp::im::DiscoInfo>();
@@ -263,6 +266,7 @@ void Account::start_features(const xmpp::Online& o, const xmpp::im::DiscoInfo& s
                     if (!r.ok()) logs::daemon().warn("{}could not enable carbons: {}", prefix_, r.describe());
                 });
     send("<presence>" + presence_payload() + "</presence>");  // RFC 6121 §4.2: initial presence
+    started_ = true;
     hub_.account_state(*this);  // front ends see the capabilities
     hub_.online(*this, false, o.stream_management, o.restored);
 }

@@ -135,6 +135,7 @@ private:
     std::string show_, status_;
     bool roster_versioning_ = false;
     xmpp::im::Capabilities capabilities_;
+    bool started_ = false;  // the session's start (disco, carbons, presence, hub) completed
     std::set<std::string> said_;  // notes about missing features, each logged once
     struct PendingIq {
         std::string to;

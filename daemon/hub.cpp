@@ -172,7 +172,7 @@ model::Reply Hub::set_roster_cache(Account& account, const std::optional<std::st
     return {};
 }
 
-void Hub::online(Account& account, bool resumed, bool stream_management, bool restored) {
+void Hub::online(Account& account, bool resumed, bool /*stream_management*/, bool restored) {
     if (!resumed) presences_.erase(account.name());  // a new session: the server sends them all again
     if (!resumed) {
         // RFC 6121 §2.1.3, with §2.6.3 versioning when the server offers it and we still
@@ -214,10 +214,10 @@ void Hub::online(Account& account, bool resumed, bool stream_management, bool re
         return;
     }
     // Resumed: the stream itself resent what the server had not acknowledged. New session:
-    // what was sent but never acknowledged goes again with its origin-id, so receivers can
-    // drop a copy; without stream management we cannot know, and send nothing twice.
+    // what was sent but never acknowledged (by XEP-0198, or by a ping without it, issue 18)
+    // goes again with its origin-id, so receivers can drop a copy.
     for (const auto& entry : pending.value())
-        if (entry.state == "accepted" || ((!resumed || restored) && stream_management && entry.state == "sent"))
+        if (entry.state == "accepted" || ((!resumed || restored) && entry.state == "sent"))
             transmit(account, entry);
     // XEP-0313: whatever came while we were away, after the last archive id up to which we
     // have everything, or else since this account first came online here. A resumed

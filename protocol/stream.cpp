@@ -2,6 +2,7 @@
 
 #include "protocol/utf8.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <sstream>
 #include <vector>
@@ -222,6 +223,7 @@ void ClientStream::handle(Stanza stanza, TimePoint now) {
         handle_sm(root, now);
         return;
     }
+    if (phase_ == Phase::Online && ns == ns_client && name == "iq" && ping_answered(root, now)) return;
     if (state_ == StreamState::Closing) {
         // §4.4: the server may still send stanzas until its closing tag; keep what it sends
         // (but answer nothing: our side of the stream is closed).
@@ -585,6 +587,41 @@ void ClientStream::request_ack(TimePoint now) {
     if (!ack_deadline_) ack_deadline_ = now + options_.ping_timeout;
 }
 
+void ClientStream::send_ack_ping(TimePoint now) {
+    // XEP-0199 §4.1, addressed to the server. Its answer comes after the server handled
+    // everything we sent before it (RFC 6120 §10.1: in order), so it acknowledges them.
+    std::string id = "pa" + std::to_string(next_id_++);
+    if (!ping_acks_.pinged(id)) {  // too many out: the next answer or the deadline decides
+        if (!ping_ack_due_) ping_ack_due_ = now + options_.ack_delay;
+        return;
+    }
+    write("<iq type='get' id='" + id + "' to='" + xml_escape(options_.jid.domain()) +
+          "'><ping xmlns='urn:xmpp:ping'/></iq>");
+    ping_ack_due_.reset();
+    last_ack_ping_ = now;
+    // While stanzas wait for it, this ping is the liveness probe: its timeout is the
+    // dead-link timeout (issue 18).
+    if (!ping_ack_deadline_) ping_ack_deadline_ = now + options_.ping_timeout;
+}
+
+bool ClientStream::ping_answered(pugi::xml_node iq, TimePoint now) {
+    std::string_view type = iq.attribute("type").value();
+    if (type != "result" && type != "error") return false;
+    // RFC 6120 §8.1.2.1: from the server we pinged; §10.3.3: some servers (jabberd2)
+    // answer from our own JID instead.
+    std::string_view from = iq.attribute("from").value();
+    if (!from.empty() && from != options_.jid.domain() && from != options_.jid.bare() && from != bound_.full())
+        return false;
+    auto tags = ping_acks_.answered(iq.attribute("id").value());
+    if (!tags) return false;
+    // Any answer, an error included (a server without XEP-0199 says service-unavailable),
+    // proves the order: the stanzas before the ping were handled.
+    ping_ack_deadline_.reset();
+    if (ping_acks_.waiting()) ping_ack_deadline_ = now + options_.ping_timeout;
+    if (!tags->empty()) events_.emplace_back(Acked{std::move(*tags)});
+    return true;
+}
+
 std::optional<SmSession> ClientStream::take_resumable() {
     if (state_ != StreamState::Closed) return std::nullopt;
     // A connection that died before the server answered <resume/> hands the session on.
@@ -686,7 +723,16 @@ void ClientStream::handle_iq_request(pugi::xml_node iq) {
 void ClientStream::send(std::string_view xml, TimePoint now, std::string tag) {
     if (state_ != StreamState::Online) return;
     write(xml);
-    if (!sm_enabled_) return;
+    if (!sm_enabled_) {
+        if (!options_.ping_acks) return;
+        ping_acks_.push(std::move(tag));
+        // A burst gets its ping at once (at most one per ack_delay); a lone stanza shortly after.
+        bool spaced = !last_ack_ping_ || now - *last_ack_ping_ >= options_.ack_delay;
+        if (ping_acks_.since_ping() >= options_.ack_burst && spaced) send_ack_ping(now);
+        else if (!ping_ack_due_) ping_ack_due_ = std::max(now + options_.ack_delay,
+                                                          last_ack_ping_.value_or(now) + options_.ack_delay);
+        return;
+    }
     sm_.push(std::string(xml), std::move(tag));
     // Ask for an ack after a burst, or shortly after the last stanza (before going idle).
     if (sm_.head() - sm_requested_at_ >= options_.ack_burst) request_ack(now);
@@ -701,6 +747,7 @@ void ClientStream::close(TimePoint now) {
     }
     // A last <r/>, so the server's <a/> before its closing tag settles what it has.
     if (sm_enabled_ && sm_.unacked_count() > 0) write("<r xmlns='urn:xmpp:sm:3'/>");
+    if (!sm_enabled_ && ping_acks_.since_ping() > 0 && state_ == StreamState::Online) send_ack_ping(now);
     write("</stream:stream>");
     sm_resumable_ = false;  // XEP-0198 section 6: a closed stream cannot be resumed
     state_ = StreamState::Closing;
@@ -709,6 +756,8 @@ void ClientStream::close(TimePoint now) {
     close_deadline_ = now + options_.close_timeout;
     negotiation_deadline_.reset();
     ping_deadline_.reset();
+    ping_ack_due_.reset();
+    ping_ack_deadline_.reset();
 }
 
 void ClientStream::transport_closed(std::string reason) {
@@ -741,6 +790,8 @@ void ClientStream::finish(Closed::Kind kind, std::string reason, bool clean) {
     ping_deadline_.reset();
     ack_request_due_.reset();
     ack_deadline_.reset();
+    ping_ack_due_.reset();
+    ping_ack_deadline_.reset();
     events_.emplace_back(Closed{kind, std::move(reason), clean});
 }
 
@@ -763,7 +814,9 @@ std::optional<TimePoint> ClientStream::next_deadline() const {
     consider(ping_deadline_);
     consider(ack_request_due_);
     consider(ack_deadline_);
-    if (state_ == StreamState::Online && !ping_deadline_ && !ack_deadline_)
+    consider(ping_ack_due_);
+    consider(ping_ack_deadline_);
+    if (state_ == StreamState::Online && !ping_deadline_ && !ack_deadline_ && !ping_ack_deadline_)
         consider(last_received_ + options_.ping_interval);
     return d;
 }
@@ -786,9 +839,16 @@ void ClientStream::handle_timeout(TimePoint now) {
                                         " after a ping");
     } else if (due(ack_deadline_)) {
         finish(Closed::Kind::Error, "no acknowledgement from the server for " + seconds(options_.ping_timeout));
+    } else if (due(ping_ack_deadline_)) {
+        finish(Closed::Kind::Error, "no answer from the server for " + seconds(options_.ping_timeout) +
+                                        " to a ping acknowledging " + std::to_string(ping_acks_.unacked()) +
+                                        " stanza(s)");
     } else if (due(ack_request_due_)) {
         request_ack(now);
-    } else if (state_ == StreamState::Online && !ping_deadline_ && !ack_deadline_ &&
+    } else if (due(ping_ack_due_)) {
+        ping_ack_due_.reset();
+        if (state_ == StreamState::Online) send_ack_ping(now);
+    } else if (state_ == StreamState::Online && !ping_deadline_ && !ack_deadline_ && !ping_ack_deadline_ &&
                now >= last_received_ + options_.ping_interval) {
         if (sm_enabled_) {
             request_ack(now);  // XEP-0198 §4: an <r/> finds a dead link as well as a ping

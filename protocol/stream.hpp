@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "protocol/jid.hpp"
+#include "protocol/ping_ack.hpp"
 #include "protocol/sasl.hpp"
 #include "protocol/sm_queue.hpp"
 #include "protocol/xml_framer.hpp"
@@ -96,6 +97,9 @@ struct StreamOptions {
     std::optional<SmSession> resume;                        // resume this session instead of binding
     std::uint32_t ack_burst = 5;                            // request an ack after this many stanzas
     std::chrono::milliseconds ack_delay{250};               // or this long after the last one
+    // Without XEP-0198 v3: acknowledge stanzas by a XEP-0199 ping after each burst (the same
+    // ack_burst and ack_delay, at most one ping per ack_delay); its answer is an Acked event.
+    bool ping_acks = true;
     std::string caps_node = "https://stanzad.org";          // XEP-0115 §4 'node'
     // XEP-0388 SASL2 when the server offers it: authentication, resource binding (XEP-0386
     // Bind2, with `resource` as its tag: the server picks the resource), carbons, and XEP-0198
@@ -256,6 +260,8 @@ private:
     void bind();
     void request_ack(TimePoint now);
     void acked(std::uint32_t h);
+    void send_ack_ping(TimePoint now);
+    bool ping_answered(pugi::xml_node iq, TimePoint now);
 
     StreamOptions options_;
     XmlFramer framer_;
@@ -318,6 +324,12 @@ private:
     std::uint32_t sm_requested_at_ = 0;        // head when we last sent <r/>
     std::optional<TimePoint> ack_request_due_;  // send <r/> then
     std::optional<TimePoint> ack_deadline_;     // an <a/> must come by then
+
+    // Acknowledgement by ping without XEP-0198 (ping_ack.hpp)
+    PingAckQueue ping_acks_;
+    std::optional<TimePoint> ping_ack_due_;       // send the next acknowledging ping then
+    std::optional<TimePoint> ping_ack_deadline_;  // its answer must come by then: else a dead link
+    std::optional<TimePoint> last_ack_ping_;
 };
 
 // Escapes text for an XML attribute value or character data.

@@ -9,6 +9,7 @@ server without XEP-0198 v3, MAM or carbons.
 - Features from disco#info: no carbons request, no archive query, no warnings; each
   missing feature said once at info level; `accounts` and `stanzactl status` show them.
 - `history` pages from the local store ("source": "local"), backwards and forwards.
+- Without XEP-0198, alice's message reaches `acked` through a ping's answer.
 - The roster written into jabberd2's database before the first start reaches the daemon.
 Run alone: /usr/bin/python3 tests/integration/test_jabberd2_login.py
 """
@@ -58,6 +59,8 @@ class Jabberd2LoginTest(Jabberd2Mixin, JsonlTest):
         got = bob.wait_message(origin_id="a2b-1", since=bmark)
         self.assertEqual((got.body, got.from_, got.type), ("hello from alice", full, "chat"),
                          got.xml)
+        # No XEP-0198 here: the answer to a ping sent after it acknowledges it (issue 18).
+        c.wait_event("message-state", msg_id="a2b-1", state="acked")
 
         # Markers behind both (each way is one ordered stream), then count by id.
         bob.send_message(ALICE, "marker b2a", id="b2a-m")
