@@ -64,6 +64,8 @@ public:
     const config::Account& config() const { return config_; }
     const std::string& name() const { return config_.name; }
     State state() const { return state_; }
+    // When the current session came online (its start may still be waiting for disco#info).
+    std::chrono::steady_clock::time_point online_at() const { return online_at_; }
     const std::string& reason() const { return reason_; }  // why disconnected or failed
     const std::string& bound_jid() const { return bound_jid_; }  // full JID while online
     const std::string& auth() const { return auth_; }            // how we logged in, while online
@@ -148,6 +150,7 @@ private:
     void expire_iqs(bool all, IqReply::Outcome why);
     std::vector<xmpp::RosterEntry> roster_;
     std::optional<xmpp::SmSession> resume_;  // the XEP-0198 session the next connection resumes
+    std::chrono::steady_clock::time_point online_at_{};
     std::chrono::steady_clock::time_point resume_since_;  // when that session lost its link
     bool stopping_ = false;
     bool disabled_ = false;  // turned off by the user

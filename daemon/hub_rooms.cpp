@@ -80,9 +80,15 @@ void Hub::rooms_online(Account& account, bool resumed) {
             }
     }
     for (auto it = rooms.begin(); it != rooms.end();) {
-        if (!it->second.remembered) {  // a join that never completed
-            for (auto& w : it->second.waiters) w(model::Reply::error("not-online", "the connection ended"));
-            it = rooms.erase(it);
+        if (!it->second.remembered) {
+            // A join asked on an earlier session never completed; one asked on this session
+            // while its start waited for disco#info is already on its way.
+            if (it->second.asked < account.online_at()) {
+                for (auto& w : it->second.waiters) w(model::Reply::error("not-online", "the connection ended"));
+                it = rooms.erase(it);
+            } else {
+                ++it;
+            }
             continue;
         }
         send_join(account, it->second);
