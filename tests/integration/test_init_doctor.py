@@ -145,7 +145,8 @@ class InitTest(IntegrationTest):
         t.expect(r"not a bare JID.*\r?\n.*JID\), for example alice@example.org: ")
         t.send("alice@example.org")
         t.expect(r"1\) pass show xmpp/alice@example.org")
-        self.assertIn("2) secret-tool lookup xmpp alice@example.org", t.output)
+        # The menu may reach the terminal in more than one read: wait for each line.
+        t.expect(r"2\) secret-tool lookup xmpp alice@example\.org")
         t.expect(r"Choice \[1\]: ")
         t.send("4")
         t.expect(r"Password \(not shown\): ")
