@@ -50,12 +50,12 @@ constexpr std::array<std::string_view, 10> irc_keys = {
     "listen",      "password",    "password_command", "server_name", "registration_timeout",
     "max_unregistered", "max_clients", "allow_remote", "tls_cert",    "tls_key"};
 constexpr std::size_t max_server_name = 63;
-constexpr std::array<std::string_view, 21> account_keys = {
+constexpr std::array<std::string_view, 22> account_keys = {
     "name",           "jid",            "password",    "password_command", "resource",
     "host",           "port",           "tls",         "ca_file",          "client_cert",
     "client_key",     "client_key_password_command",   "sasl",             "channel_binding",
     "proxy",          "proxy_username", "proxy_password", "tls_pin",       "rooms",
-    "chat_markers",   "encryption"};
+    "chat_markers",   "encryption",     "priority"};
 constexpr std::array<std::string_view, 2> room_keys = {"jid", "nick"};
 constexpr std::array<std::string_view, 3> tls_modes = {"auto", "starttls", "direct"};
 constexpr std::array<std::string_view, 2> channel_bindings = {"auto", "required"};
@@ -638,7 +638,8 @@ private:
         return std::nullopt;
     }
 
-    // An integer key of [daemon] within [min, max]; left as it was when absent or bad.
+    // An integer key within [min, max]; left as it was when absent or bad. `section` is the
+    // dotted prefix in messages ("daemon", "irc", "account[1]").
     void integer_at(const toml::table& t, std::string_view key, std::int64_t min, std::int64_t max,
                     std::string_view what, int& out, std::string_view section = "daemon") {
         const toml::node* node = t.get(key);
@@ -927,6 +928,8 @@ private:
         if (const toml::node* rooms = t.get("rooms")) this->rooms(*rooms, prefix, a);
         if (auto v = bool_at(t, "chat_markers", prefix)) a.chat_markers = *v;
         if (auto v = choice_at(t, "encryption", prefix, encryption_modes)) a.encryption = *v;
+        // RFC 6121 §4.7.2.3: the priority is an integer from -128 to +127.
+        integer_at(t, "priority", -128, 127, "a presence priority", a.priority, prefix);
 
         if (error_count() != errors_before) return std::nullopt;
         return a;

@@ -57,6 +57,9 @@ struct Account {
     std::vector<Pin> tls_pins;                // when set, the server's key must match one
     std::vector<Room> rooms;
     bool chat_markers = false;                // send XEP-0333 displayed markers
+    // RFC 6121 §4.7.2.3: -128..127. Where the server routes a bare-JID message to the
+    // available resources with the highest priority, a client above this one gets them.
+    int priority = 0;
     // OMEMO (XEP-0384, issue 14): "off" (default while OMEMO is being built), "omemo" or
     // "auto": anything but off makes and publishes this account's device and bundle.
     std::string encryption = "off";

@@ -332,6 +332,9 @@ std::string render_accounts(const Json& accounts) {
                                (std::string_view(key) == "stream_management" ? "stream management" : key);
             if (!missing.empty()) detail += " [server: " + missing + "]";
         }
+        // RFC 6121 §4.7.2.3: 0 is the common case and not shown.
+        if (std::string priority = safe(a, "priority"); !priority.empty() && priority != "0")
+            detail += " (priority " + priority + ")";
         rows.push_back({safe(a, "account"), safe(a, "state"), jid, detail});
     }
     return table(rows);

@@ -43,6 +43,7 @@ Account::Account(uv_loop_t* loop, Resolver& resolver, config::Account config, co
       retry_timer_(loop) {
     retry_timer_->data = this;
     iq_timer_->data = this;
+    priority_ = config_.priority;
     last_direct_tls_ = config_.tls == config::TlsMode::Direct;
 }
 
@@ -299,7 +300,10 @@ void Account::fast_token_changed(const xmpp::FastTokenChanged& change) {
 }
 
 std::string Account::presence_payload() const {
-    std::string out = xmpp::make_presence(show_, status_);  // <presence>...</presence> or <presence/>
+    // RFC 6121 §4.7.2.3: "If no priority is provided, the processing server or client MUST
+    // consider the priority to be zero", so 0 is not sent.
+    std::string priority = priority_ ? "<priority>" + std::to_string(priority_) + "</priority>" : "";
+    std::string out = xmpp::make_presence(show_, status_, priority);  // <presence>...</presence> or <presence/>
     out = out == "<presence/>" ? "" : out.substr(10, out.size() - 10 - 11);
     if (connection_) out += connection_->caps_element();
     return out;
@@ -371,9 +375,10 @@ bool Account::send(std::string_view xml, std::string tag) {
     return true;
 }
 
-void Account::set_presence(std::string show, std::string status) {
+void Account::set_presence(std::string show, std::string status, std::optional<int> priority) {
     show_ = std::move(show);
     status_ = std::move(status);
+    if (priority) priority_ = *priority;
     send("<presence>" + presence_payload() + "</presence>");
 }
 

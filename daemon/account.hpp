@@ -80,10 +80,12 @@ public:
     void request(const std::string& to, const std::function<std::string(const std::string& id)>& make, IqCallback done);
     // From the hub: true when `iq` answered one of our requests (and was consumed).
     bool answered(pugi::xml_node iq);
-    // Our presence: sent now if online, and at every login from now on.
-    void set_presence(std::string show, std::string status);
+    // Our presence: sent now if online, and at every login from now on. A priority given
+    // replaces the config's `priority` until the daemon restarts.
+    void set_presence(std::string show, std::string status, std::optional<int> priority = std::nullopt);
+    int priority() const { return priority_; }
     // What goes inside every presence we send, to the server and to rooms: show, status,
-    // and the XEP-0115 caps of this connection.
+    // priority (when not 0) and the XEP-0115 caps of this connection.
     std::string presence_payload() const;
     bool roster_versioning() const { return roster_versioning_; }
     // What the server and the account offer (XEP-0030), from the last new session.
@@ -135,6 +137,7 @@ private:
     std::string bound_jid_;
     std::string auth_, connection_text_;
     std::string show_, status_;
+    int priority_ = 0;
     bool roster_versioning_ = false;
     xmpp::im::Capabilities capabilities_;
     bool started_ = false;  // the session's start (disco, carbons, presence, hub) completed

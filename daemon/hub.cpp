@@ -613,7 +613,7 @@ std::vector<model::AccountInfo> Hub::account_infos() const {
         if (const auto& c = a->capabilities(); c.known && a->state() == Account::State::Online)
             caps = {true, c.stream_management, c.archive, c.carbons};
         out.push_back({a->name(), a->config().jid.bare(), to_string(a->state()), a->reason(), a->bound_jid(),
-                       a->auth(), a->connection_text(), caps});
+                       a->auth(), a->connection_text(), caps, a->priority()});
     }
     return out;
 }
@@ -811,7 +811,7 @@ void Hub::handle(const model::Command& command, const std::string& client, Respo
                     load_roster_cache(a);
                     for (const auto& i : a.roster()) reply.items.push_back(to_model(a.name(), i));
                 } else if constexpr (std::is_same_v<C, model::SetPresence>) {
-                    a.set_presence(c.show, c.status);  // kept for reconnections
+                    a.set_presence(c.show, c.status, c.priority);  // kept for reconnections
                     for (auto& [jid, room] : rooms_[a.name()])  // RFC 6121 §4.2: rooms see it too
                         if (room.state == "joined")
                             a.send("<presence to='" + xmpp::xml_escape(jid + "/" + room.nick) + "'>" +

@@ -143,6 +143,7 @@ struct AccountInfo {
         bool known = false;  // false while not online
         bool stream_management = false, archive = false, carbons = false;
     } capabilities = {};
+    int priority = 0;        // of our presence: the config's, or the last presence op's
 };
 
 // Commands: what a front end asks the daemon to do. Fields are validated by the session
@@ -167,6 +168,7 @@ struct GetRoster {
 };
 struct SetPresence {
     std::string account, show, status;
+    std::optional<int> priority;   // RFC 6121 §4.7.2.3, -128..127; unset keeps the current one
 };
 struct ChangeSubscription {
     std::string account, jid;

@@ -108,7 +108,7 @@ Json to_json(const model::RosterItem& item) {
 Json to_json(const model::AccountInfo& a) {
     Json j{{"account", a.account}, {"jid", a.jid},     {"state", a.state},
            {"bound_jid", a.bound_jid}, {"reason", a.reason}, {"auth", a.auth},
-           {"connection", a.connection}};
+           {"connection", a.connection}, {"priority", a.priority}};
     if (a.capabilities.known)
         j["capabilities"] = Json{{"stream_management", a.capabilities.stream_management},
                                  {"archive", a.capabilities.archive},

@@ -275,6 +275,12 @@ model::Command parse_command(const std::string& op, const Json& j) {
         p.show = get_string(j, "show", false);
         check_one_of(p.show, "show", {"", "away", "chat", "dnd", "xa"});
         p.status = get_string(j, "status", false);
+        if (auto it = j.find("priority"); it != j.end()) {
+            // RFC 6121 §4.7.2.3: an integer from -128 to +127.
+            if (!it->is_number_integer() || it->get<std::int64_t>() < -128 || it->get<std::int64_t>() > 127)
+                throw Invalid{"bad-request", "field 'priority' must be an integer from -128 to 127"};
+            p.priority = it->get<int>();
+        }
         return p;
     }
     if (op == "subscribe" || op == "unsubscribe" || op == "approve" || op == "deny") {

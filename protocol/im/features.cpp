@@ -43,7 +43,8 @@ std::vector<std::string> missing_notes(const Capabilities& caps) {
                          "lost; history is served from the local store");
     if (!caps.carbons)
         out.emplace_back("server has no carbons: messages to and from your other clients are not copied here; "
-                         "a client with a higher priority may get the messages instead");
+                         "a client with a higher priority gets messages sent to your bare JID instead (raise this account's "
+                         "priority in the config)");
     if (!caps.pep) out.emplace_back("server has no PEP: bookmarks come from private storage (XEP-0048)");
     return out;
 }

@@ -238,7 +238,8 @@ class JsonlEventsTest(JsonlTest):
         self.assertRegex(hello["daemon"], r"^stanzad ")
         expected = {"account": "home", "jid": "alice@localhost", "state": "online",
                     "bound_jid": full, "reason": "", "auth": "SCRAM-SHA-1",
-                    "connection": f"127.0.0.1:{self.prosody.port} (STARTTLS) at 127.0.0.1:{self.prosody.port}"}
+                    "connection": f"127.0.0.1:{self.prosody.port} (STARTTLS) at 127.0.0.1:{self.prosody.port}",
+                    "priority": 0}
         # `capabilities` (issue 18) comes once the server's disco#info has answered, which
         # may be after this hello: Prosody offers all three.
         all_offered = {"stream_management": True, "archive": True, "carbons": True}

@@ -938,6 +938,25 @@ TEST_CASE("chat_markers is a boolean, off by default", "[config]") {
     CHECK(bad.problems[0].message == "expected true or false, got a string");
 }
 
+TEST_CASE("priority is an integer from -128 to 127, 0 by default (RFC 6121 §4.7.2.3)", "[config]") {
+    auto none = config::parse(minimal_account, "m.toml");
+    REQUIRE(none.ok());
+    CHECK(none.config->accounts.at(0).priority == 0);
+    for (int value : {-128, -1, 127}) {
+        auto set = config::parse(std::string(minimal_account) + "priority = " + std::to_string(value) + "\n", "m.toml");
+        REQUIRE(set.ok());
+        CHECK(set.config->accounts.at(0).priority == value);
+    }
+    auto high = config::parse(std::string(minimal_account) + "priority = 128\n", "m.toml");
+    REQUIRE(high.problems.size() == 1);
+    CHECK(high.problems[0].key == "account[1].priority");
+    CHECK(high.problems[0].message == "expected a presence priority between -128 and 127, got 128");
+    auto text = config::parse(std::string(minimal_account) + "priority = \"high\"\n", "m.toml");
+    REQUIRE(text.problems.size() == 1);
+    CHECK(text.problems[0].key == "account[1].priority");
+    CHECK(text.problems[0].message == "expected an integer, got a string");
+}
+
 TEST_CASE("irc.listen is host:port or a path; on TCP a password is required", "[config]") {
     ScopedEnv home("HOME", "/home/erin");
     auto parse_irc = [](const std::string& irc) {

@@ -121,7 +121,7 @@ TEST_CASE("jsonl: hello is required first, and answered with version, cursor and
     CHECK(s.attached());
     CHECK(s.take_output() ==
           R"({"id":1,"ok":true,"version":1,"daemon":"stanzad 9.9","client":"emacs","cursor":3,"last_seq":7,)"
-          R"("accounts":[{"account":"home","jid":"alice@example.org","state":"online","bound_jid":"alice@example.org/stanzad","reason":"","auth":"SCRAM-SHA-1","connection":"localhost:5222 (STARTTLS) at 127.0.0.1:5222"}]})"
+          R"("accounts":[{"account":"home","jid":"alice@example.org","state":"online","bound_jid":"alice@example.org/stanzad","reason":"","auth":"SCRAM-SHA-1","connection":"localhost:5222 (STARTTLS) at 127.0.0.1:5222","priority":0}]})"
           "\n");
     s.event(message_event());
     CHECK(lines(s.take_output())[0]["seq"] == 42);
@@ -154,6 +154,10 @@ TEST_CASE("jsonl: each bad input gets its own error and the session goes on") {
         {R"({"id":1,"op":"ack","seq":"3"})", "bad-request", "integer >= 0"},
         {R"({"id":1,"op":"subscribe","account":"home","jid":"carol@example.org/res"})", "bad-jid", "bare JID"},
         {R"({"id":1,"op":"presence","account":"home","show":"sleeping"})", "bad-request", "'show'"},
+        {R"({"id":1,"op":"presence","account":"home","priority":128})", "bad-request", "-128 to 127"},
+        {R"({"id":1,"op":"presence","account":"home","priority":-129})", "bad-request", "-128 to 127"},
+        {R"({"id":1,"op":"presence","account":"home","priority":"5"})", "bad-request", "'priority'"},
+        {R"({"id":1,"op":"presence","account":"home","priority":1.5})", "bad-request", "'priority'"},
         {R"({"id":1,"op":"join","account":"home","room":"r@c.example.org/nick"})", "bad-jid", "bare JID"},
         {R"({"id":1,"op":"join","account":"home","room":"r@c.example.org","nick":""})", "bad-request", "nick"},
         {R"({"id":1,"op":"history","account":"home"})", "bad-request", "missing field 'with'"},
@@ -191,6 +195,16 @@ TEST_CASE("jsonl: each bad input gets its own error and the session goes on") {
     reply.msg_id = "c-1";
     s.reply(*r, reply);
     CHECK(s.take_output() == "{\"id\":9,\"ok\":true,\"msg_id\":\"c-1\"}\n");
+
+    // RFC 6121 §4.7.2.3: the priority's whole range; absent means "keep the current one".
+    for (int priority : {-128, 0, 127}) {
+        auto p = request(s, R"({"op":"presence","id":10,"account":"home","priority":)" + std::to_string(priority) + "}");
+        REQUIRE(p);
+        CHECK(std::get<model::SetPresence>(p->command).priority == priority);
+    }
+    auto keep = request(s, R"({"op":"presence","id":11,"account":"home","show":"away"})");
+    REQUIRE(keep);
+    CHECK_FALSE(std::get<model::SetPresence>(keep->command).priority.has_value());
 }
 
 TEST_CASE("jsonl: a line over 1 MiB is refused and skipped, whatever the split") {
