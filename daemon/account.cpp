@@ -300,10 +300,7 @@ void Account::fast_token_changed(const xmpp::FastTokenChanged& change) {
 }
 
 std::string Account::presence_payload() const {
-    // RFC 6121 §4.7.2.3: "If no priority is provided, the processing server or client MUST
-    // consider the priority to be zero", so 0 is not sent.
-    std::string priority = priority_ ? "<priority>" + std::to_string(priority_) + "</priority>" : "";
-    std::string out = xmpp::make_presence(show_, status_, priority);  // <presence>...</presence> or <presence/>
+    std::string out = xmpp::make_presence(show_, status_, priority_);  // <presence>...</presence> or <presence/>
     out = out == "<presence/>" ? "" : out.substr(10, out.size() - 10 - 11);
     if (connection_) out += connection_->caps_element();
     return out;

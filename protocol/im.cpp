@@ -319,10 +319,11 @@ std::string make_mam_query(std::string_view id, std::string_view query_id, std::
     return make_mam_query(id, q);
 }
 
-std::string make_presence(std::string_view show, std::string_view status, std::string_view extra) {
+std::string make_presence(std::string_view show, std::string_view status, int priority, std::string_view extra) {
     std::string out = "<presence>";
     if (!show.empty()) out += text_element("show", show);
     if (!status.empty()) out += text_element("status", status);
+    if (priority != 0) out += text_element("priority", std::to_string(priority));
     out += extra;
     return out == "<presence>" ? "<presence/>" : out + "</presence>";
 }

@@ -145,9 +145,11 @@ std::string make_displayed(std::string_view to, std::string_view type, std::stri
 // XEP-0249 §2: a direct invitation to `room`.
 std::string make_direct_invite(std::string_view to, std::string_view room, std::string_view reason,
                                std::string_view password);
-// Our presence (RFC 6121 §4.2): show "" | away | chat | dnd | xa; `extra` (serialized
-// XML, e.g. a XEP-0115 <c/>) is put inside as is.
-std::string make_presence(std::string_view show, std::string_view status, std::string_view extra = {});
+// Our presence (RFC 6121 §4.2): show "" | away | chat | dnd | xa; `priority` -128..127
+// (§4.7.2.3; 0 is left out, as absent means 0); `extra` (serialized XML, e.g. a XEP-0115
+// <c/>) is put inside as is.
+std::string make_presence(std::string_view show, std::string_view status, int priority = 0,
+                          std::string_view extra = {});
 // subscribe | subscribed | unsubscribe | unsubscribed to `to` (RFC 6121 §3).
 std::string make_subscription(std::string_view to, std::string_view type);
 // RFC 6121 §2.1.3; with `ver` (§2.6.3, "" for the first versioned fetch) when the server

@@ -52,6 +52,23 @@ std::optional<model::Seq> get_seq(const Json& j, const char* name, bool required
     return v->get<model::Seq>();
 }
 
+// An optional integer field within [min, max]. JSON numbers above INT64_MAX are unsigned
+// and must not wrap into the range.
+std::optional<int> get_int(const Json& j, const char* name, int min, int max) {
+    const Json* v = member(j, name);
+    if (!v) return std::nullopt;
+    bool ok = false;
+    if (v->is_number_unsigned())
+        ok = max >= 0 && v->get<std::uint64_t>() <= static_cast<std::uint64_t>(max) &&
+             (min <= 0 || v->get<std::uint64_t>() >= static_cast<std::uint64_t>(min));
+    else if (v->is_number_integer())
+        ok = v->get<std::int64_t>() >= min && v->get<std::int64_t>() <= max;
+    if (!ok)
+        throw Invalid{"bad-request", std::string("field '") + name + "' must be an integer from " + std::to_string(min) +
+                                         " to " + std::to_string(max)};
+    return v->get<int>();
+}
+
 std::string get_account(const Json& j) {
     auto a = get_string(j, "account");
     if (a.empty()) throw Invalid{"bad-request", "field 'account' must not be empty"};
@@ -203,11 +220,7 @@ model::Command parse_command(const std::string& op, const Json& j) {
         if (member(j, "before")) c.before = get_string(j, "before");
         c.after = get_string(j, "after", false);
         if (c.before && !c.after.empty()) throw Invalid{"bad-request", "give 'before' or 'after', not both"};
-        if (const Json* m = member(j, "max")) {
-            if (!m->is_number_integer() || m->get<std::int64_t>() < 1 || m->get<std::int64_t>() > 200)
-                throw Invalid{"bad-request", "field 'max' must be an integer from 1 to 200"};
-            c.max = m->get<int>();
-        }
+        if (auto max = get_int(j, "max", 1, 200)) c.max = *max;
         return c;
     }
     if (op == "chat-state") {
@@ -275,12 +288,7 @@ model::Command parse_command(const std::string& op, const Json& j) {
         p.show = get_string(j, "show", false);
         check_one_of(p.show, "show", {"", "away", "chat", "dnd", "xa"});
         p.status = get_string(j, "status", false);
-        if (auto it = j.find("priority"); it != j.end()) {
-            // RFC 6121 §4.7.2.3: an integer from -128 to +127.
-            if (!it->is_number_integer() || it->get<std::int64_t>() < -128 || it->get<std::int64_t>() > 127)
-                throw Invalid{"bad-request", "field 'priority' must be an integer from -128 to 127"};
-            p.priority = it->get<int>();
-        }
+        p.priority = get_int(j, "priority", -128, 127);  // RFC 6121 §4.7.2.3
         return p;
     }
     if (op == "subscribe" || op == "unsubscribe" || op == "approve" || op == "deny") {

@@ -603,12 +603,13 @@ TEST_CASE("im: receipts, chat states, displayed markers and direct invitations")
 }
 
 TEST_CASE("im: presence with extra payload, subscriptions") {
-    CHECK(make_presence("", "", "") == "<presence/>");
-    CHECK(make_presence("", "", "<c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='n' ver='v'/>") ==
+    CHECK(make_presence("", "", 0, "") == "<presence/>");
+    CHECK(make_presence("", "", 0, "<c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='n' ver='v'/>") ==
           "<presence><c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='n' ver='v'/></presence>");
-    CHECK(make_presence("dnd", "busy", "<priority>5</priority>") ==
+    CHECK(make_presence("dnd", "busy", 5) ==
           "<presence><show>dnd</show><status>busy</status><priority>5</priority></presence>");
-    CHECK(check_raw_stanza(make_presence(nasty, nasty, make_caps(nasty, nasty))).ok());
+    CHECK(make_presence("", "", -1) == "<presence><priority>-1</priority></presence>");  // 0 is left out (above)
+    CHECK(check_raw_stanza(make_presence(nasty, nasty, -128, make_caps(nasty, nasty))).ok());
     CHECK(make_subscription("carol@example.org", "unsubscribe") == "<presence to='carol@example.org' type='unsubscribe'/>");
     CHECK(check_raw_stanza(make_subscription(nasty, nasty)).ok());
 }

@@ -158,6 +158,11 @@ TEST_CASE("jsonl: each bad input gets its own error and the session goes on") {
         {R"({"id":1,"op":"presence","account":"home","priority":-129})", "bad-request", "-128 to 127"},
         {R"({"id":1,"op":"presence","account":"home","priority":"5"})", "bad-request", "'priority'"},
         {R"({"id":1,"op":"presence","account":"home","priority":1.5})", "bad-request", "'priority'"},
+        // Unsigned in JSON, -1 if it wrapped to a signed 64-bit integer.
+        {R"({"id":1,"op":"presence","account":"home","priority":18446744073709551615})", "bad-request",
+         "-128 to 127"},
+        {R"({"id":1,"op":"history","account":"home","with":"b@example.org","max":18446744073709551615})",
+         "bad-request", "1 to 200"},
         {R"({"id":1,"op":"join","account":"home","room":"r@c.example.org/nick"})", "bad-jid", "bare JID"},
         {R"({"id":1,"op":"join","account":"home","room":"r@c.example.org","nick":""})", "bad-request", "nick"},
         {R"({"id":1,"op":"history","account":"home"})", "bad-request", "missing field 'with'"},
