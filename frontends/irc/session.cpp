@@ -929,7 +929,7 @@ void Session::invite(const Message& m) {
 void Session::away(const Message& m) {
     bool away = !m.params.empty() && !m.params[0].empty();
     for (const auto& a : accounts_)
-        ask(model::SetPresence{a.account, away ? "away" : "", away ? m.params[0] : ""}, [](const model::Reply&) {});
+        ask(model::SetPresence{a.account, away ? "away" : "", away ? m.params[0] : "", std::nullopt}, [](const model::Reply&) {});
     numeric(away ? "306" : "305", {away ? "You have been marked as being away" : "You are no longer marked as being away"});
 }
 
