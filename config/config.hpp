@@ -11,8 +11,8 @@
 #include <string_view>
 #include <vector>
 
-#include "protocol/jid.hpp"
-#include "protocol/result.hpp"
+#include "protocol/base/jid.hpp"
+#include "protocol/base/result.hpp"
 
 namespace config {
 

@@ -20,7 +20,7 @@
 #include "config/config.hpp"
 #include "ctl/connection.hpp"
 #include "ctl/render.hpp"
-#include "protocol/jid.hpp"
+#include "protocol/base/jid.hpp"
 
 namespace ctl {
 namespace {

@@ -4,7 +4,7 @@
 // default. Reads the config file; no other I/O.
 #include <string>
 
-#include "protocol/result.hpp"
+#include "protocol/base/result.hpp"
 
 namespace ctl {
 

@@ -14,7 +14,7 @@
 #include <functional>
 #include <string>
 
-#include "protocol/result.hpp"
+#include "protocol/base/result.hpp"
 
 namespace stanzad {
 

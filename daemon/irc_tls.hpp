@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-#include "protocol/result.hpp"
+#include "protocol/base/result.hpp"
 
 typedef struct ssl_ctx_st SSL_CTX;
 typedef struct ssl_st SSL;

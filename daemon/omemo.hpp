@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "daemon/store.hpp"
+#include "protocol/base/result.hpp"
 #include "protocol/omemo/stanza.hpp"
-#include "protocol/result.hpp"
 
 struct signal_context;
 

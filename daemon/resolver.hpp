@@ -18,8 +18,8 @@
 #include <vector>
 
 #include "daemon/uv.hpp"
+#include "protocol/base/result.hpp"
 #include "protocol/dns.hpp"
-#include "protocol/result.hpp"
 
 namespace stanzad {
 

@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "frontends/model.hpp"
-#include "protocol/result.hpp"
+#include "protocol/base/result.hpp"
 
 struct sqlite3;
 

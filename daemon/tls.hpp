@@ -13,7 +13,7 @@
 #include <string>
 #include <string_view>
 
-#include "protocol/result.hpp"
+#include "protocol/base/result.hpp"
 #include "protocol/sasl.hpp"
 
 namespace tls {

@@ -10,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-#include "protocol/result.hpp"
+#include "protocol/base/result.hpp"
 
 namespace dns {
 

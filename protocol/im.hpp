@@ -9,8 +9,8 @@
 
 #include <pugixml.hpp>
 
-#include "protocol/jid.hpp"
-#include "protocol/result.hpp"
+#include "protocol/base/jid.hpp"
+#include "protocol/base/result.hpp"
 
 namespace xmpp {
 

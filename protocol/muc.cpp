@@ -2,8 +2,8 @@
 
 #include <charconv>
 
+#include "protocol/base/jid.hpp"
 #include "protocol/im.hpp"
-#include "protocol/jid.hpp"
 #include "protocol/stream.hpp"
 #include "protocol/xml_framer.hpp"
 

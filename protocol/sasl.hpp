@@ -13,7 +13,7 @@
 #include <string_view>
 #include <vector>
 
-#include "protocol/result.hpp"
+#include "protocol/base/result.hpp"
 
 namespace xmpp {
 

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "protocol/result.hpp"
+#include "protocol/base/result.hpp"
 
 namespace xmpp {
 

@@ -13,7 +13,7 @@
 #include <string_view>
 #include <utility>
 
-#include "protocol/result.hpp"
+#include "protocol/base/result.hpp"
 
 namespace socks5 {
 

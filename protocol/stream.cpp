@@ -1,6 +1,6 @@
 #include "protocol/stream.hpp"
 
-#include "protocol/utf8.hpp"
+#include "protocol/base/utf8.hpp"
 
 #include <algorithm>
 #include <charconv>

@@ -23,7 +23,7 @@
 #include <variant>
 #include <vector>
 
-#include "protocol/jid.hpp"
+#include "protocol/base/jid.hpp"
 #include "protocol/ping_ack.hpp"
 #include "protocol/sasl.hpp"
 #include "protocol/sm_queue.hpp"

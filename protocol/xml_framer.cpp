@@ -2,7 +2,7 @@
 
 #include <cstring>
 
-#include "protocol/utf8.hpp"
+#include "protocol/base/utf8.hpp"
 
 namespace xmpp {
 namespace {

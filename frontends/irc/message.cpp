@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "protocol/utf8.hpp"
+#include "protocol/base/utf8.hpp"
 
 namespace irc {
 namespace {

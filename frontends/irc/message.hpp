@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "frontends/line_splitter.hpp"
-#include "protocol/result.hpp"
+#include "protocol/base/result.hpp"
 
 namespace irc {
 

@@ -21,7 +21,7 @@
 #include <utility>
 #include <vector>
 
-#include "protocol/result.hpp"
+#include "protocol/base/result.hpp"
 
 namespace irc {
 

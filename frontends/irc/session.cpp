@@ -5,7 +5,7 @@
 #include <sstream>
 
 #include "frontends/irc/session_util.hpp"
-#include "protocol/jid.hpp"
+#include "protocol/base/jid.hpp"
 #include "protocol/sasl.hpp"
 
 namespace irc {

@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "frontends/model.hpp"
-#include "protocol/result.hpp"
+#include "protocol/base/result.hpp"
 
 namespace jsonl {
 

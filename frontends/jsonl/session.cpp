@@ -1,8 +1,8 @@
 #include "frontends/jsonl/session.hpp"
 
 #include "frontends/jsonl/codec.hpp"
+#include "protocol/base/jid.hpp"
 #include "protocol/im.hpp"
-#include "protocol/jid.hpp"
 
 namespace jsonl {
 

@@ -3,7 +3,7 @@
 #include <array>
 #include <utility>
 
-#include "protocol/jid.hpp"
+#include "protocol/base/jid.hpp"
 
 namespace xmpp::im {
 namespace {

@@ -1,6 +1,6 @@
 #include "protocol/im/inbound.hpp"
 
-#include "protocol/jid.hpp"
+#include "protocol/base/jid.hpp"
 
 namespace xmpp::im {
 

@@ -6,8 +6,8 @@
 #include <string>
 #include <string_view>
 
+#include "protocol/base/result.hpp"
 #include "protocol/omemo/stanza.hpp"
-#include "protocol/result.hpp"
 
 namespace xmpp::omemo {
 

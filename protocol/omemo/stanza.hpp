@@ -13,7 +13,7 @@
 
 #include <pugixml.hpp>
 
-#include "protocol/result.hpp"
+#include "protocol/base/result.hpp"
 
 namespace xmpp::omemo {
 

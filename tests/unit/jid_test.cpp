@@ -1,6 +1,6 @@
 #include <catch2/catch.hpp>
 
-#include "protocol/jid.hpp"
+#include "protocol/base/jid.hpp"
 
 using xmpp::Jid;
 

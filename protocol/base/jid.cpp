@@ -1,4 +1,4 @@
-#include "protocol/jid.hpp"
+#include "protocol/base/jid.hpp"
 
 #include <stringprep.h>
 

@@ -4,7 +4,7 @@
 #include <string>
 #include <string_view>
 
-#include "protocol/result.hpp"
+#include "protocol/base/result.hpp"
 
 namespace xmpp {
 
