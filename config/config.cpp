@@ -33,7 +33,7 @@
 #include <openssl/x509.h>
 #include <toml++/toml.h>
 
-#include "protocol/sasl.hpp"
+#include "protocol/base/base64.hpp"
 
 extern char** environ;
 
@@ -358,7 +358,7 @@ xmpp::Result<Pin> parse_pin(std::string_view text) {
                });
     if (hex)
         return fail("that is a hex digest; the pin is its base64 (openssl dgst -sha256 -binary | openssl base64)");
-    auto bytes = xmpp::sasl::base64_decode(b64);
+    auto bytes = xmpp::base64_decode(b64);
     if (!bytes) return fail("not valid base64: " + bytes.error().message);
     if (bytes.value().size() != Pin().size())
         return fail("it decodes to " + std::to_string(bytes.value().size()) + " bytes, not 32");

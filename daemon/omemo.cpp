@@ -16,7 +16,7 @@ extern "C" {
 #include <omemo/signal_protocol.h>
 }
 
-#include "protocol/sasl.hpp"
+#include "protocol/base/base64.hpp"
 
 namespace stanzad {
 namespace {
@@ -181,7 +181,7 @@ xmpp::Status OmemoDevice::create(Store& store, const std::string& account) {
         return failure("cannot serialize the identity key", rc);
     std::string identity_bytes = bytes(serialized);
     auto keep = [&](const std::string& key, std::string_view value) {
-        return store.set_meta(account, key, xmpp::sasl::base64_encode(value));
+        return store.set_meta(account, key, xmpp::base64_encode(value));
     };
     if (auto st = keep("omemo:identity", identity_bytes); !st) return st;
     uint32_t registration = 0;
@@ -229,7 +229,7 @@ xmpp::Status OmemoDevice::load(Store& store, const std::string& account) {
     auto get = [&](const std::string& key) -> xmpp::Result<std::string> {
         auto v = store.meta(account, key);
         if (!v) return v.error();
-        auto decoded = xmpp::sasl::base64_decode(v.value());
+        auto decoded = xmpp::base64_decode(v.value());
         if (!decoded || decoded.value().empty())
             return xmpp::make_error("omemo-keys", "the store's " + key + " of account " + account + " is damaged");
         return decoded;

@@ -4,7 +4,7 @@
 
 #include <algorithm>
 
-#include "protocol/sasl.hpp"
+#include "protocol/base/base64.hpp"
 #include "protocol/stream.hpp"
 #include "protocol/xml_framer.hpp"
 
@@ -396,7 +396,7 @@ std::string caps_verification(std::string_view category, std::string_view type, 
     unsigned char digest[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
     if (EVP_Digest(s.data(), s.size(), digest, &len, EVP_sha1(), nullptr) != 1) return "";
-    return sasl::base64_encode(std::string_view(reinterpret_cast<const char*>(digest), len));
+    return base64_encode(std::string_view(reinterpret_cast<const char*>(digest), len));
 }
 
 std::string make_caps(std::string_view node, std::string_view ver) {

@@ -171,8 +171,5 @@ std::string offer_hash(ScramHash hash, const Offer& offer);
 // RFC 4013 SASLprep (query strings: unassigned code points allowed), via libidn.
 Result<std::string> saslprep(std::string_view text);
 
-std::string base64_encode(std::string_view bytes);
-Result<std::string> base64_decode(std::string_view text);  // rejects bad characters/padding
-
 }  // namespace sasl
 }  // namespace xmpp

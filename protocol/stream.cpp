@@ -1,5 +1,6 @@
 #include "protocol/stream.hpp"
 
+#include "protocol/base/base64.hpp"
 #include "protocol/base/utf8.hpp"
 
 #include <algorithm>
@@ -434,7 +435,7 @@ Status ClientStream::authenticate(std::size_t from) {
         return Ok{};
     }
     // §6.4.2: an empty initial response is sent as "=".
-    std::string payload = initial.value().empty() ? "=" : sasl::base64_encode(initial.value());
+    std::string payload = initial.value().empty() ? "=" : base64_encode(initial.value());
     write("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='" + mechanism_name_ + "'>" + payload +
               "</auth>",
           "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='" + mechanism_name_ + "'>[redacted]</auth>");
@@ -667,7 +668,7 @@ void ClientStream::handle_sasl(pugi::xml_node element) {
         return;
     }
     std::string_view text = element.child_value();
-    auto data = sasl::base64_decode(text == "=" ? std::string_view{} : text);
+    auto data = base64_decode(text == "=" ? std::string_view{} : text);
     if (!data) {
         abort_with(make_error("bad-base64", "the server sent bad base64"));
         return;
@@ -679,7 +680,7 @@ void ClientStream::handle_sasl(pugi::xml_node element) {
             return;
         }
         write("<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>" +
-                  (response.value().empty() ? std::string("=") : sasl::base64_encode(response.value())) +
+                  (response.value().empty() ? std::string("=") : base64_encode(response.value())) +
                   "</response>",
               "<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>[redacted]</response>");
     } else if (name == "success") {

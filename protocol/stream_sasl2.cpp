@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "protocol/base/base64.hpp"
 #include "protocol/im.hpp"
 #include "protocol/stream.hpp"
 #include "protocol/stream_detail.hpp"
@@ -30,7 +31,7 @@ Result<std::string> decode_data(std::string_view text) {
     std::string compact;
     for (char c : text)
         if (!std::isspace(static_cast<unsigned char>(c))) compact.push_back(c);
-    return sasl::base64_decode(compact);
+    return base64_decode(compact);
 }
 
 // The SASL condition of a SASL2 <failure/> (§"Failure": one from RFC 6120 §6.5, which some
@@ -124,7 +125,7 @@ void ClientStream::send_authenticate2(std::string_view initial, bool fast) {
     }
     // §"SASL Data Encoding": an empty initial response is an empty element, never omitted
     // (every mechanism we use has one).
-    write(head + "<initial-response>" + sasl::base64_encode(initial) + "</initial-response>" + rest +
+    write(head + "<initial-response>" + base64_encode(initial) + "</initial-response>" + rest +
               "</authenticate>",
           head + "<initial-response>[redacted]</initial-response>" + rest + "</authenticate>");
 }
@@ -155,7 +156,7 @@ void ClientStream::handle_sasl2(pugi::xml_node element) {
             abort_sasl(response.error());
             return;
         }
-        write("<response xmlns='urn:xmpp:sasl:2'>" + sasl::base64_encode(response.value()) + "</response>",
+        write("<response xmlns='urn:xmpp:sasl:2'>" + base64_encode(response.value()) + "</response>",
               "<response xmlns='urn:xmpp:sasl:2'>[redacted]</response>");
         return;
     }

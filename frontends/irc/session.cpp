@@ -5,8 +5,8 @@
 #include <sstream>
 
 #include "frontends/irc/session_util.hpp"
+#include "protocol/base/base64.hpp"
 #include "protocol/base/jid.hpp"
-#include "protocol/sasl.hpp"
 
 namespace irc {
 using namespace detail;
@@ -321,7 +321,7 @@ void Session::authenticate(const Message& m) {
     if (p != "+") sasl_buffer_ += p;
     if (p.size() == 400 && sasl_buffer_.size() < 4096) return;  // more chunks follow
     sasl_in_progress_ = false;
-    auto decoded = xmpp::sasl::base64_decode(std::exchange(sasl_buffer_, {}));
+    auto decoded = xmpp::base64_decode(std::exchange(sasl_buffer_, {}));
     std::string authcid, password;
     if (decoded) {
         const std::string& d = decoded.value();

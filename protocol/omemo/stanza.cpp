@@ -4,7 +4,7 @@
 #include <charconv>
 #include <tuple>
 
-#include "protocol/sasl.hpp"
+#include "protocol/base/base64.hpp"
 #include "protocol/stream.hpp"
 #include "protocol/xml_framer.hpp"
 
@@ -25,13 +25,13 @@ Result<std::string> decode(std::string_view text, std::size_t max, std::string_v
     compact.reserve(text.size());
     for (char c : text)
         if (c != ' ' && c != '\t' && c != '\r' && c != '\n') compact += c;
-    auto bytes = sasl::base64_decode(compact);
+    auto bytes = base64_decode(compact);
     if (!bytes) return malformed(std::string(what) + " is not base64");
     if (bytes.value().size() > max) return malformed(std::string(what) + " is too long");
     return bytes;
 }
 
-std::string encode(std::string_view bytes) { return sasl::base64_encode(bytes); }
+std::string encode(std::string_view bytes) { return base64_encode(bytes); }
 
 bool is_true(std::string_view v) { return v == "true" || v == "1"; }
 

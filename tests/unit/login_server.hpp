@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 
+#include "protocol/base/base64.hpp"
 #include "protocol/sasl.hpp"
 
 namespace test_server {
@@ -80,16 +81,16 @@ struct ScramServer {
         gs2_header = client_first.substr(0, end + 1);
         client_first_bare = client_first.substr(end + 1);
         nonce = between(client_first_bare + ",", "r=", ",") + "SERVERNONCE";
-        server_first = "r=" + nonce + ",s=" + sasl::base64_encode(salt) + ",i=" + std::to_string(iterations) +
+        server_first = "r=" + nonce + ",s=" + base64_encode(salt) + ",i=" + std::to_string(iterations) +
                        extensions;
         return server_first;
     }
     // Returns the server-final message, or "" if the client's binding or proof is wrong.
     std::string final(const std::string& client_final, bool corrupt_signature = false) {
         auto without_proof = client_final.substr(0, client_final.find(",p="));
-        auto cbind = sasl::base64_decode(between(client_final, "c=", ",")).value();
+        auto cbind = base64_decode(between(client_final, "c=", ",")).value();
         if (cbind != gs2_header + (gs2_header.starts_with("p=") ? binding_data : "")) return "";
-        auto proof = sasl::base64_decode(client_final.substr(client_final.find(",p=") + 3)).value();
+        auto proof = base64_decode(client_final.substr(client_final.find(",p=") + 3)).value();
         int size = EVP_MD_get_size(md);
         std::string salted_password(static_cast<std::size_t>(size), '\0');
         PKCS5_PBKDF2_HMAC(password.data(), static_cast<int>(password.size()),
@@ -104,7 +105,7 @@ struct ScramServer {
         if (proof != expected_proof) return "";
         std::string server_signature = hmac(md, hmac(md, salted_password, "Server Key"), auth_message);
         if (corrupt_signature) server_signature[0] ^= 1;
-        return "v=" + sasl::base64_encode(server_signature);
+        return "v=" + base64_encode(server_signature);
     }
 };
 

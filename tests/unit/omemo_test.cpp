@@ -2,9 +2,9 @@
 
 #include <string>
 
+#include "protocol/base/base64.hpp"
 #include "protocol/omemo/payload.hpp"
 #include "protocol/omemo/stanza.hpp"
-#include "protocol/sasl.hpp"
 #include "protocol/xml_framer.hpp"
 #include "stanza_helpers.hpp"
 
@@ -15,10 +15,10 @@ namespace {
 
 using test::frame;
 
-std::string b64(std::string_view s) { return sasl::base64_encode(s); }
+std::string b64(std::string_view s) { return base64_encode(s); }
 
 // The XEP's placeholder "b64/encoded/data" is valid base64 of these 12 bytes.
-const std::string placeholder = sasl::base64_decode("b64/encoded/data").value();
+const std::string placeholder = base64_decode("b64/encoded/data").value();
 
 }  // namespace
 

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "login_server.hpp"
+#include "protocol/base/base64.hpp"
 #include "protocol/stream.hpp"
 
 using namespace xmpp;
@@ -58,7 +59,7 @@ std::string sasl2_features(const Offer2& o) {
     return out + "</stream:features>";
 }
 
-std::string b64(std::string_view s) { return sasl::base64_encode(s); }
+std::string b64(std::string_view s) { return base64_encode(s); }
 
 // The HT proofs of draft-schmaus-kitten-sasl-ht, computed with OpenSSL directly.
 std::string ht_proof(std::string_view token, std::string_view who, std::string_view cb = {}) {
@@ -99,11 +100,11 @@ struct Session2 {
     // The SCRAM exchange of SASL2 up to the server-final message; returns it.
     std::string scram(ScramServer& server, const std::string& authenticate) {
         REQUIRE(authenticate.starts_with("<authenticate xmlns='urn:xmpp:sasl:2' mechanism='SCRAM-SHA-1'>"));
-        auto first = sasl::base64_decode(between(authenticate, "<initial-response>", "</initial-response>")).value();
+        auto first = base64_decode(between(authenticate, "<initial-response>", "</initial-response>")).value();
         feed("<challenge xmlns='urn:xmpp:sasl:2'>" + b64(server.first(first)) + "</challenge>");
         auto response = take();
         REQUIRE(response.starts_with("<response xmlns='urn:xmpp:sasl:2'>"));
-        auto final = server.final(sasl::base64_decode(between(response, "'>", "</response>")).value());
+        auto final = server.final(base64_decode(between(response, "'>", "</response>")).value());
         REQUIRE_FALSE(final.empty());
         return final;
     }
@@ -180,7 +181,7 @@ TEST_CASE("sasl2: a FAST token logs in with one message each way; the server's p
     CHECK(auth.starts_with("<authenticate xmlns='urn:xmpp:sasl:2' mechanism='HT-SHA-256-NONE'>"));
     CHECK(auth.find("<fast xmlns='urn:xmpp:fast:0'/>") != std::string::npos);
     CHECK(auth.find("request-token") == std::string::npos);
-    auto initial = sasl::base64_decode(between(auth, "<initial-response>", "</initial-response>")).value();
+    auto initial = base64_decode(between(auth, "<initial-response>", "</initial-response>")).value();
     CHECK(initial == std::string("user") + '\0' + ht_proof("tok-1", "Initiator"));
     // XEP-0484 §"Server initiates token rotation": a new token comes with the success.
     s.feed("<success xmlns='urn:xmpp:sasl:2'><additional-data>" + b64(ht_proof("tok-1", "Responder")) +
@@ -274,7 +275,7 @@ TEST_CASE("sasl2: FAST binds to the channel when it can; channel_binding = requi
     offer.fast = "HT-SHA-256-NONE HT-SHA-256-UNIQ";
     auto auth = s.offer(offer, tls12);
     CHECK(auth.starts_with("<authenticate xmlns='urn:xmpp:sasl:2' mechanism='HT-SHA-256-UNIQ'>"));
-    auto initial = sasl::base64_decode(between(auth, "<initial-response>", "</initial-response>")).value();
+    auto initial = base64_decode(between(auth, "<initial-response>", "</initial-response>")).value();
     CHECK(initial == std::string("user") + '\0' + ht_proof("tok-u", "Initiator", "FINISHED-12"));
     s.feed("<success xmlns='urn:xmpp:sasl:2'><additional-data>" + b64(ht_proof("tok-u", "Responder", "FINISHED-12")) +
            "</additional-data>" + kBound + "</success><stream:features/>");

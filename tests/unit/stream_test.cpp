@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "protocol/base/base64.hpp"
 #include "protocol/im.hpp"
 #include "protocol/stream.hpp"
 #include "login_server.hpp"
@@ -61,13 +62,13 @@ struct Session {
         feed(sasl_features(mechanisms));
         take();
         REQUIRE(out.find("mechanism='SCRAM-SHA-1'") != std::string::npos);
-        auto client_first = sasl::base64_decode(between(out, "'>", "</auth>")).value();
+        auto client_first = base64_decode(between(out, "'>", "</auth>")).value();
         feed("<challenge xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>" +
-             sasl::base64_encode(server.first(client_first)) + "</challenge>");
-        auto client_final = sasl::base64_decode(between(take(), "'>", "</response>")).value();
+             base64_encode(server.first(client_first)) + "</challenge>");
+        auto client_final = base64_decode(between(take(), "'>", "</response>")).value();
         auto server_final = server.final(client_final);
         REQUIRE_FALSE(server_final.empty());
-        feed("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>" + sasl::base64_encode(server_final) + "</success>");
+        feed("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>" + base64_encode(server_final) + "</success>");
         CHECK(take().find("<stream:stream") != std::string::npos);  // §6.4.6 restart
         feed(header(3));
         feed(bind_features);
@@ -125,12 +126,12 @@ TEST_CASE("stream: a wrong server signature fails authentication without restart
     s.feed(header(2));
     s.take();
     s.feed(sasl_features("SCRAM-SHA-1"));
-    auto client_first = sasl::base64_decode(between(s.take(), "'>", "</auth>")).value();
+    auto client_first = base64_decode(between(s.take(), "'>", "</auth>")).value();
     s.feed("<challenge xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>" +
-           sasl::base64_encode(server.first(client_first)) + "</challenge>");
-    auto client_final = sasl::base64_decode(between(s.take(), "'>", "</response>")).value();
+           base64_encode(server.first(client_first)) + "</challenge>");
+    auto client_final = base64_decode(between(s.take(), "'>", "</response>")).value();
     s.feed("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>" +
-           sasl::base64_encode(server.final(client_final, /*corrupt_signature=*/true)) + "</success>");
+           base64_encode(server.final(client_final, /*corrupt_signature=*/true)) + "</success>");
     auto closed = closed_event(s);
     CHECK(closed.kind == Closed::Kind::AuthFailed);
     CHECK_FALSE(closed.retry());
@@ -178,7 +179,7 @@ TEST_CASE("stream: PLAIN only when no SCRAM is offered, and only inside TLS") {
     s.feed(sasl_features("PLAIN"));
     s.take();
     CHECK(s.out.find("mechanism='PLAIN'") != std::string::npos);
-    CHECK(sasl::base64_decode(between(s.out, "'>", "</auth>")).value() == std::string("\0user\0pencil", 12));
+    CHECK(base64_decode(between(s.out, "'>", "</auth>")).value() == std::string("\0user\0pencil", 12));
 }
 
 TEST_CASE("stream: the whole server side, fed one byte at a time, gives the same result") {
@@ -354,7 +355,7 @@ TEST_CASE("stream: the wire trace never shows SASL payloads") {
     s.login(server);
     CHECK(trace.find("[redacted]") != std::string::npos);
     CHECK(trace.find("n,,n=user") == std::string::npos);
-    CHECK(trace.find(sasl::base64_encode("n,,n=user").substr(0, 8)) == std::string::npos);
+    CHECK(trace.find(base64_encode("n,,n=user").substr(0, 8)) == std::string::npos);
     CHECK(trace.find("<challenge xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>[redacted]</challenge>") != std::string::npos);
     CHECK(trace.find("S: <iq type=\"result\" id=\"bind\"") != std::string::npos);
 }
@@ -696,7 +697,7 @@ std::string ver_of(const std::string& answer) {
     for (const auto& feature : features) s += feature + "<";
     unsigned char digest[20];
     REQUIRE(EVP_Digest(s.data(), s.size(), digest, nullptr, EVP_sha1(), nullptr) == 1);
-    return sasl::base64_encode(std::string_view(reinterpret_cast<char*>(digest), 20));
+    return base64_encode(std::string_view(reinterpret_cast<char*>(digest), 20));
 }
 
 }  // namespace
@@ -815,11 +816,11 @@ TEST_CASE("stream: the default caps are those of client/pc 'stanzad' and the str
 namespace {
 
 std::string challenge(std::string_view data) {
-    return "<challenge xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>" + sasl::base64_encode(data) + "</challenge>";
+    return "<challenge xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>" + base64_encode(data) + "</challenge>";
 }
 std::string success(std::string_view data = {}) {
     return data.empty() ? "<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>"
-                        : "<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>" + sasl::base64_encode(data) +
+                        : "<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>" + base64_encode(data) +
                               "</success>";
 }
 std::string failure(std::string_view condition, std::string_view text) {
@@ -866,9 +867,9 @@ StreamOptions direct(bool certificate = false, std::string password = "pencil") 
 
 // From the client's <auth/> through the SCRAM exchange to <success/>.
 void scram(Session& s, ScramServer& server, const std::string& auth) {
-    auto client_first = sasl::base64_decode(between(auth, "'>", "</auth>")).value();
+    auto client_first = base64_decode(between(auth, "'>", "</auth>")).value();
     s.feed(challenge(server.first(client_first)));
-    auto client_final = sasl::base64_decode(between(s.take(), "'>", "</response>")).value();
+    auto client_final = base64_decode(between(s.take(), "'>", "</response>")).value();
     auto server_final = server.final(client_final);
     REQUIRE_FALSE(server_final.empty());
     s.feed(success(server_final));
@@ -889,7 +890,7 @@ Online bound(Session& s) {
 }
 
 // XEP-0474 §5.1 written out, for the server's h=.
-std::string ssdp(const EVP_MD* md, std::string_view text) { return sasl::base64_encode(hash(md, text)); }
+std::string ssdp(const EVP_MD* md, std::string_view text) { return base64_encode(hash(md, text)); }
 
 }  // namespace
 
@@ -990,12 +991,12 @@ TEST_CASE("sasl: SCRAM-*-PLUS with each channel-binding type, verified by the se
         auto auth = to_auth(s, c.mechanisms, c.extra, channel);
         std::string mechanism = c.description.substr(0, c.description.find(','));
         REQUIRE(auth.find("mechanism='" + mechanism + "'") != std::string::npos);
-        auto client_first = sasl::base64_decode(between(auth, "'>", "</auth>")).value();
+        auto client_first = base64_decode(between(auth, "'>", "</auth>")).value();
         CHECK(client_first.starts_with("p=" + c.type + ",,n=user,r="));
         s.feed(challenge(server.first(client_first)));
-        auto client_final = sasl::base64_decode(between(s.take(), "'>", "</response>")).value();
+        auto client_final = base64_decode(between(s.take(), "'>", "</response>")).value();
         // RFC 5802 §7: c= is base64(gs2-header + binding data).
-        CHECK(client_final.starts_with("c=" + sasl::base64_encode("p=" + c.type + ",," + server.binding_data) + ",r="));
+        CHECK(client_final.starts_with("c=" + base64_encode("p=" + c.type + ",," + server.binding_data) + ",r="));
         auto server_final = server.final(client_final);
         REQUIRE_FALSE(server_final.empty());
         s.feed(success(server_final));
@@ -1026,7 +1027,7 @@ TEST_CASE("sasl: the server's XEP-0440 list steers the binding type") {
     auto type_for = [](std::string extra) {
         Session s(direct());
         auto auth = to_auth(s, "SCRAM-SHA-256-PLUS SCRAM-SHA-256", extra, tls_channel("TLSv1.2"));
-        auto first = sasl::base64_decode(between(auth, "'>", "</auth>")).value();
+        auto first = base64_decode(between(auth, "'>", "</auth>")).value();
         return first.substr(0, first.find(','));
     };
     CHECK(type_for("") == "p=tls-unique");  // TLS 1.2 without a list: RFC 5802 §6
@@ -1040,7 +1041,7 @@ TEST_CASE("sasl: binding data but no -PLUS offered: the 'y' flag (RFC 5802 secti
     Session s(direct());
     ScramServer server;
     auto auth = to_auth(s, "SCRAM-SHA-1 PLAIN", "", tls_channel("TLSv1.3"));
-    CHECK(sasl::base64_decode(between(auth, "'>", "</auth>")).value().starts_with("y,,n=user,r="));
+    CHECK(base64_decode(between(auth, "'>", "</auth>")).value().starts_with("y,,n=user,r="));
     scram(s, server, auth);  // the server checks c=eSws, base64("y,,")
     CHECK(bound(s).mechanism == "SCRAM-SHA-1");
 
@@ -1093,7 +1094,7 @@ TEST_CASE("sasl: under TLS 1.3 a server with -PLUS but no XEP-0440 list gets no 
         Session s(direct());
         auto auth = to_auth(s, mechanisms, "", channel);
         CHECK(auth.find("mechanism='SCRAM-SHA-256'") != std::string::npos);
-        CHECK(sasl::base64_decode(between(auth, "'>", "</auth>")).value().starts_with("n,,n=user,r="));
+        CHECK(base64_decode(between(auth, "'>", "</auth>")).value().starts_with("n,,n=user,r="));
         scram(s, server, auth);  // the server checks c=biws, base64("n,,")
         CHECK(bound(s).mechanism == "SCRAM-SHA-256");
     }
@@ -1103,7 +1104,7 @@ TEST_CASE("sasl: under TLS 1.3 a server with -PLUS but no XEP-0440 list gets no 
         Session s(o);
         auto auth = to_auth(s, mechanisms, "", channel);
         CHECK(auth.find("mechanism='SCRAM-SHA-256-PLUS'") != std::string::npos);
-        CHECK(sasl::base64_decode(between(auth, "'>", "</auth>")).value().starts_with("p=tls-exporter,,n=user,r="));
+        CHECK(base64_decode(between(auth, "'>", "</auth>")).value().starts_with("p=tls-exporter,,n=user,r="));
         s.feed(failure("not-authorized", "Invalid channel binding"));
         auto closed = closed_event(s);
         CHECK(closed.kind == Closed::Kind::AuthFailed);
@@ -1136,7 +1137,7 @@ TEST_CASE("sasl: XEP-0474, -PLUS stripped from the features while the signed lis
     ScramServer server;
     server.extensions = ",h=" + ssdp(EVP_sha1(), "PLAIN\x1eSCRAM-SHA-1\x1eSCRAM-SHA-1-PLUS\x1ftls-exporter");
     auto auth = to_auth(s, "SCRAM-SHA-1 PLAIN", cb_list({"tls-exporter"}), channel);
-    s.feed(challenge(server.first(sasl::base64_decode(between(auth, "'>", "</auth>")).value())));
+    s.feed(challenge(server.first(base64_decode(between(auth, "'>", "</auth>")).value())));
     CHECK(s.take() == "</stream:stream>");  // no proof goes out
     auto closed = closed_event(s);
     CHECK(closed.kind == Closed::Kind::Fatal);
@@ -1156,7 +1157,7 @@ TEST_CASE("sasl: too few or too many PBKDF2 iterations end the login") {
         ScramServer server;
         server.iterations = iterations;
         auto auth = to_auth(s, "SCRAM-SHA-1");
-        s.feed(challenge(server.first(sasl::base64_decode(between(auth, "'>", "</auth>")).value())));
+        s.feed(challenge(server.first(base64_decode(between(auth, "'>", "</auth>")).value())));
         CHECK(s.take() == "</stream:stream>");
         auto closed = closed_event(s);
         CHECK(closed.kind == Closed::Kind::AuthFailed);
@@ -1170,7 +1171,7 @@ TEST_CASE("sasl: a channel-binding mismatch reported by the server is explained"
     ScramServer server;
     server.md = EVP_sha256();
     auto auth = to_auth(s, "SCRAM-SHA-256-PLUS", cb_list({"tls-exporter"}), channel);
-    s.feed(challenge(server.first(sasl::base64_decode(between(auth, "'>", "</auth>")).value())));
+    s.feed(challenge(server.first(base64_decode(between(auth, "'>", "</auth>")).value())));
     s.take();
     s.feed(challenge("e=channel-bindings-dont-match"));
     auto closed = closed_event(s);
@@ -1212,8 +1213,8 @@ TEST_CASE("sasl: the login line says PLAIN, and the trace hides every SASL paylo
           std::string::npos);
     CHECK(trace.find("C: <auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-1-PLUS'>[redacted]</auth>") !=
           std::string::npos);
-    CHECK(trace.find(sasl::base64_encode("p=tls-exporter").substr(0, 12)) == std::string::npos);
-    CHECK(trace.find(sasl::base64_encode(channel.tls_exporter).substr(0, 12)) == std::string::npos);
+    CHECK(trace.find(base64_encode("p=tls-exporter").substr(0, 12)) == std::string::npos);
+    CHECK(trace.find(base64_encode(channel.tls_exporter).substr(0, 12)) == std::string::npos);
     CHECK(trace.find("<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>[redacted]</response>") != std::string::npos);
     CHECK(trace.find("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>[redacted]</success>") != std::string::npos);
 }
