@@ -6,6 +6,7 @@
 
 #include "daemon/hub.hpp"
 #include "daemon/log.hpp"
+#include "protocol/base/rfc3339.hpp"
 
 namespace stanzad {
 namespace {

@@ -10,6 +10,7 @@
 #include "daemon/account.hpp"
 #include "daemon/log.hpp"
 #include "daemon/omemo.hpp"
+#include "protocol/base/rfc3339.hpp"
 #include "protocol/im/delivery.hpp"
 #include "protocol/im/inbound.hpp"
 
@@ -25,7 +26,7 @@ bool normalize_stamp(std::string& stamp) {
     if (stamp.empty()) return true;
     auto ms = xmpp::parse_datetime(stamp);
     if (!ms) return false;
-    stamp = rfc3339(std::chrono::system_clock::time_point(std::chrono::milliseconds(*ms)));
+    stamp = xmpp::rfc3339(std::chrono::system_clock::time_point(std::chrono::milliseconds(*ms)));
     return true;
 }
 
@@ -87,7 +88,7 @@ void Hub::publish(const std::string& account, model::EventBody body, std::string
 }
 
 void Hub::transient(const std::string& account, model::EventBody body) {
-    deliver(model::Event{0, account, rfc3339(std::chrono::system_clock::now()), std::move(body)});
+    deliver(model::Event{0, account, xmpp::rfc3339(std::chrono::system_clock::now()), std::move(body)});
 }
 
 void Hub::account_state(Account& account) {
@@ -244,7 +245,7 @@ void Hub::send_catch_up_page(Account& account, OwnCatchUp& c, const xmpp::im::Ca
     std::string start;
     if (page.since) {
         auto since = store_.meta(account.name(), "mam_since");
-        start = since && !since.value().empty() ? since.value() : rfc3339(std::chrono::system_clock::now());
+        start = since && !since.value().empty() ? since.value() : xmpp::rfc3339(std::chrono::system_clock::now());
         if (since && since.value().empty()) (void)store_.set_meta(account.name(), "mam_since", start);
     }
     account.send(xmpp::make_mam_query(c.query_id, c.query_id, page.after, start, page.max));
@@ -326,7 +327,7 @@ bool Hub::incoming(Account& account, const xmpp::ReceivedMessage& m, bool from_a
             std::string stamp;
             if (auto when = xmpp::parse_datetime(m.delay_stamp)) {
                 msg.delayed = true;
-                stamp = rfc3339(std::chrono::system_clock::time_point(std::chrono::milliseconds(*when)));
+                stamp = xmpp::rfc3339(std::chrono::system_clock::time_point(std::chrono::milliseconds(*when)));
             }
             *out = model::Event{0, account.name(), std::move(stamp), std::move(msg)};
         }
@@ -350,7 +351,7 @@ bool Hub::incoming(Account& account, const xmpp::ReceivedMessage& m, bool from_a
     std::string stamp;
     if (auto when = xmpp::parse_datetime(m.delay_stamp)) {
         msg.delayed = true;
-        stamp = rfc3339(std::chrono::system_clock::time_point(std::chrono::milliseconds(*when)));
+        stamp = xmpp::rfc3339(std::chrono::system_clock::time_point(std::chrono::milliseconds(*when)));
     }
     // One event per message, however often the server hands it over (im::identify).
     for (const auto& key : id.keys) {
@@ -922,7 +923,7 @@ void Hub::handle(const model::Command& command, const std::string& client, Respo
                     std::string stamp = c.stamp;
                     if (!normalize_stamp(stamp)) return respond(model::Reply::error("bad-request", "not a time"));
                     // Never in the future: a marker past now would be stuck there for good.
-                    std::string now = rfc3339(std::chrono::system_clock::now());
+                    std::string now = xmpp::rfc3339(std::chrono::system_clock::now());
                     if (stamp > now) stamp = now;
                     // Only forward (IRCv3 read-marker): an older stamp leaves it where it is.
                     if (!stamp.empty() && stamp > reply.stamp) {

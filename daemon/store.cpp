@@ -16,6 +16,7 @@
 #include <string_view>
 
 #include "frontends/jsonl/codec.hpp"
+#include "protocol/base/rfc3339.hpp"
 
 namespace stanzad {
 
@@ -308,7 +309,7 @@ xmpp::Status insert_event(sqlite3* db, sqlite3_stmt* stmt, model::Event& event, 
                           std::int64_t created_ms) {
     const model::Seq old_seq = event.seq;
     const bool stamped = event.stamp.empty();
-    if (stamped) event.stamp = rfc3339(from_ms(created_ms));
+    if (stamped) event.stamp = xmpp::rfc3339(from_ms(created_ms));
     event.seq = seq;
     const std::string json = jsonl::encode(event);
     const std::string peer = conversation_of(event);  // bound without a copy: must outlive the step
@@ -334,20 +335,6 @@ struct Store::Statements {
     Stmt select_events, insert_event, insert_outbox, update_outbox, select_pending, select_outbox,
         select_cursor, upsert_cursor, insert_inbound, update_inbound, insert_alias, select_inbound;
 };
-
-std::string rfc3339(std::chrono::system_clock::time_point t) {
-    std::int64_t ms = unix_ms(t);
-    // Floor division, so instants before 1970 still print a valid time.
-    std::int64_t secs = ms / 1000 - (ms % 1000 < 0 ? 1 : 0);
-    int millis = static_cast<int>(ms - secs * 1000);
-    std::time_t tt = static_cast<std::time_t>(secs);
-    std::tm tm {};
-    gmtime_r(&tt, &tm);
-    char buf[96];  // room for any int the format could print, to keep -Wformat-truncation quiet
-    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, millis);
-    return buf;
-}
 
 xmpp::Result<std::unique_ptr<Store>> Store::open(const std::string& path) {
     // Filled as resources are taken, so the destructor releases them on any early return.
@@ -510,7 +497,7 @@ xmpp::Status Store::set_cursor(const std::string& client, model::Seq seq, std::c
 
 xmpp::Result<bool> Store::enqueue(const OutboxEntry& entry, std::vector<model::Event>& events) {
     const std::int64_t now = now_ms();
-    const std::string created = entry.created.empty() ? rfc3339(from_ms(now)) : entry.created;
+    const std::string created = entry.created.empty() ? xmpp::rfc3339(from_ms(now)) : entry.created;
     Transaction tx(db_);
     if (!tx.begin()) return db_error(db_, "cannot enqueue");
     {

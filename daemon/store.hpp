@@ -123,7 +123,4 @@ private:
     model::Seq last_seq_ = 0;
 };
 
-// UTC, RFC 3339 with milliseconds: 2026-11-25T12:00:00.000Z
-std::string rfc3339(std::chrono::system_clock::time_point t);
-
 }  // namespace stanzad

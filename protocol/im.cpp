@@ -414,51 +414,6 @@ VcardNames parse_vcard_names(pugi::xml_node iq) {
     return VcardNames{child(vcard, ns_vcard, "NICKNAME").child_value(), child(vcard, ns_vcard, "FN").child_value()};
 }
 
-std::optional<std::int64_t> parse_datetime(std::string_view t) {
-    auto digits = [&t](std::size_t pos, std::size_t n) -> std::optional<int> {
-        if (pos + n > t.size()) return std::nullopt;
-        int v = 0;
-        for (std::size_t i = pos; i < pos + n; ++i) {
-            if (t[i] < '0' || t[i] > '9') return std::nullopt;
-            v = v * 10 + (t[i] - '0');
-        }
-        return v;
-    };
-    auto Y = digits(0, 4), M = digits(5, 2), D = digits(8, 2), h = digits(11, 2), m = digits(14, 2), s = digits(17, 2);
-    if (!Y || !M || !D || !h || !m || !s || t[4] != '-' || t[7] != '-' || t[10] != 'T' || t[13] != ':' ||
-        t[16] != ':' || *M < 1 || *M > 12 || *D < 1 || *D > 31 || *h > 23 || *m > 59 || *s > 60)
-        return std::nullopt;
-    std::size_t pos = 19;
-    int ms = 0;
-    if (pos < t.size() && t[pos] == '.') {
-        std::size_t start = ++pos;
-        while (pos < t.size() && t[pos] >= '0' && t[pos] <= '9') ++pos;
-        if (pos == start) return std::nullopt;
-        for (std::size_t i = start; i < start + 3; ++i) ms = ms * 10 + (i < pos ? t[i] - '0' : 0);
-    }
-    int offset_min = 0;
-    if (pos < t.size() && t[pos] == 'Z') {
-        ++pos;
-    } else if (pos < t.size() && (t[pos] == '+' || t[pos] == '-')) {
-        auto oh = digits(pos + 1, 2), om = digits(pos + 4, 2);
-        if (!oh || !om || t[pos + 3] != ':') return std::nullopt;
-        offset_min = (t[pos] == '-' ? -1 : 1) * (*oh * 60 + *om);
-        pos += 6;
-    } else {
-        return std::nullopt;
-    }
-    if (pos != t.size()) return std::nullopt;
-    // Days from the civil date (Howard Hinnant's algorithm), no time zone database needed.
-    int y = *Y - (*M <= 2);
-    int era = (y >= 0 ? y : y - 399) / 400;
-    int yoe = y - era * 400;
-    int doy = (153 * (*M + (*M > 2 ? -3 : 9)) + 2) / 5 + *D - 1;
-    int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    std::int64_t days = static_cast<std::int64_t>(era) * 146097 + doe - 719468;
-    std::int64_t secs = days * 86400 + *h * 3600 + *m * 60 + *s - offset_min * 60;
-    return secs * 1000 + ms;
-}
-
 Status check_raw_stanza(std::string_view xml) {
     XmlFramer framer;
     framer.feed("<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>");

@@ -180,10 +180,6 @@ struct VcardNames {
 };
 VcardNames parse_vcard_names(pugi::xml_node iq);
 
-// A XEP-0082 DateTime (CCYY-MM-DDThh:mm:ss[.sss]TZD) as milliseconds since the Unix
-// epoch, UTC; nullopt when malformed.
-std::optional<std::int64_t> parse_datetime(std::string_view text);
-
 // Checks a stanza a front end wants to send as is: one well-formed <message/>,
 // <presence/> or <iq/> in jabber:client, within the framer's XMPP restrictions.
 Status check_raw_stanza(std::string_view xml);

@@ -1,12 +1,13 @@
 #include "frontends/irc/session.hpp"
 
 #include <algorithm>
-#include <ctime>
+#include <chrono>
 #include <sstream>
 
 #include "frontends/irc/session_util.hpp"
 #include "protocol/base/base64.hpp"
 #include "protocol/base/jid.hpp"
+#include "protocol/base/rfc3339.hpp"
 
 namespace irc {
 using namespace detail;
@@ -50,16 +51,6 @@ std::string strip_formatting(std::string_view text) {
         }
         out += c;
     }
-    return out;
-}
-
-// RFC 3339 with milliseconds, UTC (the server-time format), from Unix seconds.
-std::string rfc3339(std::int64_t unix_seconds) {
-    std::time_t t = static_cast<std::time_t>(unix_seconds);
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char out[32];
-    std::strftime(out, sizeof out, "%Y-%m-%dT%H:%M:%S.000Z", &tm);
     return out;
 }
 
@@ -549,7 +540,10 @@ void Session::message_to_self(const std::string& text, const std::string& comman
     // response (IRCv3 labeled-response); the delivery carries no label.
     std::string shown = text.starts_with("/me ") ? "\x01" "ACTION " + text.substr(4) + "\x01" : text;
     Message m = make(nick_ + "!" + user_ + "@stanzad", command, {nick_, shown});
-    if (options_.clock) m.tags.emplace_back("time", rfc3339(options_.clock()));
+    if (options_.clock) {
+        std::chrono::system_clock::time_point now(std::chrono::seconds(options_.clock()));
+        m.tags.emplace_back("time", xmpp::rfc3339(now));
+    }
     if (has("echo-message")) send(m);
     auto label = std::exchange(label_, has("echo-message") ? std::nullopt : label_);
     send(std::move(m));

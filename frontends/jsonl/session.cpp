@@ -2,7 +2,7 @@
 
 #include "frontends/jsonl/codec.hpp"
 #include "protocol/base/jid.hpp"
-#include "protocol/im.hpp"
+#include "protocol/base/rfc3339.hpp"
 
 namespace jsonl {
 
