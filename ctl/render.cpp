@@ -1,8 +1,10 @@
 #include "ctl/render.hpp"
 
 #include <algorithm>
-#include <cstdio>
+#include <ctime>
 #include <vector>
+
+#include "protocol/base/rfc3339.hpp"
 
 namespace ctl {
 
@@ -229,31 +231,11 @@ std::vector<std::string> event_lines(const Json& e) {
     return {other_line(e)};
 }
 
+// A stamp as Unix seconds, the fraction dropped (floor, so before 1970 too).
 bool parse_stamp(std::string_view s, std::time_t& out) {
-    std::tm tm{};
-    int consumed = 0;
-    std::string copy(s);
-    if (std::sscanf(copy.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-                    &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &consumed) != 6 || consumed != 19)
-        return false;
-    std::string_view rest = s.substr(19);
-    if (!rest.empty() && rest.front() == '.') {
-        rest.remove_prefix(1);
-        while (!rest.empty() && rest.front() >= '0' && rest.front() <= '9') rest.remove_prefix(1);
-    }
-    long offset = 0;
-    if (rest == "Z" || rest == "z") {
-        offset = 0;
-    } else if (rest.size() == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':') {
-        int hours = 0, minutes = 0;
-        if (std::sscanf(std::string(rest.substr(1)).c_str(), "%2d:%2d", &hours, &minutes) != 2) return false;
-        offset = (rest[0] == '-' ? -1 : 1) * (hours * 3600L + minutes * 60L);
-    } else {
-        return false;
-    }
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    out = ::timegm(&tm) - offset;
+    auto ms = xmpp::parse_datetime(s);
+    if (!ms) return false;
+    out = static_cast<std::time_t>(*ms / 1000 - (*ms % 1000 < 0 ? 1 : 0));
     return true;
 }
 
