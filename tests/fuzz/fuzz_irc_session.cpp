@@ -11,7 +11,7 @@ namespace {
 model::Reply answer(const model::Command& c) {
     model::Reply r;
     if (std::holds_alternative<model::Hello>(c)) {
-        r.accounts.push_back({"home", "alice@example.org", "online", "", "alice@example.org/stanzad"});
+        r.accounts.push_back({"home", "alice@example.org", "online", "", "alice@example.org/stanzad", "", "", {}, 0});
     } else if (std::holds_alternative<model::GetRoster>(c)) {
         r.items.push_back({"bob@example.org", "Bob", "both", {"F"}, ""});
     } else if (std::holds_alternative<model::ListRooms>(c)) {
