@@ -417,3 +417,69 @@ class Jabberd2Mixin:
                 if text.strip():
                     _say("", f"--- tail of {p} ---\n{_tail(text, 60)}")
         super()._cleanup_tmp()  # type: ignore[misc]
+
+
+def j2_link_up(d: Any, account: str = "home", since: int = 0) -> bool:
+    """harness.daemon_link_up for a server without XEP-0198: whether the daemon's latest
+    word on `account` (from line `since`) is that it is online (`online as ...`), with no
+    `disconnected` line after it."""
+    import re
+    from harness import rx_disconnected, rx_online
+    up_rx, down_rx = re.compile(rx_online(account)), re.compile(rx_disconnected(account))
+    with d._cond:
+        for line in reversed(d.lines[since:]):
+            if down_rx.search(line):
+                return False
+            if up_rx.search(line):
+                return True
+    return False
+
+
+def copies_allowed(events: "Iterable[dict]", *, killed_at: Optional[int] = None,
+                   account: str = "home") -> "dict[str, int]":
+    """How many extra copies of each outgoing message a receiver may get, read from a
+    front end's events (seq order): one for each end of a session (an `account-state`
+    event other than connecting/online) at which the message was `sent` and not yet
+    acknowledged (`acked`, `delivered` or `failed`), since the next session sends it again
+    with its origin-id; and, with killed_at (the last seq the front end saw before the
+    daemon was killed), one for each message `accepted` and not acknowledged then (its
+    `sent` may not have been committed when it went out). A copy of a message sent on the
+    current session, or of one acknowledged before the link broke, is a bug."""
+    done_states = {"acked", "delivered", "failed"}
+    by_seq = sorted({e["seq"]: e for e in events if "seq" in e}.values(),
+                    key=lambda e: e["seq"])
+    status: "dict[str, str]" = {}  # msg_id -> accepted | sent | done
+    allowed: "dict[str, int]" = {}
+
+    def session_end(states: "set[str]") -> None:
+        for mid, st in status.items():
+            if st in states:
+                allowed[mid] = allowed.get(mid, 0) + 1
+
+    for e in by_seq:
+        if killed_at is not None and e["seq"] > killed_at:
+            session_end({"accepted", "sent"})
+            killed_at = None
+        if e.get("account") != account:
+            continue
+        if e.get("event") == "message-state":
+            mid, st = e.get("msg_id"), e.get("state")
+            if st in done_states:
+                status[mid] = "done"
+            elif st == "sent" and status.get(mid) != "done":
+                status[mid] = "sent"
+            elif st == "accepted":
+                status.setdefault(mid, "accepted")
+        elif e.get("event") == "account-state" and e.get("state") not in ("connecting",
+                                                                          "online"):
+            session_end({"sent"})
+    if killed_at is not None:
+        session_end({"accepted", "sent"})
+    return allowed
+
+
+def unexplained_copies(bob_seen: "dict[str, int]", allowed: "dict[str, int]") -> "dict":
+    """msg_id -> (copies at the receiver, copies allowed + 1) where the receiver got more
+    copies than copies_allowed() explains."""
+    return {m: (n, allowed.get(m, 0) + 1) for m, n in bob_seen.items()
+            if n > allowed.get(m, 0) + 1}
