@@ -22,8 +22,10 @@ Run alone: /usr/bin/python3 tests/integration/test_fault_j2_resets.py
 """
 
 import harness
-from harness import Fault, FaultTest, Traffic, rx_disconnected, rx_online
-from jabberd2 import Jabberd2Mixin, copies_allowed, j2_link_up, unexplained_copies
+from harness import (Fault, FaultTest, Traffic, count_replayed, rx_disconnected,
+                     rx_online)
+from jabberd2 import (InFlight, Jabberd2Mixin, check_but_lost, copies_allowed, j2_link_up,
+                      received_ids, unexplained_copies, wait_complete_but)
 
 N = 100
 RATE = 5
@@ -35,29 +37,38 @@ class Jabberd2ResetsTest(Jabberd2Mixin, FaultTest):
 
     def test_100_each_way_through_5_resets(self):
         proxy = self.fault_proxy()
-        d = self.start_fault_daemon(proxy)
+        d = self.start_fault_daemon(proxy, log_level="trace")  # the wire: what stanzad read
         bob = self.peer("bob")  # no receipts: `acked` must come from the ping answers
         c = self.client(d, hello="counter", replay=False)
         start = d.mark()
         resets = []
 
-        def reset() -> bool:
-            n = proxy.reset_all()  # False (tried again) if the link dropped on its own
-            if n:
-                resets.append(n)
-            return n >= 1
-
         t = Traffic(self, c, bob, n_out=N, n_in=N, tag="j2r", rate_out=RATE, rate_in=RATE)
+        inflight = InFlight(self.jabberd2, t)
+
+        def reset() -> bool:
+            inflight.at()
+            n = proxy.reset_all()  # False (tried again) if the link dropped on its own
+            if not n:
+                inflight.windows.pop()
+                return False
+            resets.append(n)
+            inflight.ended()
+            return True
         try:
             t.run([Fault(at=(k + 1) / (RESETS + 1), fire=reset,
                          ready=lambda: j2_link_up(d),
                          name=f"reset {k + 1}/{RESETS}") for k in range(RESETS)],
                   timeout=60)
-            t.wait_complete(timeout=30)
+            wait_complete_but(t, inflight.at_risk(), timeout=30)
             t.settle(2.0)  # absence check: a late duplicate (resend, offline) shows up here
         finally:
             allowed = copies_allowed(c.events)
-            t.report(copies_allowed=sum(allowed.values()), resets=len(resets),
+            lost = t.missing()["front end never showed"]
+            read = received_ids(d)
+            t.report(incoming_lost_by_server=lost, lost_read_by_stanzad=sorted(read & set(lost)),
+                     in_flight=inflight.report(),
+                     copies_allowed=sum(allowed.values()), resets=len(resets),
                      connections=proxy.counter("accepted"),
                      disconnects=d.count(rx_disconnected("home"), since=start),
                      sessions=d.count(rx_online("home"), since=start),
@@ -66,11 +77,23 @@ class Jabberd2ResetsTest(Jabberd2Mixin, FaultTest):
         self.assertEqual(self.jabberd2.offline_count("alice"), 0,
                          "left in jabberd2's offline queue")
         self.assertGreaterEqual(d.count(rx_disconnected("home"), since=start), RESETS)
-        t.check()
+        # Incoming: only what jabberd2 routed to alice's session between a reset and the
+        # end of that session can be missing, and stanzad never read any of it; jabberd2
+        # neither stored it offline nor bounced it to bob.
+        self.assertEqual([s for s in lost if s not in inflight.at_risk()], [],
+                         "incoming lost that was not in flight at a reset")
+        self.assertEqual(sorted(read & set(lost)), [],
+                         "incoming messages stanzad read from the stream but never showed")
+        self.assertEqual([m for m in bob.received(lambda m: m.type == "error")], [],
+                         "errors bounced to bob")
+        check_but_lost(self, t, lost)
         self.assertEqual(unexplained_copies(t.bob_seen, allowed), {},
                          "copies at bob (got, allowed) of messages that were not left "
                          "unacknowledged by a broken session")
-        self.audit_replay(d, t)
+        audit = self.client(d, hello="audit", since=0)
+        audit.wait_replay(timeout=20)
+        count_replayed(self, audit, outgoing_ids=t.out_ids,
+                       incoming_bodies=[t.in_body[s] for s in t.in_ids if s not in lost])
 
     def test_message_sent_while_the_new_session_starts(self):
         """A message the front end sends after the new session is bound but before its
