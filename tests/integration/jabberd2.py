@@ -553,9 +553,9 @@ def wait_complete_but(t: Any, at_risk: "set[str]", timeout: float = 30.0) -> Non
             t.complete_at = time.monotonic()
             return
         if time.monotonic() > deadline:
+            summary = {k: v[:8] for k, v in missing.items() if v}
             raise AssertionError(f"traffic {t.tag}: incomplete {timeout:g}s after the last "
-                                 f"message was sent: { {k: v[:8] for k, v in missing.items() if v} }"
-                                 f"\ncounts: {t.counts()}")
+                                 f"message was sent: {summary}\ncounts: {t.counts()}")
 
 
 def check_but_lost(test: Any, t: Any, lost: "list[str]") -> None:

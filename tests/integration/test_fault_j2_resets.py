@@ -13,7 +13,11 @@ so every outgoing message must reach `acked` through the ping answers; the JSON 
 must show each of bob's 100 exactly once; a replay from 0 shows each message once too.
 Copies are explained, not just tolerated: a message may reach bob once more for each
 broken session that left it `sent` and not `acked` (read from the front end's events in
-seq order, jabberd2.copies_allowed); any other copy fails.
+seq order, jabberd2.copies_allowed); any other copy fails. Incoming, the one exception
+(docs/reliability.md, "Servers with fewer extensions"): a message of bob's in flight at a
+reset (sent after the last one shown, before jabberd2's sm ended alice's session) may be
+lost by jabberd2 itself; it is reported, stanzad must never have read it (its wire log,
+log level trace), and jabberd2 neither stored it offline nor bounced it.
 
 A second test sends a message while a new session is starting (bound, disco#info answers
 still to come; the proxy delays every chunk to make that window certain): it must reach
