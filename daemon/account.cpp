@@ -230,6 +230,7 @@ void Account::online(const xmpp::Online& o) {
     if (!o.stream_management) hub_.save_checkpoint(*this, std::nullopt);  // nothing to resume
     roster_versioning_ = o.roster_versioning;
     online_at_ = std::chrono::steady_clock::now();
+    ++sessions_;
     set_state(State::Online);
     // A resumed session whose start completed goes on; one whose link broke before the
     // disco#info answers came (no presence, no roster yet) is started now.

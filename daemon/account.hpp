@@ -66,6 +66,9 @@ public:
     State state() const { return state_; }
     // When the current session came online (its start may still be waiting for disco#info).
     std::chrono::steady_clock::time_point online_at() const { return online_at_; }
+    // Which session is the current one: counts every time the account comes online (new or
+    // resumed), so a stanza can be told apart from one sent on an earlier session.
+    unsigned long session() const { return sessions_; }
     const std::string& reason() const { return reason_; }  // why disconnected or failed
     const std::string& bound_jid() const { return bound_jid_; }  // full JID while online
     const std::string& auth() const { return auth_; }            // how we logged in, while online
@@ -154,6 +157,7 @@ private:
     std::vector<xmpp::RosterEntry> roster_;
     std::optional<xmpp::SmSession> resume_;  // the XEP-0198 session the next connection resumes
     std::chrono::steady_clock::time_point online_at_{};
+    unsigned long sessions_ = 0;
     std::chrono::steady_clock::time_point resume_since_;  // when that session lost its link
     bool stopping_ = false;
     bool disabled_ = false;  // turned off by the user

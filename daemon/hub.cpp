@@ -216,9 +216,17 @@ void Hub::online(Account& account, bool resumed, bool /*stream_management*/, boo
     }
     // Resumed: the stream itself resent what the server had not acknowledged. New session:
     // what was sent but never acknowledged (by XEP-0198, or by a ping without it, issue 18)
-    // goes again with its origin-id, so receivers can drop a copy.
+    // goes again with its origin-id, so receivers can drop a copy; but not what a front end
+    // sent while this session was starting (after bind, before the disco#info answers): that
+    // went out on this very stream, and its acknowledgement is still to come.
+    const auto& tried = attempts_[account.name()];
+    auto sent_on_this_session = [&](const std::string& msg_id) {
+        auto it = tried.find(msg_id);
+        return it != tried.end() && it->second.session == account.session();
+    };
     for (const auto& entry : pending.value())
-        if (entry.state == "accepted" || ((!resumed || restored) && entry.state == "sent"))
+        if (entry.state == "accepted" ||
+            ((!resumed || restored) && entry.state == "sent" && !sent_on_this_session(entry.msg_id)))
             transmit(account, entry);
     // XEP-0313: whatever came while we were away, after the last archive id up to which we
     // have everything, or else since this account first came online here. A resumed
@@ -291,12 +299,14 @@ void Hub::advance(Account& account, const std::string& msg_id, xmpp::im::Deliver
 void Hub::transmit(Account& account, const OutboxEntry& entry) {
     // A message that went out on this many sessions without an acknowledgement is one the
     // server will not take (a stream error each time, say, for a stanza it finds too large).
-    if (++attempts_[account.name()][entry.msg_id] > kMaxAttempts) {
+    Attempts& tried = attempts_[account.name()][entry.msg_id];
+    if (++tried.count > kMaxAttempts) {
         advance(account, entry.msg_id, xmpp::im::Delivery::Failed,
                 "the server did not accept it on " + std::to_string(kMaxAttempts) +
                     " connections in a row; not sending it again");
         return;
     }
+    tried.session = account.session();
     xmpp::OutgoingMessage m;
     m.to = entry.to;
     m.type = entry.type;

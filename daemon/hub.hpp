@@ -182,8 +182,14 @@ private:
     std::map<std::string, std::map<std::string, std::string>> vcard_nicks_;  // by account, then JID
     std::map<std::string, std::map<std::string, model::Presence>> presences_;  // by account, then full JID
     // How often each unacknowledged message went out on a new session (by account, then
-    // msg_id): a stanza the server keeps refusing must not keep the account reconnecting.
-    std::map<std::string, std::map<std::string, int>> attempts_;
+    // msg_id): a stanza the server keeps refusing must not keep the account reconnecting;
+    // and on which session (Account::session()) it last went out: one sent on the current
+    // session is in its stream already and must not be sent again when its start completes.
+    struct Attempts {
+        int count = 0;
+        unsigned long session = 0;
+    };
+    std::map<std::string, std::map<std::string, Attempts>> attempts_;
     uv::Timer timer_;  // join timeouts and self-pings
     std::chrono::seconds self_ping_;
 };

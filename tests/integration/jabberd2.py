@@ -417,3 +417,156 @@ class Jabberd2Mixin:
                 if text.strip():
                     _say("", f"--- tail of {p} ---\n{_tail(text, 60)}")
         super()._cleanup_tmp()  # type: ignore[misc]
+
+
+def j2_link_up(d: Any, account: str = "home", since: int = 0) -> bool:
+    """harness.daemon_link_up for a server without XEP-0198: whether the daemon's latest
+    word on `account` (from line `since`) is that it is online (`online as ...`), with no
+    `disconnected` line after it."""
+    import re
+    from harness import rx_disconnected, rx_online
+    up_rx, down_rx = re.compile(rx_online(account)), re.compile(rx_disconnected(account))
+    with d._cond:
+        for line in reversed(d.lines[since:]):
+            if down_rx.search(line):
+                return False
+            if up_rx.search(line):
+                return True
+    return False
+
+
+def copies_allowed(events: "Iterable[dict]", *, killed_at: Optional[int] = None,
+                   account: str = "home") -> "dict[str, int]":
+    """How many extra copies of each outgoing message a receiver may get, read from a
+    front end's events (seq order): one for each end of a session (an `account-state`
+    event other than connecting/online) at which the message was `sent` and not yet
+    acknowledged (`acked`, `delivered` or `failed`), since the next session sends it again
+    with its origin-id; and, with killed_at (the last seq the front end saw before the
+    daemon was killed), one for each message `accepted` and not acknowledged then (its
+    `sent` may not have been committed when it went out). A copy of a message sent on the
+    current session, or of one acknowledged before the link broke, is a bug."""
+    done_states = {"acked", "delivered", "failed"}
+    by_seq = sorted({e["seq"]: e for e in events if "seq" in e}.values(),
+                    key=lambda e: e["seq"])
+    status: "dict[str, str]" = {}  # msg_id -> accepted | sent | done
+    allowed: "dict[str, int]" = {}
+
+    def session_end(states: "set[str]") -> None:
+        for mid, st in status.items():
+            if st in states:
+                allowed[mid] = allowed.get(mid, 0) + 1
+
+    for e in by_seq:
+        if killed_at is not None and e["seq"] > killed_at:
+            session_end({"accepted", "sent"})
+            killed_at = None
+        if e.get("account") != account:
+            continue
+        if e.get("event") == "message-state":
+            mid, st = e.get("msg_id"), e.get("state")
+            if st in done_states:
+                status[mid] = "done"
+            elif st == "sent" and status.get(mid) != "done":
+                status[mid] = "sent"
+            elif st == "accepted":
+                status.setdefault(mid, "accepted")
+        elif e.get("event") == "account-state" and e.get("state") not in ("connecting",
+                                                                          "online"):
+            session_end({"sent"})
+    if killed_at is not None:
+        session_end({"accepted", "sent"})
+    return allowed
+
+
+def unexplained_copies(bob_seen: "dict[str, int]", allowed: "dict[str, int]") -> "dict":
+    """msg_id -> (copies at the receiver, copies allowed + 1) where the receiver got more
+    copies than copies_allowed() explains."""
+    return {m: (n, allowed.get(m, 0) + 1) for m, n in bob_seen.items()
+            if n > allowed.get(m, 0) + 1}
+
+
+# --------------------------------------------------------------------------------------
+# Incoming messages in flight at a fault. Without XEP-0198 a server cannot know what a
+# client has read: what jabberd2 routes to alice's session between the fault and the moment
+# its sm ends that session is written into a dead connection (or dropped by c2s, which
+# "quietly drops" a packet for a session it no longer has) and never stored offline.
+
+class InFlight:
+    """Which of bob's messages (harness.Traffic bob -> alice) were in flight at each fault:
+    sent after the last one the front end had shown when the fault came (the front end
+    shows them in bob's order), and before jabberd2's sm logged the end of alice's
+    session. Call at() right when the fault fires (before breaking the link) and ended()
+    after it, which polls the sm's log."""
+
+    def __init__(self, j2: Jabberd2, traffic: Any, jid: str = "alice@localhost/stanzad"):
+        self.j2 = j2
+        self.t = traffic
+        self.jid = jid
+        self.windows: "list[dict]" = []
+
+    def at(self) -> None:
+        self.t._scan()
+        shown = [self.t.in_index[b] for b in self.t.in_events]
+        self.windows.append({"first": max(shown) + 1 if shown else 0,
+                             "sent_at_fault": self.t.sender.sent if self.t.sender else 0,
+                             "sm_log": len(self.j2.log_text("sm"))})
+
+    def ended(self, timeout: float = 10.0) -> int:
+        """Wait (polling a file another process writes) until the sm has logged the end of
+        alice's session after the last fault; returns how many messages bob had sent then
+        (an upper bound: bob may have sent more while we polled)."""
+        w = self.windows[-1]
+        line = f"session ended: jid={self.jid}"
+        poll_until(lambda: line in self.j2.log_text("sm")[w["sm_log"]:], timeout,
+                   f"jabberd2's sm to log '{line}'")
+        w["until"] = self.t.sender.sent if self.t.sender else 0
+        return w["until"]
+
+    def at_risk(self) -> "set[str]":
+        out: "set[str]" = set()
+        for w in self.windows:
+            out |= set(self.t.in_ids[w["first"]:w.get("until", w["sent_at_fault"])])
+        return out
+
+    def report(self) -> "list[list[int]]":
+        """[first, end) of bob's message numbers in flight at each fault."""
+        return [[w["first"], w.get("until", w["sent_at_fault"])] for w in self.windows]
+
+
+def received_ids(d: Any, account: str = "home") -> "set[str]":
+    """The ids of the <message/> stanzas the daemon read (its wire log, log_level trace)."""
+    from harness import wire_stanzas
+    return {w.el.get("id") for w in wire_stanzas(d, account, direction="RECV")
+            if w.tag == "message" and w.el.get("id")}
+
+
+def wait_complete_but(t: Any, at_risk: "set[str]", timeout: float = 30.0) -> None:
+    """harness.Traffic.wait_complete, except that incoming messages in `at_risk` may be
+    missing (they are counted and explained by the caller)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        t.step(0.05)
+        missing = t.missing()
+        missing["front end never showed"] = [s for s in missing["front end never showed"]
+                                             if s not in at_risk]
+        if not any(missing.values()):
+            t.complete_at = time.monotonic()
+            return
+        if time.monotonic() > deadline:
+            summary = {k: v[:8] for k, v in missing.items() if v}
+            raise AssertionError(f"traffic {t.tag}: incomplete {timeout:g}s after the last "
+                                 f"message was sent: {summary}\ncounts: {t.counts()}")
+
+
+def check_but_lost(test: Any, t: Any, lost: "list[str]") -> None:
+    """harness.Traffic.check with the incoming messages in `lost` left out of 'the front
+    end never showed' (the caller has asserted why each is lost); everything else as
+    strict: bob got every message, each acked, each shown once, no incoming shown twice."""
+    saved = dict(t.in_events)
+    try:
+        for s in lost:
+            t.in_events.setdefault(t.in_body[s], [{"placeholder": True}])
+        t.check()
+    finally:
+        t.in_events.clear()
+        t.in_events.update(saved)
