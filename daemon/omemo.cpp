@@ -609,6 +609,12 @@ OmemoDevice::Decrypted OmemoDevice::decrypt(const xmpp::omemo::Encrypted& e, con
     const xmpp::omemo::Key* key = xmpp::omemo::key_for(e, {}, device_id_);
     if (!key) return fail("not encrypted for this device");
     const signal_protocol_address address{sender.c_str(), sender.size(), static_cast<int32_t>(e.sid)};
+    // Anyone can start sessions with us, one per device id: at most max_devices per JID
+    // (the size of a device list, XEP-0384 §5.3.1), so the store cannot be made to grow
+    // without bound by one sender.
+    if (key->prekey && !get(omemo_address_key("omemo:session", sender, e.sid)) &&
+        sub_devices(sender).size() >= xmpp::omemo::Limits{}.max_devices)
+        return fail("too many devices of this sender");
     session_cipher* cipher_raw = nullptr;
     if (session_cipher_create(&cipher_raw, store_ctx_, &address, ctx_) != 0) return fail("cannot set up a session");
     std::unique_ptr<session_cipher, decltype(&session_cipher_free)> cipher(cipher_raw, session_cipher_free);

@@ -620,3 +620,17 @@ TEST_CASE("irc: CHATHISTORY asks the store and answers in a batch; bad ones FAIL
     out = f.feed("CHATHISTORY BEFORE bob yesterday 10\r\n");
     CHECK(any_line(out, "FAIL CHATHISTORY INVALID_PARAMS"));
 }
+
+TEST_CASE("irc: an encrypted message that did not decrypt says so instead of an empty line") {
+    Fixture f;
+    f.register_with("");
+    auto e = f.message(20, "bob@example.org/phone", "");
+    auto& m = std::get<model::Message>(e.body);
+    m.encryption = "omemo";
+    m.error = "not encrypted for this device";
+    f.session.event(e);
+    auto out = lines_of(f.session.take_output());
+    REQUIRE_FALSE(out.empty());
+    CHECK(out[0].find("PRIVMSG") != std::string::npos);
+    CHECK(out[0].ends_with(":[OMEMO message not decrypted: not encrypted for this device]"));
+}

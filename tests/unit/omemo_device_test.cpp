@@ -321,3 +321,24 @@ TEST_CASE("omemo device: trust on first use; a changed identity key is marked, a
     laptop.start(device->bundle(), device->device_id(), 2);
     CHECK(receive(*store, *device, laptop.encrypt("laptop")).trust == "blind");
 }
+
+TEST_CASE("omemo device: one sender cannot start sessions from more devices than a device list holds") {
+    TempDir dir;
+    auto store = std::move(Store::open(dir.store())).value();
+    auto device = open_device(*store);
+    const std::size_t max = omemo::Limits{}.max_devices;
+    for (std::size_t i = 0; i < max; ++i) {
+        Sender s(static_cast<std::uint32_t>(1000 + i));
+        s.start(device->bundle(), device->device_id(), 0);
+        REQUIRE(receive(*store, *device, s.encrypt("hi")).kind == Kind::Message);
+    }
+    Sender one_more(static_cast<std::uint32_t>(1000 + max));
+    one_more.start(device->bundle(), device->device_id(), 0);
+    auto r = receive(*store, *device, one_more.encrypt("hi"));
+    CHECK(r.kind == Kind::Failed);
+    CHECK(r.error == "too many devices of this sender");
+    // Another sender is not affected.
+    Sender carol(1);
+    carol.start(device->bundle(), device->device_id(), 0);
+    CHECK(receive(*store, *device, carol.encrypt("hi"), "carol@example.org").kind == Kind::Message);
+}
