@@ -374,15 +374,22 @@ bool Hub::incoming(Account& account, const xmpp::ReceivedMessage& m, bool from_a
             return false;
         }
     }
+    // XEP-0384: decrypted here, after the duplicate check (a message seen before is not
+    // decrypted again: its message key is spent) and before the store: the plaintext and
+    // the session state it moved are committed in one transaction.
+    OmemoDevice* device = m.encrypted() ? omemo_decrypt(account, m, msg, room) : nullptr;
+    const std::vector<MetaWrite> writes = device ? device->pending() : std::vector<MetaWrite>{};
     model::Event event{0, account.name(), std::move(stamp), std::move(msg)};
     if (id.keys.empty()) {
-        if (auto st = store_.append(event); !st)
-            logs::daemon().error("account {}: cannot store a message: {}", account.name(), st.error().message);
+        auto st = store_.append(event);
+        if (!st) logs::daemon().error("account {}: cannot store a message: {}", account.name(), st.error().message);
+        if (device) omemo_committed(account, *device, st && store_.set_metas(account.name(), writes));
         if (out) *out = event;
         else deliver(event);
         return true;
     }
-    auto stored = store_.append_once(event, id.keys.front(), id.aliases);
+    auto stored = store_.append_once(event, id.keys.front(), id.aliases, writes);
+    if (device) omemo_committed(account, *device, stored && stored.value());
     if (!stored) {
         logs::daemon().error("account {}: cannot store a message: {}", account.name(), stored.error().message);
         if (!out) deliver(event);
@@ -432,7 +439,10 @@ void Hub::message(Account& account, const xmpp::ReceivedMessage& m, const std::s
         if (!m.displayed_id.empty()) advance(account, m.displayed_id, xmpp::im::Delivery::Displayed, {}, m.from);  // XEP-0333
     }
     if (carbon.empty() && m.type == "groupchat" && room_message(account, m)) return;
-    if (m.body.empty()) {
+    // XEP-0384 (0.3) §4.6: an OMEMO message without payload (key transport, heartbeat)
+    // moves the session on and is not shown.
+    if (m.omemo && !m.omemo->payload) omemo_key_transport(account, m);
+    if (!m.has_content()) {
         // XEP-0085: typing notifications are for live front ends only.
         if (!m.chat_state.empty() && carbon.empty())
             transient(account.name(), model::ChatState{m.from, m.to, m.chat_state});
@@ -463,7 +473,7 @@ void Hub::received(Account& account, xmpp::Stanza& stanza) {
             if (auto h = histories_.find(query_id); h != histories_.end()) {
                 if (h->second.account != account.name()) return;
                 auto archived = xmpp::parse_mam_result(root, own, h->second.archive);
-                if (!archived || archived->message.body.empty() || archived->message.type == "error") return;
+                if (!archived || !archived->message.has_content() || archived->message.type == "error") return;
                 std::string room = h->second.archive == own.bare() ? "" : h->second.archive;
                 // While a catch-up still has to bring what came while we were away, a message
                 // new to us here is one of those: stored and shown as new, not as history.
@@ -484,7 +494,7 @@ void Hub::received(Account& account, xmpp::Stanza& stanza) {
             auto it = catch_ups_.find(account.name());
             if (it == catch_ups_.end() || it->second.query_id.empty() || archived->query_id != it->second.query_id)
                 return;  // not asked for
-            it->second.pager.counted(!archived->message.body.empty() && archived->message.type != "error" &&
+            it->second.pager.counted(archived->message.has_content() && archived->message.type != "error" &&
                                      incoming(account, archived->message, true));
             return;
         }

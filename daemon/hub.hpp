@@ -112,6 +112,15 @@ private:
     void omemo_online(Account& account);
     void omemo_device_list(Account& account, const std::optional<xmpp::omemo::PepItem>& item);
     bool omemo_event(Account& account, pugi::xml_node message);
+    void omemo_publish_bundle(Account& account);
+    // Fills `msg` from the <encrypted/> of `m` (the plaintext, or an empty body and the
+    // error; never the fallback body). Returns the device whose pending session changes
+    // go with the message (nullptr: none); omemo_committed() once it is stored (or not).
+    OmemoDevice* omemo_decrypt(Account& account, const xmpp::ReceivedMessage& m, model::Message& msg,
+                               const std::string& room);
+    void omemo_committed(Account& account, OmemoDevice& device, bool stored);
+    void omemo_key_transport(Account& account, const xmpp::ReceivedMessage& m);
+    std::map<std::string, int> omemo_bundle_publishing_;  // by account: 0 idle, 1 out, 2 out + again
     std::map<std::string, std::unique_ptr<OmemoDevice>> omemo_;  // by account
 
     // Rooms (hub_rooms.cpp).

@@ -28,12 +28,9 @@ void Hub::omemo_online(Account& account) {
     OmemoDevice* device = omemo_device(account);
     if (!device) return;
     const auto v = xmpp::omemo::Version::Legacy;
-    // XEP-0384 §5.3.2: the bundle (public keys only) with access model open.
     std::string name = account.name();
-    account.request({}, [&](const std::string& id) { return xmpp::omemo::make_publish_bundle(id, v, device->device_id(), device->bundle()); },
-                    [name](const IqReply& r) {
-                        if (!r.ok()) logs::daemon().warn("account {}: cannot publish the OMEMO bundle: {}", name, r.describe());
-                    });
+    omemo_bundle_publishing_[name] = 0;  // a new session: nothing of the old one is out
+    omemo_publish_bundle(account);
     // §5.3.1: our id on the device list, next to those of our other clients; added again
     // when another client overwrote the list without it.
     account.request({}, [&](const std::string& id) { return xmpp::omemo::make_fetch_devices(id, {}, v); },
@@ -48,6 +45,87 @@ void Hub::omemo_online(Account& account) {
                         else
                             logs::daemon().warn("account {}: cannot read the OMEMO device list: {}", name, r.describe());
                     });
+}
+
+void Hub::omemo_publish_bundle(Account& account) {
+    OmemoDevice* device = omemo_device(account);
+    if (!device || account.state() != Account::State::Online) return;
+    // One publish out at a time; pre-keys used meanwhile go with one more after it.
+    int& state = omemo_bundle_publishing_[account.name()];
+    if (state > 0) {
+        state = 2;
+        return;
+    }
+    state = 1;
+    // XEP-0384 §5.3.2: the bundle (public keys only) with access model open.
+    std::string name = account.name();
+    account.request({},
+                    [&](const std::string& id) {
+                        return xmpp::omemo::make_publish_bundle(id, xmpp::omemo::Version::Legacy, device->device_id(),
+                                                                device->bundle());
+                    },
+                    [this, name](const IqReply& r) {
+                        if (!r.ok()) logs::daemon().warn("account {}: cannot publish the OMEMO bundle: {}", name, r.describe());
+                        int& st = omemo_bundle_publishing_[name];
+                        bool again = st == 2;
+                        st = 0;
+                        if (Account* a = find_(name); a && again) omemo_publish_bundle(*a);
+                    });
+}
+
+OmemoDevice* Hub::omemo_decrypt(Account& account, const xmpp::ReceivedMessage& m, model::Message& msg,
+                                const std::string& room) {
+    // Whatever happens, the <body/> of an encrypted message is the fallback text (XEP-0384
+    // §4.5, 0.3 §4.5): never stored, never shown.
+    msg.encryption = "omemo";
+    msg.body.clear();
+    if (!m.omemo) {
+        msg.error = "a malformed OMEMO element (" + m.omemo_error + ")";
+        return nullptr;
+    }
+    if (!room.empty()) {
+        msg.error = "OMEMO in rooms is not supported yet";
+        return nullptr;
+    }
+    OmemoDevice* device = omemo_device(account);
+    if (!device) {
+        msg.error = account.config().encryption == "off" ? "OMEMO is off for this account (encryption = \"off\")"
+                                                         : "OMEMO is not available (see the daemon's log)";
+        return nullptr;
+    }
+    auto from = xmpp::Jid::parse(m.from);
+    if (!from) {
+        msg.error = "no sender";
+        return nullptr;
+    }
+    auto r = device->decrypt(*m.omemo, from.value().bare());
+    msg.trust = r.trust;
+    if (r.kind == OmemoDevice::Decrypted::Kind::Message) {
+        msg.body = std::move(r.body);
+    } else {
+        msg.error = r.kind == OmemoDevice::Decrypted::Kind::Failed ? r.error : "no payload";
+        logs::daemon().info("account {}: an OMEMO message from {} (device {}) does not decrypt: {}", account.name(),
+                            from.value().bare(), m.omemo->sid, msg.error);
+    }
+    return device;
+}
+
+void Hub::omemo_committed(Account& account, OmemoDevice& device, bool stored) {
+    // XEP-0384 §5.3.2 / 0.3 §4.6: a used pre-key was replaced: the bundle says so.
+    if (device.committed(stored)) omemo_publish_bundle(account);
+}
+
+void Hub::omemo_key_transport(Account& account, const xmpp::ReceivedMessage& m) {
+    OmemoDevice* device = omemo_device(account);
+    auto from = xmpp::Jid::parse(m.from);
+    if (!device || !from || !m.omemo) return;
+    auto r = device->decrypt(*m.omemo, from.value().bare());
+    if (r.kind == OmemoDevice::Decrypted::Kind::Failed)
+        logs::daemon().info("account {}: an OMEMO key transport message from {} (device {}) does not decrypt: {}",
+                            account.name(), from.value().bare(), m.omemo->sid, r.error);
+    auto st = store_.set_metas(account.name(), device->pending());
+    if (!st) logs::daemon().error("account {}: cannot store the OMEMO session: {}", account.name(), st.error().message);
+    omemo_committed(account, *device, static_cast<bool>(st));
 }
 
 void Hub::omemo_device_list(Account& account, const std::optional<xmpp::omemo::PepItem>& item) {

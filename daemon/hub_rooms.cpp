@@ -282,7 +282,7 @@ bool Hub::room_archive_result(Account& account, pugi::xml_node stanza) {
     if (!archived || archived->query_id != room->catch_up_query) return false;
     const auto& m = archived->message;
     // Our own messages come back from the archive too: known by their origin-id.
-    bool skip = m.body.empty() || m.type == "error" || (!m.origin_id.empty() && store_.find(account.name(), m.origin_id));
+    bool skip = !m.has_content() || m.type == "error" || (!m.origin_id.empty() && store_.find(account.name(), m.origin_id));
     room->catch_up.counted(!skip && incoming(account, m, true, {}, room->jid));
     return true;
 }

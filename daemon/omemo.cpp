@@ -5,18 +5,24 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <chrono>
+#include <charconv>
 #include <cstdlib>
 
 extern "C" {
 #include <omemo/curve.h>
 #include <omemo/key_helper.h>
+#include <omemo/protocol.h>
 #include <omemo/ratchet.h>
+#include <omemo/session_cipher.h>
 #include <omemo/session_pre_key.h>
 #include <omemo/signal_protocol.h>
 }
 
+#include "daemon/log.hpp"
 #include "protocol/base/base64.hpp"
+#include "protocol/omemo/payload.hpp"
 
 namespace stanzad {
 namespace {
@@ -156,7 +162,18 @@ bool install_openssl_provider(signal_context* ctx) {
 }
 
 OmemoDevice::~OmemoDevice() {
+    if (store_ctx_) signal_protocol_store_context_destroy(store_ctx_);
+    if (identity_) SIGNAL_UNREF(identity_);
     if (ctx_) signal_context_destroy(ctx_);
+}
+
+std::string omemo_address_key(std::string_view kind, std::string_view jid, std::uint32_t device) {
+    std::string key(kind);
+    key += ':';
+    key += jid;
+    key += '/';
+    key += std::to_string(device);
+    return key;
 }
 
 xmpp::Result<std::unique_ptr<OmemoDevice>> OmemoDevice::open(Store& store, const std::string& account) {
@@ -167,6 +184,9 @@ xmpp::Result<std::unique_ptr<OmemoDevice>> OmemoDevice::open(Store& store, const
     if (!id) return id.error();
     auto st = id.value().empty() ? d->create(store, account) : d->load(store, account);
     if (!st) return st.error();
+    d->store_ = &store;
+    d->account_ = account;
+    if (auto s2 = d->open_store(); !s2) return s2.error();
     return d;
 }
 
@@ -245,6 +265,12 @@ xmpp::Status OmemoDevice::load(Store& store, const std::string& account) {
         return failure("the stored identity key does not load", rc);
     bundle_ = {};
     bundle_.ik = public_key(ratchet_identity_key_pair_get_public(identity.p));
+    if (identity_) SIGNAL_UNREF(identity_);
+    identity_ = identity.p;
+    identity.p = nullptr;
+    auto registration = store.meta(account, "omemo:registration");
+    if (!registration) return registration.error();
+    registration_id_ = static_cast<std::uint32_t>(std::strtoul(registration.value().c_str(), nullptr, 10));
     auto spk_bytes = get("omemo:spk:1");
     if (!spk_bytes) return spk_bytes.error();
     Unref<session_signed_pre_key> spk;
@@ -288,6 +314,377 @@ std::string OmemoDevice::fingerprint() const {
         out += hex[c & 15];
     }
     return out;
+}
+
+// --- the store context (signal_protocol.h: the four stores libomemo-c needs) ---------------
+
+std::optional<std::string> OmemoDevice::get(const std::string& key) {
+    if (auto it = pending_.find(key); it != pending_.end()) return it->second;
+    auto v = store_->meta(account_, key);
+    if (!v) {
+        store_failed_ = true;
+        return std::nullopt;
+    }
+    if (v.value().empty()) return std::nullopt;
+    return std::move(v).value();
+}
+
+void OmemoDevice::put(const std::string& key, std::optional<std::string> value) { pending_[key] = std::move(value); }
+
+std::vector<std::uint32_t> OmemoDevice::sub_devices(std::string_view name) {
+    const std::string prefix = "omemo:session:" + std::string(name) + "/";
+    std::map<std::string, bool> keys;  // key -> present
+    if (auto rows = store_->metas(account_, prefix, xmpp::omemo::Limits{}.max_keys))
+        for (const auto& row : rows.value()) keys[row.first] = true;
+    else
+        store_failed_ = true;
+    for (const auto& [key, value] : pending_)
+        if (key.starts_with(prefix)) keys[key] = value.has_value();
+    std::vector<std::uint32_t> out;
+    for (const auto& [key, present] : keys)
+        if (present)
+            if (auto id = xmpp::omemo::parse_device_id(std::string_view(key).substr(prefix.size()))) out.push_back(*id);
+    return out;
+}
+
+struct OmemoStoreCallbacks {
+    static OmemoDevice& self(void* p) { return *static_cast<OmemoDevice*>(p); }
+    static std::string key(std::string_view kind, const signal_protocol_address* a) {
+        return omemo_address_key(kind, std::string_view(a->name, a->name_len), static_cast<std::uint32_t>(a->device_id));
+    }
+    // The stored base64 as a fresh signal_buffer (libomemo-c frees it).
+    static int load(signal_buffer** out, const std::optional<std::string>& stored) {
+        if (!stored) return 0;
+        auto bytes = xmpp::base64_decode(*stored);
+        if (!bytes || bytes.value().empty()) return SG_ERR_UNKNOWN;
+        *out = signal_buffer_create(reinterpret_cast<const uint8_t*>(bytes.value().data()), bytes.value().size());
+        return *out ? 1 : SG_ERR_NOMEM;
+    }
+    static std::string b64(const uint8_t* data, size_t len) {
+        return xmpp::base64_encode(std::string_view(reinterpret_cast<const char*>(data), len));
+    }
+
+    // Sessions.
+    static int load_session(signal_buffer** record, signal_buffer**, const signal_protocol_address* a, void* u) {
+        return load(record, self(u).get(key("omemo:session", a)));
+    }
+    static int sub_device_sessions(signal_int_list** sessions, const char* name, size_t len, void* u) {
+        signal_int_list* list = signal_int_list_alloc();
+        if (!list) return SG_ERR_NOMEM;
+        for (auto id : self(u).sub_devices(std::string_view(name, len)))
+            if (signal_int_list_push_back(list, static_cast<int>(id)) < 0) {
+                signal_int_list_free(list);
+                return SG_ERR_NOMEM;
+            }
+        *sessions = list;
+        return static_cast<int>(signal_int_list_size(list));
+    }
+    static int store_session(const signal_protocol_address* a, uint8_t* record, size_t len, uint8_t*, size_t, void* u) {
+        self(u).put(key("omemo:session", a), b64(record, len));
+        return 0;
+    }
+    static int contains_session(const signal_protocol_address* a, void* u) {
+        return self(u).get(key("omemo:session", a)) ? 1 : 0;
+    }
+    static int delete_session(const signal_protocol_address* a, void* u) {
+        bool had = self(u).get(key("omemo:session", a)).has_value();
+        self(u).put(key("omemo:session", a), std::nullopt);
+        return had ? 1 : 0;
+    }
+    static int delete_all_sessions(const char* name, size_t len, void* u) {
+        auto ids = self(u).sub_devices(std::string_view(name, len));
+        for (auto id : ids) self(u).put(omemo_address_key("omemo:session", std::string_view(name, len), id), std::nullopt);
+        return static_cast<int>(ids.size());
+    }
+
+    // Pre-keys and the signed pre-key.
+    static std::string pk(uint32_t id) { return "omemo:pk:" + std::to_string(id); }
+    static std::string spk(uint32_t id) { return "omemo:spk:" + std::to_string(id); }
+    static int load_pre_key(signal_buffer** record, uint32_t id, void* u) {
+        int rc = load(record, self(u).get(pk(id)));
+        return rc == 1 ? SG_SUCCESS : rc == 0 ? SG_ERR_INVALID_KEY_ID : rc;
+    }
+    static int store_pre_key(uint32_t id, uint8_t* record, size_t len, void* u) {
+        self(u).put(pk(id), b64(record, len));
+        return 0;
+    }
+    static int contains_pre_key(uint32_t id, void* u) { return self(u).get(pk(id)) ? 1 : 0; }
+    static int remove_pre_key(uint32_t id, void* u) {
+        // XEP-0384 (0.3) §4.6: a used pre-key is deleted (and replaced: replace_used_pre_keys).
+        self(u).put(pk(id), std::nullopt);
+        self(u).used_pre_keys_.push_back(id);
+        return 0;
+    }
+    static int load_signed_pre_key(signal_buffer** record, uint32_t id, void* u) {
+        int rc = load(record, self(u).get(spk(id)));
+        return rc == 1 ? SG_SUCCESS : rc == 0 ? SG_ERR_INVALID_KEY_ID : rc;
+    }
+    static int store_signed_pre_key(uint32_t id, uint8_t* record, size_t len, void* u) {
+        self(u).put(spk(id), b64(record, len));
+        return 0;
+    }
+    static int contains_signed_pre_key(uint32_t id, void* u) { return self(u).get(spk(id)) ? 1 : 0; }
+    static int remove_signed_pre_key(uint32_t id, void* u) {
+        self(u).put(spk(id), std::nullopt);
+        return 0;
+    }
+
+    // Identities: ours, and the other devices' (trust on first use).
+    static int identity_key_pair(signal_buffer** public_data, signal_buffer** private_data, void* u) {
+        OmemoDevice& d = self(u);
+        if (!d.identity_) return SG_ERR_UNKNOWN;
+        if (int rc = ec_public_key_serialize(public_data, ratchet_identity_key_pair_get_public(d.identity_)); rc < 0)
+            return rc;
+        if (int rc = ec_private_key_serialize(private_data, ratchet_identity_key_pair_get_private(d.identity_)); rc < 0) {
+            signal_buffer_free(*public_data);
+            *public_data = nullptr;
+            return rc;
+        }
+        return 0;
+    }
+    static int registration_id(void* u, uint32_t* id) {
+        *id = self(u).registration_id_;
+        return 0;
+    }
+    // The record: "<trust> <base64 key>", trust "blind" (the key first seen for this device)
+    // or "changed" (a later key differs from the first; stays so until the user decides).
+    static int save_identity(const signal_protocol_address* a, uint8_t* data, size_t len, void* u) {
+        OmemoDevice& d = self(u);
+        if (!data) return 0;  // "remove the key data": we keep what we know
+        const std::string k = key("omemo:ik", a);
+        const std::string encoded = b64(data, len);
+        auto old = d.get(k);
+        std::string trust = "blind";
+        if (old) {
+            auto space = old->find(' ');
+            if (space != std::string::npos && old->compare(space + 1, std::string::npos, encoded) == 0) return 0;
+            trust = "changed";
+            d.identity_changed_ = true;
+        }
+        d.put(k, trust + " " + encoded);
+        return 0;
+    }
+    // Blind trust for now (issue 14 §5 comes later): every key is used; a changed one is
+    // recorded as such by save_identity and shown on the messages ("trust":"changed").
+    static int is_trusted(const signal_protocol_address*, uint8_t*, size_t, void*) { return 1; }
+};
+
+xmpp::Status OmemoDevice::open_store() {
+    using C = OmemoStoreCallbacks;
+    if (signal_protocol_store_context_create(&store_ctx_, ctx_) != 0)
+        return xmpp::make_error("omemo-keys", "cannot set up the libomemo-c store");
+    signal_protocol_session_store sessions{};
+    sessions.load_session_func = C::load_session;
+    sessions.get_sub_device_sessions_func = C::sub_device_sessions;
+    sessions.store_session_func = C::store_session;
+    sessions.contains_session_func = C::contains_session;
+    sessions.delete_session_func = C::delete_session;
+    sessions.delete_all_sessions_func = C::delete_all_sessions;
+    sessions.user_data = this;
+    signal_protocol_pre_key_store pre_keys{};
+    pre_keys.load_pre_key = C::load_pre_key;
+    pre_keys.store_pre_key = C::store_pre_key;
+    pre_keys.contains_pre_key = C::contains_pre_key;
+    pre_keys.remove_pre_key = C::remove_pre_key;
+    pre_keys.user_data = this;
+    signal_protocol_signed_pre_key_store signed_pre_keys{};
+    signed_pre_keys.load_signed_pre_key = C::load_signed_pre_key;
+    signed_pre_keys.store_signed_pre_key = C::store_signed_pre_key;
+    signed_pre_keys.contains_signed_pre_key = C::contains_signed_pre_key;
+    signed_pre_keys.remove_signed_pre_key = C::remove_signed_pre_key;
+    signed_pre_keys.user_data = this;
+    signal_protocol_identity_key_store identities{};
+    identities.get_identity_key_pair = C::identity_key_pair;
+    identities.get_local_registration_id = C::registration_id;
+    identities.save_identity = C::save_identity;
+    identities.is_trusted_identity = C::is_trusted;
+    identities.user_data = this;
+    if (signal_protocol_store_context_set_session_store(store_ctx_, &sessions) != 0 ||
+        signal_protocol_store_context_set_pre_key_store(store_ctx_, &pre_keys) != 0 ||
+        signal_protocol_store_context_set_signed_pre_key_store(store_ctx_, &signed_pre_keys) != 0 ||
+        signal_protocol_store_context_set_identity_key_store(store_ctx_, &identities) != 0)
+        return xmpp::make_error("omemo-keys", "cannot set up the libomemo-c store");
+    return xmpp::Ok{};
+}
+
+namespace {
+
+std::vector<std::uint32_t> parse_ids(std::string_view list) {
+    std::vector<std::uint32_t> out;
+    while (!list.empty()) {
+        auto comma = list.find(',');
+        std::string_view one = list.substr(0, comma);
+        std::uint32_t id = 0;
+        auto [end, ec] = std::from_chars(one.data(), one.data() + one.size(), id);
+        if (ec == std::errc() && end == one.data() + one.size() && id > 0) out.push_back(id);
+        list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
+    }
+    return out;
+}
+
+// Pre-key ids are 24-bit in the Signal protocol's wire format (Medium.MAX_VALUE).
+constexpr std::uint32_t kMaxPreKeyId = 0xFFFFFE;
+
+const char* ratchet_error(int rc) {
+    switch (rc) {
+    case SG_ERR_DUPLICATE_MESSAGE: return "a message key used before (a replay or duplicate)";
+    case SG_ERR_INVALID_KEY_ID: return "it uses a pre-key we do not have (used already, or not ours)";
+    case SG_ERR_NO_SESSION: return "no session with the sending device";
+    case SG_ERR_INVALID_MAC: return "the message key does not authenticate";
+    case SG_ERR_LEGACY_MESSAGE:
+    case SG_ERR_INVALID_VERSION: return "an unsupported Signal message version";
+    case SG_ERR_INVALID_KEY:
+    case SG_ERR_INVALID_PROTO_BUF:
+    case SG_ERR_INVALID_MESSAGE: return "the message key does not decrypt";
+    case SG_ERR_UNTRUSTED_IDENTITY: return "the sender's identity key is not trusted";
+    default: return "the message key does not decrypt";
+    }
+}
+
+}  // namespace
+
+bool OmemoDevice::replace_used_pre_keys() {
+    if (used_pre_keys_.empty()) return true;
+    auto list_text = get("omemo:prekeys");
+    std::vector<std::uint32_t> ids = parse_ids(list_text ? *list_text : "");
+    std::uint32_t next = 0;
+    if (auto counter = get("omemo:next_pk")) next = static_cast<std::uint32_t>(std::strtoul(counter->c_str(), nullptr, 10));
+    if (next == 0 || next > kMaxPreKeyId) {
+        // Before the counter existed: past every id made so far (1..100 at creation).
+        next = pre_key_count + 1;
+        for (auto id : ids) next = std::max(next, id + 1);
+        if (next > kMaxPreKeyId) next = 1;
+    }
+    xmpp::omemo::Bundle bundle = pending_bundle_ ? *pending_bundle_ : bundle_;
+    for (auto used : used_pre_keys_) {
+        ids.erase(std::remove(ids.begin(), ids.end(), used), ids.end());
+        std::erase_if(bundle.prekeys, [&](const auto& p) { return p.id == used; });
+        std::uint32_t id = 0;
+        for (std::uint32_t tries = 0; tries < 1000 && id == 0; ++tries) {
+            std::uint32_t candidate = next;
+            next = next >= kMaxPreKeyId ? 1 : next + 1;
+            if (std::find(ids.begin(), ids.end(), candidate) == ids.end() && !get("omemo:pk:" + std::to_string(candidate)))
+                id = candidate;
+        }
+        if (id == 0) return false;
+        signal_protocol_key_helper_pre_key_list_node* head = nullptr;
+        if (signal_protocol_key_helper_generate_pre_keys(&head, id, 1, ctx_) != 0 || !head) return false;
+        session_pre_key* key = signal_protocol_key_helper_key_list_element(head);
+        signal_buffer* serialized = nullptr;
+        bool ok = session_pre_key_serialize(&serialized, key) == 0;
+        std::uint32_t made = session_pre_key_get_id(key);
+        std::string pub = public_key(ec_key_pair_get_public(session_pre_key_get_key_pair(key)));
+        signal_protocol_key_helper_key_list_free(head);
+        if (!ok) return false;
+        put("omemo:pk:" + std::to_string(made), xmpp::base64_encode(bytes(serialized)));
+        ids.push_back(made);
+        bundle.prekeys.push_back({made, pub});
+    }
+    used_pre_keys_.clear();
+    std::string text;
+    for (auto id : ids) text += (text.empty() ? "" : ",") + std::to_string(id);
+    put("omemo:prekeys", text);
+    put("omemo:next_pk", std::to_string(next));
+    pending_bundle_ = std::move(bundle);
+    return true;
+}
+
+OmemoDevice::Decrypted OmemoDevice::decrypt(const xmpp::omemo::Encrypted& e, const std::string& sender) {
+    Decrypted out;
+    auto fail = [&](std::string why) {
+        pending_.clear();  // nothing of a failed decryption is kept
+        used_pre_keys_.clear();
+        pending_bundle_.reset();
+        out.kind = Decrypted::Kind::Failed;
+        out.error = std::move(why);
+        return out;
+    };
+    pending_.clear();
+    used_pre_keys_.clear();
+    pending_bundle_.reset();
+    store_failed_ = false;
+    identity_changed_ = false;
+    if (e.version != xmpp::omemo::Version::Legacy) return fail("OMEMO 2 (urn:xmpp:omemo:2) is not supported yet");
+    // 0.3 §4.6: the <key/> whose rid is our device id.
+    const xmpp::omemo::Key* key = xmpp::omemo::key_for(e, {}, device_id_);
+    if (!key) return fail("not encrypted for this device");
+    const signal_protocol_address address{sender.c_str(), sender.size(), static_cast<int32_t>(e.sid)};
+    // Anyone can start sessions with us, one per device id: at most max_devices per JID
+    // (the size of a device list, XEP-0384 §5.3.1), so the store cannot be made to grow
+    // without bound by one sender.
+    if (key->prekey && !get(omemo_address_key("omemo:session", sender, e.sid)) &&
+        sub_devices(sender).size() >= xmpp::omemo::Limits{}.max_devices)
+        return fail("too many devices of this sender");
+    session_cipher* cipher_raw = nullptr;
+    if (session_cipher_create(&cipher_raw, store_ctx_, &address, ctx_) != 0) return fail("cannot set up a session");
+    std::unique_ptr<session_cipher, decltype(&session_cipher_free)> cipher(cipher_raw, session_cipher_free);
+    // The 0.3 wire format is the Signal protocol's version 3 (libomemo-c speaks 4 for OMEMO 2).
+    session_cipher_set_version(cipher.get(), CIPHERTEXT_CURRENT_VERSION);
+    const auto* data = reinterpret_cast<const uint8_t*>(key->data.data());
+    signal_buffer* plain = nullptr;
+    int rc = 0;
+    if (key->prekey) {
+        // 0.3 §4.6: prekey='true': a PreKeySignalMessage builds the session (X3DH) first.
+        Unref<pre_key_signal_message> message;
+        rc = pre_key_signal_message_deserialize(&message.p, data, key->data.size(), ctx_);
+        if (rc == 0) rc = session_cipher_decrypt_pre_key_signal_message(cipher.get(), message.p, nullptr, &plain);
+    } else {
+        Unref<signal_message> message;
+        rc = signal_message_deserialize(&message.p, data, key->data.size(), ctx_);
+        if (rc == 0) rc = session_cipher_decrypt_signal_message(cipher.get(), message.p, nullptr, &plain);
+    }
+    if (rc < 0 || !plain) {
+        if (plain) signal_buffer_bzero_free(plain);
+        return fail(store_failed_ ? "the store cannot be read" : ratchet_error(rc));
+    }
+    std::string key_material = bytes(plain);  // zeroed and freed
+    if (store_failed_) {
+        OPENSSL_cleanse(key_material.data(), key_material.size());
+        return fail("the store cannot be read");
+    }
+    if (!replace_used_pre_keys()) {
+        OPENSSL_cleanse(key_material.data(), key_material.size());
+        return fail("cannot make a new pre-key");
+    }
+    out.bundle_changed = pending_bundle_.has_value();
+    if (auto record = get(omemo_address_key("omemo:ik", sender, e.sid))) out.trust = record->substr(0, record->find(' '));
+    if (identity_changed_)
+        logs::daemon().warn("account {}: the identity key of OMEMO device {} of {} changed; its messages are marked "
+                            "\"trust\":\"changed\"",
+                            account_, e.sid, sender);
+    if (!e.payload) {
+        // 0.3 §4.6: no payload: a key transport (or heartbeat) message; the session moved on.
+        OPENSSL_cleanse(key_material.data(), key_material.size());
+        out.kind = Decrypted::Kind::KeyTransport;
+        return out;
+    }
+    auto body = xmpp::omemo::open(e.version, key_material, e.iv, *e.payload);
+    OPENSSL_cleanse(key_material.data(), key_material.size());
+    if (!body) {
+        // The session did move (the key decrypted): that is kept; only the payload is lost.
+        out.kind = Decrypted::Kind::Failed;
+        out.error = "the payload does not decrypt (altered, or a wrong key)";
+        return out;
+    }
+    out.kind = Decrypted::Kind::Message;
+    out.body = std::move(body).value();
+    return out;
+}
+
+std::vector<MetaWrite> OmemoDevice::pending() const {
+    std::vector<MetaWrite> out;
+    out.reserve(pending_.size());
+    for (const auto& [key, value] : pending_) out.push_back({key, value});
+    return out;
+}
+
+bool OmemoDevice::committed(bool stored) {
+    bool changed = stored && pending_bundle_;
+    if (changed) bundle_ = std::move(*pending_bundle_);
+    pending_.clear();
+    used_pre_keys_.clear();
+    pending_bundle_.reset();
+    return changed;
 }
 
 }  // namespace stanzad

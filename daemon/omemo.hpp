@@ -2,18 +2,29 @@
 // OmemoDevice: this account's OMEMO device (XEP-0384): device id, identity key, signed
 // pre-key and pre-keys, made on first use with libomemo-c and kept in the store
 // (account_meta, a file of mode 0600; see docs/encryption.md for what that protects).
-// libomemo-c is given an OpenSSL 3 crypto provider. Loop thread only; memory: one
-// libomemo-c context and about 100 pre-keys per account.
+// libomemo-c is given an OpenSSL 3 crypto provider and a store context over the same
+// account_meta: sessions (omemo:session:<bare JID>/<device>), pre-keys (omemo:pk:<id>), the
+// signed pre-key (omemo:spk:<id>), our identity, and the identity keys of the other
+// devices (omemo:ik:<bare JID>/<device>, trust on first use).
+// What a decryption changes is held back (pending) until the caller commits it together
+// with the message it decrypted (Store::append_once), so the session on disk never runs
+// ahead of the stored messages. Loop thread only; memory: one libomemo-c context, about
+// 100 pre-keys, and the pending writes of one message.
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
+
+#include <map>
+#include <optional>
 
 #include "daemon/store.hpp"
 #include "protocol/base/result.hpp"
 #include "protocol/omemo/stanza.hpp"
 
 struct signal_context;
+struct signal_protocol_store_context;
+struct ratchet_identity_key_pair;
 
 namespace stanzad {
 
@@ -33,15 +44,57 @@ public:
 
     static constexpr std::uint32_t pre_key_count = 100;  // §5.3.2: about 100, at least 25
 
+    // What became of one <encrypted/>.
+    struct Decrypted {
+        enum class Kind { Message, KeyTransport, Failed };
+        Kind kind = Kind::Failed;
+        std::string body;    // Message: the plaintext
+        std::string error;   // Failed: a short reason, for people
+        std::string trust;   // the sender device's: "blind" | "changed" ("" when unknown)
+        bool bundle_changed = false;  // a pre-key was used and replaced: publish the bundle
+    };
+    // XEP-0384 (0.3) §4.6 Receiving a message: the key for our device, the session with
+    // device e.sid of `sender` (a bare JID; a PreKeySignalMessage builds it), the payload.
+    // The changes are pending until commit(): take them with pending() to store them with
+    // the message, then call committed(true); or committed(false) to drop them.
+    Decrypted decrypt(const xmpp::omemo::Encrypted& e, const std::string& sender);
+    std::vector<MetaWrite> pending() const;
+    // True when the bundle changed (stored, with a pre-key replaced): publish it again.
+    bool committed(bool stored);
+
 private:
     OmemoDevice() = default;
     xmpp::Status create(Store& store, const std::string& account);
     xmpp::Status load(Store& store, const std::string& account);
+    xmpp::Status open_store();
+    // A fresh pre-key for each one used (§5.3.2: the bundle is refilled), ids from the
+    // omemo:next_pk counter.
+    bool replace_used_pre_keys();
 
+    // The store context's view: pending changes over the store (values base64 there).
+    std::optional<std::string> get(const std::string& key);
+    void put(const std::string& key, std::optional<std::string> value);
+    std::vector<std::uint32_t> sub_devices(std::string_view name);
+    friend struct OmemoStoreCallbacks;
+
+    Store* store_ = nullptr;
+    std::string account_;
     signal_context* ctx_ = nullptr;
+    signal_protocol_store_context* store_ctx_ = nullptr;
+    ratchet_identity_key_pair* identity_ = nullptr;
+    std::uint32_t registration_id_ = 0;
     std::uint32_t device_id_ = 0;
     xmpp::omemo::Bundle bundle_;
+    std::optional<xmpp::omemo::Bundle> pending_bundle_;
+    std::map<std::string, std::optional<std::string>> pending_;  // key -> value (nullopt: deleted)
+    std::vector<std::uint32_t> used_pre_keys_;
+    bool store_failed_ = false;   // a read failed during this decryption
+    bool identity_changed_ = false;
 };
+
+// XEP-0384's account_meta key for an address: `<kind>:<bare JID>/<device>` ('/' is in no
+// bare JID, so the prefix `<kind>:<bare JID>/` lists one contact's devices).
+std::string omemo_address_key(std::string_view kind, std::string_view jid, std::uint32_t device);
 
 // libomemo-c's crypto provider over OpenSSL 3 (EVP): random, HMAC-SHA-256, SHA-512,
 // AES-CBC (PKCS#5) and AES-CTR. Installed on `ctx`.

@@ -576,8 +576,30 @@ xmpp::Status Store::set_state(const std::string& account, const std::string& msg
     return xmpp::Ok{};
 }
 
+namespace {
+
+// Inside the caller's transaction.
+xmpp::Status write_metas(sqlite3* db, const std::string& account, const std::vector<MetaWrite>& writes) {
+    if (writes.empty()) return xmpp::Ok{};
+    Stmt upsert, remove;
+    if (!upsert.prepare(db, "INSERT INTO account_meta (account, key, value) VALUES (?1, ?2, ?3) "
+                            "ON CONFLICT (account, key) DO UPDATE SET value = excluded.value") ||
+        !remove.prepare(db, "DELETE FROM account_meta WHERE account = ?1 AND key = ?2"))
+        return db_error(db, "cannot write account values");
+    for (const auto& w : writes) {
+        Use u(w.value ? upsert.get() : remove.get());
+        u.text(1, account).text(2, w.key);
+        if (w.value) u.text(3, *w.value);
+        if (u.step() != SQLITE_DONE) return db_error(db, "cannot write " + w.key);
+    }
+    return xmpp::Ok{};
+}
+
+}  // namespace
+
 xmpp::Result<bool> Store::append_once(model::Event& event, const std::string& key,
-                                      const std::vector<std::pair<std::string, std::string>>& aliases) {
+                                      const std::vector<std::pair<std::string, std::string>>& aliases,
+                                      const std::vector<MetaWrite>& meta) {
     const std::int64_t now = now_ms();
     Transaction tx(db_);
     if (!tx.begin()) return db_error(db_, "cannot store an event");
@@ -603,6 +625,11 @@ xmpp::Result<bool> Store::append_once(model::Event& event, const std::string& ke
             event.stamp = old_stamp;
             return db_error(db_, "cannot store an event");
         }
+    }
+    if (auto st = write_metas(db_, event.account, meta); !st) {
+        event.seq = old_seq;
+        event.stamp = old_stamp;
+        return st.error();
     }
     if (!tx.commit()) {
         event.seq = old_seq;
@@ -710,6 +737,34 @@ xmpp::Status Store::set_meta(const std::string& account, const std::string& key,
     u.text(1, account).text(2, key).text(3, value);
     if (u.step() != SQLITE_DONE) return db_error(db_, "cannot write " + key);
     return xmpp::Ok{};
+}
+
+xmpp::Status Store::set_metas(const std::string& account, const std::vector<MetaWrite>& writes) {
+    if (writes.empty()) return xmpp::Ok{};
+    Transaction tx(db_);
+    if (!tx.begin()) return db_error(db_, "cannot write account values");
+    if (auto st = write_metas(db_, account, writes); !st) return st;
+    if (!tx.commit()) return db_error(db_, "cannot write account values");
+    return xmpp::Ok{};
+}
+
+xmpp::Result<std::vector<std::pair<std::string, std::string>>> Store::metas(const std::string& account,
+                                                                             const std::string& prefix,
+                                                                             std::size_t limit) {
+    // A range on the primary key: every key that starts with `prefix` sorts in
+    // [prefix, prefix + U+10FFFF) as UTF-8 text (BINARY collation).
+    Stmt s;
+    if (!s.prepare(db_, "SELECT key, value FROM account_meta WHERE account = ?1 AND key >= ?2 AND key < ?3 "
+                        "ORDER BY key LIMIT ?4"))
+        return db_error(db_, "cannot read " + prefix);
+    const std::string end = prefix + "\xF4\x8F\xBF\xBF";
+    Use u(s.get());
+    u.text(1, account).text(2, prefix).text(3, end).int64(4, static_cast<std::int64_t>(std::min<std::size_t>(limit, 1 << 20)));
+    std::vector<std::pair<std::string, std::string>> out;
+    int rc;
+    while ((rc = u.step()) == SQLITE_ROW) out.emplace_back(u.column_text(0), u.column_text(1));
+    if (rc != SQLITE_DONE) return db_error(db_, "cannot read " + prefix);
+    return out;
 }
 
 xmpp::Result<OutboxEntry> Store::find(const std::string& account, const std::string& msg_id) {

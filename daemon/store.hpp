@@ -33,6 +33,13 @@ struct OutboxEntry {
     std::string replace_id;    // XEP-0308: the msg_id of the earlier message this corrects
 };
 
+// One change of an account_meta value, for writes that go together (set_metas, or
+// append_once with the event they belong to): a value, or nullopt to delete the key.
+struct MetaWrite {
+    std::string key;
+    std::optional<std::string> value;
+};
+
 // A conversation: the account and the other side (a contact's or a room's bare JID).
 struct Conversation {
     std::string account, peer, last_stamp;
@@ -90,8 +97,11 @@ public:
     // incoming message's stanza-id or origin-id): one transaction; false when seen before.
     // The key then points at the event's seq; `aliases` (other ids of the same message,
     // with what they stand for, "" for the event's seq) are recorded in the same transaction.
+    // `meta`: account_meta changes committed in the same transaction (OMEMO session state
+    // that the event's plaintext depends on), and only when the event is stored.
     xmpp::Result<bool> append_once(model::Event& event, const std::string& key,
-                                   const std::vector<std::pair<std::string, std::string>>& aliases = {});
+                                   const std::vector<std::pair<std::string, std::string>>& aliases = {},
+                                   const std::vector<MetaWrite>& meta = {});
     // What an inbound key or alias points at (a seq as text, or a msg_id); nullopt if unknown.
     xmpp::Result<std::optional<std::string>> inbound(const std::string& account, const std::string& key);
     // Message events of one conversation, oldest first (at most `limit`, within `range`).
@@ -108,6 +118,12 @@ public:
     // Small per-account values (the last archive id seen, ...); "" when unset.
     xmpp::Result<std::string> meta(const std::string& account, const std::string& key);
     xmpp::Status set_meta(const std::string& account, const std::string& key, const std::string& value);
+    // Several changes in one transaction: all of them or none.
+    xmpp::Status set_metas(const std::string& account, const std::vector<MetaWrite>& writes);
+    // The keys starting with `prefix` and their values, in key order, at most `limit`.
+    xmpp::Result<std::vector<std::pair<std::string, std::string>>> metas(const std::string& account,
+                                                                          const std::string& prefix,
+                                                                          std::size_t limit);
 
     // Deletes events older than `history_days` that every known client has confirmed, and
     // finished outbox rows (acked, delivered, failed) older than that. Returns how many

@@ -25,6 +25,13 @@ struct Message {
     std::string carbon;         // XEP-0280: "sent" | "received" by another of the user's clients; ""
     std::string replaces;       // XEP-0308: the msg_id (else the sender's id) of the message corrected
     bool history = false;       // fetched by a history request: old, not new to the user
+    // End-to-end encryption (XEP-0384): "omemo" for a message that came encrypted, else "".
+    std::string encryption;
+    // An encrypted message that could not be decrypted: why (the body is then empty).
+    std::string error;
+    // The sending device's trust (encrypted messages): "blind" (its identity key is the one
+    // first seen for that device), "changed" (it differs from the one first seen).
+    std::string trust;
 };
 
 // What became of a message we send: accepted (on disk), sent (written to the stream),

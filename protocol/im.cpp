@@ -126,6 +126,10 @@ std::optional<ReceivedMessage> parse_message(pugi::xml_node stanza, const Jid& o
             else if (name == "displayed") m.displayed_id = c.attribute("id").value();  // §4.2
         } else if (ns == ns_nick && name == "nick") {
             m.nick = c.child_value();  // XEP-0172
+        } else if ((ns == omemo::ns_legacy || ns == omemo::ns_v2) && name == "encrypted" && !m.encrypted()) {
+            auto e = omemo::parse_encrypted(c);  // XEP-0384 §4.5 / 0.3 §4.5
+            if (e) m.omemo = std::move(e).value();
+            else m.omemo_error = e.error().message;
         }
     }
     // In a room, the room's archive id is the one that its archive (which we query for the

@@ -11,6 +11,7 @@
 
 #include "protocol/base/jid.hpp"
 #include "protocol/base/result.hpp"
+#include "protocol/omemo/stanza.hpp"
 
 namespace xmpp {
 
@@ -46,6 +47,14 @@ struct ReceivedMessage {
     bool has_subject = false;  // a <subject/> child (XEP-0045 §8.1: may be empty)
     std::string subject;
     std::string nick;          // XEP-0172 <nick/>
+    // XEP-0384: an OMEMO <encrypted/> (either namespace), parsed and bounded; or, when it
+    // does not parse, why (then `omemo` is empty). Either way the <body/> is only the
+    // fallback text (§4.5 / 0.3 §4.5) and must not be shown as the message.
+    std::optional<omemo::Encrypted> omemo;
+    std::string omemo_error;
+    bool encrypted() const { return omemo || !omemo_error.empty(); }
+    // Something to store: a body, or an OMEMO payload (a key transport without one is not).
+    bool has_content() const { return omemo ? omemo->payload.has_value() : !body.empty(); }
 };
 // A <message/> in jabber:client; nullopt for anything else. The stanza-id (XEP-0359 §3)
 // is kept only when 'by' is our own bare JID, or, for type groupchat, the bare JID of the

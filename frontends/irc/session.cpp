@@ -1318,6 +1318,9 @@ void Session::render_message(const model::Event& e, const std::string& batch, bo
         target = nick_;
     }
     std::string body = m.body;
+    // An encrypted message that did not decrypt (XEP-0384): say so, never an empty line.
+    if (!m.error.empty() && body.empty()) body = "[" + (m.encryption.empty() ? std::string("message") : "OMEMO message") +
+                                                 " not decrypted: " + m.error + "]";
     bool action = body.starts_with("/me ");
     if (action) body = body.substr(4);
     if (!m.replaces.empty()) body += " (corrected)";

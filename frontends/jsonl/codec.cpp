@@ -7,10 +7,15 @@ using Json = nlohmann::ordered_json;
 namespace {
 
 Json body_fields(const model::Message& m) {
-    return Json{{"from", m.from},         {"to", m.to},           {"type", m.type},
-                {"body", m.body},         {"msg_id", m.msg_id},   {"delayed", m.delayed},
-                {"outgoing", m.outgoing}, {"carbon", m.carbon},   {"replaces", m.replaces},
-                {"history", m.history}};
+    Json j{{"from", m.from},         {"to", m.to},           {"type", m.type},
+           {"body", m.body},         {"msg_id", m.msg_id},   {"delayed", m.delayed},
+           {"outgoing", m.outgoing}, {"carbon", m.carbon},   {"replaces", m.replaces},
+           {"history", m.history}};
+    // Only on encrypted messages (protocol version 1 readers ignore unknown fields).
+    if (!m.encryption.empty()) j["encryption"] = m.encryption;
+    if (!m.error.empty()) j["error"] = m.error;
+    if (!m.trust.empty()) j["trust"] = m.trust;
+    return j;
 }
 Json body_fields(const model::MessageState& s) {
     return Json{{"msg_id", s.msg_id}, {"state", s.state}, {"error", s.error}};
@@ -152,6 +157,9 @@ xmpp::Result<model::Event> decode(std::string_view line) {
             m.carbon = optional_field<std::string>(j, "carbon", "");
             m.replaces = optional_field<std::string>(j, "replaces", "");
             m.history = optional_field<bool>(j, "history", false);
+            m.encryption = optional_field<std::string>(j, "encryption", "");
+            m.error = optional_field<std::string>(j, "error", "");
+            m.trust = optional_field<std::string>(j, "trust", "");
             e.body = std::move(m);
         } else if (name == "message-state") {
             e.body = model::MessageState{field<std::string>(j, "msg_id"), field<std::string>(j, "state"),

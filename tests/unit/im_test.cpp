@@ -704,3 +704,46 @@ TEST_CASE("im: any text a front end gives makes a well-formed stanza (XML 1.0 Ch
             CHECK(check_raw_stanza("<message><body>" + xml_escape(text) + "</body></message>").ok());
         }
 }
+
+TEST_CASE("im: an OMEMO message keeps its <encrypted/>; its <body/> is only the fallback (XEP-0384 §4.5)") {
+    const std::string enc = "<encrypted xmlns='eu.siacs.conversations.axolotl'><header sid='27183'>"
+                            "<key prekey='true' rid='31415'>MwohYWJj</key><iv>MTIzNDU2Nzg5MDEy</iv></header>";
+    auto m = parse_message(frame("<message from='bob@example.org/phone' type='chat' id='e1'><body>I sent you an "
+                                 "OMEMO encrypted message</body>" + enc + "<payload>Y2lwaGVy</payload></encrypted>"
+                                 "<store xmlns='urn:xmpp:hints'/></message>")
+                               .root(),
+                           own);
+    REQUIRE(m);
+    REQUIRE(m->omemo);
+    CHECK(m->encrypted());
+    CHECK(m->has_content());
+    CHECK(m->omemo->sid == 27183);
+    REQUIRE(m->omemo->keys.size() == 1);
+    CHECK(m->omemo->keys[0].rid == 31415);
+    CHECK(m->omemo->keys[0].prekey);
+    CHECK(*m->omemo->payload == "cipher");
+
+    // Key transport (0.3 §4.6): no payload, nothing to show, even with a body.
+    auto kt = parse_message(frame("<message from='bob@example.org/phone'><body>x</body>" + enc + "</encrypted></message>").root(), own);
+    REQUIRE(kt);
+    CHECK(kt->encrypted());
+    CHECK_FALSE(kt->has_content());
+
+    // A broken element: no keys parsed, the reason kept, still encrypted (never shown as clear).
+    auto bad = parse_message(frame("<message from='bob@example.org/phone'><body>fallback</body>"
+                                   "<encrypted xmlns='eu.siacs.conversations.axolotl'><header sid='0'/></encrypted>"
+                                   "</message>")
+                                 .root(),
+                             own);
+    REQUIRE(bad);
+    CHECK_FALSE(bad->omemo);
+    CHECK_FALSE(bad->omemo_error.empty());
+    CHECK(bad->encrypted());
+    CHECK(bad->has_content());
+
+    auto clear = parse_message(frame("<message from='bob@example.org/phone'><body>hi</body></message>").root(), own);
+    REQUIRE(clear);
+    CHECK_FALSE(clear->encrypted());
+    CHECK(clear->has_content());
+    CHECK_FALSE(parse_message(frame("<message from='bob@example.org/phone'/>").root(), own)->has_content());
+}

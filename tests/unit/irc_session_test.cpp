@@ -450,7 +450,7 @@ TEST_CASE("irc: messages both ways, with tags only for the caps asked, /me as AC
     // Without echo-message our own message is not echoed; from another front end it is shown.
     f.session.event(model::Event{7, "home", "2026-11-25T12:35:00.000Z",
                                  model::Message{"alice@example.org", "bob@example.org", "chat", "hi there",
-                                                sends[0].client_id, false, true, "", "", false}});
+                                                sends[0].client_id, false, true, "", "", false, "", "", ""}});
     // Not shown (no echo-message), but counted as seen once the PING after it is answered.
     CHECK(lines_of(f.session.take_output()) == std::vector<std::string>{":stanzad PING ack-7"});
     f.session.event(f.message(8, "", "from emacs", true));
@@ -467,7 +467,7 @@ TEST_CASE("irc: echo-message with labeled-response carries the label") {
     auto send = f.daemon.sent<model::Send>().at(0);
     f.session.event(model::Event{9, "home", "2026-11-25T12:35:00.000Z",
                                  model::Message{"alice@example.org", "bob@example.org", "chat", "labeled",
-                                                send.client_id, false, true, "", "", false}});
+                                                send.client_id, false, true, "", "", false, "", "", ""}});
     out = lines_of(f.session.take_output());
     REQUIRE(out.size() == 2);
     CHECK(out[0].starts_with("@label=L1;msgid="));
@@ -619,4 +619,18 @@ TEST_CASE("irc: CHATHISTORY asks the store and answers in a batch; bad ones FAIL
     CHECK(any_line(out, "FAIL CHATHISTORY INVALID_TARGET"));
     out = f.feed("CHATHISTORY BEFORE bob yesterday 10\r\n");
     CHECK(any_line(out, "FAIL CHATHISTORY INVALID_PARAMS"));
+}
+
+TEST_CASE("irc: an encrypted message that did not decrypt says so instead of an empty line") {
+    Fixture f;
+    f.register_with("");
+    auto e = f.message(20, "bob@example.org/phone", "");
+    auto& m = std::get<model::Message>(e.body);
+    m.encryption = "omemo";
+    m.error = "not encrypted for this device";
+    f.session.event(e);
+    auto out = lines_of(f.session.take_output());
+    REQUIRE_FALSE(out.empty());
+    CHECK(out[0].find("PRIVMSG") != std::string::npos);
+    CHECK(out[0].ends_with(":[OMEMO message not decrypted: not encrypted for this device]"));
 }

@@ -90,6 +90,29 @@ TEST_CASE("jsonl: every event encodes as documented and decodes back") {
     CHECK(std::get<model::Message>(old.value().body).carbon.empty());
 }
 
+TEST_CASE("jsonl: encrypted messages carry encryption, error and trust; others do not") {
+    auto e = message_event();
+    CHECK(jsonl::encode(e).find("encryption") == std::string::npos);
+    auto& m = std::get<model::Message>(e.body);
+    m.encryption = "omemo";
+    m.trust = "blind";
+    auto text = jsonl::encode(e);
+    CHECK(text.ends_with(R"("history":false,"encryption":"omemo","trust":"blind"})"));
+    m.body.clear();
+    m.error = "not encrypted for this device";
+    m.trust.clear();
+    text = jsonl::encode(e);
+    CHECK(text.ends_with(R"("body":"","msg_id":"m1","delayed":false,"outgoing":false,"carbon":"","replaces":"",)"
+                         R"("history":false,"encryption":"omemo","error":"not encrypted for this device"})"));
+    auto back = jsonl::decode(text);
+    REQUIRE(back);
+    const auto& b = std::get<model::Message>(back.value().body);
+    CHECK(b.encryption == "omemo");
+    CHECK(b.error == "not encrypted for this device");
+    CHECK(b.trust.empty());
+    CHECK(jsonl::encode(back.value()) == text);
+}
+
 TEST_CASE("jsonl: invalid UTF-8 from the network is replaced, not a crash") {
     auto e = message_event();
     std::get<model::Message>(e.body).body = "bad \xC3\x28 byte";

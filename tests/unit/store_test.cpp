@@ -721,3 +721,34 @@ TEST_CASE("store: per-account values are empty until set, and overwritten") {
     CHECK(store->meta("home", "mam_last").value() == "A2");
     CHECK(store->meta("work", "mam_last").value().empty());
 }
+
+TEST_CASE("store: account values by prefix, several at once, and with the event they go with") {
+    TempDir dir;
+    auto store = open_store(dir.store());
+    using stanzad::MetaWrite;
+    REQUIRE(store->set_metas("home", {{"omemo:session:bob@example.org/1", "a"},
+                                      {"omemo:session:bob@example.org/22", "b"},
+                                      {"omemo:session:bob@example.org.evil/3", "x"},
+                                      {"omemo:session:carol@example.org/4", "c"}}));
+    REQUIRE(store->set_meta("work", "omemo:session:bob@example.org/5", "w"));
+    auto rows = store->metas("home", "omemo:session:bob@example.org/", 100);
+    REQUIRE(rows);
+    CHECK(rows.value() == std::vector<std::pair<std::string, std::string>>{
+                              {"omemo:session:bob@example.org/1", "a"}, {"omemo:session:bob@example.org/22", "b"}});
+    CHECK(store->metas("home", "omemo:session:", 2).value().size() == 2);  // the limit
+    CHECK(store->metas("home", "nothing:", 10).value().empty());
+
+    // A deletion (nullopt) and a change in one go.
+    REQUIRE(store->set_metas("home", {{"omemo:session:bob@example.org/1", std::nullopt},
+                                      {"omemo:session:bob@example.org/22", "b2"}}));
+    CHECK(store->meta("home", "omemo:session:bob@example.org/1").value().empty());
+    CHECK(store->meta("home", "omemo:session:bob@example.org/22").value() == "b2");
+
+    // With the event: both or neither. A message seen before stores nothing, values neither.
+    auto a = message("decrypted", "s1");
+    REQUIRE(store->append_once(a, "sid:s1", {}, {{"omemo:session:bob@example.org/22", "b3"}}).value());
+    CHECK(store->meta("home", "omemo:session:bob@example.org/22").value() == "b3");
+    auto again = message("decrypted", "s1");
+    CHECK_FALSE(store->append_once(again, "sid:s1", {}, {{"omemo:session:bob@example.org/22", "b4"}}).value());
+    CHECK(store->meta("home", "omemo:session:bob@example.org/22").value() == "b3");
+}
