@@ -1,5 +1,6 @@
 #include "daemon/connection.hpp"
 
+#include "daemon/group_commit.hpp"
 #include "daemon/log.hpp"
 
 namespace stanzad {
@@ -377,6 +378,7 @@ void XmppConnection::begin_stream(std::string_view first_bytes) {
 void XmppConnection::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
     auto* self = static_cast<XmppConnection*>(stream->data);
     if (!self || nread == 0) return;
+    GroupCommit::Scope batch(stream->loop);  // all stanzas of this read: one commit (issue 15)
     if (nread < 0 && self->socks_) {
         self->fail(xmpp::Closed::Kind::Error, "the proxy " + self->proxy_text_ + " closed the connection during the SOCKS5 handshake" +
                                                   (nread == UV_EOF ? "" : std::string(": ") + uv_strerror(static_cast<int>(nread))));
@@ -570,8 +572,15 @@ void XmppConnection::close_transport(bool graceful) {
     uv_tcp_t* tcp = tcp_.release();
     tcp->data = nullptr;
     uv_read_stop(reinterpret_cast<uv_stream_t*>(tcp));
-    if (graceful && uv_is_writable(reinterpret_cast<uv_stream_t*>(tcp)) && GracefulClose::start(loop_, tcp)) return;
-    uv_close(reinterpret_cast<uv_handle_t*>(tcp), uv::Handle<uv_tcp_t>::free_on_close);
+    if (!graceful) {
+        uv_close(reinterpret_cast<uv_handle_t*>(tcp), uv::Handle<uv_tcp_t>::free_on_close);
+        return;
+    }
+    // After our last words, which may be held until the read being handled is committed.
+    uv::after_writes(loop_, [loop = loop_, tcp] {
+        if (uv_is_writable(reinterpret_cast<uv_stream_t*>(tcp)) && GracefulClose::start(loop, tcp)) return;
+        GracefulClose::close_tcp(tcp);
+    });
 }
 
 void XmppConnection::arm_timer(std::optional<xmpp::TimePoint> when) {

@@ -39,6 +39,7 @@ Daemon::~Daemon() {
     listener_.reset();
     irc_.reset();
     hub_.reset();
+    group_commit_.reset();
     store_.reset();
     resolver_.reset();
     reap_timer_.reset();
@@ -68,6 +69,7 @@ int Daemon::run() {
         return 1;
     }
     store_ = std::move(store).value();
+    group_commit_ = std::make_unique<GroupCommit>(&loop_, *store_);
     logs::daemon().info("stanzad: store {} (last event {})", db, store_->last_seq());
     hub_ = std::make_unique<Hub>(
         *store_, [this](std::string_view name) { return find_account(name); },

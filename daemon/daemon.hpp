@@ -10,6 +10,7 @@
 
 #include "config/config.hpp"
 #include "daemon/account.hpp"
+#include "daemon/group_commit.hpp"
 #include "daemon/hub.hpp"
 #include "daemon/irc_listener.hpp"
 #include "daemon/jsonl_listener.hpp"
@@ -46,6 +47,7 @@ private:
     std::vector<config::Account> waiting_;             // changed: starts once the old one stopped
     std::unique_ptr<Resolver> resolver_;
     std::unique_ptr<Store> store_;
+    std::unique_ptr<GroupCommit> group_commit_;  // after store_: it writes to it
     std::unique_ptr<Hub> hub_;
     std::unique_ptr<JsonlListener> listener_;
     std::unique_ptr<IrcListener> irc_;

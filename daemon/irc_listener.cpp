@@ -8,6 +8,7 @@
 
 #include <cerrno>
 
+#include "daemon/group_commit.hpp"
 #include "daemon/log.hpp"
 
 namespace stanzad {
@@ -186,6 +187,7 @@ void IrcListener::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* bu
         client->owner->drop(*client, nread == UV_EOF ? "disconnected" : uv_strerror(static_cast<int>(nread)), false);
         return;
     }
+    GroupCommit::Scope batch(stream->loop);  // all lines of this read: one commit (issue 15)
     std::string_view bytes(buf->base, static_cast<std::size_t>(nread));
     std::string plain;
     if (client->tls) {
@@ -266,7 +268,7 @@ void IrcListener::watch() {
 void IrcListener::continue_replay(Client& client) {
     // A page at a time, as the client reads: a long backlog never stalls the loop.
     constexpr std::size_t page = 500, high_water = 1 << 20;
-    while (!client.closed && client.replay_after && uv_stream_get_write_queue_size(client.stream) < high_water) {
+    while (!client.closed && client.replay_after && uv::queued(client.stream) < high_water) {
         auto sent = hub_.replay(*client.replay_after, page, [&client](const model::Event& e) {
             client.session->replay_event(e);
             client.replay_after = e.seq;
@@ -296,7 +298,7 @@ void IrcListener::flush(Client& client) {
     if (client.closed || client.hold_until != 0) return;
     std::string out = client.session->take_output();
     if (out.empty()) return;
-    if (uv_stream_get_write_queue_size(client.stream) + out.size() > max_backlog) {
+    if (uv::queued(client.stream) + out.size() > max_backlog) {
         drop(client, "not reading (more than 16 MiB waiting); disconnected", false);
         return;
     }
@@ -355,15 +357,18 @@ void IrcListener::drop(Client& client, const std::string& why, bool graceful) {
         uv_timer_start(reap_timer_.get(), [](uv_timer_t* t) { static_cast<IrcListener*>(t->data)->reap(); }, 0, 0);
         return;
     }
-    // Let what was written (ERROR, numerics) reach the client before the close.
-    auto* req = new uv_shutdown_t{};
-    if (uv_shutdown(req, stream, [](uv_shutdown_t* r, int) {
-            close_stream(r->handle);
-            delete r;
-        }) != 0) {
-        delete req;
-        close_stream(stream);
-    }
+    // Let what was written (ERROR, numerics) reach the client before the close: after the
+    // writes still held for the read being handled, then after libuv's queue.
+    uv::after_writes(stream->loop, [stream] {
+        auto* req = new uv_shutdown_t{};
+        if (uv_shutdown(req, stream, [](uv_shutdown_t* r, int) {
+                close_stream(r->handle);
+                delete r;
+            }) != 0) {
+            delete req;
+            close_stream(stream);
+        }
+    });
     uv_timer_start(reap_timer_.get(), [](uv_timer_t* t) { static_cast<IrcListener*>(t->data)->reap(); }, 0, 0);
 }
 

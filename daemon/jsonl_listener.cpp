@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "daemon/group_commit.hpp"
 #include "daemon/log.hpp"
 
 namespace stanzad {
@@ -105,6 +106,7 @@ void JsonlListener::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* 
         client->owner->drop(*client, nread == UV_EOF ? "disconnected" : uv_strerror(static_cast<int>(nread)));
         return;
     }
+    GroupCommit::Scope batch(stream->loop);  // all lines of this read: one commit (issue 15)
     client->session.receive(std::string_view(buf->base, static_cast<std::size_t>(nread)));
     client->owner->serve(*client);
 }
@@ -168,7 +170,7 @@ void JsonlListener::continue_replay(Client& client) {
     // A page at a time, as the client reads: a long history never sits in memory whole.
     constexpr std::size_t page = 500, high_water = 1 << 20;
     auto* stream = reinterpret_cast<uv_stream_t*>(client.pipe.get());
-    while (!client.closed && client.replay_after && uv_stream_get_write_queue_size(stream) < high_water) {
+    while (!client.closed && client.replay_after && uv::queued(stream) < high_water) {
         auto sent = hub_.replay(*client.replay_after, page, [&client](const model::Event& e) {
             client.session.event(e);
             client.replay_after = e.seq;
@@ -201,7 +203,7 @@ void JsonlListener::flush(Client& client) {
     std::string out = client.session.take_output();
     if (out.empty()) return;
     auto* stream = reinterpret_cast<uv_stream_t*>(client.pipe.get());
-    if (uv_stream_get_write_queue_size(stream) + out.size() > max_backlog) {
+    if (uv::queued(stream) + out.size() > max_backlog) {
         drop(client, "not reading its events (more than 64 MiB waiting); disconnected");
         return;
     }

@@ -196,25 +196,37 @@ bool query_text(sqlite3* db, const char* sql, std::string& out) {
 
 // The open transaction, rolled back on scope exit unless committed. ROLLBACK also runs when
 // a failed COMMIT left the transaction open (SQLite keeps it open on SQLITE_BUSY, for one).
+// Inside a batch (Store::begin_batch) it is a savepoint of the batch's transaction instead:
+// committed means released into the batch, and a failure undoes only this call's part.
 class Transaction {
 public:
     explicit Transaction(sqlite3* db) : db_(db) {}
+    Transaction(sqlite3* db, bool in_batch, std::int64_t& commits) : db_(db), nested_(in_batch), commits_(&commits) {}
     ~Transaction() {
-        if (open_ && !sqlite3_get_autocommit(db_)) exec(db_, "ROLLBACK");
+        if (!open_) return;
+        if (nested_) {
+            exec(db_, "ROLLBACK TO op");
+            exec(db_, "RELEASE op");
+        } else if (!sqlite3_get_autocommit(db_)) {
+            exec(db_, "ROLLBACK");
+        }
     }
     Transaction(const Transaction&) = delete;
     Transaction& operator=(const Transaction&) = delete;
 
     // IMMEDIATE takes the write lock now, so nothing inside can fail on a lock upgrade.
-    bool begin() { return open_ = exec(db_, "BEGIN IMMEDIATE"); }
+    bool begin() { return open_ = exec(db_, nested_ ? "SAVEPOINT op" : "BEGIN IMMEDIATE"); }
     bool commit() {
-        if (!exec(db_, "COMMIT")) return false;
+        if (!exec(db_, nested_ ? "RELEASE op" : "COMMIT")) return false;
+        if (!nested_ && commits_) ++*commits_;
         open_ = false;
         return true;
     }
 
 private:
     sqlite3* db_;
+    bool nested_ = false;
+    std::int64_t* commits_ = nullptr;
     bool open_ = false;
 };
 
@@ -451,9 +463,34 @@ Store::~Store() {
 }
 
 xmpp::Status Store::append(model::Event& event) {
+    const bool batched = join_batch();
     auto st = insert_event(db_, stmts_->insert_event.get(), event, last_seq_ + 1, now_ms());
     if (st) last_seq_ = event.seq;
+    if (st && !batched) ++commits_;
     return st;
+}
+
+bool Store::join_batch() {
+    if (batch_depth_ == 0) return false;
+    // A failed BEGIN leaves the calls to run on their own (autocommit): durable at once,
+    // which only costs the batching; end_batch() then has nothing to commit.
+    if (!batch_open_) batch_open_ = exec(db_, "BEGIN IMMEDIATE");
+    return batch_open_;
+}
+
+void Store::begin_batch() { ++batch_depth_; }
+
+xmpp::Status Store::end_batch() {
+    if (batch_depth_ == 0) return make_error("store", "end_batch without begin_batch");
+    if (--batch_depth_ > 0 || !batch_open_) return xmpp::Ok{};
+    batch_open_ = false;
+    if (!exec(db_, "COMMIT")) {
+        auto error = db_error(db_, "cannot commit");
+        if (!sqlite3_get_autocommit(db_)) exec(db_, "ROLLBACK");
+        return error;
+    }
+    ++commits_;
+    return xmpp::Ok{};
 }
 
 xmpp::Result<std::vector<model::Event>> Store::events_after(model::Seq after, std::size_t limit) {
@@ -489,16 +526,18 @@ xmpp::Status Store::set_cursor(const std::string& client, model::Seq seq, std::c
     if (seq < 0 || seq > last_seq_)
         return make_error("bad-seq", "seq " + std::to_string(seq) + " is not a stored event (last seq is " +
                                          std::to_string(last_seq_) + ")");
+    const bool batched = join_batch();
     Use u(stmts_->upsert_cursor.get());
     u.text(1, client).int64(2, seq).int64(3, unix_ms(now));
     if (u.step() != SQLITE_DONE) return db_error(db_, "cannot set the cursor of '" + client + "'");
+    if (!batched) ++commits_;
     return xmpp::Ok{};
 }
 
 xmpp::Result<bool> Store::enqueue(const OutboxEntry& entry, std::vector<model::Event>& events) {
     const std::int64_t now = now_ms();
     const std::string created = entry.created.empty() ? xmpp::rfc3339(from_ms(now)) : entry.created;
-    Transaction tx(db_);
+    Transaction tx(db_, join_batch(), commits_);
     if (!tx.begin()) return db_error(db_, "cannot enqueue");
     {
         Use u(stmts_->insert_outbox.get());
@@ -554,7 +593,7 @@ xmpp::Result<std::vector<OutboxEntry>> Store::pending(const std::string& account
 xmpp::Status Store::set_state(const std::string& account, const std::string& msg_id, const std::string& state,
                               const std::string& error, model::Event& event) {
     const std::int64_t now = now_ms();
-    Transaction tx(db_);
+    Transaction tx(db_, join_batch(), commits_);
     if (!tx.begin()) return db_error(db_, "cannot update '" + msg_id + "'");
     {
         Use u(stmts_->update_outbox.get());
@@ -601,7 +640,7 @@ xmpp::Result<bool> Store::append_once(model::Event& event, const std::string& ke
                                       const std::vector<std::pair<std::string, std::string>>& aliases,
                                       const std::vector<MetaWrite>& meta) {
     const std::int64_t now = now_ms();
-    Transaction tx(db_);
+    Transaction tx(db_, join_batch(), commits_);
     if (!tx.begin()) return db_error(db_, "cannot store an event");
     {
         Use u(stmts_->insert_inbound.get());
@@ -733,15 +772,17 @@ xmpp::Status Store::set_meta(const std::string& account, const std::string& key,
     if (!s.prepare(db_, "INSERT INTO account_meta (account, key, value) VALUES (?1, ?2, ?3) "
                         "ON CONFLICT (account, key) DO UPDATE SET value = excluded.value"))
         return db_error(db_, "cannot write " + key);
+    const bool batched = join_batch();
     Use u(s.get());
     u.text(1, account).text(2, key).text(3, value);
     if (u.step() != SQLITE_DONE) return db_error(db_, "cannot write " + key);
+    if (!batched) ++commits_;
     return xmpp::Ok{};
 }
 
 xmpp::Status Store::set_metas(const std::string& account, const std::vector<MetaWrite>& writes) {
     if (writes.empty()) return xmpp::Ok{};
-    Transaction tx(db_);
+    Transaction tx(db_, join_batch(), commits_);
     if (!tx.begin()) return db_error(db_, "cannot write account values");
     if (auto st = write_metas(db_, account, writes); !st) return st;
     if (!tx.commit()) return db_error(db_, "cannot write account values");
@@ -781,7 +822,7 @@ xmpp::Result<std::int64_t> Store::prune(std::chrono::system_clock::time_point no
     if (history_days < 0)
         return make_error("store", "history_days must not be negative (" + std::to_string(history_days) + ")");
     const std::int64_t cutoff = unix_ms(now) - std::int64_t{history_days} * 86'400'000;
-    Transaction tx(db_);
+    Transaction tx(db_, join_batch(), commits_);
     if (!tx.begin()) return db_error(db_, "cannot prune");
     std::int64_t deleted = 0;
     {

@@ -5,7 +5,8 @@
 //   outbox   the durable outbound queue: a message is "accepted" once its row is committed
 // The schema is versioned with PRAGMA user_version and migrated forward at open.
 // An advisory lock (flock on PATH.lock) keeps a second daemon off the same store.
-// Loop thread only; every call is synchronous and commits before it returns.
+// Loop thread only; every call is synchronous and commits before it returns, except inside a
+// batch (begin_batch), where the calls share one transaction that end_batch commits.
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -130,6 +131,19 @@ public:
     // events went.
     xmpp::Result<std::int64_t> prune(std::chrono::system_clock::time_point now, int history_days);
 
+    // Group commit (issue 15): from begin_batch() to the matching end_batch(), every write
+    // joins one transaction, and end_batch() commits it, with one fsync for all of them.
+    // Each call in between stays all or nothing (a savepoint inside the transaction) and
+    // reads see what the batch wrote, but nothing of it is durable, so nothing that depends
+    // on it may leave the process, until end_batch() succeeds (GroupCommit holds the socket
+    // writes until then). Batches nest; the outermost end_batch() commits. A failed commit
+    // rolls the whole batch back: the caller must then forget what it was told in between
+    // (GroupCommit stops the daemon, which restarts from the store).
+    void begin_batch();
+    xmpp::Status end_batch();
+    // Transactions committed since open (each is one fsync of the WAL): for benchmarks.
+    std::int64_t commits() const { return commits_; }
+
 private:
     Store() = default;
     struct Statements;  // prepared once at open for the hot paths (store.cpp)
@@ -137,6 +151,10 @@ private:
     std::unique_ptr<Statements> stmts_;
     int lock_fd_ = -1;
     model::Seq last_seq_ = 0;
+    int batch_depth_ = 0;
+    bool batch_open_ = false;  // BEGIN done for the current batch
+    std::int64_t commits_ = 0;
+    bool join_batch();         // the batch's BEGIN, on its first write
 };
 
 }  // namespace stanzad

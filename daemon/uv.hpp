@@ -4,8 +4,11 @@
 // is gone; so owners call uv_close and the callback frees.
 #include <uv.h>
 
+#include <functional>
 #include <string>
 #include <utility>
+
+#include "daemon/group_commit.hpp"
 
 namespace uv {
 
@@ -54,10 +57,10 @@ private:
 
 using Timer = Handle<uv_timer_t>;
 
-// Writes `data` to `stream`. The request owns its buffer and frees itself; it never
+// Writes `data` to `stream` now. The request owns its buffer and frees itself; it never
 // touches the stream's owner, which may be gone when libuv calls back (write errors show
 // up as read errors). Returns false when libuv refused the write.
-inline bool write(uv_stream_t* stream, std::string data) {
+inline bool write_now(uv_stream_t* stream, std::string data) {
     struct Request {
         uv_write_t req;
         std::string data;
@@ -67,6 +70,33 @@ inline bool write(uv_stream_t* stream, std::string data) {
     int rc = uv_write(&r->req, stream, &buf, 1, [](uv_write_t* req, int) { delete reinterpret_cast<Request*>(req); });
     if (rc != 0) delete r;
     return rc == 0;
+}
+
+// Writes `data` to `stream`: now, or, while the loop's GroupCommit holds (a read is being
+// handled), once what this read stored is on disk (daemon/group_commit.hpp).
+inline bool write(uv_stream_t* stream, std::string data) {
+    if (auto* gc = stanzad::GroupCommit::of(stream->loop); gc && gc->holding()) {
+        gc->hold(stream, std::move(data));
+        return true;
+    }
+    return write_now(stream, std::move(data));
+}
+
+// Bytes written to `stream` that have not left yet: libuv's queue and the held writes.
+inline std::size_t queued(uv_stream_t* stream) {
+    std::size_t n = uv_stream_get_write_queue_size(stream);
+    if (auto* gc = stanzad::GroupCommit::of(stream->loop); gc && gc->holding()) n += gc->held_bytes(stream);
+    return n;
+}
+
+// Runs `action` (a shutdown or close that must come after what was written) now, or after
+// the held writes.
+inline void after_writes(uv_loop_t* loop, std::function<void()> action) {
+    if (auto* gc = stanzad::GroupCommit::of(loop); gc && gc->holding()) {
+        gc->hold(std::move(action));
+        return;
+    }
+    action();
 }
 
 }  // namespace uv

@@ -1,0 +1,68 @@
+#include "daemon/group_commit.hpp"
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <utility>
+
+#include "daemon/log.hpp"
+#include "daemon/store.hpp"
+#include "daemon/uv.hpp"
+
+namespace stanzad {
+
+GroupCommit::GroupCommit(uv_loop_t* loop, Store& store) : loop_(loop), store_(store) { loop_->data = this; }
+
+GroupCommit::~GroupCommit() {
+    if (loop_->data == this) loop_->data = nullptr;
+}
+
+void GroupCommit::open() {
+    if (depth_++ == 0) store_.begin_batch();
+}
+
+void GroupCommit::close() {
+    if (--depth_ > 0) return;
+    if (auto st = store_.end_batch(); !st) {
+        // Nothing that depended on the batch has left (it is all in held_), and after the
+        // rollback the store no longer has what the daemon's memory says it has: start over
+        // from the store, as after a kill -9.
+        logs::daemon().critical("stanzad: cannot write to the store ({}); stopping without acknowledging "
+                                "anything unsaved: start stanzad again once the disk can be written",
+                                st.error().message);
+        logs::daemon().flush();
+        ::_exit(75);  // EX_TEMPFAIL
+    }
+    // Writes and actions may hold again (a write's failure closes a client, say): take the
+    // list first.
+    auto held = std::exchange(held_, {});
+    for (auto& h : held) {
+        if (!h.stream) {
+            h.action();
+            continue;
+        }
+        // Streams closed while holding are still allocated (freed in libuv's close callback,
+        // on a later phase of this loop turn); what was written to them is dropped, as a
+        // close drops libuv's own queue.
+        if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(h.stream))) uv::write_now(h.stream, std::move(h.data));
+    }
+}
+
+void GroupCommit::hold(uv_stream_t* stream, std::string data) {
+    if (!held_.empty() && held_.back().stream == stream) {
+        held_.back().data += data;  // one write per stream and turn, as far as the order allows
+        return;
+    }
+    held_.push_back({stream, std::move(data), {}});
+}
+
+void GroupCommit::hold(std::function<void()> action) { held_.push_back({nullptr, {}, std::move(action)}); }
+
+std::size_t GroupCommit::held_bytes(uv_stream_t* stream) const {
+    std::size_t n = 0;
+    for (const auto& h : held_)
+        if (h.stream == stream) n += h.data.size();
+    return n;
+}
+
+}  // namespace stanzad
