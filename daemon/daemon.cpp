@@ -1,7 +1,12 @@
 #include "daemon/daemon.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <csignal>
+#include <cstdlib>
+#include <cstring>
 
 #include "daemon/log.hpp"
 #include "daemon/notify.hpp"
@@ -14,10 +19,28 @@ namespace {
 constexpr uint64_t shutdown_deadline_ms = 4500;
 constexpr uint64_t prune_every_ms = 6 * 3600 * 1000;
 
+// Store failures in a row, handed to the process that starts over (store_failed); a failure
+// later than `store_failure_window` after serving began counts as the first again.
+constexpr const char* store_failures_env = "STANZAD_STORE_FAILURES";
+constexpr auto store_failure_window = std::chrono::minutes(10);
+
+// How long to wait before using the store again: 5 s after the first failure, doubling up to
+// 5 minutes, so a disk that stays full costs a reconnection every few minutes, not a loop.
+std::uint64_t store_retry_ms(int failures) {
+    std::uint64_t ms = 5000;
+    for (int i = 1; i < failures && ms < 300'000; ++i) ms *= 2;
+    return std::min<std::uint64_t>(ms, 300'000);
+}
+
 }  // namespace
 
-Daemon::Daemon(config::Config config) : config_(std::move(config)) {
+Daemon::Daemon(config::Config config, std::vector<std::string> argv)
+    : config_(std::move(config)), argv_(std::move(argv)) {
+    if (const char* failures = std::getenv(store_failures_env)) store_failures_ = std::max(0, std::atoi(failures));
+    ::unsetenv(store_failures_env);  // not for the commands we run
     uv_loop_init(&loop_);
+    store_timer_ = uv::Timer(&loop_);
+    store_timer_->data = this;
     reap_timer_ = uv::Timer(&loop_);
     reap_timer_->data = this;
     deadline_timer_ = uv::Timer(&loop_);
@@ -45,6 +68,7 @@ Daemon::~Daemon() {
     reap_timer_.reset();
     deadline_timer_.reset();
     prune_timer_.reset();
+    store_timer_.reset();
     for (auto* s : signals_)
         if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(s)))
             uv_close(reinterpret_cast<uv_handle_t*>(s), uv::Handle<uv_signal_t>::free_on_close);
@@ -62,15 +86,73 @@ int Daemon::run() {
     }
     resolver_ = std::move(resolver).value();
     if (!config_.daemon.resolver.empty()) logs::daemon().info("stanzad: DNS through {}", config_.daemon.resolver);
+    if (store_failures_ > 0) {
+        // Started again by store_failed(): wait before touching the store, so a disk that is
+        // still full does not make a loop of it.
+        wait_for_store(store_retry_ms(store_failures_));
+    } else {
+        switch (open_store()) {
+            case StoreCheck::Ok: break;
+            case StoreCheck::CannotOpen: return 1;
+            case StoreCheck::CannotWrite: wait_for_store(store_retry_ms(1)); break;
+        }
+        if (store_ && !serve()) return 1;
+    }
+    // systemd (Type=notify): READY=1 now that the sockets listen; STATUS= the accounts' states.
+    ServiceNotifier systemd(&loop_, [this] {
+        std::string status;
+        for (const auto& a : accounts_) status += (status.empty() ? "" : ", ") + a->name() + ": " + to_string(a->state());
+        if (!hub_ && !shutting_down_) return std::string("waiting for the store to be writable");
+        return shutting_down_ ? std::string("stopping") : status.empty() ? std::string("no accounts") : status;
+    });
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    logs::daemon().info("stanzad: stopped");
+    return exit_status_;
+}
+
+Daemon::StoreCheck Daemon::open_store() {
     std::string db = config_.daemon.state_dir + "/stanzad.db";
     auto store = Store::open(db);
     if (!store) {
         logs::daemon().critical("stanzad: cannot open the store: {}", store.error().message);
-        return 1;
+        return StoreCheck::CannotOpen;
+    }
+    // One write that reaches the disk: a store that opens may still be unable to take one.
+    auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::system_clock::now().time_since_epoch());
+    if (auto st = store.value()->set_meta("", "store-check", std::to_string(now.count())); !st) {
+        logs::daemon().error("stanzad: cannot write to the store: {}", st.error().message);
+        return StoreCheck::CannotWrite;
     }
     store_ = std::move(store).value();
-    group_commit_ = std::make_unique<GroupCommit>(&loop_, *store_);
     logs::daemon().info("stanzad: store {} (last event {})", db, store_->last_seq());
+    return StoreCheck::Ok;
+}
+
+void Daemon::wait_for_store(std::uint64_t delay_ms) {
+    logs::daemon().warn("stanzad: waiting {} s for the store to be writable (free some disk space); no account "
+                        "connects and no front end is served until then",
+                        delay_ms / 1000);
+    store_retry_ms_ = delay_ms;
+    uv_timer_start(
+        store_timer_.get(),
+        [](uv_timer_t* t) {
+            auto* self = static_cast<Daemon*>(t->data);
+            if (self->shutting_down_) return;
+            if (self->open_store() != StoreCheck::Ok) {
+                self->wait_for_store(self->store_retry_ms_);
+            } else if (!self->serve()) {
+                self->exit_status_ = 1;
+                uv_stop(t->loop);
+            }
+        },
+        delay_ms, 0);
+}
+
+bool Daemon::serve() {
+    serving_since_ = std::chrono::steady_clock::now();
+    group_commit_ = std::make_unique<GroupCommit>(&loop_, *store_,
+                                                  [this](const std::string& reason) { store_failed(reason); });
     hub_ = std::make_unique<Hub>(
         *store_, [this](std::string_view name) { return find_account(name); },
         [this] {
@@ -82,7 +164,7 @@ int Daemon::run() {
     listener_ = std::make_unique<JsonlListener>(&loop_, *hub_);
     if (auto st = listener_->listen(config_.daemon.socket); !st) {
         logs::daemon().critical("stanzad: {}", st.error().message);
-        return 1;
+        return false;
     }
     if (!config_.irc.listen.empty()) {
         std::string password = config_.irc.password.value_or("");
@@ -90,29 +172,40 @@ int Daemon::run() {
             auto pw = config::run_password_command(*config_.irc.password_command);
             if (!pw) {
                 logs::daemon().critical("stanzad: [irc] password_command: {}", pw.error().message);
-                return 1;
+                return false;
             }
             password = std::move(pw).value();
         }
         irc_ = std::make_unique<IrcListener>(&loop_, *hub_, *store_, std::move(password), config_.irc);
         if (auto st = irc_->listen(config_.irc.listen); !st) {
             logs::daemon().critical("stanzad: {}", st.error().message);
-            return 1;
+            return false;
         }
     }
     prune();
     uv_timer_start(prune_timer_.get(), [](uv_timer_t* t) { static_cast<Daemon*>(t->data)->prune(); }, prune_every_ms,
                    prune_every_ms);
     for (const auto& a : config_.accounts) add_account(a);
-    // systemd (Type=notify): READY=1 now that the sockets listen; STATUS= the accounts' states.
-    ServiceNotifier systemd(&loop_, [this] {
-        std::string status;
-        for (const auto& a : accounts_) status += (status.empty() ? "" : ", ") + a->name() + ": " + to_string(a->state());
-        return shutting_down_ ? std::string("stopping") : status.empty() ? std::string("no accounts") : status;
-    });
-    uv_run(&loop_, UV_RUN_DEFAULT);
-    logs::daemon().info("stanzad: stopped");
-    return 0;
+    return true;
+}
+
+void Daemon::store_failed(const std::string& reason) {
+    int failures = std::chrono::steady_clock::now() - serving_since_ > store_failure_window ? 1 : store_failures_ + 1;
+    logs::daemon().critical("stanzad: cannot write to the store ({}): nothing unsaved was acknowledged; starting "
+                            "over from the store",
+                            reason);
+    logs::daemon().flush();
+    ::setenv(store_failures_env, std::to_string(failures).c_str(), 1);
+    std::vector<char*> args;
+    for (auto& a : argv_) args.push_back(a.data());
+    args.push_back(nullptr);
+    // Every socket and the store's files are close-on-exec: the new process starts clean.
+    ::execv("/proc/self/exe", args.data());
+    logs::daemon().critical("stanzad: cannot start again ({}); exiting: start stanzad again once the disk can be "
+                            "written",
+                            std::strerror(errno));
+    logs::daemon().flush();
+    ::_exit(75);  // EX_TEMPFAIL
 }
 
 Account* Daemon::find_account(std::string_view name) const {
@@ -142,7 +235,8 @@ void Daemon::stop_account(std::unique_ptr<Account> account) {
 
 void Daemon::on_signal(int signum) {
     if (signum == SIGHUP) {
-        if (!shutting_down_) reload();
+        if (!hub_) logs::daemon().warn("stanzad: SIGHUP ignored while waiting for the store; send it once stanzad serves");
+        else if (!shutting_down_) reload();
         return;
     }
     if (shutting_down_) {
@@ -192,9 +286,10 @@ void Daemon::reap() {
     }
     if (shutting_down_ && stopping_.empty()) {
         // Everything is closed: let the loop run dry.
-        listener_->close();
+        if (listener_) listener_->close();
         if (irc_) irc_->close();
         reap_timer_.reset();
+        store_timer_.reset();
         deadline_timer_.reset();
         prune_timer_.reset();
         for (auto* s : signals_) uv_close(reinterpret_cast<uv_handle_t*>(s), uv::Handle<uv_signal_t>::free_on_close);

@@ -1,9 +1,12 @@
 #pragma once
 // Daemon: the libuv loop (one thread), the accounts, and the signals. SIGTERM/SIGINT close
 // every stream cleanly and end the loop; SIGHUP reloads the config and touches only the
-// accounts that changed.
+// accounts that changed. When the store cannot be written (disk full), the daemon starts
+// over in place from what is on disk, once the store can be written again (store_failed).
 #include <uv.h>
 
+#include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -22,13 +25,27 @@ namespace stanzad {
 
 class Daemon {
 public:
-    explicit Daemon(config::Config config);
+    // `argv`: the command line, to start over with after a store failure.
+    Daemon(config::Config config, std::vector<std::string> argv);
     ~Daemon();
     // Opens the store and the socket, connects the accounts, and runs until shut down.
     // Returns the process exit status: 0 after a clean shutdown, 1 when it cannot start.
     int run();
 
 private:
+    // Opens the store and checks that it can be written.
+    enum class StoreCheck { Ok, CannotOpen, CannotWrite };
+    StoreCheck open_store();
+    // Until the store opens and can be written (after a store failure): tries again every
+    // `delay_ms`; then serve().
+    void wait_for_store(std::uint64_t delay_ms);
+    // The hub, the front-end sockets and the accounts, over an open store.
+    bool serve();
+    // A group commit failed: nothing it covered has left the process, but memory and disk
+    // disagree. Starts this program again in place (same pid, same pipes); the new process
+    // waits with a growing delay until the store can be written, then resumes every session
+    // from the store. Does not return.
+    [[noreturn]] void store_failed(const std::string& reason);
     void on_signal(int signum);
     void shutdown(const char* why);
     void reload();
@@ -40,6 +57,8 @@ private:
     Account* find_account(std::string_view name) const;
 
     config::Config config_;
+    std::vector<std::string> argv_;
+    int store_failures_ = 0;  // in a row, from the environment (store_failed)
     uv_loop_t loop_{};
     std::vector<uv_signal_t*> signals_;
     std::vector<std::unique_ptr<Account>> accounts_;   // configured, in config order
@@ -54,7 +73,11 @@ private:
     uv::Timer reap_timer_;
     uv::Timer prune_timer_;
     uv::Timer deadline_timer_;
+    uv::Timer store_timer_;  // waiting for the store to be writable
+    std::uint64_t store_retry_ms_ = 0;
+    std::chrono::steady_clock::time_point serving_since_{};
     bool shutting_down_ = false;
+    int exit_status_ = 0;
 };
 
 }  // namespace stanzad

@@ -11,7 +11,10 @@
 
 namespace stanzad {
 
-GroupCommit::GroupCommit(uv_loop_t* loop, Store& store) : loop_(loop), store_(store) { loop_->data = this; }
+GroupCommit::GroupCommit(uv_loop_t* loop, Store& store, OnFailure on_failure)
+    : loop_(loop), store_(store), on_failure_(std::move(on_failure)) {
+    loop_->data = this;
+}
 
 GroupCommit::~GroupCommit() {
     if (loop_->data == this) loop_->data = nullptr;
@@ -24,9 +27,11 @@ void GroupCommit::open() {
 void GroupCommit::close() {
     if (--depth_ > 0) return;
     if (auto st = store_.end_batch(); !st) {
-        // Nothing that depended on the batch has left (it is all in held_), and after the
+        // Nothing that depended on the batch has left (it is all in held_): drop it. After the
         // rollback the store no longer has what the daemon's memory says it has: start over
         // from the store, as after a kill -9.
+        held_.clear();
+        if (on_failure_) on_failure_(st.error().message);
         logs::daemon().critical("stanzad: cannot write to the store ({}); stopping without acknowledging "
                                 "anything unsaved: start stanzad again once the disk can be written",
                                 st.error().message);

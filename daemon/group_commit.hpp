@@ -9,10 +9,12 @@
 // seen outside before that write is durable, as before, and a burst of N messages costs one
 // fsync per read instead of N.
 //
-// A failed commit has acknowledged nothing (the writes that depended on it were held), but
-// the daemon's memory now disagrees with the store; so the daemon stops at once with exit
-// status 75 (EX_TEMPFAIL) and, started again, resumes from what is on disk: the path a kill -9
-// takes (docs/reliability.md).
+// A failed commit (disk full, say) has acknowledged nothing: the writes that depended on it
+// were held, and they are dropped, so no XEP-0198 <a/>, no reply with a msg_id and no event
+// leaves. But the daemon's memory now disagrees with the store, so `on_failure` is called and
+// must not return to the loop: the daemon starts over from what is on disk (Daemon::
+// store_failed, the path a kill -9 takes; docs/reliability.md "When the disk is full").
+// Without one it logs and exits with status 75 (EX_TEMPFAIL).
 //
 // Installed as the loop's data (uv_loop_t::data); loop thread only. Without one (unit tests,
 // tools), uv::write writes at once.
@@ -30,7 +32,8 @@ class Store;
 
 class GroupCommit {
 public:
-    GroupCommit(uv_loop_t* loop, Store& store);
+    using OnFailure = std::function<void(const std::string& reason)>;
+    GroupCommit(uv_loop_t* loop, Store& store, OnFailure on_failure = {});
     ~GroupCommit();
     GroupCommit(const GroupCommit&) = delete;
     GroupCommit& operator=(const GroupCommit&) = delete;
@@ -72,6 +75,7 @@ private:
     };
     uv_loop_t* loop_;
     Store& store_;
+    OnFailure on_failure_;
     int depth_ = 0;
     std::vector<Held> held_;
 };

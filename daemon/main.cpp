@@ -3,6 +3,7 @@
 #include <csignal>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include <openssl/ssl.h>
 
@@ -73,6 +74,7 @@ int main(int argc, char** argv) {
     logs::daemon().info("stanzad {} starting", STANZAD_VERSION);
     OPENSSL_init_ssl(0, nullptr);
     std::signal(SIGPIPE, SIG_IGN);  // a peer that goes away is an error value, not a signal
-    stanzad::Daemon daemon(std::move(*loaded.config));
+    std::signal(SIGXFSZ, SIG_IGN);  // a file size limit is a failed write (EFBIG), not the end
+    stanzad::Daemon daemon(std::move(*loaded.config), std::vector<std::string>(argv, argv + argc));
     return daemon.run();
 }

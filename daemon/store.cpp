@@ -369,8 +369,9 @@ xmpp::Result<std::unique_ptr<Store>> Store::open(const std::string& path) {
     }
     store->lock_fd_ = lock_fd;  // from here on, set means held
     std::string pid = std::to_string(::getpid()) + "\n";
-    if (::ftruncate(store->lock_fd_, 0) != 0 ||
-        ::pwrite(store->lock_fd_, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size()))
+    if (::ftruncate(store->lock_fd_, 0) != 0) return sys_error("cannot write", lock_path, errno);
+    errno = ENOSPC;  // what a short write means
+    if (::pwrite(store->lock_fd_, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size()))
         return sys_error("cannot write", lock_path, errno);
 
     // Create the file ourselves so it is 0600 from the start (SQLite gives its -wal and -shm
