@@ -5,12 +5,8 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <pwd.h>
-#include <signal.h>
-#include <spawn.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -35,13 +31,10 @@
 
 #include "protocol/base/base64.hpp"
 
-extern char** environ;
-
 namespace config {
 namespace {
 
 constexpr std::size_t max_config_bytes = 1024 * 1024;  // also the bound for certificate and key files
-constexpr std::size_t max_password_output = 64 * 1024;
 
 constexpr std::array<std::string_view, 3> root_keys = {"daemon", "irc", "account"};
 constexpr std::array<std::string_view, 7> daemon_keys = {"state_dir",     "socket",       "log_level", "history_days",
@@ -1215,10 +1208,6 @@ private:
     bool saw_password_ = false;
 };
 
-xmpp::Error command_error(std::string message) {
-    return xmpp::make_error("password-command", std::move(message));
-}
-
 }  // namespace
 
 std::string Problem::to_string() const {
@@ -1270,114 +1259,6 @@ LoadResult load(const std::string& path) {
 std::string default_path() {
     if (std::string xdg = xdg_dir("XDG_CONFIG_HOME"); !xdg.empty()) return xdg + "/stanzad/config.toml";
     return home_dir() + "/.config/stanzad/config.toml";
-}
-
-xmpp::Result<std::string> run_password_command(const std::string& command, std::chrono::milliseconds timeout) {
-    int fds[2];
-    if (::pipe2(fds, O_CLOEXEC) != 0)
-        return command_error(std::string("password_command: cannot create a pipe: ") + std::strerror(errno));
-
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
-    // The daemon may ignore SIGPIPE or block signals; ignored dispositions and the mask
-    // survive exec, and a password manager should not inherit them.
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    sigset_t none, defaults;
-    sigemptyset(&none);
-    sigemptyset(&defaults);
-    sigaddset(&defaults, SIGPIPE);
-    sigaddset(&defaults, SIGINT);
-    sigaddset(&defaults, SIGTERM);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setsigdefault(&attr, &defaults);
-    posix_spawnattr_setpgroup(&attr, 0);  // its own group, so a timeout can stop all of it
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
-
-    std::string shell = "/bin/sh", dash_c = "-c", cmd = command;
-    char* argv[] = {shell.data(), dash_c.data(), cmd.data(), nullptr};
-    pid_t pid = -1;
-    int rc = ::posix_spawn(&pid, "/bin/sh", &actions, &attr, argv, environ);
-    posix_spawn_file_actions_destroy(&actions);
-    posix_spawnattr_destroy(&attr);
-    ::close(fds[1]);
-    if (rc != 0) {
-        ::close(fds[0]);
-        return command_error(std::string("password_command: cannot run /bin/sh: ") + std::strerror(rc));
-    }
-
-    std::string out;
-    bool truncated = false, timed_out = false;
-    char buf[4096];
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    for (;;) {
-        // Bounded: a command waiting for a pinentry that never comes must not hold the daemon.
-        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-        pollfd pfd{fds[0], POLLIN, 0};
-        int ready = left.count() > 0 ? ::poll(&pfd, 1, static_cast<int>(left.count())) : 0;
-        if (ready < 0 && errno == EINTR) continue;
-        if (ready == 0) {
-            timed_out = true;
-            ::kill(-pid, SIGKILL);  // its process group: the shell and what it started
-            break;
-        }
-        ssize_t n = ::read(fds[0], buf, sizeof buf);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            break;
-        }
-        if (n == 0) break;
-        std::size_t room = max_password_output - out.size();
-        out.append(buf, std::min(room, static_cast<std::size_t>(n)));
-        if (static_cast<std::size_t>(n) > room) {
-            // Stop reading a runaway command; closing the pipe makes it die of SIGPIPE.
-            truncated = true;
-            break;
-        }
-    }
-    ::close(fds[0]);
-
-    int status = 0;
-    while (::waitpid(pid, &status, 0) < 0) {
-        if (errno != EINTR)
-            return command_error(std::string("password_command: cannot wait for it: ") + std::strerror(errno));
-    }
-    if (timed_out)
-        return command_error("password_command did not finish within " +
-                             std::to_string(std::chrono::duration_cast<std::chrono::seconds>(timeout).count()) + " s");
-    // After we cut a runaway command off, a SIGPIPE death is our doing, whether it killed
-    // the shell or (status 128+13) a command the shell ran.
-    bool our_sigpipe = truncated && ((WIFSIGNALED(status) && WTERMSIG(status) == SIGPIPE) ||
-                                     (WIFEXITED(status) && WEXITSTATUS(status) == 128 + SIGPIPE));
-    if (!our_sigpipe && WIFSIGNALED(status)) {
-        int sig = WTERMSIG(status);
-        return command_error("password_command was killed by signal " + std::to_string(sig) + " (" +
-                             strsignal(sig) + ")");
-    }
-    if (!our_sigpipe && WIFEXITED(status) && WEXITSTATUS(status) != 0) {
-        int code = WEXITSTATUS(status);
-        std::string message = "password_command exited with status " + std::to_string(code);
-        if (code == 127) message += " (command not found)";
-        if (code == 126) message += " (not executable)";
-        return command_error(std::move(message));
-    }
-
-    auto newline = out.find('\n');
-    if (newline == std::string::npos && truncated)
-        return command_error("password_command printed more than 64 KiB without a newline");
-    std::string line = out.substr(0, newline);
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.empty()) return command_error("password_command printed nothing");
-    return line;
-}
-
-xmpp::Result<std::string> resolve_password(const Account& account) {
-    if (account.password) return *account.password;
-    if (account.password_command) return run_password_command(*account.password_command);
-    return xmpp::make_error("no-password",
-                            "account '" + account.name + "' has no password or password_command");
 }
 
 }  // namespace config

@@ -126,13 +126,5 @@ LoadResult parse(std::string_view text, const std::string& source_name);
 // $XDG_CONFIG_HOME/stanzad/config.toml, else ~/.config/stanzad/config.toml.
 std::string default_path();
 
-// Runs `command` through /bin/sh -c, returns the first line of its standard output
-// (without the newline). A non-zero exit, a signal, or empty output is an error that
-// says which; the output itself never appears in an error message.
-// It runs on the caller's thread and is bounded by `timeout` (then it is killed).
-xmpp::Result<std::string> run_password_command(const std::string& command,
-                                               std::chrono::milliseconds timeout = std::chrono::seconds(30));
-// The account's password: `password`, or the output of `password_command`.
-xmpp::Result<std::string> resolve_password(const Account& account);
 
 }  // namespace config

@@ -18,6 +18,7 @@ namespace {
 // is the backstop for the whole process.
 constexpr uint64_t shutdown_deadline_ms = 4500;
 constexpr uint64_t prune_every_ms = 6 * 3600 * 1000;
+constexpr std::chrono::seconds secret_command_timeout{30};  // as the accounts' (account.cpp)
 
 // Store failures in a row, handed to the process that starts over (store_failed); a failure
 // later than `store_failure_window` after serving began counts as the first again.
@@ -60,6 +61,7 @@ Daemon::~Daemon() {
     accounts_.clear();
     stopping_.clear();
     listener_.reset();
+    irc_password_.reset();
     irc_.reset();
     hub_.reset();
     group_commit_.reset();
@@ -167,25 +169,37 @@ bool Daemon::serve() {
         return false;
     }
     if (!config_.irc.listen.empty()) {
-        std::string password = config_.irc.password.value_or("");
-        if (config_.irc.password_command) {
-            auto pw = config::run_password_command(*config_.irc.password_command);
-            if (!pw) {
-                logs::daemon().critical("stanzad: [irc] password_command: {}", pw.error().message);
-                return false;
-            }
-            password = std::move(pw).value();
-        }
-        irc_ = std::make_unique<IrcListener>(&loop_, *hub_, *store_, std::move(password), config_.irc);
-        if (auto st = irc_->listen(config_.irc.listen); !st) {
-            logs::daemon().critical("stanzad: {}", st.error().message);
-            return false;
+        if (!config_.irc.password_command) {
+            if (!start_irc(config_.irc.password.value_or(""))) return false;
+        } else {
+            // Beside the loop, as the accounts' commands (a password manager may wait for a
+            // pinentry); the IRC socket listens once the password is known.
+            irc_password_ = std::make_unique<ShellCommand>(
+                &loop_, "password_command", *config_.irc.password_command, secret_command_timeout,
+                [this](xmpp::Result<std::string> password) {
+                    if (!password) {
+                        logs::daemon().critical("stanzad: [irc] {}", password.error().message);
+                    } else if (start_irc(std::move(password).value())) {
+                        return;
+                    }
+                    exit_status_ = 1;
+                    if (!shutting_down_) shutdown("no IRC listener");
+                });
         }
     }
     prune();
     uv_timer_start(prune_timer_.get(), [](uv_timer_t* t) { static_cast<Daemon*>(t->data)->prune(); }, prune_every_ms,
                    prune_every_ms);
     for (const auto& a : config_.accounts) add_account(a);
+    return true;
+}
+
+bool Daemon::start_irc(std::string password) {
+    irc_ = std::make_unique<IrcListener>(&loop_, *hub_, *store_, std::move(password), config_.irc);
+    if (auto st = irc_->listen(config_.irc.listen); !st) {
+        logs::daemon().critical("stanzad: {}", st.error().message);
+        return false;
+    }
     return true;
 }
 
@@ -288,6 +302,7 @@ void Daemon::reap() {
         // Everything is closed: let the loop run dry.
         if (listener_) listener_->close();
         if (irc_) irc_->close();
+        irc_password_.reset();
         reap_timer_.reset();
         store_timer_.reset();
         deadline_timer_.reset();

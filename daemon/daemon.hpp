@@ -13,6 +13,7 @@
 
 #include "config/config.hpp"
 #include "daemon/account.hpp"
+#include "daemon/command.hpp"
 #include "daemon/group_commit.hpp"
 #include "daemon/hub.hpp"
 #include "daemon/irc_listener.hpp"
@@ -45,6 +46,8 @@ private:
     // disagree. Starts this program again in place (same pid, same pipes); the new process
     // waits with a growing delay until the store can be written, then resumes every session
     // from the store. Does not return.
+    // The IRC listener, with its password; false (logged) when it cannot listen.
+    bool start_irc(std::string password);
     [[noreturn]] void store_failed(const std::string& reason);
     void on_signal(int signum);
     void shutdown(const char* why);
@@ -70,6 +73,7 @@ private:
     std::unique_ptr<Hub> hub_;
     std::unique_ptr<JsonlListener> listener_;
     std::unique_ptr<IrcListener> irc_;
+    std::unique_ptr<ShellCommand> irc_password_;  // [irc] password_command, while it runs
     uv::Timer reap_timer_;
     uv::Timer prune_timer_;
     uv::Timer deadline_timer_;

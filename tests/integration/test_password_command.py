@@ -1,12 +1,15 @@
 """password_command: the password comes from a command's output (trailing newline
 dropped); a failing command is an error for that account only, and a slow one (a password
 manager waiting for its pinentry) holds up nobody else: the daemon runs it beside its loop.
-A stop while it runs ends it."""
+A stop while it runs ends it. The same for [irc] password_command: the IRC socket listens
+once the command has answered, the rest of the daemon runs meanwhile, and a failing one
+stops the daemon with status 1, saying why."""
 
 import shlex
 
 import harness
 from harness import IntegrationTest, rx_online
+from irc_client import IRC_PASSWORD, IrcTest, rx_irc_on
 
 
 class PasswordCommandTest(IntegrationTest):
@@ -54,6 +57,37 @@ class PasswordCommandTest(IntegrationTest):
             "slow", "bob", password_command=f"while [ ! -e {shlex.quote(str(flag))} ]; do sleep 0.05; done")])
         d.wait_for(harness.rx_listening(), 10)
         self.assertEqual(d.stop(), 0)  # at once, not after the command's 30 s
+
+
+class IrcPasswordCommandTest(IrcTest):
+    def test_slow_irc_password_command_holds_up_nothing_else(self):
+        flag = self.tmp / "unlock"
+        config = self.irc_config(password=None)
+        config["irc"]["password_command"] = (f"while [ ! -e {shlex.quote(str(flag))} ]; do sleep 0.05; done; "
+                                             f"echo {shlex.quote(IRC_PASSWORD)}")
+        address = config["irc"]["listen"]
+        d = self.start_stanzad(config)
+        # While the command waits, the loop runs: the account gets online, the JSON socket
+        # answers; only the IRC socket is not there yet.
+        self.wait_online(d, "home")
+        d.socket_path = config["daemon"]["socket"]
+        self.client(d, hello="meanwhile", replay=False)
+        self.assertEqual(d.count(rx_irc_on(address)), 0)
+        flag.touch()
+        d.wait_for(rx_irc_on(address), timeout=10)
+        d.irc_port = int(address.rsplit(":", 1)[1])
+        c = self.irc(d)  # registers with PASS IRC_PASSWORD: the command's line
+        c.send("PING :after")
+        c.wait(None, "PONG")
+        self.assertEqual(d.stop(), 0)
+
+    def test_failing_irc_password_command_stops_the_daemon(self):
+        config = self.irc_config(password=None)
+        config["irc"]["password_command"] = "echo 'no such entry' >&2; exit 3"
+        d = self.start_stanzad(config)
+        self.assertEqual(d.wait_exit(20), 1)
+        self.assertIn("[irc] password_command exited with status 3", d.output())
+        self.assertEqual(d.count(rx_irc_on(config["irc"]["listen"])), 0)
 
 
 if __name__ == "__main__":

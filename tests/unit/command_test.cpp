@@ -46,6 +46,7 @@ TEST_CASE("command: the first line of the output, without its newline or a CR") 
 
 TEST_CASE("command: failures say what happened") {
     CHECK(error_of("exit 3") == "password_command exited with status 3");
+    CHECK(error_of("echo leaked-secret; exit 3") == "password_command exited with status 3");  // never the output
     CHECK(error_of("no-such-command-stanzad 2>/dev/null") ==
           "password_command exited with status 127 (command not found)");
     CHECK(error_of("true") == "password_command printed nothing");

@@ -1,4 +1,4 @@
-// config::parse / load / run_password_command. Expected lines are found in the input
+// config::parse / load. Expected lines are found in the input
 // text itself (line_of), so editing a fixture cannot silently shift an assertion.
 #include "config/config.hpp"
 
@@ -1205,100 +1205,6 @@ TEST_CASE("load: a password in a group- or world-readable file is a warning", "[
         CHECK(r.problems[0].message.starts_with(path + " is readable by others (mode 0644)"));
         CHECK(find_problem(r, "daemon.log_level") != nullptr);
     }
-}
-
-TEST_CASE("run_password_command returns the first line of stdout", "[config][password]") {
-    SECTION("two lines") {
-        auto r = config::run_password_command("printf 'secret\\nsecond\\n'");
-        REQUIRE(r.ok());
-        CHECK(r.value() == "secret");
-    }
-    SECTION("no trailing newline, CRLF") {
-        auto a = config::run_password_command("printf 'abc'");
-        REQUIRE(a.ok());
-        CHECK(a.value() == "abc");
-        auto b = config::run_password_command("printf 'p w\\r\\n'");
-        REQUIRE(b.ok());
-        CHECK(b.value() == "p w");
-    }
-    SECTION("stdin is /dev/null, not ours") {
-        auto r = config::run_password_command("if read -r x; then echo read; else echo eof; fi");
-        REQUIRE(r.ok());
-        CHECK(r.value() == "eof");
-    }
-    SECTION("non-zero exit: the status, never the output") {
-        auto r = config::run_password_command("echo leaked-secret; exit 3");
-        REQUIRE_FALSE(r.ok());
-        CHECK(r.error().code == "password-command");
-        CHECK(r.error().message == "password_command exited with status 3");
-        CHECK(r.error().message.find("leaked-secret") == std::string::npos);
-    }
-    SECTION("empty output") {
-        auto r = config::run_password_command("true");
-        REQUIRE_FALSE(r.ok());
-        CHECK(r.error().message == "password_command printed nothing");
-        auto blank_first = config::run_password_command("printf '\\nsecond\\n'");
-        REQUIRE_FALSE(blank_first.ok());
-        CHECK(blank_first.error().message == "password_command printed nothing");
-    }
-    SECTION("killed by a signal") {
-        auto r = config::run_password_command("echo half; kill -9 $$");
-        REQUIRE_FALSE(r.ok());
-        CHECK(r.error().message.starts_with("password_command was killed by signal 9"));
-        CHECK(r.error().message.find("half") == std::string::npos);
-    }
-    SECTION("command not found") {
-        auto r = config::run_password_command("/nonexistent/stanzad-no-such-tool 2>/dev/null");
-        REQUIRE_FALSE(r.ok());
-        CHECK(r.error().message == "password_command exited with status 127 (command not found)");
-    }
-    SECTION("a runaway command is cut off at 64 KiB") {
-        auto r = config::run_password_command("echo first; yes");
-        REQUIRE(r.ok());
-        CHECK(r.value() == "first");
-    }
-}
-
-TEST_CASE("resolve_password: password, then password_command, else no-password", "[config][password]") {
-    config::Account a;
-    a.name = "home";
-    SECTION("password") {
-        a.password = "inline";
-        a.password_command = "echo ignored";
-        auto r = config::resolve_password(a);
-        REQUIRE(r.ok());
-        CHECK(r.value() == "inline");
-    }
-    SECTION("password_command") {
-        a.password_command = "echo from-command";
-        auto r = config::resolve_password(a);
-        REQUIRE(r.ok());
-        CHECK(r.value() == "from-command");
-    }
-    SECTION("password_command that fails") {
-        a.password_command = "exit 2";
-        auto r = config::resolve_password(a);
-        REQUIRE_FALSE(r.ok());
-        CHECK(r.error().code == "password-command");
-        CHECK(r.error().message == "password_command exited with status 2");
-    }
-    SECTION("neither") {
-        a.client_cert = "/c.pem";
-        a.client_key = "/k.pem";
-        auto r = config::resolve_password(a);
-        REQUIRE_FALSE(r.ok());
-        CHECK(r.error().code == "no-password");
-        CHECK(r.error().message == "account 'home' has no password or password_command");
-    }
-}
-
-TEST_CASE("run_password_command gives up on a command that does not finish", "[config][password]") {
-    auto start = std::chrono::steady_clock::now();
-    auto r = config::run_password_command("sleep 30; echo late", std::chrono::milliseconds(300));
-    auto took = std::chrono::steady_clock::now() - start;
-    REQUIRE_FALSE(r);
-    CHECK(r.error().message.find("did not finish") != std::string::npos);
-    CHECK(took < std::chrono::seconds(10));  // bounded, not the 30 s the command wanted
 }
 
 TEST_CASE("client_key_password_command: a string, only with client_key", "[config][cert]") {
