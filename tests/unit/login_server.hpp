@@ -1,6 +1,6 @@
 #pragma once
 // The server side of a login, for stream tests: headers, features, and SCRAM (RFC 5802)
-// written independently of protocol/sasl.cpp, so the client is tested against a second
+// written independently of protocol/sasl_scram.cpp, so the client is tested against a second
 // implementation.
 #include <catch2/catch.hpp>
 
@@ -62,7 +62,7 @@ inline std::string hash(const EVP_MD* md, std::string_view data) {
     return std::string(reinterpret_cast<char*>(out), len);
 }
 
-// The server side of SCRAM (RFC 5802 §3, §6), written independently of protocol/sasl.cpp
+// The server side of SCRAM (RFC 5802 §3, §6), written independently of protocol/sasl_scram.cpp
 // so that the stream is tested against a second implementation. It checks c= against the
 // gs2 header and, with "p=", the binding data of the channel as the server sees it.
 struct ScramServer {

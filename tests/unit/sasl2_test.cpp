@@ -1,6 +1,6 @@
 // XEP-0388 SASL2 with XEP-0386 Bind2, XEP-0484 FAST and XEP-0198 inside SASL2, as transcripts:
 // the server's bytes in, the client's bytes and events out. The server side (SCRAM, the HT
-// proofs) is computed here independently of protocol/sasl.cpp.
+// proofs) is computed here independently of protocol/sasl_scram.cpp.
 #include <catch2/catch.hpp>
 
 #include <string>

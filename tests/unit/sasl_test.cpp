@@ -61,7 +61,7 @@ void require_error(const xmpp::Error& error, std::string_view code) {
     CHECK(error.message.find("pencil") == std::string::npos);
 }
 
-// An implementation of RFC 5802 §3 that shares no code with protocol/sasl.cpp: HMAC via
+// An implementation of RFC 5802 §3 that shares no code with protocol/sasl_scram.cpp: HMAC via
 // EVP_MAC, Hi written out as the RFC's U1..Ui XOR loop rather than PKCS5_PBKDF2_HMAC,
 // base64 via EVP_EncodeBlock.
 struct Independent {
