@@ -834,7 +834,7 @@ void Hub::handle(const model::Command& command, const std::string& client, Respo
                 } else if constexpr (std::is_same_v<C, model::SetPresence>) {
                     a.set_presence(c.show, c.status, c.priority);  // kept for reconnections
                     for (auto& [jid, room] : rooms_[a.name()])  // RFC 6121 §4.2: rooms see it too
-                        if (room.state == "joined")
+                        if (room.phase() == xmpp::im::Room::Phase::Joined)
                             a.send("<presence to='" + xmpp::xml_escape(jid + "/" + room.nick) + "'>" +
                                    a.presence_payload() + "</presence>");
                 } else if constexpr (std::is_same_v<C, model::ChangeSubscription>) {
@@ -854,16 +854,16 @@ void Hub::handle(const model::Command& command, const std::string& client, Respo
                 } else if constexpr (std::is_same_v<C, model::Part>) {
                     return respond(part(a, c.room, c.reason));
                 } else if constexpr (std::is_same_v<C, model::ListRooms>) {
-                    for (const auto& [jid, room] : rooms_[a.name()]) reply.rooms.push_back(room_info(room));
+                    for (const auto& [jid, room] : rooms_[a.name()]) reply.rooms.push_back(room.info());
                 } else if constexpr (std::is_same_v<C, model::SetSubject>) {
                     Room* room = find_room(a.name(), c.room);
-                    if (!room || room->state != "joined")
+                    if (!room || room->phase() != xmpp::im::Room::Phase::Joined)
                         return respond(model::Reply::error("not-joined", "not in " + c.room));
                     if (auto e = need_online(a)) return respond(*e);
                     a.send(xmpp::make_muc_subject(c.room, c.subject, make_uuid()));
                 } else if constexpr (std::is_same_v<C, model::Kick>) {
                     Room* room = find_room(a.name(), c.room);
-                    if (!room || room->state != "joined")
+                    if (!room || room->phase() != xmpp::im::Room::Phase::Joined)
                         return respond(model::Reply::error("not-joined", "not in " + c.room));
                     return ask(a, c.room,
                                [&](const std::string& id) { return xmpp::make_muc_kick(id, c.room, c.nick, c.reason); },

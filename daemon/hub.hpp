@@ -17,6 +17,7 @@
 #include "protocol/im.hpp"
 #include "protocol/im/catchup.hpp"
 #include "protocol/im/delivery.hpp"
+#include "protocol/im/room.hpp"
 #include "protocol/muc.hpp"
 #include "protocol/omemo/stanza.hpp"
 #include "protocol/stream.hpp"
@@ -133,10 +134,9 @@ private:
     bool room_archive_result(Account& account, pugi::xml_node stanza);
     void room_catch_up(Account& account, Room& room, const std::string& after);
     void send_room_page(Account& account, Room& room, const xmpp::im::CatchUp::Page& page);
-    void joined(Account& account, Room& room, const xmpp::MucPresence& self);
+    void joined(Account& account, Room& room);
     void room_gone(Account& account, const std::string& room, const std::string& state, const std::string& reason,
                    const std::string& actor);
-    model::RoomInfo room_info(const Room& room) const;
     Room* find_room(const std::string& account, const std::string& room);
     void remember_rooms(Account& account);
     void tick();
@@ -166,24 +166,11 @@ private:
     };
     std::map<std::string, HistoryQuery> histories_;
 
-    struct Room {
-        std::string jid, nick, password;
-        std::string state = "joining";  // joining | joined | error
-        std::string reason;
-        std::string subject, subject_nick;
-        bool has_subject = false;
-        bool created = false;
-        bool remembered = false;        // joined again after every new session
-        bool was_joined = false;        // we were in it before: only differences are events
-        std::map<std::string, model::OccupantInfo> occupants, previous;  // by nick
-        std::vector<Respond> waiters;   // join requests to answer
-        std::chrono::steady_clock::time_point asked{}, pinged{};
-        bool ping_out = false;
-        // The room's archive (XEP-0313 at the room): the gap we are filling, if any, and the
-        // page query out ("" for none).
-        xmpp::im::CatchUp catch_up{xmpp::im::CatchUp::Archive::Room};
-        std::string catch_up_query;
-        bool retry = false;             // join again every self-ping interval (the service went down)
+    // A room: the IM core's (protocol/im/room.hpp), with what only the hub holds.
+    struct Room : xmpp::im::Room {
+        using xmpp::im::Room::Room;
+        std::vector<Respond> waiters;  // join and nick-change requests to answer
+        std::string catch_up_query;    // the room's archive page query out ("" for none)
     };
     // By account, then room JID.
     std::map<std::string, std::map<std::string, Room>> rooms_;

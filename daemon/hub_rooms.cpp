@@ -12,10 +12,6 @@ namespace {
 
 constexpr auto join_timeout = std::chrono::seconds(30);
 
-model::OccupantInfo occupant_of(const xmpp::MucPresence& p) {
-    return {p.nick, p.jid, p.role, p.affiliation, p.show, p.status};
-}
-
 std::string default_nick(const Account& a) {
     std::string local = a.config().jid.local();
     return local.empty() ? a.config().jid.domain() : local;
@@ -28,12 +24,6 @@ Hub::Room* Hub::find_room(const std::string& account, const std::string& room) {
     if (a == rooms_.end()) return nullptr;
     auto r = a->second.find(room);
     return r == a->second.end() ? nullptr : &r->second;
-}
-
-model::RoomInfo Hub::room_info(const Room& room) const {
-    model::RoomInfo info{room.jid, room.state, room.nick, room.reason, room.subject, room.created, {}};
-    for (const auto& [nick, o] : room.occupants) info.occupants.push_back(o);
-    return info;
 }
 
 void Hub::remember_rooms(Account& account) {
@@ -50,7 +40,8 @@ void Hub::rooms_online(Account& account, bool resumed) {
         // XEP-0198: the session, with its room presences, went on; a catch-up that the
         // lost link cut off starts again.
         for (auto& [jid, room] : rooms_[account.name()])
-            if (room.state == "joined" && room.catch_up.gap_open() && room.catch_up_query.empty()) {
+            if (room.phase() == xmpp::im::Room::Phase::Joined && room.catch_up.gap_open() &&
+                room.catch_up_query.empty()) {
                 auto last = store_.meta(account.name(), "mam_last:" + jid);
                 room_catch_up(account, room, last ? last.value() : "");
             }
@@ -59,11 +50,7 @@ void Hub::rooms_online(Account& account, bool resumed) {
     auto& rooms = rooms_[account.name()];
     // The rooms to be in: those we were in, the config's, the ones remembered from `join`.
     for (const auto& r : account.config().rooms) {
-        auto [it, fresh] = rooms.try_emplace(r.jid);
-        if (fresh) {
-            it->second.jid = r.jid;
-            it->second.nick = r.nick.empty() ? default_nick(account) : r.nick;
-        }
+        auto [it, fresh] = rooms.try_emplace(r.jid, r.jid, r.nick.empty() ? default_nick(account) : r.nick);
         it->second.remembered = true;
     }
     if (auto saved = store_.meta(account.name(), "rooms"); saved && !saved.value().empty()) {
@@ -71,10 +58,9 @@ void Hub::rooms_online(Account& account, bool resumed) {
         if (j.is_array())
             for (const auto& r : j) {
                 if (!r.is_object() || !r.value("room", std::string()).size()) continue;
-                auto [it, fresh] = rooms.try_emplace(r.value("room", ""));
+                auto [it, fresh] = rooms.try_emplace(r.value("room", ""), r.value("room", ""),
+                                                     r.value("nick", default_nick(account)));
                 if (!fresh) continue;
-                it->second.jid = r.value("room", "");
-                it->second.nick = r.value("nick", default_nick(account));
                 it->second.password = r.value("password", "");
                 it->second.remembered = true;
             }
@@ -129,16 +115,7 @@ void Hub::rooms_online(Account& account, bool resumed) {
 }
 
 void Hub::send_join(Account& account, Room& room) {
-    if (room.state == "joined") {
-        room.previous = room.occupants;  // what we saw, to compare with after the rejoin
-        room.was_joined = true;
-    }
-    room.occupants.clear();
-    room.state = "joining";
-    room.reason.clear();
-    room.asked = std::chrono::steady_clock::now();
-    room.ping_out = false;
-    publish(account.name(), model::RoomState{room.jid, "joining", room.nick, "", ""});
+    publish(account.name(), room.begin_join(std::chrono::steady_clock::now()));
     account.send(xmpp::make_muc_join(room.jid, room.nick, room.password, account.presence_payload()));
 }
 
@@ -147,10 +124,10 @@ void Hub::join(Account& account, std::string jid, std::string nick, std::string 
         return respond(model::Reply::error("not-online", "account " + account.name() + " is " + to_string(account.state())));
     Room* existing = find_room(account.name(), jid);
     if (nick.empty()) nick = existing ? existing->nick : default_nick(account);
-    if (existing && existing->state == "joined") {
+    if (existing && existing->phase() == xmpp::im::Room::Phase::Joined) {
         if (existing->nick == nick) {
             model::Reply reply;
-            reply.rooms.push_back(room_info(*existing));
+            reply.rooms.push_back(existing->info());
             return respond(std::move(reply));
         }
         // §7.6: a nick change is a presence to the new occupant JID; the room answers.
@@ -160,8 +137,7 @@ void Hub::join(Account& account, std::string jid, std::string nick, std::string 
                      "</presence>");
         return;
     }
-    Room& room = rooms_[account.name()][jid];
-    room.jid = jid;
+    Room& room = rooms_[account.name()].try_emplace(jid, jid, nick).first->second;
     room.nick = nick;
     if (!password.empty() || !existing) room.password = password;
     room.waiters.push_back(std::move(respond));
@@ -194,39 +170,9 @@ void Hub::room_gone(Account& account, const std::string& jid, const std::string&
     publish(account.name(), model::RoomState{jid, state, nick, reason, actor});
 }
 
-void Hub::joined(Account& account, Room& room, const xmpp::MucPresence& self) {
-    room.retry = false;
-    room.nick = self.nick;  // §7.2.10: the room may have changed it
-    room.state = "joined";
-    room.created = self.codes.count(xmpp::muc_status::created) > 0;
-    room.occupants[self.nick] = occupant_of(self);
-    room.pinged = std::chrono::steady_clock::now();
-    if (room.was_joined) {
-        // After a rejoin: who came and went while we were away, and who changed.
-        for (const auto& [nick, o] : room.occupants) {
-            if (nick == room.nick) continue;
-            auto before = room.previous.find(nick);
-            if (before == room.previous.end())
-                publish(account.name(), model::Occupant{room.jid, o, "join", "", "", ""});
-            else if (!(before->second == o))
-                publish(account.name(), model::Occupant{room.jid, o, "update", "", "", ""});
-        }
-        for (const auto& [nick, o] : room.previous)
-            if (nick != room.nick && !room.occupants.count(nick))
-                publish(account.name(), model::Occupant{room.jid, o, "leave", "", "", ""});
-    }
-    room.previous.clear();
-    room.catch_up.open_gap();  // until the room's archive has brought what we missed
-    if (!room.remembered) {
-        room.remembered = true;
-        remember_rooms(account);
-    }
-    publish(account.name(), model::RoomState{room.jid, "joined", room.nick, "", ""});
+void Hub::joined(Account& account, Room& room) {
     logs::daemon().info("account {}: joined {} as {} ({} occupant(s))", account.name(), room.jid, room.nick,
-                        room.occupants.size());
-    model::Reply reply;
-    reply.rooms.push_back(room_info(room));
-    for (auto& w : std::exchange(room.waiters, {})) w(reply);
+                        room.occupant_count());
     // The room's archive brings what was said while we were not there (§7.2.13 asked for
     // no join history): after the last message we have, or the last page the first time.
     auto last = store_.meta(account.name(), "mam_last:" + room.jid);
@@ -295,12 +241,7 @@ bool Hub::room_message(Account& account, const xmpp::ReceivedMessage& m) {
     const std::string nick = from.value().resource();
     if (m.has_subject && m.body.empty()) {
         // §8.1 / §7.2.15: the subject, at join and when it changes.
-        if (!room->has_subject || room->subject != m.subject) {
-            room->subject = m.subject;
-            room->subject_nick = nick;
-            room->has_subject = true;
-            publish(account.name(), model::Subject{room->jid, m.subject, nick});
-        }
+        if (auto changed = room->subject_changed(m.subject, nick)) publish(account.name(), std::move(*changed));
         return true;
     }
     if (m.body.empty()) {
@@ -326,93 +267,23 @@ bool Hub::room_message(Account& account, const xmpp::ReceivedMessage& m) {
 bool Hub::room_presence(Account& account, const xmpp::MucPresence& p) {
     Room* room = find_room(account.name(), p.room);
     if (!room) return false;
-    if (p.type == "error") {
-        // §7.2.6-§7.2.9: the room refused us (or our nick change).
-        if (room->state == "joined") {
-            for (auto& w : std::exchange(room->waiters, {})) w(model::Reply::error("refused", p.error));
-            return true;
-        }
+    if (p.type == "error" && room->phase() != xmpp::im::Room::Phase::Joined)
         logs::daemon().warn("account {}: cannot join {}: {}", account.name(), room->jid, p.error);
-        if (!room->remembered) {
-            room_gone(account, p.room, "error", p.error, "");
-            return true;
-        }
-        room->state = "error";
-        room->reason = p.error;
-        for (auto& w : std::exchange(room->waiters, {})) w(model::Reply::error("refused", p.error));
-        publish(account.name(), model::RoomState{room->jid, "error", room->nick, p.error, ""});
+    auto out = room->presence(p, std::chrono::steady_clock::now());
+    if (out.gone) {
+        room_gone(account, p.room, out.gone->state, out.gone->reason, out.gone->actor);
         return true;
     }
-    namespace st = xmpp::muc_status;
-    if (p.self()) {
-        if (p.type == "unavailable") {
-            if (p.codes.count(st::new_nick)) {  // §7.6: our nick changes; the new presence follows
-                room->nick = p.new_nick;
-                room->occupants.erase(p.nick);
-                remember_rooms(account);
-                publish(account.name(), model::RoomState{room->jid, "joined", room->nick, "", ""});
-                return true;
-            }
-            if (p.codes.count(st::removed_shutdown) && room->remembered) {
-                // §9.8 (332): the chat service is going down, not our choice: we join again
-                // when it is back (tried every self-ping interval).
-                room->state = "error";
-                room->reason = "the chat service shut down";
-                room->retry = true;
-                room->pinged = std::chrono::steady_clock::now();
-                publish(account.name(), model::RoomState{room->jid, "error", room->nick, room->reason, ""});
-                return true;
-            }
-            std::string state = p.codes.count(st::kicked)   ? "kicked"
-                                : p.codes.count(st::banned) ? "banned"
-                                : p.destroyed               ? "destroyed"
-                                : p.codes.count(st::removed_affiliation) || p.codes.count(st::removed_members_only) ||
-                                        p.codes.count(st::removed_shutdown)
-                                    ? "removed"
-                                    : "left";
-            room_gone(account, p.room, state, p.reason, p.actor);
-            return true;
-        }
-        if (room->state != "joined") {
-            joined(account, *room, p);
-        } else {
-            room->nick = p.nick;
-            room->created = false;
-            room->occupants[p.nick] = occupant_of(p);
-            model::Reply reply;
-            reply.rooms.push_back(room_info(*room));
-            for (auto& w : std::exchange(room->waiters, {})) w(reply);
-        }
-        return true;
+    for (auto& e : out.events) publish(account.name(), std::move(e));
+    if (out.remember) remember_rooms(account);
+    if (out.answer == Room::Outcome::Answer::Refused) {
+        for (auto& w : std::exchange(room->waiters, {})) w(model::Reply::error("refused", out.error));
+    } else if (out.answer == Room::Outcome::Answer::Joined) {
+        model::Reply reply;
+        reply.rooms.push_back(room->info());
+        for (auto& w : std::exchange(room->waiters, {})) w(reply);
     }
-    // Someone else. While joining, the room lists who is there (§7.2.3): collected quietly.
-    auto o = occupant_of(p);
-    if (room->state != "joined") {
-        if (p.type != "unavailable") room->occupants[p.nick] = o;
-        return true;
-    }
-    if (p.type == "unavailable") {
-        room->occupants.erase(p.nick);
-        if (p.codes.count(st::new_nick)) {
-            publish(account.name(), model::Occupant{room->jid, o, "nick", p.new_nick, "", ""});
-            // The occupant's presence under the new nick follows; it must not look like a join.
-            model::OccupantInfo renamed = o;
-            renamed.nick = p.new_nick;
-            room->occupants[p.new_nick] = renamed;
-        } else {
-            std::string change = p.codes.count(st::kicked) ? "kick" : p.codes.count(st::banned) ? "ban" : "leave";
-            publish(account.name(), model::Occupant{room->jid, o, change, "", p.actor, p.reason});
-        }
-        return true;
-    }
-    auto it = room->occupants.find(p.nick);
-    if (it == room->occupants.end()) {
-        room->occupants[p.nick] = o;
-        publish(account.name(), model::Occupant{room->jid, o, "join", "", "", ""});
-    } else if (!(it->second == o)) {
-        it->second = o;
-        publish(account.name(), model::Occupant{room->jid, o, "update", "", "", ""});
-    }
+    if (out.joined) joined(account, *room);
     return true;
 }
 
@@ -428,16 +299,9 @@ void Hub::tick() {
                     w(model::Reply::error("timeout", jid + " did not answer within 30 seconds"));
         if (!account || account->state() != Account::State::Online) continue;
         for (auto& [jid, room] : rooms) {
-            if (room.state == "error" && room.retry && now - room.pinged >= self_ping_) {
-                room.pinged = now;
-                send_join(*account, room);
-                continue;
-            }
-            // XEP-0410 §3: are we still in the room? (A server restart or a netsplit may have
-            // removed us without telling.)
-            if (room.state != "joined" || room.ping_out || now - room.pinged < self_ping_) continue;
-            room.ping_out = true;
-            room.pinged = now;
+            auto due = room.tick(now, self_ping_);
+            if (due == Room::Due::Rejoin) send_join(*account, room);
+            if (due != Room::Due::SelfPing) continue;
             const std::string room_jid = jid, nick = room.nick;  // (clang 14: no captured bindings)
             account->request(room_jid + "/" + nick,
                              [&](const std::string& id) { return xmpp::make_muc_self_ping(id, room_jid, nick); },
@@ -445,9 +309,9 @@ void Hub::tick() {
                                  Account* a = find_(name);
                                  Room* room = find_room(name, jid);
                                  if (!a || !room) return;
-                                 room->ping_out = false;
-                                 room->pinged = std::chrono::steady_clock::now();
-                                 if (!r.iq || xmpp::classify_self_ping(r.iq) != xmpp::SelfPing::NotJoined) return;
+                                 bool not_joined =
+                                     r.iq && xmpp::classify_self_ping(r.iq) == xmpp::SelfPing::NotJoined;
+                                 if (!room->self_ping_answered(not_joined, std::chrono::steady_clock::now())) return;
                                  logs::daemon().info("account {}: no longer in {} ({}); joining again", name, jid,
                                                      r.describe());
                                  send_join(*a, *room);
