@@ -1,5 +1,5 @@
 """The man pages cannot drift from the code: every config key the validator knows
-(config/config.cpp's key lists) is described in stanzad.toml(5), in its table's section;
+(the key lists of config/validator.hpp) is described in stanzad.toml(5), in its table's section;
 every stanzactl command (`stanzactl complete commands`) is in stanzactl(1) with the
 synopsis `stanzactl help COMMAND` prints; every option of `stanzad --help` and
 `stanzactl --help` is in its page.
@@ -41,8 +41,8 @@ def sections(scd: str) -> "dict[str, str]":
 
 
 def validator_keys() -> "dict[str, list[str]]":
-    """The key lists config.cpp checks tables against: {'daemon': [...], 'irc': [...], ...}."""
-    source = (SOURCE / "config" / "config.cpp").read_text()
+    """The key lists the config Validator checks tables against: {'daemon': [...], 'irc': [...], ...}."""
+    source = (SOURCE / "config" / "validator.hpp").read_text()
     lists = {}
     for m in re.finditer(r"constexpr std::array<std::string_view, (\d+)> (\w+)_keys = \{(.*?)\};", source, re.S):
         count, table, body = int(m.group(1)), m.group(2), m.group(3)
