@@ -1,6 +1,6 @@
 // Server queries of the IRC session that need nothing from the daemon: TIME, HELP/HELPOP,
 // LIST (modern-irc messages-server_queries.md and messages-channel.md). Part of
-// irc::Session (session.hpp); split out to keep session.cpp's dispatcher short.
+// irc::Session (session.hpp); commands.cpp's table names them.
 #include <ctime>
 
 #include "frontends/irc/session.hpp"
@@ -45,16 +45,6 @@ const std::vector<HelpTopic>& help_topics() {
 }
 
 }  // namespace
-
-bool Session::query(const Message& m) {
-    const std::string& c = m.command;
-    if (c == "TIME") return time_query(), true;
-    if (c == "HELP" || c == "HELPOP") return help(m), true;
-    if (c == "LIST") return list(m), true;
-    if (c == "MONITOR") return monitor(m), true;
-    if (c == "SETNAME") return setname(m), true;
-    return false;
-}
 
 void Session::time_query() {
     // modern-irc RPL_TIME (391): "<client> <server> [<timestamp> [<TS offset>]] :<human-readable time>"

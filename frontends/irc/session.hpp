@@ -14,6 +14,9 @@
 // its cursor moves when it answers the PING sent after them.
 //
 // Specs: ../shared/specs/modern-irc/ (messages-*.md), ../shared/specs/ircv3/.
+// Files by concern: session.cpp (input, output, requests), registration.cpp, commands.cpp,
+// control.cpp (&stanzad), history.cpp (CHATHISTORY, MARKREAD, replay), render.cpp
+// (events), queries.cpp, monitor.cpp.
 // Loop thread only. Memory: the splitter's one partial line, the state of the accounts
 // (rosters, rooms), at most max_monitor monitored nicks and, during a replay, at most
 // max_replay messages.
@@ -92,24 +95,34 @@ private:
     };
     using Handler = std::function<void(const model::Reply&)>;
 
-    // Input.
+    // session.cpp: lines in, the verbs allowed at any time, output, requests, helpers.
     std::optional<std::string> raw_label(std::string_view raw) const;
     void unparsed(std::string_view raw, const std::string& code, const std::string& message);
     void line(const Message& m);
+    void ping(const Message& m);
+    void pong(const Message& m);
+    void quit(const Message& m);
+
+    // registration.cpp (modern-irc "Connection Registration", IRCv3 CAP and SASL).
     void registration(const Message& m);
+    void pass(const Message& m);
+    void nick_at_registration(const Message& m);
+    void user(const Message& m);
     void cap(const Message& m);
     void authenticate(const Message& m);
     void try_finish_registration();
     void welcome();
     void setup(const model::Reply& hello);
     void setup_done();
+
+    // commands.cpp: the commands of a registered client, by name.
     void command(const Message& m);
-    void privmsg(const Message& m, bool notice);
+    void privmsg(const Message& m);  // PRIVMSG and NOTICE
     std::optional<model::Send> send_to(const std::string& target);  // nullopt: no such target
     void message_to_self(const std::string& text, const std::string& command);
     void send_message(model::Send s, const std::string& shown, const std::string& command);
-    void control(const std::string& text, const std::string& reply_to);
     void join(const Message& m);
+    void joined(const model::Reply& r, const std::string& target, const std::string& room, const std::string& account);
     void part(const Message& m);
     void topic(const Message& m);
     void names(const std::string& channel);
@@ -120,11 +133,37 @@ private:
     void kick(const Message& m);
     void invite(const Message& m);
     void away(const Message& m);
-    void chathistory(const Message& m);
-    void markread(const Message& m);
     void tagmsg(const Message& m);
+    void nick_change(const Message& m);
+    void ison(const Message& m);
+    void userhost(const Message& m);
+
+    // control.cpp: the control channel &stanzad (and /msg stanzad), a table of commands.
+    struct ControlCall;     // one command being run
+    struct ControlCommand;  // name, arguments, one line of help, handler
+    static const std::vector<ControlCommand>& control_commands();
+    void control(const std::string& text, const std::string& reply_to);
+
+    // history.cpp: CHATHISTORY, MARKREAD, the replay on attach and the cursor's PINGs.
+    struct HistoryPoint {  // a reference made a seq (from a msgid) or a stamp
+        std::optional<model::Seq> seq;
+        std::string stamp;
+    };
+    struct HistoryQuery {  // one CHATHISTORY request, its target known
+        std::string sub, target, account, peer;
+        int limit = 0;
+    };
+    void chathistory(const Message& m);
+    void chathistory_targets(const Message& m);
+    void history_resolve(const HistoryQuery& q, const std::string& msgid, const std::string& stamp,
+                         std::function<void(HistoryPoint)> then);
+    void history_run(const HistoryQuery& q, const HistoryPoint& a, const HistoryPoint& b);
+    static model::StoredMessages history_request(const HistoryQuery& q, const HistoryPoint& a, const HistoryPoint& b);
+    void history_batch(const std::string& target, const std::vector<model::Event>& events, char kind);
+    void markread(const Message& m);
+    void ping_acks();
+
     // queries.cpp: commands answered from what the session knows.
-    bool query(const Message& m);  // false: not one of these
     void time_query();
     void help(const Message& m);
     void list(const Message& m);
@@ -136,20 +175,25 @@ private:
     void numeric_lists(std::string_view code, const std::vector<std::string>& items);
     void setname(const Message& m);
 
-    // Output.
+    // Output (session.cpp).
     void send(Message m);
     void fit_line(Message& m, bool colon_last) const;
     void numeric(std::string_view code, std::vector<std::string> params);
     void fail(std::string_view command, std::string_view code, std::vector<std::string> context, std::string text);
     void notice_control(const std::string& text);
     void reply_service(const std::string& reply_to, const std::string& text);
+
+    // render.cpp: events as IRC lines.
+    struct Renderer;  // one overload per event type
     void show_channel(Channel& channel, bool with_join);
     void show_control_channel();
+    // A room we are in becomes a channel (keyed by `room`), shown when `show` and new.
+    void open_channel(const std::string& account, const std::string& room, const model::RoomInfo& info, bool show);
     void render_message(const model::Event& event, const std::string& batch, bool replay);
     void render_event(const model::Event& event);
     void render_presence(const std::string& account, const model::Presence& presence);
 
-    // Helpers.
+    // Helpers (session.cpp).
     // `response`: the answer is the command's response (labeled-response carries its label).
     void ask(model::Command command, Handler handler, bool response = false);
     // Runs `work` with `label` as the label of what it sends (IRCv3 labeled-response).
@@ -157,6 +201,7 @@ private:
     std::string name_prefix() const;
     std::string contact_nick(const std::string& account, const std::string& jid);
     std::string hostmask(const std::string& nick, const std::string& jid) const;
+    std::string own_mask() const { return nick_ + "!" + user_ + "@stanzad"; }
     std::string occupant_irc_nick(const Channel& c, const std::string& room_nick) const;
     std::string not_ours(std::string nick) const;
     Channel* channel(std::string_view name);
@@ -215,7 +260,6 @@ private:
     model::Seq replay_last_ = 0;
     std::string replay_ping_;   // the PING token whose PONG confirms the replay
     model::Seq last_live_ = 0, acked_live_ = 0, ack_pinged_ = 0;  // live messages and their confirmation
-    void ping_acks();
     unsigned long next_batch_ = 1;
 
     // Keepalive.

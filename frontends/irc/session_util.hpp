@@ -1,6 +1,6 @@
 #pragma once
-// Small text helpers shared by the files of irc::Session (session.cpp, queries.cpp,
-// monitor.cpp). Internal to frontends/irc.
+// Small text helpers shared by the files of irc::Session (see session.hpp for the
+// list). Internal to frontends/irc.
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -9,6 +9,7 @@
 namespace irc::detail {
 
 inline constexpr std::string_view control_channel = "&stanzad";
+inline constexpr std::size_t text_bytes = 400;  // a PRIVMSG body piece: room for the prefix and tags
 
 inline std::string upper(std::string_view s) {
     std::string out(s);

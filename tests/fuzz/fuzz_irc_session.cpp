@@ -18,7 +18,11 @@ model::Reply answer(const model::Command& c) {
         r.rooms.push_back({"dev@muc.example.org", "joined", "al", "", "topic", false,
                            {{"al", "", "moderator", "owner", "", ""}, {"bob", "", "participant", "none", "", ""}}});
     } else if (std::holds_alternative<model::StoredMessages>(c)) {
-        model::Message m{"bob@example.org/x", "alice@example.org", "chat", "old\nlines", "m1", false, false, "", "", false};
+        model::Message m;
+        m.from = "bob@example.org/x";
+        m.to = "alice@example.org";
+        m.body = "old\nlines";
+        m.msg_id = "m1";
         r.messages.push_back({1, "home", "2026-11-25T12:00:00.000Z", m});
     }
     return r;

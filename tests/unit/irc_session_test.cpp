@@ -1,6 +1,8 @@
 // The IRC session fed lines and events, with a fake daemon that answers its commands.
 #include <catch2/catch.hpp>
 
+#include <cctype>
+
 #include "frontends/irc/session.hpp"
 
 using namespace irc;
@@ -568,6 +570,57 @@ TEST_CASE("irc: the control channel takes commands") {
     CHECK(any_line(out, " 311 al bobby bob example.org * :bob@example.org"));
     out = f.feed("PRIVMSG &stanzad :frobnicate\r\n");
     CHECK(any_line(out, "unknown command 'frobnicate'"));
+}
+
+TEST_CASE("irc: the control channel's help is its command table, and every entry runs") {
+    Fixture f;
+    f.register_with("");
+    auto out = f.feed("PRIVMSG stanzad :help\r\n");
+    const std::string prefix = ":stanzad!stanzad@stanzad PRIVMSG al :";
+    REQUIRE(out.size() > 1);
+    CHECK(out[0] == prefix + "commands (in &stanzad, or /msg stanzad):");
+    // One line per command: two spaces, the name and its arguments, then what it does.
+    std::vector<std::string> names;
+    for (std::size_t i = 1; i < out.size(); ++i) {
+        REQUIRE(out[i].starts_with(prefix + "  "));
+        std::string entry = out[i].substr(prefix.size() + 2);
+        std::string name = entry.substr(0, entry.find(' '));
+        CHECK(entry.size() > name.size() + 3);  // a line of help follows the usage
+        names.push_back(name);
+    }
+    CHECK(names == std::vector<std::string>{"help", "account", "roster", "add", "remove", "rename", "allow", "deny",
+                                            "join", "history", "status"});
+    CHECK(any_line(out, "  add [ACCOUNT] JID [NICK]    add a contact and ask for its presence"));
+    // Every listed command is known (any case), and one that needs arguments says its usage
+    // as help shows it.
+    for (const auto& name : names) {
+        std::string shouted = name;
+        for (char& c : shouted) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+        auto answer = f.feed("PRIVMSG &stanzad :" + shouted + "\r\n");
+        CHECK_FALSE(any_line(answer, "unknown command"));
+    }
+    CHECK(any_line(f.feed("PRIVMSG &stanzad :rename bob\r\n"), "PRIVMSG &stanzad :usage: rename NICK NEWNICK"));
+    CHECK(any_line(f.feed("PRIVMSG &stanzad :deny\r\n"), "PRIVMSG &stanzad :usage: deny NICK|JID"));
+    CHECK(any_line(f.feed("PRIVMSG &stanzad :account frob\r\n"), "usage: account list | account on NAME | account off NAME"));
+    CHECK(f.feed("PRIVMSG &stanzad :   \r\n").empty());  // nothing said: no answer
+}
+
+TEST_CASE("irc: commands by table: parameters counted, unknown ones named, the rest answered") {
+    Fixture f;
+    f.register_with("");
+    CHECK(f.feed("KICK #x\r\n") == std::vector<std::string>{":stanzad 461 al KICK :Not enough parameters"});
+    CHECK(f.feed("JOIN\r\n") == std::vector<std::string>{":stanzad 461 al JOIN :Not enough parameters"});
+    CHECK(f.feed("FROB x\r\n") == std::vector<std::string>{":stanzad 421 al FROB :Unknown command"});
+    CHECK(f.feed("NAMES\r\n") == std::vector<std::string>{":stanzad 366 al * :End of /NAMES list"});
+    CHECK(f.feed("USER a 0 * :b\r\n") == std::vector<std::string>{":stanzad 462 al :You may not reregister"});
+    CHECK(f.feed("MOTD\r\n") == std::vector<std::string>{":stanzad 422 al :No MOTD"});
+    CHECK(f.feed("VERSION\r\n") == std::vector<std::string>{":stanzad 351 al stanzad-9.9 stanzad :XMPP to IRC"});
+    CHECK(f.feed("ISON bob nobody\r\n") == std::vector<std::string>{":stanzad 303 al :bob"});
+    CHECK(f.feed("USERHOST bob\r\n") == std::vector<std::string>{":stanzad 302 al :bob=+bob@example.org"});
+    CHECK(f.feed("NICK al2\r\n") == std::vector<std::string>{":al!al@stanzad NICK al2"});
+    // Before registration: only registration verbs.
+    Fixture g;
+    CHECK(g.feed("JOIN #x\r\n") == std::vector<std::string>{":stanzad 451 * JOIN :You have not registered"});
 }
 
 TEST_CASE("irc: rooms are channels: JOIN, messages, occupants, topic") {
