@@ -41,6 +41,9 @@ bool known_subcommand(const std::string& sub) {
     return sub == "LATEST" || sub == "BEFORE" || sub == "AFTER" || sub == "BETWEEN" || sub == "AROUND";
 }
 
+// What one replayed message counts against max_replay_bytes.
+std::size_t replay_size(const model::Message& m) { return m.body.size() + 256; }
+
 }  // namespace
 
 void Session::markread(const Message& m) {
@@ -194,12 +197,15 @@ void Session::replay_event(const model::Event& e) {
     if (m->outgoing && m->msg_id.starts_with(name_prefix())) return;
     std::string target = target_of(e, *m);
     replay_[target].push_back(e);
-    if (++replay_count_ > max_replay) {
+    ++replay_count_;
+    replay_bytes_ += replay_size(*m);
+    while (replay_count_ > max_replay || replay_bytes_ > max_replay_bytes) {
         // Keep the newest: drop the oldest message of all conversations.
         auto oldest = replay_.end();
         for (auto it = replay_.begin(); it != replay_.end(); ++it)
             if (!it->second.empty() && (oldest == replay_.end() || it->second.front().seq < oldest->second.front().seq))
                 oldest = it;
+        replay_bytes_ -= replay_size(std::get<model::Message>(oldest->second.front().body));
         oldest->second.erase(oldest->second.begin());
         --replay_count_;
         ++replay_dropped_;
@@ -214,7 +220,7 @@ void Session::replay_end() {
     for (auto& [target, events] : replay_)
         if (!events.empty()) history_batch(target, events, 'r');
     replay_.clear();
-    replay_count_ = replay_dropped_ = 0;
+    replay_count_ = replay_dropped_ = replay_bytes_ = 0;
     if (replay_last_ > 0) {
         replay_ping_ = "replay-" + std::to_string(replay_last_);
         send(make(options_.server, "PING", {replay_ping_}));

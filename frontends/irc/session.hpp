@@ -47,6 +47,10 @@ struct SessionOptions {
 class Session {
 public:
     static constexpr std::size_t max_replay = 5000;       // messages replayed at most
+    // Bytes of message bodies replayed at most (each message counts 256 more for its
+    // prefix and tags), so that what the replay writes at once stays well under the
+    // listener's backlog limit: a replay must never get its own client dropped.
+    static constexpr std::size_t max_replay_bytes = 4 << 20;
     static constexpr int chathistory_limit = 500;          // ISUPPORT CHATHISTORY=
     static constexpr std::size_t max_nicks = 10000;        // stored nicks (strangers beyond get none)
     static constexpr std::size_t max_monitor = 100;        // ISUPPORT MONITOR=: nicks one client monitors
@@ -256,7 +260,7 @@ private:
     std::optional<model::Seq> replay_after_;
     bool replaying_ = false;
     std::map<std::string, std::vector<model::Event>> replay_;  // by IRC target
-    std::size_t replay_count_ = 0, replay_dropped_ = 0;
+    std::size_t replay_count_ = 0, replay_dropped_ = 0, replay_bytes_ = 0;
     model::Seq replay_last_ = 0;
     std::string replay_ping_;   // the PING token whose PONG confirms the replay
     model::Seq last_live_ = 0, acked_live_ = 0, ack_pinged_ = 0;  // live messages and their confirmation

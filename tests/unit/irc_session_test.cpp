@@ -529,6 +529,32 @@ TEST_CASE("irc: replay in chathistory batches, cursor acked on the PONG after it
     CHECK(f.daemon.sent<model::Ack>()[0].seq == 6);
 }
 
+TEST_CASE("irc: a replay is bounded in bytes: the newest are shown, the rest announced, all acked") {
+    // 200 messages of 60 KiB are 12 MiB of bodies: written at once, they would go over the
+    // listener's 16 MiB backlog with the IRC framing and get the client dropped, for good.
+    Fixture f;
+    f.daemon.cursor = 1;
+    f.register_with("batch server-time message-tags", true);
+    const std::string big(60 * 1024, 'x');
+    constexpr int n = 200;
+    for (int i = 0; i < n; ++i)
+        f.session.replay_event(f.message(2 + i, "bob@example.org/phone", "start-" + std::to_string(i) + " " + big));
+    f.session.replay_end();
+    std::string written = f.session.take_output();
+    CHECK(written.size() < 2 * Session::max_replay_bytes);
+    auto out = lines_of(written);
+    // The newest is there, the oldest is not, and the control channel says how many were left.
+    CHECK(any_line(out, "start-" + std::to_string(n - 1) + " "));
+    CHECK_FALSE(any_line(out, "start-0 "));
+    std::size_t kept = Session::max_replay_bytes / (big.size() + 256);
+    CHECK(any_line(out, std::to_string(n - kept) + " older message(s) not replayed"));
+    // The cursor still moves past all of them on the PONG: nothing waits to be replayed again.
+    CHECK(any_line(out, "PING replay-" + std::to_string(1 + n)));
+    f.feed("PONG stanzad :replay-" + std::to_string(1 + n) + "\r\n");
+    REQUIRE(f.daemon.sent<model::Ack>().size() == 1);
+    CHECK(f.daemon.sent<model::Ack>()[0].seq == 1 + n);
+}
+
 TEST_CASE("irc: without server-time a replay has [HH:MM]; with draft/chathistory none at all") {
     Fixture fresh;  // a client name never seen: it starts from now, and is recorded at once
     fresh.daemon.cursor = 0;
