@@ -39,6 +39,9 @@ class StoreFullTest(JsonlTest):
         c.wait_event("message", body=f"before {N - 1}")
         r = c.ok("send", account="home", to=BOB, body="out before", client_id="out-before")
         bob.wait_message(origin_id=r["msg_id"])
+        # Acknowledged by the server and stored as such: not sent again after the restart
+        # (an unacknowledged one would be, with its origin-id, as after kill -9).
+        c.wait_event("message-state", msg_id=r["msg_id"], state="acked", timeout=20)
 
         pid = d.pid
         mark = d.mark()
