@@ -420,12 +420,11 @@ void give_up_after(Connection& conn, unsigned seconds) {
     ::alarm(seconds);
 }
 
-int run_doctor(const SocketOptions& options) {
-    Report report;
-    std::string path = options.config.empty() ? config::default_path() : options.config;
-    std::optional<config::Config> cfg;
+namespace {
 
-    // 1. The config: there, valid, private.
+// Doctor step 1. The config: there, valid, private. Returns it when it is valid.
+std::optional<config::Config> check_config(Report& report, const SocketOptions& options) {
+    std::string path = options.config.empty() ? config::default_path() : options.config;
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0) {
         report.problem("no config at " + path + " (" + std::strerror(errno) + ")",
@@ -446,15 +445,19 @@ int run_doctor(const SocketOptions& options) {
         if ((st.st_mode & 077) != 0)
             report.problem("config " + path + " has mode " + octal_mode(st.st_mode) + ": others can read it",
                            "chmod 600 " + path);
-        cfg = std::move(loaded.config);
+        return std::move(loaded.config);
     }
+    return std::nullopt;
+}
 
-    // 2. The socket: where the daemon listens, a socket, mode 0600.
+// Doctor step 2. The socket: where the daemon listens, a socket, mode 0600. Returns its path
+// when it is there ("" when not).
+std::string check_socket(Report& report, const SocketOptions& options, const std::optional<config::Config>& cfg) {
+    struct stat st {};
     SocketOptions where = options;
     if (where.config.empty() && where.socket.empty() && cfg) where.socket = cfg->daemon.socket;
     auto socket = find_socket(where);
     std::string socket_path = socket ? socket.value().path : "";
-    bool socket_there = false;
     if (!socket) {
         report.problem("cannot tell where the socket is: " + socket.error().message, "fix the config first");
     } else if (::stat(socket_path.c_str(), &st) != 0) {
@@ -464,69 +467,80 @@ int run_doctor(const SocketOptions& options) {
     } else if (!S_ISSOCK(st.st_mode)) {
         report.problem(socket_path + " is not a socket", "remove it, then: systemctl --user restart stanzad");
     } else {
-        socket_there = true;
         if ((st.st_mode & 077) != 0 || st.st_uid != ::getuid())
             report.problem("socket " + socket_path + " has mode " + octal_mode(st.st_mode) +
                                (st.st_uid != ::getuid() ? " and another owner" : ""),
                            "others could use your accounts: stop stanzad, remove the socket, start it again");
         else report.ok("socket " + socket_path + ": mode 0600");
+        return socket_path;
     }
+    return "";
+}
 
-    // 3. The daemon and each account.
-    if (socket_there) {
-        std::string version, error;
-        auto accounts = ask_accounts(socket_path, version, error);
-        if (!accounts) {
-            report.problem("stanzad does not answer on " + socket_path + ": " + error,
-                           "restart it: systemctl --user restart stanzad");
-        } else {
-            report.ok("stanzad answers (protocol version " + (version.empty() ? "?" : version) + ")");
-            for (const Json& a : *accounts) {
-                std::string name = field(a, "account"), state = field(a, "state"), reason = field(a, "reason");
-                std::string what = "account " + name + ": " + state;
-                if (state == "online") {
-                    std::string jid = field(a, "bound_jid");
-                    std::string auth = field(a, "auth");
-                    report.ok(what + (jid.empty() ? "" : " as " + jid) + (auth.empty() ? "" : " (" + auth + ")"));
-                } else if (state == "failed") {
-                    report.problem(what + (reason.empty() ? "" : ": " + reason), advice_for_failed(name, reason));
-                } else if (state == "disconnected") {
-                    report.warning(what + (reason.empty() ? "" : ": " + reason),
-                                   "it retries by itself; if this lasts, check the network, host and port "
-                                   "(journalctl --user -u stanzad)");
-                } else {
-                    report.warning(what + (reason.empty() ? "" : ": " + reason), "");
-                }
+// Doctor step 3. The daemon and each account.
+void check_daemon(Report& report, const std::string& socket_path, const std::optional<config::Config>& cfg) {
+    std::string version, error;
+    auto accounts = ask_accounts(socket_path, version, error);
+    if (!accounts) {
+        report.problem("stanzad does not answer on " + socket_path + ": " + error,
+                       "restart it: systemctl --user restart stanzad");
+    } else {
+        report.ok("stanzad answers (protocol version " + (version.empty() ? "?" : version) + ")");
+        for (const Json& a : *accounts) {
+            std::string name = field(a, "account"), state = field(a, "state"), reason = field(a, "reason");
+            std::string what = "account " + name + ": " + state;
+            if (state == "online") {
+                std::string jid = field(a, "bound_jid");
+                std::string auth = field(a, "auth");
+                report.ok(what + (jid.empty() ? "" : " as " + jid) + (auth.empty() ? "" : " (" + auth + ")"));
+            } else if (state == "failed") {
+                report.problem(what + (reason.empty() ? "" : ": " + reason), advice_for_failed(name, reason));
+            } else if (state == "disconnected") {
+                report.warning(what + (reason.empty() ? "" : ": " + reason),
+                               "it retries by itself; if this lasts, check the network, host and port "
+                               "(journalctl --user -u stanzad)");
+            } else {
+                report.warning(what + (reason.empty() ? "" : ": " + reason), "");
             }
-            if (cfg)
-                for (const auto& c : cfg->accounts) {
-                    bool running = false;
-                    for (const Json& a : *accounts) running = running || field(a, "account") == c.name;
-                    if (!running)
-                        report.warning("account " + c.name + " is in the config but not in the running daemon",
-                                       "apply the config: systemctl --user reload stanzad");
-                }
         }
+        if (cfg)
+            for (const auto& c : cfg->accounts) {
+                bool running = false;
+                for (const Json& a : *accounts) running = running || field(a, "account") == c.name;
+                if (!running)
+                    report.warning("account " + c.name + " is in the config but not in the running daemon",
+                                   "apply the config: systemctl --user reload stanzad");
+            }
     }
+}
 
-    // 4. The store: its directory private, its size.
-    if (cfg) {
-        const std::string& dir = cfg->daemon.state_dir;
-        std::string db = dir + "/stanzad.db";
-        if (::stat(dir.c_str(), &st) == 0 && (st.st_mode & 077) != 0)
-            report.warning("state directory " + dir + " has mode " + octal_mode(st.st_mode), "chmod 700 " + dir);
-        if (::stat(db.c_str(), &st) == 0) {
-            long long size = st.st_size;
-            struct stat wal {};
-            if (::stat((db + "-wal").c_str(), &wal) == 0) size += wal.st_size;
-            if ((st.st_mode & 077) != 0)
-                report.problem("store " + db + " has mode " + octal_mode(st.st_mode), "chmod 600 " + db + "*");
-            else report.ok("store " + db + ": " + human_size(size));
-        } else if (socket_there) {
-            report.warning("no store at " + db + " although stanzad runs", "was it started with another config?");
-        }
+// Doctor step 4. The store: its directory private, its size.
+void check_store(Report& report, const config::Config& cfg, bool socket_there) {
+    struct stat st {};
+    const std::string& dir = cfg.daemon.state_dir;
+    std::string db = dir + "/stanzad.db";
+    if (::stat(dir.c_str(), &st) == 0 && (st.st_mode & 077) != 0)
+        report.warning("state directory " + dir + " has mode " + octal_mode(st.st_mode), "chmod 700 " + dir);
+    if (::stat(db.c_str(), &st) == 0) {
+        long long size = st.st_size;
+        struct stat wal {};
+        if (::stat((db + "-wal").c_str(), &wal) == 0) size += wal.st_size;
+        if ((st.st_mode & 077) != 0)
+            report.problem("store " + db + " has mode " + octal_mode(st.st_mode), "chmod 600 " + db + "*");
+        else report.ok("store " + db + ": " + human_size(size));
+    } else if (socket_there) {
+        report.warning("no store at " + db + " although stanzad runs", "was it started with another config?");
     }
+}
 
+}  // namespace
+
+int run_doctor(const SocketOptions& options) {
+    Report report;
+    auto cfg = check_config(report, options);
+    std::string socket_path = check_socket(report, options, cfg);
+    if (!socket_path.empty()) check_daemon(report, socket_path, cfg);
+    if (cfg) check_store(report, *cfg, !socket_path.empty());
     if (report.problems == 0) std::printf("\nNo problems found.\n");
     else std::printf("\n%d problem(s) found.\n", report.problems);
     return report.problems == 0 ? 0 : exit_failed;
