@@ -381,17 +381,6 @@ void Account::set_presence(std::string show, std::string status, std::optional<i
     send("<presence>" + presence_payload() + "</presence>");
 }
 
-void Account::update_roster(std::vector<xmpp::RosterEntry> items, bool push) {
-    if (!push) {
-        roster_ = std::move(items);
-        return;
-    }
-    for (auto& item : items) {
-        std::erase_if(roster_, [&](const xmpp::RosterEntry& e) { return e.jid == item.jid; });
-        if (item.subscription != "remove") roster_.push_back(std::move(item));
-    }
-}
-
 void Account::closed(const xmpp::Closed& c, bool tls_verify) {
     finished_ = std::move(connection_);  // we are inside its call stack: drop it later
     last_direct_tls_ = finished_->direct_tls();

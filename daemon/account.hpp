@@ -18,6 +18,7 @@
 #include "daemon/uv.hpp"
 #include "protocol/im.hpp"
 #include "protocol/im/features.hpp"
+#include "protocol/im/roster.hpp"
 
 namespace stanzad {
 
@@ -93,9 +94,9 @@ public:
     bool roster_versioning() const { return roster_versioning_; }
     // What the server and the account offer (XEP-0030), from the last new session.
     const xmpp::im::Capabilities& capabilities() const { return capabilities_; }
-    const std::vector<xmpp::RosterEntry>& roster() const { return roster_; }
-    // A full roster replaces ours; a push (RFC 6121 §2.1.6) changes one item.
-    void update_roster(std::vector<xmpp::RosterEntry> items, bool push);
+    const std::vector<xmpp::RosterEntry>& roster() const { return roster_.items(); }
+    // The roster and its version (protocol/im/roster.hpp); the hub feeds and keeps it.
+    xmpp::im::Roster& roster_state() { return roster_; }
 
     // `stanzactl pin`: connects the way the account would (SRV, proxy, STARTTLS or direct
     // TLS), takes the server's certificate from the TLS handshake and closes, without
@@ -154,7 +155,7 @@ private:
     unsigned long next_iq_ = 1;
     uv::Timer iq_timer_;  // ticks while requests wait
     void expire_iqs(bool all, IqReply::Outcome why);
-    std::vector<xmpp::RosterEntry> roster_;
+    xmpp::im::Roster roster_;
     std::optional<xmpp::SmSession> resume_;  // the XEP-0198 session the next connection resumes
     std::chrono::steady_clock::time_point online_at_{};
     unsigned long sessions_ = 0;

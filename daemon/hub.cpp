@@ -138,9 +138,10 @@ std::string Hub::user_agent_id(const std::string& account) {
 }
 
 void Hub::load_roster_cache(Account& account) {
-    if (!account.roster().empty()) return;
+    auto& roster = account.roster_state();
+    if (roster.known()) return;
     auto cached = store_.meta(account.name(), "roster");
-    if (!cached || cached.value().empty()) return;
+    if (!cached || cached.value().empty()) return;  // nothing kept: the first login asks for it all
     auto j = nlohmann::json::parse(cached.value(), nullptr, false);
     if (!j.is_array()) return;
     std::vector<xmpp::RosterEntry> items;
@@ -154,18 +155,22 @@ void Hub::load_roster_cache(Account& account) {
         e.ask = i.value("ask", false);
         if (!e.jid.empty()) items.push_back(std::move(e));
     }
-    account.update_roster(std::move(items), false);
+    auto version = store_.meta(account.name(), "roster_ver");
+    std::optional<std::string> ver;
+    if (version && !version.value().empty()) ver = version.value();
+    roster.restore(std::move(items), std::move(ver));
 }
 
-model::Reply Hub::set_roster_cache(Account& account, const std::optional<std::string>& version) {
+model::Reply Hub::set_roster_cache(Account& account) {
     // RFC 6121 §2.6: the roster and its version go together; a later login asks only for
     // what changed since.
+    const auto& roster = account.roster_state();
     nlohmann::json j = nlohmann::json::array();
-    for (const auto& e : account.roster())
+    for (const auto& e : roster.items())
         j.push_back({{"jid", e.jid}, {"name", e.name}, {"subscription", e.subscription}, {"groups", e.groups},
                      {"ask", e.ask}});
-    auto st = store_.set_meta(account.name(), "roster", j.dump());
-    if (st && version) st = store_.set_meta(account.name(), "roster_ver", *version);
+    auto st = store_.set_metas(account.name(),
+                               {{"roster", j.dump()}, {"roster_ver", roster.version()}});
     if (!st) {
         logs::daemon().warn("account {}: cannot keep the roster: {}", account.name(), st.error().message);
         return model::Reply::error("internal", st.error().message);
@@ -179,12 +184,7 @@ void Hub::online(Account& account, bool resumed, bool /*stream_management*/, boo
         // RFC 6121 §2.1.3, with §2.6.3 versioning when the server offers it and we still
         // have the roster that goes with the version.
         load_roster_cache(account);
-        std::optional<std::string> ver;
-        if (account.roster_versioning()) {
-            auto v = store_.meta(account.name(), "roster_ver");
-            auto cached = store_.meta(account.name(), "roster");
-            ver = v && cached && !cached.value().empty() ? v.value() : std::string();
-        }
+        auto ver = account.roster_state().request_version(account.roster_versioning());
         std::string name = account.name();
         account.request({}, [&](const std::string& id) { return xmpp::make_roster_get(id, ver); },
                         [this, name](const IqReply& r) {
@@ -564,8 +564,9 @@ void Hub::roster(Account& account, std::vector<xmpp::RosterEntry> items, bool pu
     r.push = push;
     for (const auto& i : items) r.items.push_back(to_model(account.name(), i));
     fetch_vcards(account, items);
-    account.update_roster(std::move(items), push);
-    set_roster_cache(account, version);
+    if (push) account.roster_state().push(std::move(items), std::move(version));
+    else account.roster_state().result(std::move(items), std::move(version));
+    set_roster_cache(account);
     publish(account.name(), std::move(r));
 }
 

@@ -99,7 +99,7 @@ private:
     void history(Account& account, const model::History& h, Respond respond);
     // `history` without an archive: the page from the store, "source":"local".
     model::Reply local_history(Account& account, const model::History& h);
-    model::Reply set_roster_cache(Account& account, const std::optional<std::string>& version);
+    model::Reply set_roster_cache(Account& account);
     void load_roster_cache(Account& account);
     // XEP-0054: what contacts call themselves, for display names: fetched once per contact
     // without a roster name, kept in the store.
