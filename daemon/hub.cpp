@@ -313,7 +313,19 @@ void Hub::transmit(Account& account, const OutboxEntry& entry) {
     m.body = entry.body;
     m.id = entry.msg_id;
     m.replace_id = entry.replace_id;
-    if (!account.send(xmpp::make_message(m), entry.msg_id)) return;
+    std::string xml;
+    if (omemo_marked(account.name(), entry.msg_id)) {
+        // XEP-0384: encrypted afresh at each transmit (hub_omemo_send.cpp), never in clear.
+        auto encrypted = omemo_message(account, entry, m);
+        if (!encrypted) {
+            advance(account, entry.msg_id, xmpp::im::Delivery::Failed, encrypted.error().message);
+            return;
+        }
+        xml = std::move(encrypted).value();
+    } else {
+        xml = xmpp::make_message(m);
+    }
+    if (!account.send(xml, entry.msg_id)) return;
     if (entry.state == "accepted") advance(account, entry.msg_id, xmpp::im::Delivery::Sent);
 }
 
@@ -646,7 +658,7 @@ xmpp::Result<std::size_t> Hub::replay(model::Seq after, std::size_t limit, const
     return batch.value().size();
 }
 
-model::Reply Hub::send(const model::Send& s) {
+model::Reply Hub::send(const model::Send& s, bool encrypted) {
     Account* account = find_(s.account);
     // Prosody and ejabberd refuse stanzas over 256 KiB by ending the stream; a body of at most
     // 64 KiB as XML leaves room for everything around it.
@@ -678,6 +690,7 @@ model::Reply Hub::send(const model::Send& s) {
     m.msg_id = entry.msg_id;
     m.outgoing = true;
     m.replaces = s.replace;
+    if (encrypted) m.encryption = "omemo";
     std::vector<model::Event> events{{0, s.account, {}, std::move(m)},
                                      {0, s.account, {}, model::MessageState{entry.msg_id, "accepted", ""}}};
     auto inserted = store_.enqueue(entry, events);
@@ -827,7 +840,17 @@ void Hub::handle(const model::Command& command, const std::string& client, Respo
                 if (auto e = need_account(c.account, &account)) return respond(*e);
                 Account& a = *account;
                 if constexpr (std::is_same_v<C, model::Send>) {
+                    // XEP-0384: encrypted when the contact's setting (or the account's) says so.
+                    auto wanted = omemo_wanted(a, c);
+                    if (!wanted) return respond(model::Reply::error(wanted.error().code, wanted.error().message));
+                    if (wanted.value()) return omemo_send(a, c, *wanted.value(), std::move(respond));
                     return respond(send(c));
+                } else if constexpr (std::is_same_v<C, model::SetEncryption>) {
+                    return respond(omemo_set_encryption(a, c));
+                } else if constexpr (std::is_same_v<C, model::OmemoDevices>) {
+                    return omemo_devices(a, c, std::move(respond));
+                } else if constexpr (std::is_same_v<C, model::OmemoTrust>) {
+                    return respond(omemo_trust(a, c));
                 } else if constexpr (std::is_same_v<C, model::GetRoster>) {
                     load_roster_cache(a);
                     for (const auto& i : a.roster()) reply.items.push_back(to_model(a.name(), i));
