@@ -12,10 +12,15 @@ delivered; a correction; a daemon restart (the sessions come back from the store
 key exchange); a contact with no device (send fails, nothing reaches it); what bob's
 server archived (MAM from a second client of bob's): the <encrypted/> payloads and the
 fallback body, never the plaintext; no plaintext in the daemon's log.
+OmemoResendTest: the durable outbox with encryption. Messages sent into a black hole (the
+link dead, state sent, never acknowledged) and messages queued while the account is
+offline (state accepted) go out when the link is back, encrypted; bob decrypts each once
+and the ratchet is still in step for the message after (docs/encryption.md, "Resends").
 Run alone: /usr/bin/python3 tests/integration/test_omemo_send.py
 """
 
 import harness
+from harness import FaultTest, daemon_link_up, rx_disconnected, rx_session_up
 from irc_client import IrcTest
 from omemo_peer import AXOLOTL, FALLBACK, decrypt, manager_for
 
@@ -201,6 +206,57 @@ class OmemoSendTest(IrcTest):
         for text in self.texts.values():
             self.assertNotIn(text, log)
         self.assertNotIn("irc secret", log)
+
+
+class OmemoResendTest(FaultTest):
+    PROSODY_OPTIONS = {"modules": harness.Prosody.DEFAULT_MODULES + ("pep",)}
+
+    def test_resend_after_reset(self):
+        proxy = self.fault_proxy()
+        d = self.start_daemon([self.proxied_account(proxy, encryption="omemo")],
+                              ping_interval=self.PING_INTERVAL, ping_timeout=self.PING_TIMEOUT)
+        d.wait_for(rx_session_up("home"), 10)
+        bob = self.bob_peer()
+        manager = manager_for(bob, "bob@localhost")
+        c = self.client(d, hello="sender")
+        w = self.watcher(d)
+        texts, seen = {}, {}
+        mark = bob.message_mark()
+
+        def send(mid):
+            texts[mid] = f"{mid}: a secret through the faults"
+            c.ok("send", account="home", to="bob@localhost", body=texts[mid], client_id=mid)
+
+        send("before")
+        w.wait_event("message-state", msg_id="before", state="delivered", timeout=15)
+        # The link goes dead: these go into the hole (sent, never acknowledged) ...
+        hole = d.mark()
+        proxy.blackhole(True)
+        for i in range(4):
+            send(f"hole-{i}")
+        for i in range(4):
+            w.wait_event("message-state", msg_id=f"hole-{i}", state="sent", timeout=10)
+        # ... and, once stanzad gave the link up, these wait in the outbox (accepted).
+        d.wait_for(rx_disconnected("home"), timeout=20, since=hole)
+        for i in range(2):
+            send(f"queued-{i}")
+        proxy.blackhole(False)
+        harness.poll_until(lambda: daemon_link_up(d, "home", since=hole), 30, "the link up again")
+        send("after")
+        ids = list(texts)
+        for mid in ids:
+            w.wait_event("message-state", msg_id=mid, state="delivered", timeout=30)
+            bob.wait_message(lambda m, mid=mid: m.origin_id == mid, since=mark, timeout=20)
+        bob.sync()
+        for m in bob.received(lambda m: m.origin_id in texts, since=mark):
+            enc = encrypted_of(m)
+            self.assertIsNotNone(enc, m.xml)
+            self.assertEqual(m.body, FALLBACK)
+            self.assertEqual(decrypt(bob, manager, enc, "alice@localhost", "bob@localhost"), texts[m.origin_id])
+            seen[m.origin_id] = seen.get(m.origin_id, 0) + 1
+        self.assertEqual(seen, {mid: 1 for mid in ids})
+        for text in texts.values():
+            self.assertNotIn(text, d.output())
 
 
 if __name__ == "__main__":
