@@ -7,10 +7,13 @@ Prosody with PEP; stanzad with alice (encryption = "omemo"); bob is a python-ome
 - before any verification bob's device is used blindly ("blind");
 - after `omemo-trust` of bob's first device, his new laptop device is "undecided" and
   messages are not encrypted for it; trusting it adds it;
+- the same through stanzactl (encryption, omemo devices, omemo trust, a send that fails);
 - a device we distrust gets nothing, and a message it sends arrives as a `message` event
   with an "error" and an empty body; an unknown device cannot be trusted (item-not-found).
 Run alone: /usr/bin/python3 tests/integration/test_omemo_trust.py
 """
+
+import subprocess
 
 import harness
 from harness import JsonlTest
@@ -102,6 +105,28 @@ class OmemoTrustTest(JsonlTest):
         ev = w.wait_event(lambda e: e.get("event") == "message" and "distrusted" in e.get("error", ""), timeout=15)
         self.assertEqual((ev["body"], ev.get("encryption")), ("", "omemo"), ev)
         self.assertNotIn("from a distrusted device", d.output())
+
+        # stanzactl: the same ops.
+        def ctl(*args):
+            return subprocess.run([str(harness.stanzactl_bin()), "-s", str(d.socket_path), *args],
+                                  capture_output=True, text=True, timeout=30)
+        r = ctl("encryption", "home", "bob@localhost")
+        self.assertEqual((r.returncode, r.stdout), (0, "default (omemo)\n"), r)
+        r = ctl("encryption", "home", "carol@localhost", "omemo")
+        self.assertEqual((r.returncode, r.stdout), (0, "omemo\n"), r)
+        r = ctl("send", "home", "carol@localhost", "never in clear")
+        self.assertEqual(r.returncode, 1, r)
+        self.assertIn("no-omemo-device", r.stderr)
+        r = ctl("omemo", "devices", "home", "bob@localhost")
+        self.assertEqual(r.returncode, 0, r)
+        lines = sorted(r.stdout.splitlines())
+        self.assertIn(f"bob@localhost  {b2.device_id}  distrusted  {fingerprint(omemo.SessionManager, b2.identity_key)}",
+                      lines)
+        r = ctl("omemo", "trust", "home", "bob@localhost", str(b2.device_id))
+        self.assertEqual((r.returncode, r.stdout), (0, ""), r)
+        self.assertEqual(self.devices(c)[("bob@localhost", b2.device_id)]["trust"], "trusted")
+        r = ctl("omemo", "trust", "home", "bob@localhost", "0")
+        self.assertEqual(r.returncode, 2, r)
 
         r = c.request("omemo-trust", account="home", jid="bob@localhost", device=12345)
         self.assertEqual(r["error"]["code"], "item-not-found", r)
