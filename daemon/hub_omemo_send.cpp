@@ -241,10 +241,7 @@ xmpp::Result<std::string> Hub::omemo_message(Account& account, const OutboxEntry
     device->committed(static_cast<bool>(st));
     if (!st) return xmpp::make_error("omemo", "cannot store the OMEMO sessions: " + st.error().message);
     // 0.3 §4.5: the fallback <body/>, the <encrypted/> element, XEP-0380 and XEP-0334 hints.
-    m.body = xmpp::omemo::fallback_body(kLegacy);
-    std::string xml = xmpp::make_message(m);
-    xml.insert(xml.rfind("</message>"), xmpp::omemo::make_encrypted(e.value()) + xmpp::omemo::message_extras(kLegacy));
-    return xml;
+    return xmpp::omemo::make_encrypted_message(std::move(m), e.value());
 }
 
 model::Reply Hub::omemo_set_encryption(Account& account, const model::SetEncryption& c) {
