@@ -16,6 +16,9 @@ OmemoResendTest: the durable outbox with encryption. Messages sent into a black 
 link dead, state sent, never acknowledged) and messages queued while the account is
 offline (state accepted) go out when the link is back, encrypted; bob decrypts each once
 and the ratchet is still in step for the message after (docs/encryption.md, "Resends").
+The first time the session is resumed (XEP-0198 resends its own copies); then the daemon is
+stopped with two messages in the hole and started again: a new session, on which the outbox
+transmits them again, encrypted afresh with the next ratchet steps.
 Run alone: /usr/bin/python3 tests/integration/test_omemo_send.py
 """
 
@@ -243,9 +246,26 @@ class OmemoResendTest(FaultTest):
         proxy.blackhole(False)
         harness.poll_until(lambda: daemon_link_up(d, "home", since=hole), 30, "the link up again")
         send("after")
+        # Into the hole again, then the daemon stops: started again, it does not know what
+        # the server got and sends every unacknowledged message again, encrypted afresh.
+        w.wait_event("message-state", msg_id="after", state="delivered", timeout=15)
+        proxy.blackhole(True)
+        for i in range(2):
+            send(f"restart-{i}")
+        for i in range(2):
+            w.wait_event("message-state", msg_id=f"restart-{i}", state="sent", timeout=10)
+        self.assertEqual(d.stop(), 0)
+        logs = d.output()
+        proxy.blackhole(False)
+        d = self.start_daemon([self.proxied_account(proxy, encryption="omemo")],
+                              ping_interval=self.PING_INTERVAL, ping_timeout=self.PING_TIMEOUT)
+        w = self.watcher(d)
+        c = self.client(d, hello="sender2")
+        send("last")
         ids = list(texts)
+        audit = self.client(d, hello="audit", since=0)  # every stored event, replayed
         for mid in ids:
-            w.wait_event("message-state", msg_id=mid, state="delivered", timeout=30)
+            audit.wait_event("message-state", msg_id=mid, state="delivered", timeout=30)
             bob.wait_message(lambda m, mid=mid: m.origin_id == mid, since=mark, timeout=20)
         bob.sync()
         for m in bob.received(lambda m: m.origin_id in texts, since=mark):
@@ -256,7 +276,7 @@ class OmemoResendTest(FaultTest):
             seen[m.origin_id] = seen.get(m.origin_id, 0) + 1
         self.assertEqual(seen, {mid: 1 for mid in ids})
         for text in texts.values():
-            self.assertNotIn(text, d.output())
+            self.assertNotIn(text, logs + d.output())
 
 
 if __name__ == "__main__":
