@@ -136,6 +136,8 @@ private:
     // Fetches the device lists of `jids` and the bundles of devices without a session (one
     // fetch per JID and session); `done` when all answered.
     void omemo_refresh(Account& account, const std::vector<std::string>& jids, std::function<void()> done);
+    // 0.3 §4.4: the bundle of device `id` of `jid`, and a session built from it; `done` then.
+    void omemo_fetch_bundle(Account& account, const std::string& jid, std::uint32_t id, std::function<void()> done);
     std::vector<std::uint32_t> omemo_listed(const std::string& account, const std::string& jid);
     // The addresses a message to `to` is encrypted for: the usable devices of `to`, and our
     // own other ones.

@@ -161,37 +161,38 @@ void Hub::omemo_refresh(Account& account, const std::vector<std::string>& jids, 
                 for (auto id : list) {
                     if (id == device->device_id() || device->has_session(jid, id)) continue;
                     ++*left;
-                    a->request(
-                        jid == a->config().jid.bare() ? std::string() : jid,
-                        [&](const std::string& iq_id) {
-                            return xmpp::omemo::make_fetch_bundle(
-                                iq_id, jid == a->config().jid.bare() ? std::string() : jid, kLegacy, id);
-                        },
-                        [this, name, jid, id, finish](const IqReply& br) {
-                            Account* acc = find_(name);
-                            OmemoDevice* d = acc ? omemo_device(*acc) : nullptr;
-                            auto item = br.ok() ? xmpp::omemo::parse_pep_item(br.iq) : std::nullopt;
-                            auto bundle = item && item->payload ? xmpp::omemo::parse_bundle(item->payload)
-                                                                : xmpp::Result<xmpp::omemo::Bundle>(xmpp::make_error(
-                                                                      "omemo-session", "no bundle published"));
-                            if (d && bundle) {
-                                // 0.3 §4.4: the session, stored at once.
-                                auto st = d->build_session(jid, id, bundle.value());
-                                if (st) st = store_.set_metas(name, d->pending());
-                                d->committed(static_cast<bool>(st));
-                                if (!st)
-                                    logs::daemon().info("account {}: no OMEMO session with device {} of {}: {}", name,
-                                                        id, jid, st.error().message);
-                            } else if (d) {
-                                logs::daemon().info("account {}: no OMEMO bundle for device {} of {}: {}", name, id,
-                                                    jid, br.ok() ? bundle.error().message : br.describe());
-                            }
-                            (*finish)();
-                        });
+                    omemo_fetch_bundle(*a, jid, id, *finish);
                 }
                 (*finish)();
             });
     }
+}
+
+void Hub::omemo_fetch_bundle(Account& account, const std::string& jid, std::uint32_t id, std::function<void()> done) {
+    const std::string name = account.name();
+    const std::string to = jid == account.config().jid.bare() ? std::string() : jid;
+    account.request(
+        to, [&](const std::string& iq_id) { return xmpp::omemo::make_fetch_bundle(iq_id, to, kLegacy, id); },
+        [this, name, jid, id, done = std::move(done)](const IqReply& r) {
+            Account* a = find_(name);
+            OmemoDevice* device = a ? omemo_device(*a) : nullptr;
+            if (!device) return done();
+            auto item = r.ok() ? xmpp::omemo::parse_pep_item(r.iq) : std::nullopt;
+            if (!item || !item->payload) {
+                logs::daemon().info("account {}: no OMEMO bundle for device {} of {}: {}", name, id, jid,
+                                    r.ok() ? "none published" : r.describe());
+                return done();
+            }
+            // 0.3 §4.4: the session, stored at once.
+            auto bundle = xmpp::omemo::parse_bundle(item->payload);
+            xmpp::Status st = bundle ? device->build_session(jid, id, bundle.value()) : xmpp::Status(bundle.error());
+            if (st) st = store_.set_metas(name, device->pending());
+            device->committed(static_cast<bool>(st));
+            if (!st)
+                logs::daemon().info("account {}: no OMEMO session with device {} of {}: {}", name, id, jid,
+                                    st.error().message);
+            done();
+        });
 }
 
 std::vector<std::uint32_t> Hub::omemo_listed(const std::string& account, const std::string& jid) {
