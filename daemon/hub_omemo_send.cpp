@@ -105,6 +105,9 @@ void Hub::omemo_finish(Account& account) {
     std::size_t contact_devices = 0;
     if (device)
         for (const auto& r : omemo_recipients(account, *device, contact)) contact_devices += r.first == contact;
+    // "auto" with a contact that has devices but none usable (undecided, distrusted):
+    // encryption was in use, so it fails as "omemo" would rather than go in clear.
+    if (!job.required && device && !omemo_listed(account.name(), contact).empty()) job.required = true;
     model::Reply reply;
     if (contact_devices > 0) {
         // Marked before it is queued: a crash in between leaves a marker for nothing, never
