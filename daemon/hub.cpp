@@ -286,7 +286,12 @@ void Hub::advance(Account& account, const std::string& msg_id, xmpp::im::Deliver
                             msg_id, from);
         return;
     }
-    if (next != xmpp::im::Delivery::Sent) attempts_[account.name()].erase(msg_id);  // acked or beyond, or failed
+    if (next != xmpp::im::Delivery::Sent) {
+        attempts_[account.name()].erase(msg_id);  // acked or beyond, or failed
+        // Never transmitted again: its OMEMO marker (hub_omemo_send.cpp) can go.
+        if (omemo_outbox_[account.name()].erase(msg_id))
+            (void)store_.set_metas(account.name(), {{"omemo:out:" + msg_id, std::nullopt}});
+    }
     model::Event event{0, account.name(), {}, model::MessageState{msg_id, state, error}};
     if (auto st = store_.set_state(account.name(), msg_id, state, error, event); !st) {
         logs::daemon().error("account {}: cannot record message {} as {}: {}", account.name(), msg_id, state,

@@ -157,6 +157,7 @@ private:
     };
     std::map<std::string, std::deque<OmemoSendJob>> omemo_queue_;  // by account
     std::map<std::string, std::set<std::string>> omemo_fresh_;     // by account: lists fetched this session
+    std::map<std::string, std::set<std::string>> omemo_outbox_;    // by account: marked msg_ids transmitted
     std::map<std::string, int> omemo_bundle_publishing_;  // by account: 0 idle, 1 out, 2 out + again
     std::map<std::string, std::unique_ptr<OmemoDevice>> omemo_;  // by account
 

@@ -219,7 +219,9 @@ std::vector<std::pair<std::string, std::uint32_t>> Hub::omemo_recipients(Account
 bool Hub::omemo_marked(const std::string& account, const std::string& msg_id) {
     auto marker = store_.meta(account, "omemo:out:" + msg_id);
     // A store that cannot say counts as marked: an error then, never clear text.
-    return !marker || !marker.value().empty();
+    bool marked = !marker || !marker.value().empty();
+    if (marked && marker) omemo_outbox_[account].insert(msg_id);  // the marker goes once it is acked
+    return marked;
 }
 
 xmpp::Result<std::string> Hub::omemo_message(Account& account, const OutboxEntry& entry, xmpp::OutgoingMessage m) {

@@ -22,6 +22,8 @@ transmits them again, encrypted afresh with the next ratchet steps.
 Run alone: /usr/bin/python3 tests/integration/test_omemo_send.py
 """
 
+import sqlite3
+
 import harness
 from harness import FaultTest, daemon_link_up, rx_disconnected, rx_session_up
 from irc_client import IrcTest
@@ -275,6 +277,13 @@ class OmemoResendTest(FaultTest):
             self.assertEqual(decrypt(bob, manager, enc, "alice@localhost", "bob@localhost"), texts[m.origin_id])
             seen[m.origin_id] = seen.get(m.origin_id, 0) + 1
         self.assertEqual(seen, {mid: 1 for mid in ids})
+        # Every message delivered: no outbox marker is left (removed once acknowledged).
+        db = sqlite3.connect(f"file:{self.tmp / 'stanzad' / 'state' / 'stanzad.db'}?mode=ro", uri=True)
+        try:
+            markers = db.execute("SELECT key FROM account_meta WHERE key LIKE 'omemo:out:%'").fetchall()
+        finally:
+            db.close()
+        self.assertEqual(markers, [])
         for text in texts.values():
             self.assertNotIn(text, logs + d.output())
 
