@@ -380,6 +380,24 @@ std::string render_jids(const Json& jids) {
     return out;
 }
 
+std::string render_omemo_devices(const Json& devices) {
+    std::string out;
+    for (const Json& d : devices) {
+        if (!d.is_object()) continue;
+        auto text = [&](const char* key) {
+            auto it = d.find(key);
+            return it != d.end() && it->is_string() ? sanitize(it->get<std::string>()) : std::string();
+        };
+        auto id = d.find("device");
+        std::string device = id != d.end() && id->is_number_unsigned() ? std::to_string(id->get<std::uint64_t>()) : "?";
+        auto listed = d.find("listed");
+        std::string trust = text("trust");
+        if (listed != d.end() && listed->is_boolean() && !listed->get<bool>()) trust += " (not listed)";
+        out += text("jid") + "  " + device + "  " + trust + "  " + text("fingerprint") + '\n';
+    }
+    return out;
+}
+
 std::string render_certificate(const Json& reply) {
     auto text = [&](const char* key) {
         auto it = reply.find(key);

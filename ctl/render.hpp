@@ -53,6 +53,8 @@ std::string render_rooms(const Json& rooms);
 
 // An array of JIDs (blocklist): one a line, sorted.
 std::string render_jids(const Json& jids);
+// omemo devices: one line per device: JID, device id, trust, fingerprint (grouped hex).
+std::string render_omemo_devices(const Json& devices);
 
 // pin: the server, the key pin (for tls_pin) and the certificate's summary, a field a line.
 std::string render_certificate(const Json& reply);

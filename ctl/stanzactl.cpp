@@ -95,6 +95,15 @@ Contacts:
                       unblock JIDs; without any, everyone
   blocklist ACCOUNT   the blocked JIDs, one a line
 
+Encryption (OMEMO, docs/encryption.md):
+  encryption ACCOUNT JID [omemo|off|default]
+                      show or set whether messages to JID are encrypted
+  omemo devices ACCOUNT [JID]
+                      our device and JID's (or our other ones), with fingerprints
+                      and trust
+  omemo trust|distrust ACCOUNT JID DEVICE
+                      trust (verified) or distrust one device of JID
+
 Rooms:
   join [--password PW] ACCOUNT ROOM [NICK]
                       join a room (and rejoin it after every new session until
@@ -154,7 +163,7 @@ struct CommandSpec {
     std::string_view description;  // for `stanzactl help COMMAND`, as in stanzactl(1)
 };
 
-constexpr std::array<CommandSpec, 24> commands = {{
+constexpr std::array<CommandSpec, 28> commands = {{
     {"send", 3, 3, "stanzactl send [--id ID] ACCOUNT JID TEXT", "the text",
      "Send a chat message and print its id once the daemon has stored it (it is then sent,\n"
      "also across reconnections and restarts). TEXT \"-\" reads standard input (one trailing\n"
@@ -186,6 +195,17 @@ constexpr std::array<CommandSpec, 24> commands = {{
     {"block", 2, any, "stanzactl block ACCOUNT JID...", "", "Block JIDs (XEP-0191)."},
     {"unblock", 1, any, "stanzactl unblock ACCOUNT [JID...]", "", "Unblock JIDs; without any, everyone."},
     {"blocklist", 1, 1, "stanzactl blocklist ACCOUNT", "", "The blocked JIDs, one a line."},
+    {"encryption", 2, 3, "stanzactl encryption ACCOUNT JID [omemo|off|default]", "",
+     "Show or set whether messages to JID are encrypted with OMEMO: omemo (always; a send\n"
+     "fails rather than go in clear), off, or default (the account's encryption setting)."},
+    {"omemo devices", 1, 2, "stanzactl omemo devices ACCOUNT [JID]", "",
+     "Our OMEMO device and the devices of JID (and our own other devices) whose keys\n"
+     "are known, one a line: JID, device id, trust, fingerprint."},
+    {"omemo trust", 3, 3, "stanzactl omemo trust ACCOUNT JID DEVICE", "",
+     "Mark a device of JID as trusted, after comparing its fingerprint with the one its\n"
+     "owner sees. From then on, new devices of JID are not used until decided."},
+    {"omemo distrust", 3, 3, "stanzactl omemo distrust ACCOUNT JID DEVICE", "",
+     "Distrust a device of JID: nothing is encrypted for it, its messages are refused."},
     {"join", 2, 3, "stanzactl join [--password PW] ACCOUNT ROOM [NICK]", "the nick",
      "Join a room (and rejoin it after every new session until part); prints our nick\n"
      "and the occupants. PW \"-\" reads the room password from standard input."},
@@ -287,7 +307,7 @@ std::string command_list() {
         if (!out.empty()) out += ", ";
         out += c.name;
     }
-    return out;
+    return out + ", omemo devices|trust|distrust";
 }
 
 bool takes_value(std::string_view option) {
@@ -455,6 +475,7 @@ Invocation parse_invocation(int argc, char** argv) {
     std::size_t words = 1;
     if (positional[0] == "roster" && positional.size() >= 2 && (positional[1] == "add" || positional[1] == "remove"))
         words = 2;
+    if (positional[0] == "omemo" && positional.size() >= 2) words = 2;
     std::string name = words == 2 ? positional[0] + " " + positional[1] : positional[0];
     inv.command = find_command(name);
     if (!inv.command)
@@ -744,6 +765,32 @@ Plan jid_command(const Invocation& inv, std::string_view op) {
     return {{std::move(request), "", ""}};
 }
 
+// encryption ACCOUNT JID [MODE]; omemo devices ACCOUNT [JID]; omemo trust|distrust ACCOUNT JID DEVICE.
+Plan omemo_command(const Invocation& inv, std::string_view name) {
+    if (name == "encryption") {
+        Request request = request_for("encryption", inv);
+        request["jid"] = argument(inv, 1, "JID");
+        if (inv.arguments.size() > 2) {
+            std::string mode = argument(inv, 2, "MODE");
+            if (mode != "omemo" && mode != "off" && mode != "default")
+                usage_error("MODE is omemo, off or default, not '" + mode + "'", inv.command->synopsis);
+            request["set"] = mode;
+        }
+        return {{std::move(request), "", ""}};
+    }
+    if (name == "omemo devices") {
+        Request request = request_for("omemo-devices", inv);
+        if (inv.arguments.size() > 1) request["jid"] = argument(inv, 1, "JID");
+        return {{std::move(request), "", ""}};
+    }
+    Request request = request_for(name == "omemo trust" ? "omemo-trust" : "omemo-distrust", inv);
+    request["jid"] = argument(inv, 1, "JID");
+    auto device = parse_number(argument(inv, 2, "DEVICE"), 1, 2147483647);
+    if (!device) usage_error("DEVICE is a device id (1 to 2147483647)", inv.command->synopsis);
+    request["device"] = *device;
+    return {{std::move(request), "", ""}};
+}
+
 Plan plan_for(const Invocation& inv) {
     std::string_view name = inv.command->name;
     if (name == "send") return send_command(inv);
@@ -757,6 +804,7 @@ Plan plan_for(const Invocation& inv) {
     if (name == "join") return join_command(inv);
     if (name == "part") return part_command(inv);
     if (name == "history") return history_command(inv);
+    if (name == "encryption" || name.starts_with("omemo ")) return omemo_command(inv, name);
     if (name == "status") return {{{{"op", "accounts"}, {"id", request_id}}, "", ""}};
     // ACCOUNT only: roster, rooms, blocklist, pin.
     return {{request_for(name, inv), "", ""}};
@@ -780,6 +828,15 @@ std::string reply_text(const Invocation& inv, const std::vector<Reply>& replies)
     if (name == "history") return ctl::render_history(member_or_empty_array(reply.json, "messages"));
     if (name == "join") return ctl::render_join(reply.json, inv.arguments[1]);
     if (name == "pin") return ctl::render_certificate(reply.json);
+    if (name == "omemo devices") return ctl::render_omemo_devices(member_or_empty_array(reply.json, "devices"));
+    if (name == "encryption") {
+        auto text = [&](const char* key) {
+            auto it = reply.json.find(key);
+            return it != reply.json.end() && it->is_string() ? it->get<std::string>() : std::string();
+        };
+        std::string mode = text("encryption");
+        return mode == "default" ? "default (" + text("default") + ")\n" : mode + '\n';
+    }
     if (name == "send") {
         auto msg_id = reply.json.find("msg_id");
         if (msg_id == reply.json.end() || !msg_id->is_string())
@@ -839,6 +896,8 @@ int run_help(const Invocation& inv) {
     if (!c) die(exit_usage, "unknown command '" + name + "' (commands: " + command_list() + ")");
     std::string out = "Usage: " + std::string(c->synopsis) + "\n\n" + std::string(c->description) + "\n";
     if (name == "roster") out += "\nSee also: stanzactl help roster add, stanzactl help roster remove\n";
+    if (name == "encryption")
+        out += "\nSee also: stanzactl help omemo devices, stanzactl help omemo trust, stanzactl help omemo distrust\n";
     print(out);
     return 0;
 }

@@ -286,7 +286,12 @@ void Hub::advance(Account& account, const std::string& msg_id, xmpp::im::Deliver
                             msg_id, from);
         return;
     }
-    if (next != xmpp::im::Delivery::Sent) attempts_[account.name()].erase(msg_id);  // acked or beyond, or failed
+    if (next != xmpp::im::Delivery::Sent) {
+        attempts_[account.name()].erase(msg_id);  // acked or beyond, or failed
+        // Never transmitted again: its OMEMO marker (hub_omemo_send.cpp) can go.
+        if (omemo_outbox_[account.name()].erase(msg_id))
+            (void)store_.set_metas(account.name(), {{"omemo:out:" + msg_id, std::nullopt}});
+    }
     model::Event event{0, account.name(), {}, model::MessageState{msg_id, state, error}};
     if (auto st = store_.set_state(account.name(), msg_id, state, error, event); !st) {
         logs::daemon().error("account {}: cannot record message {} as {}: {}", account.name(), msg_id, state,
@@ -313,7 +318,19 @@ void Hub::transmit(Account& account, const OutboxEntry& entry) {
     m.body = entry.body;
     m.id = entry.msg_id;
     m.replace_id = entry.replace_id;
-    if (!account.send(xmpp::make_message(m), entry.msg_id)) return;
+    std::string xml;
+    if (omemo_marked(account.name(), entry.msg_id)) {
+        // XEP-0384: encrypted afresh at each transmit (hub_omemo_send.cpp), never in clear.
+        auto encrypted = omemo_message(account, entry, m);
+        if (!encrypted) {
+            advance(account, entry.msg_id, xmpp::im::Delivery::Failed, encrypted.error().message);
+            return;
+        }
+        xml = std::move(encrypted).value();
+    } else {
+        xml = xmpp::make_message(m);
+    }
+    if (!account.send(xml, entry.msg_id)) return;
     if (entry.state == "accepted") advance(account, entry.msg_id, xmpp::im::Delivery::Sent);
 }
 
@@ -647,7 +664,7 @@ xmpp::Result<std::size_t> Hub::replay(model::Seq after, std::size_t limit, const
     return batch.value().size();
 }
 
-model::Reply Hub::send(const model::Send& s) {
+model::Reply Hub::send(const model::Send& s, bool encrypted) {
     Account* account = find_(s.account);
     // Prosody and ejabberd refuse stanzas over 256 KiB by ending the stream; a body of at most
     // 64 KiB as XML leaves room for everything around it.
@@ -679,6 +696,7 @@ model::Reply Hub::send(const model::Send& s) {
     m.msg_id = entry.msg_id;
     m.outgoing = true;
     m.replaces = s.replace;
+    if (encrypted) m.encryption = "omemo";
     std::vector<model::Event> events{{0, s.account, {}, std::move(m)},
                                      {0, s.account, {}, model::MessageState{entry.msg_id, "accepted", ""}}};
     auto inserted = store_.enqueue(entry, events);
@@ -828,7 +846,17 @@ void Hub::handle(const model::Command& command, const std::string& client, Respo
                 if (auto e = need_account(c.account, &account)) return respond(*e);
                 Account& a = *account;
                 if constexpr (std::is_same_v<C, model::Send>) {
+                    // XEP-0384: encrypted when the contact's setting (or the account's) says so.
+                    auto wanted = omemo_wanted(a, c);
+                    if (!wanted) return respond(model::Reply::error(wanted.error().code, wanted.error().message));
+                    if (wanted.value()) return omemo_send(a, c, *wanted.value(), std::move(respond));
                     return respond(send(c));
+                } else if constexpr (std::is_same_v<C, model::SetEncryption>) {
+                    return respond(omemo_set_encryption(a, c));
+                } else if constexpr (std::is_same_v<C, model::OmemoDevices>) {
+                    return omemo_devices(a, c, std::move(respond));
+                } else if constexpr (std::is_same_v<C, model::OmemoTrust>) {
+                    return respond(omemo_trust(a, c));
                 } else if constexpr (std::is_same_v<C, model::GetRoster>) {
                     load_roster_cache(a);
                     for (const auto& i : a.roster()) reply.items.push_back(to_model(a.name(), i));

@@ -29,6 +29,7 @@ void Hub::omemo_online(Account& account) {
     if (!device) return;
     const auto v = xmpp::omemo::Version::Legacy;
     std::string name = account.name();
+    omemo_fresh_.erase(name);  // device lists are fetched again in this session
     omemo_bundle_publishing_[name] = 0;  // a new session: nothing of the old one is out
     omemo_publish_bundle(account);
     // §5.3.1: our id on the device list, next to those of our other clients; added again
@@ -98,6 +99,12 @@ OmemoDevice* Hub::omemo_decrypt(Account& account, const xmpp::ReceivedMessage& m
         msg.error = "no sender";
         return nullptr;
     }
+    // Issue 14 §4: "auto" encrypts once either side used OMEMO in the conversation.
+    const auto to = xmpp::Jid::parse(m.to);
+    const std::string peer = from.value().bare() == account.config().jid.bare() && to ? to.value().bare()
+                                                                                      : from.value().bare();
+    if (auto used = store_.meta(account.name(), "omemo:used:" + peer); used && used.value().empty())
+        (void)store_.set_meta(account.name(), "omemo:used:" + peer, "1");
     auto r = device->decrypt(*m.omemo, from.value().bare());
     msg.trust = r.trust;
     if (r.kind == OmemoDevice::Decrypted::Kind::Message) {

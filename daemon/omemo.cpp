@@ -302,11 +302,10 @@ xmpp::Status OmemoDevice::load(Store& store, const std::string& account) {
     return xmpp::Ok{};
 }
 
-std::string OmemoDevice::fingerprint() const {
-    // The 32 key bytes without the type byte, as clients show them: 8 groups of 8 hex digits.
+std::string omemo_fingerprint(std::string_view key) {
     static constexpr char hex[] = "0123456789abcdef";
     std::string out;
-    std::string_view key = bundle_.ik.size() == 33 ? std::string_view(bundle_.ik).substr(1) : bundle_.ik;
+    if (key.size() == 33) key.remove_prefix(1);
     for (std::size_t i = 0; i < key.size(); ++i) {
         if (i && i % 4 == 0) out += ' ';
         auto c = static_cast<unsigned char>(key[i]);
@@ -315,6 +314,8 @@ std::string OmemoDevice::fingerprint() const {
     }
     return out;
 }
+
+std::string OmemoDevice::fingerprint() const { return omemo_fingerprint(bundle_.ik); }
 
 // --- the store context (signal_protocol.h: the four stores libomemo-c needs) ---------------
 
@@ -446,15 +447,17 @@ struct OmemoStoreCallbacks {
         *id = self(u).registration_id_;
         return 0;
     }
-    // The record: "<trust> <base64 key>", trust "blind" (the key first seen for this device)
-    // or "changed" (a later key differs from the first; stays so until the user decides).
+    // The record: "<trust> <base64 key>" (OmemoDevice::trust() says what each means). A
+    // key first seen is "blind", or "undecided" once the user verified (trusted) a device of
+    // that contact (issue 14 §5); a later key that differs from the first is "changed" and
+    // stays so until the user decides.
     static int save_identity(const signal_protocol_address* a, uint8_t* data, size_t len, void* u) {
         OmemoDevice& d = self(u);
         if (!data) return 0;  // "remove the key data": we keep what we know
         const std::string k = key("omemo:ik", a);
         const std::string encoded = b64(data, len);
         auto old = d.get(k);
-        std::string trust = "blind";
+        std::string trust = d.any_trusted(std::string(a->name, a->name_len)) ? "undecided" : "blind";
         if (old) {
             auto space = old->find(' ');
             if (space != std::string::npos && old->compare(space + 1, std::string::npos, encoded) == 0) return 0;
@@ -464,9 +467,15 @@ struct OmemoStoreCallbacks {
         d.put(k, trust + " " + encoded);
         return 0;
     }
-    // Blind trust for now (issue 14 §5 comes later): every key is used; a changed one is
-    // recorded as such by save_identity and shown on the messages ("trust":"changed").
-    static int is_trusted(const signal_protocol_address*, uint8_t*, size_t, void*) { return 1; }
+    // A key the user distrusted is refused (a session is neither built nor used with it);
+    // every other one is used to decrypt, its trust shown on the message.
+    static int is_trusted(const signal_protocol_address* a, uint8_t* data, size_t len, void* u) {
+        auto record = self(u).get(key("omemo:ik", a));
+        if (!record || !data) return 1;
+        auto space = record->find(' ');
+        bool same = space != std::string::npos && record->compare(space + 1, std::string::npos, b64(data, len)) == 0;
+        return same && record->compare(0, space, "distrusted") == 0 ? 0 : 1;
+    }
 };
 
 xmpp::Status OmemoDevice::open_store() {
@@ -615,6 +624,8 @@ OmemoDevice::Decrypted OmemoDevice::decrypt(const xmpp::omemo::Encrypted& e, con
     if (key->prekey && !get(omemo_address_key("omemo:session", sender, e.sid)) &&
         sub_devices(sender).size() >= xmpp::omemo::Limits{}.max_devices)
         return fail("too many devices of this sender");
+    // Issue 14 §5: the user said not to trust this device: nothing of it is read.
+    if (trust(sender, e.sid) == "distrusted") return fail("the sending device is distrusted");
     session_cipher* cipher_raw = nullptr;
     if (session_cipher_create(&cipher_raw, store_ctx_, &address, ctx_) != 0) return fail("cannot set up a session");
     std::unique_ptr<session_cipher, decltype(&session_cipher_free)> cipher(cipher_raw, session_cipher_free);

@@ -62,6 +62,41 @@ public:
     // True when the bundle changed (stored, with a pre-key replaced): publish it again.
     bool committed(bool stored);
 
+    // --- sending (daemon/omemo_send.cpp) ---------------------------------------------------
+    // XEP-0384 (0.3) §4.4 Building a session: X3DH with a random pre-key of the bundle of
+    // device `device` of `jid`. The session (and the device's identity key, with the trust
+    // policy's first decision) are pending until committed, as for decrypt().
+    xmpp::Status build_session(const std::string& jid, std::uint32_t device, const xmpp::omemo::Bundle& bundle);
+    bool has_session(const std::string& jid, std::uint32_t device);
+    struct Address {
+        std::string jid;
+        std::uint32_t device = 0;
+    };
+    // 0.3 §4.5 Sending a message: the payload sealed once (AES-128-GCM, a fresh key and IV),
+    // the key material encrypted with the session of each address (a PreKeySignalMessage
+    // until the peer answered). Addresses whose session fails are left out (`skipped`).
+    // The ratchets' changes are pending: store them before the stanza leaves.
+    xmpp::Result<xmpp::omemo::Encrypted> encrypt(std::string_view plaintext, const std::vector<Address>& to,
+                                                 std::vector<Address>* skipped = nullptr);
+
+    // --- trust (issue 14 §5; daemon/omemo_send.cpp) ----------------------------------------
+    // A device's trust: "blind" (used, nobody verified a device of this contact when it
+    // appeared), "trusted" / "distrusted" (the user decided), "undecided" (it appeared after
+    // the user verified a device of this contact: not used until decided), "changed" (its
+    // identity key is not the one first seen: not used until decided); "" when unknown.
+    std::string trust(const std::string& jid, std::uint32_t device);
+    // Messages go to devices that are "blind" or "trusted".
+    static bool usable_trust(std::string_view trust) { return trust == "blind" || trust == "trusted"; }
+    // Sets "trusted" or "distrusted" (pending, as above); an error when the device's identity
+    // key is not known yet (no session and no message from it).
+    xmpp::Status set_trust(const std::string& jid, std::uint32_t device, bool trusted);
+    struct KnownDevice {
+        std::uint32_t device = 0;
+        std::string fingerprint, trust;
+    };
+    // The devices of `jid` whose identity key we know, by device id.
+    xmpp::Result<std::vector<KnownDevice>> known_devices(const std::string& jid);
+
 private:
     OmemoDevice() = default;
     xmpp::Status create(Store& store, const std::string& account);
@@ -75,6 +110,8 @@ private:
     std::optional<std::string> get(const std::string& key);
     void put(const std::string& key, std::optional<std::string> value);
     std::vector<std::uint32_t> sub_devices(std::string_view name);
+    // Whether the user trusted any device of `jid` (new devices then wait for a decision).
+    bool any_trusted(const std::string& jid);
     friend struct OmemoStoreCallbacks;
 
     Store* store_ = nullptr;
@@ -95,6 +132,10 @@ private:
 // XEP-0384's account_meta key for an address: `<kind>:<bare JID>/<device>` ('/' is in no
 // bare JID, so the prefix `<kind>:<bare JID>/` lists one contact's devices).
 std::string omemo_address_key(std::string_view kind, std::string_view jid, std::uint32_t device);
+
+// The usual grouped hex form of an identity key (its 32 bytes, without the 0.3 type byte):
+// 8 groups of 8 hex digits.
+std::string omemo_fingerprint(std::string_view key);
 
 // libomemo-c's crypto provider over OpenSSL 3 (EVP): random, HMAC-SHA-256, SHA-512,
 // AES-CBC (PKCS#5) and AES-CTR. Installed on `ctx`.

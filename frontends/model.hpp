@@ -267,10 +267,27 @@ struct CancelSend {
 struct ProbeCertificate {
     std::string account;
 };
+// XEP-0384 (issue 14 §4): outgoing encryption with one contact: "omemo" | "off", or
+// "default" (the account's `encryption`); mode "" only reads it.
+struct SetEncryption {
+    std::string account, jid, mode;
+};
+// Issue 14 §5: our OMEMO device and the known devices of `jid` ("": ours only), with their
+// fingerprints and trust.
+struct OmemoDevices {
+    std::string account, jid;
+};
+// Issue 14 §5: trust or distrust one device of `jid`.
+struct OmemoTrust {
+    std::string account, jid;
+    std::uint32_t device = 0;
+    bool trusted = true;
+};
 using Command = std::variant<Hello, Ack, ListAccounts, Send, GetRoster, SetPresence, ChangeSubscription, Raw, Join,
                              Part, ListRooms, SetSubject, Kick, SendInvite, History, SendChatState, Displayed,
                              RosterSet, RosterRemove, Block, GetBlocklist, ListPresences, StoredMessages,
-                             Conversations, SetReadMarker, SetAccountEnabled, ProbeCertificate, CancelSend>;
+                             Conversations, SetReadMarker, SetAccountEnabled, ProbeCertificate, CancelSend,
+                             SetEncryption, OmemoDevices, OmemoTrust>;
 
 // What a server presented in its TLS handshake (ProbeCertificate).
 struct CertificateInfo {
@@ -279,6 +296,15 @@ struct CertificateInfo {
     std::string subject, issuer, not_before, not_after;
     std::vector<std::string> names;  // "DNS:example.org", "IP:127.0.0.1"
     std::string verify_error;        // empty: trusted by the account's CAs and name check
+};
+
+// One OMEMO device (OmemoDevices): `trust` is "own" for ours, else blind | trusted |
+// distrusted | undecided | changed; `listed`: on the device list as last fetched.
+struct OmemoDeviceInfo {
+    std::string jid;
+    std::uint32_t device = 0;
+    std::string fingerprint, trust;
+    bool listed = false;
 };
 
 struct ConversationInfo {
@@ -312,6 +338,9 @@ struct Reply {
     std::vector<ConversationInfo> conversations;  // Conversations
     std::string stamp;                  // SetReadMarker: the marker now
     CertificateInfo certificate;        // ProbeCertificate
+    std::string encryption;             // SetEncryption: "omemo" | "off" | "default"
+    std::string encryption_default;     // SetEncryption: the account's (auto | omemo | off)
+    std::vector<OmemoDeviceInfo> omemo_devices;  // OmemoDevices
 
     static Reply error(std::string code, std::string message) {
         Reply r;

@@ -273,6 +273,30 @@ model::Command parse_command(const std::string& op, const Json& j) {
         return c;
     }
     if (op == "presences") return model::ListPresences{get_account(j)};
+    if (op == "encryption") {
+        model::SetEncryption c;
+        c.account = get_account(j);
+        c.jid = get_jid(j, "jid", true);
+        c.mode = get_string(j, "set", false);
+        if (member(j, "set")) check_one_of(c.mode, "set", {"omemo", "off", "default"});
+        return c;
+    }
+    if (op == "omemo-devices") {
+        model::OmemoDevices c;
+        c.account = get_account(j);
+        if (member(j, "jid")) c.jid = get_jid(j, "jid", true);
+        return c;
+    }
+    if (op == "omemo-trust" || op == "omemo-distrust") {
+        model::OmemoTrust c;
+        c.account = get_account(j);
+        c.jid = get_jid(j, "jid", true);
+        auto device = get_int(j, "device", 1, 2147483647);  // XEP-0384 §5.1: 1..2^31-1
+        if (!device) throw Invalid{"bad-request", "field 'device' is required"};
+        c.device = static_cast<std::uint32_t>(*device);
+        c.trusted = op == "omemo-trust";
+        return c;
+    }
     if (op == "read-marker") {
         model::SetReadMarker c;
         c.account = get_account(j);
@@ -422,6 +446,16 @@ void Session::reply(const Request& request, const model::Reply& reply) {
         j["presences"] = std::move(presences);
     } else if (std::holds_alternative<model::SetReadMarker>(request.command)) {
         j["stamp"] = reply.stamp;
+    } else if (std::holds_alternative<model::SetEncryption>(request.command)) {
+        j["jid"] = std::get<model::SetEncryption>(request.command).jid;
+        j["encryption"] = reply.encryption;
+        j["default"] = reply.encryption_default;
+    } else if (std::holds_alternative<model::OmemoDevices>(request.command)) {
+        Json devices = Json::array();
+        for (const auto& d : reply.omemo_devices)
+            devices.push_back(Json{{"jid", d.jid}, {"device", d.device}, {"fingerprint", d.fingerprint},
+                                   {"trust", d.trust}, {"listed", d.listed}});
+        j["devices"] = std::move(devices);
     } else if (std::holds_alternative<model::ProbeCertificate>(request.command)) {
         const auto& c = reply.certificate;
         j["server"] = c.server;

@@ -5,6 +5,7 @@
 #include <tuple>
 
 #include "protocol/base/base64.hpp"
+#include "protocol/im.hpp"
 #include "protocol/stream.hpp"
 #include "protocol/xml_framer.hpp"
 
@@ -325,6 +326,14 @@ std::string message_extras(Version v) {
     // XEP-0380 §3: which encryption; XEP-0334 §4.4: archive it although the body is a stub.
     return "<encryption xmlns='urn:xmpp:eme:0'" + attr("namespace", ns_of(v)) +
            (v == Version::Legacy ? " name='OMEMO'" : " name='OMEMO 2'") + "/><store xmlns='urn:xmpp:hints'/>";
+}
+
+std::string make_encrypted_message(const OutgoingMessage& message, const Encrypted& e) {
+    OutgoingMessage m = message;
+    m.body = fallback_body(e.version);
+    std::string xml = make_message(m);
+    xml.insert(xml.rfind("</message>"), make_encrypted(e) + message_extras(e.version));
+    return xml;
 }
 
 }  // namespace xmpp::omemo

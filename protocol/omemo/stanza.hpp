@@ -15,6 +15,10 @@
 
 #include "protocol/base/result.hpp"
 
+namespace xmpp {
+struct OutgoingMessage;  // protocol/im.hpp
+}
+
 namespace xmpp::omemo {
 
 inline constexpr std::string_view ns_legacy = "eu.siacs.conversations.axolotl";
@@ -118,5 +122,10 @@ Result<Envelope> parse_envelope(std::string_view xml);
 // XEP-0334 <store/>), to be put inside the <message/> next to <encrypted/>.
 std::string fallback_body(Version v);
 std::string message_extras(Version v);
+
+// XEP-0384 0.3 §4.5 / §4.4 (2): the whole <message/> of an encrypted chat message: `m` as
+// make_message() builds it (origin-id, correction, receipt request, marker, chat state) with
+// the fallback <body/> in place of m.body, the <encrypted/> element and message_extras().
+std::string make_encrypted_message(const OutgoingMessage& m, const Encrypted& e);
 
 }  // namespace xmpp::omemo

@@ -25,6 +25,11 @@ void parse_all(pugi::xml_node root) {
             pugi::xml_document doc;
             auto again = parse_encrypted(reparse(doc, make_encrypted(e.value())));
             if (!again || again.value().keys.size() != e.value().keys.size()) __builtin_trap();
+            xmpp::OutgoingMessage m;
+            m.to = "bob@example.org";
+            m.id = "x";
+            m.body = "secret";
+            if (!xmpp::check_raw_stanza(make_encrypted_message(m, e.value())).ok()) __builtin_trap();
             for (const auto& k : e.value().keys) (void)key_for(e.value(), k.jid, k.rid);
             if (e.value().payload)
                 (void)open(e.value().version, e.value().keys.front().data, e.value().iv, *e.value().payload);

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "protocol/base/base64.hpp"
+#include "protocol/im.hpp"
 #include "protocol/omemo/payload.hpp"
 #include "protocol/omemo/stanza.hpp"
 #include "protocol/xml_framer.hpp"
@@ -255,4 +256,39 @@ TEST_CASE("omemo: payload encryption, OMEMO 0.3 (AES-128-GCM) and 2 (AES-256-CBC
     REQUIRE(opened);
     CHECK(opened.value() == "old style");
     CHECK_FALSE(seal(Version::Legacy, "x", "short", iv));
+}
+
+TEST_CASE("omemo: an encrypted chat message (0.3 §4.5): fallback body, <encrypted/>, hints, and the rest as usual") {
+    Encrypted e;
+    e.version = Version::Legacy;
+    e.sid = 31415;
+    e.keys.push_back({"", 27182, true, std::string("\x33\x08\x01", 3)});
+    e.keys.push_back({"", 16180, false, std::string("\x33\x0a\x02", 3)});
+    e.iv = std::string(12, '\x07');
+    e.payload = std::string("\x01\x02\x03\x04", 4);
+    xmpp::OutgoingMessage m;
+    m.to = "bob@example.org";
+    m.id = "c-1";
+    m.body = "the secret text";
+    m.replace_id = "c-0";
+    const std::string xml = make_encrypted_message(m, e);
+    CHECK(xml.find("the secret text") == std::string::npos);
+    CHECK(xmpp::check_raw_stanza(xml).ok());
+    auto f = frame(xml);
+    auto root = f.root();
+    CHECK(std::string(root.child("body").text().get()) == fallback_body(Version::Legacy));
+    CHECK(std::string(root.child("origin-id").attribute("id").value()) == "c-1");
+    CHECK(std::string(root.child("replace").attribute("id").value()) == "c-0");
+    CHECK(root.child("request"));
+    CHECK(std::string(root.child("encryption").attribute("namespace").value()) == ns_legacy);
+    CHECK(root.child("store"));
+    auto parsed = parse_encrypted(find_encrypted(root));
+    REQUIRE(parsed);
+    CHECK(parsed.value().sid == 31415);
+    REQUIRE(parsed.value().keys.size() == 2);
+    CHECK(parsed.value().keys[0].prekey);
+    CHECK_FALSE(parsed.value().keys[1].prekey);
+    CHECK(key_for(parsed.value(), {}, 16180)->data == e.keys[1].data);
+    CHECK(parsed.value().iv == e.iv);
+    CHECK(parsed.value().payload == e.payload);
 }
