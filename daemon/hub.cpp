@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "daemon/account.hpp"
+#include "daemon/hub_detail.hpp"
 #include "daemon/log.hpp"
 #include "daemon/omemo.hpp"
 #include "protocol/base/rfc3339.hpp"
@@ -17,10 +18,12 @@
 namespace stanzad {
 namespace {
 
-
-// A front end's time (XEP-0082 / RFC 3339, any offset and precision) in the one form the
-// store uses, so that comparisons as text are comparisons of times. False when it is no time.
 const std::string empty_string;
+
+constexpr std::size_t kMaxBodyXml = 65'536;
+constexpr int kMaxAttempts = 5;
+
+}  // namespace
 
 bool normalize_stamp(std::string& stamp) {
     if (stamp.empty()) return true;
@@ -30,7 +33,6 @@ bool normalize_stamp(std::string& stamp) {
     return true;
 }
 
-// A request that got no result, as the reply to the front end that asked.
 model::Reply failure_reply(const IqReply& r, const std::string& account) {
     switch (r.outcome) {
     case IqReply::Outcome::Timeout:
@@ -45,11 +47,6 @@ model::Reply failure_reply(const IqReply& r, const std::string& account) {
     }
     return model::Reply::error("refused", r.error.describe());
 }
-
-constexpr std::size_t kMaxBodyXml = 65'536;
-constexpr int kMaxAttempts = 5;
-
-}  // namespace
 
 std::string make_uuid() {
     unsigned char b[16];
@@ -471,90 +468,100 @@ void Hub::message(Account& account, const xmpp::ReceivedMessage& m, const std::s
 
 void Hub::received(Account& account, xmpp::Stanza& stanza) {
     auto root = stanza.root();
+    if (xmpp::is(root, xmpp::ns_client, "iq")) {
+        if (!account.answered(root)) catch_up_answer(account, root);
+    } else if (xmpp::is(root, xmpp::ns_client, "message")) {
+        received_message(account, root);
+    } else if (xmpp::is(root, xmpp::ns_client, "presence")) {
+        received_presence(account, root);
+    }
+}
+
+void Hub::received_message(Account& account, pugi::xml_node root) {
     const xmpp::Jid& own = account.config().jid;
-    if (xmpp::is(root, xmpp::ns_client, "iq") && account.answered(root)) return;
-    if (xmpp::is(root, xmpp::ns_client, "message")) {
-        // XEP-0280 §11: only our own account may send us carbons.
-        if (auto carbon = xmpp::parse_carbon(root, own)) {
-            if (carbon->forged) {
-                logs::daemon().warn("account {}: dropped a forged carbon from {}", account.name(),
-                                    root.attribute("from").value());
-                return;
-            }
-            if (auto m = carbon->message ? xmpp::parse_message(carbon->message, own) : std::nullopt)
-                message(account, *m, carbon->direction);
+    // XEP-0280 §11: only our own account may send us carbons.
+    if (auto carbon = xmpp::parse_carbon(root, own)) {
+        if (carbon->forged) {
+            logs::daemon().warn("account {}: dropped a forged carbon from {}", account.name(),
+                                root.attribute("from").value());
             return;
         }
-        if (auto result = xmpp::child(root, xmpp::ns_mam, "result")) {
-            std::string query_id = result.attribute("queryid").value();
-            if (auto h = histories_.find(query_id); h != histories_.end()) {
-                if (h->second.account != account.name()) return;
-                auto archived = xmpp::parse_mam_result(root, own, h->second.archive);
-                if (!archived || !archived->message.has_content() || archived->message.type == "error") return;
-                std::string room = h->second.archive == own.bare() ? "" : h->second.archive;
-                // While a catch-up still has to bring what came while we were away, a message
-                // new to us here is one of those: stored and shown as new, not as history.
-                const Room* r = room.empty() ? nullptr : find_room(account.name(), room);
-                bool gap = room.empty() ? own_gap_open(account.name()) : r && r->catch_up.gap_open();
-                if (gap) incoming(account, archived->message, true, {}, room);
-                model::Event event;
-                incoming(account, archived->message, true, {}, room, &event);
-                if (auto* msg = std::get_if<model::Message>(&event.body); msg && !msg->msg_id.empty()) {
-                    msg->history = true;  // in the reply: what the request brought (the stored copy may be live)
-                    h->second.messages.push_back(std::move(event));
-                }
-                return;
-            }
-            if (room_archive_result(account, root)) return;
-            auto archived = xmpp::parse_mam_result(root, own);
-            if (!archived) return;
-            auto it = catch_ups_.find(account.name());
-            if (it == catch_ups_.end() || it->second.query_id.empty() || archived->query_id != it->second.query_id)
-                return;  // not asked for
-            it->second.pager.counted(archived->message.has_content() && archived->message.type != "error" &&
-                                     incoming(account, archived->message, true));
-            return;
-        }
-        if (omemo_event(account, root)) return;
-        if (auto invite = xmpp::parse_invite(root)) {
-            publish(account.name(), model::Invite{invite->room, invite->from, invite->reason, invite->password,
-                                                  invite->direct});
-            return;
-        }
-        if (auto m = xmpp::parse_message(root, own)) message(account, *m, {});
+        if (auto m = carbon->message ? xmpp::parse_message(carbon->message, own) : std::nullopt)
+            message(account, *m, carbon->direction);
         return;
     }
-    if (xmpp::is(root, xmpp::ns_client, "presence")) {
-        if (auto mp = xmpp::parse_muc_presence(root); mp && room_presence(account, *mp)) return;
-        auto p = xmpp::parse_presence(root);
-        if (!p) return;
-        if (p->type.empty() || p->type == "unavailable") {
-            int priority = 0;
-            if (auto pr = xmpp::child(root, xmpp::ns_client, "priority")) priority = std::atoi(pr.child_value());
-            model::Presence presence{p->from, p->type.empty(), p->show, p->status, priority};
-            // Kept for contacts only: anyone can send us presence from any number of JIDs.
-            auto from = xmpp::Jid::parse(p->from);
-            bool contact = from && std::any_of(account.roster().begin(), account.roster().end(),
-                                               [&](const auto& i) { return i.jid == from.value().bare(); });
-            if (presence.available && contact) presences_[account.name()][p->from] = presence;
-            else presences_[account.name()].erase(p->from);
-            // Stored (and replayed) for contacts and our own other clients only; a stranger's
-            // is shown to whoever is attached, like a chat state.
-            bool ours = from && from.value().bare() == account.config().jid.bare();
-            if (contact || ours) publish(account.name(), std::move(presence));
-            else transient(account.name(), std::move(presence));
-        } else if (p->type == "subscribe" || p->type == "subscribed" || p->type == "unsubscribe" ||
-                   p->type == "unsubscribed") {
-            auto from = xmpp::Jid::parse(p->from);
-            publish(account.name(), model::Subscription{from ? from.value().bare() : p->from, p->type});
+    if (auto result = xmpp::child(root, xmpp::ns_mam, "result")) return archive_result(account, root, result);
+    if (omemo_event(account, root)) return;
+    if (auto invite = xmpp::parse_invite(root)) {
+        publish(account.name(),
+                model::Invite{invite->room, invite->from, invite->reason, invite->password, invite->direct});
+        return;
+    }
+    if (auto m = xmpp::parse_message(root, own)) message(account, *m, {});
+}
+
+// XEP-0313 §4.2: one archived message, for a history request, a room's catch-up or ours.
+void Hub::archive_result(Account& account, pugi::xml_node root, pugi::xml_node result) {
+    const xmpp::Jid& own = account.config().jid;
+    std::string query_id = result.attribute("queryid").value();
+    if (auto h = histories_.find(query_id); h != histories_.end()) {
+        if (h->second.account != account.name()) return;
+        auto archived = xmpp::parse_mam_result(root, own, h->second.archive);
+        if (!archived || !archived->message.has_content() || archived->message.type == "error") return;
+        std::string room = h->second.archive == own.bare() ? "" : h->second.archive;
+        // While a catch-up still has to bring what came while we were away, a message
+        // new to us here is one of those: stored and shown as new, not as history.
+        const Room* r = room.empty() ? nullptr : find_room(account.name(), room);
+        bool gap = room.empty() ? own_gap_open(account.name()) : r && r->catch_up.gap_open();
+        if (gap) incoming(account, archived->message, true, {}, room);
+        model::Event event;
+        incoming(account, archived->message, true, {}, room, &event);
+        if (auto* msg = std::get_if<model::Message>(&event.body); msg && !msg->msg_id.empty()) {
+            msg->history = true;  // in the reply: what the request brought (the stored copy may be live)
+            h->second.messages.push_back(std::move(event));
         }
         return;
     }
-    if (!xmpp::is(root, xmpp::ns_client, "iq")) return;
+    if (room_archive_result(account, root)) return;
+    auto archived = xmpp::parse_mam_result(root, own);
+    if (!archived) return;
+    auto it = catch_ups_.find(account.name());
+    if (it == catch_ups_.end() || it->second.query_id.empty() || archived->query_id != it->second.query_id)
+        return;  // not asked for
+    it->second.pager.counted(archived->message.has_content() && archived->message.type != "error" &&
+                             incoming(account, archived->message, true));
+}
+
+void Hub::received_presence(Account& account, pugi::xml_node root) {
+    if (auto mp = xmpp::parse_muc_presence(root); mp && room_presence(account, *mp)) return;
+    auto p = xmpp::parse_presence(root);
+    if (!p) return;
+    auto from = xmpp::Jid::parse(p->from);
+    if (p->type == "subscribe" || p->type == "subscribed" || p->type == "unsubscribe" || p->type == "unsubscribed") {
+        publish(account.name(), model::Subscription{from ? from.value().bare() : p->from, p->type});
+        return;
+    }
+    if (!p->type.empty() && p->type != "unavailable") return;
+    int priority = 0;
+    if (auto pr = xmpp::child(root, xmpp::ns_client, "priority")) priority = std::atoi(pr.child_value());
+    model::Presence presence{p->from, p->type.empty(), p->show, p->status, priority};
+    // Kept for contacts only: anyone can send us presence from any number of JIDs.
+    bool contact = from && account.roster_state().contains(from.value().bare());
+    if (presence.available && contact) presences_[account.name()][p->from] = presence;
+    else presences_[account.name()].erase(p->from);
+    // Stored (and replayed) for contacts and our own other clients only; a stranger's
+    // is shown to whoever is attached, like a chat state.
+    bool ours = from && from.value().bare() == account.config().jid.bare();
+    if (contact || ours) publish(account.name(), std::move(presence));
+    else transient(account.name(), std::move(presence));
+}
+
+// The answer to a page query of our own archive's catch-up (XEP-0313 §4.3 <fin/>).
+void Hub::catch_up_answer(Account& account, pugi::xml_node root) {
     std::string_view id = root.attribute("id").value();
     std::string_view type = root.attribute("type").value();
     std::string_view from = root.attribute("from").value();
-    bool from_own_account = from.empty() || from == own.bare() || from == account.bound_jid();
+    bool from_own_account = from.empty() || from == account.config().jid.bare() || from == account.bound_jid();
     auto it = catch_ups_.find(account.name());
     if (it == catch_ups_.end() || it->second.query_id.empty() || id != it->second.query_id || !from_own_account)
         return;
@@ -784,226 +791,6 @@ model::Reply Hub::local_history(Account& account, const model::History& h) {
     }
     reply.messages = std::move(messages);
     return reply;
-}
-
-void Hub::handle(const model::Command& command, const std::string& client, Respond respond) {
-    auto need_account = [this](const std::string& name, Account** out) -> std::optional<model::Reply> {
-        *out = find_(name);
-        if (*out) return std::nullopt;
-        std::string known;
-        for (Account* a : list_()) known += (known.empty() ? "" : ", ") + a->name();
-        return model::Reply::error("unknown-account",
-                                   "no account named '" + name + "' (known: " + (known.empty() ? "none" : known) + ")");
-    };
-    auto need_online = [](Account& a) -> std::optional<model::Reply> {
-        if (a.state() == Account::State::Online) return std::nullopt;
-        return model::Reply::error("not-online", "account " + a.name() + " is " + to_string(a.state()));
-    };
-    // An iq whose answer is the reply: ok, or what the server said.
-    auto ask = [](Account& a, const std::string& to, std::function<std::string(const std::string&)> make,
-                  Respond respond, std::function<void(model::Reply&, pugi::xml_node)> fill = {}) {
-        a.request(to, make, [name = a.name(), respond = std::move(respond), fill = std::move(fill)](const IqReply& r) {
-            if (r.ok()) {
-                model::Reply reply;
-                if (fill) fill(reply, r.iq);
-                respond(std::move(reply));
-            } else {
-                respond(failure_reply(r, name));
-            }
-        });
-    };
-    Account* account = nullptr;
-    std::visit(
-        [&](const auto& c) {
-            using C = std::decay_t<decltype(c)>;
-            model::Reply reply;
-            if constexpr (std::is_same_v<C, model::Hello>) {
-                auto cursor = store_.cursor(c.client);
-                if (!cursor) return respond(model::Reply::error("internal", cursor.error().message));
-                reply.cursor = cursor.value();
-                reply.last_seq = store_.last_seq();
-                reply.accounts = account_infos();
-            } else if constexpr (std::is_same_v<C, model::Ack>) {
-                if (c.seq > store_.last_seq())
-                    return respond(model::Reply::error("bad-request", "seq " + std::to_string(c.seq) +
-                                                                          " is past the last event (" +
-                                                                          std::to_string(store_.last_seq()) + ")"));
-                if (auto st = store_.set_cursor(client, c.seq); !st)
-                    return respond(model::Reply::error("internal", st.error().message));
-                auto cursor = store_.cursor(client);
-                reply.cursor = cursor ? cursor.value() : c.seq;
-            } else if constexpr (std::is_same_v<C, model::ListAccounts>) {
-                reply.accounts = account_infos();
-            } else if constexpr (std::is_same_v<C, model::Conversations>) {
-                std::string after = c.after_stamp, before = c.before_stamp;
-                if (!normalize_stamp(after) || !normalize_stamp(before))
-                    return respond(model::Reply::error("bad-request", "not a time"));
-                auto list = store_.conversations(after, before, static_cast<std::size_t>(c.limit));
-                if (!list) return respond(model::Reply::error("internal", list.error().message));
-                for (const auto& conv : list.value())
-                    reply.conversations.push_back({conv.account, conv.peer, conv.last_stamp});
-            } else {
-                if (auto e = need_account(c.account, &account)) return respond(*e);
-                Account& a = *account;
-                if constexpr (std::is_same_v<C, model::Send>) {
-                    // XEP-0384: encrypted when the contact's setting (or the account's) says so.
-                    auto wanted = omemo_wanted(a, c);
-                    if (!wanted) return respond(model::Reply::error(wanted.error().code, wanted.error().message));
-                    if (wanted.value()) return omemo_send(a, c, *wanted.value(), std::move(respond));
-                    return respond(send(c));
-                } else if constexpr (std::is_same_v<C, model::SetEncryption>) {
-                    return respond(omemo_set_encryption(a, c));
-                } else if constexpr (std::is_same_v<C, model::OmemoDevices>) {
-                    return omemo_devices(a, c, std::move(respond));
-                } else if constexpr (std::is_same_v<C, model::OmemoTrust>) {
-                    return respond(omemo_trust(a, c));
-                } else if constexpr (std::is_same_v<C, model::GetRoster>) {
-                    load_roster_cache(a);
-                    for (const auto& i : a.roster()) reply.items.push_back(to_model(a.name(), i));
-                } else if constexpr (std::is_same_v<C, model::SetPresence>) {
-                    a.set_presence(c.show, c.status, c.priority);  // kept for reconnections
-                    for (auto& [jid, room] : rooms_[a.name()])  // RFC 6121 §4.2: rooms see it too
-                        if (room.phase() == xmpp::im::Room::Phase::Joined)
-                            a.send("<presence to='" + xmpp::xml_escape(jid + "/" + room.nick) + "'>" +
-                                   a.presence_payload() + "</presence>");
-                } else if constexpr (std::is_same_v<C, model::ChangeSubscription>) {
-                    if (auto e = need_online(a)) return respond(*e);
-                    const char* type = c.kind == "subscribe"     ? "subscribe"
-                                       : c.kind == "unsubscribe" ? "unsubscribe"
-                                       : c.kind == "approve"     ? "subscribed"
-                                                                 : "unsubscribed";
-                    a.send(xmpp::make_subscription(c.jid, type));
-                } else if constexpr (std::is_same_v<C, model::Raw>) {
-                    if (auto st = xmpp::check_raw_stanza(c.xml); !st)
-                        return respond(model::Reply::error("bad-xml", st.error().message));
-                    if (auto e = need_online(a)) return respond(*e);
-                    a.send(c.xml);
-                } else if constexpr (std::is_same_v<C, model::Join>) {
-                    return join(a, c.room, c.nick, c.password, std::move(respond));
-                } else if constexpr (std::is_same_v<C, model::Part>) {
-                    return respond(part(a, c.room, c.reason));
-                } else if constexpr (std::is_same_v<C, model::ListRooms>) {
-                    for (const auto& [jid, room] : rooms_[a.name()]) reply.rooms.push_back(room.info());
-                } else if constexpr (std::is_same_v<C, model::SetSubject>) {
-                    Room* room = find_room(a.name(), c.room);
-                    if (!room || room->phase() != xmpp::im::Room::Phase::Joined)
-                        return respond(model::Reply::error("not-joined", "not in " + c.room));
-                    if (auto e = need_online(a)) return respond(*e);
-                    a.send(xmpp::make_muc_subject(c.room, c.subject, make_uuid()));
-                } else if constexpr (std::is_same_v<C, model::Kick>) {
-                    Room* room = find_room(a.name(), c.room);
-                    if (!room || room->phase() != xmpp::im::Room::Phase::Joined)
-                        return respond(model::Reply::error("not-joined", "not in " + c.room));
-                    return ask(a, c.room,
-                               [&](const std::string& id) { return xmpp::make_muc_kick(id, c.room, c.nick, c.reason); },
-                               std::move(respond));
-                } else if constexpr (std::is_same_v<C, model::SendInvite>) {
-                    if (auto e = need_online(a)) return respond(*e);
-                    const Room* room = find_room(a.name(), c.room);
-                    a.send(xmpp::make_direct_invite(c.jid, c.room, c.reason, room ? room->password : ""));
-                } else if constexpr (std::is_same_v<C, model::History>) {
-                    if (a.capabilities().known && !a.capabilities().archive) return respond(local_history(a, c));
-                    if (auto e = need_online(a)) return respond(*e);
-                    return history(a, c, std::move(respond));
-                } else if constexpr (std::is_same_v<C, model::SendChatState>) {
-                    if (auto e = need_online(a)) return respond(*e);
-                    auto to = xmpp::Jid::parse(c.to);
-                    bool room = to && to.value().is_bare() && find_room(a.name(), c.to);
-                    a.send(xmpp::make_chat_state(c.to, room ? "groupchat" : "chat", c.state));
-                } else if constexpr (std::is_same_v<C, model::Displayed>) {
-                    // XEP-0333 reveals when the user reads: only when the user turned it on.
-                    if (a.config().chat_markers) {
-                        if (auto e = need_online(a)) return respond(*e);
-                        bool room = find_room(a.name(), c.to) != nullptr;
-                        std::string id = c.msg_id;  // in a room: the room's stanza-id (§3)
-                        if (!room)
-                            if (auto rid = store_.inbound(a.name(), "rid:" + c.msg_id); rid && rid.value())
-                                id = *rid.value();
-                        a.send(xmpp::make_displayed(c.to, room ? "groupchat" : "chat", id, make_uuid()));
-                        reply.sent = true;
-                    }
-                } else if constexpr (std::is_same_v<C, model::CancelSend>) {
-                    auto entry = store_.find(a.name(), c.msg_id);
-                    if (!entry)
-                        return respond(model::Reply::error("item-not-found", "no message '" + c.msg_id +
-                                                                                 "' sent from account " + a.name()));
-                    if (entry.value().state != "accepted")
-                        return respond(model::Reply::error(
-                            "too-late", "message '" + c.msg_id + "' is " + entry.value().state +
-                                            ": it has left stanzad and cannot be taken back"));
-                    advance(a, c.msg_id, xmpp::im::Delivery::Failed, "cancelled");
-                } else if constexpr (std::is_same_v<C, model::RosterSet>) {
-                    return ask(a, {},
-                               [&](const std::string& id) { return xmpp::make_roster_set(id, c.jid, c.name, c.groups); },
-                               std::move(respond));
-                } else if constexpr (std::is_same_v<C, model::RosterRemove>) {
-                    return ask(a, {}, [&](const std::string& id) { return xmpp::make_roster_remove(id, c.jid); },
-                               std::move(respond));
-                } else if constexpr (std::is_same_v<C, model::Block>) {
-                    return ask(a, {},
-                               [&](const std::string& id) {
-                                   return c.block ? xmpp::make_block(id, c.jids) : xmpp::make_unblock(id, c.jids);
-                               },
-                               std::move(respond));
-                } else if constexpr (std::is_same_v<C, model::ListPresences>) {
-                    for (const auto& [jid, p] : presences_[a.name()]) reply.presences.push_back(p);
-                } else if constexpr (std::is_same_v<C, model::StoredMessages>) {
-                    MessageRange range;
-                    range.after = c.after;
-                    range.before = c.before;
-                    range.after_stamp = c.after_stamp;
-                    range.before_stamp = c.before_stamp;
-                    if (!normalize_stamp(range.after_stamp) || !normalize_stamp(range.before_stamp))
-                        return respond(model::Reply::error("bad-request", "not a time"));
-                    range.newest = c.newest;
-                    if (!c.around_msg_id.empty()) {
-                        auto seq = store_.message_seq(a.name(), c.peer, c.around_msg_id);
-                        if (!seq) return respond(model::Reply::error("internal", seq.error().message));
-                        if (!seq.value()) return respond(model::Reply::error("not-found", "no message " + c.around_msg_id));
-                        reply.cursor = *seq.value();
-                    }
-                    auto messages = store_.messages(a.name(), c.peer, range, static_cast<std::size_t>(c.limit));
-                    if (!messages) return respond(model::Reply::error("internal", messages.error().message));
-                    reply.messages = std::move(messages).value();
-                } else if constexpr (std::is_same_v<C, model::SetReadMarker>) {
-                    auto current = store_.meta(a.name(), "read:" + c.peer);
-                    if (!current) return respond(model::Reply::error("internal", current.error().message));
-                    reply.stamp = current.value();
-                    std::string stamp = c.stamp;
-                    if (!normalize_stamp(stamp)) return respond(model::Reply::error("bad-request", "not a time"));
-                    // Never in the future: a marker past now would be stuck there for good.
-                    std::string now = xmpp::rfc3339(std::chrono::system_clock::now());
-                    if (stamp > now) stamp = now;
-                    // Only forward (IRCv3 read-marker): an older stamp leaves it where it is.
-                    if (!stamp.empty() && stamp > reply.stamp) {
-                        if (auto st = store_.set_meta(a.name(), "read:" + c.peer, stamp); !st)
-                            return respond(model::Reply::error("internal", st.error().message));
-                        reply.stamp = stamp;
-                        publish(a.name(), model::ReadMarker{c.peer, stamp});
-                    }
-                } else if constexpr (std::is_same_v<C, model::SetAccountEnabled>) {
-                    if (c.enabled) a.enable();
-                    else a.disable();
-                } else if constexpr (std::is_same_v<C, model::ProbeCertificate>) {
-                    return a.probe([respond = std::move(respond)](xmpp::Result<Account::Probe> r) {
-                        if (!r) return respond(model::Reply::error(r.error().code, r.error().message));
-                        const auto& p = r.value();
-                        model::Reply reply;
-                        reply.certificate = {p.server, p.certificate.pin, p.certificate.subject,
-                                             p.certificate.issuer, p.certificate.not_before, p.certificate.not_after,
-                                             p.certificate.names, p.certificate.verify_error};
-                        respond(std::move(reply));
-                    });
-                } else if constexpr (std::is_same_v<C, model::GetBlocklist>) {
-                    return ask(a, {}, [](const std::string& id) { return xmpp::make_blocklist_get(id); },
-                               std::move(respond), [](model::Reply& r, pugi::xml_node iq) {
-                                   r.jids = xmpp::parse_block_items(xmpp::child(iq, xmpp::ns_blocking, "blocklist"));
-                               });
-                }
-            }
-            respond(std::move(reply));
-        },
-        command);
 }
 
 }  // namespace stanzad

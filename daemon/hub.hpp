@@ -79,6 +79,25 @@ public:
 
 private:
     struct Room;
+    // Front-end commands by group (hub_commands.cpp); each answers through `respond` once.
+    template <class C>
+    model::Reply daemon_command(const C& c, const std::string& client);
+    template <class C>
+    void message_command(Account& a, const C& c, Respond respond);
+    template <class C>
+    void contact_command(Account& a, const C& c, Respond respond);
+    template <class C>
+    void room_command(Account& a, const C& c, Respond respond);
+    template <class C>
+    void account_command(Account& a, const C& c, Respond respond);
+    model::Reply cancel_send(Account& a, const std::string& msg_id);
+    model::Reply stored_messages(Account& a, const model::StoredMessages& c);
+    model::Reply set_read_marker(Account& a, const model::SetReadMarker& c);
+    // What received() hands on, by stanza kind.
+    void received_message(Account& account, pugi::xml_node root);
+    void archive_result(Account& account, pugi::xml_node root, pugi::xml_node result);
+    void received_presence(Account& account, pugi::xml_node root);
+    void catch_up_answer(Account& account, pugi::xml_node root);
     void publish(const std::string& account, model::EventBody body, std::string stamp = {});
     // Events that are not kept (chat states): to live front ends only, seq 0.
     void transient(const std::string& account, model::EventBody body);
