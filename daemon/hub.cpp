@@ -2,10 +2,7 @@
 
 #include <openssl/rand.h>
 
-#include <charconv>
 #include <cstdlib>
-
-#include <nlohmann/json.hpp>
 
 #include "daemon/account.hpp"
 #include "daemon/hub_detail.hpp"
@@ -134,47 +131,6 @@ std::string Hub::user_agent_id(const std::string& account) {
     return id;
 }
 
-void Hub::load_roster_cache(Account& account) {
-    auto& roster = account.roster_state();
-    if (roster.known()) return;
-    auto cached = store_.meta(account.name(), "roster");
-    if (!cached || cached.value().empty()) return;  // nothing kept: the first login asks for it all
-    auto j = nlohmann::json::parse(cached.value(), nullptr, false);
-    if (!j.is_array()) return;
-    std::vector<xmpp::RosterEntry> items;
-    for (const auto& i : j) {
-        if (!i.is_object()) continue;
-        xmpp::RosterEntry e;
-        e.jid = i.value("jid", "");
-        e.name = i.value("name", "");
-        e.subscription = i.value("subscription", "none");
-        e.groups = i.value("groups", std::vector<std::string>{});
-        e.ask = i.value("ask", false);
-        if (!e.jid.empty()) items.push_back(std::move(e));
-    }
-    auto version = store_.meta(account.name(), "roster_ver");
-    std::optional<std::string> ver;
-    if (version && !version.value().empty()) ver = version.value();
-    roster.restore(std::move(items), std::move(ver));
-}
-
-model::Reply Hub::set_roster_cache(Account& account) {
-    // RFC 6121 §2.6: the roster and its version go together; a later login asks only for
-    // what changed since.
-    const auto& roster = account.roster_state();
-    nlohmann::json j = nlohmann::json::array();
-    for (const auto& e : roster.items())
-        j.push_back({{"jid", e.jid}, {"name", e.name}, {"subscription", e.subscription}, {"groups", e.groups},
-                     {"ask", e.ask}});
-    auto st = store_.set_metas(account.name(),
-                               {{"roster", j.dump()}, {"roster_ver", roster.version()}});
-    if (!st) {
-        logs::daemon().warn("account {}: cannot keep the roster: {}", account.name(), st.error().message);
-        return model::Reply::error("internal", st.error().message);
-    }
-    return {};
-}
-
 void Hub::online(Account& account, bool resumed, bool /*stream_management*/, bool restored) {
     if (!resumed) presences_.erase(account.name());  // a new session: the server sends them all again
     if (!resumed) {
@@ -236,35 +192,6 @@ void Hub::online(Account& account, bool resumed, bool /*stream_management*/, boo
         return;
     }
     catch_up(account, last.value());
-}
-
-void Hub::catch_up(Account& account, const std::string& after) {
-    OwnCatchUp& c = catch_ups_[account.name()];  // the gap is open until a page says complete
-    send_catch_up_page(account, c, c.pager.begin(after));
-}
-
-void Hub::send_catch_up_page(Account& account, OwnCatchUp& c, const xmpp::im::CatchUp::Page& page) {
-    c.query_id = "catchup" + std::to_string(next_query_++);
-    // Without a position yet: from when this account first came online here (the first
-    // time, that is now, and the archive has nothing newer).
-    std::string start;
-    if (page.since) {
-        auto since = store_.meta(account.name(), "mam_since");
-        start = since && !since.value().empty() ? since.value() : xmpp::rfc3339(std::chrono::system_clock::now());
-        if (since && since.value().empty()) (void)store_.set_meta(account.name(), "mam_since", start);
-    }
-    account.send(xmpp::make_mam_query(c.query_id, c.query_id, page.after, start, page.max));
-}
-
-bool Hub::own_gap_open(const std::string& account) const {
-    auto it = catch_ups_.find(account);
-    return it != catch_ups_.end() && it->second.pager.gap_open();
-}
-
-void Hub::remember_archive_id(Account& account, const std::string& id) {
-    // Catch-up starts after it next time; losing it only means fetching more (de-duplicated).
-    if (auto st = store_.set_meta(account.name(), "mam_last", id); !st)
-        logs::daemon().warn("account {}: cannot remember archive id: {}", account.name(), st.error().message);
 }
 
 void Hub::acked(Account& account, const std::vector<std::string>& msg_ids) {
@@ -500,158 +427,6 @@ void Hub::received_message(Account& account, pugi::xml_node root) {
     if (auto m = xmpp::parse_message(root, own)) message(account, *m, {});
 }
 
-// XEP-0313 §4.2: one archived message, for a history request, a room's catch-up or ours.
-void Hub::archive_result(Account& account, pugi::xml_node root, pugi::xml_node result) {
-    const xmpp::Jid& own = account.config().jid;
-    std::string query_id = result.attribute("queryid").value();
-    if (auto h = histories_.find(query_id); h != histories_.end()) {
-        if (h->second.account != account.name()) return;
-        auto archived = xmpp::parse_mam_result(root, own, h->second.archive);
-        if (!archived || !archived->message.has_content() || archived->message.type == "error") return;
-        std::string room = h->second.archive == own.bare() ? "" : h->second.archive;
-        // While a catch-up still has to bring what came while we were away, a message
-        // new to us here is one of those: stored and shown as new, not as history.
-        const Room* r = room.empty() ? nullptr : find_room(account.name(), room);
-        bool gap = room.empty() ? own_gap_open(account.name()) : r && r->catch_up.gap_open();
-        if (gap) incoming(account, archived->message, true, {}, room);
-        model::Event event;
-        incoming(account, archived->message, true, {}, room, &event);
-        if (auto* msg = std::get_if<model::Message>(&event.body); msg && !msg->msg_id.empty()) {
-            msg->history = true;  // in the reply: what the request brought (the stored copy may be live)
-            h->second.messages.push_back(std::move(event));
-        }
-        return;
-    }
-    if (room_archive_result(account, root)) return;
-    auto archived = xmpp::parse_mam_result(root, own);
-    if (!archived) return;
-    auto it = catch_ups_.find(account.name());
-    if (it == catch_ups_.end() || it->second.query_id.empty() || archived->query_id != it->second.query_id)
-        return;  // not asked for
-    it->second.pager.counted(archived->message.has_content() && archived->message.type != "error" &&
-                             incoming(account, archived->message, true));
-}
-
-void Hub::received_presence(Account& account, pugi::xml_node root) {
-    if (auto mp = xmpp::parse_muc_presence(root); mp && room_presence(account, *mp)) return;
-    auto p = xmpp::parse_presence(root);
-    if (!p) return;
-    auto from = xmpp::Jid::parse(p->from);
-    if (p->type == "subscribe" || p->type == "subscribed" || p->type == "unsubscribe" || p->type == "unsubscribed") {
-        publish(account.name(), model::Subscription{from ? from.value().bare() : p->from, p->type});
-        return;
-    }
-    if (!p->type.empty() && p->type != "unavailable") return;
-    int priority = 0;
-    if (auto pr = xmpp::child(root, xmpp::ns_client, "priority")) priority = std::atoi(pr.child_value());
-    model::Presence presence{p->from, p->type.empty(), p->show, p->status, priority};
-    // Kept for contacts only: anyone can send us presence from any number of JIDs.
-    bool contact = from && account.roster_state().contains(from.value().bare());
-    if (presence.available && contact) presences_[account.name()][p->from] = presence;
-    else presences_[account.name()].erase(p->from);
-    // Stored (and replayed) for contacts and our own other clients only; a stranger's
-    // is shown to whoever is attached, like a chat state.
-    bool ours = from && from.value().bare() == account.config().jid.bare();
-    if (contact || ours) publish(account.name(), std::move(presence));
-    else transient(account.name(), std::move(presence));
-}
-
-// The answer to a page query of our own archive's catch-up (XEP-0313 §4.3 <fin/>).
-void Hub::catch_up_answer(Account& account, pugi::xml_node root) {
-    std::string_view id = root.attribute("id").value();
-    std::string_view type = root.attribute("type").value();
-    std::string_view from = root.attribute("from").value();
-    bool from_own_account = from.empty() || from == account.config().jid.bare() || from == account.bound_jid();
-    auto it = catch_ups_.find(account.name());
-    if (it == catch_ups_.end() || it->second.query_id.empty() || id != it->second.query_id || !from_own_account)
-        return;
-    OwnCatchUp& c = it->second;
-    c.query_id.clear();
-    auto fin = xmpp::parse_mam_fin(root);
-    if (type != "result" || !fin) {
-        // The gap stays open: the next login tries again from the same position.
-        logs::daemon().warn("account {}: archive catch-up failed (the server answered {})", account.name(), type);
-        auto error = xmpp::parse_stanza_error(root);
-        c.pager.failed(error ? error->condition : "", true);
-        return;
-    }
-    auto next = c.pager.fin(fin->complete, fin->last);
-    if (!next.keep.empty()) remember_archive_id(account, next.keep);
-    if (next.next) return send_catch_up_page(account, c, *next.next);  // XEP-0059: the next page
-    logs::daemon().info("account {}: archive catch-up: {} message(s), {} of them new", account.name(), c.pager.count(),
-                        c.pager.fresh());
-}
-
-void Hub::roster(Account& account, std::vector<xmpp::RosterEntry> items, bool push,
-                 std::optional<std::string> version) {
-    model::Roster r;
-    r.push = push;
-    for (const auto& i : items) r.items.push_back(to_model(account.name(), i));
-    fetch_vcards(account, items);
-    if (push) account.roster_state().push(std::move(items), std::move(version));
-    else account.roster_state().result(std::move(items), std::move(version));
-    set_roster_cache(account);
-    publish(account.name(), std::move(r));
-}
-
-std::map<std::string, std::string>& Hub::vcard_nicks(const std::string& account) {
-    auto [it, fresh] = vcard_nicks_.try_emplace(account);
-    if (fresh) {
-        auto saved = store_.meta(account, "vcard_nicks");
-        auto j = saved ? nlohmann::json::parse(saved.value(), nullptr, false) : nlohmann::json();
-        if (j.is_object())
-            for (const auto& [jid, nick] : j.items())
-                if (nick.is_string()) it->second[jid] = nick.get<std::string>();
-    }
-    return it->second;
-}
-
-model::RosterItem Hub::to_model(const std::string& account, const xmpp::RosterEntry& e) {
-    auto& nicks = vcard_nicks(account);
-    auto it = nicks.find(e.jid);
-    return {e.jid, e.name, e.subscription, e.groups, it == nicks.end() ? "" : it->second};
-}
-
-void Hub::fetch_vcards(Account& account, const std::vector<xmpp::RosterEntry>& items) {
-    auto& nicks = vcard_nicks(account.name());
-    for (const auto& e : items) {
-        if (!e.name.empty() || e.subscription == "remove" || nicks.count(e.jid)) continue;
-        nicks[e.jid] = "";  // asked (once): an answer fills it in
-        std::string name = account.name(), jid = e.jid;
-        account.request(jid, [&](const std::string& id) { return xmpp::make_vcard_get(id, jid); },
-                        [this, name, jid](const IqReply& r) {
-                            Account* a = find_(name);
-                            if (!a) return;
-                            auto& known = vcard_nicks(name);
-                            if (!r.ok()) {
-                                if (r.local()) known.erase(jid);  // ask again next time
-                                return;
-                            }
-                            auto names = xmpp::parse_vcard_names(r.iq);
-                            std::string nick = !names.nick.empty() ? names.nick : names.full_name;
-                            known[jid] = nick;
-                            nlohmann::json j = nlohmann::json::object();
-                            for (const auto& [k, v] : known) j[k] = v;
-                            (void)store_.set_meta(name, "vcard_nicks", j.dump());
-                            if (nick.empty()) return;
-                            // Front ends learn the display name as a change of that item.
-                            for (const auto& item : a->roster())
-                                if (item.jid == jid) {
-                                    model::Roster push;
-                                    push.push = true;
-                                    push.items.push_back(to_model(name, item));
-                                    publish(name, std::move(push));
-                                }
-                        });
-    }
-}
-
-void Hub::blocklist_push(Account& account, std::vector<std::string> jids, bool blocked) {
-    model::Blocklist b;
-    (blocked ? b.blocked : b.unblocked) = std::move(jids);
-    publish(account.name(), std::move(b));
-}
-
 std::vector<model::AccountInfo> Hub::account_infos() const {
     std::vector<model::AccountInfo> out;
     for (Account* a : list_()) {
@@ -716,80 +491,6 @@ model::Reply Hub::send(const model::Send& s, bool encrypted) {
     }
     for (const auto& e : events) deliver(e);
     if (account->state() == Account::State::Online) transmit(*account, entry);
-    return reply;
-}
-
-void Hub::history(Account& account, const model::History& h, Respond respond) {
-    // XEP-0313 §4: our archive, filtered by contact, or the room's own archive.
-    const std::string own = account.config().jid.bare();
-    bool room = rooms_[account.name()].count(h.with) > 0;
-    xmpp::MamQuery q;
-    q.query_id = "history" + std::to_string(next_query_++);
-    if (room) q.to = h.with;
-    else q.with = h.with;
-    q.after = h.after;
-    q.before = h.before ? h.before : (h.after.empty() ? std::optional<std::string>("") : std::nullopt);
-    q.max = h.max;
-    histories_[q.query_id] = HistoryQuery{account.name(), room ? h.with : own, {}};
-    std::string query_id = q.query_id;
-    account.request(q.to, [&](const std::string& id) { return xmpp::make_mam_query(id, q); },
-                    [this, query_id, account_name = account.name(), respond = std::move(respond)](const IqReply& r) {
-                        auto node = histories_.extract(query_id);
-                        if (!r.ok()) {
-                            respond(failure_reply(r, account_name));
-                            return;
-                        }
-                        model::Reply reply;
-                        reply.source = "archive";
-                        if (auto fin = xmpp::parse_mam_fin(r.iq)) {
-                            reply.complete = fin->complete;
-                            reply.first = fin->first;
-                            reply.last = fin->last;
-                        }
-                        if (!node.empty()) reply.messages = std::move(node.mapped().messages);
-                        respond(std::move(reply));
-                    });
-}
-
-model::Reply Hub::local_history(Account& account, const model::History& h) {
-    // Without an archive (XEP-0313 not offered): the same page from the store, with seqs
-    // as the page ids (`first`/`last`, `before`/`after`). One more than asked tells
-    // whether there is anything further in that direction.
-    auto seq = [](const std::string& text) -> std::optional<model::Seq> {
-        model::Seq v = 0;
-        auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-        if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
-        return v;
-    };
-    MessageRange range;
-    bool backwards = h.after.empty();
-    if (!h.after.empty()) {
-        range.after = seq(h.after);
-        if (!range.after) return model::Reply::error("bad-request", "'after': not a page id of the local store");
-    }
-    if (h.before && !h.before->empty()) {
-        range.before = seq(*h.before);
-        if (!range.before) return model::Reply::error("bad-request", "'before': not a page id of the local store");
-    }
-    range.newest = backwards;
-    std::size_t max = static_cast<std::size_t>(std::max(1, h.max));
-    auto page = store_.messages(account.name(), h.with, range, max + 1);
-    if (!page) return model::Reply::error("internal", page.error().message);
-    auto messages = std::move(page).value();
-    model::Reply reply;
-    reply.source = "local";
-    reply.complete = messages.size() <= max;
-    if (!reply.complete) {
-        if (backwards) messages.erase(messages.begin());
-        else messages.pop_back();
-    }
-    for (auto& e : messages)
-        if (auto* m = std::get_if<model::Message>(&e.body)) m->history = true;
-    if (!messages.empty()) {
-        reply.first = std::to_string(messages.front().seq);
-        reply.last = std::to_string(messages.back().seq);
-    }
-    reply.messages = std::move(messages);
     return reply;
 }
 
