@@ -39,7 +39,6 @@
 #define STANZAD_VERSION "unknown"
 #endif
 
-
 namespace {
 
 using namespace ctl::cli;
