@@ -2381,8 +2381,8 @@ class JsonlTest(IntegrationTest):
     def watcher(self, where: Union[Stanzad, str, Path], name: str = "watcher") -> JsonClient:
         """A client attached for live events only (replay false). The daemon stores an
         event before it shows it to any client, so an event seen here is committed: the
-        barrier before a kill -9. (An XEP-0199 pong is not one: the daemon answers pings
-        before it has committed the messages that came before them.)"""
+        barrier before a kill -9. (Since the group commit an XEP-0199 pong is one too: it
+        leaves only after the commit of its read, docs/reliability.md; the tests use events.)"""
         return self.client(where, hello=name, replay=False)
 
 
