@@ -19,7 +19,9 @@ Usage (after `make build`; Debian's python3):
    - hello with `since` = last_seq - 1000: the reply and all 1,000 replayed events;
    (the JSON `history` op needs the account online and asks the server's archive when
    there is one; its local-store path runs the same query as CHATHISTORY LATEST);
-   - IRC CHATHISTORY LATEST bob * 100 (until the batch ends).
+   - IRC CHATHISTORY LATEST #bob@localhost * 100, BEFORE msgid=(a message in the middle)
+     and TARGETS over all time, each until its batch ends (the `#` form: a conversation
+     read from the store without a roster).
 
 Wall-clock figures: the load average is printed with them.
 Environment: STANZAD_BIN as for the tests (default build/daemon/stanzad).
@@ -164,16 +166,18 @@ def time_hello(config: dict, last_seq: int, d) -> float:
         client.close()
 
 
-def time_chathistory(irc: "bench_irc.RawIrc", target: str) -> float:
+def time_chathistory(irc: "bench_irc.RawIrc", command: str, want: int, what: bytes = b" PRIVMSG ") -> float:
+    """Seconds from sending `command` to the end of its batch, which must hold `want` lines
+    containing `what`."""
     t0 = time.perf_counter()
-    irc.send(f"CHATHISTORY LATEST {target} * 100")
+    irc.send(command)
     lines = []
     irc.wait(lambda l: lines.append(l) or (l.startswith(b":") and b" BATCH -" in l) or b"FAIL" in l,
              60, "the end of the chathistory batch")
     elapsed = time.perf_counter() - t0
-    msgs = sum(1 for l in lines if b" PRIVMSG " in l)
-    if msgs != 100:
-        raise SystemExit(f"bench: CHATHISTORY gave {msgs} messages: {lines[-3:]}")
+    got = sum(1 for l in lines if what in l)
+    if got != want:
+        raise SystemExit(f"bench: {command}: {got} lines, not {want}: {lines[-3:]}")
     return elapsed
 
 
@@ -210,7 +214,7 @@ def main() -> int:
         print(f"store: {total} events, {size / 2**20:.1f} MiB with its WAL, "
               f"{size / total:.0f} bytes per message", flush=True)
         print("query plans:\n" + "\n".join(plans(db_path)), flush=True)
-        starts, hellos, chats = [], [], []
+        starts, hellos, chats, befores, targets = [], [], [], [], []
         for _ in range(args.repeat):
             d, t = start(config, tmp)
             starts.append(t)
@@ -218,7 +222,13 @@ def main() -> int:
                 hellos.append(time_hello(config, last_seq, d))
                 irc = bench_irc.RawIrc(irc_port)
                 register_irc(irc)
-                chats.append(time_chathistory(irc, "#bob@localhost"))
+                mid = args.messages // 2 // 10 * 10  # one of bob's
+                chats.append(time_chathistory(irc, "CHATHISTORY LATEST #bob@localhost * 100", 100))
+                befores.append(time_chathistory(
+                    irc, f"CHATHISTORY BEFORE #bob@localhost msgid=m-{mid} 100", 100))
+                targets.append(time_chathistory(
+                    irc, "CHATHISTORY TARGETS timestamp=2000-01-01T00:00:00.000Z "
+                         "timestamp=2100-01-01T00:00:00.000Z 50", 50, b"CHATHISTORY TARGETS"))
                 irc.send("QUIT :bench")
                 irc.sock.close()
             finally:
@@ -227,6 +237,8 @@ def main() -> int:
         print(figures("start-up (spawn to listening)", starts))
         print(figures("hello replaying the last 1,000 events", hellos))
         print(figures("CHATHISTORY LATEST #bob@localhost * 100", chats))
+        print(figures("CHATHISTORY BEFORE msgid= (middle) 100", befores))
+        print(figures("CHATHISTORY TARGETS (all) 50", targets))
     print(f"end: {machine()}")
     return 0
 

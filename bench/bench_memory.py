@@ -48,6 +48,22 @@ def heap_kib(pid: int) -> int:
     return int(m.group(1)) if m else 0
 
 
+def by_mapping(pid: int, top: int = 8) -> str:
+    """Rss (and Pss, shared pages divided among their users) per mapped file, largest first."""
+    rss, pss, name = {}, {}, "?"
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        parts = line.split()
+        if "-" in parts[0] and len(parts) >= 5 and not parts[0].endswith(":"):
+            name = Path(parts[5]).name if len(parts) >= 6 else "[anon]"
+        elif parts[0] == "Rss:":
+            rss[name] = rss.get(name, 0) + int(parts[1])
+        elif parts[0] == "Pss:":
+            pss[name] = pss.get(name, 0) + int(parts[1])
+    items = sorted(rss.items(), key=lambda kv: -kv[1])[:top]
+    return ", ".join(f"{k} {v / 1024:.1f} (Pss {pss.get(k, 0) / 1024:.1f})" for k, v in items) + \
+        f"; Pss total {sum(pss.values()) / 1024:.1f} MiB"
+
+
 def snapshot(pid: int) -> str:
     return (f"VmRSS {mib(status_kib(pid, 'VmRSS'))} (RssAnon {mib(status_kib(pid, 'RssAnon'))}, "
             f"RssFile {mib(status_kib(pid, 'RssFile'))}, [heap] {mib(heap_kib(pid))}), "
@@ -107,6 +123,7 @@ def main() -> int:
             pid = d.proc.pid
             settle(pid, prosody.port, quiet=2.0)
             print(f"idle:            {snapshot(pid)}", flush=True)
+            print(f"  Rss by mapping (MiB): {by_mapping(pid)}", flush=True)
             sampler = Sampler(pid)
             sampler.start()
             client = json_client(config)
@@ -125,6 +142,7 @@ def main() -> int:
                   flush=True)
             time.sleep(ctx.after)  # the figure is "RSS this long after the burst"
             print(f"{ctx.after:g} s after:     {snapshot(pid)}", flush=True)
+            print(f"  Rss by mapping (MiB): {by_mapping(pid)}", flush=True)
             if ctx.malloc:
                 print("\n".join(malloc_report(d, pid)), flush=True)
         finally:
