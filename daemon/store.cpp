@@ -91,6 +91,15 @@ UPDATE events SET peer = (
 WHERE kind = 'message';
 CREATE INDEX events_peer ON events (account, peer, seq) WHERE peer != '';
 )sql",
+    // 4 -> 5: indexes for a big store (docs/performance.md "A store of 1,000,000 messages"):
+    // CHATHISTORY msgid= references (message_seq) find the message in the index instead of
+    // reading every message of the conversation, and the conversation list (CHATHISTORY
+    // TARGETS) reads stamps from the index instead of from every row.
+    R"sql(
+CREATE INDEX events_msgid ON events (account, peer, json_extract(json, '$.msg_id')) WHERE peer != '';
+DROP INDEX events_peer;
+CREATE INDEX events_peer ON events (account, peer, seq, stamp) WHERE peer != '';
+)sql",
 };
 static_assert(std::size(migrations) == Store::schema_version, "one migration per schema version");
 
