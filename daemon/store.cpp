@@ -244,10 +244,10 @@ public:
     ~Transaction() {
         if (!open_) return;
         if (nested_) {
-            do_(&TxStmts::rollback_to, "ROLLBACK TO op");
-            do_(&TxStmts::release, "RELEASE op");
+            run_or_exec(&TxStmts::rollback_to, "ROLLBACK TO op");
+            run_or_exec(&TxStmts::release, "RELEASE op");
         } else if (!sqlite3_get_autocommit(db_)) {
-            do_(&TxStmts::rollback, "ROLLBACK");
+            run_or_exec(&TxStmts::rollback, "ROLLBACK");
         }
     }
     Transaction(const Transaction&) = delete;
@@ -255,10 +255,10 @@ public:
 
     // IMMEDIATE takes the write lock now, so nothing inside can fail on a lock upgrade.
     bool begin() {
-        return open_ = nested_ ? do_(&TxStmts::savepoint, "SAVEPOINT op") : do_(&TxStmts::begin, "BEGIN IMMEDIATE");
+        return open_ = nested_ ? run_or_exec(&TxStmts::savepoint, "SAVEPOINT op") : run_or_exec(&TxStmts::begin, "BEGIN IMMEDIATE");
     }
     bool commit() {
-        if (!(nested_ ? do_(&TxStmts::release, "RELEASE op") : do_(&TxStmts::commit, "COMMIT"))) return false;
+        if (!(nested_ ? run_or_exec(&TxStmts::release, "RELEASE op") : run_or_exec(&TxStmts::commit, "COMMIT"))) return false;
         if (!nested_ && commits_) ++*commits_;
         open_ = false;
         return true;
@@ -266,7 +266,7 @@ public:
 
 private:
     // The prepared statement when the store has them (after open), else the SQL text.
-    bool do_(Stmt TxStmts::*which, const char* sql) { return stmts_ ? run(stmts_->*which) : exec(db_, sql); }
+    bool run_or_exec(Stmt TxStmts::*which, const char* sql) { return stmts_ ? run(stmts_->*which) : exec(db_, sql); }
 
     sqlite3* db_;
     bool nested_ = false;
