@@ -5,7 +5,9 @@
 #include <string>
 #include <vector>
 
+#include <malloc.h>
 #include <openssl/ssl.h>
+#include <sqlite3.h>
 
 #include "config/config.hpp"
 #include "daemon/daemon.hpp"
@@ -30,6 +32,22 @@ void usage(FILE* out) {
                  "Exit status: 0 stopped cleanly, 1 fatal error (see the log), 2 usage or config error.\n"
                  "See stanzad(1) and stanzad.toml(5); stanzactl init writes a first configuration.\n",
                  config::default_path().c_str());
+}
+
+// Process-wide sizes, set before anything allocates or opens the store. Each is measured
+// and explained in docs/performance.md ("Memory" and "Where the instructions go").
+void tune_process() {
+    // glibc raises its mmap threshold to the size of the largest block freed (up to 32 MiB)
+    // and its trim threshold to twice that, so after one large buffer the heap never gives
+    // pages back. Fixed values keep the dynamic adjustment off: blocks of 128 KiB and more
+    // are mmapped and unmapped on free, and 128 KiB free at the top of the heap goes back.
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+    mallopt(M_TRIM_THRESHOLD, 128 * 1024);
+    // One event-loop thread uses SQLite: the per-connection mutexes (about 230 lock/unlock
+    // pairs per relayed message) and SQLite's memory statistics protect nothing here.
+    // MULTITHREAD keeps SQLite safe for any thread that uses its own connection.
+    sqlite3_config(SQLITE_CONFIG_MULTITHREAD);
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 }
 
 }  // namespace
@@ -70,6 +88,7 @@ int main(int argc, char** argv) {
         return 0;
     }
 
+    tune_process();
     logs::init(loaded.config->daemon.log_level);
     logs::daemon().info("stanzad {} starting", STANZAD_VERSION);
     OPENSSL_init_ssl(0, nullptr);

@@ -91,6 +91,15 @@ UPDATE events SET peer = (
 WHERE kind = 'message';
 CREATE INDEX events_peer ON events (account, peer, seq) WHERE peer != '';
 )sql",
+    // 4 -> 5: indexes for a big store (docs/performance.md "A store of 1,000,000 messages"):
+    // CHATHISTORY msgid= references (message_seq) find the message in the index instead of
+    // reading every message of the conversation, and the conversation list (CHATHISTORY
+    // TARGETS) reads stamps from the index instead of from every row.
+    R"sql(
+CREATE INDEX events_msgid ON events (account, peer, json_extract(json, '$.msg_id')) WHERE peer != '';
+DROP INDEX events_peer;
+CREATE INDEX events_peer ON events (account, peer, seq, stamp) WHERE peer != '';
+)sql",
 };
 static_assert(std::size(migrations) == Store::schema_version, "one migration per schema version");
 
@@ -194,6 +203,35 @@ bool query_text(sqlite3* db, const char* sql, std::string& out) {
     return true;
 }
 
+// Transaction control, prepared once (sqlite3_exec parses its SQL on every call: about
+// 20,000 instructions per relayed message before; docs/performance.md).
+struct TxStmts {
+    Stmt begin, commit, rollback, savepoint, release, rollback_to;
+
+    bool prepare(sqlite3* db) {
+        return begin.prepare(db, "BEGIN IMMEDIATE") && commit.prepare(db, "COMMIT") &&
+               rollback.prepare(db, "ROLLBACK") && savepoint.prepare(db, "SAVEPOINT op") &&
+               release.prepare(db, "RELEASE op") && rollback_to.prepare(db, "ROLLBACK TO op");
+    }
+};
+
+// account_meta writes (set_meta, set_metas, append_once), prepared once.
+struct MetaStmts {
+    Stmt upsert, remove;
+
+    bool prepare(sqlite3* db) {
+        return upsert.prepare(db, "INSERT INTO account_meta (account, key, value) VALUES (?1, ?2, ?3) "
+                                  "ON CONFLICT (account, key) DO UPDATE SET value = excluded.value") &&
+               remove.prepare(db, "DELETE FROM account_meta WHERE account = ?1 AND key = ?2");
+    }
+};
+
+// Runs a prepared statement that returns no rows; true on SQLITE_DONE.
+bool run(const Stmt& s) {
+    Use u(s.get());
+    return u.step() == SQLITE_DONE;
+}
+
 // The open transaction, rolled back on scope exit unless committed. ROLLBACK also runs when
 // a failed COMMIT left the transaction open (SQLite keeps it open on SQLITE_BUSY, for one).
 // Inside a batch (Store::begin_batch) it is a savepoint of the batch's transaction instead:
@@ -201,32 +239,39 @@ bool query_text(sqlite3* db, const char* sql, std::string& out) {
 class Transaction {
 public:
     explicit Transaction(sqlite3* db) : db_(db) {}
-    Transaction(sqlite3* db, bool in_batch, std::int64_t& commits) : db_(db), nested_(in_batch), commits_(&commits) {}
+    Transaction(sqlite3* db, bool in_batch, std::int64_t& commits, const TxStmts& stmts)
+        : db_(db), nested_(in_batch), commits_(&commits), stmts_(&stmts) {}
     ~Transaction() {
         if (!open_) return;
         if (nested_) {
-            exec(db_, "ROLLBACK TO op");
-            exec(db_, "RELEASE op");
+            run_or_exec(&TxStmts::rollback_to, "ROLLBACK TO op");
+            run_or_exec(&TxStmts::release, "RELEASE op");
         } else if (!sqlite3_get_autocommit(db_)) {
-            exec(db_, "ROLLBACK");
+            run_or_exec(&TxStmts::rollback, "ROLLBACK");
         }
     }
     Transaction(const Transaction&) = delete;
     Transaction& operator=(const Transaction&) = delete;
 
     // IMMEDIATE takes the write lock now, so nothing inside can fail on a lock upgrade.
-    bool begin() { return open_ = exec(db_, nested_ ? "SAVEPOINT op" : "BEGIN IMMEDIATE"); }
+    bool begin() {
+        return open_ = nested_ ? run_or_exec(&TxStmts::savepoint, "SAVEPOINT op") : run_or_exec(&TxStmts::begin, "BEGIN IMMEDIATE");
+    }
     bool commit() {
-        if (!exec(db_, nested_ ? "RELEASE op" : "COMMIT")) return false;
+        if (!(nested_ ? run_or_exec(&TxStmts::release, "RELEASE op") : run_or_exec(&TxStmts::commit, "COMMIT"))) return false;
         if (!nested_ && commits_) ++*commits_;
         open_ = false;
         return true;
     }
 
 private:
+    // The prepared statement when the store has them (after open), else the SQL text.
+    bool run_or_exec(Stmt TxStmts::*which, const char* sql) { return stmts_ ? run(stmts_->*which) : exec(db_, sql); }
+
     sqlite3* db_;
     bool nested_ = false;
     std::int64_t* commits_ = nullptr;
+    const TxStmts* stmts_ = nullptr;
     bool open_ = false;
 };
 
@@ -346,6 +391,8 @@ xmpp::Status insert_event(sqlite3* db, sqlite3_stmt* stmt, model::Event& event, 
 struct Store::Statements {
     Stmt select_events, insert_event, insert_outbox, update_outbox, select_pending, select_outbox,
         select_cursor, upsert_cursor, insert_inbound, update_inbound, insert_alias, select_inbound;
+    MetaStmts meta;  // the SM checkpoint is written for every inbound stanza
+    TxStmts tx;
 };
 
 xmpp::Result<std::unique_ptr<Store>> Store::open(const std::string& path) {
@@ -403,7 +450,9 @@ xmpp::Result<std::unique_ptr<Store>> Store::open(const std::string& path) {
     if (mode != "wal")
         return make_error("store", "cannot use WAL on " + path + " (journal_mode is " + mode + ")");
     // FULL: in WAL mode each commit is fsynced, so "accepted" means on disk.
-    if (!exec(db, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON"))
+    // cache_size: 1 MiB of page cache (SQLite's default is 2,000 KiB); it fills up with the
+    // pages a burst touches and stays full: docs/performance.md "Memory".
+    if (!exec(db, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -1024"))
         return db_error(db, "cannot configure " + path);
 
     {
@@ -446,7 +495,8 @@ xmpp::Result<std::unique_ptr<Store>> Store::open(const std::string& path) {
         !s.update_inbound.prepare(db, "UPDATE inbound_ids SET value = ?3 WHERE account = ?1 AND id = ?2") ||
         !s.insert_alias.prepare(db, "INSERT INTO inbound_ids (account, id, created_ms, value) "
                                     "VALUES (?1, ?2, ?4, ?3) ON CONFLICT DO NOTHING") ||
-        !s.select_inbound.prepare(db, "SELECT value FROM inbound_ids WHERE account = ?1 AND id = ?2"))
+        !s.select_inbound.prepare(db, "SELECT value FROM inbound_ids WHERE account = ?1 AND id = ?2") ||
+        !s.meta.prepare(db) || !s.tx.prepare(db))
         return db_error(db, "cannot prepare statements for " + path);
 
     return store;
@@ -475,7 +525,7 @@ bool Store::join_batch() {
     if (batch_depth_ == 0) return false;
     // A failed BEGIN leaves the calls to run on their own (autocommit): durable at once,
     // which only costs the batching; end_batch() then has nothing to commit.
-    if (!batch_open_) batch_open_ = exec(db_, "BEGIN IMMEDIATE");
+    if (!batch_open_) batch_open_ = run(stmts_->tx.begin);
     return batch_open_;
 }
 
@@ -485,9 +535,9 @@ xmpp::Status Store::end_batch() {
     if (batch_depth_ == 0) return make_error("store", "end_batch without begin_batch");
     if (--batch_depth_ > 0 || !batch_open_) return xmpp::Ok{};
     batch_open_ = false;
-    if (!exec(db_, "COMMIT")) {
+    if (!run(stmts_->tx.commit)) {
         auto error = db_error(db_, "cannot commit");
-        if (!sqlite3_get_autocommit(db_)) exec(db_, "ROLLBACK");
+        if (!sqlite3_get_autocommit(db_)) run(stmts_->tx.rollback);
         return error;
     }
     ++commits_;
@@ -538,7 +588,7 @@ xmpp::Status Store::set_cursor(const std::string& client, model::Seq seq, std::c
 xmpp::Result<bool> Store::enqueue(const OutboxEntry& entry, std::vector<model::Event>& events) {
     const std::int64_t now = now_ms();
     const std::string created = entry.created.empty() ? xmpp::rfc3339(from_ms(now)) : entry.created;
-    Transaction tx(db_, join_batch(), commits_);
+    Transaction tx(db_, join_batch(), commits_, stmts_->tx);
     if (!tx.begin()) return db_error(db_, "cannot enqueue");
     {
         Use u(stmts_->insert_outbox.get());
@@ -594,7 +644,7 @@ xmpp::Result<std::vector<OutboxEntry>> Store::pending(const std::string& account
 xmpp::Status Store::set_state(const std::string& account, const std::string& msg_id, const std::string& state,
                               const std::string& error, model::Event& event) {
     const std::int64_t now = now_ms();
-    Transaction tx(db_, join_batch(), commits_);
+    Transaction tx(db_, join_batch(), commits_, stmts_->tx);
     if (!tx.begin()) return db_error(db_, "cannot update '" + msg_id + "'");
     {
         Use u(stmts_->update_outbox.get());
@@ -619,15 +669,10 @@ xmpp::Status Store::set_state(const std::string& account, const std::string& msg
 namespace {
 
 // Inside the caller's transaction.
-xmpp::Status write_metas(sqlite3* db, const std::string& account, const std::vector<MetaWrite>& writes) {
-    if (writes.empty()) return xmpp::Ok{};
-    Stmt upsert, remove;
-    if (!upsert.prepare(db, "INSERT INTO account_meta (account, key, value) VALUES (?1, ?2, ?3) "
-                            "ON CONFLICT (account, key) DO UPDATE SET value = excluded.value") ||
-        !remove.prepare(db, "DELETE FROM account_meta WHERE account = ?1 AND key = ?2"))
-        return db_error(db, "cannot write account values");
+xmpp::Status write_metas(sqlite3* db, const MetaStmts& stmts, const std::string& account,
+                         const std::vector<MetaWrite>& writes) {
     for (const auto& w : writes) {
-        Use u(w.value ? upsert.get() : remove.get());
+        Use u(w.value ? stmts.upsert.get() : stmts.remove.get());
         u.text(1, account).text(2, w.key);
         if (w.value) u.text(3, *w.value);
         if (u.step() != SQLITE_DONE) return db_error(db, "cannot write " + w.key);
@@ -641,7 +686,7 @@ xmpp::Result<bool> Store::append_once(model::Event& event, const std::string& ke
                                       const std::vector<std::pair<std::string, std::string>>& aliases,
                                       const std::vector<MetaWrite>& meta) {
     const std::int64_t now = now_ms();
-    Transaction tx(db_, join_batch(), commits_);
+    Transaction tx(db_, join_batch(), commits_, stmts_->tx);
     if (!tx.begin()) return db_error(db_, "cannot store an event");
     {
         Use u(stmts_->insert_inbound.get());
@@ -666,7 +711,7 @@ xmpp::Result<bool> Store::append_once(model::Event& event, const std::string& ke
             return db_error(db_, "cannot store an event");
         }
     }
-    if (auto st = write_metas(db_, event.account, meta); !st) {
+    if (auto st = write_metas(db_, stmts_->meta, event.account, meta); !st) {
         event.seq = old_seq;
         event.stamp = old_stamp;
         return st.error();
@@ -769,12 +814,8 @@ xmpp::Result<std::string> Store::meta(const std::string& account, const std::str
 }
 
 xmpp::Status Store::set_meta(const std::string& account, const std::string& key, const std::string& value) {
-    Stmt s;
-    if (!s.prepare(db_, "INSERT INTO account_meta (account, key, value) VALUES (?1, ?2, ?3) "
-                        "ON CONFLICT (account, key) DO UPDATE SET value = excluded.value"))
-        return db_error(db_, "cannot write " + key);
     const bool batched = join_batch();
-    Use u(s.get());
+    Use u(stmts_->meta.upsert.get());
     u.text(1, account).text(2, key).text(3, value);
     if (u.step() != SQLITE_DONE) return db_error(db_, "cannot write " + key);
     if (!batched) ++commits_;
@@ -783,9 +824,9 @@ xmpp::Status Store::set_meta(const std::string& account, const std::string& key,
 
 xmpp::Status Store::set_metas(const std::string& account, const std::vector<MetaWrite>& writes) {
     if (writes.empty()) return xmpp::Ok{};
-    Transaction tx(db_, join_batch(), commits_);
+    Transaction tx(db_, join_batch(), commits_, stmts_->tx);
     if (!tx.begin()) return db_error(db_, "cannot write account values");
-    if (auto st = write_metas(db_, account, writes); !st) return st;
+    if (auto st = write_metas(db_, stmts_->meta, account, writes); !st) return st;
     if (!tx.commit()) return db_error(db_, "cannot write account values");
     return xmpp::Ok{};
 }
@@ -823,7 +864,7 @@ xmpp::Result<std::int64_t> Store::prune(std::chrono::system_clock::time_point no
     if (history_days < 0)
         return make_error("store", "history_days must not be negative (" + std::to_string(history_days) + ")");
     const std::int64_t cutoff = unix_ms(now) - std::int64_t{history_days} * 86'400'000;
-    Transaction tx(db_, join_batch(), commits_);
+    Transaction tx(db_, join_batch(), commits_, stmts_->tx);
     if (!tx.begin()) return db_error(db_, "cannot prune");
     std::int64_t deleted = 0;
     {

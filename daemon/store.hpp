@@ -67,7 +67,7 @@ public:
     Store(const Store&) = delete;
     Store& operator=(const Store&) = delete;
 
-    static constexpr int schema_version = 4;
+    static constexpr int schema_version = 5;
 
     // Gives `event` the next seq (and a stamp, now, if it has none) and commits it.
     xmpp::Status append(model::Event& event);

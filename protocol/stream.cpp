@@ -584,6 +584,7 @@ void ClientStream::acked(std::uint32_t h) {
 void ClientStream::request_ack(TimePoint now) {
     write("<r xmlns='urn:xmpp:sm:3'/>");
     sm_requested_at_ = sm_.head();
+    sm_bytes_since_request_ = 0;
     ack_request_due_.reset();
     if (!ack_deadline_) ack_deadline_ = now + options_.ping_timeout;
 }
@@ -735,9 +736,12 @@ void ClientStream::send(std::string_view xml, TimePoint now, std::string tag) {
         return;
     }
     sm_.push(std::string(xml), std::move(tag));
-    // Ask for an ack after a burst, or shortly after the last stanza (before going idle).
-    if (sm_.head() - sm_requested_at_ >= options_.ack_burst) request_ack(now);
-    else if (!ack_request_due_) ack_request_due_ = now + options_.ack_delay;
+    sm_bytes_since_request_ += xml.size();
+    // One <r/> per window of traffic, or shortly after a stanza no <r/> followed yet.
+    if (sm_.head() - sm_requested_at_ >= options_.ack_window || sm_bytes_since_request_ >= options_.ack_window_bytes)
+        request_ack(now);
+    else if (!ack_request_due_)
+        ack_request_due_ = now + options_.ack_delay;
 }
 
 void ClientStream::close(TimePoint now) {

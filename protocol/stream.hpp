@@ -95,7 +95,13 @@ struct StreamOptions {
     std::chrono::milliseconds ping_timeout{30'000};         // silence after the ping: dead
     bool stream_management = true;                          // XEP-0198 when the server offers it
     std::optional<SmSession> resume;                        // resume this session instead of binding
-    std::uint32_t ack_burst = 5;                            // request an ack after this many stanzas
+    // XEP-0198 §4 leaves when to send <r/> to the client. One per window of traffic: after
+    // ack_window stanzas or ack_window_bytes of them since the last <r/>, whichever comes
+    // first, and ack_delay after a stanza that no <r/> followed (the tail of a burst, a lone
+    // message). Sizes and why: docs/performance.md "XEP-0198 acknowledgements".
+    std::uint32_t ack_window = 64;
+    std::size_t ack_window_bytes = 16 * 1024;
+    std::uint32_t ack_burst = 5;                            // ping acks: a ping after this many stanzas
     std::chrono::milliseconds ack_delay{250};               // or this long after the last one
     // Without XEP-0198 v3: acknowledge stanzas by a XEP-0199 ping after each burst (the same
     // ack_burst and ack_delay, at most one ping per ack_delay); its answer is an Acked event.
@@ -322,6 +328,7 @@ private:
     std::string resume_failure_;
     SmQueue sm_;
     std::uint32_t sm_requested_at_ = 0;        // head when we last sent <r/>
+    std::size_t sm_bytes_since_request_ = 0;   // stanza bytes sent since that <r/>
     std::optional<TimePoint> ack_request_due_;  // send <r/> then
     std::optional<TimePoint> ack_deadline_;     // an <a/> must come by then
 

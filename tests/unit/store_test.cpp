@@ -105,6 +105,19 @@ std::string raw_query(const std::string& path, const std::string& sql) {
     return out;
 }
 
+// The details of EXPLAIN QUERY PLAN for `sql`, joined by "; ".
+std::string query_plan(const std::string& path, const std::string& sql) {
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+    sqlite3_stmt* s = nullptr;
+    REQUIRE(sqlite3_prepare_v2(db, ("EXPLAIN QUERY PLAN " + sql).c_str(), -1, &s, nullptr) == SQLITE_OK);
+    std::string out;
+    while (sqlite3_step(s) == SQLITE_ROW) out += std::string(reinterpret_cast<const char*>(sqlite3_column_text(s, 3))) + "; ";
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return out;
+}
+
 const auto far_future = std::chrono::system_clock::now() + 24h * 365;
 
 }  // namespace
@@ -600,7 +613,8 @@ TEST_CASE("store: a version 1 database is migrated forward and keeps its events"
     // Back to what a version 1 daemon left: without the tables of version 2.
     raw_exec(dir.store(),
              "DROP TABLE inbound_ids; DROP TABLE account_meta; ALTER TABLE outbox DROP COLUMN replace_id; "
-             "DROP INDEX events_peer; ALTER TABLE events DROP COLUMN peer; PRAGMA user_version = 1;");
+             "DROP INDEX events_msgid; DROP INDEX events_peer; ALTER TABLE events DROP COLUMN peer; "
+             "PRAGMA user_version = 1;");
     auto store = open_store(dir.store());
     CHECK(raw_query(dir.store(), "PRAGMA user_version") == std::to_string(Store::schema_version));
     CHECK(seqs(*store) == std::vector<model::Seq>{1});
@@ -608,6 +622,33 @@ TEST_CASE("store: a version 1 database is migrated forward and keeps its events"
     CHECK(store->messages("home", "bob@example.org", {}, 10).value().size() == 1);
     REQUIRE(store->set_meta("home", "mam_last", "A1"));
     CHECK(store->meta("home", "mam_last").value() == "A1");
+}
+
+TEST_CASE("store: a version 4 database gets the indexes of a big store and answers through them") {
+    TempDir dir;
+    {
+        auto store = open_store(dir.store());
+        auto e = message("kept", "m-1");
+        REQUIRE(store->append(e));
+    }
+    // Back to version 4: events_peer without stamp, no events_msgid.
+    raw_exec(dir.store(),
+             "DROP INDEX events_msgid; DROP INDEX events_peer; "
+             "CREATE INDEX events_peer ON events (account, peer, seq) WHERE peer != ''; PRAGMA user_version = 4;");
+    auto store = open_store(dir.store());
+    CHECK(raw_query(dir.store(), "PRAGMA user_version") == std::to_string(Store::schema_version));
+    CHECK(raw_query(dir.store(), "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'events_msgid'") ==
+          "1");
+    CHECK(raw_query(dir.store(), "SELECT sql LIKE '%stamp%' FROM sqlite_master WHERE name = 'events_peer'") == "1");
+    // The msgid lookup (CHATHISTORY msgid=) uses the new index, not a scan of the conversation.
+    CHECK_THAT(query_plan(dir.store(), "SELECT seq FROM events WHERE account = 'home' AND peer = 'bob@example.org' "
+                                       "AND peer != '' AND json_extract(json, '$.msg_id') = 'm-1' ORDER BY seq LIMIT 1"),
+               Catch::Contains("USING INDEX events_msgid"));
+    // The conversation list (CHATHISTORY TARGETS) reads the stamps from the index alone.
+    CHECK_THAT(query_plan(dir.store(), "SELECT account, peer, max(stamp) AS last FROM events WHERE peer != '' "
+                                       "GROUP BY account, peer"),
+               Catch::Contains("COVERING INDEX events_peer"));
+    CHECK(store->message_seq("home", "bob@example.org", "m-1").value() == std::optional<model::Seq>(1));
 }
 
 TEST_CASE("store: append_once stores an incoming message once per key and account") {

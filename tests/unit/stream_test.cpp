@@ -414,20 +414,60 @@ std::vector<std::string> acked_tags(Session& s) {
 
 }  // namespace
 
-TEST_CASE("sm: enabled after bind; acks requested after a burst; <a/> reports the tags") {
+TEST_CASE("sm: enabled after bind; one ack request per window of stanzas; <a/> reports the tags") {
     Session s(sm_options());
     enable(s);
-    for (int i = 1; i <= 4; ++i) s.stream.send("<message to='b@c' id='m" + std::to_string(i) + "'/>", s.now, "m" + std::to_string(i));
+    auto id = [](int i) { return "m" + std::to_string(i); };
+    for (int i = 1; i <= 63; ++i) s.stream.send("<message to='b@c' id='" + id(i) + "'/>", s.now, id(i));
     CHECK(s.take().find("<r xmlns='urn:xmpp:sm:3'/>") == std::string::npos);
     CHECK(*s.stream.next_deadline() == s.now + 250ms);  // a short delay before asking
-    s.stream.send("<message to='b@c' id='m5'/>", s.now, "m5");
-    CHECK(s.take() == "<message to='b@c' id='m5'/><r xmlns='urn:xmpp:sm:3'/>");  // the burst is full
+    s.stream.send("<message to='b@c' id='m64'/>", s.now, "m64");
+    CHECK(s.take() == "<message to='b@c' id='m64'/><r xmlns='urn:xmpp:sm:3'/>");  // the window is full
     s.feed("<a xmlns='urn:xmpp:sm:3' h='3'/>");
     CHECK(acked_tags(s) == std::vector<std::string>{"m1", "m2", "m3"});
-    s.feed("<a xmlns='urn:xmpp:sm:3' h='5'/>");
-    CHECK(acked_tags(s) == std::vector<std::string>{"m4", "m5"});
-    s.feed("<a xmlns='urn:xmpp:sm:3' h='5'/>");  // the same h again: nothing new
+    s.feed("<a xmlns='urn:xmpp:sm:3' h='64'/>");
+    CHECK(acked_tags(s).size() == 61);
+    s.feed("<a xmlns='urn:xmpp:sm:3' h='64'/>");  // the same h again: nothing new
     CHECK(acked_tags(s).empty());
+}
+
+TEST_CASE("sm: a window of bytes asks for an ack before the window of stanzas is full") {
+    Session s(sm_options());
+    enable(s);
+    // 4 KiB bodies: the 16 KiB window fills on the 4th stanza, long before 64.
+    const std::string body(4096, 'x');
+    for (int i = 1; i <= 3; ++i) s.stream.send("<message to='b@c'><body>" + body + "</body></message>", s.now, "b");
+    CHECK(s.take().find("<r xmlns='urn:xmpp:sm:3'/>") == std::string::npos);
+    s.stream.send("<message to='b@c'><body>" + body + "</body></message>", s.now, "b");
+    CHECK(s.take().ends_with("</message><r xmlns='urn:xmpp:sm:3'/>"));
+    // The count starts again after each request.
+    s.stream.send("<message to='b@c'><body>" + body + "</body></message>", s.now, "b");
+    CHECK(s.take().find("<r xmlns='urn:xmpp:sm:3'/>") == std::string::npos);
+}
+
+TEST_CASE("sm: a burst of 10,000 stanzas carries 10000/64 ack requests, plus one for its tail") {
+    Session s(sm_options());
+    enable(s);
+    std::size_t requests = 0;
+    const std::string r = "<r xmlns='urn:xmpp:sm:3'/>";
+    auto count = [&](const std::string& out) {
+        for (auto at = out.find(r); at != std::string::npos; at = out.find(r, at + 1)) ++requests;
+    };
+    for (int i = 0; i < 10000; ++i) {
+        s.stream.send("<message to='b@c' id='k" + std::to_string(i) + "'><body>hello</body></message>", s.now, "");
+        if (i % 100 == 99) {
+            count(s.take());
+            // The server keeps up: its <a/> covers everything so far.
+            s.feed("<a xmlns='urn:xmpp:sm:3' h='" + std::to_string(i + 1) + "'/>");
+        }
+    }
+    count(s.take());
+    CHECK(requests == 10000 / 64);
+    // The last 16 (10000 - 156 * 64) get theirs ack_delay later.
+    s.now += 250ms;
+    s.stream.handle_timeout(s.now);
+    count(s.take());
+    CHECK(requests == 10000 / 64 + 1);
 }
 
 TEST_CASE("sm: a single stanza is followed by an ack request shortly after") {
