@@ -57,6 +57,8 @@ private:
     void reap();
     void schedule_reap();
     void prune();
+    // Gives freed heap back to the system once a burst is over (trim_timer_).
+    void trim_when_quiet();
     Account* find_account(std::string_view name) const;
 
     config::Config config_;
@@ -78,6 +80,9 @@ private:
     uv::Timer prune_timer_;
     uv::Timer deadline_timer_;
     uv::Timer store_timer_;  // waiting for the store to be writable
+    uv::Timer trim_timer_;
+    std::int64_t trim_commits_ = 0;  // Store::commits() at the last tick
+    bool trim_due_ = false;           // commits happened since the last trim
     std::uint64_t store_retry_ms_ = 0;
     std::chrono::steady_clock::time_point serving_since_{};
     bool shutting_down_ = false;

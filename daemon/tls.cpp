@@ -5,10 +5,14 @@
 #include <openssl/sha.h>
 #include <openssl/x509v3.h>
 #include <arpa/inet.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cstring>
 #include <ctime>
+#include <map>
+#include <memory>
+#include <string>
 
 namespace tls {
 namespace {
@@ -97,15 +101,45 @@ std::string pin_text(const Pin& pin) {
     return "sha256/" + std::string(reinterpret_cast<const char*>(b64), static_cast<std::size_t>(n));
 }
 
+namespace {
+
+// The trust stores, parsed once and shared by every connection that uses them: the system
+// store alone is about 150 certificates, 900 KiB of memory and milliseconds of parsing for
+// each copy (docs/performance.md), and every account and every reconnection used to make
+// its own. A ca_file is parsed again when it changes (size or modification time).
+xmpp::Result<X509_STORE*> trust_store(const std::string& ca_file) {
+    struct Kept {
+        std::string version;  // of the ca_file: "size:mtime"
+        std::unique_ptr<X509_STORE, decltype(&X509_STORE_free)> store{nullptr, X509_STORE_free};
+    };
+    static std::map<std::string, Kept> kept;  // by ca_file ("" : the system store alone)
+    std::string version;
+    if (struct stat st {}; !ca_file.empty() && ::stat(ca_file.c_str(), &st) == 0)
+        version = std::to_string(st.st_size) + ":" + std::to_string(st.st_mtim.tv_sec) + "." +
+                  std::to_string(st.st_mtim.tv_nsec);
+    if (auto it = kept.find(ca_file); it != kept.end() && it->second.version == version) return it->second.store.get();
+    Kept fresh{version};
+    fresh.store.reset(X509_STORE_new());
+    if (!fresh.store) return xmpp::make_error("tls", openssl_errors());
+    if (X509_STORE_set_default_paths(fresh.store.get()) != 1)
+        return xmpp::make_error("tls", "cannot load the system trust store: " + openssl_errors());
+    if (!ca_file.empty() && X509_STORE_load_file(fresh.store.get(), ca_file.c_str()) != 1)
+        return xmpp::make_error("tls", "cannot load ca_file " + ca_file + ": " + openssl_errors());
+    X509_STORE* store = fresh.store.get();
+    kept[ca_file] = std::move(fresh);  // contexts made from an older one keep their reference
+    return store;
+}
+
+}  // namespace
+
 xmpp::Result<std::shared_ptr<SSL_CTX>> make_client_context(const std::string& ca_file) {
     std::shared_ptr<SSL_CTX> ctx(SSL_CTX_new(TLS_client_method()), SSL_CTX_free);
     if (!ctx) return xmpp::make_error("tls", openssl_errors());
     SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
     SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
-    if (SSL_CTX_set_default_verify_paths(ctx.get()) != 1)
-        return xmpp::make_error("tls", "cannot load the system trust store: " + openssl_errors());
-    if (!ca_file.empty() && SSL_CTX_load_verify_locations(ctx.get(), ca_file.c_str(), nullptr) != 1)
-        return xmpp::make_error("tls", "cannot load ca_file " + ca_file + ": " + openssl_errors());
+    auto store = trust_store(ca_file);
+    if (!store) return store.error();
+    SSL_CTX_set1_cert_store(ctx.get(), store.value());
     return ctx;
 }
 
