@@ -222,5 +222,73 @@
     (stanza-omemo-test--wait (lambda () (stanza-omemo-test--last-request "omemo-trust")) "the request")
     (stanza-omemo-test--said "Stanza: omemo-trust: no device 12345")))
 
+;;;; Against the real daemon (tests/integration/test_emacs_omemo.py)
+
+(defun stanza-omemo-test--env (name)
+  "The value of $STANZA_OMEMO_NAME, or skip the test."
+  (or (getenv (concat "STANZA_OMEMO_" name)) (ert-skip (format "$STANZA_OMEMO_%s is not set" name))))
+
+(ert-deftest stanza-omemo-test-real-daemon ()
+  "With stanzad and a python-omemo peer: the lock, the fingerprint, encryption, trust, a send.
+The driver has made the peer send an encrypted message before Emacs started; it checks
+after Emacs exits that the message typed here reached the peer encrypted."
+  (let* ((socket (stanza-omemo-test--env "SOCKET"))
+         (peer (stanza-omemo-test--env "PEER"))
+         (text (stanza-omemo-test--env "TEXT"))
+         (device (string-to-number (stanza-omemo-test--env "DEVICE")))
+         (fingerprint (stanza-omemo-test--env "FINGERPRINT"))
+         (reply (stanza-omemo-test--env "REPLY"))
+         (buffer (lambda () (stanza-chat-buffer "home" peer))))
+    (advice-add 'message :filter-return #'stanza-omemo-test--note-message)
+    (unwind-protect
+        (progn
+          (stanza-quit)
+          (setq stanza-socket socket stanza-client-name "ert-omemo" stanza-history-on-open nil
+                stanza-use-tracking nil stanza-notify-function #'ignore stanza-omemo-test--echoed nil)
+          (stanza)
+          (stanza-omemo-test--wait (lambda () (and stanza-connection (stanza-proto-caught-up-p stanza-connection)))
+                                   "the hello and the replay")
+          ;; The encrypted message, replayed, with its lock.
+          (let ((msg (stanza-omemo-test--wait
+                      (lambda () (and (funcall buffer)
+                                      (with-current-buffer (funcall buffer)
+                                        (goto-char (point-min))
+                                        (and (search-forward text nil t)
+                                             (get-text-property (1- (point)) 'stanza-message)))))
+                      "the encrypted message")))
+            (should (equal (plist-get msg :encryption) "omemo"))
+            (with-current-buffer (funcall buffer)
+              (should (string-suffix-p (concat "🔒 " text)
+                                       (buffer-substring (line-beginning-position) (line-end-position))))))
+          ;; The peer's device with the fingerprint python-omemo computes.
+          (stanza-omemo-devices "home" peer)
+          (let ((list (stanza-omemo-test--wait (lambda () (get-buffer (format "*stanza-omemo: home %s*" peer)))
+                                               "the device list")))
+            (with-current-buffer list
+              (should (string-match-p (format "^%s +%d  blind +%s$" (regexp-quote peer) device
+                                              (regexp-quote fingerprint))
+                                      (buffer-string)))
+              (should (string-match-p "^alice@localhost +[0-9]+  own +[0-9a-f ]+$" (buffer-string)))))
+          ;; Encryption for this conversation, and trust, from the commands.
+          (with-current-buffer (funcall buffer)
+            (stanza-encryption stanza-chat-account stanza-chat-peer "omemo"))
+          (stanza-omemo-test--said (format "Stanza: encryption with %s: omemo" peer))
+          (stanza-omemo-trust "home" peer device)
+          (stanza-omemo-test--said (format "Stanza: device %d of %s is trusted" device peer))
+          ;; A reply typed at the prompt: acknowledged by the server.
+          (with-current-buffer (funcall buffer)
+            (goto-char (point-max))
+            (insert reply)
+            (stanza-chat-send-input))
+          (stanza-omemo-test--wait
+           (lambda ()
+             (with-current-buffer (funcall buffer)
+               (goto-char (point-min))
+               (and (search-forward reply nil t)
+                    (member (get-text-property (1- (point)) 'stanza-state) '("acked" "delivered")))))
+           "the reply acknowledged"))
+      (advice-remove 'message #'stanza-omemo-test--note-message)
+      (stanza-quit))))
+
 (provide 'stanza-omemo-test)
 ;;; stanza-omemo-test.el ends here
