@@ -89,6 +89,9 @@ struct IrcSection {
     int max_clients = 64;           // registered IRC clients at once
     bool allow_remote = false;      // listen on an address other than loopback (needs TLS)
     std::string tls_cert, tls_key;  // PEM files: the listener speaks TLS (both, or neither)
+    // Put before the text of each OMEMO-encrypted message shown to IRC clients ("": none);
+    // irc::SessionOptions::encrypted_prefix has the same default.
+    std::string encrypted_prefix = "[OMEMO] ";
 };
 
 struct Config {

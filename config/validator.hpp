@@ -28,10 +28,11 @@ constexpr std::size_t max_config_bytes = 1024 * 1024;  // also the bound for cer
 constexpr std::array<std::string_view, 3> root_keys = {"daemon", "irc", "account"};
 constexpr std::array<std::string_view, 7> daemon_keys = {"state_dir",     "socket",       "log_level", "history_days",
                                                          "ping_interval", "ping_timeout", "resolver"};
-constexpr std::array<std::string_view, 10> irc_keys = {
+constexpr std::array<std::string_view, 11> irc_keys = {
     "listen",      "password",    "password_command", "server_name", "registration_timeout",
-    "max_unregistered", "max_clients", "allow_remote", "tls_cert",    "tls_key"};
+    "max_unregistered", "max_clients", "allow_remote", "tls_cert",    "tls_key", "encrypted_prefix"};
 constexpr std::size_t max_server_name = 63;
+constexpr std::size_t max_encrypted_prefix = 32;
 constexpr std::array<std::string_view, 22> account_keys = {
     "name",           "jid",            "password",    "password_command", "resource",
     "host",           "port",           "tls",         "ca_file",          "client_cert",
@@ -406,6 +407,7 @@ private:
         }
         password_pair(*t, "irc", out.password, out.password_command);
         server_name(*t, out.server_name);
+        encrypted_prefix(*t, out.encrypted_prefix);
         integer_at(*t, "registration_timeout", 1, 3600, "a number of seconds", out.registration_timeout, "irc");
         integer_at(*t, "max_unregistered", 1, 10000, "a number of connections", out.max_unregistered, "irc");
         integer_at(*t, "max_clients", 1, 10000, "a number of clients", out.max_clients, "irc");
@@ -462,6 +464,23 @@ private:
             return;
         }
         out = *name;
+    }
+
+    // [irc] encrypted_prefix: text put before each OMEMO-encrypted message; it goes into IRC
+    // lines, so no control characters (a CR or LF would end the line), and short.
+    void encrypted_prefix(const toml::table& t, std::string& out) {
+        auto prefix = string_at(t, "encrypted_prefix", "irc", /*allow_empty=*/true);
+        if (!prefix) return;
+        bool control = std::any_of(prefix->begin(), prefix->end(), [](char c) {
+            auto u = static_cast<unsigned char>(c);
+            return u < 0x20 || u == 0x7f;
+        });
+        if (control || prefix->size() > max_encrypted_prefix) {
+            error(*t.get("encrypted_prefix"), "irc.encrypted_prefix",
+                  "expected at most 32 bytes of text without control characters (\"\" for none)");
+            return;
+        }
+        out = *prefix;
     }
 
     void accounts(const toml::table& root, std::vector<Account>& out) {

@@ -97,6 +97,12 @@ contact has seen it) and \"failed\" (the error follows)."
   :type '(alist :key-type string :value-type string)
   :group 'stanza-chat)
 
+(defcustom stanza-encrypted-indicator "🔒 "
+  "Shown before the text of each message that came end-to-end encrypted (OMEMO).
+The daemon decrypted it; \"\" shows nothing."
+  :type 'string
+  :group 'stanza-chat)
+
 (defcustom stanza-history-page-size 50
   "How many older messages one request to the archive asks for (1 to 200)."
   :type 'integer
@@ -265,6 +271,14 @@ this Emacs was not connected).  Run after stanza.el has handled it."
 
 (defface stanza-activity-mention '((t :inherit error :weight bold))
   "Face of a conversation that mentions you in the mode line."
+  :group 'stanza-faces)
+
+(defface stanza-encrypted '((t :inherit success))
+  "Face of the lock before an encrypted message."
+  :group 'stanza-faces)
+
+(defface stanza-encryption-warning '((t :inherit warning :weight bold))
+  "Face of the warning about the device of an encrypted message (changed, undecided)."
   :group 'stanza-faces)
 
 (defface stanza-roster-account '((t :inherit font-lock-function-name-face :weight bold))
@@ -667,7 +681,12 @@ room occupant (PEER is then room@service/nick), else `chat'."
           :state (and outgoing (not history)
                       (not (stanza--nonempty (alist-get 'carbon event)))
                       "accepted")
-          :history history :mention mention :kind kind)))
+          :history history :mention mention :kind kind
+          ;; XEP-0384: "omemo" when it came encrypted, the sending device's trust, and
+          ;; why it could not be decrypted (then the body is empty).
+          :encryption (stanza--nonempty (alist-get 'encryption event))
+          :trust (stanza--nonempty (alist-get 'trust event))
+          :decrypt-error (stanza--nonempty (alist-get 'error event)))))
 
 (defun stanza--on-message (event replayed)
   "Show the message EVENT; REPLAYED when it came while Emacs was away."
@@ -1204,10 +1223,24 @@ buffer's modified flag stays as it was."
     (propertize text 'face (if (equal state "failed") 'stanza-state-failed 'stanza-state)
                 'help-echo (format "State: %s" state))))
 
+(defun stanza-chat--encryption-text (msg)
+  "The lock shown before the text of MSG when it came encrypted, else \"\"."
+  (let ((trust (plist-get msg :trust)))
+    (if (not (plist-get msg :encryption)) ""
+      (concat (propertize stanza-encrypted-indicator 'face 'stanza-encrypted
+                          'help-echo (format "Encrypted (%s)%s" (plist-get msg :encryption)
+                                             (if trust (format ", device %s" trust) "")))
+              (if (member trust '(nil "blind" "trusted" "own")) ""
+                (propertize (format "[device %s] " trust) 'face 'stanza-encryption-warning))))))
+
 (defun stanza-chat--render (msg)
   "The text of MSG (a message plist), with its properties."
   (let* ((time (plist-get msg :time))
-         (body (plist-get msg :body))
+         (error (plist-get msg :decrypt-error))
+         (body (if (and error (equal (plist-get msg :body) ""))
+                   (format "[%s message not decrypted: %s]"
+                           (if (plist-get msg :encryption) "OMEMO" "this") error)
+                 (plist-get msg :body)))
          (stamp (propertize (format-time-string stanza-timestamp-format time)
                             'face 'stanza-timestamp))
          (indent (make-string (string-width stamp) ?\s))
@@ -1219,10 +1252,12 @@ buffer's modified flag stays as it was."
                    (nick (propertize (plist-get msg :nick) 'face
                                      (stanza-chat--nick-face (plist-get msg :nick)
                                                              (plist-get msg :own))))
-                   (face (cond ((plist-get msg :mention) 'stanza-mention)
+                   (face (cond (error 'stanza-state-failed)
+                               ((plist-get msg :mention) 'stanza-mention)
                                (action 'stanza-action))))
               (concat stamp
                       (if action (concat "* " nick " ") (format stanza-nick-format nick))
+                      (if error "" (stanza-chat--encryption-text msg))
                       (propertize (replace-regexp-in-string "\n" (concat "\n" indent) shown t t)
                                   'face face)
                       (if (plist-get msg :edited) (propertize " (edited)" 'face 'stanza-state) "")
@@ -2134,6 +2169,13 @@ The socket is `stanza-socket'; this Emacs is the client
     (stanza-roster--render)
     (pop-to-buffer-same-window buffer)
     buffer))
+
+;;;; OMEMO (stanza-omemo.el)
+
+(autoload 'stanza-omemo-devices "stanza-omemo" "List the OMEMO devices and fingerprints." t)
+(autoload 'stanza-omemo-trust "stanza-omemo" "Trust an OMEMO device." t)
+(autoload 'stanza-omemo-distrust "stanza-omemo" "Distrust an OMEMO device." t)
+(autoload 'stanza-encryption "stanza-omemo" "Show or set OMEMO for a conversation." t)
 
 (provide 'stanza)
 ;;; stanza.el ends here

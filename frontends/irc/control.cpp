@@ -4,6 +4,8 @@
 // that table. Part of irc::Session.
 #include <algorithm>
 #include <cctype>
+#include <cstdint>
+#include <optional>
 
 #include "frontends/irc/session.hpp"
 #include "frontends/irc/session_util.hpp"
@@ -151,6 +153,62 @@ struct Session::ControlCall {
         s.chathistory(make(s.nick_, "CHATHISTORY", {"LATEST", w[1], "*", std::to_string(n)}));
     }
 
+    // A contact (nick or JID) at w[at], and its account (a nick's own, else `account`):
+    // false after saying why not.
+    bool contact_at(std::size_t at, std::string& account, std::string& jid) const {
+        if (contact_arg(w[at], account, jid)) return true;
+        say("'" + w[at] + "' is neither a nick nor a JID");
+        return false;
+    }
+
+    // XEP-0384 (issue 14 §4): outgoing encryption with one contact, shown or set.
+    void encryption() {
+        std::string account = take_account(1), jid;
+        if (w.size() < 2 || w.size() > 3) return usage(entry());
+        std::string mode = w.size() > 2 ? w[2] : "";
+        if (!mode.empty() && mode != "omemo" && mode != "off" && mode != "default")
+            return say("encryption: '" + mode + "' is not omemo, off or default");
+        if (!contact_at(1, account, jid)) return;
+        s.ask(model::SetEncryption{account, jid, mode}, [s = &s, to = reply_to, jid](const model::Reply& r) {
+            if (!r.ok()) return s->reply_service(to, "encryption " + jid + " failed: " + r.error_message);
+            s->reply_service(to, "encryption with " + jid + ": " + r.encryption +
+                                     (r.encryption == "default" ? " (the account's: " + r.encryption_default + ")" : ""));
+        });
+    }
+
+    // Issue 14 §5: `omemo devices [NICK|JID]`, `omemo trust|distrust NICK|JID DEVICE`.
+    void omemo() {
+        std::string account = take_account(2), jid;
+        std::string sub = w.size() > 1 ? w[1] : "";
+        if (sub == "devices" && w.size() <= 3) {
+            if (w.size() == 3 && !contact_at(2, account, jid)) return;
+            return s.ask(model::OmemoDevices{account, jid}, [s = &s, to = reply_to](const model::Reply& r) {
+                if (!r.ok()) return s->reply_service(to, "omemo devices failed: " + r.error_message);
+                for (const auto& d : r.omemo_devices)
+                    s->reply_service(to, d.jid + "  " + std::to_string(d.device) + "  " + d.trust +
+                                             (d.listed ? "" : " (not listed)") + "  " + d.fingerprint);
+                s->reply_service(to, std::to_string(r.omemo_devices.size()) + " device(s)");
+            });
+        }
+        if ((sub == "trust" || sub == "distrust") && w.size() == 4) {
+            auto device = parse_device(w[3]);
+            if (!device) return say("omemo " + sub + ": '" + w[3] + "' is not a device id (a number from 1 to 2147483647)");
+            if (!contact_at(2, account, jid)) return;
+            return s.ask(model::OmemoTrust{account, jid, *device, sub == "trust"},
+                         result("omemo " + sub + " " + jid + " " + w[3]));
+        }
+        usage(entry());
+    }
+
+    // XEP-0384 device ids are 1 .. 2^31-1.
+    static std::optional<std::uint32_t> parse_device(const std::string& text) {
+        if (text.empty() || text.size() > 10 || !std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; }))
+            return std::nullopt;
+        unsigned long long v = std::stoull(text);
+        if (v == 0 || v > 0x7fffffffULL) return std::nullopt;
+        return static_cast<std::uint32_t>(v);
+    }
+
     void status() {
         for (const auto& a : s.accounts_) say("account " + a.account + " (" + a.jid + "): " + a.state);
         for (const auto& [name, ch] : s.channels_)
@@ -173,6 +231,10 @@ const std::vector<Session::ControlCommand>& Session::control_commands() {
         {"join", "[ACCOUNT] ROOM [NICK]", "join a room (or: /join #ROOM [password])", &C::join},
         {"history", "NICK|#CHANNEL [N]", "the last N messages (default 20)", &C::history},
         {"status", "", "accounts and rooms", &C::status},
+        {"encryption", "[ACCOUNT] NICK|JID [omemo|off|default]", "OMEMO with a contact: show it, or always, never, the account's",
+         &C::encryption},
+        {"omemo", "devices [ACCOUNT] [NICK|JID] | trust|distrust [ACCOUNT] NICK|JID DEVICE",
+         "OMEMO devices and fingerprints (ours first); trust or distrust one", &C::omemo},
     };
     return table;
 }

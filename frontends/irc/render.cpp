@@ -21,6 +21,30 @@ std::string with_reason(const std::string& what, const std::string& reason) {
     return what + (reason.empty() ? "" : ": " + reason);
 }
 
+// An encrypted message's sending device, when it is not one used as usual (blind or
+// trusted): "undecided" or "changed" (docs/encryption.md "Trust"); else "".
+std::string unusual_trust(const model::Message& m) {
+    return m.trust.empty() || m.trust == "blind" || m.trust == "trusted" ? "" : m.trust;
+}
+
+// XEP-0384 (issue 14 §6), for every client: an encrypted message that decrypted starts with
+// the configured prefix ([irc] encrypted_prefix), and with a warning when its device is
+// not one used as usual. One that did not decrypt already says so in its text.
+std::string encryption_marker(const model::Message& m, const std::string& prefix) {
+    if (m.encryption.empty() || !m.error.empty()) return "";
+    std::string trust = unusual_trust(m);
+    return prefix + (trust.empty() ? "" : "[device " + trust + "] ");
+}
+
+// For clients with message-tags: the encryption as a client-only tag with a vendor prefix,
+// as message-tags "Client-only tags" and "Rules for naming message tags" (Vendor-Specific)
+// require for a tag the IRCv3 registry does not define.
+void encryption_tags(const model::Message& m, std::vector<std::pair<std::string, std::string>>& tags) {
+    if (m.encryption.empty()) return;
+    tags.emplace_back(std::string(encryption_tag), m.encryption);
+    if (std::string trust = unusual_trust(m); !trust.empty()) tags.emplace_back(std::string(trust_tag), trust);
+}
+
 }  // namespace
 
 // One overload per event type; the state the session keeps is updated on the way.
@@ -284,14 +308,17 @@ void Session::render_message(const model::Event& e, const std::string& batch, bo
     if (action) body = body.substr(4);
     if (!m.replaces.empty()) body += " (corrected)";
     bool prefix_time = replay && !has("server-time");
-    auto pieces = split_text(body, text_bytes);
+    std::string marker = encryption_marker(m, options_.encrypted_prefix);
+    auto pieces = split_text(body, text_bytes - std::min(marker.size(), text_bytes / 2));
     bool first_piece = true;
     for (auto& piece : pieces) {
+        piece = marker + piece;
         if (prefix_time) piece = clock_prefix(e.stamp) + piece;
         if (action) piece = "\x01" "ACTION " + piece + "\x01";
         Message l = make(source, "PRIVMSG", {target, piece});
         if (has("server-time")) l.tags.emplace_back("time", e.stamp);
         if (has("message-tags") && first_piece && !m.msg_id.empty()) l.tags.emplace_back("msgid", m.msg_id);
+        if (has("message-tags")) encryption_tags(m, l.tags);
         if (!batch.empty()) l.tags.emplace_back("batch", batch);
         send(std::move(l));
         first_piece = false;

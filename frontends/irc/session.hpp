@@ -36,12 +36,21 @@
 
 namespace irc {
 
+// The message tags of an encrypted message (clients with message-tags): its encryption
+// ("omemo") and, when not blind or trusted, the trust of the sending device.
+inline constexpr std::string_view encryption_tag = "+stanzad/encryption";
+inline constexpr std::string_view trust_tag = "+stanzad/trust";
+inline constexpr std::string_view default_encrypted_prefix = "[OMEMO] ";
+
 struct SessionOptions {
     std::string password;           // PASS or SASL PLAIN; "" lets anyone on the socket in
     std::string version = "0";
     std::string server = "stanzad";  // our server name ([irc] server_name): source of numerics
     std::function<std::int64_t()> clock;  // Unix time, seconds (TIME); unset: 0
     std::function<bool()> may_register;    // false: no room for one more client ([irc] max_clients)
+    // [irc] encrypted_prefix: put before the text of every message that came OMEMO-encrypted
+    // (XEP-0384); "" marks them only with the tag below.
+    std::string encrypted_prefix = std::string(default_encrypted_prefix);
 };
 
 class Session {

@@ -24,6 +24,15 @@ model::Reply answer(const model::Command& c) {
         m.body = "old\nlines";
         m.msg_id = "m1";
         r.messages.push_back({1, "home", "2026-11-25T12:00:00.000Z", m});
+        m.msg_id = "m2";
+        m.encryption = "omemo";
+        m.trust = "changed";
+        r.messages.push_back({2, "home", "2026-11-25T12:00:01.000Z", m});
+    } else if (std::holds_alternative<model::OmemoDevices>(c)) {
+        r.omemo_devices.push_back({"bob@example.org", 7, "05c3b1e2 7a7a0011", "blind", false});
+    } else if (std::holds_alternative<model::SetEncryption>(c)) {
+        r.encryption = "default";
+        r.encryption_default = "auto";
     }
     return r;
 }
@@ -32,7 +41,7 @@ model::Reply answer(const model::Command& c) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     irc::NickMap nicks;
-    irc::Session s(irc::SessionOptions{"", "0", "stanzad", {}, {}}, nicks, "f");
+    irc::Session s(irc::SessionOptions{"", "0", "stanzad", {}, {}, std::string(irc::default_encrypted_prefix)}, nicks, "f");
     std::string_view input(reinterpret_cast<const char*>(data), size);
     // Registered first half the time, so commands after registration get fuzzed too.
     if (size > 0 && (data[0] & 1)) s.receive("CAP LS 302\r\nCAP REQ :batch server-time message-tags echo-message labeled-response draft/chathistory\r\nNICK al\r\nUSER al@x 0 * :A\r\nCAP END\r\n");

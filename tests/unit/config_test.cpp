@@ -1016,6 +1016,29 @@ TEST_CASE("irc.server_name: stanzad by default, else a host name", "[config]") {
     }
 }
 
+TEST_CASE("irc.encrypted_prefix: [OMEMO] by default, any short text, \"\" for none", "[config]") {
+    auto parse_irc = [](const std::string& irc) {
+        return config::parse("[irc]\npassword = \"p\"\n" + irc + std::string(minimal_account), "irc.toml");
+    };
+    auto plain = parse_irc("");
+    REQUIRE(plain.ok());
+    CHECK(plain.config->irc.encrypted_prefix == "[OMEMO] ");
+    auto lock = parse_irc("encrypted_prefix = \"\xf0\x9f\x94\x92 \"\n");
+    REQUIRE(lock.ok());
+    CHECK(lock.problems.empty());
+    CHECK(lock.config->irc.encrypted_prefix == "\xf0\x9f\x94\x92 ");
+    auto none = parse_irc("encrypted_prefix = \"\"\n");
+    REQUIRE(none.ok());
+    CHECK(none.config->irc.encrypted_prefix.empty());
+    for (const std::string& bad : std::vector<std::string>{"\"a\\nb\"", "\"\\u0001\"", "\"" + std::string(33, 'x') + "\"", "1"}) {
+        auto r = parse_irc("encrypted_prefix = " + bad + "\n");
+        CAPTURE(bad);
+        REQUIRE(r.problems.size() == 1);
+        CHECK(r.problems[0].key == "irc.encrypted_prefix");
+        CHECK(r.problems[0].line == 3);
+    }
+}
+
 TEST_CASE("irc limits: registration_timeout, max_unregistered, max_clients", "[config]") {
     auto parse_irc = [](const std::string& irc) {
         return config::parse("[irc]\npassword = \"p\"\n" + irc + std::string(minimal_account), "irc.toml");
