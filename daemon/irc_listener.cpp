@@ -118,6 +118,7 @@ std::unique_ptr<Listener::Client> IrcListener::accept(Listener& core, uv_stream_
     options.password = password_;
     options.version = STANZAD_VERSION;
     options.server = settings_.server_name;
+    options.encrypted_prefix = settings_.encrypted_prefix;
     options.may_register = [this] { return count(true) < static_cast<std::size_t>(settings_.max_clients); };
     options.clock = [] {
         return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();

@@ -8,7 +8,7 @@ without. Checked:
   PRIVMSG to bob then reaches bob encrypted (fallback body, <encrypted/>) and python-omemo
   decrypts it; `encryption bob off` sends the next one in clear;
 - an encrypted message from bob reaches laptop with the tag +stanzad/encryption=omemo and
-  the prefix "[OMEMO] ", and phone with the prefix only; each once, by its text;
+  the configured prefix ([irc] encrypted_prefix, "[E2E] " here), and phone with the prefix only; each once, by its text;
 - `omemo devices bob` lists our device ("own") and bob's ("blind"), with the fingerprints
   python-omemo computes for the same keys (SessionManager.format_identity_key), both ways;
 - `omemo trust bob DEVICE` makes it "trusted" (the JSON op agrees); a bad device id and an
@@ -69,6 +69,7 @@ class IrcOmemoTest(IrcTest):
         b1 = bob._call(manager.get_own_device_information(), 10)[0]
 
         config = self.irc_config(accounts=[self.account("home", "alice", encryption="auto")])
+        config["irc"]["encrypted_prefix"] = "[E2E] "  # not the default: the config reaches the sessions
         d = self.start_irc_daemon(config)
         own_device = int(d.wait_for(RX_DEVICE, timeout=10).group(1))
         j = self.client(d, hello="json")
@@ -95,16 +96,16 @@ class IrcOmemoTest(IrcTest):
         bob._call(manager.refresh_device_list(AXOLOTL, "alice@localhost"), 15)
         lmark, pmark = laptop.mark(), phone.mark()
         self.bob_encrypts(bob, manager, "encrypted hello")
-        line = laptop.wait(None, "PRIVMSG", "alice", text="[OMEMO] encrypted hello", since=lmark, timeout=20)
+        line = laptop.wait(None, "PRIVMSG", "alice", text="[E2E] encrypted hello", since=lmark, timeout=20)
         self.assertEqual(line.nick, "bob", line.raw)
         self.assertEqual(line.tags.get("+stanzad/encryption"), "omemo", line.raw)
         self.assertNotIn("+stanzad/trust", line.tags, line.raw)  # blind: as usual
-        pline = phone.wait(None, "PRIVMSG", "alice", text="[OMEMO] encrypted hello", since=pmark, timeout=20)
+        pline = phone.wait(None, "PRIVMSG", "alice", text="[E2E] encrypted hello", since=pmark, timeout=20)
         self.assertEqual(pline.tags, {}, pline.raw)
         laptop.alive()
         phone.alive()
-        self.assertEqual(len(laptop.privmsgs(since=lmark, text="[OMEMO] encrypted hello")), 1)
-        self.assertEqual(len(phone.privmsgs(since=pmark, text="[OMEMO] encrypted hello")), 1)
+        self.assertEqual(len(laptop.privmsgs(since=lmark, text="[E2E] encrypted hello")), 1)
+        self.assertEqual(len(phone.privmsgs(since=pmark, text="[E2E] encrypted hello")), 1)
         self.assertEqual(laptop.privmsgs(since=lmark, text=FALLBACK), [])
 
         # Devices and fingerprints, compared with python-omemo's for the same keys.
