@@ -3,20 +3,50 @@
 #include <stringprep.h>
 
 #include <cstdlib>
+#include <optional>
+#include <string_view>
 
 namespace xmpp {
 namespace {
 
 constexpr std::size_t max_part_bytes = 1023;  // RFC 7622 §3.2, §3.3, §3.4
 
-// `profile` is a libidn stringprep profile name: Nodeprep, Nameprep or Resourceprep.
-Result<std::string> prepare(std::string_view part, const char* profile, const char* what) {
+enum class Profile { Nodeprep, Nameprep, Resourceprep };
+
+const char* name(Profile profile) {
+    switch (profile) {
+    case Profile::Nodeprep: return "Nodeprep";
+    case Profile::Nameprep: return "Nameprep";
+    case Profile::Resourceprep: return "Resourceprep";
+    }
+    return "Resourceprep";
+}
+
+// What stringprep gives for a part of visible ASCII (U+0021..U+007E) that it accepts, without
+// libidn (whose full preparation costs about 10,000 instructions a part, and every received
+// stanza has several JIDs; docs/performance.md): the RFC 3454 tables map no visible ASCII but
+// the upper-case letters (B.2 case folding, used by Nodeprep and Nameprep; Resourceprep does
+// not fold) and prohibit none of it, except Nodeprep's " & ' / : < > @ (RFC 3920 A.5), which
+// go the slow way so that the error says what libidn says. nullopt: not such a part.
+std::optional<std::string> prepare_ascii(std::string_view part, Profile profile) {
+    std::string out(part);
+    for (char& c : out) {
+        if (c < 0x21 || c > 0x7e) return std::nullopt;
+        if (profile == Profile::Nodeprep && std::string_view("\"&'/:<>@").find(c) != std::string_view::npos)
+            return std::nullopt;
+        if (profile != Profile::Resourceprep && c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    }
+    return out;
+}
+
+Result<std::string> prepare(std::string_view part, Profile profile, const char* what) {
     if (part.empty()) return make_error("bad-jid", std::string(what) + " is empty");
     if (part.size() > max_part_bytes)
         return make_error("bad-jid", std::string(what) + " is longer than 1023 bytes");
+    if (auto ascii = prepare_ascii(part, profile)) return std::move(*ascii);
     char* out = nullptr;
     std::string in(part);
-    int rc = stringprep_profile(in.c_str(), &out, profile, STRINGPREP_NO_UNASSIGNED);
+    int rc = stringprep_profile(in.c_str(), &out, name(profile), STRINGPREP_NO_UNASSIGNED);
     if (rc != STRINGPREP_OK) {
         std::free(out);
         return make_error("bad-jid", std::string(what) + " '" + in + "' is not allowed: " +
@@ -53,18 +83,18 @@ Result<Jid> Jid::parse(std::string_view text) {
     if (!domain.empty() && domain.back() == '.') domain.remove_suffix(1);  // §3.2
     if (domain.empty()) return make_error("bad-jid", "'" + std::string(text) + "' has no domain");
     if (has_local) {
-        auto l = prepare(local, "Nodeprep", "localpart");
+        auto l = prepare(local, Profile::Nodeprep, "localpart");
         if (!l) return l.error();
         jid.local_ = std::move(l).value();
     }
-    auto d = prepare(domain, "Nameprep", "domain");
+    auto d = prepare(domain, Profile::Nameprep, "domain");
     if (!d) return d.error();
     jid.domain_ = std::move(d).value();
     for (char c : jid.domain_)
         if (c == '@' || c == '/' || static_cast<unsigned char>(c) <= ' ')
             return make_error("bad-jid", "domain '" + jid.domain_ + "' has a forbidden character");
     if (has_resource) {
-        auto r = prepare(resource, "Resourceprep", "resource");
+        auto r = prepare(resource, Profile::Resourceprep, "resource");
         if (!r) return r.error();
         jid.resource_ = std::move(r).value();
     }
