@@ -19,8 +19,8 @@ namespace {
 // is the backstop for the whole process.
 constexpr uint64_t shutdown_deadline_ms = 4500;
 constexpr uint64_t prune_every_ms = 6 * 3600 * 1000;
-constexpr std::chrono::seconds secret_command_timeout{30};
-constexpr uint64_t trim_every_ms = 4000;  // as the accounts' (account.cpp)
+constexpr std::chrono::seconds secret_command_timeout{30};  // as the accounts' (account.cpp)
+constexpr uint64_t trim_every_ms = 4000;
 
 // Store failures in a row, handed to the process that starts over (store_failed); a failure
 // later than `store_failure_window` after serving began counts as the first again.
@@ -99,9 +99,9 @@ int Daemon::run() {
         wait_for_store(store_retry_ms(store_failures_));
     } else {
         switch (open_store()) {
-            case StoreCheck::Ok: break;
-            case StoreCheck::CannotOpen: return 1;
-            case StoreCheck::CannotWrite: wait_for_store(store_retry_ms(1)); break;
+        case StoreCheck::Ok: break;
+        case StoreCheck::CannotOpen: return 1;
+        case StoreCheck::CannotWrite: wait_for_store(store_retry_ms(1)); break;
         }
         if (store_ && !serve()) return 1;
     }
