@@ -242,6 +242,9 @@ void Hub::transmit(Account& account, const OutboxEntry& entry) {
     m.body = entry.body;
     m.id = entry.msg_id;
     m.replace_id = entry.replace_id;
+    // XEP-0085 §5.1: no <active/> to a contact who replied without chat states.
+    if (auto to = xmpp::Jid::parse(entry.to); to && !chat_states_[account.name()].wanted(to.value().bare()))
+        m.chat_state.clear();
     std::string xml;
     if (omemo_marked(account.name(), entry.msg_id)) {
         // XEP-0384: encrypted afresh at each transmit (hub_omemo_send.cpp), never in clear.
@@ -379,6 +382,9 @@ void Hub::message(Account& account, const xmpp::ReceivedMessage& m, const std::s
         if (!m.receipt_for.empty()) advance(account, m.receipt_for, xmpp::im::Delivery::Delivered, {}, m.from);   // XEP-0184
         if (!m.displayed_id.empty()) advance(account, m.displayed_id, xmpp::im::Delivery::Displayed, {}, m.from);  // XEP-0333
     }
+    if (carbon.empty() && m.type != "groupchat")
+        if (auto from = xmpp::Jid::parse(m.from))
+            chat_states_[account.name()].received(from.value().bare(), !m.body.empty(), m.chat_state);
     if (carbon.empty() && m.type == "groupchat" && room_message(account, m)) return;
     // XEP-0384 (0.3) §4.6: an OMEMO message without payload (key transport, heartbeat)
     // moves the session on and is not shown.

@@ -19,6 +19,7 @@
 #include "frontends/model.hpp"
 #include "protocol/im.hpp"
 #include "protocol/im/catchup.hpp"
+#include "protocol/im/chat_states.hpp"
 #include "protocol/im/delivery.hpp"
 #include "protocol/im/room.hpp"
 #include "protocol/muc.hpp"
@@ -235,6 +236,7 @@ private:
     std::map<std::string, std::vector<std::string>> pending_leaves_;  // parted while offline
     std::map<std::string, std::map<std::string, std::string>> vcard_nicks_;  // by account, then JID
     std::map<std::string, std::map<std::string, model::Presence>> presences_;  // by account, then full JID
+    std::map<std::string, xmpp::im::ChatStates> chat_states_;  // by account (XEP-0085 §5.1)
     // How often each unacknowledged message went out on a new session (by account, then
     // msg_id): a stanza the server keeps refusing must not keep the account reconnecting;
     // and on which session (Account::session()) it last went out: one sent on the current

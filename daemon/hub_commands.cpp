@@ -126,7 +126,9 @@ void Hub::message_command(Account& a, const C& c, Respond respond) {
         if (auto e = need_online(a)) return respond(*e);
         auto to = xmpp::Jid::parse(c.to);
         bool room = to && to.value().is_bare() && find_room(a.name(), c.to);
-        a.send(xmpp::make_chat_state(c.to, room ? "groupchat" : "chat", c.state));
+        // XEP-0085 §5.1: not to a contact who replied without chat states.
+        if (room || (to && chat_states_[a.name()].wanted(to.value().bare())))
+            a.send(xmpp::make_chat_state(c.to, room ? "groupchat" : "chat", c.state));
     } else if constexpr (std::is_same_v<C, model::Displayed>) {
         // XEP-0333 reveals when the user reads: only when the user turned it on.
         if (a.config().chat_markers) {
