@@ -159,6 +159,8 @@ xmpp::Status OmemoDevice::load(Store& store, const std::string& account) {
         return failure("the stored identity key does not load", rc);
     bundle_ = {};
     bundle_.ik = public_key(ratchet_identity_key_pair_get_public(identity.p));
+    // XEP-0384 §5.3.2: OMEMO 2 publishes the identity key in its Ed25519 form.
+    if (signal_buffer* ed = ec_public_key_get_ed(ratchet_identity_key_pair_get_public(identity.p))) ik_ed_ = bytes(ed);
     if (identity_) SIGNAL_UNREF(identity_);
     identity_ = identity.p;
     identity.p = nullptr;
@@ -176,6 +178,21 @@ xmpp::Status OmemoDevice::load(Store& store, const std::string& account) {
     bundle_.spk = public_key(ec_key_pair_get_public(session_signed_pre_key_get_key_pair(spk.p)));
     bundle_.spks = std::string(reinterpret_cast<const char*>(session_signed_pre_key_get_signature(spk.p)),
                                session_signed_pre_key_get_signature_len(spk.p));
+    // OMEMO 2 (§5.3.2): the signature over the 32-byte Curve25519 signed pre-key, checked
+    // with the Ed25519 identity key. libomemo-c keeps one with the signed pre-key; keys made
+    // without it get one made now (XEdDSA, a valid Ed25519 signature).
+    if (session_signed_pre_key_get_signature_omemo_len(spk.p) > 0) {
+        spks_v2_ = std::string(reinterpret_cast<const char*>(session_signed_pre_key_get_signature_omemo(spk.p)),
+                               session_signed_pre_key_get_signature_omemo_len(spk.p));
+    } else {
+        std::string mont = bundle_.spk.substr(1);
+        signal_buffer* sig = nullptr;
+        if (int rc = curve_calculate_signature(ctx_, &sig, ratchet_identity_key_pair_get_private(identity_),
+                                               reinterpret_cast<const uint8_t*>(mont.data()), mont.size());
+            rc != 0)
+            return failure("cannot sign the signed pre-key for OMEMO 2", rc);
+        spks_v2_ = bytes(sig);
+    }
     auto ids = store.meta(account, "omemo:prekeys");
     if (!ids) return ids.error();
     std::string_view rest = ids.value();
@@ -211,6 +228,24 @@ std::string omemo_fingerprint(std::string_view key) {
 
 std::string OmemoDevice::fingerprint() const { return omemo_fingerprint(bundle_.ik); }
 
+xmpp::omemo::Bundle OmemoDevice::bundle(xmpp::omemo::Version v) const {
+    if (v == xmpp::omemo::Version::Legacy) return bundle_;
+    // §5.3.2: 32-byte keys (our 0.3 form without its type byte), the Ed25519 identity key.
+    xmpp::omemo::Bundle b = bundle_;
+    auto strip = [](std::string& key) {
+        if (key.size() == 33) key.erase(0, 1);
+    };
+    strip(b.spk);
+    for (auto& pk : b.prekeys) strip(pk.key);
+    b.ik = ik_ed_;
+    b.spks = spks_v2_;
+    return b;
+}
+
+std::string_view OmemoDevice::session_kind() const {
+    return version_ == xmpp::omemo::Version::V2 ? "omemo:session2" : "omemo:session";
+}
+
 // --- the store context (signal_protocol.h: the four stores libomemo-c needs) ---------------
 
 std::optional<std::string> OmemoDevice::get(const std::string& key) {
@@ -227,7 +262,7 @@ std::optional<std::string> OmemoDevice::get(const std::string& key) {
 void OmemoDevice::put(const std::string& key, std::optional<std::string> value) { pending_[key] = std::move(value); }
 
 std::vector<std::uint32_t> OmemoDevice::sub_devices(std::string_view name) {
-    const std::string prefix = "omemo:session:" + std::string(name) + "/";
+    const std::string prefix = std::string(session_kind()) + ":" + std::string(name) + "/";
     std::map<std::string, bool> keys;  // key -> present
     if (auto rows = store_->metas(account_, prefix, xmpp::omemo::Limits{}.max_keys))
         for (const auto& row : rows.value()) keys[row.first] = true;
@@ -261,7 +296,7 @@ struct OmemoStoreCallbacks {
 
     // Sessions.
     static int load_session(signal_buffer** record, signal_buffer**, const signal_protocol_address* a, void* u) {
-        return load(record, self(u).get(key("omemo:session", a)));
+        return load(record, self(u).get(key(self(u).session_kind(), a)));
     }
     static int sub_device_sessions(signal_int_list** sessions, const char* name, size_t len, void* u) {
         signal_int_list* list = signal_int_list_alloc();
@@ -275,20 +310,20 @@ struct OmemoStoreCallbacks {
         return static_cast<int>(signal_int_list_size(list));
     }
     static int store_session(const signal_protocol_address* a, uint8_t* record, size_t len, uint8_t*, size_t, void* u) {
-        self(u).put(key("omemo:session", a), b64(record, len));
+        self(u).put(key(self(u).session_kind(), a), b64(record, len));
         return 0;
     }
     static int contains_session(const signal_protocol_address* a, void* u) {
-        return self(u).get(key("omemo:session", a)) ? 1 : 0;
+        return self(u).get(key(self(u).session_kind(), a)) ? 1 : 0;
     }
     static int delete_session(const signal_protocol_address* a, void* u) {
-        bool had = self(u).get(key("omemo:session", a)).has_value();
-        self(u).put(key("omemo:session", a), std::nullopt);
+        bool had = self(u).get(key(self(u).session_kind(), a)).has_value();
+        self(u).put(key(self(u).session_kind(), a), std::nullopt);
         return had ? 1 : 0;
     }
     static int delete_all_sessions(const char* name, size_t len, void* u) {
         auto ids = self(u).sub_devices(std::string_view(name, len));
-        for (auto id : ids) self(u).put(omemo_address_key("omemo:session", std::string_view(name, len), id), std::nullopt);
+        for (auto id : ids) self(u).put(omemo_address_key(self(u).session_kind(), std::string_view(name, len), id), std::nullopt);
         return static_cast<int>(ids.size());
     }
 
@@ -492,6 +527,39 @@ bool OmemoDevice::replace_used_pre_keys() {
     return true;
 }
 
+int OmemoDevice::decrypt_key(const xmpp::omemo::Key& key, const std::string& sender, std::uint32_t sid,
+                             std::string& material) {
+    const bool v2 = version_ == xmpp::omemo::Version::V2;
+    const signal_protocol_address address{sender.c_str(), sender.size(), static_cast<int32_t>(sid)};
+    session_cipher* cipher_raw = nullptr;
+    if (int rc = session_cipher_create(&cipher_raw, store_ctx_, &address, ctx_); rc != 0) return rc;
+    std::unique_ptr<session_cipher, decltype(&session_cipher_free)> cipher(cipher_raw, session_cipher_free);
+    // The 0.3 wire format is the Signal protocol's version 3; OMEMO 2's (§4.2, the
+    // OMEMOKeyExchange / OMEMOAuthenticatedMessage protobufs) is libomemo-c's version 4.
+    session_cipher_set_version(cipher.get(), v2 ? CIPHERTEXT_OMEMO_VERSION : CIPHERTEXT_CURRENT_VERSION);
+    const auto* data = reinterpret_cast<const uint8_t*>(key.data.data());
+    signal_buffer* plain = nullptr;
+    int rc = 0;
+    if (key.prekey) {
+        // prekey='true' (0.3) / kex='true' (2): the message builds the session (X3DH) first.
+        Unref<pre_key_signal_message> message;
+        rc = v2 ? pre_key_signal_message_deserialize_omemo(&message.p, data, key.data.size(), 0, ctx_)
+                : pre_key_signal_message_deserialize(&message.p, data, key.data.size(), ctx_);
+        if (rc == 0) rc = session_cipher_decrypt_pre_key_signal_message(cipher.get(), message.p, nullptr, &plain);
+    } else {
+        Unref<signal_message> message;
+        rc = v2 ? signal_message_deserialize_omemo(&message.p, data, key.data.size(), ctx_)
+                : signal_message_deserialize(&message.p, data, key.data.size(), ctx_);
+        if (rc == 0) rc = session_cipher_decrypt_signal_message(cipher.get(), message.p, nullptr, &plain);
+    }
+    if (rc < 0 || !plain) {
+        if (plain) signal_buffer_bzero_free(plain);
+        return rc < 0 ? rc : SG_ERR_UNKNOWN;
+    }
+    material = bytes(plain);  // zeroed and freed
+    return 0;
+}
+
 OmemoDevice::Decrypted OmemoDevice::decrypt(const xmpp::omemo::Encrypted& e, const std::string& sender) {
     Decrypted out;
     auto fail = [&](std::string why) {
@@ -507,46 +575,21 @@ OmemoDevice::Decrypted OmemoDevice::decrypt(const xmpp::omemo::Encrypted& e, con
     pending_bundle_.reset();
     store_failed_ = false;
     identity_changed_ = false;
-    if (e.version != xmpp::omemo::Version::Legacy) return fail("OMEMO 2 (urn:xmpp:omemo:2) is not supported yet");
-    // 0.3 §4.6: the <key/> whose rid is our device id.
-    const xmpp::omemo::Key* key = xmpp::omemo::key_for(e, {}, device_id_);
+    version_ = e.version;
+    // 0.3 §4.6 / 2 §4.6: the <key/> whose rid is our device id (in 2: in our JID's <keys/>).
+    const xmpp::omemo::Key* key = xmpp::omemo::key_for(e, own_jid_, device_id_);
     if (!key) return fail("not encrypted for this device");
-    const signal_protocol_address address{sender.c_str(), sender.size(), static_cast<int32_t>(e.sid)};
     // Anyone can start sessions with us, one per device id: at most max_devices per JID
     // (the size of a device list, XEP-0384 §5.3.1), so the store cannot be made to grow
     // without bound by one sender.
-    if (key->prekey && !get(omemo_address_key("omemo:session", sender, e.sid)) &&
+    if (key->prekey && !get(omemo_address_key(session_kind(), sender, e.sid)) &&
         sub_devices(sender).size() >= xmpp::omemo::Limits{}.max_devices)
         return fail("too many devices of this sender");
     // Issue 14 §5: the user said not to trust this device: nothing of it is read.
     if (trust(sender, e.sid) == "distrusted") return fail("the sending device is distrusted");
-    session_cipher* cipher_raw = nullptr;
-    if (session_cipher_create(&cipher_raw, store_ctx_, &address, ctx_) != 0) return fail("cannot set up a session");
-    std::unique_ptr<session_cipher, decltype(&session_cipher_free)> cipher(cipher_raw, session_cipher_free);
-    // The 0.3 wire format is the Signal protocol's version 3 (libomemo-c speaks 4 for OMEMO 2).
-    session_cipher_set_version(cipher.get(), CIPHERTEXT_CURRENT_VERSION);
-    const auto* data = reinterpret_cast<const uint8_t*>(key->data.data());
-    signal_buffer* plain = nullptr;
-    int rc = 0;
-    if (key->prekey) {
-        // 0.3 §4.6: prekey='true': a PreKeySignalMessage builds the session (X3DH) first.
-        Unref<pre_key_signal_message> message;
-        rc = pre_key_signal_message_deserialize(&message.p, data, key->data.size(), ctx_);
-        if (rc == 0) rc = session_cipher_decrypt_pre_key_signal_message(cipher.get(), message.p, nullptr, &plain);
-    } else {
-        Unref<signal_message> message;
-        rc = signal_message_deserialize(&message.p, data, key->data.size(), ctx_);
-        if (rc == 0) rc = session_cipher_decrypt_signal_message(cipher.get(), message.p, nullptr, &plain);
-    }
-    if (rc < 0 || !plain) {
-        if (plain) signal_buffer_bzero_free(plain);
+    std::string key_material;
+    if (int rc = decrypt_key(*key, sender, e.sid, key_material); rc != 0 || store_failed_)
         return fail(store_failed_ ? "the store cannot be read" : ratchet_error(rc));
-    }
-    std::string key_material = bytes(plain);  // zeroed and freed
-    if (store_failed_) {
-        OPENSSL_cleanse(key_material.data(), key_material.size());
-        return fail("the store cannot be read");
-    }
     if (!replace_used_pre_keys()) {
         OPENSSL_cleanse(key_material.data(), key_material.size());
         return fail("cannot make a new pre-key");
@@ -558,21 +601,38 @@ OmemoDevice::Decrypted OmemoDevice::decrypt(const xmpp::omemo::Encrypted& e, con
                             "\"trust\":\"changed\"",
                             account_, e.sid, sender);
     if (!e.payload) {
-        // 0.3 §4.6: no payload: a key transport (or heartbeat) message; the session moved on.
+        // §4.6: no payload: a key transport (or heartbeat) message; the session moved on.
         OPENSSL_cleanse(key_material.data(), key_material.size());
         out.kind = Decrypted::Kind::KeyTransport;
         return out;
     }
     auto body = xmpp::omemo::open(e.version, key_material, e.iv, *e.payload);
     OPENSSL_cleanse(key_material.data(), key_material.size());
+    // The session did move (the key decrypted): that is kept; only the payload is lost.
+    out.kind = Decrypted::Kind::Failed;
     if (!body) {
-        // The session did move (the key decrypted): that is kept; only the payload is lost.
-        out.kind = Decrypted::Kind::Failed;
         out.error = "the payload does not decrypt (altered, or a wrong key)";
         return out;
     }
+    if (e.version == xmpp::omemo::Version::V2) {
+        // XEP-0420 §4: the envelope's <from/> must be the sender (a replay from another
+        // conversation is refused).
+        auto envelope = xmpp::omemo::parse_envelope(body.value());
+        OPENSSL_cleanse(body.value().data(), body.value().size());
+        if (!envelope) {
+            out.error = envelope.error().message;
+            return out;
+        }
+        const std::string& from = envelope.value().from;
+        if (from.substr(0, from.find('/')) != sender) {
+            out.error = "the SCE envelope names another sender";
+            return out;
+        }
+        out.body = std::move(envelope.value().body);
+    } else {
+        out.body = std::move(body).value();
+    }
     out.kind = Decrypted::Kind::Message;
-    out.body = std::move(body).value();
     return out;
 }
 
