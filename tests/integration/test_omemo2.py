@@ -10,8 +10,9 @@ envelopes; stanzad, for its part, sees that bob announces a :2 device list and e
 
 Counted by id on the JSON socket and at bob: every message exactly once (0 lost, 0 twice),
 with its plaintext and "encryption":"omemo"; the daemon is stopped and started in the
-middle of each direction (messages sent to it meanwhile come from offline storage; the
-sessions come back from the store). What bob's server archived holds the <encrypted/>
+middle of each direction (messages sent to it meanwhile come from offline storage, or,
+in Omemo2ArchiveTest, only from the archive catch-up; the sessions come back from the
+store). What bob's server archived holds the <encrypted/>
 payloads and the fallback body, never a plaintext; the daemon's log has no plaintext.
 Run alone: /usr/bin/python3 tests/integration/test_omemo2.py
 """
@@ -192,6 +193,14 @@ class Omemo2Test(JsonlTest):
         log = "\n".join(logs + [d.output()])
         for text in list(texts.values()) + ["bob answers"]:
             self.assertNotIn(text, log)
+
+
+class Omemo2ArchiveTest(Omemo2Test):
+    """Without offline storage: what bob sent while the daemon was away comes only from the
+    archive catch-up (XEP-0313), and is decrypted there."""
+    PROSODY_OPTIONS = {"modules": harness.Prosody.DEFAULT_MODULES + ("pep",),
+                       # Prosody loads mod_offline unless told not to.
+                       "extra_host": '    modules_disabled = { "s2s", "s2s_auth_certs", "offline" }'}
 
 
 if __name__ == "__main__":
