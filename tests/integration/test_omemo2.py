@@ -29,24 +29,29 @@ EME = "urn:xmpp:eme:0"
 N = 10
 
 
+def published(peer, device):
+    """Our :2 device list and bundle as bob reads them (None until both are there)."""
+    reply = peer.raw_iq("alice@localhost", f"<pubsub xmlns='{PUBSUB}'><items node='{DEVICES2}'/></pubsub>")
+    if reply["type"] != "result":
+        return None
+    ids = [d.get("id") for d in reply.xml.iter(f"{{{OMEMO2}}}device")]
+    reply = peer.raw_iq("alice@localhost", f"<pubsub xmlns='{PUBSUB}'><items node='{BUNDLES2}'>"
+                                           f"<item id='{device}'/></items></pubsub>")
+    if reply["type"] != "result" or reply.xml.find(f".//{{{OMEMO2}}}bundle") is None:
+        return None
+    return ids
+
+
+async def send_now(msg):
+    msg.send()
+
+
 class Omemo2Test(JsonlTest):
     PROSODY_OPTIONS = {"modules": harness.Prosody.DEFAULT_MODULES + ("pep", "offline")}
 
     def start_omemo(self):
         d = self.start_daemon([self.account("home", "alice", encryption="omemo")])
         return d, int(d.wait_for(RX_DEVICE, timeout=10).group(1))
-
-    def published(self, peer, device):
-        """Our :2 device list and bundle as bob reads them (None until both are there)."""
-        reply = peer.raw_iq("alice@localhost", f"<pubsub xmlns='{PUBSUB}'><items node='{DEVICES2}'/></pubsub>")
-        if reply["type"] != "result":
-            return None
-        ids = [d.get("id") for d in reply.xml.iter(f"{{{OMEMO2}}}device")]
-        reply = peer.raw_iq("alice@localhost", f"<pubsub xmlns='{PUBSUB}'><items node='{BUNDLES2}'>"
-                                               f"<item id='{device}'/></items></pubsub>")
-        if reply["type"] != "result" or reply.xml.find(f".//{{{OMEMO2}}}bundle") is None:
-            return None
-        return ids
 
     def archived(self, peer):
         """Every message of peer's archive (XEP-0313 §4, paged with XEP-0059 until complete)."""
@@ -70,7 +75,7 @@ class Omemo2Test(JsonlTest):
         watcher = self.watcher(d)
         bob = self.peer("bob")
         manager = manager_for(bob, "bob@localhost", (OMEMO2,))
-        ids = poll_until(lambda: self.published(bob, device), 10, "our OMEMO 2 device list and bundle")
+        ids = poll_until(lambda: published(bob, device), 10, "our OMEMO 2 device list and bundle")
         self.assertEqual(ids, [str(device)])
         bob._call(manager.refresh_device_list(OMEMO2, "alice@localhost"), 15)
 
@@ -84,7 +89,7 @@ class Omemo2Test(JsonlTest):
             self.assertIsNotNone(enc)
             keys = list(enc.iter(f"{{{OMEMO2}}}keys"))
             self.assertEqual([k.get("jid") for k in keys], ["alice@localhost"])
-            bob._call(self.send_now(msg), 5)
+            bob._call(send_now(msg), 5)
             return enc
 
         def body_is(text):
@@ -124,9 +129,6 @@ class Omemo2Test(JsonlTest):
         log = "\n".join(logs + [d.output()])
         for text in texts.values():
             self.assertNotIn(text, log)
-
-    async def send_now(self, msg):
-        msg.send()
 
     def test_send(self):
         """stanzad -> bob (twomemo) in :2, counted by origin-id; through a daemon restart;
@@ -168,7 +170,7 @@ class Omemo2Test(JsonlTest):
 
         # Bob answers in :2 (the session the key exchange built): the daemon decrypts it.
         msg = encrypted_message(bob, manager, "alice@localhost", "bob answers", "bob@localhost")
-        bob._call(self.send_now(msg), 5)
+        bob._call(send_now(msg), 5)
         ev = w.wait_event("message", body="bob answers", timeout=15)
         self.assertEqual((ev.get("encryption"), ev.get("error", "")), ("omemo", ""), ev)
 
@@ -201,6 +203,38 @@ class Omemo2ArchiveTest(Omemo2Test):
     PROSODY_OPTIONS = {"modules": harness.Prosody.DEFAULT_MODULES + ("pep",),
                        # Prosody loads mod_offline unless told not to.
                        "extra_host": '    modules_disabled = { "s2s", "s2s_auth_certs", "offline" }'}
+
+
+class Omemo2CarbonTest(JsonlTest):
+    """Another client of alice's ("phone", python-omemo with twomemo) sends bob a :2 message
+    and encrypts it for alice's other devices too (XEP-0384 §4.4): the daemon gets the
+    XEP-0280 sent carbon (keys under <keys jid='alice@localhost'/>, an envelope whose <from/>
+    is alice) and decrypts it."""
+    PROSODY_OPTIONS = {"modules": harness.Prosody.DEFAULT_MODULES + ("pep",)}
+
+    def test_sent_carbon(self):
+        d = self.start_daemon([self.account("home", "alice", encryption="omemo")])
+        device = int(d.wait_for(RX_DEVICE, timeout=10).group(1))
+        watcher = self.watcher(d)
+        bob = self.peer("bob")
+        phone = self.peer("alice", resource="phone")
+        manager_for(bob, "bob@localhost", (OMEMO2,))
+        phone_manager = manager_for(phone, "alice@localhost", (OMEMO2,))
+        poll_until(lambda: published(phone, device), 10, "our OMEMO 2 bundle")
+        for jid in ("alice@localhost", "bob@localhost"):
+            phone._call(phone_manager.refresh_device_list(OMEMO2, jid), 15)
+        msg = encrypted_message(phone, phone_manager, "bob@localhost", "from the phone", "alice@localhost")
+        enc = msg.xml.find(f"{{{OMEMO2}}}encrypted")
+        own = [k.get("rid") for ks in enc.iter(f"{{{OMEMO2}}}keys") if ks.get("jid") == "alice@localhost"
+               for k in ks.iter(f"{{{OMEMO2}}}key")]
+        self.assertIn(str(device), own, "the phone encrypts for the daemon's device too")
+        phone._call(send_now(msg), 5)
+
+        e = watcher.wait_event("message", carbon="sent", timeout=15)
+        self.assertEqual((e["body"], e.get("encryption"), e.get("error", ""), e["outgoing"]),
+                         ("from the phone", "omemo", "", True), e)
+        self.assertFalse(watcher.find_events(lambda ev: FALLBACK2 in ev.get("body", "")))
+        self.assertNotIn("from the phone", d.output())
 
 
 if __name__ == "__main__":
