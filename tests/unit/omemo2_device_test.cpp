@@ -164,3 +164,42 @@ TEST_CASE("omemo 2 device: an altered payload fails with a reason, the session g
     CHECK(bob->decrypt(other, a).error == "not encrypted for this device");
     bob->committed(false);
 }
+
+TEST_CASE("omemo 2 device: one device in both versions keeps one identity record and one trust") {
+    Dir dir;
+    auto store = std::move(Store::open(dir.path + "/store.db")).value();
+    auto alice = open_device(*store, "alice");
+    auto bob = open_device(*store, "bob");
+    const std::string b = "bob@example.org";
+    REQUIRE(alice->build_session(b, bob->device_id(), bob->bundle()));
+    commit(*store, "alice", *alice);
+    REQUIRE(alice->build_session(b, bob->device_id(), bob->bundle(V2), V2));
+    commit(*store, "alice", *alice);
+    CHECK(alice->has_session(b, bob->device_id()));
+    CHECK(alice->has_session(b, bob->device_id(), V2));
+    // The Ed25519 identity key of the :2 bundle is the same key as the 0.3 one: not "changed".
+    CHECK(alice->trust(b, bob->device_id()) == "blind");
+    auto known = alice->known_devices(b);
+    REQUIRE(known);
+    REQUIRE(known.value().size() == 1);
+    CHECK(known.value()[0].fingerprint == bob->fingerprint());
+    // Distrusting it covers both versions.
+    REQUIRE(alice->set_trust(b, bob->device_id(), false));
+    commit(*store, "alice", *alice);
+    REQUIRE(bob->build_session("alice@example.org", alice->device_id(), alice->bundle(V2), V2));
+    commit(*store, "bob", *bob);
+    auto m = send(*store, *bob, "bob", "from a distrusted device", "alice@example.org", alice->device_id());
+    auto r = alice->decrypt(m, b);
+    CHECK(r.kind == Kind::Failed);
+    CHECK(r.error == "the sending device is distrusted");
+    alice->committed(false);
+    // A bundle whose signature does not verify is refused.
+    auto forged = bob->bundle(V2);
+    forged.spks[0] = static_cast<char>(forged.spks[0] ^ 1);
+    auto carol = open_device(*store, "carol");
+    CHECK_FALSE(carol->build_session(b, bob->device_id(), forged, V2));
+    carol->committed(false);
+    // A 0.3 bundle given as OMEMO 2 (33-byte keys) is refused.
+    CHECK_FALSE(carol->build_session(b, bob->device_id(), bob->bundle(), V2));
+    carol->committed(false);
+}
