@@ -14,6 +14,9 @@ middle of each direction (messages sent to it meanwhile come from offline storag
 in Omemo2ArchiveTest, only from the archive catch-up; the sessions come back from the
 store). What bob's server archived holds the <encrypted/>
 payloads and the fallback body, never a plaintext; the daemon's log has no plaintext.
+Omemo2CarbonTest: a sent carbon of alice's other :2 client decrypts. Omemo2PreferredTest: a
+peer that speaks both versions gets :2, and its answers in either version decrypt with the
+same trust (one identity record per device).
 Run alone: /usr/bin/python3 tests/integration/test_omemo2.py
 """
 
@@ -235,6 +238,40 @@ class Omemo2CarbonTest(JsonlTest):
                          ("from the phone", "omemo", "", True), e)
         self.assertFalse(watcher.find_events(lambda ev: FALLBACK2 in ev.get("body", "")))
         self.assertNotIn("from the phone", d.output())
+
+
+class Omemo2PreferredTest(JsonlTest):
+    """bob speaks both versions (python-omemo with twomemo and oldmemo, one device): stanzad
+    sends in :2 (issue 14 §1: OMEMO 2 where the peer announces it); bob's answers in either
+    namespace decrypt (one session of each version, one identity)."""
+    PROSODY_OPTIONS = {"modules": harness.Prosody.DEFAULT_MODULES + ("pep",)}
+
+    def test_prefers_omemo2(self):
+        bob = self.peer("bob")
+        manager = manager_for(bob, "bob@localhost", (OMEMO2, AXOLOTL))
+        d = self.start_daemon([self.account("home", "alice", encryption="omemo")])
+        device = int(d.wait_for(RX_DEVICE, timeout=10).group(1))
+        c = self.client(d, hello="sender")
+        w = self.watcher(d)
+        ids = [f"both-{i}" for i in range(3)]
+        mark = bob.message_mark()
+        for mid in ids:
+            c.ok("send", account="home", to="bob@localhost", body=f"{mid} secret", client_id=mid)
+        for mid in ids:
+            m = bob.wait_message(lambda m, mid=mid: m.origin_id == mid, since=mark, timeout=20)
+            self.assertIsNone(m.child(AXOLOTL, "encrypted"), m.xml)
+            enc = m.child(OMEMO2, "encrypted")
+            self.assertIsNotNone(enc, m.xml)
+            self.assertEqual(decrypt(bob, manager, enc, "alice@localhost", "bob@localhost"), f"{mid} secret")
+        self.assertEqual(len(bob.received(lambda m: m.origin_id in ids, since=mark)), len(ids))
+        poll_until(lambda: published(bob, device), 10, "our OMEMO 2 bundle")
+        for ns, text in ((OMEMO2, "answer in 2"), (AXOLOTL, "answer in 0.3")):
+            bob._call(manager.refresh_device_list(ns, "alice@localhost"), 15)
+            msg = encrypted_message(bob, manager, "alice@localhost", text, "bob@localhost", ns)
+            self.assertIsNotNone(msg.xml.find(f"{{{ns}}}encrypted"))
+            bob._call(send_now(msg), 5)
+            ev = w.wait_event("message", body=text, timeout=15)
+            self.assertEqual((ev.get("encryption"), ev.get("error", ""), ev.get("trust")), ("omemo", "", "blind"), ev)
 
 
 if __name__ == "__main__":
