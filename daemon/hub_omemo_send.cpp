@@ -1,4 +1,8 @@
-// The hub's outgoing OMEMO (XEP-0384 0.3, issue 14 §4) and the trust ops (§5).
+// The hub's outgoing OMEMO (XEP-0384, 0.3 and 2; issue 14 §4) and the trust ops (§5).
+//
+// A contact's device lists of both versions are fetched; a message goes in OMEMO 2 when the
+// contact announces a :2 device we can use (issue 14 §1: the current namespace where the
+// peer announces it), in 0.3 otherwise (version_for), chosen again at every transmit.
 //
 // A message to a contact that is to be encrypted is prepared first (the contact's and our
 // own device lists, bundles of devices without a session, sessions built and stored), then

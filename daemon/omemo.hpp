@@ -59,8 +59,10 @@ public:
         std::string trust;   // the sender device's: "blind" | "changed" ("" when unknown)
         bool bundle_changed = false;  // a pre-key was used and replaced: publish the bundle
     };
-    // XEP-0384 (0.3) §4.6 Receiving a message: the key for our device, the session with
-    // device e.sid of `sender` (a bare JID; a PreKeySignalMessage builds it), the payload.
+    // XEP-0384 §4.6 Receiving a message (0.3 or 2, as e.version says; daemon/
+    // omemo_receive.cpp): the key for our device (in 2: under our JID), the session with
+    // device e.sid of `sender` (a bare JID; a key exchange builds it), the payload (in 2 an
+    // XEP-0420 envelope whose <from/> must be `sender`).
     // The changes are pending until commit(): take them with pending() to store them with
     // the message, then call committed(true); or committed(false) to drop them.
     Decrypted decrypt(const xmpp::omemo::Encrypted& e, const std::string& sender);

@@ -1,4 +1,4 @@
-// OmemoDevice, the sending side (XEP-0384 0.3 §4.4 and §4.5) and the trust policy (issue
+// OmemoDevice, the sending side (XEP-0384 §4.4 and §4.5, in 0.3 and 2) and the trust policy (issue
 // 14 §5). The state these change (sessions, identity records) goes through the same
 // pending writes as decryption (daemon/omemo.cpp): the caller stores them before the
 // stanza leaves, so the ratchet on disk is never behind a message that went out.
