@@ -32,6 +32,15 @@ EME = "urn:xmpp:eme:0"
 N = 10
 
 
+def prekey_ids(peer, device):
+    """The pre-key ids of our :2 bundle (None when bob cannot read it)."""
+    reply = peer.raw_iq("alice@localhost", f"<pubsub xmlns='{PUBSUB}'><items node='{BUNDLES2}'>"
+                                           f"<item id='{device}'/></items></pubsub>")
+    if reply["type"] != "result":
+        return None
+    return sorted(int(pk.get("id")) for pk in reply.xml.iter(f"{{{OMEMO2}}}pk"))
+
+
 def published(peer, device):
     """Our :2 device list and bundle as bob reads them (None until both are there)."""
     reply = peer.raw_iq("alice@localhost", f"<pubsub xmlns='{PUBSUB}'><items node='{DEVICES2}'/></pubsub>")
@@ -81,6 +90,8 @@ class Omemo2Test(JsonlTest):
         ids = poll_until(lambda: published(bob, device), 10, "our OMEMO 2 device list and bundle")
         self.assertEqual(ids, [str(device)])
         bob._call(manager.refresh_device_list(OMEMO2, "alice@localhost"), 15)
+        prekeys_before = prekey_ids(bob, device)
+        self.assertEqual(len(prekeys_before), 100)
 
         texts = {f"bob-{i}": f"bob-{i}: secret ünïcödé ✓ <&>" for i in range(N)}
 
@@ -103,6 +114,12 @@ class Omemo2Test(JsonlTest):
         self.assertEqual((key.get("rid"), key.get("kex")), (str(device), "true"))
         e = watcher.wait_event(body_is(texts[order[0]]), timeout=15)
         self.assertEqual((e.get("encryption"), e.get("error", ""), e.get("trust")), ("omemo", "", "blind"), e)
+        # §5.3.2: the pre-key the key exchange used is replaced in the :2 bundle too.
+        poll_until(lambda: prekey_ids(bob, device) not in (None, prekeys_before), 10,
+                   "the :2 bundle published again with a fresh pre-key")
+        prekeys_after = prekey_ids(bob, device)
+        self.assertEqual(len(prekeys_after), 100)
+        self.assertEqual(len(set(prekeys_before) - set(prekeys_after)), 1)
         half = N // 2
         for mid in order[1:half]:
             send(mid)
