@@ -29,30 +29,31 @@ void Hub::omemo_online(Account& account) {
     OmemoDevice* device = omemo_device(account);
     if (!device) return;
     std::string name = account.name();
-    omemo_fresh_.erase(name);  // device lists are fetched again in this session
+    omemo_fresh_.erase(name);            // device lists are fetched again in this session
     omemo_bundle_publishing_[name] = 0;  // a new session: nothing of the old one is out
     omemo_publish_bundle(account);
     // §5.3.1: our id on the device list of each version (0.3 and 2), next to those of our
     // other clients; added again when another client overwrote the list without it.
     for (auto v : {xmpp::omemo::Version::Legacy, xmpp::omemo::Version::V2}) {
-        account.request({}, [&](const std::string& id) { return xmpp::omemo::make_fetch_devices(id, {}, v); },
-                        [this, name, v](const IqReply& r) {
-                            Account* a = find_(name);
-                            if (!a) return;
-                            // No list yet (item-not-found) is an empty one; any other failure
-                            // leaves the list alone rather than drop the other clients' devices.
-                            if (r.ok()) {
-                                auto item = xmpp::omemo::parse_pep_item(r.iq);
-                                if (!item) item = xmpp::omemo::PepItem{};
-                                item->node = xmpp::omemo::devices_node(v);
-                                omemo_device_list(*a, item);
-                            } else if (r.outcome == IqReply::Outcome::Remote && r.error.condition == "item-not-found") {
-                                omemo_device_list(*a, xmpp::omemo::PepItem{std::string(xmpp::omemo::devices_node(v)), {}, {}});
-                            } else {
-                                logs::daemon().warn("account {}: cannot read the OMEMO device list ({}): {}", name,
-                                                    xmpp::omemo::ns_of(v), r.describe());
-                            }
-                        });
+        account.request(
+            {}, [&](const std::string& id) { return xmpp::omemo::make_fetch_devices(id, {}, v); },
+            [this, name, v](const IqReply& r) {
+                Account* a = find_(name);
+                if (!a) return;
+                // No list yet (item-not-found) is an empty one; any other failure
+                // leaves the list alone rather than drop the other clients' devices.
+                if (r.ok()) {
+                    auto item = xmpp::omemo::parse_pep_item(r.iq);
+                    if (!item) item = xmpp::omemo::PepItem{};
+                    item->node = xmpp::omemo::devices_node(v);
+                    omemo_device_list(*a, item);
+                } else if (r.outcome == IqReply::Outcome::Remote && r.error.condition == "item-not-found") {
+                    omemo_device_list(*a, xmpp::omemo::PepItem{std::string(xmpp::omemo::devices_node(v)), {}, {}});
+                } else {
+                    logs::daemon().warn("account {}: cannot read the OMEMO device list ({}): {}", name,
+                                        xmpp::omemo::ns_of(v), r.describe());
+                }
+            });
     }
 }
 
@@ -73,16 +74,17 @@ void Hub::omemo_publish_bundle(Account& account) {
         Account* a = find_(name);
         OmemoDevice* d = a ? omemo_device(*a) : nullptr;
         if (!d) return then();
-        a->request({},
-                   [&](const std::string& id) {
-                       return xmpp::omemo::make_publish_bundle(id, v, d->device_id(), d->bundle(v));
-                   },
-                   [name, v, then = std::move(then)](const IqReply& r) {
-                       if (!r.ok())
-                           logs::daemon().warn("account {}: cannot publish the OMEMO bundle ({}): {}", name,
-                                               xmpp::omemo::ns_of(v), r.describe());
-                       then();
-                   });
+        a->request(
+            {},
+            [&](const std::string& id) {
+                return xmpp::omemo::make_publish_bundle(id, v, d->device_id(), d->bundle(v));
+            },
+            [name, v, then = std::move(then)](const IqReply& r) {
+                if (!r.ok())
+                    logs::daemon().warn("account {}: cannot publish the OMEMO bundle ({}): {}", name,
+                                        xmpp::omemo::ns_of(v), r.describe());
+                then();
+            });
     };
     publish(xmpp::omemo::Version::Legacy, [this, name, publish] {
         publish(xmpp::omemo::Version::V2, [this, name] {
@@ -121,8 +123,8 @@ OmemoDevice* Hub::omemo_decrypt(Account& account, const xmpp::ReceivedMessage& m
     }
     // Issue 14 §4: "auto" encrypts once either side used OMEMO in the conversation.
     const auto to = xmpp::Jid::parse(m.to);
-    const std::string peer = from.value().bare() == account.config().jid.bare() && to ? to.value().bare()
-                                                                                      : from.value().bare();
+    const std::string peer =
+        from.value().bare() == account.config().jid.bare() && to ? to.value().bare() : from.value().bare();
     if (auto used = store_.meta(account.name(), "omemo:used:" + peer); used && used.value().empty())
         (void)store_.set_meta(account.name(), "omemo:used:" + peer, "1");
     auto r = device->decrypt(*m.omemo, from.value().bare());
@@ -159,20 +161,21 @@ void Hub::omemo_device_list(Account& account, const std::optional<xmpp::omemo::P
     OmemoDevice* device = omemo_device(account);
     if (!device) return;
     // The version is the node's (§5.3.1: urn:xmpp:omemo:2:devices; 0.3: ...devicelist).
-    const auto v = item && item->node == xmpp::omemo::node_v2_devices ? xmpp::omemo::Version::V2
-                                                                       : xmpp::omemo::Version::Legacy;
+    const auto v =
+        item && item->node == xmpp::omemo::node_v2_devices ? xmpp::omemo::Version::V2 : xmpp::omemo::Version::Legacy;
     std::vector<std::uint32_t> devices;
     if (item && item->payload)
         if (auto list = xmpp::omemo::parse_device_list(item->payload)) devices = std::move(list).value();
     if (std::find(devices.begin(), devices.end(), device->device_id()) != devices.end()) return;
     devices.push_back(device->device_id());
     std::string name = account.name();
-    account.request({}, [&](const std::string& id) { return xmpp::omemo::make_publish_devices(id, v, devices); },
-                    [name, v](const IqReply& r) {
-                        if (!r.ok())
-                            logs::daemon().warn("account {}: cannot publish the OMEMO device list ({}): {}", name,
-                                                xmpp::omemo::ns_of(v), r.describe());
-                    });
+    account.request(
+        {}, [&](const std::string& id) { return xmpp::omemo::make_publish_devices(id, v, devices); },
+        [name, v](const IqReply& r) {
+            if (!r.ok())
+                logs::daemon().warn("account {}: cannot publish the OMEMO device list ({}): {}", name,
+                                    xmpp::omemo::ns_of(v), r.describe());
+        });
 }
 
 bool Hub::omemo_event(Account& account, pugi::xml_node message) {

@@ -59,11 +59,12 @@ std::vector<std::uint32_t> listed(Store& store, const std::string& account, cons
 }
 
 // The devices of `jid` a message in `v` goes to: listed, with a session, trusted.
-std::vector<std::uint32_t> usable(Store& store, const std::string& account, OmemoDevice& device,
-                                  const std::string& jid, Version v) {
+std::vector<std::uint32_t> usable(Store& store, const std::string& account, OmemoDevice& device, const std::string& jid,
+                                  Version v) {
     std::vector<std::uint32_t> out;
     for (auto id : listed(store, account, jid, v))
-        if (id != device.device_id() && device.has_session(jid, id, v) && OmemoDevice::usable_trust(device.trust(jid, id)))
+        if (id != device.device_id() && device.has_session(jid, id, v) &&
+            OmemoDevice::usable_trust(device.trust(jid, id)))
             out.push_back(id);
     return out;
 }
@@ -97,8 +98,8 @@ xmpp::Result<std::optional<bool>> Hub::omemo_wanted(Account& account, const mode
     if (mode == "off") return std::optional<bool>{};
     if (account.config().encryption == "off")
         return xmpp::make_error("feature-not-implemented",
-                                s.to + " is set to encryption \"omemo\" but OMEMO is off for account " + account.name() +
-                                    " (encryption = \"off\" in its configuration); nothing was sent");
+                                s.to + " is set to encryption \"omemo\" but OMEMO is off for account " +
+                                    account.name() + " (encryption = \"off\" in its configuration); nothing was sent");
     if (mode == "omemo") return std::optional<bool>{true};
     // auto: when either side used OMEMO in this conversation before.
     auto used = store_.meta(account.name(), "omemo:used:" + contact);
@@ -148,16 +149,19 @@ void Hub::omemo_finish(Account& account) {
         const std::string msg_id = job.send.client_id.empty() ? make_uuid() : job.send.client_id;
         job.send.client_id = msg_id;
         auto st = store_.set_meta(account.name(), "omemo:out:" + msg_id, "1");
-        if (!st) reply = model::Reply::error("internal", "could not store the message: " + st.error().message);
-        else reply = send(job.send, true);
+        if (!st)
+            reply = model::Reply::error("internal", "could not store the message: " + st.error().message);
+        else
+            reply = send(job.send, true);
         if (reply.error_code.empty()) (void)store_.set_meta(account.name(), "omemo:used:" + contact, "1");
     } else if (job.required) {
         std::string why = !device ? "OMEMO is not available (see the daemon's log)"
                           : account.state() != Account::State::Online
                               ? "account " + account.name() + " is offline and no session with a device of " +
                                     job.send.to + " is known yet"
-                              : job.send.to + " has no OMEMO device that can be used (none published, or none trusted: "
-                                              "see `stanzactl omemo devices`)";
+                              : job.send.to +
+                                    " has no OMEMO device that can be used (none published, or none trusted: "
+                                    "see `stanzactl omemo devices`)";
         reply = model::Reply::error("no-omemo-device", "cannot encrypt to " + job.send.to + ": " + why +
                                                            "; nothing was sent (encryption is on for this contact)");
     } else {
@@ -180,8 +184,8 @@ void Hub::omemo_refresh(Account& account, const std::vector<std::string>& jids, 
             if (auto item = xmpp::omemo::parse_pep_item(r.iq); item && item->payload)
                 if (auto parsed = xmpp::omemo::parse_device_list(item->payload)) list = std::move(parsed).value();
         if (!r.ok() && r.error.condition != "item-not-found") {
-            logs::daemon().info("account {}: cannot read the OMEMO devices ({}) of {}: {}", name, xmpp::omemo::ns_of(v), jid,
-                                r.describe());
+            logs::daemon().info("account {}: cannot read the OMEMO devices ({}) of {}: {}", name, xmpp::omemo::ns_of(v),
+                                jid, r.describe());
             return;
         }
         omemo_fresh_[name].insert(jid);
@@ -247,7 +251,8 @@ void Hub::omemo_fetch_bundle(Account& account, const std::string& jid, std::uint
                 }
                 // 0.3 §4.4 / 2 §4.4 (X3DH): the session, stored at once.
                 auto bundle = xmpp::omemo::parse_bundle(item->payload);
-                xmpp::Status st = bundle ? device->build_session(jid, id, bundle.value(), v) : xmpp::Status(bundle.error());
+                xmpp::Status st =
+                    bundle ? device->build_session(jid, id, bundle.value(), v) : xmpp::Status(bundle.error());
                 if (st) st = store_.set_metas(name, device->pending());
                 device->committed(static_cast<bool>(st));
                 if (!st)
@@ -331,8 +336,9 @@ model::Reply Hub::omemo_trust(Account& account, const model::OmemoTrust& c) {
     auto st = device->set_trust(c.jid, c.device, c.trusted);
     if (st) st = store_.set_metas(account.name(), device->pending());
     device->committed(static_cast<bool>(st));
-    if (!st) return model::Reply::error(st.error().code == "item-not-found" ? "item-not-found" : "internal",
-                                        st.error().message);
+    if (!st)
+        return model::Reply::error(st.error().code == "item-not-found" ? "item-not-found" : "internal",
+                                   st.error().message);
     logs::daemon().info("account {}: OMEMO device {} of {} is now {}", account.name(), c.device, c.jid,
                         c.trusted ? "trusted" : "distrusted");
     return {};
@@ -340,7 +346,8 @@ model::Reply Hub::omemo_trust(Account& account, const model::OmemoTrust& c) {
 
 void Hub::omemo_devices(Account& account, const model::OmemoDevices& c, Respond respond) {
     OmemoDevice* device = omemo_device(account);
-    if (!device) return respond(model::Reply::error("feature-not-implemented", "OMEMO is off for account " + account.name()));
+    if (!device)
+        return respond(model::Reply::error("feature-not-implemented", "OMEMO is off for account " + account.name()));
     const std::string own = account.config().jid.bare();
     std::vector<std::string> jids{own};
     if (!c.jid.empty() && c.jid != own) jids.push_back(c.jid);

@@ -5,8 +5,8 @@
 #include <openssl/rand.h>
 
 #include <algorithm>
-#include <chrono>
 #include <charconv>
+#include <chrono>
 #include <cstdlib>
 
 extern "C" {
@@ -103,7 +103,8 @@ xmpp::Status OmemoDevice::create(Store& store, const std::string& account) {
         return failure("cannot make a registration id", rc);
     if (auto st = store.set_meta(account, "omemo:registration", std::to_string(registration)); !st) return st;
     Unref<session_signed_pre_key> spk;
-    auto now = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch());
+    auto now =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch());
     if (int rc = signal_protocol_key_helper_generate_signed_pre_key(&spk.p, identity.p, 1,
                                                                     static_cast<uint64_t>(now.count()), ctx_);
         rc != 0)
@@ -206,8 +207,8 @@ xmpp::Status OmemoDevice::load(Store& store, const std::string& account) {
         if (session_pre_key_deserialize(&pk.p, reinterpret_cast<const uint8_t*>(pk_bytes.value().data()),
                                         pk_bytes.value().size(), ctx_) != 0)
             continue;
-        bundle_.prekeys.push_back({session_pre_key_get_id(pk.p),
-                                   public_key(ec_key_pair_get_public(session_pre_key_get_key_pair(pk.p)))});
+        bundle_.prekeys.push_back(
+            {session_pre_key_get_id(pk.p), public_key(ec_key_pair_get_public(session_pre_key_get_key_pair(pk.p)))});
     }
     if (bundle_.prekeys.empty()) return xmpp::make_error("omemo-keys", "no pre-keys left in the store");
     return xmpp::Ok{};
@@ -280,7 +281,8 @@ std::vector<std::uint32_t> OmemoDevice::sub_devices(std::string_view name) {
 struct OmemoStoreCallbacks {
     static OmemoDevice& self(void* p) { return *static_cast<OmemoDevice*>(p); }
     static std::string key(std::string_view kind, const signal_protocol_address* a) {
-        return omemo_address_key(kind, std::string_view(a->name, a->name_len), static_cast<std::uint32_t>(a->device_id));
+        return omemo_address_key(kind, std::string_view(a->name, a->name_len),
+                                 static_cast<std::uint32_t>(a->device_id));
     }
     // The stored base64 as a fresh signal_buffer (libomemo-c frees it).
     static int load(signal_buffer** out, const std::optional<std::string>& stored) {
@@ -323,7 +325,8 @@ struct OmemoStoreCallbacks {
     }
     static int delete_all_sessions(const char* name, size_t len, void* u) {
         auto ids = self(u).sub_devices(std::string_view(name, len));
-        for (auto id : ids) self(u).put(omemo_address_key(self(u).session_kind(), std::string_view(name, len), id), std::nullopt);
+        for (auto id : ids)
+            self(u).put(omemo_address_key(self(u).session_kind(), std::string_view(name, len), id), std::nullopt);
         return static_cast<int>(ids.size());
     }
 
@@ -365,7 +368,8 @@ struct OmemoStoreCallbacks {
         if (!d.identity_) return SG_ERR_UNKNOWN;
         if (int rc = ec_public_key_serialize(public_data, ratchet_identity_key_pair_get_public(d.identity_)); rc < 0)
             return rc;
-        if (int rc = ec_private_key_serialize(private_data, ratchet_identity_key_pair_get_private(d.identity_)); rc < 0) {
+        if (int rc = ec_private_key_serialize(private_data, ratchet_identity_key_pair_get_private(d.identity_));
+            rc < 0) {
             signal_buffer_free(*public_data);
             *public_data = nullptr;
             return rc;
@@ -470,7 +474,8 @@ bool OmemoDevice::replace_used_pre_keys() {
     auto list_text = get("omemo:prekeys");
     std::vector<std::uint32_t> ids = parse_ids(list_text ? *list_text : "");
     std::uint32_t next = 0;
-    if (auto counter = get("omemo:next_pk")) next = static_cast<std::uint32_t>(std::strtoul(counter->c_str(), nullptr, 10));
+    if (auto counter = get("omemo:next_pk"))
+        next = static_cast<std::uint32_t>(std::strtoul(counter->c_str(), nullptr, 10));
     if (next == 0 || next > kMaxPreKeyId) {
         // Before the counter existed: past every id made so far (1..100 at creation).
         next = pre_key_count + 1;
@@ -485,7 +490,8 @@ bool OmemoDevice::replace_used_pre_keys() {
         for (std::uint32_t tries = 0; tries < 1000 && id == 0; ++tries) {
             std::uint32_t candidate = next;
             next = next >= kMaxPreKeyId ? 1 : next + 1;
-            if (std::find(ids.begin(), ids.end(), candidate) == ids.end() && !get("omemo:pk:" + std::to_string(candidate)))
+            if (std::find(ids.begin(), ids.end(), candidate) == ids.end() &&
+                !get("omemo:pk:" + std::to_string(candidate)))
                 id = candidate;
         }
         if (id == 0) return false;

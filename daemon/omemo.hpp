@@ -54,9 +54,9 @@ public:
     struct Decrypted {
         enum class Kind { Message, KeyTransport, Failed };
         Kind kind = Kind::Failed;
-        std::string body;    // Message: the plaintext
-        std::string error;   // Failed: a short reason, for people
-        std::string trust;   // the sender device's: "blind" | "changed" ("" when unknown)
+        std::string body;             // Message: the plaintext
+        std::string error;            // Failed: a short reason, for people
+        std::string trust;            // the sender device's: "blind" | "changed" ("" when unknown)
         bool bundle_changed = false;  // a pre-key was used and replaced: publish the bundle
     };
     // XEP-0384 §4.6 Receiving a message (0.3 or 2, as e.version says; daemon/
@@ -78,7 +78,8 @@ public:
     // 0.3 ones (omemo:session2:...): a device may speak both, with one identity key.
     xmpp::Status build_session(const std::string& jid, std::uint32_t device, const xmpp::omemo::Bundle& bundle,
                                xmpp::omemo::Version v = xmpp::omemo::Version::Legacy);
-    bool has_session(const std::string& jid, std::uint32_t device, xmpp::omemo::Version v = xmpp::omemo::Version::Legacy);
+    bool has_session(const std::string& jid, std::uint32_t device,
+                     xmpp::omemo::Version v = xmpp::omemo::Version::Legacy);
     struct Address {
         std::string jid;
         std::uint32_t device = 0;
@@ -143,14 +144,14 @@ private:
     std::uint32_t registration_id_ = 0;
     std::uint32_t device_id_ = 0;
     xmpp::omemo::Bundle bundle_;
-    std::string ik_ed_;      // our identity key, Ed25519 form (OMEMO 2)
-    std::string spks_v2_;    // the signed pre-key's OMEMO 2 signature
+    std::string ik_ed_;    // our identity key, Ed25519 form (OMEMO 2)
+    std::string spks_v2_;  // the signed pre-key's OMEMO 2 signature
     std::string own_jid_;
     xmpp::omemo::Version version_ = xmpp::omemo::Version::Legacy;  // of the call in progress
     std::optional<xmpp::omemo::Bundle> pending_bundle_;
     std::map<std::string, std::optional<std::string>> pending_;  // key -> value (nullopt: deleted)
     std::vector<std::uint32_t> used_pre_keys_;
-    bool store_failed_ = false;   // a read failed during this decryption
+    bool store_failed_ = false;  // a read failed during this decryption
     bool identity_changed_ = false;
 };
 

@@ -36,17 +36,25 @@ struct Unref {
 
 const char* ratchet_error(int rc) {
     switch (rc) {
-    case SG_ERR_DUPLICATE_MESSAGE: return "a message key used before (a replay or duplicate)";
-    case SG_ERR_INVALID_KEY_ID: return "it uses a pre-key we do not have (used already, or not ours)";
-    case SG_ERR_NO_SESSION: return "no session with the sending device";
-    case SG_ERR_INVALID_MAC: return "the message key does not authenticate";
+    case SG_ERR_DUPLICATE_MESSAGE:
+        return "a message key used before (a replay or duplicate)";
+    case SG_ERR_INVALID_KEY_ID:
+        return "it uses a pre-key we do not have (used already, or not ours)";
+    case SG_ERR_NO_SESSION:
+        return "no session with the sending device";
+    case SG_ERR_INVALID_MAC:
+        return "the message key does not authenticate";
     case SG_ERR_LEGACY_MESSAGE:
-    case SG_ERR_INVALID_VERSION: return "an unsupported Signal message version";
+    case SG_ERR_INVALID_VERSION:
+        return "an unsupported Signal message version";
     case SG_ERR_INVALID_KEY:
     case SG_ERR_INVALID_PROTO_BUF:
-    case SG_ERR_INVALID_MESSAGE: return "the message key does not decrypt";
-    case SG_ERR_UNTRUSTED_IDENTITY: return "the sender's identity key is not trusted";
-    default: return "the message key does not decrypt";
+    case SG_ERR_INVALID_MESSAGE:
+        return "the message key does not decrypt";
+    case SG_ERR_UNTRUSTED_IDENTITY:
+        return "the sender's identity key is not trusted";
+    default:
+        return "the message key does not decrypt";
     }
 }
 
@@ -120,11 +128,13 @@ OmemoDevice::Decrypted OmemoDevice::decrypt(const xmpp::omemo::Encrypted& e, con
         return fail("cannot make a new pre-key");
     }
     out.bundle_changed = pending_bundle_.has_value();
-    if (auto record = get(omemo_address_key("omemo:ik", sender, e.sid))) out.trust = record->substr(0, record->find(' '));
+    if (auto record = get(omemo_address_key("omemo:ik", sender, e.sid)))
+        out.trust = record->substr(0, record->find(' '));
     if (identity_changed_)
-        logs::daemon().warn("account {}: the identity key of OMEMO device {} of {} changed; its messages are marked "
-                            "\"trust\":\"changed\"",
-                            account_, e.sid, sender);
+        logs::daemon().warn(
+            "account {}: the identity key of OMEMO device {} of {} changed; its messages are marked "
+            "\"trust\":\"changed\"",
+            account_, e.sid, sender);
     if (!e.payload) {
         // §4.6: no payload: a key transport (or heartbeat) message; the session moved on.
         OPENSSL_cleanse(key_material.data(), key_material.size());

@@ -49,7 +49,8 @@ int OmemoDevice::decode_bundle_key(const std::string& raw, bool identity, xmpp::
     // Curve25519 (Montgomery) keys.
     if (raw.size() != 32) return SG_ERR_INVALID_KEY;
     const auto* data = reinterpret_cast<const uint8_t*>(raw.data());
-    return identity ? curve_decode_point_ed(out, data, raw.size(), ctx_) : curve_decode_point_mont(out, data, raw.size(), ctx_);
+    return identity ? curve_decode_point_ed(out, data, raw.size(), ctx_)
+                    : curve_decode_point_mont(out, data, raw.size(), ctx_);
 }
 
 xmpp::Status OmemoDevice::build_session(const std::string& jid, std::uint32_t device, const xmpp::omemo::Bundle& b,
@@ -76,8 +77,8 @@ xmpp::Status OmemoDevice::build_session(const std::string& jid, std::uint32_t de
     if (session_builder_create(&builder, store_ctx_, &address, ctx_) != 0)
         return xmpp::make_error("omemo-session", "cannot set up a session builder");
     // The 0.3 wire format is the Signal protocol's version 3; OMEMO 2's is libomemo-c's 4.
-    session_builder_set_version(builder, v == xmpp::omemo::Version::V2 ? CIPHERTEXT_OMEMO_VERSION
-                                                                       : CIPHERTEXT_CURRENT_VERSION);
+    session_builder_set_version(builder,
+                                v == xmpp::omemo::Version::V2 ? CIPHERTEXT_OMEMO_VERSION : CIPHERTEXT_CURRENT_VERSION);
     int rc = session_builder_process_pre_key_bundle(builder, bundle.p);
     session_builder_free(builder);
     if (store_failed_) return xmpp::make_error("omemo-session", "the store cannot be read");
@@ -85,7 +86,8 @@ xmpp::Status OmemoDevice::build_session(const std::string& jid, std::uint32_t de
     if (rc == SG_ERR_INVALID_KEY)
         return xmpp::make_error("omemo-session", "the bundle's signed pre-key signature does not verify");
     if (rc != 0)
-        return xmpp::make_error("omemo-session", "cannot build a session (libomemo-c error " + std::to_string(rc) + ")");
+        return xmpp::make_error("omemo-session",
+                                "cannot build a session (libomemo-c error " + std::to_string(rc) + ")");
     return xmpp::Ok{};
 }
 
@@ -169,8 +171,8 @@ xmpp::Status OmemoDevice::set_trust(const std::string& jid, std::uint32_t device
     const std::string k = omemo_address_key("omemo:ik", jid, device);
     auto record = get(k);
     if (!record || record->find(' ') == std::string::npos)
-        return xmpp::make_error("item-not-found", "no identity key known for device " + std::to_string(device) + " of " +
-                                                      jid + " (send it a message, or let it send one, first)");
+        return xmpp::make_error("item-not-found", "no identity key known for device " + std::to_string(device) +
+                                                      " of " + jid + " (send it a message, or let it send one, first)");
     put(k, std::string(trusted ? "trusted" : "distrusted") + record->substr(record->find(' ')));
     return xmpp::Ok{};
 }

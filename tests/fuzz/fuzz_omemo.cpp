@@ -47,7 +47,8 @@ void parse_all(pugi::xml_node root) {
             pugi::xml_document doc;
             auto again = parse_bundle(reparse(doc, make_bundle(Version::Legacy, bundle.value())));
             if (!again || again.value().prekeys.size() != bundle.value().prekeys.size()) __builtin_trap();
-            if (!xmpp::check_raw_stanza(make_publish_bundle("x", Version::V2, 1, bundle.value())).ok()) __builtin_trap();
+            if (!xmpp::check_raw_stanza(make_publish_bundle("x", Version::V2, 1, bundle.value())).ok())
+                __builtin_trap();
         }
     }
 }

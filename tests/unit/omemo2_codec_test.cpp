@@ -18,11 +18,12 @@ using test::frame;
 
 TEST_CASE("omemo 2 codec: the device list in a PEP notification and an items result") {
     // §5.3.1 Example: a notification of urn:xmpp:omemo:2:devices.
-    auto n = frame("<message from='juliet@capulet.lit' to='romeo@montague.lit'>"
-                   "<event xmlns='http://jabber.org/protocol/pubsub#event'><items node='urn:xmpp:omemo:2:devices'>"
-                   "<item id='current'><devices xmlns='urn:xmpp:omemo:2'><device id='12345'/>"
-                   "<device id='4223' label='Gajim on Ubuntu Linux'/><device id='0'/><device id='12345'/>"
-                   "</devices></item></items></event></message>");
+    auto n = frame(
+        "<message from='juliet@capulet.lit' to='romeo@montague.lit'>"
+        "<event xmlns='http://jabber.org/protocol/pubsub#event'><items node='urn:xmpp:omemo:2:devices'>"
+        "<item id='current'><devices xmlns='urn:xmpp:omemo:2'><device id='12345'/>"
+        "<device id='4223' label='Gajim on Ubuntu Linux'/><device id='0'/><device id='12345'/>"
+        "</devices></item></items></event></message>");
     auto item = parse_pep_item(n.root());
     REQUIRE(item);
     CHECK(item->node == node_v2_devices);
@@ -33,12 +34,13 @@ TEST_CASE("omemo 2 codec: the device list in a PEP notification and an items res
     auto wrong = frame("<message><devices xmlns='eu.siacs.conversations.axolotl'><device id='1'/></devices></message>");
     CHECK_FALSE(parse_device_list(wrong.root().first_child()));
 
-    auto r = frame("<iq type='result' id='f1'><pubsub xmlns='http://jabber.org/protocol/pubsub'>"
-                   "<items node='urn:xmpp:omemo:2:bundles'><item id='4223'><bundle xmlns='urn:xmpp:omemo:2'>"
-                   "<spk id='7'>" + base64_encode(std::string(32, 's')) + "</spk><spks>" +
-                   base64_encode(std::string(64, 'g')) + "</spks><ik>" + base64_encode(std::string(32, 'i')) +
-                   "</ik><prekeys><pk id='1'>" + base64_encode(std::string(32, 'p')) +
-                   "</pk></prekeys></bundle></item></items></pubsub></iq>");
+    auto r = frame(
+        "<iq type='result' id='f1'><pubsub xmlns='http://jabber.org/protocol/pubsub'>"
+        "<items node='urn:xmpp:omemo:2:bundles'><item id='4223'><bundle xmlns='urn:xmpp:omemo:2'>"
+        "<spk id='7'>" +
+        base64_encode(std::string(32, 's')) + "</spk><spks>" + base64_encode(std::string(64, 'g')) + "</spks><ik>" +
+        base64_encode(std::string(32, 'i')) + "</ik><prekeys><pk id='1'>" + base64_encode(std::string(32, 'p')) +
+        "</pk></prekeys></bundle></item></items></pubsub></iq>");
     auto bitem = parse_pep_item(r.root());
     REQUIRE(bitem);
     CHECK((bitem->node == node_v2_bundles && bitem->item_id == "4223"));
@@ -63,7 +65,8 @@ TEST_CASE("omemo 2 codec: the encrypted message we send") {
     Encrypted e;
     e.version = Version::V2;
     e.sid = 27183;
-    e.keys = {{"juliet@capulet.lit", 31415, true, "kex"}, {"romeo@montague.lit", 1337, false, "msg"},
+    e.keys = {{"juliet@capulet.lit", 31415, true, "kex"},
+              {"romeo@montague.lit", 1337, false, "msg"},
               {"juliet@capulet.lit", 4223, false, "two"}};
     e.payload = "ciphertext";
     OutgoingMessage m;
@@ -132,7 +135,8 @@ TEST_CASE("omemo 2 codec: SCE envelopes as other implementations write them (XEP
     REQUIRE(other);
     CHECK(other.value().body.empty());
     // No DOCTYPE, no entities from outside: the XML of an envelope is plain.
-    auto entity = parse_envelope("<!DOCTYPE e [<!ENTITY x 'boom'>]><envelope xmlns='urn:xmpp:sce:1'><content>"
-                                 "<body xmlns='jabber:client'>&x;</body></content></envelope>");
+    auto entity = parse_envelope(
+        "<!DOCTYPE e [<!ENTITY x 'boom'>]><envelope xmlns='urn:xmpp:sce:1'><content>"
+        "<body xmlns='jabber:client'>&x;</body></content></envelope>");
     CHECK((!entity || entity.value().body.find("boom") == std::string::npos));
 }

@@ -60,8 +60,8 @@ omemo::Encrypted send(Store& store, OmemoDevice& from, const std::string& accoun
     return std::move(e).value();
 }
 
-OmemoDevice::Decrypted receive(Store& store, OmemoDevice& device, const std::string& account,
-                               const omemo::Encrypted& e, const std::string& from) {
+OmemoDevice::Decrypted receive(Store& store, OmemoDevice& device, const std::string& account, const omemo::Encrypted& e,
+                               const std::string& from) {
     auto r = device.decrypt(e, from);
     commit(store, account, device);
     return r;
