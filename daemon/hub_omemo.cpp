@@ -18,6 +18,7 @@ OmemoDevice* Hub::omemo_device(Account& account) {
             return nullptr;
         }
         slot = std::move(device).value();
+        slot->set_own_jid(account.config().jid.bare());
         logs::daemon().info("account {}: OMEMO device {}, fingerprint {}", account.name(), slot->device_id(),
                             slot->fingerprint());
     }
@@ -27,25 +28,33 @@ OmemoDevice* Hub::omemo_device(Account& account) {
 void Hub::omemo_online(Account& account) {
     OmemoDevice* device = omemo_device(account);
     if (!device) return;
-    const auto v = xmpp::omemo::Version::Legacy;
     std::string name = account.name();
-    omemo_fresh_.erase(name);  // device lists are fetched again in this session
+    omemo_fresh_.erase(name);            // device lists are fetched again in this session
     omemo_bundle_publishing_[name] = 0;  // a new session: nothing of the old one is out
     omemo_publish_bundle(account);
-    // §5.3.1: our id on the device list, next to those of our other clients; added again
-    // when another client overwrote the list without it.
-    account.request({}, [&](const std::string& id) { return xmpp::omemo::make_fetch_devices(id, {}, v); },
-                    [this, name](const IqReply& r) {
-                        Account* a = find_(name);
-                        if (!a) return;
-                        // No list yet (item-not-found) is an empty one; any other failure
-                        // leaves the list alone rather than drop the other clients' devices.
-                        if (r.ok()) omemo_device_list(*a, xmpp::omemo::parse_pep_item(r.iq));
-                        else if (r.outcome == IqReply::Outcome::Remote && r.error.condition == "item-not-found")
-                            omemo_device_list(*a, std::nullopt);
-                        else
-                            logs::daemon().warn("account {}: cannot read the OMEMO device list: {}", name, r.describe());
-                    });
+    // §5.3.1: our id on the device list of each version (0.3 and 2), next to those of our
+    // other clients; added again when another client overwrote the list without it.
+    for (auto v : {xmpp::omemo::Version::Legacy, xmpp::omemo::Version::V2}) {
+        account.request(
+            {}, [&](const std::string& id) { return xmpp::omemo::make_fetch_devices(id, {}, v); },
+            [this, name, v](const IqReply& r) {
+                Account* a = find_(name);
+                if (!a) return;
+                // No list yet (item-not-found) is an empty one; any other failure
+                // leaves the list alone rather than drop the other clients' devices.
+                if (r.ok()) {
+                    auto item = xmpp::omemo::parse_pep_item(r.iq);
+                    if (!item) item = xmpp::omemo::PepItem{};
+                    item->node = xmpp::omemo::devices_node(v);
+                    omemo_device_list(*a, item);
+                } else if (r.outcome == IqReply::Outcome::Remote && r.error.condition == "item-not-found") {
+                    omemo_device_list(*a, xmpp::omemo::PepItem{std::string(xmpp::omemo::devices_node(v)), {}, {}});
+                } else {
+                    logs::daemon().warn("account {}: cannot read the OMEMO device list ({}): {}", name,
+                                        xmpp::omemo::ns_of(v), r.describe());
+                }
+            });
+    }
 }
 
 void Hub::omemo_publish_bundle(Account& account) {
@@ -58,20 +67,33 @@ void Hub::omemo_publish_bundle(Account& account) {
         return;
     }
     state = 1;
-    // XEP-0384 §5.3.2: the bundle (public keys only) with access model open.
+    // XEP-0384 §5.3.2: the bundle (public keys only) with access model open, in both
+    // versions: 0.3's node per device, then OMEMO 2's item in urn:xmpp:omemo:2:bundles.
     std::string name = account.name();
-    account.request({},
-                    [&](const std::string& id) {
-                        return xmpp::omemo::make_publish_bundle(id, xmpp::omemo::Version::Legacy, device->device_id(),
-                                                                device->bundle());
-                    },
-                    [this, name](const IqReply& r) {
-                        if (!r.ok()) logs::daemon().warn("account {}: cannot publish the OMEMO bundle: {}", name, r.describe());
-                        int& st = omemo_bundle_publishing_[name];
-                        bool again = st == 2;
-                        st = 0;
-                        if (Account* a = find_(name); a && again) omemo_publish_bundle(*a);
-                    });
+    auto publish = [this, name](xmpp::omemo::Version v, std::function<void()> then) {
+        Account* a = find_(name);
+        OmemoDevice* d = a ? omemo_device(*a) : nullptr;
+        if (!d) return then();
+        a->request(
+            {},
+            [&](const std::string& id) {
+                return xmpp::omemo::make_publish_bundle(id, v, d->device_id(), d->bundle(v));
+            },
+            [name, v, then = std::move(then)](const IqReply& r) {
+                if (!r.ok())
+                    logs::daemon().warn("account {}: cannot publish the OMEMO bundle ({}): {}", name,
+                                        xmpp::omemo::ns_of(v), r.describe());
+                then();
+            });
+    };
+    publish(xmpp::omemo::Version::Legacy, [this, name, publish] {
+        publish(xmpp::omemo::Version::V2, [this, name] {
+            int& st = omemo_bundle_publishing_[name];
+            bool again = st == 2;
+            st = 0;
+            if (Account* a = find_(name); a && again) omemo_publish_bundle(*a);
+        });
+    });
 }
 
 OmemoDevice* Hub::omemo_decrypt(Account& account, const xmpp::ReceivedMessage& m, model::Message& msg,
@@ -101,8 +123,8 @@ OmemoDevice* Hub::omemo_decrypt(Account& account, const xmpp::ReceivedMessage& m
     }
     // Issue 14 §4: "auto" encrypts once either side used OMEMO in the conversation.
     const auto to = xmpp::Jid::parse(m.to);
-    const std::string peer = from.value().bare() == account.config().jid.bare() && to ? to.value().bare()
-                                                                                      : from.value().bare();
+    const std::string peer =
+        from.value().bare() == account.config().jid.bare() && to ? to.value().bare() : from.value().bare();
     if (auto used = store_.meta(account.name(), "omemo:used:" + peer); used && used.value().empty())
         (void)store_.set_meta(account.name(), "omemo:used:" + peer, "1");
     auto r = device->decrypt(*m.omemo, from.value().bare());
@@ -138,27 +160,30 @@ void Hub::omemo_key_transport(Account& account, const xmpp::ReceivedMessage& m) 
 void Hub::omemo_device_list(Account& account, const std::optional<xmpp::omemo::PepItem>& item) {
     OmemoDevice* device = omemo_device(account);
     if (!device) return;
+    // The version is the node's (§5.3.1: urn:xmpp:omemo:2:devices; 0.3: ...devicelist).
+    const auto v =
+        item && item->node == xmpp::omemo::node_v2_devices ? xmpp::omemo::Version::V2 : xmpp::omemo::Version::Legacy;
     std::vector<std::uint32_t> devices;
     if (item && item->payload)
         if (auto list = xmpp::omemo::parse_device_list(item->payload)) devices = std::move(list).value();
     if (std::find(devices.begin(), devices.end(), device->device_id()) != devices.end()) return;
     devices.push_back(device->device_id());
     std::string name = account.name();
-    account.request({},
-                    [&](const std::string& id) {
-                        return xmpp::omemo::make_publish_devices(id, xmpp::omemo::Version::Legacy, devices);
-                    },
-                    [name](const IqReply& r) {
-                        if (!r.ok())
-                            logs::daemon().warn("account {}: cannot publish the OMEMO device list: {}", name, r.describe());
-                    });
+    account.request(
+        {}, [&](const std::string& id) { return xmpp::omemo::make_publish_devices(id, v, devices); },
+        [name, v](const IqReply& r) {
+            if (!r.ok())
+                logs::daemon().warn("account {}: cannot publish the OMEMO device list ({}): {}", name,
+                                    xmpp::omemo::ns_of(v), r.describe());
+        });
 }
 
 bool Hub::omemo_event(Account& account, pugi::xml_node message) {
-    // XEP-0163 §4.3: a PEP notification. Ours (from our bare JID) about the device list: is
-    // our device still on it?
+    // XEP-0163 §4.3: a PEP notification. Ours (from our bare JID) about a device list (0.3
+    // or 2): is our device still on it?
     auto item = xmpp::omemo::parse_pep_item(message);
-    if (!item || item->node != xmpp::omemo::node_legacy_devices) return false;
+    if (!item || (item->node != xmpp::omemo::node_legacy_devices && item->node != xmpp::omemo::node_v2_devices))
+        return false;
     auto from = xmpp::Jid::parse(message.attribute("from").value());
     if (from && from.value().bare() == account.config().jid.bare()) omemo_device_list(account, item);
     return true;

@@ -1,4 +1,8 @@
-// The hub's outgoing OMEMO (XEP-0384 0.3, issue 14 §4) and the trust ops (§5).
+// The hub's outgoing OMEMO (XEP-0384, 0.3 and 2; issue 14 §4) and the trust ops (§5).
+//
+// A contact's device lists of both versions are fetched; a message goes in OMEMO 2 when the
+// contact announces a :2 device we can use (issue 14 §1: the current namespace where the
+// peer announces it), in 0.3 otherwise (version_for), chosen again at every transmit.
 //
 // A message to a contact that is to be encrypted is prepared first (the contact's and our
 // own device lists, bundles of devices without a session, sessions built and stored), then
@@ -21,7 +25,10 @@
 namespace stanzad {
 namespace {
 
-constexpr auto kLegacy = xmpp::omemo::Version::Legacy;
+using Version = xmpp::omemo::Version;
+constexpr auto kLegacy = Version::Legacy;
+constexpr auto kV2 = Version::V2;
+constexpr Version kVersions[] = {kLegacy, kV2};
 
 std::string ids_text(const std::vector<std::uint32_t>& ids) {
     std::string out;
@@ -40,6 +47,33 @@ std::vector<std::uint32_t> parse_ids(std::string_view list) {
 }
 
 std::string setting_key(const std::string& jid) { return "omemo:encryption:" + jid; }
+
+// Where a contact's device list of each version is kept (0.3: omemo:devices:<jid>).
+std::string devices_key(Version v, const std::string& jid) {
+    return (v == kV2 ? "omemo:devices2:" : "omemo:devices:") + jid;
+}
+
+std::vector<std::uint32_t> listed(Store& store, const std::string& account, const std::string& jid, Version v) {
+    auto list = store.meta(account, devices_key(v, jid));
+    return list ? parse_ids(list.value()) : std::vector<std::uint32_t>{};
+}
+
+// The devices of `jid` a message in `v` goes to: listed, with a session, trusted.
+std::vector<std::uint32_t> usable(Store& store, const std::string& account, OmemoDevice& device, const std::string& jid,
+                                  Version v) {
+    std::vector<std::uint32_t> out;
+    for (auto id : listed(store, account, jid, v))
+        if (id != device.device_id() && device.has_session(jid, id, v) &&
+            OmemoDevice::usable_trust(device.trust(jid, id)))
+            out.push_back(id);
+    return out;
+}
+
+// Issue 14 §1: OMEMO 2 for a contact that announces it (and has a device we can use in
+// it), 0.3 otherwise.
+Version version_for(Store& store, const std::string& account, OmemoDevice& device, const std::string& contact) {
+    return usable(store, account, device, contact, kV2).empty() ? kLegacy : kV2;
+}
 
 // The contact a message goes to: OMEMO is per bare JID (sessions are with its devices).
 std::string contact_of(const std::string& to) {
@@ -64,8 +98,8 @@ xmpp::Result<std::optional<bool>> Hub::omemo_wanted(Account& account, const mode
     if (mode == "off") return std::optional<bool>{};
     if (account.config().encryption == "off")
         return xmpp::make_error("feature-not-implemented",
-                                s.to + " is set to encryption \"omemo\" but OMEMO is off for account " + account.name() +
-                                    " (encryption = \"off\" in its configuration); nothing was sent");
+                                s.to + " is set to encryption \"omemo\" but OMEMO is off for account " +
+                                    account.name() + " (encryption = \"off\" in its configuration); nothing was sent");
     if (mode == "omemo") return std::optional<bool>{true};
     // auto: when either side used OMEMO in this conversation before.
     auto used = store_.meta(account.name(), "omemo:used:" + contact);
@@ -115,16 +149,19 @@ void Hub::omemo_finish(Account& account) {
         const std::string msg_id = job.send.client_id.empty() ? make_uuid() : job.send.client_id;
         job.send.client_id = msg_id;
         auto st = store_.set_meta(account.name(), "omemo:out:" + msg_id, "1");
-        if (!st) reply = model::Reply::error("internal", "could not store the message: " + st.error().message);
-        else reply = send(job.send, true);
+        if (!st)
+            reply = model::Reply::error("internal", "could not store the message: " + st.error().message);
+        else
+            reply = send(job.send, true);
         if (reply.error_code.empty()) (void)store_.set_meta(account.name(), "omemo:used:" + contact, "1");
     } else if (job.required) {
         std::string why = !device ? "OMEMO is not available (see the daemon's log)"
                           : account.state() != Account::State::Online
                               ? "account " + account.name() + " is offline and no session with a device of " +
                                     job.send.to + " is known yet"
-                              : job.send.to + " has no OMEMO device that can be used (none published, or none trusted: "
-                                              "see `stanzactl omemo devices`)";
+                              : job.send.to +
+                                    " has no OMEMO device that can be used (none published, or none trusted: "
+                                    "see `stanzactl omemo devices`)";
         reply = model::Reply::error("no-omemo-device", "cannot encrypt to " + job.send.to + ": " + why +
                                                            "; nothing was sent (encryption is on for this contact)");
     } else {
@@ -140,79 +177,108 @@ void Hub::omemo_refresh(Account& account, const std::vector<std::string>& jids, 
     auto finish = std::make_shared<std::function<void()>>([left, done = std::move(done)] {
         if (--*left == 0) done();
     });
+    auto store_list = [this](const std::string& name, const std::string& jid, Version v, const IqReply& r) {
+        // XEP-0384 §5.3.1 (0.3 §4.2): no list (item-not-found) is an empty one.
+        std::vector<std::uint32_t> list;
+        if (r.ok())
+            if (auto item = xmpp::omemo::parse_pep_item(r.iq); item && item->payload)
+                if (auto parsed = xmpp::omemo::parse_device_list(item->payload)) list = std::move(parsed).value();
+        if (!r.ok() && r.error.condition != "item-not-found") {
+            logs::daemon().info("account {}: cannot read the OMEMO devices ({}) of {}: {}", name, xmpp::omemo::ns_of(v),
+                                jid, r.describe());
+            return;
+        }
+        omemo_fresh_[name].insert(jid);
+        (void)store_.set_meta(name, devices_key(v, jid), ids_text(list));
+    };
     const std::string name = account.name();
     const std::string own = account.config().jid.bare();
     for (const auto& jid : jids) {
         const std::string to = jid == own ? std::string() : jid;
-        account.request(
-            to, [&](const std::string& id) { return xmpp::omemo::make_fetch_devices(id, to, kLegacy); },
-            [this, name, jid, left, finish](const IqReply& r) {
-                Account* a = find_(name);
-                OmemoDevice* device = a ? omemo_device(*a) : nullptr;
-                if (!device || r.local()) return (*finish)();
-                // XEP-0384 §5.3.1 (0.3 §4.2): no list (item-not-found) is an empty one.
-                std::vector<std::uint32_t> list;
-                if (r.ok())
-                    if (auto item = xmpp::omemo::parse_pep_item(r.iq); item && item->payload)
-                        if (auto parsed = xmpp::omemo::parse_device_list(item->payload)) list = std::move(parsed).value();
-                if (!r.ok() && r.error.condition != "item-not-found") {
-                    logs::daemon().info("account {}: cannot read the OMEMO devices of {}: {}", name, jid, r.describe());
-                    return (*finish)();
-                }
-                omemo_fresh_[name].insert(jid);
-                (void)store_.set_meta(name, "omemo:devices:" + jid, ids_text(list));
-                for (auto id : list) {
-                    if (id == device->device_id() || device->has_session(jid, id)) continue;
-                    ++*left;
-                    omemo_fetch_bundle(*a, jid, id, *finish);
-                }
-                (*finish)();
-            });
+        // Both lists of `jid` (0.3 and 2); once both answered, the bundles of its devices
+        // without a session in a version they are listed in.
+        auto lists_left = std::make_shared<int>(2);
+        for (auto v : kVersions)
+            account.request(
+                to, [&](const std::string& id) { return xmpp::omemo::make_fetch_devices(id, to, v); },
+                [this, name, jid, v, left, finish, lists_left, store_list](const IqReply& r) {
+                    Account* a = find_(name);
+                    OmemoDevice* device = a ? omemo_device(*a) : nullptr;
+                    if (device && !r.local()) store_list(name, jid, v, r);
+                    if (--*lists_left > 0) return;
+                    if (!device || r.local()) return (*finish)();
+                    std::set<std::uint32_t> ids;
+                    for (auto lv : kVersions)
+                        for (auto id : listed(store_, name, jid, lv))
+                            if (id != device->device_id() && !device->has_session(jid, id, lv)) ids.insert(id);
+                    for (auto id : ids) {
+                        ++*left;
+                        omemo_fetch_bundle(*a, jid, id, *finish);
+                    }
+                    (*finish)();
+                });
     }
 }
 
 void Hub::omemo_fetch_bundle(Account& account, const std::string& jid, std::uint32_t id, std::function<void()> done) {
     const std::string name = account.name();
     const std::string to = jid == account.config().jid.bare() ? std::string() : jid;
-    account.request(
-        to, [&](const std::string& iq_id) { return xmpp::omemo::make_fetch_bundle(iq_id, to, kLegacy, id); },
-        [this, name, jid, id, done = std::move(done)](const IqReply& r) {
-            Account* a = find_(name);
-            OmemoDevice* device = a ? omemo_device(*a) : nullptr;
-            if (!device) return done();
-            auto item = r.ok() ? xmpp::omemo::parse_pep_item(r.iq) : std::nullopt;
-            if (!item || !item->payload) {
-                logs::daemon().info("account {}: no OMEMO bundle for device {} of {}: {}", name, id, jid,
-                                    r.ok() ? "none published" : r.describe());
-                return done();
-            }
-            // 0.3 §4.4: the session, stored at once.
-            auto bundle = xmpp::omemo::parse_bundle(item->payload);
-            xmpp::Status st = bundle ? device->build_session(jid, id, bundle.value()) : xmpp::Status(bundle.error());
-            if (st) st = store_.set_metas(name, device->pending());
-            device->committed(static_cast<bool>(st));
-            if (!st)
-                logs::daemon().info("account {}: no OMEMO session with device {} of {}: {}", name, id, jid,
-                                    st.error().message);
-            done();
-        });
+    OmemoDevice* own = omemo_device(account);
+    if (!own) return done();
+    // The bundle of each version the device is listed in and we have no session in.
+    std::vector<Version> wanted;
+    for (auto v : kVersions) {
+        auto ids = listed(store_, name, jid, v);
+        if (std::find(ids.begin(), ids.end(), id) != ids.end() && !own->has_session(jid, id, v)) wanted.push_back(v);
+    }
+    if (wanted.empty()) return done();
+    auto left = std::make_shared<std::size_t>(wanted.size());
+    auto finish = std::make_shared<std::function<void()>>([left, done = std::move(done)] {
+        if (--*left == 0) done();
+    });
+    for (auto v : wanted)
+        account.request(
+            to, [&](const std::string& iq_id) { return xmpp::omemo::make_fetch_bundle(iq_id, to, v, id); },
+            [this, name, jid, id, v, finish](const IqReply& r) {
+                Account* a = find_(name);
+                OmemoDevice* device = a ? omemo_device(*a) : nullptr;
+                if (!device) return (*finish)();
+                auto item = r.ok() ? xmpp::omemo::parse_pep_item(r.iq) : std::nullopt;
+                if (!item || !item->payload) {
+                    logs::daemon().info("account {}: no OMEMO bundle ({}) for device {} of {}: {}", name,
+                                        xmpp::omemo::ns_of(v), id, jid, r.ok() ? "none published" : r.describe());
+                    return (*finish)();
+                }
+                // 0.3 §4.4 / 2 §4.4 (X3DH): the session, stored at once.
+                auto bundle = xmpp::omemo::parse_bundle(item->payload);
+                xmpp::Status st =
+                    bundle ? device->build_session(jid, id, bundle.value(), v) : xmpp::Status(bundle.error());
+                if (st) st = store_.set_metas(name, device->pending());
+                device->committed(static_cast<bool>(st));
+                if (!st)
+                    logs::daemon().info("account {}: no OMEMO session ({}) with device {} of {}: {}", name,
+                                        xmpp::omemo::ns_of(v), id, jid, st.error().message);
+                (*finish)();
+            });
 }
 
 std::vector<std::uint32_t> Hub::omemo_listed(const std::string& account, const std::string& jid) {
-    auto list = store_.meta(account, "omemo:devices:" + jid);
-    return list ? parse_ids(list.value()) : std::vector<std::uint32_t>{};
+    // Every device `jid` announces, in either version.
+    std::vector<std::uint32_t> out = listed(store_, account, jid, kLegacy);
+    for (auto id : listed(store_, account, jid, kV2))
+        if (std::find(out.begin(), out.end(), id) == out.end()) out.push_back(id);
+    return out;
 }
 
 std::vector<std::pair<std::string, std::uint32_t>> Hub::omemo_recipients(Account& account, OmemoDevice& device,
                                                                          const std::string& to) {
-    // 0.3 §4.5: every device of the contact, and our own other devices (XEP-0280 carbons
-    // bring them the message), that have a session and are trusted (issue 14 §5).
+    // 0.3 §4.5 / 2 §4.5: every device of the contact, and our own other devices (XEP-0280
+    // carbons bring them the message), that have a session in the version used for this
+    // contact and are trusted (issue 14 §5).
+    const Version v = version_for(store_, account.name(), device, to);
     std::vector<std::pair<std::string, std::uint32_t>> out;
     for (const auto& jid : {to, account.config().jid.bare()})
-        for (auto id : omemo_listed(account.name(), jid))
-            if (id != device.device_id() && device.has_session(jid, id) &&
-                OmemoDevice::usable_trust(device.trust(jid, id)))
-                out.emplace_back(jid, id);
+        for (auto id : usable(store_, account.name(), device, jid, v)) out.emplace_back(jid, id);
     return out;
 }
 
@@ -230,7 +296,7 @@ xmpp::Result<std::string> Hub::omemo_message(Account& account, const OutboxEntry
     const std::string contact = contact_of(entry.to);
     std::vector<OmemoDevice::Address> to;
     for (auto& [jid, id] : omemo_recipients(account, *device, contact)) to.push_back({jid, id});
-    auto e = device->encrypt(entry.body, to);
+    auto e = device->encrypt(entry.body, to, nullptr, version_for(store_, account.name(), *device, contact));
     std::size_t for_contact = 0;
     if (e)
         for (const auto& k : e.value().keys)
@@ -246,7 +312,8 @@ xmpp::Result<std::string> Hub::omemo_message(Account& account, const OutboxEntry
     auto st = store_.set_metas(account.name(), device->pending());
     device->committed(static_cast<bool>(st));
     if (!st) return xmpp::make_error("omemo", "cannot store the OMEMO sessions: " + st.error().message);
-    // 0.3 §4.5: the fallback <body/>, the <encrypted/> element, XEP-0380 and XEP-0334 hints.
+    // 0.3 §4.5 / 2 §4.4: the fallback <body/>, the <encrypted/> element, XEP-0380 and
+    // XEP-0334 hints.
     return xmpp::omemo::make_encrypted_message(std::move(m), e.value());
 }
 
@@ -269,8 +336,9 @@ model::Reply Hub::omemo_trust(Account& account, const model::OmemoTrust& c) {
     auto st = device->set_trust(c.jid, c.device, c.trusted);
     if (st) st = store_.set_metas(account.name(), device->pending());
     device->committed(static_cast<bool>(st));
-    if (!st) return model::Reply::error(st.error().code == "item-not-found" ? "item-not-found" : "internal",
-                                        st.error().message);
+    if (!st)
+        return model::Reply::error(st.error().code == "item-not-found" ? "item-not-found" : "internal",
+                                   st.error().message);
     logs::daemon().info("account {}: OMEMO device {} of {} is now {}", account.name(), c.device, c.jid,
                         c.trusted ? "trusted" : "distrusted");
     return {};
@@ -278,7 +346,8 @@ model::Reply Hub::omemo_trust(Account& account, const model::OmemoTrust& c) {
 
 void Hub::omemo_devices(Account& account, const model::OmemoDevices& c, Respond respond) {
     OmemoDevice* device = omemo_device(account);
-    if (!device) return respond(model::Reply::error("feature-not-implemented", "OMEMO is off for account " + account.name()));
+    if (!device)
+        return respond(model::Reply::error("feature-not-implemented", "OMEMO is off for account " + account.name()));
     const std::string own = account.config().jid.bare();
     std::vector<std::string> jids{own};
     if (!c.jid.empty() && c.jid != own) jids.push_back(c.jid);

@@ -5,8 +5,8 @@
 #include <openssl/rand.h>
 
 #include <algorithm>
-#include <chrono>
 #include <charconv>
+#include <chrono>
 #include <cstdlib>
 
 extern "C" {
@@ -103,7 +103,8 @@ xmpp::Status OmemoDevice::create(Store& store, const std::string& account) {
         return failure("cannot make a registration id", rc);
     if (auto st = store.set_meta(account, "omemo:registration", std::to_string(registration)); !st) return st;
     Unref<session_signed_pre_key> spk;
-    auto now = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch());
+    auto now =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch());
     if (int rc = signal_protocol_key_helper_generate_signed_pre_key(&spk.p, identity.p, 1,
                                                                     static_cast<uint64_t>(now.count()), ctx_);
         rc != 0)
@@ -159,6 +160,8 @@ xmpp::Status OmemoDevice::load(Store& store, const std::string& account) {
         return failure("the stored identity key does not load", rc);
     bundle_ = {};
     bundle_.ik = public_key(ratchet_identity_key_pair_get_public(identity.p));
+    // XEP-0384 §5.3.2: OMEMO 2 publishes the identity key in its Ed25519 form.
+    if (signal_buffer* ed = ec_public_key_get_ed(ratchet_identity_key_pair_get_public(identity.p))) ik_ed_ = bytes(ed);
     if (identity_) SIGNAL_UNREF(identity_);
     identity_ = identity.p;
     identity.p = nullptr;
@@ -176,6 +179,21 @@ xmpp::Status OmemoDevice::load(Store& store, const std::string& account) {
     bundle_.spk = public_key(ec_key_pair_get_public(session_signed_pre_key_get_key_pair(spk.p)));
     bundle_.spks = std::string(reinterpret_cast<const char*>(session_signed_pre_key_get_signature(spk.p)),
                                session_signed_pre_key_get_signature_len(spk.p));
+    // OMEMO 2 (§5.3.2): the signature over the 32-byte Curve25519 signed pre-key, checked
+    // with the Ed25519 identity key. libomemo-c keeps one with the signed pre-key; keys made
+    // without it get one made now (XEdDSA, a valid Ed25519 signature).
+    if (session_signed_pre_key_get_signature_omemo_len(spk.p) > 0) {
+        spks_v2_ = std::string(reinterpret_cast<const char*>(session_signed_pre_key_get_signature_omemo(spk.p)),
+                               session_signed_pre_key_get_signature_omemo_len(spk.p));
+    } else {
+        std::string mont = bundle_.spk.substr(1);
+        signal_buffer* sig = nullptr;
+        if (int rc = curve_calculate_signature(ctx_, &sig, ratchet_identity_key_pair_get_private(identity_),
+                                               reinterpret_cast<const uint8_t*>(mont.data()), mont.size());
+            rc != 0)
+            return failure("cannot sign the signed pre-key for OMEMO 2", rc);
+        spks_v2_ = bytes(sig);
+    }
     auto ids = store.meta(account, "omemo:prekeys");
     if (!ids) return ids.error();
     std::string_view rest = ids.value();
@@ -189,8 +207,8 @@ xmpp::Status OmemoDevice::load(Store& store, const std::string& account) {
         if (session_pre_key_deserialize(&pk.p, reinterpret_cast<const uint8_t*>(pk_bytes.value().data()),
                                         pk_bytes.value().size(), ctx_) != 0)
             continue;
-        bundle_.prekeys.push_back({session_pre_key_get_id(pk.p),
-                                   public_key(ec_key_pair_get_public(session_pre_key_get_key_pair(pk.p)))});
+        bundle_.prekeys.push_back(
+            {session_pre_key_get_id(pk.p), public_key(ec_key_pair_get_public(session_pre_key_get_key_pair(pk.p)))});
     }
     if (bundle_.prekeys.empty()) return xmpp::make_error("omemo-keys", "no pre-keys left in the store");
     return xmpp::Ok{};
@@ -211,6 +229,24 @@ std::string omemo_fingerprint(std::string_view key) {
 
 std::string OmemoDevice::fingerprint() const { return omemo_fingerprint(bundle_.ik); }
 
+xmpp::omemo::Bundle OmemoDevice::bundle(xmpp::omemo::Version v) const {
+    if (v == xmpp::omemo::Version::Legacy) return bundle_;
+    // §5.3.2: 32-byte keys (our 0.3 form without its type byte), the Ed25519 identity key.
+    xmpp::omemo::Bundle b = bundle_;
+    auto strip = [](std::string& key) {
+        if (key.size() == 33) key.erase(0, 1);
+    };
+    strip(b.spk);
+    for (auto& pk : b.prekeys) strip(pk.key);
+    b.ik = ik_ed_;
+    b.spks = spks_v2_;
+    return b;
+}
+
+std::string_view OmemoDevice::session_kind() const {
+    return version_ == xmpp::omemo::Version::V2 ? "omemo:session2" : "omemo:session";
+}
+
 // --- the store context (signal_protocol.h: the four stores libomemo-c needs) ---------------
 
 std::optional<std::string> OmemoDevice::get(const std::string& key) {
@@ -227,7 +263,7 @@ std::optional<std::string> OmemoDevice::get(const std::string& key) {
 void OmemoDevice::put(const std::string& key, std::optional<std::string> value) { pending_[key] = std::move(value); }
 
 std::vector<std::uint32_t> OmemoDevice::sub_devices(std::string_view name) {
-    const std::string prefix = "omemo:session:" + std::string(name) + "/";
+    const std::string prefix = std::string(session_kind()) + ":" + std::string(name) + "/";
     std::map<std::string, bool> keys;  // key -> present
     if (auto rows = store_->metas(account_, prefix, xmpp::omemo::Limits{}.max_keys))
         for (const auto& row : rows.value()) keys[row.first] = true;
@@ -245,7 +281,8 @@ std::vector<std::uint32_t> OmemoDevice::sub_devices(std::string_view name) {
 struct OmemoStoreCallbacks {
     static OmemoDevice& self(void* p) { return *static_cast<OmemoDevice*>(p); }
     static std::string key(std::string_view kind, const signal_protocol_address* a) {
-        return omemo_address_key(kind, std::string_view(a->name, a->name_len), static_cast<std::uint32_t>(a->device_id));
+        return omemo_address_key(kind, std::string_view(a->name, a->name_len),
+                                 static_cast<std::uint32_t>(a->device_id));
     }
     // The stored base64 as a fresh signal_buffer (libomemo-c frees it).
     static int load(signal_buffer** out, const std::optional<std::string>& stored) {
@@ -261,7 +298,7 @@ struct OmemoStoreCallbacks {
 
     // Sessions.
     static int load_session(signal_buffer** record, signal_buffer**, const signal_protocol_address* a, void* u) {
-        return load(record, self(u).get(key("omemo:session", a)));
+        return load(record, self(u).get(key(self(u).session_kind(), a)));
     }
     static int sub_device_sessions(signal_int_list** sessions, const char* name, size_t len, void* u) {
         signal_int_list* list = signal_int_list_alloc();
@@ -275,20 +312,21 @@ struct OmemoStoreCallbacks {
         return static_cast<int>(signal_int_list_size(list));
     }
     static int store_session(const signal_protocol_address* a, uint8_t* record, size_t len, uint8_t*, size_t, void* u) {
-        self(u).put(key("omemo:session", a), b64(record, len));
+        self(u).put(key(self(u).session_kind(), a), b64(record, len));
         return 0;
     }
     static int contains_session(const signal_protocol_address* a, void* u) {
-        return self(u).get(key("omemo:session", a)) ? 1 : 0;
+        return self(u).get(key(self(u).session_kind(), a)) ? 1 : 0;
     }
     static int delete_session(const signal_protocol_address* a, void* u) {
-        bool had = self(u).get(key("omemo:session", a)).has_value();
-        self(u).put(key("omemo:session", a), std::nullopt);
+        bool had = self(u).get(key(self(u).session_kind(), a)).has_value();
+        self(u).put(key(self(u).session_kind(), a), std::nullopt);
         return had ? 1 : 0;
     }
     static int delete_all_sessions(const char* name, size_t len, void* u) {
         auto ids = self(u).sub_devices(std::string_view(name, len));
-        for (auto id : ids) self(u).put(omemo_address_key("omemo:session", std::string_view(name, len), id), std::nullopt);
+        for (auto id : ids)
+            self(u).put(omemo_address_key(self(u).session_kind(), std::string_view(name, len), id), std::nullopt);
         return static_cast<int>(ids.size());
     }
 
@@ -330,7 +368,8 @@ struct OmemoStoreCallbacks {
         if (!d.identity_) return SG_ERR_UNKNOWN;
         if (int rc = ec_public_key_serialize(public_data, ratchet_identity_key_pair_get_public(d.identity_)); rc < 0)
             return rc;
-        if (int rc = ec_private_key_serialize(private_data, ratchet_identity_key_pair_get_private(d.identity_)); rc < 0) {
+        if (int rc = ec_private_key_serialize(private_data, ratchet_identity_key_pair_get_private(d.identity_));
+            rc < 0) {
             signal_buffer_free(*public_data);
             *public_data = nullptr;
             return rc;
@@ -428,22 +467,6 @@ std::vector<std::uint32_t> parse_ids(std::string_view list) {
 // Pre-key ids are 24-bit in the Signal protocol's wire format (Medium.MAX_VALUE).
 constexpr std::uint32_t kMaxPreKeyId = 0xFFFFFE;
 
-const char* ratchet_error(int rc) {
-    switch (rc) {
-    case SG_ERR_DUPLICATE_MESSAGE: return "a message key used before (a replay or duplicate)";
-    case SG_ERR_INVALID_KEY_ID: return "it uses a pre-key we do not have (used already, or not ours)";
-    case SG_ERR_NO_SESSION: return "no session with the sending device";
-    case SG_ERR_INVALID_MAC: return "the message key does not authenticate";
-    case SG_ERR_LEGACY_MESSAGE:
-    case SG_ERR_INVALID_VERSION: return "an unsupported Signal message version";
-    case SG_ERR_INVALID_KEY:
-    case SG_ERR_INVALID_PROTO_BUF:
-    case SG_ERR_INVALID_MESSAGE: return "the message key does not decrypt";
-    case SG_ERR_UNTRUSTED_IDENTITY: return "the sender's identity key is not trusted";
-    default: return "the message key does not decrypt";
-    }
-}
-
 }  // namespace
 
 bool OmemoDevice::replace_used_pre_keys() {
@@ -451,7 +474,8 @@ bool OmemoDevice::replace_used_pre_keys() {
     auto list_text = get("omemo:prekeys");
     std::vector<std::uint32_t> ids = parse_ids(list_text ? *list_text : "");
     std::uint32_t next = 0;
-    if (auto counter = get("omemo:next_pk")) next = static_cast<std::uint32_t>(std::strtoul(counter->c_str(), nullptr, 10));
+    if (auto counter = get("omemo:next_pk"))
+        next = static_cast<std::uint32_t>(std::strtoul(counter->c_str(), nullptr, 10));
     if (next == 0 || next > kMaxPreKeyId) {
         // Before the counter existed: past every id made so far (1..100 at creation).
         next = pre_key_count + 1;
@@ -466,7 +490,8 @@ bool OmemoDevice::replace_used_pre_keys() {
         for (std::uint32_t tries = 0; tries < 1000 && id == 0; ++tries) {
             std::uint32_t candidate = next;
             next = next >= kMaxPreKeyId ? 1 : next + 1;
-            if (std::find(ids.begin(), ids.end(), candidate) == ids.end() && !get("omemo:pk:" + std::to_string(candidate)))
+            if (std::find(ids.begin(), ids.end(), candidate) == ids.end() &&
+                !get("omemo:pk:" + std::to_string(candidate)))
                 id = candidate;
         }
         if (id == 0) return false;
@@ -490,90 +515,6 @@ bool OmemoDevice::replace_used_pre_keys() {
     put("omemo:next_pk", std::to_string(next));
     pending_bundle_ = std::move(bundle);
     return true;
-}
-
-OmemoDevice::Decrypted OmemoDevice::decrypt(const xmpp::omemo::Encrypted& e, const std::string& sender) {
-    Decrypted out;
-    auto fail = [&](std::string why) {
-        pending_.clear();  // nothing of a failed decryption is kept
-        used_pre_keys_.clear();
-        pending_bundle_.reset();
-        out.kind = Decrypted::Kind::Failed;
-        out.error = std::move(why);
-        return out;
-    };
-    pending_.clear();
-    used_pre_keys_.clear();
-    pending_bundle_.reset();
-    store_failed_ = false;
-    identity_changed_ = false;
-    if (e.version != xmpp::omemo::Version::Legacy) return fail("OMEMO 2 (urn:xmpp:omemo:2) is not supported yet");
-    // 0.3 §4.6: the <key/> whose rid is our device id.
-    const xmpp::omemo::Key* key = xmpp::omemo::key_for(e, {}, device_id_);
-    if (!key) return fail("not encrypted for this device");
-    const signal_protocol_address address{sender.c_str(), sender.size(), static_cast<int32_t>(e.sid)};
-    // Anyone can start sessions with us, one per device id: at most max_devices per JID
-    // (the size of a device list, XEP-0384 §5.3.1), so the store cannot be made to grow
-    // without bound by one sender.
-    if (key->prekey && !get(omemo_address_key("omemo:session", sender, e.sid)) &&
-        sub_devices(sender).size() >= xmpp::omemo::Limits{}.max_devices)
-        return fail("too many devices of this sender");
-    // Issue 14 §5: the user said not to trust this device: nothing of it is read.
-    if (trust(sender, e.sid) == "distrusted") return fail("the sending device is distrusted");
-    session_cipher* cipher_raw = nullptr;
-    if (session_cipher_create(&cipher_raw, store_ctx_, &address, ctx_) != 0) return fail("cannot set up a session");
-    std::unique_ptr<session_cipher, decltype(&session_cipher_free)> cipher(cipher_raw, session_cipher_free);
-    // The 0.3 wire format is the Signal protocol's version 3 (libomemo-c speaks 4 for OMEMO 2).
-    session_cipher_set_version(cipher.get(), CIPHERTEXT_CURRENT_VERSION);
-    const auto* data = reinterpret_cast<const uint8_t*>(key->data.data());
-    signal_buffer* plain = nullptr;
-    int rc = 0;
-    if (key->prekey) {
-        // 0.3 §4.6: prekey='true': a PreKeySignalMessage builds the session (X3DH) first.
-        Unref<pre_key_signal_message> message;
-        rc = pre_key_signal_message_deserialize(&message.p, data, key->data.size(), ctx_);
-        if (rc == 0) rc = session_cipher_decrypt_pre_key_signal_message(cipher.get(), message.p, nullptr, &plain);
-    } else {
-        Unref<signal_message> message;
-        rc = signal_message_deserialize(&message.p, data, key->data.size(), ctx_);
-        if (rc == 0) rc = session_cipher_decrypt_signal_message(cipher.get(), message.p, nullptr, &plain);
-    }
-    if (rc < 0 || !plain) {
-        if (plain) signal_buffer_bzero_free(plain);
-        return fail(store_failed_ ? "the store cannot be read" : ratchet_error(rc));
-    }
-    std::string key_material = bytes(plain);  // zeroed and freed
-    if (store_failed_) {
-        OPENSSL_cleanse(key_material.data(), key_material.size());
-        return fail("the store cannot be read");
-    }
-    if (!replace_used_pre_keys()) {
-        OPENSSL_cleanse(key_material.data(), key_material.size());
-        return fail("cannot make a new pre-key");
-    }
-    out.bundle_changed = pending_bundle_.has_value();
-    if (auto record = get(omemo_address_key("omemo:ik", sender, e.sid))) out.trust = record->substr(0, record->find(' '));
-    if (identity_changed_)
-        logs::daemon().warn("account {}: the identity key of OMEMO device {} of {} changed; its messages are marked "
-                            "\"trust\":\"changed\"",
-                            account_, e.sid, sender);
-    if (!e.payload) {
-        // 0.3 §4.6: no payload: a key transport (or heartbeat) message; the session moved on.
-        OPENSSL_cleanse(key_material.data(), key_material.size());
-        out.kind = Decrypted::Kind::KeyTransport;
-        return out;
-    }
-    auto body = xmpp::omemo::open(e.version, key_material, e.iv, *e.payload);
-    OPENSSL_cleanse(key_material.data(), key_material.size());
-    if (!body) {
-        // The session did move (the key decrypted): that is kept; only the payload is lost.
-        out.kind = Decrypted::Kind::Failed;
-        out.error = "the payload does not decrypt (altered, or a wrong key)";
-        return out;
-    }
-    out.kind = Decrypted::Kind::Message;
-    out.body = std::move(body).value();
-    return out;
 }
 
 std::vector<MetaWrite> OmemoDevice::pending() const {

@@ -25,6 +25,7 @@
 struct signal_context;
 struct signal_protocol_store_context;
 struct ratchet_identity_key_pair;
+struct ec_public_key;
 
 namespace stanzad {
 
@@ -37,8 +38,13 @@ public:
     OmemoDevice& operator=(const OmemoDevice&) = delete;
 
     std::uint32_t device_id() const { return device_id_; }
-    // What we publish (XEP-0384 §5.3.2): public keys only.
+    // What we publish (XEP-0384 §5.3.2): public keys only. 0.3: keys with their type byte
+    // (0x05); OMEMO 2 (§5.3.2): the identity key in its Ed25519 form, the others as 32-byte
+    // Curve25519 keys, the signed pre-key's signature an Ed25519 one over those 32 bytes.
     const xmpp::omemo::Bundle& bundle() const { return bundle_; }
+    xmpp::omemo::Bundle bundle(xmpp::omemo::Version v) const;
+    // Our bare JID: OMEMO 2 addresses keys by JID (§4.5) and signs the SCE <from/> (XEP-0420).
+    void set_own_jid(std::string jid) { own_jid_ = std::move(jid); }
     // The identity key's fingerprint in the usual grouped hex form (8 groups of 8).
     std::string fingerprint() const;
 
@@ -48,13 +54,15 @@ public:
     struct Decrypted {
         enum class Kind { Message, KeyTransport, Failed };
         Kind kind = Kind::Failed;
-        std::string body;    // Message: the plaintext
-        std::string error;   // Failed: a short reason, for people
-        std::string trust;   // the sender device's: "blind" | "changed" ("" when unknown)
+        std::string body;             // Message: the plaintext
+        std::string error;            // Failed: a short reason, for people
+        std::string trust;            // the sender device's: "blind" | "changed" ("" when unknown)
         bool bundle_changed = false;  // a pre-key was used and replaced: publish the bundle
     };
-    // XEP-0384 (0.3) §4.6 Receiving a message: the key for our device, the session with
-    // device e.sid of `sender` (a bare JID; a PreKeySignalMessage builds it), the payload.
+    // XEP-0384 §4.6 Receiving a message (0.3 or 2, as e.version says; daemon/
+    // omemo_receive.cpp): the key for our device (in 2: under our JID), the session with
+    // device e.sid of `sender` (a bare JID; a key exchange builds it), the payload (in 2 an
+    // XEP-0420 envelope whose <from/> must be `sender`).
     // The changes are pending until commit(): take them with pending() to store them with
     // the message, then call committed(true); or committed(false) to drop them.
     Decrypted decrypt(const xmpp::omemo::Encrypted& e, const std::string& sender);
@@ -66,8 +74,12 @@ public:
     // XEP-0384 (0.3) §4.4 Building a session: X3DH with a random pre-key of the bundle of
     // device `device` of `jid`. The session (and the device's identity key, with the trust
     // policy's first decision) are pending until committed, as for decrypt().
-    xmpp::Status build_session(const std::string& jid, std::uint32_t device, const xmpp::omemo::Bundle& bundle);
-    bool has_session(const std::string& jid, std::uint32_t device);
+    // OMEMO 2 sessions (the Signal protocol's version 4 in libomemo-c) are kept apart from
+    // 0.3 ones (omemo:session2:...): a device may speak both, with one identity key.
+    xmpp::Status build_session(const std::string& jid, std::uint32_t device, const xmpp::omemo::Bundle& bundle,
+                               xmpp::omemo::Version v = xmpp::omemo::Version::Legacy);
+    bool has_session(const std::string& jid, std::uint32_t device,
+                     xmpp::omemo::Version v = xmpp::omemo::Version::Legacy);
     struct Address {
         std::string jid;
         std::uint32_t device = 0;
@@ -76,8 +88,11 @@ public:
     // the key material encrypted with the session of each address (a PreKeySignalMessage
     // until the peer answered). Addresses whose session fails are left out (`skipped`).
     // The ratchets' changes are pending: store them before the stanza leaves.
+    // OMEMO 2 (§4.4): the plaintext goes in an XEP-0420 envelope (<rpad/> of random length,
+    // <from/> our JID), sealed with AES-256-CBC and HMAC-SHA-256; keys grouped by JID.
     xmpp::Result<xmpp::omemo::Encrypted> encrypt(std::string_view plaintext, const std::vector<Address>& to,
-                                                 std::vector<Address>* skipped = nullptr);
+                                                 std::vector<Address>* skipped = nullptr,
+                                                 xmpp::omemo::Version v = xmpp::omemo::Version::Legacy);
 
     // --- trust (issue 14 §5; daemon/omemo_send.cpp) ----------------------------------------
     // A device's trust: "blind" (used, nobody verified a device of this contact when it
@@ -110,6 +125,13 @@ private:
     std::optional<std::string> get(const std::string& key);
     void put(const std::string& key, std::optional<std::string> value);
     std::vector<std::uint32_t> sub_devices(std::string_view name);
+    // The store key kind of sessions in the version being worked on (version_).
+    std::string_view session_kind() const;
+    // Decodes a peer's bundle keys for `v` (0.3: type byte + 32; 2: Ed25519 identity key,
+    // 32-byte Curve25519 others); 0 or a libomemo-c error.
+    int decode_bundle_key(const std::string& raw, bool identity, xmpp::omemo::Version v, ec_public_key** out);
+    // The ratchet step of decrypt() for the key addressed to us; libomemo-c's result code.
+    int decrypt_key(const xmpp::omemo::Key& key, const std::string& sender, std::uint32_t sid, std::string& material);
     // Whether the user trusted any device of `jid` (new devices then wait for a decision).
     bool any_trusted(const std::string& jid);
     friend struct OmemoStoreCallbacks;
@@ -122,10 +144,14 @@ private:
     std::uint32_t registration_id_ = 0;
     std::uint32_t device_id_ = 0;
     xmpp::omemo::Bundle bundle_;
+    std::string ik_ed_;    // our identity key, Ed25519 form (OMEMO 2)
+    std::string spks_v2_;  // the signed pre-key's OMEMO 2 signature
+    std::string own_jid_;
+    xmpp::omemo::Version version_ = xmpp::omemo::Version::Legacy;  // of the call in progress
     std::optional<xmpp::omemo::Bundle> pending_bundle_;
     std::map<std::string, std::optional<std::string>> pending_;  // key -> value (nullopt: deleted)
     std::vector<std::uint32_t> used_pre_keys_;
-    bool store_failed_ = false;   // a read failed during this decryption
+    bool store_failed_ = false;  // a read failed during this decryption
     bool identity_changed_ = false;
 };
 

@@ -1,4 +1,4 @@
-// OmemoDevice, the sending side (XEP-0384 0.3 §4.4 and §4.5) and the trust policy (issue
+// OmemoDevice, the sending side (XEP-0384 §4.4 and §4.5, in 0.3 and 2) and the trust policy (issue
 // 14 §5). The state these change (sessions, identity records) goes through the same
 // pending writes as decryption (daemon/omemo.cpp): the caller stores them before the
 // stanza leaves, so the ratchet on disk is never behind a message that went out.
@@ -43,8 +43,20 @@ bool random(std::string& out, std::size_t n) {
 
 }  // namespace
 
-xmpp::Status OmemoDevice::build_session(const std::string& jid, std::uint32_t device, const xmpp::omemo::Bundle& b) {
+int OmemoDevice::decode_bundle_key(const std::string& raw, bool identity, xmpp::omemo::Version v, ec_public_key** out) {
+    if (v == xmpp::omemo::Version::Legacy) return decode_key(ctx_, raw, out);
+    // OMEMO 2 §5.3.2: the identity key in its Ed25519 form, the pre-keys as 32-byte
+    // Curve25519 (Montgomery) keys.
+    if (raw.size() != 32) return SG_ERR_INVALID_KEY;
+    const auto* data = reinterpret_cast<const uint8_t*>(raw.data());
+    return identity ? curve_decode_point_ed(out, data, raw.size(), ctx_)
+                    : curve_decode_point_mont(out, data, raw.size(), ctx_);
+}
+
+xmpp::Status OmemoDevice::build_session(const std::string& jid, std::uint32_t device, const xmpp::omemo::Bundle& b,
+                                        xmpp::omemo::Version v) {
     store_failed_ = false;
+    version_ = v;
     if (b.prekeys.empty()) return xmpp::make_error("omemo-session", "the bundle has no pre-keys");
     // 0.3 §4.4: one of the pre-keys, chosen at random.
     std::uint32_t pick = 0;
@@ -52,11 +64,11 @@ xmpp::Status OmemoDevice::build_session(const std::string& jid, std::uint32_t de
         return xmpp::make_error("omemo-session", "no random bytes");
     const auto& prekey = b.prekeys[pick % b.prekeys.size()];
     Ref<ec_public_key> ik, spk, pk;
-    if (decode_key(ctx_, b.ik, &ik.p) != 0 || decode_key(ctx_, b.spk, &spk.p) != 0 ||
-        decode_key(ctx_, prekey.key, &pk.p) != 0)
-        return xmpp::make_error("omemo-session", "the bundle has a key that is not a Curve25519 public key");
+    if (decode_bundle_key(b.ik, true, v, &ik.p) != 0 || decode_bundle_key(b.spk, false, v, &spk.p) != 0 ||
+        decode_bundle_key(prekey.key, false, v, &pk.p) != 0)
+        return xmpp::make_error("omemo-session", "the bundle has a key that is not a public key of the right form");
     Ref<session_pre_key_bundle> bundle;
-    // 0.3 has no registration id on the wire: 0.
+    // Neither version has a registration id on the wire: 0.
     if (session_pre_key_bundle_create(&bundle.p, 0, static_cast<int>(device), prekey.id, pk.p, b.spk_id, spk.p,
                                       reinterpret_cast<const uint8_t*>(b.spks.data()), b.spks.size(), ik.p) != 0)
         return xmpp::make_error("omemo-session", "cannot read the bundle");
@@ -64,7 +76,9 @@ xmpp::Status OmemoDevice::build_session(const std::string& jid, std::uint32_t de
     session_builder* builder = nullptr;
     if (session_builder_create(&builder, store_ctx_, &address, ctx_) != 0)
         return xmpp::make_error("omemo-session", "cannot set up a session builder");
-    session_builder_set_version(builder, CIPHERTEXT_CURRENT_VERSION);  // the 0.3 wire format
+    // The 0.3 wire format is the Signal protocol's version 3; OMEMO 2's is libomemo-c's 4.
+    session_builder_set_version(builder,
+                                v == xmpp::omemo::Version::V2 ? CIPHERTEXT_OMEMO_VERSION : CIPHERTEXT_CURRENT_VERSION);
     int rc = session_builder_process_pre_key_bundle(builder, bundle.p);
     session_builder_free(builder);
     if (store_failed_) return xmpp::make_error("omemo-session", "the store cannot be read");
@@ -72,23 +86,35 @@ xmpp::Status OmemoDevice::build_session(const std::string& jid, std::uint32_t de
     if (rc == SG_ERR_INVALID_KEY)
         return xmpp::make_error("omemo-session", "the bundle's signed pre-key signature does not verify");
     if (rc != 0)
-        return xmpp::make_error("omemo-session", "cannot build a session (libomemo-c error " + std::to_string(rc) + ")");
+        return xmpp::make_error("omemo-session",
+                                "cannot build a session (libomemo-c error " + std::to_string(rc) + ")");
     return xmpp::Ok{};
 }
 
-bool OmemoDevice::has_session(const std::string& jid, std::uint32_t device) {
-    return get(omemo_address_key("omemo:session", jid, device)).has_value();
+bool OmemoDevice::has_session(const std::string& jid, std::uint32_t device, xmpp::omemo::Version v) {
+    version_ = v;
+    return get(omemo_address_key(session_kind(), jid, device)).has_value();
 }
 
 xmpp::Result<xmpp::omemo::Encrypted> OmemoDevice::encrypt(std::string_view plaintext, const std::vector<Address>& to,
-                                                          std::vector<Address>* skipped) {
+                                                          std::vector<Address>* skipped, xmpp::omemo::Version v) {
     store_failed_ = false;
-    const auto v = xmpp::omemo::Version::Legacy;
-    std::string key, iv;
-    if (!random(key, xmpp::omemo::key_size(v)) || !random(iv, 12))
+    version_ = v;
+    const bool v2 = v == xmpp::omemo::Version::V2;
+    std::string key, iv, rpad;
+    if (!random(key, xmpp::omemo::key_size(v)) || (!v2 && !random(iv, 12)) || !random(rpad, 1))
         return xmpp::make_error("omemo-encrypt", "no random bytes");
-    auto sealed = xmpp::omemo::seal(v, plaintext, key, iv);
+    std::string envelope;
+    if (v2) {
+        // XEP-0420 §4 / XEP-0384 §4.4: <rpad/> of random length (0..200 characters) hides
+        // the message's length; its text is base64 of random bytes.
+        std::size_t pad = static_cast<unsigned char>(rpad[0]) % 151;
+        if (!random(rpad, pad)) return xmpp::make_error("omemo-encrypt", "no random bytes");
+        envelope = xmpp::omemo::make_envelope(plaintext, own_jid_, xmpp::base64_encode(rpad));
+    }
+    auto sealed = xmpp::omemo::seal(v, v2 ? std::string_view(envelope) : plaintext, key, iv);
     OPENSSL_cleanse(key.data(), key.size());
+    OPENSSL_cleanse(envelope.data(), envelope.size());
     if (!sealed) return sealed.error();
     xmpp::omemo::Encrypted e;
     e.version = v;
@@ -102,7 +128,7 @@ xmpp::Result<xmpp::omemo::Encrypted> OmemoDevice::encrypt(std::string_view plain
         ciphertext_message* message = nullptr;
         int rc = session_cipher_create(&cipher, store_ctx_, &address, ctx_);
         if (rc == 0) {
-            session_cipher_set_version(cipher, CIPHERTEXT_CURRENT_VERSION);
+            session_cipher_set_version(cipher, v2 ? CIPHERTEXT_OMEMO_VERSION : CIPHERTEXT_CURRENT_VERSION);
             rc = session_cipher_encrypt(cipher, reinterpret_cast<const uint8_t*>(material.data()), material.size(),
                                         &message);
             session_cipher_free(cipher);
@@ -114,8 +140,9 @@ xmpp::Result<xmpp::omemo::Encrypted> OmemoDevice::encrypt(std::string_view plain
             continue;
         }
         signal_buffer* serialized = ciphertext_message_get_serialized(message);
-        // 0.3 §4.5: prekey='true' while the session is not yet confirmed by the peer.
+        // 0.3 §4.5 prekey='true' / 2 §4.5 kex='true' while the peer has not answered.
         xmpp::omemo::Key k;
+        if (v2) k.jid = a.jid;
         k.rid = a.device;
         k.prekey = ciphertext_message_get_type(message) == CIPHERTEXT_PREKEY_TYPE;
         k.data.assign(reinterpret_cast<const char*>(signal_buffer_data(serialized)), signal_buffer_len(serialized));
@@ -144,8 +171,8 @@ xmpp::Status OmemoDevice::set_trust(const std::string& jid, std::uint32_t device
     const std::string k = omemo_address_key("omemo:ik", jid, device);
     auto record = get(k);
     if (!record || record->find(' ') == std::string::npos)
-        return xmpp::make_error("item-not-found", "no identity key known for device " + std::to_string(device) + " of " +
-                                                      jid + " (send it a message, or let it send one, first)");
+        return xmpp::make_error("item-not-found", "no identity key known for device " + std::to_string(device) +
+                                                      " of " + jid + " (send it a message, or let it send one, first)");
     put(k, std::string(trusted ? "trusted" : "distrusted") + record->substr(record->find(' ')));
     return xmpp::Ok{};
 }

@@ -284,10 +284,11 @@ TEST_CASE("omemo device: what does not decrypt says why, and keeps nothing pendi
     // Key transport (no payload): the session moves on, nothing to show.
     CHECK(receive(*store, *device, bob.encrypt("", false)).kind == Kind::KeyTransport);
 
-    // OMEMO 2 is a later step.
+    // A 0.3 key presented as OMEMO 2 does not decrypt (the sessions are apart; OMEMO 2 is
+    // tested in omemo2_device_test.cpp).
     auto v2 = bob.encrypt("v2");
     v2.version = omemo::Version::V2;
-    CHECK_THAT(device->decrypt(v2, "bob@example.org").error, Catch::Contains("OMEMO 2"));
+    CHECK(device->decrypt(v2, "bob@example.org").kind == Kind::Failed);
 
     // A decryption that is not committed leaves the store as it was.
     auto lost = bob.encrypt("dropped");
