@@ -34,6 +34,14 @@ class EmacsOmemoTest(JsonlTest):
         reply = peer.raw_iq("alice@localhost", f"<pubsub xmlns='{PUBSUB}'><items node='{node}'/></pubsub>")
         return reply["type"] == "result"
 
+    def device_listed(self, peer, device):
+        """Our device is on alice's 0.3 device list (published apart from the bundle: waiting
+        for the bundle alone races with the list)."""
+        node = f"{AXOLOTL}.devicelist"
+        reply = peer.raw_iq("alice@localhost", f"<pubsub xmlns='{PUBSUB}'><items node='{node}'/></pubsub>")
+        return reply["type"] == "result" and any(
+            el.get("id") == str(device) for el in reply.xml.iter() if el.tag.endswith("}device"))
+
     def bob_encrypts(self, bob, manager, text):
         import oldmemo.etree
 
@@ -60,6 +68,7 @@ class EmacsOmemoTest(JsonlTest):
         own_device = int(d.wait_for(RX_DEVICE, timeout=10).group(1))
         w = self.watcher(d)
         poll_until(lambda: self.bundle_published(bob, own_device), 10, "our bundle on PEP")
+        poll_until(lambda: self.device_listed(bob, own_device), 10, "our device on the device list")
         self.bob_encrypts(bob, manager, "sealed for emacs")
         w.wait_event(lambda e: e.get("event") == "message" and e.get("body") == "sealed for emacs", timeout=20)
 
