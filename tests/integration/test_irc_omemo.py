@@ -13,13 +13,16 @@ without. Checked:
   python-omemo computes for the same keys (SessionManager.format_identity_key), both ways;
 - `omemo trust bob DEVICE` makes it "trusted" (the JSON op agrees); a bad device id and an
   unknown one are refused with their reason.
+- the same both ways with a peer that speaks only OMEMO 2 (python3-twomemo): a PRIVMSG goes
+  as urn:xmpp:omemo:2 and decrypts; the peer's :2 message reaches IRC marked, once.
 Run alone: /usr/bin/python3 tests/integration/test_irc_omemo.py
 """
 
 import harness
 from harness import poll_until
 from irc_client import IrcTest
-from omemo_peer import AXOLOTL, FALLBACK, PUBSUB, decrypt, manager_for
+from omemo_peer import (AXOLOTL, BUNDLES2, DEVICES2, FALLBACK, OMEMO2, PUBSUB, decrypt, encrypted_message,
+                        manager_for)
 
 RX_DEVICE = r"account home: OMEMO device (\d+), fingerprint ([0-9a-f ]+)"
 SERVICE = "stanzad"
@@ -141,6 +144,52 @@ class IrcOmemoTest(IrcTest):
         node = f"{AXOLOTL}.bundles:{device}"
         reply = peer.raw_iq("alice@localhost", f"<pubsub xmlns='{PUBSUB}'><items node='{node}'/></pubsub>")
         return reply["type"] == "result"
+
+
+class IrcOmemo2Test(IrcTest):
+    PROSODY_OPTIONS = {"modules": harness.Prosody.DEFAULT_MODULES + ("pep",)}
+
+    def published(self, peer, device):
+        """Our :2 device list lists `device` and its :2 bundle is there."""
+        reply = peer.raw_iq("alice@localhost", f"<pubsub xmlns='{PUBSUB}'><items node='{DEVICES2}'/></pubsub>")
+        if reply["type"] != "result" or str(device) not in [d.get("id") for d in reply.xml.iter(f"{{{OMEMO2}}}device")]:
+            return False
+        reply = peer.raw_iq("alice@localhost", f"<pubsub xmlns='{PUBSUB}'><items node='{BUNDLES2}'>"
+                                               f"<item id='{device}'/></items></pubsub>")
+        return reply["type"] == "result" and reply.xml.find(f".//{{{OMEMO2}}}bundle") is not None
+
+    def test_irc_omemo2_both_ways(self):
+        self.add_to_roster("bob@localhost")
+        bob = self.peer("bob")
+        manager = manager_for(bob, "bob@localhost", namespaces=(OMEMO2,))
+        d = self.start_irc_daemon(self.irc_config(accounts=[self.account("home", "alice", encryption="auto")]))
+        own_device = int(d.wait_for(RX_DEVICE, timeout=10).group(1))
+        laptop = self.irc(d, name="laptop", caps=("message-tags",), user="alice@laptop")
+        laptop.send("PRIVMSG &stanzad :encryption bob omemo")
+        laptop.wait(lambda l: l.text.startswith("encryption with bob@localhost: omemo"), "PRIVMSG", "&stanzad")
+
+        mark = bob.message_mark()
+        laptop.send("PRIVMSG bob :secret in two")
+        m = bob.wait_message(lambda m: m.child(OMEMO2, "encrypted") is not None, since=mark, timeout=20)
+        self.assertIsNone(m.child(AXOLOTL, "encrypted"), m.xml)
+        self.assertEqual(decrypt(bob, manager, m.child(OMEMO2, "encrypted"), "alice@localhost", "bob@localhost"),
+                         "secret in two")
+        self.assertEqual(len(bob.received(lambda m: m.child(OMEMO2, "encrypted") is not None, since=mark)), 1)
+
+        poll_until(lambda: self.published(bob, own_device), 10, "our OMEMO 2 device list and bundle")
+        bob._call(manager.refresh_device_list(OMEMO2, "alice@localhost"), 15)
+        lmark = laptop.mark()
+        msg = encrypted_message(bob, manager, "alice@localhost", "hello in two", "bob@localhost")
+
+        async def send_now():  # on the peer's loop, as slixmpp wants
+            msg.send()
+        bob._call(send_now(), 10)
+        line = laptop.wait(None, "PRIVMSG", "alice", text="[OMEMO] hello in two", since=lmark, timeout=20)
+        self.assertEqual(line.tags.get("+stanzad/encryption"), "omemo", line.raw)
+        laptop.alive()
+        self.assertEqual(len(laptop.privmsgs(since=lmark, text="[OMEMO] hello in two")), 1)
+        self.assertNotIn("secret in two", d.output())
+        self.assertNotIn("hello in two", d.output())
 
 
 if __name__ == "__main__":
