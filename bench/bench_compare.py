@@ -241,6 +241,8 @@ def parse_report(text: str, gateway: str = "stanzad") -> dict:
         parts = line.split()
         if line.startswith("  elapsed"):
             out["elapsed"] = float(parts[1])
+        elif line.startswith("  over 35 ms"):
+            out["slow"] = int(parts[3])
         elif line.startswith("  latency ms"):
             out["p50"], out["p90"], out["p99"] = float(parts[3]), float(parts[5]), float(parts[7])
         elif line.startswith(f"    {gateway} "):
@@ -257,7 +259,7 @@ def figures_of_direct(result: dict, n: int) -> dict:
         raise SystemExit("bench: the direct client lost or duplicated messages")
     lat = sorted(x * 1000 for x in result["latency"])
     return {"elapsed": result["elapsed"], "p50": percentile(lat, 50), "p90": percentile(lat, 90),
-            "p99": percentile(lat, 99), "cpu": result["cpu"], "prosody": result["prosody"], "n": n}
+            "p99": percentile(lat, 99), "slow": sum(1 for x in lat if x >= 35), "cpu": result["cpu"], "prosody": result["prosody"], "n": n}
 
 
 def main() -> int:
@@ -318,7 +320,7 @@ def main() -> int:
                     for k in kinds:
                         f = rows[f"{k} {what}"][-1]
                         print(f"  {what:5s} {k:6s} {n / f['elapsed']:8.0f} msg/s  p50 {f['p50']:6.2f}"
-                              f"  p90 {f['p90']:6.2f}  p99 {f['p99']:6.2f} ms  CPU {f['cpu']:.3f} s, Prosody {f['prosody']:.2f} s", flush=True)
+                              f"  p90 {f['p90']:6.2f}  p99 {f['p99']:6.2f} ms  >=35 ms {f['slow']:4d}  CPU {f['cpu']:.3f} s, Prosody {f['prosody']:.2f} s", flush=True)
         finally:
             direct.close()
             if bitlbee:
@@ -351,7 +353,7 @@ def run_irc(pa, port, d, prosody, peer_proc) -> str:
 def summary(rows: dict, args, kinds: list, bitlbee_version: "str | None" = None,
             load_at_start: "tuple | None" = None) -> str:
     med = {k: {f: statistics.median(r[f] for r in v)
-               for f in ("elapsed", "p50", "p90", "p99", "cpu", "prosody")}
+               for f in ("elapsed", "p50", "p90", "p99", "slow", "cpu", "prosody")}
            for k, v in rows.items()}
     cpu_name = "unknown CPU"
     for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -368,9 +370,9 @@ def summary(rows: dict, args, kinds: list, bitlbee_version: "str | None" = None,
              "",
              "| | burst msg/s | x direct |" + (" x bitlbee |" if ref else "")
              + " gateway CPU per message |" + (" x bitlbee |" if ref else "")
-             + " Prosody CPU per message | echo p50 | p90 | p99 (ms) |",
+             + " Prosody CPU per message | echo p50 | p90 | p99 (ms) | echoes >= 35 ms |",
              "| --- | --- | --- |" + (" --- |" if ref else "") + " --- |" + (" --- |" if ref else "")
-             + " --- | --- | --- | --- |"]
+             + " --- | --- | --- | --- | --- |"]
     rate = {k: args.n / med[f"{k} burst"]["elapsed"] for k in kinds}
     cpu_us = {k: med[f"{k} burst"]["cpu"] / args.n * 1e6 for k in kinds}
     who = {"direct": "slixmpp client, this process", "json": "stanzad", "irc": "stanzad",
@@ -384,7 +386,7 @@ def summary(rows: dict, args, kinds: list, bitlbee_version: "str | None" = None,
         if ref:
             row += " - |" if k == "direct" else f" {cpu_us[k] / max(cpu_us['bitlbee'], 1e-9):.1f} |"
         row += f" {med[f'{k} burst']['prosody'] / args.n * 1e6:.0f} us |"
-        row += f" {e['p50']:.2f} | {e['p90']:.2f} | {e['p99']:.2f} |"
+        row += f" {e['p50']:.2f} | {e['p90']:.2f} | {e['p99']:.2f} | {e['slow']:g} of {args.echoes} |"
         lines.append(row)
     for base in ("direct", "bitlbee") if ref else ("direct",):
         b = med[f"{base} echo"]

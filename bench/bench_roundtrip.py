@@ -290,6 +290,7 @@ def report(title: str, n: int, elapsed: float, latency: list, pid: int, cpu: dic
         f"  round trips/s    {n / elapsed:.0f}",
         f"  latency ms       p50 {percentile(lat_ms, 50):.2f}  p90 {percentile(lat_ms, 90):.2f}"
         f"  p99 {percentile(lat_ms, 99):.2f}  max {lat_ms[-1]:.2f}",
+        f"  over 35 ms       {sum(1 for x in lat_ms if x >= 35)} of {n} (a delayed-ACK stall is 40 ms)",
         f"  {gateway + ' memory':16s} VmHWM {hwm / 1024:.1f} MiB, RssAnon {anon / 1024:.1f} MiB "
         f"(VmRSS now {rss / 1024:.1f} MiB)",
         f"  checks           {checks}",
