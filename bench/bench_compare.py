@@ -270,11 +270,13 @@ def main() -> int:
     ap.add_argument("--echoes", type=int, default=500, help="one-at-a-time round trips (default 500)")
     ap.add_argument("--body-size", type=int, default=32)
     ap.add_argument("--stall", type=float, default=30.0)
+    ap.add_argument("--state-dir", help="stanzad's state_dir (default: in the temp dir); "
+                    "a tmpfs such as /dev/shm/x takes the fsyncs out, for a diagnosis only")
     ap.add_argument("--no-bitlbee", action="store_true",
                     help="leave bitlbee out even when it is installed")
     args = ap.parse_args()
     load_at_start = os.getloadavg()
-    world_args = argparse.Namespace(no_mam=False, log_level="info", state_dir=None)
+    world_args = argparse.Namespace(no_mam=False, log_level="info", state_dir=args.state_dir)
     irc_port = harness.free_port()
     irc_section = {"irc": {"listen": f"{harness.LOOPBACK}:{irc_port}",
                            "password": bench_irc.PASSWORD}}
