@@ -1,10 +1,11 @@
 #!/usr/bin/python3
-"""stanzad side by side with a reference, in one run: the ratios the README quotes.
+"""stanzad side by side with references, in one run: the ratios the README quotes.
 
 Usage (after `make build`; Debian's python3, which has slixmpp):
 
     /usr/bin/python3 bench/bench_compare.py                      # 3 rounds, N=10000, 500 echoes
     /usr/bin/python3 bench/bench_compare.py --rounds 1 --n 1000 --echoes 200
+    /usr/bin/python3 bench/bench_compare.py --no-bitlbee         # even when it is installed
 
 One quiet Prosody on loopback (MAM on) and bob, a slixmpp echo peer in his own process
 (every chat message comes straight back), serve every contender in turn, round after
@@ -13,25 +14,38 @@ round, so that a slow moment of the machine hits them alike:
 - direct: carol, a slixmpp client in this process, talking to bob with no gateway (the
   reference: what a client on the same server and machine does without stanzad);
 - json:   alice's stanzad through the JSON socket (`send` requests, `message` events);
-- irc:    the same daemon through its IRC socket (PRIVMSG to bob, PONG to its PINGs).
+- irc:    the same daemon through its IRC socket (PRIVMSG to bob, PONG to its PINGs);
+- bitlbee: when /usr/sbin/bitlbee is installed (Debian: `apt-get install bitlbee`), a
+  private bitlbee (the reference gateway) on loopback, logged in over STARTTLS as dave
+  (the server certificate verified against the test CA), driven by the same IRC client
+  code as `irc` (bench_irc.run, without message tags: bitlbee 3.6 has no echo-message or
+  labels). Its jabber module only connects to ports 5220-5229, so Prosody then listens
+  on a free port of that range for every contender. Without bitlbee a line says so and
+  the rest runs as before.
 
 Each contender does two things per round:
 - burst: N messages to bob with up to W (default 100) not yet echoed, timed until the
-  last echo is back: messages per second, and the CPU the gateway spent per message;
+  last echo is back: messages per second, the CPU the gateway spent per message and
+  Prosody's CPU per message (time on CPU of every thread, /proc/PID/task/*/schedstat);
 - echo:  M messages one at a time (the next leaves when the previous is back): the round
   trip's p50/p90/p99.
 
-Prints each round, then the medians over the rounds and each stanzad figure as a ratio of
-the direct client's (throughput: stanzad / direct, higher is better; latency: stanzad -
-direct in ms). Every message is counted by its number: a loss or a duplicate fails the run.
+Prints each round, then the medians over the rounds and each figure as a ratio of the
+direct client's and of bitlbee's (throughput: x / reference, higher is better; gateway CPU:
+x / bitlbee, lower is better; latency: x - reference in ms), with the CPU model, kernel and
+load average at the start and the end. Every message is counted by its number: a loss or
+a duplicate fails the run.
 Environment: STANZAD_BIN as for the tests (default build/daemon/stanzad).
 """
 
 import argparse
 import asyncio
+import contextlib
 import os
 import platform
+import shutil
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -42,7 +56,7 @@ sys.path.insert(0, str(HERE))
 import harness  # noqa: E402
 import bench_irc  # noqa: E402
 import bench_roundtrip  # noqa: E402
-from bench_roundtrip import cpu_seconds, percentile  # noqa: E402
+from bench_roundtrip import oncpu_seconds, percentile  # noqa: E402
 
 
 def phase_args(args, n: int, window: int) -> argparse.Namespace:
@@ -56,6 +70,7 @@ class Direct:
 
     def __init__(self, prosody, bob_jid: str):
         self.bob = bob_jid
+        self.prosody_pid = prosody.proc.pid
         self.peer = harness.Peer("carol@localhost", "carol-pass", prosody.certs.ca_cert,
                                  prosody.port)
         self.pending = None
@@ -102,31 +117,152 @@ class Direct:
                 send_one()
             await asyncio.wait_for(done, stall + n / 100)
 
-        cpu0 = cpu_seconds(os.getpid())
+        cpu0 = oncpu_seconds(os.getpid())
+        prosody0 = oncpu_seconds(self.prosody_pid)
         start = time.perf_counter()
         self.peer._call(drive(), stall + n / 100 + 5)
         elapsed = time.perf_counter() - start
         self.pending = None
         return {"elapsed": elapsed, "latency": latency, "duplicates": state["duplicates"],
-                "cpu": cpu_seconds(os.getpid()) - cpu0}
+                "cpu": oncpu_seconds(os.getpid()) - cpu0,
+                "prosody": oncpu_seconds(self.prosody_pid) - prosody0}
 
     def close(self) -> None:
         self.peer.close()
 
 
-def parse_report(text: str) -> dict:
-    """The figures of a bench_roundtrip.report() text (the stanzad runs print it)."""
+class Bitlbee:
+    """A private bitlbee (the reference gateway) on loopback, logged in as dave with bob in
+    its contact list, driven by bench_irc's IRC client like the `irc` contender.
+
+    Its own config file, user directory and pid file in `workdir`; `-D -n`: one daemon
+    process in the foreground serving every IRC client, so /proc/PID is all of its CPU.
+    TLS as for everyone else: STARTTLS to the loopback Prosody (which requires
+    encryption), the server certificate verified against the test CA (CAfile). dave is a
+    separate account so that neither carol's (direct) nor alice's (stanzad) sessions see
+    its messages (carbons are on)."""
+
+    BIN = shutil.which("bitlbee") or "/usr/sbin/bitlbee"
+    # Its jabber module refuses a server port outside 5220-5229 ("Illegal port number"):
+    # when bitlbee takes part, Prosody listens on a free port of that range for everyone.
+    PORTS = range(5220, 5230)
+    PASSWORD = "bench-bitlbee-pw"  # its own `register`, not the XMPP password
+
+    @classmethod
+    def installed(cls) -> bool:
+        return os.access(cls.BIN, os.X_OK)
+
+    def __init__(self, workdir: Path, prosody, jid: str, password: str):
+        workdir.mkdir(parents=True)
+        (workdir / "users").mkdir()
+        (workdir / "motd.txt").write_text("bench\n")
+        self.port = harness.free_port()
+        conf = workdir / "bitlbee.conf"
+        conf.write_text(
+            "[settings]\n"
+            "RunMode = Daemon\n"
+            f"DaemonInterface = {harness.LOOPBACK}\n"
+            f"DaemonPort = {self.port}\n"
+            "AuthMode = Open\n"
+            f"ConfigDir = {workdir / 'users'}\n"
+            f"PidFile = {workdir / 'bitlbee.pid'}\n"
+            f"MotdFile = {workdir / 'motd.txt'}\n"
+            f"CAfile = {prosody.certs.ca_cert}\n"
+            "PingInterval = 0\n"
+            "PingTimeOut = 0\n"
+            "[defaults]\n")
+        self.log = open(workdir / "bitlbee.log", "ab")
+        self.logpath = workdir / "bitlbee.log"
+        self.proc = harness._spawn([self.BIN, "-D", "-n", "-v", "-c", conf, "-d", workdir / "users",
+                                    "-i", harness.LOOPBACK, "-p", self.port],
+                                   stdout=self.log, stderr=subprocess.STDOUT)
+        harness._track(self)
+        harness.poll_until(lambda: self.proc.poll() is not None or harness.port_accepts(self.port),
+                           10, f"bitlbee on port {self.port}")
+        if self.proc.poll() is not None:
+            raise SystemExit(f"bench: bitlbee exited with {self.proc.returncode}:\n"
+                             + self.logpath.read_text(errors="replace")[-2000:])
+        self.version = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "bitlbee"],
+                                      capture_output=True, text=True).stdout or "?"
+        self.irc = bench_irc.RawIrc(self.port)
+        self.login(prosody, jid, password)
+
+    def root_says(self, pattern: bytes, what: str, timeout: float = 20) -> bytes:
+        """The next message from root in &bitlbee that contains `pattern` (fails on a
+        login error)."""
+        def match(line: bytes) -> bool:
+            if not line.startswith(b":root!") or b" PRIVMSG &bitlbee :" not in line:
+                return False
+            text = line.split(b" PRIVMSG &bitlbee :", 1)[1]
+            if b"Login error" in text or b"Error" in text.split(b" ", 1)[0]:
+                raise SystemExit(f"bench: bitlbee: {text.decode(errors='replace')}")
+            return pattern in text
+        return self.irc.wait(match, timeout, f"{what} from bitlbee")
+
+    def login(self, prosody, jid: str, password: str) -> None:
+        irc = self.irc
+        irc.send("NICK dave")
+        irc.send("USER dave 0 * :bench")
+        irc.wait(lambda l: b" JOIN " in l and b"&bitlbee" in l, 10, "JOIN &bitlbee")
+        for command, answer in ((f"register {self.PASSWORD}", b"created"),
+                                (f"account add jabber {jid} {password}", b"added"),
+                                (f"account jabber set port {prosody.port}", b"port"),
+                                ("account jabber set tls true", b"tls"),
+                                ("account jabber set tls_verify true", b"tls_verify"),
+                                ("account jabber on", b"Logged in")):
+            irc.send(f"PRIVMSG &bitlbee :{command}")
+            self.root_says(answer, f"an answer to {command.split()[0]}")
+        irc.send("PRIVMSG &bitlbee :add jabber bob@localhost bob")
+        irc.wait(lambda l: l.startswith(b":bob!") and b" JOIN " in l, 20, "bob joining &bitlbee")
+        # bob (slixmpp, auto_subscribe) asks for dave's presence in turn: bitlbee shows it
+        # as a question in &bitlbee. Accept it, and wait until one message has made the
+        # round trip: without that, a burst right after the login lost 12 messages in a
+        # row (23-34 of 3000, never reaching Prosody: not in its archive).
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            lines = irc.read_some(max(0.0, deadline - time.monotonic()))
+            if any(b"New request" in l for l in lines):
+                irc.send("PRIVMSG &bitlbee :yes")
+                deadline = time.monotonic() + 2
+        irc.send("PRIVMSG bob :warm-up")
+        irc.wait(lambda l: l.startswith(b":bob!") and l.endswith(b":warm-up"), 20, "the warm-up echo")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.irc.send("QUIT :bench")
+            self.irc.sock.close()
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        harness._untrack(self)
+        self.log.close()
+
+
+def parse_report(text: str, gateway: str = "stanzad") -> dict:
+    """The figures of a bench_roundtrip.report() text (the gateway runs print it)."""
     out = {}
     for line in text.splitlines():
         parts = line.split()
         if line.startswith("  elapsed"):
             out["elapsed"] = float(parts[1])
+        elif line.startswith("  over 35 ms"):
+            out["slow"] = int(parts[3])
         elif line.startswith("  latency ms"):
             out["p50"], out["p90"], out["p99"] = float(parts[3]), float(parts[5]), float(parts[7])
-        elif line.startswith("    stanzad "):
+        elif line.startswith(f"    {gateway} "):
             out["cpu"] = float(parts[1])
+        elif line.startswith("    prosody "):
+            out["prosody"] = float(parts[1])
         elif "FAILED" in line:
-            raise SystemExit("bench: a stanzad run lost or duplicated messages:\n" + text)
+            raise SystemExit(f"bench: a {gateway} run lost or duplicated messages:\n" + text)
     return out
 
 
@@ -135,7 +271,7 @@ def figures_of_direct(result: dict, n: int) -> dict:
         raise SystemExit("bench: the direct client lost or duplicated messages")
     lat = sorted(x * 1000 for x in result["latency"])
     return {"elapsed": result["elapsed"], "p50": percentile(lat, 50), "p90": percentile(lat, 90),
-            "p99": percentile(lat, 99), "cpu": result["cpu"], "n": n}
+            "p99": percentile(lat, 99), "slow": sum(1 for x in lat if x >= 35), "cpu": result["cpu"], "prosody": result["prosody"], "n": n}
 
 
 def main() -> int:
@@ -146,19 +282,44 @@ def main() -> int:
     ap.add_argument("--echoes", type=int, default=500, help="one-at-a-time round trips (default 500)")
     ap.add_argument("--body-size", type=int, default=32)
     ap.add_argument("--stall", type=float, default=30.0)
+    ap.add_argument("--state-dir", help="stanzad's state_dir (default: in the temp dir); "
+                    "a tmpfs such as /dev/shm/x takes the fsyncs out, for a diagnosis only")
+    ap.add_argument("--no-bitlbee", action="store_true",
+                    help="leave bitlbee out even when it is installed")
     args = ap.parse_args()
-    world_args = argparse.Namespace(no_mam=False, log_level="info", state_dir=None)
+    load_at_start = os.getloadavg()
+    world_args = argparse.Namespace(no_mam=False, log_level="info", state_dir=args.state_dir)
     irc_port = harness.free_port()
     irc_section = {"irc": {"listen": f"{harness.LOOPBACK}:{irc_port}",
                            "password": bench_irc.PASSWORD}}
-    rows = {k: [] for k in ("direct burst", "json burst", "irc burst",
-                            "direct echo", "json echo", "irc echo")}
-    with bench_roundtrip.bench_world(world_args, "stanzad-compare-", irc_section) as (
+    kinds = ["direct", "json", "irc"]
+    if args.no_bitlbee:
+        print("bitlbee: left out (--no-bitlbee)", flush=True)
+    elif not Bitlbee.installed():
+        print(f"bitlbee: not installed ({Bitlbee.BIN}), left out "
+              "(apt-get install bitlbee to compare with it)", flush=True)
+    else:
+        kinds.append("bitlbee")
+    rows = {f"{k} {what}": [] for what in ("burst", "echo") for k in kinds}
+    prosody_port = None
+    bitlbee_losses = []
+    if "bitlbee" in kinds:
+        prosody_port = next((p for p in Bitlbee.PORTS if not harness.port_accepts(p)), None)
+        if prosody_port is None:
+            raise SystemExit("bench: no free port in 5220-5229 for a Prosody bitlbee can reach")
+    with bench_roundtrip.bench_world(world_args, "stanzad-compare-", irc_section, prosody_port) as (
             d, config, prosody, peer_proc, bob_jid):
         d.wait_for(r"stanzad: IRC on ", timeout=10)
         prosody.register("carol", "carol-pass")
         direct = Direct(prosody, bob_jid)
+        bitlbee = None
         try:
+            if "bitlbee" in kinds:
+                prosody.register("dave", "dave-pass")
+                bitlbee = Bitlbee(prosody.workdir.parent / "bitlbee", prosody, "dave@localhost",
+                                  "dave-pass")
+                print(f"bitlbee {bitlbee.version}: online as dave@localhost, bob in &bitlbee",
+                      flush=True)
             for r in range(args.rounds):
                 print(f"round {r + 1} of {args.rounds}", flush=True)
                 for what, n, window in (("burst", args.n, args.window), ("echo", args.echoes, 1)):
@@ -167,13 +328,33 @@ def main() -> int:
                     pa = phase_args(args, n, window)
                     rows[f"json {what}"].append(dict(parse_report(run_json(pa, config, bob_jid, d, prosody, peer_proc)), n=n))
                     rows[f"irc {what}"].append(dict(parse_report(run_irc(pa, irc_port, d, prosody, peer_proc)), n=n))
-                    for k in ("direct", "json", "irc"):
+                    if bitlbee:
+                        try:
+                            text = bench_irc.run(pa, bitlbee.irc, bitlbee, prosody, peer_proc,
+                                                 gateway="bitlbee", labels_expected=False)
+                            rows[f"bitlbee {what}"].append(dict(parse_report(text, "bitlbee"), n=n, round=r))
+                        except SystemExit as e:
+                            # The reference's own loss: reported, its round left out, and
+                            # the run goes on (stanzad's and the direct client's still stop it).
+                            bitlbee_losses.append(f"round {r + 1} {what}: {e}")
+                            print(f"  {what:5s} bitlbee LOST MESSAGES, round left out for bitlbee: {e}",
+                                  flush=True)
+                    for k in kinds:
+                        if not rows[f"{k} {what}"] or rows[f"{k} {what}"][-1].get("round", r) != r:
+                            continue
                         f = rows[f"{k} {what}"][-1]
                         print(f"  {what:5s} {k:6s} {n / f['elapsed']:8.0f} msg/s  p50 {f['p50']:6.2f}"
-                              f"  p90 {f['p90']:6.2f}  p99 {f['p99']:6.2f} ms  CPU {f['cpu']:.2f} s", flush=True)
+                              f"  p90 {f['p90']:6.2f}  p99 {f['p99']:6.2f} ms  >=35 ms {f['slow']:4d}  CPU {f['cpu']:.3f} s, Prosody {f['prosody']:.2f} s", flush=True)
         finally:
             direct.close()
-    print(summary(rows, args))
+            if bitlbee:
+                bitlbee.close()
+    if "bitlbee" in kinds and not (rows["bitlbee burst"] and rows["bitlbee echo"]):
+        kinds.remove("bitlbee")
+        print("bitlbee: no round without a loss in both phases, left out of the table")
+    print(summary(rows, args, kinds, bitlbee.version if bitlbee else None, load_at_start))
+    for line in bitlbee_losses:
+        print(f"bitlbee lost messages (never answered by bob; its rounds left out): {line}")
     return 0
 
 
@@ -198,34 +379,55 @@ def run_irc(pa, port, d, prosody, peer_proc) -> str:
         irc.sock.close()
 
 
-def summary(rows: dict, args) -> str:
-    med = {k: {f: statistics.median(r[f] for r in v) for f in ("elapsed", "p50", "p90", "p99", "cpu")}
-           for k, v in rows.items()}
+def summary(rows: dict, args, kinds: list, bitlbee_version: "str | None" = None,
+            load_at_start: "tuple | None" = None) -> str:
+    med = {k: {f: statistics.median(r[f] for r in v)
+               for f in ("elapsed", "p50", "p90", "p99", "slow", "cpu", "prosody")}
+           for k, v in rows.items() if v}
     cpu_name = "unknown CPU"
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
             cpu_name = line.split(":", 1)[1].strip()
             break
-    load = os.getloadavg()[0]
-    lines = [f"\nmedians of {args.rounds} round(s); {os.cpu_count()} x {cpu_name}, "
-             f"{platform.system()} {platform.release()}, load average {load:.1f} at the end",
-             f"burst: {args.n} messages, {args.window} not yet echoed; echo: {args.echoes} one at a time",
+    load = "load average " + (f"{load_at_start[0]:.1f} at the start, " if load_at_start else "")
+    load += f"{os.getloadavg()[0]:.1f} at the end"
+    ref = "bitlbee" in kinds
+    counts = "" if ref and len(rows["bitlbee burst"]) == len(rows["bitlbee echo"]) == args.rounds else (
+        f" (bitlbee: {len(rows['bitlbee burst'])} burst and {len(rows['bitlbee echo'])} echo rounds "
+        "without a loss)" if ref else "")
+    lines = [f"\nmedians of {args.rounds} round(s){counts}; {os.cpu_count()} x {cpu_name}, "
+             f"{platform.system()} {platform.release()}, {load}",
+             f"burst: {args.n} messages, {args.window} not yet echoed; echo: {args.echoes} one at a time"
+             + (f"; bitlbee {bitlbee_version}" if ref else ""),
              "",
-             "| | burst msg/s | x direct | gateway CPU per message | echo p50 | p90 | p99 (ms) |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
-    d_rate = args.n / med["direct burst"]["elapsed"]
-    for k in ("direct", "json", "irc"):
-        b, e = med[f"{k} burst"], med[f"{k} echo"]
-        rate = args.n / b["elapsed"]
-        cpu_us = b["cpu"] / args.n * 1e6
-        who = "slixmpp client, this process" if k == "direct" else "stanzad"
-        lines.append(f"| {k} | {rate:.0f} | {rate / d_rate:.2f} | {cpu_us:.0f} us ({who}) "
-                     f"| {e['p50']:.2f} | {e['p90']:.2f} | {e['p99']:.2f} |")
-    de = med["direct echo"]
-    for k in ("json", "irc"):
+             "| | burst msg/s | x direct |" + (" x bitlbee |" if ref else "")
+             + " gateway CPU per message |" + (" x bitlbee |" if ref else "")
+             + " Prosody CPU per message | echo p50 | p90 | p99 (ms) | echoes >= 35 ms |",
+             "| --- | --- | --- |" + (" --- |" if ref else "") + " --- |" + (" --- |" if ref else "")
+             + " --- | --- | --- | --- | --- |"]
+    rate = {k: args.n / med[f"{k} burst"]["elapsed"] for k in kinds}
+    cpu_us = {k: med[f"{k} burst"]["cpu"] / args.n * 1e6 for k in kinds}
+    who = {"direct": "slixmpp client, this process", "json": "stanzad", "irc": "stanzad",
+           "bitlbee": "bitlbee"}
+    for k in kinds:
         e = med[f"{k} echo"]
-        lines.append(f"{k}: echo p50 {e['p50'] - de['p50']:+.2f} ms, p99 {e['p99'] - de['p99']:+.2f} ms "
-                     f"vs direct")
+        row = f"| {k} | {rate[k]:.0f} | {rate[k] / rate['direct']:.2f} |"
+        if ref:
+            row += f" {rate[k] / rate['bitlbee']:.2f} |"
+        row += f" {cpu_us[k]:.1f} us ({who[k]}) |"
+        if ref:
+            row += " - |" if k == "direct" else f" {cpu_us[k] / max(cpu_us['bitlbee'], 1e-9):.1f} |"
+        row += f" {med[f'{k} burst']['prosody'] / args.n * 1e6:.0f} us |"
+        row += f" {e['p50']:.2f} | {e['p90']:.2f} | {e['p99']:.2f} | {e['slow']:g} of {args.echoes} |"
+        lines.append(row)
+    for base in ("direct", "bitlbee") if ref else ("direct",):
+        b = med[f"{base} echo"]
+        for k in kinds:
+            if k in ("direct", base):
+                continue
+            e = med[f"{k} echo"]
+            lines.append(f"{k}: echo p50 {e['p50'] - b['p50']:+.2f} ms, p99 {e['p99'] - b['p99']:+.2f} ms "
+                         f"vs {base}")
     return "\n".join(lines)
 
 

@@ -41,7 +41,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests" / "integration"))
 sys.path.insert(0, str(HERE))
 import harness  # noqa: E402
-from bench_roundtrip import (arguments, bench_world, cpu_seconds, echo_peer_main,  # noqa: E402
+from bench_roundtrip import (arguments, bench_world, oncpu_seconds, echo_peer_main,  # noqa: E402
                              report)
 
 PASSWORD = "bench-irc-pw"
@@ -156,17 +156,23 @@ def main() -> int:
     return 0
 
 
-def run(args, irc: RawIrc, d, prosody, peer_proc) -> str:
+def run(args, irc: RawIrc, d, prosody, peer_proc, gateway: str = "stanzad",
+        labels_expected: bool = True) -> str:
+    """N PRIVMSGs to bob through the IRC server `d` (anything with .proc.pid: stanzad, or
+    bitlbee for bench_compare, which has no message tags, echo-message or labels: then
+    labels_expected=False, the PRIVMSGs go without a label, and --window-on must be echo)."""
     n, window = args.n, args.window
+    if not labels_expected and args.window_on != "echo":
+        raise SystemExit("bench: without labeled echoes the window can only count bob's echoes")
     pad = "x" * max(0, args.body_size - len(f"bench {n} "))
     t_write = [0.0] * n
     latency = [None] * n
     echoed_by_daemon = [False] * n
     labels = echoes = duplicates = dup_labels = fails = pings = 0
     next_i = 0
-    pids = {"stanzad": d.proc.pid, "prosody": prosody.proc.pid,
+    pids = {gateway: d.proc.pid, "prosody": prosody.proc.pid,
             "echo peer (slixmpp)": peer_proc.pid, "this client": os.getpid()}
-    cpu0 = {k: cpu_seconds(p) for k, p in pids.items()}
+    cpu0 = {k: oncpu_seconds(p) for k, p in pids.items()}
     start = time.perf_counter()
     last_progress = start
     first_error = None
@@ -174,7 +180,8 @@ def run(args, irc: RawIrc, d, prosody, peer_proc) -> str:
         in_flight = next_i - (labels if args.window_on == "reply" else echoes)
         while next_i < n and in_flight < window:
             t_write[next_i] = time.perf_counter()
-            irc.queue(f"@label={next_i} PRIVMSG bob :bench {next_i} {pad}")
+            irc.queue((f"@label={next_i} " if labels_expected else "")
+                      + f"PRIVMSG bob :bench {next_i} {pad}")
             next_i += 1
             in_flight += 1
         irc.flush()
@@ -213,17 +220,17 @@ def run(args, irc: RawIrc, d, prosody, peer_proc) -> str:
             raise SystemExit(f"bench: no progress for {args.stall:g}s: sent {next_i}, "
                              f"echoed by the daemon {labels}, by bob {echoes}")
     elapsed = time.perf_counter() - start
-    cpu = {k: cpu_seconds(p) - cpu0[k] for k, p in pids.items()}
+    cpu = {k: oncpu_seconds(p) - cpu0[k] for k, p in pids.items()}
     lines = report(
-        f"stanzad round trips through the IRC socket (alice's IRC client -> stanzad -> "
-        f"Prosody -> bob echoes -> stanzad -> IRC), window {window} on {args.window_on}, "
+        f"{gateway} round trips through its IRC socket (an IRC client -> {gateway} -> "
+        f"Prosody -> bob echoes -> {gateway} -> IRC), window {window} on {args.window_on}, "
         f"body {args.body_size} bytes, MAM {'off' if args.no_mam else 'on'}",
         n, elapsed, latency, d.proc.pid, cpu,
         f"labeled echoes {labels} (duplicates {dup_labels}), errors {fails}, "
-        f"duplicate echoes from bob {duplicates}, PINGs answered {pings}")
+        f"duplicate echoes from bob {duplicates}, PINGs answered {pings}", gateway)
     if first_error:
         lines.append(f"  first error: {first_error}")
-    if duplicates or fails or dup_labels or labels != n:
+    if duplicates or fails or dup_labels or labels != (n if labels_expected else 0):
         lines.append("  FAILED: errors, duplicates or missing labeled echoes")
     return "\n".join(lines)
 

@@ -18,8 +18,9 @@ latency). For every message it measures the time from writing the `send` request
 reading the echoed `message` event (matched by the sequence number in the body).
 
 Prints N, elapsed time, round trips per second, latency p50/p90/p99/max, stanzad's peak
-RSS (VmHWM) and RssAnon at the end, and the CPU each process used during the run (utime +
-stime from /proc/PID/stat: stanzad, prosody, the echo peer, this client), so the
+RSS (VmHWM) and RssAnon at the end, and the CPU each process used during the run (time
+on CPU of its threads from /proc/PID/task/*/schedstat: stanzad, prosody, the echo peer,
+this client), so the
 bottleneck shows. Every run also checks that each message came back exactly once.
 
 Environment: STANZAD_BIN as for the tests (default build/daemon/stanzad).
@@ -44,9 +45,23 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 # -- /proc helpers
 def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process, in seconds."""
+    """utime + stime of a process, in seconds (10 ms ticks)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # fields 14 and 15 of stat(5)
+
+
+def oncpu_seconds(pid: int) -> float:
+    """The time on CPU of a process, in seconds: the first field of
+    /proc/PID/task/TID/schedstat (ns) summed over its threads; cpu_seconds() where
+    schedstat is missing. Ticks are too coarse for a gateway that spends a few
+    microseconds per message (bitlbee relays 10,000 messages in a handful of ticks). A
+    thread that ends between two readings takes its time with it: the processes measured
+    here keep their threads."""
+    try:
+        return sum(int((task / "schedstat").read_text().split()[0])
+                   for task in Path(f"/proc/{pid}/task").iterdir()) / 1e9
+    except (FileNotFoundError, ValueError, IndexError):
+        return cpu_seconds(pid)
 
 
 def status_kib(pid: int, field: str) -> int:
@@ -123,16 +138,18 @@ def arguments(description: str, window_on_help: str) -> argparse.Namespace:
 
 
 @contextlib.contextmanager
-def bench_world(args: argparse.Namespace, prefix: str, extra_config: Optional[dict] = None):
-    """A quiet Prosody, bob as an echo peer in his own process, and stanzad online as
-    alice (with `extra_config` sections added); yields (daemon, config, prosody, peer
-    process, bob's full JID) and stops them all at the end."""
+def bench_world(args: argparse.Namespace, prefix: str, extra_config: Optional[dict] = None,
+                prosody_port: Optional[int] = None):
+    """A quiet Prosody (its c2s on `prosody_port` when given, else a free port), bob as an
+    echo peer in his own process, and stanzad online as alice (with `extra_config`
+    sections added); yields (daemon, config, prosody, peer process, bob's full JID) and
+    stops them all at the end."""
     with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
         tmp = Path(tmp)
         certs = harness.make_ca(tmp / "pki")
         modules = [m for m in harness.Prosody.DEFAULT_MODULES
                    if not (args.no_mam and m == "mam")]
-        prosody = QuietProsody(tmp / "prosody", certs, modules=modules)
+        prosody = QuietProsody(tmp / "prosody", certs, modules=modules, port=prosody_port)
         prosody.register("alice", "alice-pass")
         prosody.register("bob", "bob-pass")
         prosody.start()
@@ -201,7 +218,7 @@ def run(args, client: "harness.JsonClient", bob_jid: str, d, prosody, peer_proc)
     next_i = 0
     pids = {"stanzad": d.proc.pid, "prosody": prosody.proc.pid,
             "echo peer (slixmpp)": peer_proc.pid, "this client": os.getpid()}
-    cpu0 = {k: cpu_seconds(p) for k, p in pids.items()}
+    cpu0 = {k: oncpu_seconds(p) for k, p in pids.items()}
     start = time.perf_counter()
     last_progress = start
     first_error = None
@@ -245,7 +262,7 @@ def run(args, client: "harness.JsonClient", bob_jid: str, d, prosody, peer_proc)
             raise SystemExit(f"bench: no progress for {args.stall:g}s: sent {next_i}, "
                              f"replies {replies}, echoes {echoes}")
     elapsed = time.perf_counter() - start
-    cpu = {k: cpu_seconds(p) - cpu0[k] for k, p in pids.items()}
+    cpu = {k: oncpu_seconds(p) - cpu0[k] for k, p in pids.items()}
     lines = report(
         f"stanzad round trips through the JSON socket (alice -> Prosody -> bob echoes -> "
         f"alice), window {window} on {args.window_on}, body {args.body_size} bytes, "
@@ -260,9 +277,10 @@ def run(args, client: "harness.JsonClient", bob_jid: str, d, prosody, peer_proc)
 
 
 def report(title: str, n: int, elapsed: float, latency: list, pid: int, cpu: dict,
-           checks: str) -> "list[str]":
+           checks: str, gateway: str = "stanzad") -> "list[str]":
     """The lines every round-trip benchmark prints: throughput, latency percentiles,
-    stanzad's memory, the checks, and the CPU of each process with where the time goes."""
+    the gateway's (stanzad's, or bitlbee's for bench_compare) memory, the checks, and the
+    CPU of each process with where the time goes."""
     hwm, anon, rss = (status_kib(pid, f) for f in ("VmHWM", "RssAnon", "VmRSS"))
     lat_ms = sorted(x * 1000 for x in latency)
     lines = [
@@ -272,13 +290,14 @@ def report(title: str, n: int, elapsed: float, latency: list, pid: int, cpu: dic
         f"  round trips/s    {n / elapsed:.0f}",
         f"  latency ms       p50 {percentile(lat_ms, 50):.2f}  p90 {percentile(lat_ms, 90):.2f}"
         f"  p99 {percentile(lat_ms, 99):.2f}  max {lat_ms[-1]:.2f}",
-        f"  stanzad memory   VmHWM {hwm / 1024:.1f} MiB, RssAnon {anon / 1024:.1f} MiB "
+        f"  over 35 ms       {sum(1 for x in lat_ms if x >= 35)} of {n} (a delayed-ACK stall is 40 ms)",
+        f"  {gateway + ' memory':16s} VmHWM {hwm / 1024:.1f} MiB, RssAnon {anon / 1024:.1f} MiB "
         f"(VmRSS now {rss / 1024:.1f} MiB)",
         f"  checks           {checks}",
         "  CPU during the run (100% = one core of " + str(os.cpu_count()) + "):",
     ]
     for k, secs in sorted(cpu.items(), key=lambda kv: -kv[1]):
-        lines.append(f"    {k:22s} {secs:7.2f} s  {100 * secs / elapsed:5.0f}%")
+        lines.append(f"    {k:22s} {secs:8.3f} s  {100 * secs / elapsed:5.0f}%")
     top, top_secs = max(cpu.items(), key=lambda kv: kv[1])
     total = sum(cpu.values())
     if top_secs / elapsed > 0.85:
