@@ -22,6 +22,7 @@ extern "C" {
 
 #include "daemon/log.hpp"
 #include "daemon/omemo.hpp"
+#include "temp_dir.hpp"
 #include "protocol/omemo/payload.hpp"
 
 using stanzad::OmemoDevice;
@@ -30,24 +31,7 @@ namespace omemo = xmpp::omemo;
 
 namespace {
 
-class TempDir {
-public:
-    TempDir() {
-        std::string tmpl = (std::filesystem::temp_directory_path() / "stanzad-omemo-XXXXXX").string();
-        REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-        path_ = tmpl;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        std::filesystem::remove_all(path_, ec);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    std::string store() const { return path_ + "/store.db"; }
-
-private:
-    std::string path_;
-};
+using stanzad::test::TempDir;
 
 std::string str(signal_buffer* b) {
     return std::string(reinterpret_cast<const char*>(signal_buffer_data(b)), signal_buffer_len(b));

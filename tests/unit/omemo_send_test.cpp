@@ -8,6 +8,7 @@
 
 #include "daemon/log.hpp"
 #include "daemon/omemo.hpp"
+#include "temp_dir.hpp"
 
 using stanzad::OmemoDevice;
 using stanzad::Store;
@@ -15,24 +16,7 @@ namespace omemo = xmpp::omemo;
 
 namespace {
 
-class TempDir {
-public:
-    TempDir() {
-        std::string tmpl = (std::filesystem::temp_directory_path() / "stanzad-omemo-send-XXXXXX").string();
-        REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-        path_ = tmpl;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        std::filesystem::remove_all(path_, ec);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    std::string store() const { return path_ + "/store.db"; }
-
-private:
-    std::string path_;
-};
+using stanzad::test::TempDir;
 
 std::unique_ptr<OmemoDevice> open_device(Store& store, const std::string& account) {
     static const bool logging = [] {
