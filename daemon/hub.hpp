@@ -16,7 +16,7 @@
 
 #include "daemon/store.hpp"
 #include "daemon/uv.hpp"
-#include "frontends/model.hpp"
+#include "frontends/model/model.hpp"
 #include "protocol/im.hpp"
 #include "protocol/im/catchup.hpp"
 #include "protocol/im/chat_states.hpp"

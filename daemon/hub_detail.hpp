@@ -3,7 +3,7 @@
 #include <string>
 
 #include "daemon/account.hpp"
-#include "frontends/model.hpp"
+#include "frontends/model/model.hpp"
 
 namespace stanzad {
 

@@ -22,7 +22,7 @@
 
 #include "daemon/hub.hpp"
 #include "daemon/uv.hpp"
-#include "frontends/model.hpp"
+#include "frontends/model/model.hpp"
 #include "protocol/base/result.hpp"
 
 namespace stanzad {

@@ -15,7 +15,7 @@
 #include <limits>
 #include <string_view>
 
-#include "frontends/jsonl/codec.hpp"
+#include "frontends/model/codec.hpp"
 #include "protocol/base/rfc3339.hpp"
 
 namespace stanzad {
@@ -368,7 +368,7 @@ xmpp::Status insert_event(sqlite3* db, sqlite3_stmt* stmt, model::Event& event, 
     const bool stamped = event.stamp.empty();
     if (stamped) event.stamp = xmpp::rfc3339(from_ms(created_ms));
     event.seq = seq;
-    const std::string json = jsonl::encode(event);
+    const std::string json = model::codec::encode(event);
     const std::string peer = conversation_of(event);  // bound without a copy: must outlive the step
     Use u(stmt);
     u.int64(1, seq)
@@ -552,7 +552,7 @@ xmpp::Result<std::vector<model::Event>> Store::events_after(model::Seq after, st
     int rc;
     while ((rc = u.step()) == SQLITE_ROW) {
         const model::Seq seq = u.column_int64(0);
-        auto event = jsonl::decode(u.column_text(1));
+        auto event = model::codec::decode(u.column_text(1));
         // Our own encode() wrote it; failing to read it back is a bug to surface, not skip.
         if (!event)
             return make_error("store", "stored event " + std::to_string(seq) + " does not decode: " +
@@ -754,7 +754,7 @@ xmpp::Result<std::vector<model::Event>> Store::messages(const std::string& accou
     std::vector<model::Event> out;
     int rc;
     while ((rc = u.step()) == SQLITE_ROW) {
-        auto event = jsonl::decode(u.column_text(1));
+        auto event = model::codec::decode(u.column_text(1));
         if (!event) continue;
         event.value().seq = u.column_int64(0);
         out.push_back(std::move(event).value());

@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "frontends/model.hpp"
+#include "frontends/model/model.hpp"
 #include "protocol/base/result.hpp"
 
 struct sqlite3;

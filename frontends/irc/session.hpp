@@ -32,7 +32,7 @@
 
 #include "frontends/irc/message.hpp"
 #include "frontends/irc/nicks.hpp"
-#include "frontends/model.hpp"
+#include "frontends/model/model.hpp"
 
 namespace irc {
 

@@ -6,7 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "frontends/model.hpp"
+#include "frontends/model/model.hpp"
 #include "protocol/base/result.hpp"
 
 namespace jsonl {

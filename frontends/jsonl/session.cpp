@@ -1,11 +1,13 @@
 #include "frontends/jsonl/session.hpp"
 
-#include "frontends/jsonl/codec.hpp"
 #include "frontends/jsonl/request.hpp"
+#include "frontends/model/codec.hpp"
 
 namespace jsonl {
 
 using Json = nlohmann::ordered_json;
+using model::codec::encode;
+using model::codec::to_json;
 
 namespace {
 

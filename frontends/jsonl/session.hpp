@@ -15,10 +15,12 @@
 #include <nlohmann/json.hpp>
 
 #include "frontends/line_splitter.hpp"
-#include "frontends/model.hpp"
+#include "frontends/model/model.hpp"
 
 namespace jsonl {
 
+// The version of the JSON-lines protocol, announced in the welcome (docs/json-protocol.md).
+inline constexpr int protocol_version = 1;
 inline constexpr std::size_t max_line_bytes = 1 << 20;
 
 struct Request {

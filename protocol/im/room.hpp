@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "frontends/model.hpp"
+#include "frontends/model/model.hpp"
 #include "protocol/im/catchup.hpp"
 #include "protocol/muc.hpp"
 

@@ -3,12 +3,12 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "frontends/jsonl/codec.hpp"
+#include "frontends/model/codec.hpp"
 #include "frontends/jsonl/session.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::string_view in(reinterpret_cast<const char*>(data), size);
-    (void)jsonl::decode(in);
+    (void)model::codec::decode(in);
     jsonl::Session s("stanzad fuzz");
     s.receive("{\"op\":\"hello\",\"client\":\"fuzz\"}\n");
     while (!in.empty()) {

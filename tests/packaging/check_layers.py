@@ -11,16 +11,19 @@ Includes (a quoted #include "dir/..." names a file of ours; <...> names a librar
      (OpenSSL), no I/O (libuv, sockets, SQLite, spdlog, ...).
   2. protocol/ includes nothing of daemon/, config/, ctl/ or frontends/. One exception, the
      arrow the design draws: protocol/im/ (the IM core) may include frontends/model
-     (frontends/model.hpp or frontends/model/...).
+     (frontends/model/...).
   3. The protocol codecs (protocol/ outside im/) never include protocol/im/.
   4. frontends/ includes of protocol/ only protocol/base/, nothing of daemon/, config/ or
-     ctl/, and no XML, crypto, libuv or SQLite headers: front ends never see XML.
+     ctl/, and no XML, crypto, libuv or SQLite headers: front ends never see XML. The model
+     (frontends/model/) includes of frontends/ only frontends/model/: the sessions (irc/,
+     jsonl/) sit on it, never the other way.
   5. config/ includes of protocol/ only protocol/base/, and nothing of daemon/,
      frontends/ or ctl/.
 
 Link targets (CMake), the same rules one level up:
   6. stanzad_base links no target of ours (stanzad_*) and neither pugixml nor OpenSSL.
-  7. stanzad_config links stanzad_base and no other target of ours; stanzad_frontends
+  7. stanzad_config and stanzad_model (frontends/model/) link stanzad_base and no other
+     target of ours; stanzad_frontends
      links stanzad_base, and of ours at most front-end targets (stanzad_frontends*,
      stanzad_model*), never stanzad_protocol, stanzad_config or stanzad_daemon.
 
@@ -73,7 +76,7 @@ def check_includes(root):
                         bad(path, number, f"protocol/base includes <{name}>: only the standard library and libidn (rule 1)")
                 elif rel.startswith("protocol/"):
                     if ours and name.startswith(("daemon/", "config/", "ctl/", "frontends/")):
-                        model = name == "frontends/model.hpp" or name.startswith("frontends/model/")
+                        model = name.startswith("frontends/model/")
                         if not (rel.startswith("protocol/im/") and model):
                             bad(path, number, f'protocol includes "{name}": protocol never includes the layers above it (rule 2)')
                     if ours and name.startswith("protocol/im/") and not rel.startswith("protocol/im/"):
@@ -83,6 +86,9 @@ def check_includes(root):
                         bad(path, number, f'frontends includes "{name}": front ends reach protocol only through protocol/base (rule 4)')
                     if ours and name.startswith(("daemon/", "config/", "ctl/")):
                         bad(path, number, f'frontends includes "{name}" (rule 4)')
+                    if (rel.startswith("frontends/model/") and ours and name.startswith("frontends/")
+                            and not name.startswith("frontends/model/")):
+                        bad(path, number, f'the model includes "{name}": the sessions sit on the model, never the other way (rule 4)')
                     if kind == "<" and name.startswith(FORBIDDEN_IN_FRONTENDS):
                         bad(path, number, f"frontends includes <{name}>: no XML, crypto or I/O in front ends (rule 4)")
                 elif rel.startswith("config/"):
@@ -107,6 +113,7 @@ def check_targets(root):
     files = {
         "stanzad_base": root / "protocol/base/CMakeLists.txt",
         "stanzad_frontends": root / "frontends/CMakeLists.txt",
+        "stanzad_model": root / "frontends/CMakeLists.txt",
         "stanzad_config": root / "config/CMakeLists.txt",
     }
     for target, path in files.items():
@@ -125,7 +132,8 @@ def check_targets(root):
         else:
             if "stanzad_base" not in libraries:
                 problems.append(f"{path.relative_to(root)}: {target} does not link stanzad_base (rule 7)")
-            allowed = ("stanzad_base",) if target == "stanzad_config" else ("stanzad_base", "stanzad_frontends", "stanzad_model")
+            allowed = (("stanzad_base",) if target in ("stanzad_config", "stanzad_model")
+                       else ("stanzad_base", "stanzad_frontends", "stanzad_model"))
             for lib in libraries:
                 if lib.startswith("stanzad_") and not lib.startswith(allowed):
                     problems.append(f"{path.relative_to(root)}: {target} links {lib}; of ours only {', '.join(allowed)} (rule 7)")

@@ -1,6 +1,6 @@
 #include <catch2/catch.hpp>
 
-#include "frontends/jsonl/codec.hpp"
+#include "frontends/model/codec.hpp"
 #include "frontends/jsonl/session.hpp"
 
 using Json = nlohmann::ordered_json;
@@ -51,7 +51,7 @@ model::Event message_event() {
 
 TEST_CASE("jsonl: every event encodes as documented and decodes back") {
     auto e = message_event();
-    CHECK(jsonl::encode(e) ==
+    CHECK(model::codec::encode(e) ==
           R"({"event":"message","seq":42,"account":"home","stamp":"2026-11-25T12:00:00.000Z","from":"bob@example.org/phone",)"
           R"("to":"alice@example.org/stanzad","type":"chat","body":"hello \"there\"\n☺","msg_id":"m1","delayed":false,"outgoing":false,"carbon":"","replaces":"","history":false})");
     std::vector<model::EventBody> bodies = {
@@ -72,19 +72,19 @@ TEST_CASE("jsonl: every event encodes as documented and decodes back") {
     static_assert(std::variant_size_v<model::EventBody> == 13, "a new event needs a line above");
     for (const auto& b : bodies) {
         model::Event in{7, "home", "2026-11-25T12:00:00.000Z", b};
-        auto text = jsonl::encode(in);
+        auto text = model::codec::encode(in);
         INFO(text);
         CHECK(Json::parse(text)["event"] == model::event_name(b));
-        auto out = jsonl::decode(text);
+        auto out = model::codec::decode(text);
         REQUIRE(out);
-        CHECK(jsonl::encode(out.value()) == text);
+        CHECK(model::codec::encode(out.value()) == text);
     }
-    CHECK_FALSE(jsonl::decode("{\"event\":\"nope\",\"seq\":1,\"account\":\"a\",\"stamp\":\"\"}"));
-    CHECK_FALSE(jsonl::decode("{\"event\":\"message\",\"seq\":\"1\"}"));
-    CHECK_FALSE(jsonl::decode("[1]"));
-    CHECK_FALSE(jsonl::decode("{"));
+    CHECK_FALSE(model::codec::decode("{\"event\":\"nope\",\"seq\":1,\"account\":\"a\",\"stamp\":\"\"}"));
+    CHECK_FALSE(model::codec::decode("{\"event\":\"message\",\"seq\":\"1\"}"));
+    CHECK_FALSE(model::codec::decode("[1]"));
+    CHECK_FALSE(model::codec::decode("{"));
     // A message stored before the carbon/replaces/history fields existed still reads.
-    auto old = jsonl::decode(R"({"event":"message","seq":1,"account":"a","stamp":"","from":"b@c","to":"a@c",)"
+    auto old = model::codec::decode(R"({"event":"message","seq":1,"account":"a","stamp":"","from":"b@c","to":"a@c",)"
                              R"("type":"chat","body":"x","msg_id":"m","delayed":false,"outgoing":false})");
     REQUIRE(old);
     CHECK(std::get<model::Message>(old.value().body).carbon.empty());
@@ -92,31 +92,31 @@ TEST_CASE("jsonl: every event encodes as documented and decodes back") {
 
 TEST_CASE("jsonl: encrypted messages carry encryption, error and trust; others do not") {
     auto e = message_event();
-    CHECK(jsonl::encode(e).find("encryption") == std::string::npos);
+    CHECK(model::codec::encode(e).find("encryption") == std::string::npos);
     auto& m = std::get<model::Message>(e.body);
     m.encryption = "omemo";
     m.trust = "blind";
-    auto text = jsonl::encode(e);
+    auto text = model::codec::encode(e);
     CHECK(text.ends_with(R"("history":false,"encryption":"omemo","trust":"blind"})"));
     m.body.clear();
     m.error = "not encrypted for this device";
     m.trust.clear();
-    text = jsonl::encode(e);
+    text = model::codec::encode(e);
     CHECK(text.ends_with(R"("body":"","msg_id":"m1","delayed":false,"outgoing":false,"carbon":"","replaces":"",)"
                          R"("history":false,"encryption":"omemo","error":"not encrypted for this device"})"));
-    auto back = jsonl::decode(text);
+    auto back = model::codec::decode(text);
     REQUIRE(back);
     const auto& b = std::get<model::Message>(back.value().body);
     CHECK(b.encryption == "omemo");
     CHECK(b.error == "not encrypted for this device");
     CHECK(b.trust.empty());
-    CHECK(jsonl::encode(back.value()) == text);
+    CHECK(model::codec::encode(back.value()) == text);
 }
 
 TEST_CASE("jsonl: invalid UTF-8 from the network is replaced, not a crash") {
     auto e = message_event();
     std::get<model::Message>(e.body).body = "bad \xC3\x28 byte";
-    auto text = jsonl::encode(e);
+    auto text = model::codec::encode(e);
     CHECK(Json::parse(text)["body"] == "bad \xEF\xBF\xBD( byte");
 }
 

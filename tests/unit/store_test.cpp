@@ -11,7 +11,7 @@
 #include <regex>
 
 #include "daemon/store.hpp"
-#include "frontends/jsonl/codec.hpp"
+#include "frontends/model/codec.hpp"
 
 using stanzad::OutboxEntry;
 using stanzad::Store;
@@ -153,7 +153,7 @@ TEST_CASE("store: append numbers events 1, 2, 3 and reads them back unchanged") 
         CHECK(e.account == in[i].account);
         CHECK(e.stamp == in[i].stamp);
         CHECK(e.body.index() == in[i].body.index());
-        CHECK(jsonl::encode(e) == jsonl::encode(in[i]));  // every field, through the codec
+        CHECK(model::codec::encode(e) == model::codec::encode(in[i]));  // every field, through the codec
     }
     const auto& m = std::get<model::Message>(out.value()[0].body);
     CHECK(m.body == "hello \"there\"\n\u263A");
@@ -161,7 +161,7 @@ TEST_CASE("store: append numbers events 1, 2, 3 and reads them back unchanged") 
     CHECK(m.from == "bob@example.org/phone");
 
     // The stored JSON is the event as the socket shows it, seq included.
-    CHECK(raw_query(dir.store(), "SELECT json FROM events WHERE seq = 1") == jsonl::encode(in[0]));
+    CHECK(raw_query(dir.store(), "SELECT json FROM events WHERE seq = 1") == model::codec::encode(in[0]));
     CHECK(raw_query(dir.store(), "SELECT kind FROM events WHERE seq = 2") == "roster");
 
     auto later = store->events_after(1, 100);

@@ -1,6 +1,6 @@
-#include "frontends/jsonl/codec.hpp"
+#include "frontends/model/codec.hpp"
 
-namespace jsonl {
+namespace model::codec {
 
 using Json = nlohmann::ordered_json;
 
@@ -210,4 +210,4 @@ xmpp::Result<model::Event> decode(std::string_view line) {
     }
 }
 
-}  // namespace jsonl
+}  // namespace model::codec

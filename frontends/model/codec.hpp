@@ -1,0 +1,31 @@
+#pragma once
+// The one codec of the model's events: the JSON text that the JSON-lines socket shows
+// (docs/json-protocol.md) and that the store keeps in its rows (with format_version beside
+// it), so a replayed event is byte-for-byte the event that was first shown. Sans-I/O;
+// nlohmann/json.
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "frontends/model/model.hpp"
+#include "protocol/base/result.hpp"
+
+namespace model::codec {
+
+// The version of the encoding written by encode(). The JSON-lines protocol's version is
+// the socket's own (jsonl::protocol_version); a stored row keeps the version it was written
+// in, so the socket's protocol can change without rewriting the store.
+inline constexpr int format_version = 1;
+
+nlohmann::ordered_json to_json(const model::Event& event);
+nlohmann::ordered_json to_json(const model::AccountInfo& account);
+nlohmann::ordered_json to_json(const model::RosterItem& item);
+nlohmann::ordered_json to_json(const model::OccupantInfo& occupant);
+nlohmann::ordered_json to_json(const model::RoomInfo& room);
+// One line of text, without the newline.
+std::string encode(const model::Event& event);
+// The inverse of encode(); an error names what is wrong.
+xmpp::Result<model::Event> decode(std::string_view line);
+
+}  // namespace model::codec
