@@ -19,8 +19,7 @@
 #include "frontends/model/model.hpp"
 #include "protocol/im.hpp"
 #include "protocol/im/catchup.hpp"
-#include "protocol/im/chat_states.hpp"
-#include "protocol/im/delivery.hpp"
+#include "protocol/im/session.hpp"
 #include "protocol/im/room.hpp"
 #include "protocol/muc.hpp"
 #include "protocol/omemo/stanza.hpp"
@@ -91,7 +90,6 @@ private:
     void room_command(Account& a, const C& c, Respond respond);
     template <class C>
     void account_command(Account& a, const C& c, Respond respond);
-    model::Reply cancel_send(Account& a, const std::string& msg_id);
     model::Reply stored_messages(Account& a, const model::StoredMessages& c);
     model::Reply set_read_marker(Account& a, const model::SetReadMarker& c);
     // What received() hands on, by stanza kind.
@@ -103,22 +101,11 @@ private:
     // Events that are not kept (chat states): to live front ends only, seq 0.
     void transient(const std::string& account, model::EventBody body);
     void deliver(const model::Event& event);
-    void transmit(Account& account, const OutboxEntry& entry);
-    // Moves a message's delivery state forward (accepted < sent < acked < delivered; failed
-    // is final), with its event; never back.
-    // `from`: who says so (a receipt, marker or error); must be the message's recipient.
-    void advance(Account& account, const std::string& msg_id, xmpp::im::Delivery state, const std::string& error = {},
-                 const std::string& from = {});
-    // Stores and shows a message unless it was seen before; true when it was new. `room`:
-    // the room it was said in (groupchat). `carbon`: sent | received by another client.
-    // `history`: for a history request: stored but not shown; the event (new or the stored
-    // one) is put in `out`.
-    bool incoming(Account& account, const xmpp::ReceivedMessage& m, bool from_archive, const std::string& carbon = {},
-                  const std::string& room = {}, model::Event* out = nullptr);
-    void message(Account& account, const xmpp::ReceivedMessage& m, const std::string& carbon);
-    void maybe_receipt(Account& account, const xmpp::ReceivedMessage& m);
-    // What `replace_id` from `sender` (bare JID, or occupant JID in a room) points at.
-    std::string resolve_replace(Account& account, const std::string& sender, const std::string& replace_id);
+    // The account's messages both ways (protocol/im/session), wired to the store and the
+    // account by an AccountLink (hub_session.cpp). Made on first use.
+    class AccountLink;
+    xmpp::im::AccountSession& session(Account& account);
+    std::map<std::string, std::unique_ptr<AccountLink>> links_;  // by account
     void history(Account& account, const model::History& h, Respond respond);
     // `history` without an archive: the page from the store, "source":"local".
     model::Reply local_history(Account& account, const model::History& h);
@@ -200,8 +187,6 @@ private:
     void tick();
     void catch_up(Account& account, const std::string& after);
     void remember_archive_id(Account& account, const std::string& id);
-    // `encrypted`: marked for OMEMO (omemo_send), its event says "encryption":"omemo".
-    model::Reply send(const model::Send& send, bool encrypted = false);
     std::vector<model::AccountInfo> account_infos() const;
 
     Store& store_;
@@ -236,16 +221,6 @@ private:
     std::map<std::string, std::vector<std::string>> pending_leaves_;  // parted while offline
     std::map<std::string, std::map<std::string, std::string>> vcard_nicks_;  // by account, then JID
     std::map<std::string, std::map<std::string, model::Presence>> presences_;  // by account, then full JID
-    std::map<std::string, xmpp::im::ChatStates> chat_states_;  // by account (XEP-0085 §5.1)
-    // How often each unacknowledged message went out on a new session (by account, then
-    // msg_id): a stanza the server keeps refusing must not keep the account reconnecting;
-    // and on which session (Account::session()) it last went out: one sent on the current
-    // session is in its stream already and must not be sent again when its start completes.
-    struct Attempts {
-        int count = 0;
-        unsigned long session = 0;
-    };
-    std::map<std::string, std::map<std::string, Attempts>> attempts_;
     uv::Timer timer_;  // join timeouts and self-pings
     std::chrono::seconds self_ping_;
 };

@@ -53,9 +53,9 @@ void Hub::archive_result(Account& account, pugi::xml_node root, pugi::xml_node r
         // new to us here is one of those: stored and shown as new, not as history.
         const Room* r = room.empty() ? nullptr : find_room(account.name(), room);
         bool gap = room.empty() ? own_gap_open(account.name()) : r && r->catch_up.gap_open();
-        if (gap) incoming(account, archived->message, true, {}, room);
+        if (gap) session(account).incoming(archived->message, true, {}, room);
         model::Event event;
-        incoming(account, archived->message, true, {}, room, &event);
+        session(account).incoming(archived->message, true, {}, room, &event);
         if (auto* msg = std::get_if<model::Message>(&event.body); msg && !msg->msg_id.empty()) {
             msg->history = true;  // in the reply: what the request brought (the stored copy may be live)
             h->second.messages.push_back(std::move(event));
@@ -69,7 +69,7 @@ void Hub::archive_result(Account& account, pugi::xml_node root, pugi::xml_node r
     if (it == catch_ups_.end() || it->second.query_id.empty() || archived->query_id != it->second.query_id)
         return;  // not asked for
     it->second.pager.counted(archived->message.has_content() && archived->message.type != "error" &&
-                             incoming(account, archived->message, true));
+                             session(account).incoming(archived->message, true));
 }
 
 // The answer to a page query of our own archive's catch-up (XEP-0313 §4.3 <fin/>).

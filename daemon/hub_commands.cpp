@@ -113,7 +113,7 @@ void Hub::message_command(Account& a, const C& c, Respond respond) {
         auto wanted = omemo_wanted(a, c);
         if (!wanted) return respond(model::Reply::error(wanted.error().code, wanted.error().message));
         if (wanted.value()) return omemo_send(a, c, *wanted.value(), std::move(respond));
-        return respond(send(c));
+        return respond(session(a).send(c));
     } else if constexpr (std::is_same_v<C, model::SetEncryption>) {
         return respond(omemo_set_encryption(a, c));
     } else if constexpr (std::is_same_v<C, model::OmemoDevices>) {
@@ -121,13 +121,13 @@ void Hub::message_command(Account& a, const C& c, Respond respond) {
     } else if constexpr (std::is_same_v<C, model::OmemoTrust>) {
         return respond(omemo_trust(a, c));
     } else if constexpr (std::is_same_v<C, model::CancelSend>) {
-        return respond(cancel_send(a, c.msg_id));
+        return respond(session(a).cancel(c.msg_id));
     } else if constexpr (std::is_same_v<C, model::SendChatState>) {
         if (auto e = need_online(a)) return respond(*e);
         auto to = xmpp::Jid::parse(c.to);
         bool room = to && to.value().is_bare() && find_room(a.name(), c.to);
         // XEP-0085 §5.1: not to a contact who replied without chat states.
-        if (room || (to && chat_states_[a.name()].wanted(to.value().bare())))
+        if (room || (to && session(a).chat_states().wanted(to.value().bare())))
             a.send(xmpp::make_chat_state(c.to, room ? "groupchat" : "chat", c.state));
     } else if constexpr (std::is_same_v<C, model::Displayed>) {
         // XEP-0333 reveals when the user reads: only when the user turned it on.
@@ -150,17 +150,6 @@ void Hub::message_command(Account& a, const C& c, Respond respond) {
         return respond(set_read_marker(a, c));
     }
     respond(std::move(reply));
-}
-
-model::Reply Hub::cancel_send(Account& a, const std::string& msg_id) {
-    auto entry = store_.find(a.name(), msg_id);
-    if (!entry)
-        return model::Reply::error("item-not-found", "no message '" + msg_id + "' sent from account " + a.name());
-    if (entry.value().state != "accepted")
-        return model::Reply::error("too-late", "message '" + msg_id + "' is " + entry.value().state +
-                                                   ": it has left stanzad and cannot be taken back");
-    advance(a, msg_id, xmpp::im::Delivery::Failed, "cancelled");
-    return {};
 }
 
 model::Reply Hub::stored_messages(Account& a, const model::StoredMessages& c) {

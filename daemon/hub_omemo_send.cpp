@@ -152,7 +152,7 @@ void Hub::omemo_finish(Account& account) {
         if (!st)
             reply = model::Reply::error("internal", "could not store the message: " + st.error().message);
         else
-            reply = send(job.send, true);
+            reply = session(account).send(job.send, true);
         if (reply.error_code.empty()) (void)store_.set_meta(account.name(), "omemo:used:" + contact, "1");
     } else if (job.required) {
         std::string why = !device ? "OMEMO is not available (see the daemon's log)"
@@ -165,7 +165,7 @@ void Hub::omemo_finish(Account& account) {
         reply = model::Reply::error("no-omemo-device", "cannot encrypt to " + job.send.to + ": " + why +
                                                            "; nothing was sent (encryption is on for this contact)");
     } else {
-        reply = send(job.send);  // auto, and the contact has no OMEMO device
+        reply = session(account).send(job.send);  // auto, and the contact has no OMEMO device
     }
     job.respond(std::move(reply));
     omemo_next(account.name());

@@ -229,7 +229,7 @@ bool Hub::room_archive_result(Account& account, pugi::xml_node stanza) {
     const auto& m = archived->message;
     // Our own messages come back from the archive too: known by their origin-id.
     bool skip = !m.has_content() || m.type == "error" || (!m.origin_id.empty() && store_.find(account.name(), m.origin_id));
-    room->catch_up.counted(!skip && incoming(account, m, true, {}, room->jid));
+    room->catch_up.counted(!skip && session(account).incoming(m, true, {}, room->jid));
     return true;
 }
 
@@ -251,12 +251,12 @@ bool Hub::room_message(Account& account, const xmpp::ReceivedMessage& m) {
     }
     // Our own message, echoed by the room (§7.4): it has reached the room.
     if (!m.origin_id.empty() && store_.find(account.name(), m.origin_id)) {
-        advance(account, m.origin_id, xmpp::im::Delivery::Delivered);
+        session(account).advance(m.origin_id, xmpp::im::Delivery::Delivered);
         if (!m.stanza_id.empty() && !room->catch_up.gap_open())
             (void)store_.set_meta(account.name(), "mam_last:" + room->jid, m.stanza_id);
         return true;
     }
-    incoming(account, m, false, {}, room->jid);
+    session(account).incoming(m, false, {}, room->jid);
     // The archive position moves with live messages only while no gap is open.
     if (!m.stanza_id.empty() && !room->catch_up.gap_open())
         if (auto st = store_.set_meta(account.name(), "mam_last:" + room->jid, m.stanza_id); !st)

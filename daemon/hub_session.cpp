@@ -1,0 +1,177 @@
+// The hub's side of protocol/im/session: each account's AccountSession, and what it reaches
+// through the hub (the SQLite store's rows of that account, the live account, rooms, the
+// roster, OMEMO). Wiring only: what becomes of a message is decided in the IM core.
+#include "daemon/account.hpp"
+#include "daemon/hub.hpp"
+#include "daemon/log.hpp"
+#include "daemon/omemo.hpp"
+#include "protocol/base/rfc3339.hpp"
+
+namespace stanzad {
+namespace {
+
+xmpp::im::Outgoing to_outgoing(const OutboxEntry& e) {
+    return {e.msg_id, e.to, e.type, e.body, e.state, e.replace_id};
+}
+
+OutboxEntry to_entry(const std::string& account, const xmpp::im::Outgoing& o) {
+    OutboxEntry e;
+    e.account = account;
+    e.msg_id = o.msg_id;
+    e.to = o.to;
+    e.type = o.type;
+    e.body = o.body;
+    e.state = o.state;
+    e.replace_id = o.replace_id;
+    return e;
+}
+
+std::vector<MetaWrite> to_meta(const std::vector<xmpp::im::KeptWrite>& writes) {
+    std::vector<MetaWrite> out;
+    out.reserve(writes.size());
+    for (const auto& w : writes) out.push_back({w.key, w.value});
+    return out;
+}
+
+}  // namespace
+
+class Hub::AccountLink final : public xmpp::im::SessionStore, public xmpp::im::SessionPort {
+public:
+    AccountLink(Hub& hub, const std::string& name, const xmpp::Jid& own)
+        : hub_(hub), name_(name), messages(name, own, *this, *this) {}
+
+    // SessionStore: the store's rows of this account.
+    std::optional<xmpp::im::Outgoing> outgoing(const std::string& msg_id) override {
+        auto e = hub_.store_.find(name_, msg_id);
+        if (!e) return std::nullopt;
+        return to_outgoing(e.value());
+    }
+    xmpp::Result<std::vector<xmpp::im::Outgoing>> pending() override {
+        auto rows = hub_.store_.pending(name_);
+        if (!rows) return rows.error();
+        std::vector<xmpp::im::Outgoing> out;
+        for (const auto& e : rows.value()) out.push_back(to_outgoing(e));
+        return out;
+    }
+    xmpp::Result<bool> enqueue(const xmpp::im::Outgoing& o, std::vector<model::Event>& events) override {
+        return hub_.store_.enqueue(to_entry(name_, o), events);
+    }
+    xmpp::Status set_state(const std::string& msg_id, xmpp::im::Delivery state, const std::string& error,
+                           model::Event& event) override {
+        return hub_.store_.set_state(name_, msg_id, std::string(xmpp::im::to_string(state)), error, event);
+    }
+    std::optional<model::Seq> inbound(const std::string& key) override {
+        auto seen = hub_.store_.inbound(name_, key);
+        if (!seen || !seen.value()) return std::nullopt;
+        return std::strtoll(seen.value()->c_str(), nullptr, 10);
+    }
+    std::optional<model::Event> event(model::Seq seq) override {
+        auto e = hub_.store_.event(seq);
+        if (!e || !e.value()) return std::nullopt;
+        return std::move(*e.value());
+    }
+    xmpp::Status append(model::Event& event) override { return hub_.store_.append(event); }
+    xmpp::Result<bool> append_once(model::Event& event, const std::string& key,
+                                   const std::vector<std::pair<std::string, std::string>>& aliases,
+                                   const std::vector<xmpp::im::KeptWrite>& writes) override {
+        return hub_.store_.append_once(event, key, aliases, to_meta(writes));
+    }
+    xmpp::Status keep(const std::vector<xmpp::im::KeptWrite>& writes) override {
+        return hub_.store_.set_metas(name_, to_meta(writes));
+    }
+
+    // SessionPort: the live account and the rest of the hub.
+    bool send(std::string_view xml, const std::string& tag) override {
+        Account* a = hub_.find_(name_);
+        return a && a->send(xml, tag);
+    }
+    bool online() override {
+        Account* a = hub_.find_(name_);
+        return a && a->state() == Account::State::Online;
+    }
+    unsigned long session() override {
+        Account* a = hub_.find_(name_);
+        return a ? a->session() : 0;
+    }
+    void deliver(const model::Event& event) override { hub_.deliver(event); }
+    void transient(model::EventBody body) override { hub_.transient(name_, std::move(body)); }
+    void log(Level level, const std::string& text) override {
+        switch (level) {
+        case Level::Info: return logs::daemon().info("{}", text);
+        case Level::Warn: return logs::daemon().warn("{}", text);
+        case Level::Error: return logs::daemon().error("{}", text);
+        }
+    }
+    std::string new_id() override { return make_uuid(); }
+    bool is_room(const std::string& bare) override { return hub_.find_room(name_, bare) != nullptr; }
+    bool sees_our_presence(const std::string& bare) override {
+        Account* a = hub_.find_(name_);
+        if (!a) return false;
+        for (const auto& item : a->roster())
+            if (item.jid == bare) return item.subscription == "from" || item.subscription == "both";
+        return false;
+    }
+    bool room_message(const xmpp::ReceivedMessage& m) override {
+        Account* a = hub_.find_(name_);
+        return a && hub_.room_message(*a, m);
+    }
+    void live_archive_id(const std::string& stanza_id) override {
+        Account* a = hub_.find_(name_);
+        if (a && !hub_.own_gap_open(name_)) hub_.remember_archive_id(*a, stanza_id);
+    }
+    std::optional<std::vector<xmpp::im::KeptWrite>> decrypt(const xmpp::ReceivedMessage& m, model::Message& msg,
+                                                            const std::string& room) override {
+        Account* a = hub_.find_(name_);
+        decrypting_ = a ? hub_.omemo_decrypt(*a, m, msg, room) : nullptr;
+        if (!decrypting_) return std::nullopt;
+        std::vector<xmpp::im::KeptWrite> out;
+        for (auto& w : decrypting_->pending()) out.push_back({std::move(w.key), std::move(w.value)});
+        return out;
+    }
+    void decrypted(bool stored) override {
+        Account* a = hub_.find_(name_);
+        if (a && decrypting_) hub_.omemo_committed(*a, *decrypting_, stored);
+        decrypting_ = nullptr;
+    }
+    void key_transport(const xmpp::ReceivedMessage& m) override {
+        if (Account* a = hub_.find_(name_)) hub_.omemo_key_transport(*a, m);
+    }
+    bool encrypted(const std::string& msg_id) override { return hub_.omemo_marked(name_, msg_id); }
+    xmpp::Result<std::string> encrypt(const xmpp::im::Outgoing& o, const xmpp::OutgoingMessage& m) override {
+        Account* a = hub_.find_(name_);
+        if (!a) return xmpp::make_error("not-online", "account " + name_ + " is gone");
+        return hub_.omemo_message(*a, to_entry(name_, o), m);
+    }
+    void finished(const std::string& msg_id) override {
+        // Never transmitted again: its OMEMO marker (hub_omemo_send.cpp) can go.
+        if (hub_.omemo_outbox_[name_].erase(msg_id))
+            (void)hub_.store_.set_metas(name_, {{"omemo:out:" + msg_id, std::nullopt}});
+    }
+
+private:
+    Hub& hub_;
+    std::string name_;
+    OmemoDevice* decrypting_ = nullptr;  // the device of the decryption in progress
+
+public:
+    xmpp::im::AccountSession messages;
+};
+
+Hub::Hub(Store& store, FindAccount find, ListAccounts list, uv_loop_t* loop, std::chrono::seconds self_ping)
+    : store_(store), find_(std::move(find)), list_(std::move(list)), timer_(loop), self_ping_(self_ping) {
+    timer_->data = this;
+    uv_timer_start(timer_.get(), [](uv_timer_t* t) { static_cast<Hub*>(t->data)->tick(); }, 1000, 1000);
+    uv_unref(reinterpret_cast<uv_handle_t*>(timer_.get()));  // never what keeps the loop alive
+}
+
+Hub::~Hub() = default;
+
+xmpp::im::AccountSession& Hub::session(Account& account) {
+    auto& link = links_[account.name()];
+    // A new one also when a reloaded configuration gave the account another JID.
+    if (!link || link->messages.own().bare() != account.config().jid.bare())
+        link = std::make_unique<AccountLink>(*this, account.name(), account.config().jid);
+    return link->messages;
+}
+
+}  // namespace stanzad

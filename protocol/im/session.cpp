@@ -1,0 +1,296 @@
+#include "protocol/im/session.hpp"
+
+#include <chrono>
+#include <cstdlib>
+
+#include "protocol/base/rfc3339.hpp"
+#include "protocol/im/inbound.hpp"
+#include "protocol/stream.hpp"
+
+namespace xmpp::im {
+namespace {
+
+// XEP-0203: a delayed message keeps its original time, in our one format ("" when none).
+std::string delay_stamp(const ReceivedMessage& m, bool& delayed) {
+    auto when = parse_datetime(m.delay_stamp);
+    if (!when) return {};
+    delayed = true;
+    return rfc3339(std::chrono::system_clock::time_point(std::chrono::milliseconds(*when)));
+}
+
+}  // namespace
+
+AccountSession::AccountSession(std::string account, Jid own, SessionStore& store, SessionPort& port)
+    : account_(std::move(account)), own_(std::move(own)), store_(store), port_(port) {}
+
+void AccountSession::log(SessionPort::Level level, const std::string& text) {
+    port_.log(level, "account " + account_ + ": " + text);
+}
+
+// --- Sending ---
+
+model::Reply AccountSession::send(const model::Send& s, bool encrypted) {
+    if (auto size = xml_escape(s.body).size(); size > kMaxBodyXml)
+        return model::Reply::error("bad-request", "the body is " + std::to_string(size) +
+                                                      " bytes as XML (<, > and & count 4 or 5); at most " +
+                                                      std::to_string(kMaxBodyXml) + " go in one message: split it");
+    if (!s.replace.empty()) {
+        // XEP-0308 §4: only our own last messages, to the same conversation.
+        auto original = store_.outgoing(s.replace);
+        if (!original || original->to != s.to)
+            return model::Reply::error("bad-request", "'replace': no message '" + s.replace + "' sent to " + s.to +
+                                                          " on " + s.account);
+    }
+    Outgoing entry;
+    entry.msg_id = s.client_id.empty() ? port_.new_id() : s.client_id;
+    entry.to = s.to;
+    entry.type = !s.type.empty() ? s.type : port_.is_room(s.to) ? "groupchat" : "chat";
+    entry.body = s.body;
+    entry.state = std::string(to_string(Delivery::Accepted));
+    entry.replace_id = s.replace;
+    model::Message m;
+    m.from = own_.bare();
+    m.to = s.to;
+    m.type = entry.type;
+    m.body = s.body;
+    m.msg_id = entry.msg_id;
+    m.outgoing = true;
+    m.replaces = s.replace;
+    if (encrypted) m.encryption = "omemo";
+    std::vector<model::Event> events{{0, account_, {}, std::move(m)},
+                                     {0, account_, {}, model::MessageState{entry.msg_id, entry.state, ""}}};
+    auto inserted = store_.enqueue(entry, events);
+    if (!inserted) return model::Reply::error("internal", "could not store the message: " + inserted.error().message);
+    model::Reply reply;
+    reply.msg_id = entry.msg_id;
+    if (!inserted.value()) {
+        reply.duplicate = true;
+        return reply;
+    }
+    for (const auto& e : events) port_.deliver(e);
+    if (port_.online()) transmit(entry);
+    return reply;
+}
+
+model::Reply AccountSession::cancel(const std::string& msg_id) {
+    auto entry = store_.outgoing(msg_id);
+    if (!entry)
+        return model::Reply::error("item-not-found", "no message '" + msg_id + "' sent from account " + account_);
+    if (entry->state != to_string(Delivery::Accepted))
+        return model::Reply::error("too-late", "message '" + msg_id + "' is " + entry->state +
+                                                   ": it has left stanzad and cannot be taken back");
+    advance(msg_id, Delivery::Failed, "cancelled");
+    return {};
+}
+
+void AccountSession::online(bool resumed, bool restored) {
+    auto pending = store_.pending();
+    if (!pending) return log(SessionPort::Level::Error, "cannot read the outbox: " + pending.error().message);
+    // Resumed: the stream itself resent what the server had not acknowledged. New session:
+    // what was sent but never acknowledged (by XEP-0198, or by a ping without it, issue 18)
+    // goes again with its origin-id, so receivers can drop a copy; but not what a front end
+    // sent while this session was starting (after bind, before the disco#info answers): that
+    // went out on this very stream, and its acknowledgement is still to come.
+    const unsigned long session = port_.session();
+    auto sent_on_this_session = [&](const std::string& msg_id) {
+        auto it = attempts_.find(msg_id);
+        return it != attempts_.end() && it->second.session == session;
+    };
+    for (const auto& entry : pending.value())
+        if (entry.state == to_string(Delivery::Accepted) ||
+            ((!resumed || restored) && entry.state == to_string(Delivery::Sent) && !sent_on_this_session(entry.msg_id)))
+            transmit(entry);
+}
+
+void AccountSession::acked(const std::vector<std::string>& msg_ids) {
+    for (const auto& id : msg_ids) advance(id, Delivery::Acked);
+}
+
+void AccountSession::advance(const std::string& msg_id, Delivery next, const std::string& error,
+                             const std::string& from) {
+    auto entry = store_.outgoing(msg_id);
+    if (!entry) return;
+    auto current = parse_delivery(entry->state);
+    if (!current || !may_advance(*current, next)) return;
+    const std::string state(to_string(next));
+    if (!from.empty() && !may_report(from, entry->to, own_.domain())) {
+        log(SessionPort::Level::Warn,
+            "ignored a " + state + " for message " + msg_id + " from " + from + ", not its recipient");
+        return;
+    }
+    if (next != Delivery::Sent) {
+        attempts_.erase(msg_id);  // acked or beyond, or failed
+        port_.finished(msg_id);
+    }
+    model::Event event{0, account_, {}, model::MessageState{msg_id, state, error}};
+    if (auto st = store_.set_state(msg_id, next, error, event); !st)
+        return log(SessionPort::Level::Error,
+                   "cannot record message " + msg_id + " as " + state + ": " + st.error().message);
+    port_.deliver(event);
+}
+
+void AccountSession::transmit(const Outgoing& entry) {
+    // A message that went out on this many sessions without an acknowledgement is one the
+    // server will not take (a stream error each time, say, for a stanza it finds too large).
+    Attempts& tried = attempts_[entry.msg_id];
+    if (++tried.count > kMaxAttempts)
+        return advance(entry.msg_id, Delivery::Failed,
+                       "the server did not accept it on " + std::to_string(kMaxAttempts) +
+                           " connections in a row; not sending it again");
+    tried.session = port_.session();
+    OutgoingMessage m;
+    m.to = entry.to;
+    m.type = entry.type;
+    m.body = entry.body;
+    m.id = entry.msg_id;
+    m.replace_id = entry.replace_id;
+    // XEP-0085 §5.1: no <active/> to a contact who replied without chat states.
+    if (auto to = Jid::parse(entry.to); to && !chat_states_.wanted(to.value().bare())) m.chat_state.clear();
+    std::string xml;
+    if (port_.encrypted(entry.msg_id)) {
+        // XEP-0384: encrypted afresh at each transmit, never in clear.
+        auto encrypted = port_.encrypt(entry, m);
+        if (!encrypted) return advance(entry.msg_id, Delivery::Failed, encrypted.error().message);
+        xml = std::move(encrypted).value();
+    } else {
+        xml = make_message(m);
+    }
+    if (!port_.send(xml, entry.msg_id)) return;
+    if (entry.state == to_string(Delivery::Accepted)) advance(entry.msg_id, Delivery::Sent);
+}
+
+// --- Receiving ---
+
+bool AccountSession::carbon(pugi::xml_node stanza) {
+    auto c = parse_carbon(stanza, own_);
+    if (!c) return false;
+    // XEP-0280 §11: only our own account may send us carbons.
+    if (c->forged) {
+        log(SessionPort::Level::Warn, std::string("dropped a forged carbon from ") + stanza.attribute("from").value());
+        return true;
+    }
+    if (auto m = c->message ? parse_message(c->message, own_) : std::nullopt) message(*m, c->direction);
+    return true;
+}
+
+void AccountSession::message(const ReceivedMessage& m, const std::string& carbon) {
+    if (m.type == "error") {
+        // An error about a message we sent: the same id comes back (RFC 6120 §8.3.1).
+        if (carbon.empty()) advance(m.id, Delivery::Failed, m.error, m.from);
+        return;
+    }
+    if (carbon.empty()) {
+        if (!m.receipt_for.empty()) advance(m.receipt_for, Delivery::Delivered, {}, m.from);   // XEP-0184
+        if (!m.displayed_id.empty()) advance(m.displayed_id, Delivery::Displayed, {}, m.from);  // XEP-0333
+    }
+    if (carbon.empty() && m.type != "groupchat")
+        if (auto from = Jid::parse(m.from)) chat_states_.received(from.value().bare(), !m.body.empty(), m.chat_state);
+    if (carbon.empty() && m.type == "groupchat" && port_.room_message(m)) return;
+    // XEP-0384 (0.3) §4.6: an OMEMO message without payload (key transport, heartbeat)
+    // moves the session on and is not shown.
+    if (m.omemo && !m.omemo->payload) port_.key_transport(m);
+    if (!m.has_content()) {
+        // XEP-0085: typing notifications are for live front ends only.
+        if (!m.chat_state.empty() && carbon.empty()) port_.transient(model::ChatState{m.from, m.to, m.chat_state});
+        return;
+    }
+    incoming(m, false, carbon);
+    if (carbon.empty()) maybe_receipt(m);
+}
+
+model::Event AccountSession::own_echo(const ReceivedMessage& m, const std::string& room) const {
+    model::Message msg;
+    msg.from = own_.bare();
+    msg.to = room.empty() ? m.to : room;
+    msg.type = m.type;
+    msg.body = m.body;
+    msg.msg_id = m.origin_id;
+    msg.outgoing = true;
+    msg.replaces = m.replace_id;
+    std::string stamp = delay_stamp(m, msg.delayed);
+    return model::Event{0, account_, std::move(stamp), std::move(msg)};
+}
+
+bool AccountSession::incoming(const ReceivedMessage& m, bool from_archive, const std::string& carbon,
+                              const std::string& room, model::Event* out) {
+    const std::string own = own_.bare();
+    auto id = identify(m, {own, room, carbon, from_archive});
+    bool outgoing = id.outgoing;
+    if ((outgoing || !room.empty()) && !m.origin_id.empty() && store_.outgoing(m.origin_id)) {
+        // Ours, sent through this daemon: its event is the outgoing message we stored.
+        if (out) *out = own_echo(m, room);
+        return false;
+    }
+    // Live messages move the archive position only while no gap is open (the owner's
+    // catch-up decides): one that arrives during a catch-up is newer than what it still has
+    // to bring.
+    if (!from_archive && room.empty() && !id.stanza_id.empty()) port_.live_archive_id(id.stanza_id);
+    model::Message msg;
+    msg.from = outgoing ? (carbon == "sent" ? m.from : own) : m.from;
+    msg.to = m.to;
+    msg.type = m.type;
+    msg.body = m.body;
+    msg.msg_id = id.msg_id;
+    msg.outgoing = outgoing;
+    msg.carbon = carbon;
+    msg.history = out != nullptr;
+    if (!m.replace_id.empty()) msg.replaces = resolve_replace(id.sender, m.replace_id);
+    std::string stamp = delay_stamp(m, msg.delayed);
+    // One event per message, however often the server hands it over (im::identify).
+    for (const auto& key : id.keys) {
+        if (auto seen = store_.inbound(key)) {
+            if (out)
+                if (auto stored = store_.event(*seen)) *out = std::move(*stored);
+            return false;
+        }
+    }
+    // XEP-0384: decrypted here, after the duplicate check (a message seen before is not
+    // decrypted again: its message key is spent) and before the store: the plaintext and
+    // the session state it moved are committed in one transaction.
+    std::optional<std::vector<KeptWrite>> writes;
+    if (m.encrypted()) writes = port_.decrypt(m, msg, room);
+    model::Event event{0, account_, std::move(stamp), std::move(msg)};
+    if (id.keys.empty()) {
+        auto st = store_.append(event);
+        if (!st) log(SessionPort::Level::Error, "cannot store a message: " + st.error().message);
+        if (writes) port_.decrypted(st && store_.keep(*writes));
+        if (out) *out = event;
+        else port_.deliver(event);
+        return true;
+    }
+    auto stored = store_.append_once(event, id.keys.front(), id.aliases, writes ? *writes : std::vector<KeptWrite>{});
+    if (writes) port_.decrypted(stored && stored.value());
+    if (!stored) {
+        log(SessionPort::Level::Error, "cannot store a message: " + stored.error().message);
+        if (!out) port_.deliver(event);
+        return true;
+    }
+    if (out) *out = event;
+    else if (stored.value()) port_.deliver(event);
+    return stored.value();
+}
+
+std::string AccountSession::resolve_replace(const std::string& sender, const std::string& replace_id) {
+    // Ours: the msg_id is the id we gave it.
+    if (sender == own_.bare() && store_.outgoing(replace_id)) return replace_id;
+    for (const char* kind : {"id:", "oid:"}) {
+        auto seq = store_.inbound(kind + sender + ":" + replace_id);
+        if (!seq) continue;
+        if (auto event = store_.event(*seq))
+            if (auto* msg = std::get_if<model::Message>(&event->body)) return msg->msg_id;
+    }
+    return replace_id;
+}
+
+void AccountSession::maybe_receipt(const ReceivedMessage& m) {
+    // XEP-0184 §8: receipts only to contacts who see our presence anyway (no presence leak),
+    // never in rooms (nor to their occupants), never for our own archive or carbons.
+    if (!m.receipt_requested || m.id.empty() || m.type == "groupchat" || m.type == "error") return;
+    auto from = Jid::parse(m.from);
+    if (!from) return;
+    const std::string bare = from.value().bare();
+    if (port_.is_room(bare) || !port_.sees_our_presence(bare)) return;
+    port_.send(make_receipt(m.from, m.id, port_.new_id()), {});
+}
+
+}  // namespace xmpp::im

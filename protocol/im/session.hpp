@@ -1,0 +1,176 @@
+#pragma once
+// The IM core: one account's messages, both ways (issue 13's AccountSession, first part).
+// Sans-I/O: the owner hands it what the stream brought (parsed messages, carbons, acks),
+// what front ends ask (send, cancel) and which session is current; the session decides what
+// is stored, what front ends see, and which stanzas go out, through two narrow interfaces
+// (SessionStore for the account's rows, SessionPort for everything else the owner does).
+// daemon/hub.cpp implements both over the SQLite store and the live account;
+// tests/unit/im_session_test.cpp over memory.
+//
+// Inbound: every path a message can take (live, a carbon, offline storage, a resumption,
+// an archive page) becomes one event (im::identify, then the store's de-duplication keys);
+// forged carbons are dropped (XEP-0280 §11). Outbound: the outbox entry is on disk before
+// the reply, then it goes out; its state only moves forward (im/delivery.hpp), and a message
+// that went out on kMaxAttempts sessions without an ack fails instead of going again.
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "frontends/model/model.hpp"
+#include "protocol/base/jid.hpp"
+#include "protocol/base/result.hpp"
+#include "protocol/im.hpp"
+#include "protocol/im/chat_states.hpp"
+#include "protocol/im/delivery.hpp"
+
+namespace xmpp::im {
+
+// One message of the outbox as the store keeps it.
+struct Outgoing {
+    std::string msg_id;      // origin-id (XEP-0359 §5); unique per account
+    std::string to, type, body;
+    std::string state;       // to_string(Delivery)
+    std::string replace_id;  // XEP-0308: the msg_id of the earlier message this corrects
+};
+
+// One change of a value kept for the account (nullopt deletes it), stored together with
+// the message it goes with (the OMEMO session state a decryption moved).
+struct KeptWrite {
+    std::string key;
+    std::optional<std::string> value;
+};
+
+// The account's rows. Answers at once (the store is local); an error is logged by the
+// session, which then goes on as safely as it can (never acknowledging what is not stored).
+class SessionStore {
+public:
+    virtual ~SessionStore() = default;
+    virtual std::optional<Outgoing> outgoing(const std::string& msg_id) = 0;
+    virtual Result<std::vector<Outgoing>> pending() = 0;  // accepted or sent, in queue order
+    // Stores `entry` and its events in one transaction; false when its msg_id was there.
+    virtual Result<bool> enqueue(const Outgoing& entry, std::vector<model::Event>& events) = 0;
+    virtual Status set_state(const std::string& msg_id, Delivery state, const std::string& error,
+                             model::Event& event) = 0;
+    // The seq of the event stored under a de-duplication key, and that event.
+    virtual std::optional<model::Seq> inbound(const std::string& key) = 0;
+    virtual std::optional<model::Event> event(model::Seq seq) = 0;
+    virtual Status append(model::Event& event) = 0;
+    // Stores `event` under `key` (with its aliases and `writes`) unless the key is known:
+    // true when stored now.
+    virtual Result<bool> append_once(model::Event& event, const std::string& key,
+                                     const std::vector<std::pair<std::string, std::string>>& aliases,
+                                     const std::vector<KeptWrite>& writes) = 0;
+    virtual Status keep(const std::vector<KeptWrite>& writes) = 0;
+};
+
+// What the owner does for the session: the stream, front ends, logs, and the parts of the
+// account that live elsewhere (rooms, roster, end-to-end encryption, the archive position).
+class SessionPort {
+public:
+    enum class Level { Info, Warn, Error };
+    virtual ~SessionPort() = default;
+    // Writes a stanza to the current stream; false when there is none (nothing written).
+    // `tag`: the msg_id whose acknowledgement (XEP-0198) the stanza carries, or "".
+    virtual bool send(std::string_view xml, const std::string& tag) = 0;
+    virtual bool online() = 0;
+    // Counts the account's sessions (new or resumed): which one the stream is.
+    virtual unsigned long session() = 0;
+    // A stored event, for every attached front end.
+    virtual void deliver(const model::Event& event) = 0;
+    // An event that is not kept (chat states): to live front ends only, stamped now.
+    virtual void transient(model::EventBody body) = 0;
+    virtual void log(Level level, const std::string& text) = 0;
+    virtual std::string new_id() = 0;  // a fresh random id (UUID v4) for msg_ids and receipts
+    virtual bool is_room(const std::string& bare) = 0;  // a room we are in (or joining)
+    // RFC 6121: the contact sees our presence (subscription from or both).
+    virtual bool sees_our_presence(const std::string& bare) = 0;
+    // A groupchat message from a room we are in, handled by the room (true: handled).
+    virtual bool room_message(const ReceivedMessage& m) = 0;
+    // A live stanza-id of our archive (XEP-0313): the position to keep, unless a catch-up
+    // is under way.
+    virtual void live_archive_id(const std::string& stanza_id) = 0;
+    // XEP-0384. decrypt(): fills `msg` from the <encrypted/> of `m` (the plaintext, or an
+    // empty body and the error); the session state changes to store with it, or nullopt
+    // when there is no device (then decrypted() is not called). decrypted(): whether the
+    // message (and those changes) got stored.
+    virtual std::optional<std::vector<KeptWrite>> decrypt(const ReceivedMessage& m, model::Message& msg,
+                                                          const std::string& room) = 0;
+    virtual void decrypted(bool stored) = 0;
+    virtual void key_transport(const ReceivedMessage& m) = 0;  // an <encrypted/> without payload
+    // Whether an outbox entry is to go encrypted, and its stanza encrypted now (or why not).
+    virtual bool encrypted(const std::string& msg_id) = 0;
+    virtual Result<std::string> encrypt(const Outgoing& entry, const OutgoingMessage& m) = 0;
+    // A message that will never be transmitted again (acked, beyond, or failed).
+    virtual void finished(const std::string& msg_id) = 0;
+};
+
+class AccountSession {
+public:
+    // A stanza the server keeps refusing (a stream error for its size, say) must not keep the
+    // account reconnecting: after this many sessions without an ack it fails.
+    static constexpr int kMaxAttempts = 5;
+    // Prosody and ejabberd end the stream for stanzas over 256 KiB; a body of at most 64 KiB
+    // as XML leaves room for everything around it.
+    static constexpr std::size_t kMaxBodyXml = 65'536;
+
+    AccountSession(std::string account, Jid own, SessionStore& store, SessionPort& port);
+
+    // --- Sending ---
+    // A front end's `send`: stored (with its `message` and `message-state` events) before the
+    // reply, which carries the msg_id; then out when online. `encrypted`: marked for OMEMO
+    // by the owner; its event says so.
+    model::Reply send(const model::Send& s, bool encrypted = false);
+    // `cancel`: an entry not yet written to a stream fails as "cancelled".
+    model::Reply cancel(const std::string& msg_id);
+    // The stream is up. New session (or a restarted daemon's resumption): what was accepted,
+    // and what was sent but never acknowledged, goes (again, with its origin-id), except what
+    // already went out on this very session. A resumed one: only what was accepted meanwhile.
+    void online(bool resumed, bool restored);
+    void transmit(const Outgoing& entry);
+    // Moves a message's state forward, with its event; never back. `from`: who says so (a
+    // receipt, marker or error), which must be its recipient or a server (im::may_report).
+    void advance(const std::string& msg_id, Delivery next, const std::string& error = {},
+                 const std::string& from = {});
+    void acked(const std::vector<std::string>& msg_ids);
+
+    // --- Receiving ---
+    // XEP-0280: true when `stanza` is a carbon (handled, or dropped when forged, §11).
+    bool carbon(pugi::xml_node stanza);
+    // A live message (or the one a carbon wraps, `carbon` "sent" | "received").
+    void message(const ReceivedMessage& m, const std::string& carbon = {});
+    // Stores and shows a message unless it was seen before; true when it was new. `room`:
+    // the room it was said in. `out` (for a history request): stored but not shown; the
+    // event (new, or the one stored before) is put there.
+    bool incoming(const ReceivedMessage& m, bool from_archive, const std::string& carbon = {},
+                  const std::string& room = {}, model::Event* out = nullptr);
+
+    ChatStates& chat_states() { return chat_states_; }
+    const std::string& account() const { return account_; }
+    const Jid& own() const { return own_; }
+
+private:
+    void maybe_receipt(const ReceivedMessage& m);
+    // What `replace_id` from `sender` (bare JID, or occupant JID in a room) points at.
+    std::string resolve_replace(const std::string& sender, const std::string& replace_id);
+    // Our own message coming back (a room's echo, our archive): the outgoing event.
+    model::Event own_echo(const ReceivedMessage& m, const std::string& room) const;
+    void log(SessionPort::Level level, const std::string& text);
+
+    std::string account_;
+    Jid own_;
+    SessionStore& store_;
+    SessionPort& port_;
+    ChatStates chat_states_;  // XEP-0085 §5.1
+    // How often each unacknowledged message went out on a new session, and on which session
+    // it last went: one sent on the current session is in its stream already.
+    struct Attempts {
+        int count = 0;
+        unsigned long session = 0;
+    };
+    std::map<std::string, Attempts> attempts_;
+};
+
+}  // namespace xmpp::im
