@@ -1,0 +1,436 @@
+// protocol/im/session: one account's messages both ways, fed typed stanzas and commands over
+// an in-memory store and port; what it stores, shows and sends is read back.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "protocol/im/session.hpp"
+#include "stanza_helpers.hpp"
+
+using namespace xmpp;
+using namespace xmpp::im;
+
+namespace {
+
+using test::frame;
+
+// The account's rows, in memory. `fail` makes every write fail (a full disk).
+struct MemoryStore final : SessionStore {
+    std::vector<Outgoing> outbox;
+    std::vector<model::Event> events;
+    std::map<std::string, model::Seq> keys;  // de-duplication keys and aliases -> seq
+    std::map<std::string, std::string> kept;
+    bool fail = false;
+
+    static Error failure() { return make_error("io", "disk full"); }
+    model::Seq add(model::Event& e) {
+        e.seq = static_cast<model::Seq>(events.size()) + 1;
+        events.push_back(e);
+        return e.seq;
+    }
+    Outgoing* find(const std::string& id) {
+        auto it = std::find_if(outbox.begin(), outbox.end(), [&](const Outgoing& o) { return o.msg_id == id; });
+        return it == outbox.end() ? nullptr : &*it;
+    }
+
+    std::optional<Outgoing> outgoing(const std::string& msg_id) override {
+        if (auto* o = find(msg_id)) return *o;
+        return std::nullopt;
+    }
+    Result<std::vector<Outgoing>> pending() override {
+        std::vector<Outgoing> out;
+        for (const auto& o : outbox)
+            if (o.state == "accepted" || o.state == "sent") out.push_back(o);
+        return out;
+    }
+    Result<bool> enqueue(const Outgoing& entry, std::vector<model::Event>& evs) override {
+        if (fail) return failure();
+        if (find(entry.msg_id)) return false;
+        outbox.push_back(entry);
+        for (auto& e : evs) add(e);
+        return true;
+    }
+    Status set_state(const std::string& msg_id, Delivery state, const std::string&, model::Event& event) override {
+        if (fail) return failure();
+        find(msg_id)->state = std::string(to_string(state));
+        add(event);
+        return Ok{};
+    }
+    std::optional<model::Seq> inbound(const std::string& key) override {
+        auto it = keys.find(key);
+        if (it == keys.end()) return std::nullopt;
+        return it->second;
+    }
+    std::optional<model::Event> event(model::Seq seq) override {
+        if (seq < 1 || seq > static_cast<model::Seq>(events.size())) return std::nullopt;
+        return events[static_cast<std::size_t>(seq - 1)];
+    }
+    Status append(model::Event& event) override {
+        if (fail) return failure();
+        add(event);
+        return Ok{};
+    }
+    Result<bool> append_once(model::Event& event, const std::string& key,
+                             const std::vector<std::pair<std::string, std::string>>& aliases,
+                             const std::vector<KeptWrite>& writes) override {
+        if (fail) return failure();
+        if (keys.count(key)) return false;
+        keys[key] = add(event);
+        for (const auto& [alias, value] : aliases) keys.emplace(alias, event.seq);
+        (void)keep(writes);
+        return true;
+    }
+    Status keep(const std::vector<KeptWrite>& writes) override {
+        if (fail) return failure();
+        for (const auto& w : writes) {
+            if (w.value) kept[w.key] = *w.value;
+            else kept.erase(w.key);
+        }
+        return Ok{};
+    }
+};
+
+// The owner: a stream that records what was written, and front ends that record events.
+struct RecordingPort final : SessionPort {
+    bool is_online = true;
+    unsigned long sessions = 1;
+    std::vector<std::pair<std::string, std::string>> sent;  // xml, tag
+    std::vector<model::Event> delivered;
+    std::vector<model::EventBody> transients;
+    std::vector<std::string> logs;
+    std::set<std::string> rooms, subscribed_from;
+    std::vector<std::string> archive_ids;
+    int next_id = 0;
+
+    bool send(std::string_view xml, const std::string& tag) override {
+        if (!is_online) return false;
+        sent.emplace_back(std::string(xml), tag);
+        return true;
+    }
+    bool online() override { return is_online; }
+    unsigned long session() override { return sessions; }
+    void deliver(const model::Event& event) override { delivered.push_back(event); }
+    void transient(model::EventBody body) override { transients.push_back(std::move(body)); }
+    void log(Level, const std::string& text) override { logs.push_back(text); }
+    std::string new_id() override { return "id" + std::to_string(++next_id); }
+    bool is_room(const std::string& bare) override { return rooms.count(bare) > 0; }
+    bool sees_our_presence(const std::string& bare) override { return subscribed_from.count(bare) > 0; }
+    bool room_message(const ReceivedMessage&) override { return false; }
+    void live_archive_id(const std::string& id) override { archive_ids.push_back(id); }
+    std::optional<std::vector<KeptWrite>> decrypt(const ReceivedMessage&, model::Message& msg,
+                                                  const std::string&) override {
+        msg.encryption = "omemo";
+        msg.body = "decrypted";
+        return std::vector<KeptWrite>{{"omemo:session", "moved"}};
+    }
+    void decrypted(bool stored) override { decrypted_stored.push_back(stored); }
+    void key_transport(const ReceivedMessage&) override {}
+    bool encrypted(const std::string&) override { return false; }
+    Result<std::string> encrypt(const Outgoing&, const OutgoingMessage&) override {
+        return make_error("omemo", "not here");
+    }
+    void finished(const std::string& msg_id) override { finished_ids.push_back(msg_id); }
+
+    std::vector<bool> decrypted_stored;
+    std::vector<std::string> finished_ids;
+
+    // The states the front ends saw for `msg_id`, in order.
+    std::vector<std::string> states(const std::string& msg_id) const {
+        std::vector<std::string> out;
+        for (const auto& e : delivered)
+            if (auto* s = std::get_if<model::MessageState>(&e.body); s && s->msg_id == msg_id) out.push_back(s->state);
+        return out;
+    }
+    std::vector<model::Message> messages() const {
+        std::vector<model::Message> out;
+        for (const auto& e : delivered)
+            if (auto* m = std::get_if<model::Message>(&e.body)) out.push_back(*m);
+        return out;
+    }
+};
+
+const Jid alice = Jid::parse("alice@example.org").value();
+
+struct Fixture {
+    MemoryStore store;
+    RecordingPort port;
+    AccountSession session{"work", alice, store, port};
+
+    model::Reply send(const std::string& to, const std::string& body, const std::string& client_id = {}) {
+        model::Send s;
+        s.account = "work";
+        s.to = to;
+        s.body = body;
+        s.client_id = client_id;
+        return session.send(s);
+    }
+    // Feeds a live <message/> (in jabber:client) as the stream hands it up.
+    void receive(const std::string& xml) {
+        auto stanza = frame(xml);
+        if (session.carbon(stanza.root())) return;
+        auto m = parse_message(stanza.root(), alice);
+        REQUIRE(m);
+        session.message(*m);
+    }
+    bool archived(const std::string& xml) {
+        auto stanza = frame(xml);
+        auto m = parse_message(stanza.root(), alice);
+        REQUIRE(m);
+        return session.incoming(*m, true);
+    }
+};
+
+}  // namespace
+
+TEST_CASE("session: a send is on disk before its reply, then goes out with its origin-id") {
+    Fixture f;
+    auto reply = f.send("bob@example.org", "hello", "c1");
+    REQUIRE(reply.ok());
+    CHECK(reply.msg_id == "c1");
+    REQUIRE(f.store.outbox.size() == 1);
+    CHECK(f.store.outbox[0].state == "sent");
+    // The outgoing message and its states, in order.
+    CHECK(f.port.states("c1") == std::vector<std::string>{"accepted", "sent"});
+    REQUIRE(f.port.messages().size() == 1);
+    CHECK(f.port.messages()[0].outgoing);
+    CHECK(f.port.messages()[0].from == "alice@example.org");
+    REQUIRE(f.port.sent.size() == 1);
+    CHECK(f.port.sent[0].second == "c1");  // acknowledged by XEP-0198 under its msg_id
+    CHECK(f.port.sent[0].first.find("<origin-id xmlns='urn:xmpp:sid:0' id='c1'/>") != std::string::npos);
+    CHECK(f.port.sent[0].first.find("<active xmlns='http://jabber.org/protocol/chatstates'/>") != std::string::npos);
+
+    // The same client_id again: the same message, nothing stored or sent twice.
+    auto again = f.send("bob@example.org", "hello", "c1");
+    CHECK(again.duplicate);
+    CHECK(f.store.outbox.size() == 1);
+    CHECK(f.port.sent.size() == 1);
+
+    // Without a client_id the session makes one.
+    CHECK(f.send("bob@example.org", "x").msg_id == "id1");
+}
+
+TEST_CASE("session: what cannot be sent is refused before anything is stored") {
+    Fixture f;
+    CHECK(f.send("bob@example.org", std::string(AccountSession::kMaxBodyXml / 4 + 1, '<')).error_code == "bad-request");
+    model::Send s{"work", "bob@example.org", "fixed", "", "", "nothing"};
+    CHECK(f.session.send(s).error_code == "bad-request");  // XEP-0308: no such message of ours
+    f.store.fail = true;
+    CHECK(f.send("bob@example.org", "hi").error_code == "internal");
+    CHECK(f.store.outbox.empty());
+    CHECK(f.port.sent.empty());
+    CHECK(f.port.delivered.empty());
+}
+
+TEST_CASE("session: offline, a send waits in the outbox; the next session takes it") {
+    Fixture f;
+    f.port.is_online = false;
+    REQUIRE(f.send("bob@example.org", "queued", "q1").ok());
+    CHECK(f.port.sent.empty());
+    CHECK(f.port.states("q1") == std::vector<std::string>{"accepted"});
+    // cancel works only while nothing has left.
+    REQUIRE(f.send("bob@example.org", "dropped", "q2").ok());
+    CHECK(f.session.cancel("q2").ok());
+    CHECK(f.port.states("q2") == std::vector<std::string>{"accepted", "failed"});
+    CHECK(f.session.cancel("nope").error_code == "item-not-found");
+
+    f.port.is_online = true;
+    f.session.online(false, false);
+    REQUIRE(f.port.sent.size() == 1);
+    CHECK(f.port.sent[0].second == "q1");
+    CHECK(f.session.cancel("q1").error_code == "too-late");
+    f.session.acked({"q1"});
+    CHECK(f.port.states("q1") == std::vector<std::string>{"accepted", "sent", "acked"});
+    CHECK(f.port.finished_ids == std::vector<std::string>{"q2", "q1"});
+}
+
+TEST_CASE("session: sent but never acknowledged goes again on a new session, not on a resumed one") {
+    Fixture f;
+    REQUIRE(f.send("bob@example.org", "one", "m1").ok());
+    REQUIRE(f.port.sent.size() == 1);
+    // Sent on the current session while it was starting: not again when the start completes.
+    f.session.online(false, false);
+    CHECK(f.port.sent.size() == 1);
+    // A resumed session: the stream resent it itself.
+    f.port.sessions = 2;
+    f.session.online(true, false);
+    CHECK(f.port.sent.size() == 1);
+    // A new session: again, with the same origin-id.
+    f.port.sessions = 3;
+    f.session.online(false, false);
+    REQUIRE(f.port.sent.size() == 2);
+    CHECK(f.port.sent[1].first == f.port.sent[0].first);
+    // A restarted daemon's resumption does not know what the server has: again too.
+    f.port.sessions = 4;
+    f.session.online(true, true);
+    CHECK(f.port.sent.size() == 3);
+}
+
+TEST_CASE("session: a message the server never takes fails after kMaxAttempts sessions") {
+    Fixture f;
+    REQUIRE(f.send("bob@example.org", "too big for this server", "big").ok());
+    for (unsigned long s = 2; s <= AccountSession::kMaxAttempts + 1; ++s) {
+        f.port.sessions = s;
+        f.session.online(false, false);
+    }
+    CHECK(f.port.sent.size() == AccountSession::kMaxAttempts);
+    CHECK(f.store.outbox[0].state == "failed");
+    REQUIRE(f.port.states("big").back() == "failed");
+    f.port.sessions = 99;
+    f.session.online(false, false);
+    CHECK(f.port.sent.size() == AccountSession::kMaxAttempts);  // failed is final
+}
+
+TEST_CASE("session: states move forward only, and only the recipient may move them") {
+    Fixture f;
+    REQUIRE(f.send("bob@example.org", "hi", "m1").ok());
+    // A receipt from someone else (anyone in a room can learn our ids).
+    f.receive("<message from='mallory@evil.example/x' to='alice@example.org/s' id='r0'>"
+              "<received xmlns='urn:xmpp:receipts' id='m1'/></message>");
+    CHECK(f.port.states("m1") == std::vector<std::string>{"accepted", "sent"});
+    REQUIRE(!f.port.logs.empty());
+    CHECK(f.port.logs.back().find("ignored a delivered for message m1 from mallory@evil.example/x") !=
+          std::string::npos);
+    f.receive("<message from='bob@example.org/phone' to='alice@example.org/s' id='r1'>"
+              "<received xmlns='urn:xmpp:receipts' id='m1'/></message>");
+    f.session.acked({"m1"});  // a late ack does not move it back
+    f.receive("<message from='bob@example.org/phone' to='alice@example.org/s' id='r2'>"
+              "<displayed xmlns='urn:xmpp:chat-markers:0' id='m1'/></message>");
+    CHECK(f.port.states("m1") == std::vector<std::string>{"accepted", "sent", "delivered", "displayed"});
+
+    // An error from the recipient fails a message; a receipt after that changes nothing.
+    REQUIRE(f.send("bob@example.org", "again", "m2").ok());
+    f.receive("<message type='error' id='m2' from='bob@example.org'><error type='cancel'>"
+              "<service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>");
+    f.receive("<message from='bob@example.org/phone' id='r3'><received xmlns='urn:xmpp:receipts' id='m2'/></message>");
+    CHECK(f.port.states("m2") == std::vector<std::string>{"accepted", "sent", "failed"});
+    CHECK(f.store.find("m2")->state == "failed");
+}
+
+TEST_CASE("session: a state that cannot be stored is not shown") {
+    Fixture f;
+    REQUIRE(f.send("bob@example.org", "hi", "m1").ok());
+    f.store.fail = true;
+    f.session.acked({"m1"});
+    CHECK(f.port.states("m1") == std::vector<std::string>{"accepted", "sent"});
+    CHECK(f.port.logs.back().find("cannot record message m1 as acked") != std::string::npos);
+}
+
+TEST_CASE("session: one event per message, live or from the archive, by stanza-id and origin-id") {
+    Fixture f;
+    const std::string live = "<message from='bob@example.org/phone' to='alice@example.org/s' type='chat' id='b1'>"
+                             "<body>hi</body><origin-id xmlns='urn:xmpp:sid:0' id='o1'/>"
+                             "<stanza-id xmlns='urn:xmpp:sid:0' by='alice@example.org' id='s1'/></message>";
+    f.receive(live);
+    REQUIRE(f.port.messages().size() == 1);
+    CHECK(f.port.messages()[0].msg_id == "s1");
+    CHECK(f.port.archive_ids == std::vector<std::string>{"s1"});  // live: the position to keep
+    f.receive(live);  // offline storage or a resumption hands it over again
+    CHECK_FALSE(f.archived(live));  // and the archive
+    CHECK(f.port.messages().size() == 1);
+    CHECK(f.store.events.size() == 1);
+    CHECK(f.port.archive_ids.size() == 2);  // only live ones move it, never the archive's
+    // Without a stanza-id, the sender's origin-id still recognises it.
+    const std::string plain = "<message from='bob@example.org/laptop' type='chat' id='b2'>"
+                              "<body>again?</body><origin-id xmlns='urn:xmpp:sid:0' id='o2'/></message>";
+    f.receive(plain);
+    f.receive(plain);
+    CHECK(f.port.messages().size() == 2);
+    // With no id at all a message cannot be recognised: each copy is one event.
+    f.receive("<message from='bob@example.org/x' type='chat'><body>anon</body></message>");
+    f.receive("<message from='bob@example.org/x' type='chat'><body>anon</body></message>");
+    CHECK(f.port.messages().size() == 4);
+}
+
+TEST_CASE("session: carbons are ours, forged ones are dropped") {
+    Fixture f;
+    // XEP-0280 §6: a message another of our clients sent.
+    f.receive("<message from='alice@example.org' to='alice@example.org/s' type='chat'>"
+              "<sent xmlns='urn:xmpp:carbons:2'><forwarded xmlns='urn:xmpp:forward:0'>"
+              "<message xmlns='jabber:client' from='alice@example.org/phone' to='bob@example.org' type='chat' id='p1'>"
+              "<body>from my phone</body></message></forwarded></sent></message>");
+    REQUIRE(f.port.messages().size() == 1);
+    auto sent = f.port.messages()[0];
+    CHECK(sent.outgoing);
+    CHECK(sent.carbon == "sent");
+    CHECK(sent.from == "alice@example.org/phone");
+    CHECK(sent.to == "bob@example.org");
+    // §11: a carbon wrapper not from our own account is a forgery.
+    f.receive("<message from='mallory@evil.example' to='alice@example.org/s' type='chat'>"
+              "<received xmlns='urn:xmpp:carbons:2'><forwarded xmlns='urn:xmpp:forward:0'>"
+              "<message xmlns='jabber:client' from='bob@example.org/x' to='alice@example.org' type='chat' id='f1'>"
+              "<body>trust me</body></message></forwarded></received></message>");
+    CHECK(f.port.messages().size() == 1);
+    CHECK(f.port.logs.back() == "account work: dropped a forged carbon from mallory@evil.example");
+    // Our own message echoed back by the archive: the outgoing event we stored, not a new one.
+    REQUIRE(f.send("bob@example.org", "mine", "own1").ok());
+    CHECK_FALSE(f.archived("<message from='alice@example.org/s' to='bob@example.org' type='chat' id='own1'>"
+                           "<body>mine</body><origin-id xmlns='urn:xmpp:sid:0' id='own1'/></message>"));
+    CHECK(f.port.messages().size() == 2);
+}
+
+TEST_CASE("session: receipts only to those who see our presence, never to rooms") {
+    Fixture f;
+    f.port.subscribed_from = {"bob@example.org"};
+    f.port.rooms = {"room@muc.example.org"};
+    const auto request = [&](const std::string& from, const std::string& id) {
+        f.receive("<message from='" + from + "' type='chat' id='" + id + "'><body>x</body>"
+                  "<request xmlns='urn:xmpp:receipts'/></message>");
+    };
+    request("bob@example.org/phone", "q1");
+    request("stranger@example.org/x", "q2");       // XEP-0184 §8: no presence leak
+    request("room@muc.example.org/nick", "q3");    // a room's occupant
+    REQUIRE(f.port.sent.size() == 1);
+    CHECK(f.port.sent[0].first.find("<received xmlns='urn:xmpp:receipts' id='q1'/>") != std::string::npos);
+    CHECK(f.port.sent[0].first.find("to='bob@example.org/phone'") != std::string::npos);
+}
+
+TEST_CASE("session: chat states stop after a reply without them (XEP-0085 5.1)") {
+    Fixture f;
+    f.receive("<message from='bob@example.org/x' type='chat'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>");
+    REQUIRE(f.port.transients.size() == 1);  // for live front ends only
+    CHECK(std::get<model::ChatState>(f.port.transients[0]).state == "composing");
+    CHECK(f.store.events.empty());
+    CHECK(f.session.chat_states().wanted("bob@example.org"));
+    f.receive("<message from='bob@example.org/x' type='chat' id='b1'><body>plain reply</body></message>");
+    CHECK_FALSE(f.session.chat_states().wanted("bob@example.org"));
+    REQUIRE(f.send("bob@example.org", "next", "n1").ok());
+    CHECK(f.port.sent.back().first.find("chatstates") == std::string::npos);
+}
+
+TEST_CASE("session: a correction points at the message it corrects, by its msg_id") {
+    Fixture f;
+    f.receive("<message from='bob@example.org/x' type='chat' id='b1'><body>teh</body>"
+              "<origin-id xmlns='urn:xmpp:sid:0' id='o1'/>"
+              "<stanza-id xmlns='urn:xmpp:sid:0' by='alice@example.org' id='s1'/></message>");
+    f.receive("<message from='bob@example.org/x' type='chat' id='b2'><body>the</body>"
+              "<replace xmlns='urn:xmpp:message-correct:0' id='o1'/></message>");
+    auto msgs = f.port.messages();
+    REQUIRE(msgs.size() == 2);
+    CHECK(msgs[1].replaces == "s1");  // the stanza-id front ends know it by
+    // Nobody's message: the id stays as it came.
+    f.receive("<message from='bob@example.org/x' type='chat' id='b3'><body>?</body>"
+              "<replace xmlns='urn:xmpp:message-correct:0' id='unknown'/></message>");
+    CHECK(f.port.messages().back().replaces == "unknown");
+}
+
+TEST_CASE("session: an encrypted message is decrypted once, stored with the session state it moved") {
+    Fixture f;
+    const std::string xml = "<message from='bob@example.org/x' type='chat' id='e1'>"
+                            "<encrypted xmlns='eu.siacs.conversations.axolotl'><header sid='7'><key rid='1'>AAAA</key><iv>AAAAAAAAAAAAAAAA</iv></header><payload>AAAA</payload>"
+                            "</encrypted><body>fallback</body><origin-id xmlns='urn:xmpp:sid:0' id='eo1'/></message>";
+    f.receive(xml);
+    f.receive(xml);  // seen before: not decrypted again (its message key is spent)
+    REQUIRE(f.port.messages().size() == 1);
+    CHECK(f.port.messages()[0].body == "decrypted");
+    CHECK(f.port.messages()[0].encryption == "omemo");
+    CHECK(f.port.decrypted_stored == std::vector<bool>{true});
+    CHECK(f.store.kept["omemo:session"] == "moved");
+    // When the store fails, the device hears it was not stored (its changes are dropped).
+    f.store.fail = true;
+    f.receive("<message from='bob@example.org/x' type='chat' id='e2'>"
+              "<encrypted xmlns='eu.siacs.conversations.axolotl'><header sid='7'><key rid='1'>AAAA</key><iv>AAAAAAAAAAAAAAAA</iv></header><payload>AAAA</payload>"
+              "</encrypted><origin-id xmlns='urn:xmpp:sid:0' id='eo2'/></message>");
+    CHECK(f.port.decrypted_stored == std::vector<bool>{true, false});
+}
