@@ -151,14 +151,9 @@ void Hub::online(Account& account, bool resumed, bool /*stream_management*/, boo
     // XEP-0313: whatever came while we were away, after the last archive id up to which we
     // have everything, or else since this account first came online here. A resumed
     // session has no gap, unless an earlier catch-up was cut off, or we were restarted.
-    if (resumed && !restored && !own_gap_open(account.name())) return;
+    if (resumed && !restored && !session(account).gap_open()) return;
     if (account.capabilities().known && !account.capabilities().archive) return;  // XEP-0313 §7: not offered
-    auto last = store_.meta(account.name(), "mam_last");
-    if (!last) {
-        logs::daemon().error("account {}: cannot read the archive position: {}", account.name(), last.error().message);
-        return;
-    }
-    catch_up(account, last.value());
+    session(account).catch_up(xmpp::rfc3339(std::chrono::system_clock::now()));
 }
 
 void Hub::acked(Account& account, const std::vector<std::string>& msg_ids) { session(account).acked(msg_ids); }
@@ -166,7 +161,7 @@ void Hub::acked(Account& account, const std::vector<std::string>& msg_ids) { ses
 void Hub::received(Account& account, xmpp::Stanza& stanza) {
     auto root = stanza.root();
     if (xmpp::is(root, xmpp::ns_client, "iq")) {
-        if (!account.answered(root)) catch_up_answer(account, root);
+        if (!account.answered(root)) session(account).catch_up_answer(root);
     } else if (xmpp::is(root, xmpp::ns_client, "message")) {
         received_message(account, root);
     } else if (xmpp::is(root, xmpp::ns_client, "presence")) {

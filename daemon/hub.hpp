@@ -96,7 +96,6 @@ private:
     void received_message(Account& account, pugi::xml_node root);
     void archive_result(Account& account, pugi::xml_node root, pugi::xml_node result);
     void received_presence(Account& account, pugi::xml_node root);
-    void catch_up_answer(Account& account, pugi::xml_node root);
     void publish(const std::string& account, model::EventBody body, std::string stamp = {});
     // Events that are not kept (chat states): to live front ends only, seq 0.
     void transient(const std::string& account, model::EventBody body);
@@ -185,23 +184,13 @@ private:
     Room* find_room(const std::string& account, const std::string& room);
     void remember_rooms(Account& account);
     void tick();
-    void catch_up(Account& account, const std::string& after);
-    void remember_archive_id(Account& account, const std::string& id);
     std::vector<model::AccountInfo> account_infos() const;
 
     Store& store_;
     FindAccount find_;
     ListAccounts list_;
     std::vector<Sink> sinks_;
-    // By account: the catch-up with our own archive, and the page query out ("" for none).
-    struct OwnCatchUp {
-        xmpp::im::CatchUp pager{xmpp::im::CatchUp::Archive::Own};
-        std::string query_id;
-    };
-    std::map<std::string, OwnCatchUp> catch_ups_;
-    bool own_gap_open(const std::string& account) const;
-    void send_catch_up_page(Account& account, OwnCatchUp& c, const xmpp::im::CatchUp::Page& page);
-    unsigned long next_query_ = 1;
+    unsigned long next_query_ = 1;  // history and room page queries
 
     // A history request waiting for its page: by query id.
     struct HistoryQuery {

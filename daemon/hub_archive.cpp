@@ -1,6 +1,5 @@
-// The hub's archive side (XEP-0313): the catch-up with our own archive after a gap (paged
-// with XEP-0059 through protocol/im/catchup), the `history` op, and archived messages as they
-// come, whoever asked for them.
+// The hub's archive side (XEP-0313): the `history` op, and archived messages as they come,
+// whoever asked for them (the catch-up with our own archive is the AccountSession's).
 #include <charconv>
 
 #include "daemon/account.hpp"
@@ -10,35 +9,6 @@
 #include "protocol/base/rfc3339.hpp"
 
 namespace stanzad {
-
-void Hub::catch_up(Account& account, const std::string& after) {
-    OwnCatchUp& c = catch_ups_[account.name()];  // the gap is open until a page says complete
-    send_catch_up_page(account, c, c.pager.begin(after));
-}
-
-void Hub::send_catch_up_page(Account& account, OwnCatchUp& c, const xmpp::im::CatchUp::Page& page) {
-    c.query_id = "catchup" + std::to_string(next_query_++);
-    // Without a position yet: from when this account first came online here (the first
-    // time, that is now, and the archive has nothing newer).
-    std::string start;
-    if (page.since) {
-        auto since = store_.meta(account.name(), "mam_since");
-        start = since && !since.value().empty() ? since.value() : xmpp::rfc3339(std::chrono::system_clock::now());
-        if (since && since.value().empty()) (void)store_.set_meta(account.name(), "mam_since", start);
-    }
-    account.send(xmpp::make_mam_query(c.query_id, c.query_id, page.after, start, page.max));
-}
-
-bool Hub::own_gap_open(const std::string& account) const {
-    auto it = catch_ups_.find(account);
-    return it != catch_ups_.end() && it->second.pager.gap_open();
-}
-
-void Hub::remember_archive_id(Account& account, const std::string& id) {
-    // Catch-up starts after it next time; losing it only means fetching more (de-duplicated).
-    if (auto st = store_.set_meta(account.name(), "mam_last", id); !st)
-        logs::daemon().warn("account {}: cannot remember archive id: {}", account.name(), st.error().message);
-}
 
 // XEP-0313 §4.2: one archived message, for a history request, a room's catch-up or ours.
 void Hub::archive_result(Account& account, pugi::xml_node root, pugi::xml_node result) {
@@ -52,7 +22,7 @@ void Hub::archive_result(Account& account, pugi::xml_node root, pugi::xml_node r
         // While a catch-up still has to bring what came while we were away, a message
         // new to us here is one of those: stored and shown as new, not as history.
         const Room* r = room.empty() ? nullptr : find_room(account.name(), room);
-        bool gap = room.empty() ? own_gap_open(account.name()) : r && r->catch_up.gap_open();
+        bool gap = room.empty() ? session(account).gap_open() : r && r->catch_up.gap_open();
         if (gap) session(account).incoming(archived->message, true, {}, room);
         model::Event event;
         session(account).incoming(archived->message, true, {}, room, &event);
@@ -63,39 +33,7 @@ void Hub::archive_result(Account& account, pugi::xml_node root, pugi::xml_node r
         return;
     }
     if (room_archive_result(account, root)) return;
-    auto archived = xmpp::parse_mam_result(root, own);
-    if (!archived) return;
-    auto it = catch_ups_.find(account.name());
-    if (it == catch_ups_.end() || it->second.query_id.empty() || archived->query_id != it->second.query_id)
-        return;  // not asked for
-    it->second.pager.counted(archived->message.has_content() && archived->message.type != "error" &&
-                             session(account).incoming(archived->message, true));
-}
-
-// The answer to a page query of our own archive's catch-up (XEP-0313 §4.3 <fin/>).
-void Hub::catch_up_answer(Account& account, pugi::xml_node root) {
-    std::string_view id = root.attribute("id").value();
-    std::string_view type = root.attribute("type").value();
-    std::string_view from = root.attribute("from").value();
-    bool from_own_account = from.empty() || from == account.config().jid.bare() || from == account.bound_jid();
-    auto it = catch_ups_.find(account.name());
-    if (it == catch_ups_.end() || it->second.query_id.empty() || id != it->second.query_id || !from_own_account)
-        return;
-    OwnCatchUp& c = it->second;
-    c.query_id.clear();
-    auto fin = xmpp::parse_mam_fin(root);
-    if (type != "result" || !fin) {
-        // The gap stays open: the next login tries again from the same position.
-        logs::daemon().warn("account {}: archive catch-up failed (the server answered {})", account.name(), type);
-        auto error = xmpp::parse_stanza_error(root);
-        c.pager.failed(error ? error->condition : "", true);
-        return;
-    }
-    auto next = c.pager.fin(fin->complete, fin->last);
-    if (!next.keep.empty()) remember_archive_id(account, next.keep);
-    if (next.next) return send_catch_up_page(account, c, *next.next);  // XEP-0059: the next page
-    logs::daemon().info("account {}: archive catch-up: {} message(s), {} of them new", account.name(), c.pager.count(),
-                        c.pager.fresh());
+    session(account).catch_up_result(root);  // ours (protocol/im/session), or not asked for
 }
 
 void Hub::history(Account& account, const model::History& h, Respond respond) {

@@ -79,6 +79,10 @@ public:
     xmpp::Status keep(const std::vector<xmpp::im::KeptWrite>& writes) override {
         return hub_.store_.set_metas(name_, to_meta(writes));
     }
+    xmpp::Result<std::string> kept(const std::string& key) override { return hub_.store_.meta(name_, key); }
+    xmpp::Status keep(const std::string& key, const std::string& value) override {
+        return hub_.store_.set_meta(name_, key, value);
+    }
 
     // SessionPort: the live account and the rest of the hub.
     bool send(std::string_view xml, const std::string& tag) override {
@@ -92,6 +96,10 @@ public:
     unsigned long session() override {
         Account* a = hub_.find_(name_);
         return a ? a->session() : 0;
+    }
+    std::string bound_jid() override {
+        Account* a = hub_.find_(name_);
+        return a ? a->bound_jid() : std::string();
     }
     void deliver(const model::Event& event) override { hub_.deliver(event); }
     void transient(model::EventBody body) override { hub_.transient(name_, std::move(body)); }
@@ -114,10 +122,6 @@ public:
     bool room_message(const xmpp::ReceivedMessage& m) override {
         Account* a = hub_.find_(name_);
         return a && hub_.room_message(*a, m);
-    }
-    void live_archive_id(const std::string& stanza_id) override {
-        Account* a = hub_.find_(name_);
-        if (a && !hub_.own_gap_open(name_)) hub_.remember_archive_id(*a, stanza_id);
     }
     std::optional<std::vector<xmpp::im::KeptWrite>> decrypt(const xmpp::ReceivedMessage& m, model::Message& msg,
                                                             const std::string& room) override {

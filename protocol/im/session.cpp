@@ -221,10 +221,9 @@ bool AccountSession::incoming(const ReceivedMessage& m, bool from_archive, const
         if (out) *out = own_echo(m, room);
         return false;
     }
-    // Live messages move the archive position only while no gap is open (the owner's
-    // catch-up decides): one that arrives during a catch-up is newer than what it still has
-    // to bring.
-    if (!from_archive && room.empty() && !id.stanza_id.empty()) port_.live_archive_id(id.stanza_id);
+    // Live messages move the archive position only while no gap is open: one that arrives
+    // during a catch-up is newer than what the catch-up still has to bring.
+    if (!from_archive && room.empty() && !id.stanza_id.empty() && !gap_open()) keep_position(id.stanza_id);
     model::Message msg;
     msg.from = outgoing ? (carbon == "sent" ? m.from : own) : m.from;
     msg.to = m.to;
@@ -291,6 +290,68 @@ void AccountSession::maybe_receipt(const ReceivedMessage& m) {
     const std::string bare = from.value().bare();
     if (port_.is_room(bare) || !port_.sees_our_presence(bare)) return;
     port_.send(make_receipt(m.from, m.id, port_.new_id()), {});
+}
+
+// --- Catching up with our own archive ---
+
+void AccountSession::catch_up(const std::string& now) {
+    auto last = store_.kept("mam_last");
+    if (!last) return log(SessionPort::Level::Error, "cannot read the archive position: " + last.error().message);
+    send_page(archive_.pager.begin(last.value()), now);  // the gap is open until a page says complete
+}
+
+void AccountSession::send_page(const CatchUp::Page& page, const std::string& now) {
+    archive_.query_id = "catchup" + std::to_string(++archive_.queries);
+    // Without a position yet: from when this account first came online here (the first
+    // time, that is now, and the archive has nothing newer).
+    std::string start;
+    if (page.since) {
+        auto since = store_.kept("mam_since");
+        start = since && !since.value().empty() ? since.value() : now;
+        if (since && since.value().empty()) (void)store_.keep("mam_since", start);
+    }
+    port_.send(make_mam_query(archive_.query_id, archive_.query_id, page.after, start, page.max), {});
+}
+
+void AccountSession::keep_position(const std::string& id) {
+    // Catch-up starts after it next time; losing it only means fetching more (de-duplicated).
+    if (auto st = store_.keep("mam_last", id); !st)
+        log(SessionPort::Level::Warn, "cannot remember archive id: " + st.error().message);
+}
+
+bool AccountSession::catch_up_result(pugi::xml_node stanza) {
+    auto archived = parse_mam_result(stanza, own_);
+    if (!archived || archive_.query_id.empty() || archived->query_id != archive_.query_id) return false;
+    const auto& m = archived->message;
+    archive_.pager.counted(m.has_content() && m.type != "error" && incoming(m, true));
+    return true;
+}
+
+bool AccountSession::catch_up_answer(pugi::xml_node iq) {
+    std::string_view id = iq.attribute("id").value();
+    std::string_view type = iq.attribute("type").value();
+    std::string_view from = iq.attribute("from").value();
+    // RFC 6120 §10.3.3: an answer to our query comes from our own account.
+    bool from_own_account = from.empty() || from == own_.bare() || from == port_.bound_jid();
+    if (archive_.query_id.empty() || id != archive_.query_id || !from_own_account) return false;
+    archive_.query_id.clear();
+    auto fin = parse_mam_fin(iq);
+    if (type != "result" || !fin) {
+        // The gap stays open: the next login tries again from the same position.
+        log(SessionPort::Level::Warn, "archive catch-up failed (the server answered " + std::string(type) + ")");
+        auto error = parse_stanza_error(iq);
+        archive_.pager.failed(error ? error->condition : "", true);
+        return true;
+    }
+    auto next = archive_.pager.fin(fin->complete, fin->last);
+    if (!next.keep.empty()) keep_position(next.keep);
+    if (next.next) {
+        send_page(*next.next, {});  // XEP-0059: the next page (never a first page: no start)
+        return true;
+    }
+    log(SessionPort::Level::Info, "archive catch-up: " + std::to_string(archive_.pager.count()) +
+                                      " message(s), " + std::to_string(archive_.pager.fresh()) + " of them new");
+    return true;
 }
 
 }  // namespace xmpp::im

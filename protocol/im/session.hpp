@@ -23,6 +23,7 @@
 #include "protocol/base/jid.hpp"
 #include "protocol/base/result.hpp"
 #include "protocol/im.hpp"
+#include "protocol/im/catchup.hpp"
 #include "protocol/im/chat_states.hpp"
 #include "protocol/im/delivery.hpp"
 
@@ -64,6 +65,9 @@ public:
                                      const std::vector<std::pair<std::string, std::string>>& aliases,
                                      const std::vector<KeptWrite>& writes) = 0;
     virtual Status keep(const std::vector<KeptWrite>& writes) = 0;
+    // A value kept for the account ("" when there is none), and a change of one.
+    virtual Result<std::string> kept(const std::string& key) = 0;
+    virtual Status keep(const std::string& key, const std::string& value) = 0;
 };
 
 // What the owner does for the session: the stream, front ends, logs, and the parts of the
@@ -78,6 +82,7 @@ public:
     virtual bool online() = 0;
     // Counts the account's sessions (new or resumed): which one the stream is.
     virtual unsigned long session() = 0;
+    virtual std::string bound_jid() = 0;  // our full JID on the current stream
     // A stored event, for every attached front end.
     virtual void deliver(const model::Event& event) = 0;
     // An event that is not kept (chat states): to live front ends only, stamped now.
@@ -89,9 +94,6 @@ public:
     virtual bool sees_our_presence(const std::string& bare) = 0;
     // A groupchat message from a room we are in, handled by the room (true: handled).
     virtual bool room_message(const ReceivedMessage& m) = 0;
-    // A live stanza-id of our archive (XEP-0313): the position to keep, unless a catch-up
-    // is under way.
-    virtual void live_archive_id(const std::string& stanza_id) = 0;
     // XEP-0384. decrypt(): fills `msg` from the <encrypted/> of `m` (the plaintext, or an
     // empty body and the error); the session state changes to store with it, or nullopt
     // when there is no device (then decrypted() is not called). decrypted(): whether the
@@ -147,6 +149,17 @@ public:
     bool incoming(const ReceivedMessage& m, bool from_archive, const std::string& carbon = {},
                   const std::string& room = {}, model::Event* out = nullptr);
 
+    // --- Catching up with our own archive (XEP-0313, paged with XEP-0059; im/catchup.hpp) ---
+    // After a gap: the pages after the position kept ("mam_last"), or without one since
+    // this account was first seen here ("mam_since", which `now`, RFC 3339, starts).
+    void catch_up(const std::string& now);
+    // While true, live messages do not move the kept position (the gap rule).
+    bool gap_open() const { return archive_.pager.gap_open(); }
+    // A <message/> with a XEP-0313 <result/> for our catch-up's query (true: it was one).
+    bool catch_up_result(pugi::xml_node stanza);
+    // An <iq/> answering our catch-up's page query (true: it was that answer).
+    bool catch_up_answer(pugi::xml_node iq);
+
     ChatStates& chat_states() { return chat_states_; }
     const std::string& account() const { return account_; }
     const Jid& own() const { return own_; }
@@ -158,6 +171,8 @@ private:
     // Our own message coming back (a room's echo, our archive): the outgoing event.
     model::Event own_echo(const ReceivedMessage& m, const std::string& room) const;
     void log(SessionPort::Level level, const std::string& text);
+    void send_page(const CatchUp::Page& page, const std::string& now);
+    void keep_position(const std::string& id);
 
     std::string account_;
     Jid own_;
@@ -171,6 +186,11 @@ private:
         unsigned long session = 0;
     };
     std::map<std::string, Attempts> attempts_;
+    struct OwnArchive {
+        CatchUp pager{CatchUp::Archive::Own};
+        std::string query_id;  // the page query out ("" for none)
+        unsigned long queries = 0;
+    } archive_;
 };
 
 }  // namespace xmpp::im

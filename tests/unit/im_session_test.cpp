@@ -21,7 +21,7 @@ struct MemoryStore final : SessionStore {
     std::vector<Outgoing> outbox;
     std::vector<model::Event> events;
     std::map<std::string, model::Seq> keys;  // de-duplication keys and aliases -> seq
-    std::map<std::string, std::string> kept;
+    std::map<std::string, std::string> values;  // kept per account ("mam_last", ...)
     bool fail = false;
 
     static Error failure() { return make_error("io", "disk full"); }
@@ -85,9 +85,18 @@ struct MemoryStore final : SessionStore {
     Status keep(const std::vector<KeptWrite>& writes) override {
         if (fail) return failure();
         for (const auto& w : writes) {
-            if (w.value) kept[w.key] = *w.value;
-            else kept.erase(w.key);
+            if (w.value) values[w.key] = *w.value;
+            else values.erase(w.key);
         }
+        return Ok{};
+    }
+    Result<std::string> kept(const std::string& key) override {
+        auto it = values.find(key);
+        return it == values.end() ? std::string() : it->second;
+    }
+    Status keep(const std::string& key, const std::string& value) override {
+        if (fail) return failure();
+        values[key] = value;
         return Ok{};
     }
 };
@@ -101,7 +110,6 @@ struct RecordingPort final : SessionPort {
     std::vector<model::EventBody> transients;
     std::vector<std::string> logs;
     std::set<std::string> rooms, subscribed_from;
-    std::vector<std::string> archive_ids;
     int next_id = 0;
 
     bool send(std::string_view xml, const std::string& tag) override {
@@ -111,6 +119,7 @@ struct RecordingPort final : SessionPort {
     }
     bool online() override { return is_online; }
     unsigned long session() override { return sessions; }
+    std::string bound_jid() override { return "alice@example.org/s"; }
     void deliver(const model::Event& event) override { delivered.push_back(event); }
     void transient(model::EventBody body) override { transients.push_back(std::move(body)); }
     void log(Level, const std::string& text) override { logs.push_back(text); }
@@ -118,7 +127,6 @@ struct RecordingPort final : SessionPort {
     bool is_room(const std::string& bare) override { return rooms.count(bare) > 0; }
     bool sees_our_presence(const std::string& bare) override { return subscribed_from.count(bare) > 0; }
     bool room_message(const ReceivedMessage&) override { return false; }
-    void live_archive_id(const std::string& id) override { archive_ids.push_back(id); }
     std::optional<std::vector<KeptWrite>> decrypt(const ReceivedMessage&, model::Message& msg,
                                                   const std::string&) override {
         msg.encryption = "omemo";
@@ -325,12 +333,12 @@ TEST_CASE("session: one event per message, live or from the archive, by stanza-i
     f.receive(live);
     REQUIRE(f.port.messages().size() == 1);
     CHECK(f.port.messages()[0].msg_id == "s1");
-    CHECK(f.port.archive_ids == std::vector<std::string>{"s1"});  // live: the position to keep
+    CHECK(f.store.values["mam_last"] == "s1");  // live, no gap open: the position to keep
     f.receive(live);  // offline storage or a resumption hands it over again
     CHECK_FALSE(f.archived(live));  // and the archive
     CHECK(f.port.messages().size() == 1);
     CHECK(f.store.events.size() == 1);
-    CHECK(f.port.archive_ids.size() == 2);  // only live ones move it, never the archive's
+
     // Without a stanza-id, the sender's origin-id still recognises it.
     const std::string plain = "<message from='bob@example.org/laptop' type='chat' id='b2'>"
                               "<body>again?</body><origin-id xmlns='urn:xmpp:sid:0' id='o2'/></message>";
@@ -426,11 +434,98 @@ TEST_CASE("session: an encrypted message is decrypted once, stored with the sess
     CHECK(f.port.messages()[0].body == "decrypted");
     CHECK(f.port.messages()[0].encryption == "omemo");
     CHECK(f.port.decrypted_stored == std::vector<bool>{true});
-    CHECK(f.store.kept["omemo:session"] == "moved");
+    CHECK(f.store.values["omemo:session"] == "moved");
     // When the store fails, the device hears it was not stored (its changes are dropped).
     f.store.fail = true;
     f.receive("<message from='bob@example.org/x' type='chat' id='e2'>"
               "<encrypted xmlns='eu.siacs.conversations.axolotl'><header sid='7'><key rid='1'>AAAA</key><iv>AAAAAAAAAAAAAAAA</iv></header><payload>AAAA</payload>"
               "</encrypted><origin-id xmlns='urn:xmpp:sid:0' id='eo2'/></message>");
     CHECK(f.port.decrypted_stored == std::vector<bool>{true, false});
+}
+
+namespace {
+
+// A page of our own archive as the server sends it (XEP-0313 §4.2), and its end (§4.3).
+std::string archive_result(const std::string& query_id, const std::string& archive_id, const std::string& body) {
+    return "<message to='alice@example.org/s'><result xmlns='urn:xmpp:mam:2' queryid='" + query_id + "' id='" +
+           archive_id + "'><forwarded xmlns='urn:xmpp:forward:0'>"
+           "<delay xmlns='urn:xmpp:delay' stamp='2026-12-01T10:00:00Z'/>"
+           "<message xmlns='jabber:client' from='bob@example.org/x' to='alice@example.org' type='chat' id='a-" +
+           archive_id + "'><body>" + body + "</body></message></forwarded></result></message>";
+}
+std::string fin(const std::string& id, bool complete, const std::string& last, const std::string& from = {}) {
+    return "<iq type='result' id='" + id + "'" + (from.empty() ? "" : " from='" + from + "'") +
+           "><fin xmlns='urn:xmpp:mam:2' complete='" + (complete ? "true" : "false") +
+           "'><set xmlns='http://jabber.org/protocol/rsm'><last>" + last + "</last></set></fin></iq>";
+}
+
+}  // namespace
+
+TEST_CASE("session: catch-up pages our archive after the kept position, and the gap rule") {
+    Fixture f;
+    f.store.values["mam_last"] = "s0";
+    f.session.catch_up("2026-12-06T00:00:00.000Z");
+    REQUIRE(f.port.sent.size() == 1);
+    const std::string& query = f.port.sent[0].first;
+    CHECK(query.find("queryid='catchup1'") != std::string::npos);
+    CHECK(query.find("<after>s0</after>") != std::string::npos);
+    CHECK(query.find("var='start'") == std::string::npos);  // after a known id, no start
+    CHECK(f.session.gap_open());
+
+    // A live message during the gap is newer than what the catch-up still brings: it is
+    // shown, but does not move the position (else what lies between would be skipped).
+    f.receive("<message from='carol@example.org/x' type='chat' id='l1'><body>live</body>"
+              "<stanza-id xmlns='urn:xmpp:sid:0' by='alice@example.org' id='s9'/></message>");
+    CHECK(f.store.values["mam_last"] == "s0");
+
+    CHECK(f.session.catch_up_result(test::frame(archive_result("catchup1", "s1", "missed")).root()));
+    CHECK_FALSE(f.session.catch_up_result(test::frame(archive_result("other", "s2", "not asked")).root()));
+    // An answer from anyone but our account is not the answer.
+    CHECK_FALSE(f.session.catch_up_answer(test::frame(fin("catchup1", false, "s1", "mallory@evil.example")).root()));
+    // Not complete: the position moves to the page's end and the next page goes out.
+    CHECK(f.session.catch_up_answer(test::frame(fin("catchup1", false, "s1")).root()));
+    CHECK(f.store.values["mam_last"] == "s1");
+    REQUIRE(f.port.sent.size() == 2);
+    CHECK(f.port.sent[1].first.find("<after>s1</after>") != std::string::npos);
+    CHECK(f.port.sent[1].first.find("queryid='catchup2'") != std::string::npos);
+    CHECK(f.session.gap_open());
+    // The missed message came once, as a message of its own (not history).
+    auto msgs = f.port.messages();
+    REQUIRE(msgs.size() == 2);
+    CHECK(msgs[1].body == "missed");
+    CHECK(msgs[1].delayed);
+    CHECK_FALSE(msgs[1].history);
+
+    // Complete: the gap closes; live messages move the position again.
+    CHECK(f.session.catch_up_result(test::frame(archive_result("catchup2", "s9", "live")).root()));
+    CHECK(f.session.catch_up_answer(test::frame(fin("catchup2", true, "s9")).root()));
+    CHECK_FALSE(f.session.gap_open());
+    CHECK(f.store.values["mam_last"] == "s9");
+    CHECK(f.port.sent.size() == 2);
+    CHECK(f.port.logs.back() == "account work: archive catch-up: 2 message(s), 1 of them new");
+    f.receive("<message from='carol@example.org/x' type='chat' id='l2'><body>later</body>"
+              "<stanza-id xmlns='urn:xmpp:sid:0' by='alice@example.org' id='s10'/></message>");
+    CHECK(f.store.values["mam_last"] == "s10");
+    // A late answer to a finished query is nobody's.
+    CHECK_FALSE(f.session.catch_up_answer(test::frame(fin("catchup2", true, "s9")).root()));
+}
+
+TEST_CASE("session: the first catch-up starts when the account was first seen; a failure keeps the gap") {
+    Fixture f;
+    f.session.catch_up("2026-12-06T08:00:00.000Z");
+    REQUIRE(f.port.sent.size() == 1);
+    CHECK(f.port.sent[0].first.find("<field var='start'><value>2026-12-06T08:00:00.000Z</value></field>") !=
+          std::string::npos);
+    CHECK(f.store.values["mam_since"] == "2026-12-06T08:00:00.000Z");
+    CHECK(f.session.catch_up_answer(
+        test::frame("<iq type='error' id='catchup1'><error type='wait'>"
+                    "<resource-constraint xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>")
+            .root()));
+    CHECK(f.session.gap_open());
+    CHECK(f.port.logs.back() == "account work: archive catch-up failed (the server answered error)");
+    // The next login starts from the same point in time, not from its own "now".
+    f.session.catch_up("2026-12-07T09:00:00.000Z");
+    REQUIRE(f.port.sent.size() == 2);
+    CHECK(f.port.sent[1].first.find("<value>2026-12-06T08:00:00.000Z</value>") != std::string::npos);
+    CHECK(f.port.sent[1].first.find("queryid='catchup2'") != std::string::npos);
 }
