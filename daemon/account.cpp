@@ -342,17 +342,6 @@ bool Account::answered(pugi::xml_node iq) {
     return true;
 }
 
-std::string IqReply::describe() const {
-    switch (outcome) {
-    case Outcome::Result: return "ok";
-    case Outcome::Remote: return error.describe();
-    case Outcome::Timeout: return "timeout";
-    case Outcome::NotOnline: return "not online";
-    case Outcome::Disconnected: return "disconnected";
-    }
-    return "";
-}
-
 void Account::expire_iqs(bool all, IqReply::Outcome why) {
     auto now = std::chrono::steady_clock::now();
     std::vector<IqCallback> expired;

@@ -18,32 +18,16 @@
 #include "daemon/uv.hpp"
 #include "protocol/im.hpp"
 #include "protocol/im/features.hpp"
+#include "protocol/im/request.hpp"
 #include "protocol/im/roster.hpp"
 
 namespace stanzad {
 
 class Hub;
 
-// What became of an iq we sent: the result, the server's error, or why no answer came.
-struct IqReply {
-    enum class Outcome {
-        Result,        // type='result'
-        Remote,        // type='error': `error` says what the server (or the addressee) said
-        Timeout,       // no answer within 30 s
-        NotOnline,     // the account was not online: nothing was sent
-        Disconnected,  // the connection ended before the answer came
-    };
-    Outcome outcome = Outcome::Result;
-    pugi::xml_node iq;         // the answer (Result, Remote); valid during the callback
-    xmpp::StanzaError error;   // Remote only
-
-    bool ok() const { return outcome == Outcome::Result; }
-    // Our side failed, not the server: asking again later may work.
-    bool local() const { return outcome != Outcome::Result && outcome != Outcome::Remote; }
-    // For people: "timeout", "not online", "disconnected" or "condition (text)".
-    std::string describe() const;
-};
-using IqCallback = std::function<void(const IqReply&)>;
+// What became of an iq we sent (protocol/im/request.hpp).
+using IqReply = xmpp::im::IqReply;
+using IqCallback = xmpp::im::IqCallback;
 
 class Account {
 public:

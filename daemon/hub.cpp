@@ -140,7 +140,7 @@ void Hub::online(Account& account, bool resumed, bool /*stream_management*/, boo
     }
     // After a daemon restart the resumed session is in its rooms, but we no longer know who
     // is there: joining again brings the occupant list (Prosody answers as to a rejoin).
-    rooms_online(account, resumed && !restored);
+    session(account).rooms_online(resumed && !restored);
     if (!resumed || restored) omemo_online(account);  // a restarted daemon checks its device again
     // XEP-0191 §3.2: the server pushes block list changes only to clients that asked for it.
     if (!resumed)

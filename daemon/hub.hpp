@@ -78,7 +78,6 @@ public:
     xmpp::Result<std::size_t> replay(model::Seq after, std::size_t limit, const Sink& out);
 
 private:
-    struct Room;
     // Front-end commands by group (hub_commands.cpp); each answers through `respond` once.
     template <class C>
     model::Reply daemon_command(const C& c, const std::string& client);
@@ -168,22 +167,7 @@ private:
     std::map<std::string, int> omemo_bundle_publishing_;  // by account: 0 idle, 1 out, 2 out + again
     std::map<std::string, std::unique_ptr<OmemoDevice>> omemo_;  // by account
 
-    // Rooms (hub_rooms.cpp).
-    void rooms_online(Account& account, bool resumed);
-    void join(Account& account, std::string room, std::string nick, std::string password, Respond respond);
-    model::Reply part(Account& account, const std::string& room, const std::string& reason);
-    void send_join(Account& account, Room& room);
-    bool room_presence(Account& account, const xmpp::MucPresence& p);
-    bool room_message(Account& account, const xmpp::ReceivedMessage& m);
-    bool room_archive_result(Account& account, pugi::xml_node stanza);
-    void room_catch_up(Account& account, Room& room, const std::string& after);
-    void send_room_page(Account& account, Room& room, const xmpp::im::CatchUp::Page& page);
-    void joined(Account& account, Room& room);
-    void room_gone(Account& account, const std::string& room, const std::string& state, const std::string& reason,
-                   const std::string& actor);
-    Room* find_room(const std::string& account, const std::string& room);
-    void remember_rooms(Account& account);
-    void tick();
+    void tick();  // once a second: each account's rooms (join timeouts, self-pings)
     std::vector<model::AccountInfo> account_infos() const;
 
     Store& store_;
@@ -199,15 +183,6 @@ private:
     };
     std::map<std::string, HistoryQuery> histories_;
 
-    // A room: the IM core's (protocol/im/room.hpp), with what only the hub holds.
-    struct Room : xmpp::im::Room {
-        using xmpp::im::Room::Room;
-        std::vector<Respond> waiters;  // join and nick-change requests to answer
-        std::string catch_up_query;    // the room's archive page query out ("" for none)
-    };
-    // By account, then room JID.
-    std::map<std::string, std::map<std::string, Room>> rooms_;
-    std::map<std::string, std::vector<std::string>> pending_leaves_;  // parted while offline
     std::map<std::string, std::map<std::string, std::string>> vcard_nicks_;  // by account, then JID
     std::map<std::string, std::map<std::string, model::Presence>> presences_;  // by account, then full JID
     uv::Timer timer_;  // join timeouts and self-pings

@@ -21,7 +21,7 @@ void Hub::archive_result(Account& account, pugi::xml_node root, pugi::xml_node r
         std::string room = h->second.archive == own.bare() ? "" : h->second.archive;
         // While a catch-up still has to bring what came while we were away, a message
         // new to us here is one of those: stored and shown as new, not as history.
-        const Room* r = room.empty() ? nullptr : find_room(account.name(), room);
+        const auto* r = room.empty() ? nullptr : session(account).find_room(room);
         bool gap = room.empty() ? session(account).gap_open() : r && r->catch_up.gap_open();
         if (gap) session(account).incoming(archived->message, true, {}, room);
         model::Event event;
@@ -32,14 +32,14 @@ void Hub::archive_result(Account& account, pugi::xml_node root, pugi::xml_node r
         }
         return;
     }
-    if (room_archive_result(account, root)) return;
+    if (session(account).room_archive_result(root)) return;
     session(account).catch_up_result(root);  // ours (protocol/im/session), or not asked for
 }
 
 void Hub::history(Account& account, const model::History& h, Respond respond) {
     // XEP-0313 §4: our archive, filtered by contact, or the room's own archive.
     const std::string own = account.config().jid.bare();
-    bool room = rooms_[account.name()].count(h.with) > 0;
+    bool room = session(account).find_room(h.with) != nullptr;
     xmpp::MamQuery q;
     q.query_id = "history" + std::to_string(next_query_++);
     if (room) q.to = h.with;

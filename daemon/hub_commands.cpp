@@ -125,7 +125,7 @@ void Hub::message_command(Account& a, const C& c, Respond respond) {
     } else if constexpr (std::is_same_v<C, model::SendChatState>) {
         if (auto e = need_online(a)) return respond(*e);
         auto to = xmpp::Jid::parse(c.to);
-        bool room = to && to.value().is_bare() && find_room(a.name(), c.to);
+        bool room = to && to.value().is_bare() && session(a).find_room(c.to);
         // XEP-0085 §5.1: not to a contact who replied without chat states.
         if (room || (to && session(a).chat_states().wanted(to.value().bare())))
             a.send(xmpp::make_chat_state(c.to, room ? "groupchat" : "chat", c.state));
@@ -133,7 +133,7 @@ void Hub::message_command(Account& a, const C& c, Respond respond) {
         // XEP-0333 reveals when the user reads: only when the user turned it on.
         if (a.config().chat_markers) {
             if (auto e = need_online(a)) return respond(*e);
-            bool room = find_room(a.name(), c.to) != nullptr;
+            bool room = session(a).find_room(c.to) != nullptr;
             std::string id = c.msg_id;  // in a room: the room's stanza-id (§3)
             if (!room)
                 if (auto rid = store_.inbound(a.name(), "rid:" + c.msg_id); rid && rid.value()) id = *rid.value();
@@ -202,7 +202,7 @@ void Hub::contact_command(Account& a, const C& c, Respond respond) {
         for (const auto& i : a.roster()) reply.items.push_back(to_model(a.name(), i));
     } else if constexpr (std::is_same_v<C, model::SetPresence>) {
         a.set_presence(c.show, c.status, c.priority);  // kept for reconnections
-        for (auto& [jid, room] : rooms_[a.name()])     // RFC 6121 §4.2: rooms see it too
+        for (auto& [jid, room] : session(a).rooms())   // RFC 6121 §4.2: rooms see it too
             if (room.phase() == xmpp::im::Room::Phase::Joined)
                 a.send("<presence to='" + xmpp::xml_escape(jid + "/" + room.nick) + "'>" + a.presence_payload() +
                        "</presence>");
@@ -239,15 +239,16 @@ template <class C>
 void Hub::room_command(Account& a, const C& c, Respond respond) {
     model::Reply reply;
     auto joined = [&](const std::string& jid) {
-        Room* room = find_room(a.name(), jid);
+        auto* room = session(a).find_room(jid);
         return room && room->phase() == xmpp::im::Room::Phase::Joined;
     };
     if constexpr (std::is_same_v<C, model::Join>) {
-        return join(a, c.room, c.nick, c.password, std::move(respond));
+        if (auto e = need_online(a)) return respond(*e);
+        return session(a).join(c.room, c.nick, c.password, std::move(respond));
     } else if constexpr (std::is_same_v<C, model::Part>) {
-        return respond(part(a, c.room, c.reason));
+        return respond(session(a).part(c.room, c.reason));
     } else if constexpr (std::is_same_v<C, model::ListRooms>) {
-        for (const auto& [jid, room] : rooms_[a.name()]) reply.rooms.push_back(room.info());
+        for (const auto& [jid, room] : session(a).rooms()) reply.rooms.push_back(room.info());
     } else if constexpr (std::is_same_v<C, model::SetSubject>) {
         if (!joined(c.room)) return respond(model::Reply::error("not-joined", "not in " + c.room));
         if (auto e = need_online(a)) return respond(*e);
@@ -258,7 +259,7 @@ void Hub::room_command(Account& a, const C& c, Respond respond) {
                    std::move(respond));
     } else if constexpr (std::is_same_v<C, model::SendInvite>) {
         if (auto e = need_online(a)) return respond(*e);
-        const Room* room = find_room(a.name(), c.room);
+        const auto* room = session(a).find_room(c.room);
         a.send(xmpp::make_direct_invite(c.jid, c.room, c.reason, room ? room->password : ""));
     }
     respond(std::move(reply));

@@ -53,7 +53,7 @@ model::Reply Hub::set_roster_cache(Account& account) {
 }
 
 void Hub::received_presence(Account& account, pugi::xml_node root) {
-    if (auto mp = xmpp::parse_muc_presence(root); mp && room_presence(account, *mp)) return;
+    if (auto mp = xmpp::parse_muc_presence(root); mp && session(account).room_presence(*mp)) return;
     auto p = xmpp::parse_presence(root);
     if (!p) return;
     auto from = xmpp::Jid::parse(p->from);

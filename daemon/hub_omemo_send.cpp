@@ -87,7 +87,7 @@ xmpp::Result<std::optional<bool>> Hub::omemo_wanted(Account& account, const mode
     const std::string contact = contact_of(s.to);
     auto setting = store_.meta(account.name(), setting_key(contact));
     if (!setting) return setting.error();
-    const bool room = s.type == "groupchat" || find_room(account.name(), s.to) != nullptr;
+    const bool room = s.type == "groupchat" || session(account).find_room(s.to) != nullptr;
     if (room) {
         if (setting.value() == "omemo")
             return xmpp::make_error("feature-not-implemented", "OMEMO in rooms is not supported yet: " + s.to +

@@ -101,6 +101,31 @@ public:
         Account* a = hub_.find_(name_);
         return a ? a->bound_jid() : std::string();
     }
+    void request(const std::string& to, const xmpp::im::IqMaker& make, xmpp::im::IqCallback done) override {
+        Account* a = hub_.find_(name_);
+        if (!a) return done(IqReply{IqReply::Outcome::NotOnline, {}, {}});
+        a->request(to, make, std::move(done));
+    }
+    std::chrono::steady_clock::time_point now() override { return std::chrono::steady_clock::now(); }
+    std::chrono::steady_clock::time_point online_at() override {
+        Account* a = hub_.find_(name_);
+        return a ? a->online_at() : std::chrono::steady_clock::time_point{};
+    }
+    std::string presence_payload() override {
+        Account* a = hub_.find_(name_);
+        return a ? a->presence_payload() : std::string();
+    }
+    const xmpp::im::Capabilities& capabilities() override {
+        static const xmpp::im::Capabilities none;
+        Account* a = hub_.find_(name_);
+        return a ? a->capabilities() : none;
+    }
+    std::vector<ConfiguredRoom> configured_rooms() override {
+        std::vector<ConfiguredRoom> out;
+        if (Account* a = hub_.find_(name_))
+            for (const auto& r : a->config().rooms) out.push_back({r.jid, r.nick});
+        return out;
+    }
     void deliver(const model::Event& event) override { hub_.deliver(event); }
     void transient(model::EventBody body) override { hub_.transient(name_, std::move(body)); }
     void log(Level level, const std::string& text) override {
@@ -111,17 +136,12 @@ public:
         }
     }
     std::string new_id() override { return make_uuid(); }
-    bool is_room(const std::string& bare) override { return hub_.find_room(name_, bare) != nullptr; }
     bool sees_our_presence(const std::string& bare) override {
         Account* a = hub_.find_(name_);
         if (!a) return false;
         for (const auto& item : a->roster())
             if (item.jid == bare) return item.subscription == "from" || item.subscription == "both";
         return false;
-    }
-    bool room_message(const xmpp::ReceivedMessage& m) override {
-        Account* a = hub_.find_(name_);
-        return a && hub_.room_message(*a, m);
     }
     std::optional<std::vector<xmpp::im::KeptWrite>> decrypt(const xmpp::ReceivedMessage& m, model::Message& msg,
                                                             const std::string& room) override {
@@ -169,6 +189,10 @@ Hub::Hub(Store& store, FindAccount find, ListAccounts list, uv_loop_t* loop, std
 }
 
 Hub::~Hub() = default;
+
+void Hub::tick() {
+    for (auto& [name, link] : links_) link->messages.tick(self_ping_);
+}
 
 xmpp::im::AccountSession& Hub::session(Account& account) {
     auto& link = links_[account.name()];

@@ -44,7 +44,7 @@ model::Reply AccountSession::send(const model::Send& s, bool encrypted) {
     Outgoing entry;
     entry.msg_id = s.client_id.empty() ? port_.new_id() : s.client_id;
     entry.to = s.to;
-    entry.type = !s.type.empty() ? s.type : port_.is_room(s.to) ? "groupchat" : "chat";
+    entry.type = !s.type.empty() ? s.type : find_room(s.to) ? "groupchat" : "chat";
     entry.body = s.body;
     entry.state = std::string(to_string(Delivery::Accepted));
     entry.replace_id = s.replace;
@@ -185,7 +185,7 @@ void AccountSession::message(const ReceivedMessage& m, const std::string& carbon
     }
     if (carbon.empty() && m.type != "groupchat")
         if (auto from = Jid::parse(m.from)) chat_states_.received(from.value().bare(), !m.body.empty(), m.chat_state);
-    if (carbon.empty() && m.type == "groupchat" && port_.room_message(m)) return;
+    if (carbon.empty() && m.type == "groupchat" && room_message(m)) return;
     // XEP-0384 (0.3) §4.6: an OMEMO message without payload (key transport, heartbeat)
     // moves the session on and is not shown.
     if (m.omemo && !m.omemo->payload) port_.key_transport(m);
@@ -288,7 +288,7 @@ void AccountSession::maybe_receipt(const ReceivedMessage& m) {
     auto from = Jid::parse(m.from);
     if (!from) return;
     const std::string bare = from.value().bare();
-    if (port_.is_room(bare) || !port_.sees_our_presence(bare)) return;
+    if (find_room(bare) || !port_.sees_our_presence(bare)) return;
     port_.send(make_receipt(m.from, m.id, port_.new_id()), {});
 }
 

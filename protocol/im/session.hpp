@@ -12,7 +12,10 @@
 // forged carbons are dropped (XEP-0280 §11). Outbound: the outbox entry is on disk before
 // the reply, then it goes out; its state only moves forward (im/delivery.hpp), and a message
 // that went out on kMaxAttempts sessions without an ack fails instead of going again.
+#include <chrono>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <map>
 #include <optional>
 #include <string>
@@ -26,6 +29,10 @@
 #include "protocol/im/catchup.hpp"
 #include "protocol/im/chat_states.hpp"
 #include "protocol/im/delivery.hpp"
+#include "protocol/im/features.hpp"
+#include "protocol/im/request.hpp"
+#include "protocol/im/room.hpp"
+#include "protocol/muc.hpp"
 
 namespace xmpp::im {
 
@@ -83,17 +90,26 @@ public:
     // Counts the account's sessions (new or resumed): which one the stream is.
     virtual unsigned long session() = 0;
     virtual std::string bound_jid() = 0;  // our full JID on the current stream
+    // An <iq/> to `to` ("" for our server) with an id the owner chooses; `done` is called
+    // once: with the answer, or with why none came (timeout, not online, disconnected).
+    virtual void request(const std::string& to, const IqMaker& make, IqCallback done) = 0;
+    // The time, for join timeouts, self-pings and rejoins (a monotonic clock).
+    virtual std::chrono::steady_clock::time_point now() = 0;
+    virtual std::chrono::steady_clock::time_point online_at() = 0;  // when this session came online
+    virtual std::string presence_payload() = 0;  // what our presences carry (caps, priority, status)
+    virtual const Capabilities& capabilities() = 0;  // what the server offers (im/features.hpp)
+    struct ConfiguredRoom {
+        std::string jid, nick;  // nick "" for the default
+    };
+    virtual std::vector<ConfiguredRoom> configured_rooms() = 0;  // the configuration's [[account.room]]
     // A stored event, for every attached front end.
     virtual void deliver(const model::Event& event) = 0;
     // An event that is not kept (chat states): to live front ends only, stamped now.
     virtual void transient(model::EventBody body) = 0;
     virtual void log(Level level, const std::string& text) = 0;
     virtual std::string new_id() = 0;  // a fresh random id (UUID v4) for msg_ids and receipts
-    virtual bool is_room(const std::string& bare) = 0;  // a room we are in (or joining)
     // RFC 6121: the contact sees our presence (subscription from or both).
     virtual bool sees_our_presence(const std::string& bare) = 0;
-    // A groupchat message from a room we are in, handled by the room (true: handled).
-    virtual bool room_message(const ReceivedMessage& m) = 0;
     // XEP-0384. decrypt(): fills `msg` from the <encrypted/> of `m` (the plaintext, or an
     // empty body and the error); the session state changes to store with it, or nullopt
     // when there is no device (then decrypted() is not called). decrypted(): whether the
@@ -111,6 +127,14 @@ public:
 
 class AccountSession {
 public:
+    using Respond = std::function<void(model::Reply)>;
+    // A room (im/room.hpp), with what only the session holds.
+    struct Room : im::Room {
+        using im::Room::Room;
+        std::vector<Respond> waiters;  // join and nick-change requests to answer
+        std::string catch_up_query;    // the room's archive page query out ("" for none)
+    };
+
     // A stanza the server keeps refusing (a stream error for its size, say) must not keep the
     // account reconnecting: after this many sessions without an ack it fails.
     static constexpr int kMaxAttempts = 5;
@@ -160,6 +184,24 @@ public:
     // An <iq/> answering our catch-up's page query (true: it was that answer).
     bool catch_up_answer(pugi::xml_node iq);
 
+    // --- Rooms (XEP-0045; session_rooms.cpp) ---
+    // The stream is up: leaves asked while offline go; a new session joins the rooms to be
+    // in (configured, remembered, bookmarked with autojoin); a resumed one restarts the
+    // archive catch-ups the lost link cut off.
+    void rooms_online(bool resumed);
+    // `join` and `part` of front ends; a join (or nick change) is answered when the room is.
+    void join(std::string room, std::string nick, std::string password, Respond respond);
+    model::Reply part(const std::string& room, const std::string& reason);
+    // A presence from a room we are in or joining (true: it was one).
+    bool room_presence(const MucPresence& p);
+    // A XEP-0313 result of a room's catch-up (true: it was one).
+    bool room_archive_result(pugi::xml_node stanza);
+    // Once a second: join requests unanswered for 30 s, and, online, rejoins and
+    // self-pings (XEP-0410) every `self_ping`.
+    void tick(std::chrono::seconds self_ping);
+    Room* find_room(const std::string& jid);
+    const std::map<std::string, Room>& rooms() const { return rooms_; }
+
     ChatStates& chat_states() { return chat_states_; }
     const std::string& account() const { return account_; }
     const Jid& own() const { return own_; }
@@ -173,6 +215,18 @@ private:
     void log(SessionPort::Level level, const std::string& text);
     void send_page(const CatchUp::Page& page, const std::string& now);
     void keep_position(const std::string& id);
+    // A stored event (logged when it cannot be stored; front ends hear of it anyway).
+    void publish(model::EventBody body);
+    bool room_message(const ReceivedMessage& m);
+    void autojoin(const std::vector<Bookmark>& marks);
+    void send_join(Room& room);
+    void joined(Room& room);
+    void room_gone(const std::string& jid, const std::string& state, const std::string& reason,
+                   const std::string& actor);
+    void send_room_page(Room& room, const CatchUp::Page& page);
+    void room_page_answer(const std::string& jid, const std::string& query_id, const IqReply& r);
+    void remember_rooms();
+    std::string default_nick() const;
 
     std::string account_;
     Jid own_;
@@ -191,6 +245,11 @@ private:
         std::string query_id;  // the page query out ("" for none)
         unsigned long queries = 0;
     } archive_;
+    std::map<std::string, Room> rooms_;        // by room JID
+    std::vector<std::string> pending_leaves_;  // parted while offline
+    unsigned long room_queries_ = 0;
+    // Held by the callbacks of requests: they do nothing once the session is gone.
+    std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };
 
 }  // namespace xmpp::im
