@@ -20,6 +20,7 @@ EXPECTED = [
     "bin/stanzactl",
     "share/emacs/site-lisp/stanza/stanza.el",
     "share/emacs/site-lisp/stanza/stanza-proto.el",
+    "share/emacs/site-lisp/stanza/stanza-omemo.el",
     "share/doc/stanzad/README.md",
     "share/doc/stanzad/json-protocol.md",
     "share/doc/stanzad/stanzactl.md",
