@@ -78,9 +78,6 @@ public:
     bool roster_versioning() const { return roster_versioning_; }
     // What the server and the account offer (XEP-0030), from the last new session.
     const xmpp::im::Capabilities& capabilities() const { return capabilities_; }
-    const std::vector<xmpp::RosterEntry>& roster() const { return roster_.items(); }
-    // The roster and its version (protocol/im/roster.hpp); the hub feeds and keeps it.
-    xmpp::im::Roster& roster_state() { return roster_; }
 
     // `stanzactl pin`: connects the way the account would (SRV, proxy, STARTTLS or direct
     // TLS), takes the server's certificate from the TLS handshake and closes, without
@@ -139,7 +136,6 @@ private:
     unsigned long next_iq_ = 1;
     uv::Timer iq_timer_;  // ticks while requests wait
     void expire_iqs(bool all, IqReply::Outcome why);
-    xmpp::im::Roster roster_;
     std::optional<xmpp::SmSession> resume_;  // the XEP-0198 session the next connection resumes
     std::chrono::steady_clock::time_point online_at_{};
     unsigned long sessions_ = 0;

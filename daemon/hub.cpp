@@ -115,29 +115,8 @@ std::string Hub::user_agent_id(const std::string& account) {
 }
 
 void Hub::online(Account& account, bool resumed, bool /*stream_management*/, bool restored) {
-    if (!resumed) presences_.erase(account.name());  // a new session: the server sends them all again
-    if (!resumed) {
-        // RFC 6121 §2.1.3, with §2.6.3 versioning when the server offers it and we still
-        // have the roster that goes with the version.
-        load_roster_cache(account);
-        auto ver = account.roster_state().request_version(account.roster_versioning());
-        std::string name = account.name();
-        account.request({}, [&](const std::string& id) { return xmpp::make_roster_get(id, ver); },
-                        [this, name](const IqReply& r) {
-                            Account* a = find_(name);
-                            if (!a) return;
-                            if (!r.ok()) {
-                                logs::daemon().warn("account {}: roster request failed: {}", name, r.describe());
-                                return;
-                            }
-                            auto query = xmpp::child(r.iq, xmpp::ns_roster, "query");
-                            if (!query) {
-                                logs::daemon().info("account {}: roster unchanged since the last login", name);
-                                return;  // §2.6.3: pushes bring the changes, if any
-                            }
-                            roster(*a, xmpp::parse_roster(query), false, xmpp::roster_version(query));
-                        });
-    }
+    // A new session: the roster (and its version) and presences from the start.
+    if (!resumed) session(account).contacts_online(account.roster_versioning());
     // After a daemon restart the resumed session is in its rooms, but we no longer know who
     // is there: joining again brings the occupant list (Prosody answers as to a rejoin).
     session(account).rooms_online(resumed && !restored);

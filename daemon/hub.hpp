@@ -107,13 +107,6 @@ private:
     void history(Account& account, const model::History& h, Respond respond);
     // `history` without an archive: the page from the store, "source":"local".
     model::Reply local_history(Account& account, const model::History& h);
-    model::Reply set_roster_cache(Account& account);
-    void load_roster_cache(Account& account);
-    // XEP-0054: what contacts call themselves, for display names: fetched once per contact
-    // without a roster name, kept in the store.
-    model::RosterItem to_model(const std::string& account, const xmpp::RosterEntry& e);
-    void fetch_vcards(Account& account, const std::vector<xmpp::RosterEntry>& items);
-    std::map<std::string, std::string>& vcard_nicks(const std::string& account);
 
     // OMEMO (hub_omemo.cpp): the account's device (nullptr when encryption is off or the
     // keys cannot be had), announced at every new session; PEP notifications.
@@ -183,8 +176,6 @@ private:
     };
     std::map<std::string, HistoryQuery> histories_;
 
-    std::map<std::string, std::map<std::string, std::string>> vcard_nicks_;  // by account, then JID
-    std::map<std::string, std::map<std::string, model::Presence>> presences_;  // by account, then full JID
     uv::Timer timer_;  // join timeouts and self-pings
     std::chrono::seconds self_ping_;
 };

@@ -198,8 +198,7 @@ template <class C>
 void Hub::contact_command(Account& a, const C& c, Respond respond) {
     model::Reply reply;
     if constexpr (std::is_same_v<C, model::GetRoster>) {
-        load_roster_cache(a);
-        for (const auto& i : a.roster()) reply.items.push_back(to_model(a.name(), i));
+        reply.items = session(a).roster_items();
     } else if constexpr (std::is_same_v<C, model::SetPresence>) {
         a.set_presence(c.show, c.status, c.priority);  // kept for reconnections
         for (auto& [jid, room] : session(a).rooms())   // RFC 6121 §4.2: rooms see it too
@@ -230,7 +229,7 @@ void Hub::contact_command(Account& a, const C& c, Respond respond) {
                        r.jids = xmpp::parse_block_items(xmpp::child(iq, xmpp::ns_blocking, "blocklist"));
                    });
     } else if constexpr (std::is_same_v<C, model::ListPresences>) {
-        for (const auto& [jid, p] : presences_[a.name()]) reply.presences.push_back(p);
+        reply.presences = session(a).presences();
     }
     respond(std::move(reply));
 }

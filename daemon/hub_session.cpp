@@ -136,13 +136,6 @@ public:
         }
     }
     std::string new_id() override { return make_uuid(); }
-    bool sees_our_presence(const std::string& bare) override {
-        Account* a = hub_.find_(name_);
-        if (!a) return false;
-        for (const auto& item : a->roster())
-            if (item.jid == bare) return item.subscription == "from" || item.subscription == "both";
-        return false;
-    }
     std::optional<std::vector<xmpp::im::KeptWrite>> decrypt(const xmpp::ReceivedMessage& m, model::Message& msg,
                                                             const std::string& room) override {
         Account* a = hub_.find_(name_);

@@ -288,7 +288,7 @@ void AccountSession::maybe_receipt(const ReceivedMessage& m) {
     auto from = Jid::parse(m.from);
     if (!from) return;
     const std::string bare = from.value().bare();
-    if (find_room(bare) || !port_.sees_our_presence(bare)) return;
+    if (find_room(bare) || !sees_our_presence(bare)) return;
     port_.send(make_receipt(m.from, m.id, port_.new_id()), {});
 }
 

@@ -32,6 +32,7 @@
 #include "protocol/im/features.hpp"
 #include "protocol/im/request.hpp"
 #include "protocol/im/room.hpp"
+#include "protocol/im/roster.hpp"
 #include "protocol/muc.hpp"
 
 namespace xmpp::im {
@@ -108,8 +109,6 @@ public:
     virtual void transient(model::EventBody body) = 0;
     virtual void log(Level level, const std::string& text) = 0;
     virtual std::string new_id() = 0;  // a fresh random id (UUID v4) for msg_ids and receipts
-    // RFC 6121: the contact sees our presence (subscription from or both).
-    virtual bool sees_our_presence(const std::string& bare) = 0;
     // XEP-0384. decrypt(): fills `msg` from the <encrypted/> of `m` (the plaintext, or an
     // empty body and the error); the session state changes to store with it, or nullopt
     // when there is no device (then decrypted() is not called). decrypted(): whether the
@@ -202,6 +201,18 @@ public:
     Room* find_room(const std::string& jid);
     const std::map<std::string, Room>& rooms() const { return rooms_; }
 
+    // --- Contacts (RFC 6121; session_contacts.cpp) ---
+    // A new session: presences start over, and the roster is asked for (§2.1.3; with §2.6
+    // versioning when the server offers it, `versioning`, and the kept roster goes with it).
+    void contacts_online(bool versioning);
+    // A roster result (§2.1.4) or push (§2.1.6), with its version if any: kept and shown.
+    void roster(std::vector<RosterEntry> items, bool push, std::optional<std::string> version);
+    // A presence that is not a room's: subscriptions, and contacts' availability.
+    void presence(pugi::xml_node stanza);
+    // The roster as front ends see it (display names from vCards), and who is online.
+    std::vector<model::RosterItem> roster_items();
+    std::vector<model::Presence> presences() const;
+
     ChatStates& chat_states() { return chat_states_; }
     const std::string& account() const { return account_; }
     const Jid& own() const { return own_; }
@@ -227,6 +238,14 @@ private:
     void room_page_answer(const std::string& jid, const std::string& query_id, const IqReply& r);
     void remember_rooms();
     std::string default_nick() const;
+    void load_roster();
+    void keep_roster();
+    // RFC 6121: the contact sees our presence (subscription from or both).
+    bool sees_our_presence(const std::string& bare);
+    std::map<std::string, std::string>& vcard_nicks();  // by bare JID; "" asked, no name
+    model::RosterItem to_model(const RosterEntry& e);
+    void fetch_vcards(const std::vector<RosterEntry>& items);
+    void vcard_answer(const std::string& jid, const IqReply& r);
 
     std::string account_;
     Jid own_;
@@ -248,6 +267,9 @@ private:
     std::map<std::string, Room> rooms_;        // by room JID
     std::vector<std::string> pending_leaves_;  // parted while offline
     unsigned long room_queries_ = 0;
+    im::Roster roster_;
+    std::optional<std::map<std::string, std::string>> vcard_nicks_;  // read from the store once
+    std::map<std::string, model::Presence> presences_;                // contacts', by full JID
     // Held by the callbacks of requests: they do nothing once the session is gone.
     std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };

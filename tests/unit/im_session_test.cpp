@@ -109,7 +109,6 @@ struct RecordingPort final : SessionPort {
     std::vector<model::Event> delivered;
     std::vector<model::EventBody> transients;
     std::vector<std::string> logs;
-    std::set<std::string> subscribed_from;
     // Requests out, answered by the test through answer().
     struct Request {
         std::string to, xml;
@@ -143,7 +142,6 @@ struct RecordingPort final : SessionPort {
     void transient(model::EventBody body) override { transients.push_back(std::move(body)); }
     void log(Level, const std::string& text) override { logs.push_back(text); }
     std::string new_id() override { return "id" + std::to_string(++next_id); }
-    bool sees_our_presence(const std::string& bare) override { return subscribed_from.count(bare) > 0; }
     std::optional<std::vector<KeptWrite>> decrypt(const ReceivedMessage&, model::Message& msg,
                                                   const std::string&) override {
         msg.encryption = "omemo";
@@ -397,7 +395,8 @@ TEST_CASE("session: carbons are ours, forged ones are dropped") {
 
 TEST_CASE("session: receipts only to those who see our presence, never to rooms") {
     Fixture f;
-    f.port.subscribed_from = {"bob@example.org"};
+    f.session.roster({{"bob@example.org", "", "from", {}, false}, {"stranger@example.org", "", "to", {}, false}}, false,
+                     std::nullopt);
     f.session.join("room@muc.example.org", "alice", "", [](model::Reply) {});
     f.port.sent.clear();
     const auto request = [&](const std::string& from, const std::string& id) {
