@@ -20,21 +20,6 @@ bool normalize_stamp(std::string& stamp) {
     return true;
 }
 
-model::Reply failure_reply(const IqReply& r, const std::string& account) {
-    switch (r.outcome) {
-    case IqReply::Outcome::Timeout:
-        return model::Reply::error("timeout", "the server did not answer within 30 seconds");
-    case IqReply::Outcome::NotOnline:
-        return model::Reply::error("not-online", "account " + account + " is not online");
-    case IqReply::Outcome::Disconnected:
-        return model::Reply::error("not-online", "account " + account + ": the connection ended before the answer");
-    case IqReply::Outcome::Result:
-    case IqReply::Outcome::Remote:
-        break;
-    }
-    return model::Reply::error("refused", r.error.describe());
-}
-
 std::string make_uuid() {
     unsigned char b[16];
     RAND_bytes(b, sizeof b);
@@ -151,7 +136,7 @@ void Hub::received(Account& account, xmpp::Stanza& stanza) {
 void Hub::received_message(Account& account, pugi::xml_node root) {
     const xmpp::Jid& own = account.config().jid;
     if (session(account).carbon(root)) return;  // XEP-0280
-    if (auto result = xmpp::child(root, xmpp::ns_mam, "result")) return archive_result(account, root, result);
+    if (xmpp::child(root, xmpp::ns_mam, "result")) return session(account).archive_result(root);
     if (omemo_event(account, root)) return;
     if (auto invite = xmpp::parse_invite(root)) {
         publish(account.name(),

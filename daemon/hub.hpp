@@ -93,7 +93,6 @@ private:
     model::Reply set_read_marker(Account& a, const model::SetReadMarker& c);
     // What received() hands on, by stanza kind.
     void received_message(Account& account, pugi::xml_node root);
-    void archive_result(Account& account, pugi::xml_node root, pugi::xml_node result);
     void received_presence(Account& account, pugi::xml_node root);
     void publish(const std::string& account, model::EventBody body, std::string stamp = {});
     // Events that are not kept (chat states): to live front ends only, seq 0.
@@ -104,7 +103,6 @@ private:
     class AccountLink;
     xmpp::im::AccountSession& session(Account& account);
     std::map<std::string, std::unique_ptr<AccountLink>> links_;  // by account
-    void history(Account& account, const model::History& h, Respond respond);
     // `history` without an archive: the page from the store, "source":"local".
     model::Reply local_history(Account& account, const model::History& h);
 
@@ -167,14 +165,6 @@ private:
     FindAccount find_;
     ListAccounts list_;
     std::vector<Sink> sinks_;
-    unsigned long next_query_ = 1;  // history and room page queries
-
-    // A history request waiting for its page: by query id.
-    struct HistoryQuery {
-        std::string account, archive;  // archive: our bare JID or the room
-        std::vector<model::Event> messages;
-    };
-    std::map<std::string, HistoryQuery> histories_;
 
     uv::Timer timer_;  // join timeouts and self-pings
     std::chrono::seconds self_ping_;

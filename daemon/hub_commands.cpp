@@ -143,7 +143,7 @@ void Hub::message_command(Account& a, const C& c, Respond respond) {
     } else if constexpr (std::is_same_v<C, model::History>) {
         if (a.capabilities().known && !a.capabilities().archive) return respond(local_history(a, c));
         if (auto e = need_online(a)) return respond(*e);
-        return history(a, c, std::move(respond));
+        return session(a).history(c, std::move(respond));
     } else if constexpr (std::is_same_v<C, model::StoredMessages>) {
         return respond(stored_messages(a, c));
     } else if constexpr (std::is_same_v<C, model::SetReadMarker>) {

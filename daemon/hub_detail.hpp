@@ -11,7 +11,6 @@ namespace stanzad {
 // store uses, so that comparisons as text are comparisons of times. False when it is no time.
 bool normalize_stamp(std::string& stamp);
 
-// A request that got no result, as the reply to the front end that asked.
-model::Reply failure_reply(const IqReply& r, const std::string& account);
+using xmpp::im::failure_reply;
 
 }  // namespace stanzad

@@ -5,6 +5,7 @@
 #include <functional>
 #include <string>
 
+#include "frontends/model/model.hpp"
 #include "protocol/im.hpp"
 
 namespace xmpp::im {
@@ -30,5 +31,9 @@ struct IqReply {
 using IqCallback = std::function<void(const IqReply&)>;
 // Makes the <iq/> to send with the id the owner chose.
 using IqMaker = std::function<std::string(const std::string& id)>;
+
+// A request that got no result, as the reply to the front end that asked: `not-online`,
+// `timeout`, or `refused` with what the server said.
+model::Reply failure_reply(const IqReply& r, const std::string& account);
 
 }  // namespace xmpp::im

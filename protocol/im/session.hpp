@@ -172,14 +172,19 @@ public:
     bool incoming(const ReceivedMessage& m, bool from_archive, const std::string& carbon = {},
                   const std::string& room = {}, model::Event* out = nullptr);
 
-    // --- Catching up with our own archive (XEP-0313, paged with XEP-0059; im/catchup.hpp) ---
+    // --- Archives (XEP-0313, paged with XEP-0059; session_archive.cpp) ---
+    // Catching up with our own archive (im/catchup.hpp).
     // After a gap: the pages after the position kept ("mam_last"), or without one since
     // this account was first seen here ("mam_since", which `now`, RFC 3339, starts).
     void catch_up(const std::string& now);
     // While true, live messages do not move the kept position (the gap rule).
     bool gap_open() const { return archive_.pager.gap_open(); }
-    // A <message/> with a XEP-0313 <result/> for our catch-up's query (true: it was one).
-    bool catch_up_result(pugi::xml_node stanza);
+    // `history` (XEP-0313 §4): a page of our archive with a contact, or of a room's; the
+    // reply carries the messages (stored if new) and the page's ids.
+    void history(const model::History& h, Respond respond);
+    // A <message/> with a XEP-0313 <result/>: for a history request, a room's catch-up or
+    // ours; dropped when nobody asked.
+    void archive_result(pugi::xml_node stanza);
     // An <iq/> answering our catch-up's page query (true: it was that answer).
     bool catch_up_answer(pugi::xml_node iq);
 
@@ -225,6 +230,7 @@ private:
     model::Event own_echo(const ReceivedMessage& m, const std::string& room) const;
     void log(SessionPort::Level level, const std::string& text);
     void send_page(const CatchUp::Page& page, const std::string& now);
+    bool catch_up_result(pugi::xml_node stanza);  // true: a result for our catch-up's query
     void keep_position(const std::string& id);
     // A stored event (logged when it cannot be stored; front ends hear of it anyway).
     void publish(model::EventBody body);
@@ -264,6 +270,13 @@ private:
         std::string query_id;  // the page query out ("" for none)
         unsigned long queries = 0;
     } archive_;
+    // A history request waiting for its page: by query id.
+    struct HistoryQuery {
+        std::string archive;  // our bare JID or the room
+        std::vector<model::Event> messages;
+    };
+    std::map<std::string, HistoryQuery> histories_;
+    unsigned long history_queries_ = 0;
     std::map<std::string, Room> rooms_;        // by room JID
     std::vector<std::string> pending_leaves_;  // parted while offline
     unsigned long room_queries_ = 0;

@@ -495,8 +495,8 @@ TEST_CASE("session: catch-up pages our archive after the kept position, and the 
               "<stanza-id xmlns='urn:xmpp:sid:0' by='alice@example.org' id='s9'/></message>");
     CHECK(f.store.values["mam_last"] == "s0");
 
-    CHECK(f.session.catch_up_result(test::frame(archive_result("catchup1", "s1", "missed")).root()));
-    CHECK_FALSE(f.session.catch_up_result(test::frame(archive_result("other", "s2", "not asked")).root()));
+    f.session.archive_result(test::frame(archive_result("catchup1", "s1", "missed")).root());
+    f.session.archive_result(test::frame(archive_result("other", "s2", "not asked")).root());  // dropped
     // An answer from anyone but our account is not the answer.
     CHECK_FALSE(f.session.catch_up_answer(test::frame(fin("catchup1", false, "s1", "mallory@evil.example")).root()));
     // Not complete: the position moves to the page's end and the next page goes out.
@@ -508,13 +508,13 @@ TEST_CASE("session: catch-up pages our archive after the kept position, and the 
     CHECK(f.session.gap_open());
     // The missed message came once, as a message of its own (not history).
     auto msgs = f.port.messages();
-    REQUIRE(msgs.size() == 2);
+    REQUIRE(msgs.size() == 2);  // the live one and the missed one; the one nobody asked for is dropped
     CHECK(msgs[1].body == "missed");
     CHECK(msgs[1].delayed);
     CHECK_FALSE(msgs[1].history);
 
     // Complete: the gap closes; live messages move the position again.
-    CHECK(f.session.catch_up_result(test::frame(archive_result("catchup2", "s9", "live")).root()));
+    f.session.archive_result(test::frame(archive_result("catchup2", "s9", "live")).root());
     CHECK(f.session.catch_up_answer(test::frame(fin("catchup2", true, "s9")).root()));
     CHECK_FALSE(f.session.gap_open());
     CHECK(f.store.values["mam_last"] == "s9");
@@ -674,4 +674,38 @@ TEST_CASE("session: a part while offline leaves at the next login; the room is f
     REQUIRE(!f.port.sent.empty());
     CHECK(f.port.sent[0].first.find("type='unavailable'") != std::string::npos);
     CHECK(f.port.sent[0].first.find("to='coven@chat.example/alice'") != std::string::npos);
+}
+
+TEST_CASE("session: a history request brings its page; messages new to us are stored once") {
+    Fixture f;
+    model::History h;
+    h.account = "work";
+    h.with = "bob@example.org";
+    h.max = 10;
+    std::vector<model::Reply> replies;
+    f.session.history(h, [&](model::Reply r) { replies.push_back(std::move(r)); });
+    REQUIRE(f.port.requests.size() == 1);
+    CHECK(f.port.requests[0].xml.find("<field var='with'><value>bob@example.org</value></field>") != std::string::npos);
+    CHECK(f.port.requests[0].xml.find("<before/>") != std::string::npos);  // the newest page
+    CHECK(f.port.requests[0].xml.find("queryid='history1'") != std::string::npos);
+    f.session.archive_result(test::frame(archive_result("history1", "h1", "old one")).root());
+    f.session.archive_result(test::frame(archive_result("history1", "h1", "old one")).root());
+    auto fin = test::frame("<iq type='result' id='x'><fin xmlns='urn:xmpp:mam:2' complete='true'>"
+                           "<set xmlns='http://jabber.org/protocol/rsm'><first>h1</first><last>h1</last></set></fin></iq>");
+    f.port.requests[0].done(IqReply{IqReply::Outcome::Result, fin.root(), {}});
+    REQUIRE(replies.size() == 1);
+    CHECK(replies[0].source == "archive");
+    CHECK(replies[0].complete);
+    CHECK(replies[0].first == "h1");
+    REQUIRE(replies[0].messages.size() == 2);  // as the server sent them
+    CHECK(std::get<model::Message>(replies[0].messages[0].body).history);
+    CHECK(std::get<model::Message>(replies[0].messages[0].body).body == "old one");
+    CHECK(f.store.events.size() == 1);  // stored once, not shown live (it is history)
+    CHECK(f.port.messages().empty());
+
+    // A request that gets no answer is answered anyway.
+    f.session.history(h, [&](model::Reply r) { replies.push_back(std::move(r)); });
+    f.port.requests[1].done(IqReply{IqReply::Outcome::Timeout, {}, {}});
+    REQUIRE(replies.size() == 2);
+    CHECK(replies[1].error_code == "timeout");
 }
