@@ -12,14 +12,6 @@
 
 namespace stanzad {
 
-bool normalize_stamp(std::string& stamp) {
-    if (stamp.empty()) return true;
-    auto ms = xmpp::parse_datetime(stamp);
-    if (!ms) return false;
-    stamp = xmpp::rfc3339(std::chrono::system_clock::time_point(std::chrono::milliseconds(*ms)));
-    return true;
-}
-
 std::string make_uuid() {
     unsigned char b[16];
     RAND_bytes(b, sizeof b);

@@ -82,15 +82,9 @@ private:
     template <class C>
     model::Reply daemon_command(const C& c, const std::string& client);
     template <class C>
-    void message_command(Account& a, const C& c, Respond respond);
-    template <class C>
-    void contact_command(Account& a, const C& c, Respond respond);
-    template <class C>
-    void room_command(Account& a, const C& c, Respond respond);
+    void encryption_command(Account& a, const C& c, Respond respond);
     template <class C>
     void account_command(Account& a, const C& c, Respond respond);
-    model::Reply stored_messages(Account& a, const model::StoredMessages& c);
-    model::Reply set_read_marker(Account& a, const model::SetReadMarker& c);
     // What received() hands on, by stanza kind.
     void received_message(Account& account, pugi::xml_node root);
     void received_presence(Account& account, pugi::xml_node root);
@@ -103,8 +97,6 @@ private:
     class AccountLink;
     xmpp::im::AccountSession& session(Account& account);
     std::map<std::string, std::unique_ptr<AccountLink>> links_;  // by account
-    // `history` without an archive: the page from the store, "source":"local".
-    model::Reply local_history(Account& account, const model::History& h);
 
     // OMEMO (hub_omemo.cpp): the account's device (nullptr when encryption is off or the
     // keys cannot be had), announced at every new session; PEP notifications.

@@ -7,9 +7,7 @@
 
 namespace stanzad {
 
-// A front end's time (XEP-0082 / RFC 3339, any offset and precision) in the one form the
-// store uses, so that comparisons as text are comparisons of times. False when it is no time.
-bool normalize_stamp(std::string& stamp);
+using xmpp::im::normalize_stamp;
 
 using xmpp::im::failure_reply;
 

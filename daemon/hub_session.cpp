@@ -38,7 +38,7 @@ std::vector<MetaWrite> to_meta(const std::vector<xmpp::im::KeptWrite>& writes) {
 class Hub::AccountLink final : public xmpp::im::SessionStore, public xmpp::im::SessionPort {
 public:
     AccountLink(Hub& hub, const std::string& name, const xmpp::Jid& own)
-        : hub_(hub), name_(name), messages(name, own, *this, *this) {}
+        : hub_(hub), name_(name), account_session(name, own, *this, *this) {}
 
     // SessionStore: the store's rows of this account.
     std::optional<xmpp::im::Outgoing> outgoing(const std::string& msg_id) override {
@@ -60,10 +60,18 @@ public:
                            model::Event& event) override {
         return hub_.store_.set_state(name_, msg_id, std::string(xmpp::im::to_string(state)), error, event);
     }
-    std::optional<model::Seq> inbound(const std::string& key) override {
+    std::optional<std::string> inbound(const std::string& key) override {
         auto seen = hub_.store_.inbound(name_, key);
         if (!seen || !seen.value()) return std::nullopt;
-        return std::strtoll(seen.value()->c_str(), nullptr, 10);
+        return std::move(*seen.value());
+    }
+    xmpp::Result<std::vector<model::Event>> messages(const std::string& peer, const xmpp::im::MessageRange& r,
+                                                     std::size_t limit) override {
+        return hub_.store_.messages(name_, peer, MessageRange{r.after, r.before, r.after_stamp, r.before_stamp, r.newest},
+                                    limit);
+    }
+    xmpp::Result<std::optional<model::Seq>> message_seq(const std::string& peer, const std::string& msg_id) override {
+        return hub_.store_.message_seq(name_, peer, msg_id);
     }
     std::optional<model::Event> event(model::Seq seq) override {
         auto e = hub_.store_.event(seq);
@@ -126,6 +134,18 @@ public:
             for (const auto& r : a->config().rooms) out.push_back({r.jid, r.nick});
         return out;
     }
+    std::string state_name() override {
+        Account* a = hub_.find_(name_);
+        return a ? to_string(a->state()) : "gone";
+    }
+    std::string wall_clock() override { return xmpp::rfc3339(std::chrono::system_clock::now()); }
+    void set_presence(const std::string& show, const std::string& status, std::optional<int> priority) override {
+        if (Account* a = hub_.find_(name_)) a->set_presence(show, status, priority);
+    }
+    bool chat_markers() override {
+        Account* a = hub_.find_(name_);
+        return a && a->config().chat_markers;
+    }
     void deliver(const model::Event& event) override { hub_.deliver(event); }
     void transient(model::EventBody body) override { hub_.transient(name_, std::move(body)); }
     void log(Level level, const std::string& text) override {
@@ -171,7 +191,7 @@ private:
     OmemoDevice* decrypting_ = nullptr;  // the device of the decryption in progress
 
 public:
-    xmpp::im::AccountSession messages;
+    xmpp::im::AccountSession account_session;
 };
 
 Hub::Hub(Store& store, FindAccount find, ListAccounts list, uv_loop_t* loop, std::chrono::seconds self_ping)
@@ -184,15 +204,15 @@ Hub::Hub(Store& store, FindAccount find, ListAccounts list, uv_loop_t* loop, std
 Hub::~Hub() = default;
 
 void Hub::tick() {
-    for (auto& [name, link] : links_) link->messages.tick(self_ping_);
+    for (auto& [name, link] : links_) link->account_session.tick(self_ping_);
 }
 
 xmpp::im::AccountSession& Hub::session(Account& account) {
     auto& link = links_[account.name()];
     // A new one also when a reloaded configuration gave the account another JID.
-    if (!link || link->messages.own().bare() != account.config().jid.bare())
+    if (!link || link->account_session.own().bare() != account.config().jid.bare())
         link = std::make_unique<AccountLink>(*this, account.name(), account.config().jid);
-    return link->messages;
+    return link->account_session;
 }
 
 }  // namespace stanzad

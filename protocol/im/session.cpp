@@ -239,7 +239,7 @@ bool AccountSession::incoming(const ReceivedMessage& m, bool from_archive, const
     for (const auto& key : id.keys) {
         if (auto seen = store_.inbound(key)) {
             if (out)
-                if (auto stored = store_.event(*seen)) *out = std::move(*stored);
+                if (auto stored = store_.event(std::strtoll(seen->c_str(), nullptr, 10))) *out = std::move(*stored);
             return false;
         }
     }
@@ -275,7 +275,7 @@ std::string AccountSession::resolve_replace(const std::string& sender, const std
     for (const char* kind : {"id:", "oid:"}) {
         auto seq = store_.inbound(kind + sender + ":" + replace_id);
         if (!seq) continue;
-        if (auto event = store_.event(*seq))
+        if (auto event = store_.event(std::strtoll(seq->c_str(), nullptr, 10)))
             if (auto* msg = std::get_if<model::Message>(&event->body)) return msg->msg_id;
     }
     return replace_id;

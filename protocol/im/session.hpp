@@ -20,6 +20,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "frontends/model/model.hpp"
@@ -37,6 +38,9 @@
 
 namespace xmpp::im {
 
+template <class C, class... Kinds>
+constexpr bool is_one_of = (std::is_same_v<C, Kinds> || ...);
+
 // One message of the outbox as the store keeps it.
 struct Outgoing {
     std::string msg_id;      // origin-id (XEP-0359 §5); unique per account
@@ -52,6 +56,18 @@ struct KeptWrite {
     std::optional<std::string> value;
 };
 
+// Which messages of a conversation: between seqs and/or stamps (all bounds exclusive); the
+// oldest `limit` of them, or the newest.
+struct MessageRange {
+    std::optional<model::Seq> after, before;
+    std::string after_stamp, before_stamp;  // RFC 3339 UTC as stored
+    bool newest = false;
+};
+
+// A front end's time (XEP-0082 / RFC 3339, any offset and precision) in the one form the
+// store uses, so that comparisons as text are comparisons of times. False when it is no time.
+bool normalize_stamp(std::string& stamp);
+
 // The account's rows. Answers at once (the store is local); an error is logged by the
 // session, which then goes on as safely as it can (never acknowledging what is not stored).
 class SessionStore {
@@ -63,8 +79,9 @@ public:
     virtual Result<bool> enqueue(const Outgoing& entry, std::vector<model::Event>& events) = 0;
     virtual Status set_state(const std::string& msg_id, Delivery state, const std::string& error,
                              model::Event& event) = 0;
-    // The seq of the event stored under a de-duplication key, and that event.
-    virtual std::optional<model::Seq> inbound(const std::string& key) = 0;
+    // What is stored under a de-duplication key or alias: the seq of the event (as text),
+    // or for "rid:MSG_ID" the id a marker must carry. And an event by its seq.
+    virtual std::optional<std::string> inbound(const std::string& key) = 0;
     virtual std::optional<model::Event> event(model::Seq seq) = 0;
     virtual Status append(model::Event& event) = 0;
     // Stores `event` under `key` (with its aliases and `writes`) unless the key is known:
@@ -76,6 +93,11 @@ public:
     // A value kept for the account ("" when there is none), and a change of one.
     virtual Result<std::string> kept(const std::string& key) = 0;
     virtual Status keep(const std::string& key, const std::string& value) = 0;
+    // Stored messages of a conversation (`peer`: a contact's or room's bare JID), and the
+    // seq of one by its msg_id.
+    virtual Result<std::vector<model::Event>> messages(const std::string& peer, const MessageRange& range,
+                                                       std::size_t limit) = 0;
+    virtual Result<std::optional<model::Seq>> message_seq(const std::string& peer, const std::string& msg_id) = 0;
 };
 
 // What the owner does for the session: the stream, front ends, logs, and the parts of the
@@ -91,6 +113,11 @@ public:
     // Counts the account's sessions (new or resumed): which one the stream is.
     virtual unsigned long session() = 0;
     virtual std::string bound_jid() = 0;  // our full JID on the current stream
+    virtual std::string state_name() = 0;  // the account's state for people: online, connecting, ...
+    virtual std::string wall_clock() = 0;  // now, RFC 3339 UTC as stored
+    // Our presence for this and later sessions (RFC 6121 §4.7), sent by the owner.
+    virtual void set_presence(const std::string& show, const std::string& status, std::optional<int> priority) = 0;
+    virtual bool chat_markers() = 0;  // the user lets us send XEP-0333 displayed markers
     // An <iq/> to `to` ("" for our server) with an id the owner chooses; `done` is called
     // once: with the answer, or with why none came (timeout, not online, disconnected).
     virtual void request(const std::string& to, const IqMaker& make, IqCallback done) = 0;
@@ -142,6 +169,19 @@ public:
     static constexpr std::size_t kMaxBodyXml = 65'536;
 
     AccountSession(std::string account, Jid own, SessionStore& store, SessionPort& port);
+
+    // --- Front-end commands (session_commands.cpp) ---
+    // The message, contact and room commands; the owner keeps the daemon's own, the
+    // account's, and end-to-end encryption's (XEP-0384 decides how a `send` goes).
+    template <class C>
+    static constexpr bool handles =
+        is_one_of<C, model::Send, model::CancelSend, model::SendChatState, model::Displayed, model::History,
+                  model::StoredMessages, model::SetReadMarker, model::GetRoster, model::SetPresence,
+                  model::ChangeSubscription, model::RosterSet, model::RosterRemove, model::Block,
+                  model::GetBlocklist, model::ListPresences, model::Join, model::Part, model::ListRooms,
+                  model::SetSubject, model::Kick, model::SendInvite>;
+    // Answers through `respond` exactly once, at once or when the server has answered.
+    void handle(const model::Command& command, Respond respond);
 
     // --- Sending ---
     // A front end's `send`: stored (with its `message` and `message-state` events) before the
@@ -244,6 +284,36 @@ private:
     void room_page_answer(const std::string& jid, const std::string& query_id, const IqReply& r);
     void remember_rooms();
     std::string default_nick() const;
+    // Commands, one per kind (handles<C>).
+    void command(const model::Send& c, Respond respond);
+    void command(const model::CancelSend& c, Respond respond);
+    void command(const model::SendChatState& c, Respond respond);
+    void command(const model::Displayed& c, Respond respond);
+    void command(const model::History& c, Respond respond);
+    void command(const model::StoredMessages& c, Respond respond);
+    void command(const model::SetReadMarker& c, Respond respond);
+    void command(const model::GetRoster& c, Respond respond);
+    void command(const model::SetPresence& c, Respond respond);
+    void command(const model::ChangeSubscription& c, Respond respond);
+    void command(const model::RosterSet& c, Respond respond);
+    void command(const model::RosterRemove& c, Respond respond);
+    void command(const model::Block& c, Respond respond);
+    void command(const model::GetBlocklist& c, Respond respond);
+    void command(const model::ListPresences& c, Respond respond);
+    void command(const model::Join& c, Respond respond);
+    void command(const model::Part& c, Respond respond);
+    void command(const model::ListRooms& c, Respond respond);
+    void command(const model::SetSubject& c, Respond respond);
+    void command(const model::Kick& c, Respond respond);
+    void command(const model::SendInvite& c, Respond respond);
+    std::optional<model::Reply> need_online();  // the `not-online` reply, when offline
+    // An iq whose answer is the reply: ok (filled by `fill` from the result), or what the
+    // server said.
+    void ask(const std::string& to, const IqMaker& make, Respond respond,
+             std::function<void(model::Reply&, pugi::xml_node)> fill = {});
+    // `history` without an archive: the page from the store, "source":"local".
+    model::Reply local_history(const model::History& h);
+    bool in_room(const std::string& jid);  // joined (not only joining)
     void load_roster();
     void keep_roster();
     // RFC 6121: the contact sees our presence (subscription from or both).

@@ -120,7 +120,7 @@ void AccountSession::send_join(Room& room) {
 }
 
 void AccountSession::join(std::string jid, std::string nick, std::string password, Respond respond) {
-    if (!port_.online()) return respond(model::Reply::error("not-online", "account " + account_ + " is not online"));
+    if (auto e = need_online()) return respond(*e);
     Room* existing = find_room(jid);
     if (nick.empty()) nick = existing ? existing->nick : default_nick();
     if (existing && existing->phase() == im::Room::Phase::Joined) {

@@ -20,7 +20,8 @@ using test::frame;
 struct MemoryStore final : SessionStore {
     std::vector<Outgoing> outbox;
     std::vector<model::Event> events;
-    std::map<std::string, model::Seq> keys;  // de-duplication keys and aliases -> seq
+    // De-duplication keys and aliases -> the seq of the event (as text), or the alias's value.
+    std::map<std::string, std::string> keys;
     std::map<std::string, std::string> values;  // kept per account ("mam_last", ...)
     bool fail = false;
 
@@ -58,10 +59,29 @@ struct MemoryStore final : SessionStore {
         add(event);
         return Ok{};
     }
-    std::optional<model::Seq> inbound(const std::string& key) override {
+    std::optional<std::string> inbound(const std::string& key) override {
         auto it = keys.find(key);
         if (it == keys.end()) return std::nullopt;
         return it->second;
+    }
+    Result<std::vector<model::Event>> messages(const std::string& peer, const MessageRange& range,
+                                               std::size_t limit) override {
+        std::vector<model::Event> out;
+        for (const auto& e : events) {
+            auto* m = std::get_if<model::Message>(&e.body);
+            if (!m || (m->outgoing ? m->to : Jid::parse(m->from).value().bare()) != peer) continue;
+            if ((range.after && e.seq <= *range.after) || (range.before && e.seq >= *range.before)) continue;
+            out.push_back(e);
+        }
+        if (out.size() > limit) out.erase(range.newest ? out.begin() : out.begin() + static_cast<long>(limit),
+                                          range.newest ? out.end() - static_cast<long>(limit) : out.end());
+        return out;
+    }
+    Result<std::optional<model::Seq>> message_seq(const std::string&, const std::string& msg_id) override {
+        for (const auto& e : events)
+            if (auto* m = std::get_if<model::Message>(&e.body); m && m->msg_id == msg_id)
+                return std::optional<model::Seq>(e.seq);
+        return std::optional<model::Seq>();
     }
     std::optional<model::Event> event(model::Seq seq) override {
         if (seq < 1 || seq > static_cast<model::Seq>(events.size())) return std::nullopt;
@@ -77,8 +97,8 @@ struct MemoryStore final : SessionStore {
                              const std::vector<KeptWrite>& writes) override {
         if (fail) return failure();
         if (keys.count(key)) return false;
-        keys[key] = add(event);
-        for (const auto& [alias, value] : aliases) keys.emplace(alias, event.seq);
+        keys[key] = std::to_string(add(event));
+        for (const auto& [alias, value] : aliases) keys.emplace(alias, value.empty() ? keys[key] : value);
         (void)keep(writes);
         return true;
     }
@@ -129,6 +149,12 @@ struct RecordingPort final : SessionPort {
     bool online() override { return is_online; }
     unsigned long session() override { return sessions; }
     std::string bound_jid() override { return "alice@example.org/s"; }
+    std::string state_name() override { return is_online ? "online" : "disconnected"; }
+    std::string wall_clock() override { return "2026-12-06T12:00:00.000Z"; }
+    void set_presence(const std::string& show, const std::string&, std::optional<int>) override { presence_show = show; }
+    bool chat_markers() override { return markers; }
+    std::string presence_show;
+    bool markers = true;
     void request(const std::string& to, const IqMaker& make, IqCallback done) override {
         if (!is_online) return done(IqReply{IqReply::Outcome::NotOnline, {}, {}});
         requests.push_back({to, make("iq" + std::to_string(requests.size() + 1)), std::move(done)});
@@ -708,4 +734,72 @@ TEST_CASE("session: a history request brings its page; messages new to us are st
     f.port.requests[1].done(IqReply{IqReply::Outcome::Timeout, {}, {}});
     REQUIRE(replies.size() == 2);
     CHECK(replies[1].error_code == "timeout");
+}
+
+TEST_CASE("session: front-end commands answer once, with what the account can do now") {
+    Fixture f;
+    std::vector<model::Reply> replies;
+    auto respond = [&](model::Reply r) { replies.push_back(std::move(r)); };
+    // XEP-0333: the displayed marker carries the id the sender gave its message (the "rid:" alias).
+    f.receive("<message from='bob@example.org/x' type='chat' id='b-own-id'><body>read me</body>"
+              "<stanza-id xmlns='urn:xmpp:sid:0' by='alice@example.org' id='s1'/></message>");
+    f.session.handle(model::Displayed{"work", "bob@example.org", "s1"}, respond);
+    REQUIRE(replies.size() == 1);
+    CHECK(replies[0].sent);
+    CHECK(f.port.sent.back().first.find("<displayed xmlns='urn:xmpp:chat-markers:0' id='b-own-id'/>") !=
+          std::string::npos);
+    // Without the user's consent, nothing is sent.
+    f.port.markers = false;
+    auto sent = f.port.sent.size();
+    f.session.handle(model::Displayed{"work", "bob@example.org", "s1"}, respond);
+    CHECK_FALSE(replies.back().sent);
+    CHECK(f.port.sent.size() == sent);
+
+    // Read markers move forward only, and never past now.
+    f.session.handle(model::SetReadMarker{"work", "bob@example.org", "2026-12-06T10:00:00Z"}, respond);
+    CHECK(replies.back().stamp == "2026-12-06T10:00:00.000Z");
+    f.session.handle(model::SetReadMarker{"work", "bob@example.org", "2026-12-06T09:00:00Z"}, respond);
+    CHECK(replies.back().stamp == "2026-12-06T10:00:00.000Z");
+    f.session.handle(model::SetReadMarker{"work", "bob@example.org", "2030-01-01T00:00:00Z"}, respond);
+    CHECK(replies.back().stamp == "2026-12-06T12:00:00.000Z");
+    f.session.handle(model::SetReadMarker{"work", "bob@example.org", "yesterday"}, respond);
+    CHECK(replies.back().error_code == "bad-request");
+
+    // The stored conversation, around a message.
+    model::StoredMessages stored;
+    stored.account = "work";
+    stored.peer = "bob@example.org";
+    stored.around_msg_id = "s1";
+    stored.limit = 10;
+    f.session.handle(stored, respond);
+    REQUIRE(replies.back().ok());
+    CHECK(replies.back().cursor == 1);
+    REQUIRE(replies.back().messages.size() == 1);
+
+    // Offline: what needs the server says so, with the account's state.
+    f.port.is_online = false;
+    f.session.handle(model::Join{"work", "room@muc.example.org", "", ""}, respond);
+    CHECK(replies.back().error_code == "not-online");
+    CHECK(replies.back().error_message == "account work is disconnected");
+    f.session.handle(model::SendChatState{"work", "bob@example.org", "composing"}, respond);
+    CHECK(replies.back().error_code == "not-online");
+    f.session.handle(model::Kick{"work", "room@muc.example.org", "bob", ""}, respond);
+    CHECK(replies.back().error_code == "not-joined");
+    // Without an archive on the server, history comes from the store ("local").
+    f.port.caps.known = true;
+    f.port.caps.archive = false;
+    model::History h;
+    h.account = "work";
+    h.with = "bob@example.org";
+    h.max = 5;
+    f.session.handle(h, respond);
+    CHECK(replies.back().source == "local");
+    CHECK(replies.back().complete);
+    REQUIRE(replies.back().messages.size() == 1);
+    CHECK(std::get<model::Message>(replies.back().messages[0].body).history);
+    // Our presence is kept for the next session even offline.
+    f.session.handle(model::SetPresence{"work", "away", "lunch", std::nullopt}, respond);
+    CHECK(replies.back().ok());
+    CHECK(f.port.presence_show == "away");
+    CHECK(replies.size() == 12);  // one answer per command
 }
