@@ -515,6 +515,9 @@ private:
     // Returns the account when its own keys are valid; the caller's Config is dropped
     // anyway if any problem elsewhere is an error.
     std::optional<Account> account(const toml::table& t, const std::string& prefix);
+    void account_identity(const toml::table& t, const std::string& prefix, Account& a);
+    void account_server(const toml::table& t, const std::string& prefix, Account& a);
+    void account_credentials(const toml::table& t, const std::string& prefix, Account& a);
     // `sasl = ["EXTERNAL", "SCRAM"]`: the mechanism families to try, in order. Names are
     // matched without regard to case and stored in upper case; each needs its credentials.
     // `any_cert`: client_cert or client_key is set (half a pair is reported elsewhere).

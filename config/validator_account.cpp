@@ -16,7 +16,26 @@ std::optional<Account> Validator::account(const toml::table& t, const std::strin
     Account a;
     a.line = static_cast<int>(t.source().begin.line);
     check_unknown(t, account_keys, prefix);
+    account_identity(t, prefix, a);
+    password_pair(t, prefix, a.password, a.password_command);
+    account_server(t, prefix, a);
+    account_credentials(t, prefix, a);
+    proxy_keys(t, prefix, a);
+    onion_checks(t, prefix, a);
+    if (const toml::node* pins = t.get("tls_pin")) tls_pins(*pins, prefix, a);
 
+    if (const toml::node* rooms = t.get("rooms")) this->rooms(*rooms, prefix, a);
+    if (auto v = bool_at(t, "chat_markers", prefix)) a.chat_markers = *v;
+    if (auto v = choice_at(t, "encryption", prefix, encryption_modes)) a.encryption = *v;
+    // RFC 6121 §4.7.2.3: the priority is an integer from -128 to +127.
+    integer_at(t, "priority", -128, 127, "a presence priority", a.priority, prefix);
+
+    if (error_count() != errors_before) return std::nullopt;
+    return a;
+}
+
+// name (unique among the accounts) and jid (bare).
+void Validator::account_identity(const toml::table& t, const std::string& prefix, Account& a) {
     if (!t.contains("name")) error(t, prefix + ".name", "missing required key 'name'");
     if (auto name = string_at(t, "name", prefix)) {
         const toml::node& at = *t.get("name");
@@ -52,9 +71,10 @@ std::optional<Account> Validator::account(const toml::table& t, const std::strin
             a.jid = jid.value();
         }
     }
+}
 
-    password_pair(t, prefix, a.password, a.password_command);
-
+// resource, host, port, tls: where and how to connect.
+void Validator::account_server(const toml::table& t, const std::string& prefix, Account& a) {
     if (auto resource = string_at(t, "resource", prefix)) {
         // Prepare it the way the server will, so a bad resource fails here and not at bind.
         auto full = xmpp::Jid::parse((a.jid.empty() ? std::string("x") : a.jid.bare()) + "/" + *resource);
@@ -90,7 +110,11 @@ std::optional<Account> Validator::account(const toml::table& t, const std::strin
     if (auto tls = choice_at(t, "tls", prefix, tls_modes)) {
         a.tls = *tls == "starttls" ? TlsMode::StartTls : *tls == "direct" ? TlsMode::Direct : TlsMode::Auto;
     }
+}
 
+// The CA, the client certificate and its key, SASL mechanisms and channel binding: which
+// credentials go together, and that each mechanism has its own.
+void Validator::account_credentials(const toml::table& t, const std::string& prefix, Account& a) {
     if (auto v = path_at(t, "ca_file", prefix)) a.ca_file = *v;
     if (auto v = path_at(t, "client_cert", prefix)) a.client_cert = *v;
     if (auto v = path_at(t, "client_key", prefix)) a.client_key = *v;
@@ -114,19 +138,6 @@ std::optional<Account> Validator::account(const toml::table& t, const std::strin
         a.channel_binding = *v == "required" ? ChannelBinding::Required : ChannelBinding::Auto;
     }
     if (check_files_ && !a.client_cert.empty() && !a.client_key.empty()) certificate_files(t, prefix, a);
-
-    proxy_keys(t, prefix, a);
-    onion_checks(t, prefix, a);
-    if (const toml::node* pins = t.get("tls_pin")) tls_pins(*pins, prefix, a);
-
-    if (const toml::node* rooms = t.get("rooms")) this->rooms(*rooms, prefix, a);
-    if (auto v = bool_at(t, "chat_markers", prefix)) a.chat_markers = *v;
-    if (auto v = choice_at(t, "encryption", prefix, encryption_modes)) a.encryption = *v;
-    // RFC 6121 §4.7.2.3: the priority is an integer from -128 to +127.
-    integer_at(t, "priority", -128, 127, "a presence priority", a.priority, prefix);
-
-    if (error_count() != errors_before) return std::nullopt;
-    return a;
 }
 
 void Validator::sasl_list(const toml::node& node, const std::string& prefix, Account& a, bool any_cert,

@@ -90,16 +90,16 @@ template <class C>
 void Hub::encryption_command(Account& a, const C& c, Respond respond) {
     if constexpr (std::is_same_v<C, model::Send>) {
         // XEP-0384: encrypted when the contact's setting (or the account's) says so.
-        auto wanted = omemo_wanted(a, c);
+        auto wanted = omemo_.omemo_wanted(a, c);
         if (!wanted) return respond(model::Reply::error(wanted.error().code, wanted.error().message));
-        if (wanted.value()) return omemo_send(a, c, *wanted.value(), std::move(respond));
+        if (wanted.value()) return omemo_.omemo_send(a, c, *wanted.value(), std::move(respond));
         return session(a).handle(c, std::move(respond));
     } else if constexpr (std::is_same_v<C, model::SetEncryption>) {
-        return respond(omemo_set_encryption(a, c));
+        return respond(omemo_.omemo_set_encryption(a, c));
     } else if constexpr (std::is_same_v<C, model::OmemoDevices>) {
-        return omemo_devices(a, c, std::move(respond));
+        return omemo_.omemo_devices(a, c, std::move(respond));
     } else if constexpr (std::is_same_v<C, model::OmemoTrust>) {
-        return respond(omemo_trust(a, c));
+        return respond(omemo_.omemo_trust(a, c));
     }
 }
 

@@ -159,7 +159,7 @@ public:
     std::optional<std::vector<xmpp::im::KeptWrite>> decrypt(const xmpp::ReceivedMessage& m, model::Message& msg,
                                                             const std::string& room) override {
         Account* a = hub_.find_(name_);
-        decrypting_ = a ? hub_.omemo_decrypt(*a, m, msg, room) : nullptr;
+        decrypting_ = a ? hub_.omemo_.omemo_decrypt(*a, m, msg, room) : nullptr;
         if (!decrypting_) return std::nullopt;
         std::vector<xmpp::im::KeptWrite> out;
         for (auto& w : decrypting_->pending()) out.push_back({std::move(w.key), std::move(w.value)});
@@ -167,22 +167,20 @@ public:
     }
     void decrypted(bool stored) override {
         Account* a = hub_.find_(name_);
-        if (a && decrypting_) hub_.omemo_committed(*a, *decrypting_, stored);
+        if (a && decrypting_) hub_.omemo_.omemo_committed(*a, *decrypting_, stored);
         decrypting_ = nullptr;
     }
     void key_transport(const xmpp::ReceivedMessage& m) override {
-        if (Account* a = hub_.find_(name_)) hub_.omemo_key_transport(*a, m);
+        if (Account* a = hub_.find_(name_)) hub_.omemo_.omemo_key_transport(*a, m);
     }
-    bool encrypted(const std::string& msg_id) override { return hub_.omemo_marked(name_, msg_id); }
+    bool encrypted(const std::string& msg_id) override { return hub_.omemo_.omemo_marked(name_, msg_id); }
     xmpp::Result<std::string> encrypt(const xmpp::im::Outgoing& o, const xmpp::OutgoingMessage& m) override {
         Account* a = hub_.find_(name_);
         if (!a) return xmpp::make_error("not-online", "account " + name_ + " is gone");
-        return hub_.omemo_message(*a, to_entry(name_, o), m);
+        return hub_.omemo_.omemo_message(*a, to_entry(name_, o), m);
     }
     void finished(const std::string& msg_id) override {
-        // Never transmitted again: its OMEMO marker (hub_omemo_send.cpp) can go.
-        if (hub_.omemo_outbox_[name_].erase(msg_id))
-            (void)hub_.store_.set_metas(name_, {{"omemo:out:" + msg_id, std::nullopt}});
+        hub_.omemo_.omemo_finished(name_, msg_id);  // its OMEMO marker can go
     }
 
 private:
@@ -195,7 +193,12 @@ public:
 };
 
 Hub::Hub(Store& store, FindAccount find, ListAccounts list, uv_loop_t* loop, std::chrono::seconds self_ping)
-    : store_(store), find_(std::move(find)), list_(std::move(list)), timer_(loop), self_ping_(self_ping) {
+    : store_(store),
+      find_(std::move(find)),
+      list_(std::move(list)),
+      timer_(loop),
+      self_ping_(self_ping),
+      omemo_(store, find_, [this](Account& a) -> xmpp::im::AccountSession& { return session(a); }) {
     timer_->data = this;
     uv_timer_start(timer_.get(), [](uv_timer_t* t) { static_cast<Hub*>(t->data)->tick(); }, 1000, 1000);
     uv_unref(reinterpret_cast<uv_handle_t*>(timer_.get()));  // never what keeps the loop alive

@@ -234,6 +234,26 @@ std::string join(const std::vector<std::string_view>& items) {
     return out.empty() ? std::string("none") : out;
 }
 
+// SCRAM-*-PLUS bound to the channel with `type`.
+Choice bound_choice(const Offer& offer, const Setup& setup, ScramHash hash, std::string_view type,
+                    ScramOptions options, std::size_t position) {
+    options.binding.type = std::string(type);
+    options.binding.data = std::string(binding_data(setup.channel, type));
+    Choice choice{make_scram(hash, setup.credentials, {}, std::move(options)), {}, position, {}};
+    choice.description = std::string(choice.mechanism->name()) + ", " + std::string(type);
+    if (!offer.channel_bindings) {
+        choice.failure_hint =
+            "if the password is right, the server may not know " + std::string(type) +
+            ": it did not say which channel-binding types it supports (XEP-0440); or "
+            "the TLS channel differs on its side: someone between us may be relaying it";
+        if (type == kExporter && !tls12_or_older(setup.channel.version)) {
+            choice.failure_hint += "; servers that know only tls-unique (ejabberd "
+                                   "before 23.10) cannot bind under TLS 1.3";
+        }
+    }
+    return choice;
+}
+
 // SCRAM within the offer: -PLUS first when we can bind, then the strongest hash. Sets
 // `refusal` when channel_binding = required rules SCRAM out, adds to `notes` why else not.
 std::optional<Choice> choose_scram(const Offer& offer, const Setup& setup, std::size_t position,
@@ -252,24 +272,8 @@ std::optional<Choice> choose_scram(const Offer& offer, const Setup& setup, std::
     options.offer = offer;
 
     if (plus) {
-        if (auto type = pick_binding(offer, setup.channel, setup.channel_binding)) {
-            options.binding.type = std::string(*type);
-            options.binding.data = std::string(binding_data(setup.channel, *type));
-            Choice choice{make_scram(*plus, setup.credentials, {}, std::move(options)), {},
-                          position, {}};
-            choice.description = std::string(choice.mechanism->name()) + ", " + std::string(*type);
-            if (!offer.channel_bindings) {
-                choice.failure_hint =
-                    "if the password is right, the server may not know " + std::string(*type) +
-                    ": it did not say which channel-binding types it supports (XEP-0440); or "
-                    "the TLS channel differs on its side: someone between us may be relaying it";
-                if (*type == kExporter && !tls12_or_older(setup.channel.version)) {
-                    choice.failure_hint += "; servers that know only tls-unique (ejabberd "
-                                           "before 23.10) cannot bind under TLS 1.3";
-                }
-            }
-            return choice;
-        }
+        if (auto type = pick_binding(offer, setup.channel, setup.channel_binding))
+            return bound_choice(offer, setup, *plus, *type, std::move(options), position);
         if (required) {
             std::vector<std::string_view> listed;
             if (offer.channel_bindings) {

@@ -36,6 +36,82 @@ bool too_deep(std::string_view line) {
     return false;
 }
 
+Json accounts_json(const model::Reply& reply) {
+    Json a = Json::array();
+    for (const auto& info : reply.accounts) a.push_back(to_json(info));
+    return a;
+}
+
+// What a successful reply carries besides "id" and "ok", by the command it answers
+// (docs/json-protocol.md); `hello` is the session's own.
+void add_reply_fields(const model::Command& command, const model::Reply& reply, Json& j) {
+    if (std::holds_alternative<model::Ack>(command)) {
+        j["cursor"] = reply.cursor;
+    } else if (std::holds_alternative<model::ListAccounts>(command)) {
+        j["accounts"] = accounts_json(reply);
+    } else if (std::holds_alternative<model::Send>(command)) {
+        j["msg_id"] = reply.msg_id;
+        if (reply.duplicate) j["duplicate"] = true;
+    } else if (std::holds_alternative<model::GetRoster>(command)) {
+        Json items = Json::array();
+        for (const auto& i : reply.items) items.push_back(to_json(i));
+        j["items"] = std::move(items);
+    } else if (std::holds_alternative<model::Join>(command) && !reply.rooms.empty()) {
+        const auto& r = reply.rooms.front();
+        Json room = to_json(r);
+        j["room"] = r.room;
+        j["nick"] = r.nick;
+        j["created"] = r.created;
+        j["subject"] = r.subject;
+        j["occupants"] = room["occupants"];
+    } else if (std::holds_alternative<model::ListRooms>(command)) {
+        Json rooms = Json::array();
+        for (const auto& r : reply.rooms) rooms.push_back(to_json(r));
+        j["rooms"] = std::move(rooms);
+    } else if (std::holds_alternative<model::History>(command)) {
+        j["complete"] = reply.complete;
+        j["first"] = reply.first;
+        j["last"] = reply.last;
+        j["source"] = reply.source;
+        Json messages = Json::array();
+        for (const auto& e : reply.messages) messages.push_back(to_json(e));
+        j["messages"] = std::move(messages);
+    } else if (std::holds_alternative<model::Displayed>(command)) {
+        j["sent"] = reply.sent;
+    } else if (std::holds_alternative<model::GetBlocklist>(command)) {
+        j["jids"] = reply.jids;
+    } else if (std::holds_alternative<model::ListPresences>(command)) {
+        Json presences = Json::array();
+        for (const auto& p : reply.presences)
+            presences.push_back(Json{{"from", p.from}, {"available", p.available}, {"show", p.show},
+                                     {"status", p.status}, {"priority", p.priority}});
+        j["presences"] = std::move(presences);
+    } else if (std::holds_alternative<model::SetReadMarker>(command)) {
+        j["stamp"] = reply.stamp;
+    } else if (std::holds_alternative<model::SetEncryption>(command)) {
+        j["jid"] = std::get<model::SetEncryption>(command).jid;
+        j["encryption"] = reply.encryption;
+        j["default"] = reply.encryption_default;
+    } else if (std::holds_alternative<model::OmemoDevices>(command)) {
+        Json devices = Json::array();
+        for (const auto& d : reply.omemo_devices)
+            devices.push_back(Json{{"jid", d.jid}, {"device", d.device}, {"fingerprint", d.fingerprint},
+                                   {"trust", d.trust}, {"listed", d.listed}});
+        j["devices"] = std::move(devices);
+    } else if (std::holds_alternative<model::ProbeCertificate>(command)) {
+        const auto& c = reply.certificate;
+        j["server"] = c.server;
+        j["pin"] = c.pin;
+        j["subject"] = c.subject;
+        j["issuer"] = c.issuer;
+        j["not_before"] = c.not_before;
+        j["not_after"] = c.not_after;
+        j["names"] = c.names;
+        j["trusted"] = c.verify_error.empty();
+        j["verify_error"] = c.verify_error;
+    }
+}
+
 }  // namespace
 
 Session::Session(std::string daemon_version) : daemon_version_(std::move(daemon_version)) {}
@@ -95,11 +171,6 @@ void Session::reply(const Request& request, const model::Reply& reply) {
     Json j;
     if (!request.id.is_null()) j["id"] = request.id;
     j["ok"] = true;
-    auto accounts = [&] {
-        Json a = Json::array();
-        for (const auto& info : reply.accounts) a.push_back(to_json(info));
-        return a;
-    };
     if (auto* h = std::get_if<model::Hello>(&request.command)) {
         client_ = h->client;
         attached_ = true;
@@ -108,71 +179,9 @@ void Session::reply(const Request& request, const model::Reply& reply) {
         j["client"] = client_;
         j["cursor"] = reply.cursor;
         j["last_seq"] = reply.last_seq;
-        j["accounts"] = accounts();
-    } else if (std::holds_alternative<model::Ack>(request.command)) {
-        j["cursor"] = reply.cursor;
-    } else if (std::holds_alternative<model::ListAccounts>(request.command)) {
-        j["accounts"] = accounts();
-    } else if (std::holds_alternative<model::Send>(request.command)) {
-        j["msg_id"] = reply.msg_id;
-        if (reply.duplicate) j["duplicate"] = true;
-    } else if (std::holds_alternative<model::GetRoster>(request.command)) {
-        Json items = Json::array();
-        for (const auto& i : reply.items) items.push_back(to_json(i));
-        j["items"] = std::move(items);
-    } else if (std::holds_alternative<model::Join>(request.command) && !reply.rooms.empty()) {
-        const auto& r = reply.rooms.front();
-        Json room = to_json(r);
-        j["room"] = r.room;
-        j["nick"] = r.nick;
-        j["created"] = r.created;
-        j["subject"] = r.subject;
-        j["occupants"] = room["occupants"];
-    } else if (std::holds_alternative<model::ListRooms>(request.command)) {
-        Json rooms = Json::array();
-        for (const auto& r : reply.rooms) rooms.push_back(to_json(r));
-        j["rooms"] = std::move(rooms);
-    } else if (std::holds_alternative<model::History>(request.command)) {
-        j["complete"] = reply.complete;
-        j["first"] = reply.first;
-        j["last"] = reply.last;
-        j["source"] = reply.source;
-        Json messages = Json::array();
-        for (const auto& e : reply.messages) messages.push_back(to_json(e));
-        j["messages"] = std::move(messages);
-    } else if (std::holds_alternative<model::Displayed>(request.command)) {
-        j["sent"] = reply.sent;
-    } else if (std::holds_alternative<model::GetBlocklist>(request.command)) {
-        j["jids"] = reply.jids;
-    } else if (std::holds_alternative<model::ListPresences>(request.command)) {
-        Json presences = Json::array();
-        for (const auto& p : reply.presences)
-            presences.push_back(Json{{"from", p.from}, {"available", p.available}, {"show", p.show},
-                                     {"status", p.status}, {"priority", p.priority}});
-        j["presences"] = std::move(presences);
-    } else if (std::holds_alternative<model::SetReadMarker>(request.command)) {
-        j["stamp"] = reply.stamp;
-    } else if (std::holds_alternative<model::SetEncryption>(request.command)) {
-        j["jid"] = std::get<model::SetEncryption>(request.command).jid;
-        j["encryption"] = reply.encryption;
-        j["default"] = reply.encryption_default;
-    } else if (std::holds_alternative<model::OmemoDevices>(request.command)) {
-        Json devices = Json::array();
-        for (const auto& d : reply.omemo_devices)
-            devices.push_back(Json{{"jid", d.jid}, {"device", d.device}, {"fingerprint", d.fingerprint},
-                                   {"trust", d.trust}, {"listed", d.listed}});
-        j["devices"] = std::move(devices);
-    } else if (std::holds_alternative<model::ProbeCertificate>(request.command)) {
-        const auto& c = reply.certificate;
-        j["server"] = c.server;
-        j["pin"] = c.pin;
-        j["subject"] = c.subject;
-        j["issuer"] = c.issuer;
-        j["not_before"] = c.not_before;
-        j["not_after"] = c.not_after;
-        j["names"] = c.names;
-        j["trusted"] = c.verify_error.empty();
-        j["verify_error"] = c.verify_error;
+        j["accounts"] = accounts_json(reply);
+    } else {
+        add_reply_fields(request.command, reply, j);
     }
     write(j);
 }

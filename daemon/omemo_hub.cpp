@@ -1,14 +1,24 @@
-// The hub's OMEMO hooks (XEP-0384, issue 14): our device made on first use and announced
-// at every new session. Kept apart from hub.cpp so that OMEMO stays one file of glue.
+// The hub's OMEMO side (omemo_hub.hpp): our device made on first use and announced at every
+// new session, device lists, decryption. Sending and the trust ops: omemo_hub_send.cpp.
 #include "daemon/account.hpp"
-#include "daemon/hub.hpp"
+#include "daemon/omemo_hub.hpp"
 #include "daemon/log.hpp"
 #include "daemon/omemo.hpp"
 #include "protocol/xml_framer.hpp"
 
 namespace stanzad {
 
-OmemoDevice* Hub::omemo_device(Account& account) {
+OmemoHub::OmemoHub(Store& store, FindAccount find, SessionOf session)
+    : store_(store), find_(std::move(find)), session_(std::move(session)) {}
+
+OmemoHub::~OmemoHub() = default;
+
+void OmemoHub::omemo_finished(const std::string& account, const std::string& msg_id) {
+    if (omemo_outbox_[account].erase(msg_id))
+        (void)store_.set_metas(account, {{"omemo:out:" + msg_id, std::nullopt}});
+}
+
+OmemoDevice* OmemoHub::omemo_device(Account& account) {
     if (account.config().encryption == "off") return nullptr;
     auto& slot = omemo_[account.name()];
     if (!slot) {
@@ -25,7 +35,7 @@ OmemoDevice* Hub::omemo_device(Account& account) {
     return slot.get();
 }
 
-void Hub::omemo_online(Account& account) {
+void OmemoHub::omemo_online(Account& account) {
     OmemoDevice* device = omemo_device(account);
     if (!device) return;
     std::string name = account.name();
@@ -57,7 +67,7 @@ void Hub::omemo_online(Account& account) {
     }
 }
 
-void Hub::omemo_publish_bundle(Account& account) {
+void OmemoHub::omemo_publish_bundle(Account& account) {
     OmemoDevice* device = omemo_device(account);
     if (!device || account.state() != Account::State::Online) return;
     // One publish out at a time; pre-keys used meanwhile go with one more after it.
@@ -96,7 +106,7 @@ void Hub::omemo_publish_bundle(Account& account) {
     });
 }
 
-OmemoDevice* Hub::omemo_decrypt(Account& account, const xmpp::ReceivedMessage& m, model::Message& msg,
+OmemoDevice* OmemoHub::omemo_decrypt(Account& account, const xmpp::ReceivedMessage& m, model::Message& msg,
                                 const std::string& room) {
     // Whatever happens, the <body/> of an encrypted message is the fallback text (XEP-0384
     // §4.5, 0.3 §4.5): never stored, never shown.
@@ -139,12 +149,12 @@ OmemoDevice* Hub::omemo_decrypt(Account& account, const xmpp::ReceivedMessage& m
     return device;
 }
 
-void Hub::omemo_committed(Account& account, OmemoDevice& device, bool stored) {
+void OmemoHub::omemo_committed(Account& account, OmemoDevice& device, bool stored) {
     // XEP-0384 §5.3.2 / 0.3 §4.6: a used pre-key was replaced: the bundle says so.
     if (device.committed(stored)) omemo_publish_bundle(account);
 }
 
-void Hub::omemo_key_transport(Account& account, const xmpp::ReceivedMessage& m) {
+void OmemoHub::omemo_key_transport(Account& account, const xmpp::ReceivedMessage& m) {
     OmemoDevice* device = omemo_device(account);
     auto from = xmpp::Jid::parse(m.from);
     if (!device || !from || !m.omemo) return;
@@ -157,7 +167,7 @@ void Hub::omemo_key_transport(Account& account, const xmpp::ReceivedMessage& m) 
     omemo_committed(account, *device, static_cast<bool>(st));
 }
 
-void Hub::omemo_device_list(Account& account, const std::optional<xmpp::omemo::PepItem>& item) {
+void OmemoHub::omemo_device_list(Account& account, const std::optional<xmpp::omemo::PepItem>& item) {
     OmemoDevice* device = omemo_device(account);
     if (!device) return;
     // The version is the node's (§5.3.1: urn:xmpp:omemo:2:devices; 0.3: ...devicelist).
@@ -178,7 +188,7 @@ void Hub::omemo_device_list(Account& account, const std::optional<xmpp::omemo::P
         });
 }
 
-bool Hub::omemo_event(Account& account, pugi::xml_node message) {
+bool OmemoHub::omemo_event(Account& account, pugi::xml_node message) {
     // XEP-0163 §4.3: a PEP notification. Ours (from our bare JID) about a device list (0.3
     // or 2): is our device still on it?
     auto item = xmpp::omemo::parse_pep_item(message);

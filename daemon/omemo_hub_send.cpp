@@ -17,7 +17,8 @@
 #include <charconv>
 
 #include "daemon/account.hpp"
-#include "daemon/hub.hpp"
+#include "daemon/hub.hpp"  // make_uuid
+#include "daemon/omemo_hub.hpp"
 #include "daemon/log.hpp"
 #include "daemon/omemo.hpp"
 #include "protocol/base/jid.hpp"
@@ -83,11 +84,11 @@ std::string contact_of(const std::string& to) {
 
 }  // namespace
 
-xmpp::Result<std::optional<bool>> Hub::omemo_wanted(Account& account, const model::Send& s) {
+xmpp::Result<std::optional<bool>> OmemoHub::omemo_wanted(Account& account, const model::Send& s) {
     const std::string contact = contact_of(s.to);
     auto setting = store_.meta(account.name(), setting_key(contact));
     if (!setting) return setting.error();
-    const bool room = s.type == "groupchat" || session(account).find_room(s.to) != nullptr;
+    const bool room = s.type == "groupchat" || session_(account).find_room(s.to) != nullptr;
     if (room) {
         if (setting.value() == "omemo")
             return xmpp::make_error("feature-not-implemented", "OMEMO in rooms is not supported yet: " + s.to +
@@ -108,13 +109,13 @@ xmpp::Result<std::optional<bool>> Hub::omemo_wanted(Account& account, const mode
     return std::optional<bool>{false};
 }
 
-void Hub::omemo_send(Account& account, model::Send s, bool required, Respond respond) {
+void OmemoHub::omemo_send(Account& account, model::Send s, bool required, Respond respond) {
     auto& queue = omemo_queue_[account.name()];
     queue.push_back({std::move(s), required, std::move(respond)});
     if (queue.size() == 1) omemo_next(account.name());
 }
 
-void Hub::omemo_next(const std::string& name) {
+void OmemoHub::omemo_next(const std::string& name) {
     Account* account = find_(name);
     auto& queue = omemo_queue_[name];
     if (queue.empty() || !account) return;
@@ -129,7 +130,7 @@ void Hub::omemo_next(const std::string& name) {
     });
 }
 
-void Hub::omemo_finish(Account& account) {
+void OmemoHub::omemo_finish(Account& account) {
     auto& queue = omemo_queue_[account.name()];
     if (queue.empty()) return;
     OmemoSendJob job = std::move(queue.front());
@@ -152,7 +153,7 @@ void Hub::omemo_finish(Account& account) {
         if (!st)
             reply = model::Reply::error("internal", "could not store the message: " + st.error().message);
         else
-            reply = session(account).send(job.send, true);
+            reply = session_(account).send(job.send, true);
         if (reply.error_code.empty()) (void)store_.set_meta(account.name(), "omemo:used:" + contact, "1");
     } else if (job.required) {
         std::string why = !device ? "OMEMO is not available (see the daemon's log)"
@@ -165,13 +166,13 @@ void Hub::omemo_finish(Account& account) {
         reply = model::Reply::error("no-omemo-device", "cannot encrypt to " + job.send.to + ": " + why +
                                                            "; nothing was sent (encryption is on for this contact)");
     } else {
-        reply = session(account).send(job.send);  // auto, and the contact has no OMEMO device
+        reply = session_(account).send(job.send);  // auto, and the contact has no OMEMO device
     }
     job.respond(std::move(reply));
     omemo_next(account.name());
 }
 
-void Hub::omemo_refresh(Account& account, const std::vector<std::string>& jids, std::function<void()> done) {
+void OmemoHub::omemo_refresh(Account& account, const std::vector<std::string>& jids, std::function<void()> done) {
     // One count per outstanding iq; `done` when the last one answered.
     auto left = std::make_shared<int>(static_cast<int>(jids.size()));
     auto finish = std::make_shared<std::function<void()>>([left, done = std::move(done)] {
@@ -220,7 +221,7 @@ void Hub::omemo_refresh(Account& account, const std::vector<std::string>& jids, 
     }
 }
 
-void Hub::omemo_fetch_bundle(Account& account, const std::string& jid, std::uint32_t id, std::function<void()> done) {
+void OmemoHub::omemo_fetch_bundle(Account& account, const std::string& jid, std::uint32_t id, std::function<void()> done) {
     const std::string name = account.name();
     const std::string to = jid == account.config().jid.bare() ? std::string() : jid;
     OmemoDevice* own = omemo_device(account);
@@ -262,7 +263,7 @@ void Hub::omemo_fetch_bundle(Account& account, const std::string& jid, std::uint
             });
 }
 
-std::vector<std::uint32_t> Hub::omemo_listed(const std::string& account, const std::string& jid) {
+std::vector<std::uint32_t> OmemoHub::omemo_listed(const std::string& account, const std::string& jid) {
     // Every device `jid` announces, in either version.
     std::vector<std::uint32_t> out = listed(store_, account, jid, kLegacy);
     for (auto id : listed(store_, account, jid, kV2))
@@ -270,7 +271,7 @@ std::vector<std::uint32_t> Hub::omemo_listed(const std::string& account, const s
     return out;
 }
 
-std::vector<std::pair<std::string, std::uint32_t>> Hub::omemo_recipients(Account& account, OmemoDevice& device,
+std::vector<std::pair<std::string, std::uint32_t>> OmemoHub::omemo_recipients(Account& account, OmemoDevice& device,
                                                                          const std::string& to) {
     // 0.3 §4.5 / 2 §4.5: every device of the contact, and our own other devices (XEP-0280
     // carbons bring them the message), that have a session in the version used for this
@@ -282,7 +283,7 @@ std::vector<std::pair<std::string, std::uint32_t>> Hub::omemo_recipients(Account
     return out;
 }
 
-bool Hub::omemo_marked(const std::string& account, const std::string& msg_id) {
+bool OmemoHub::omemo_marked(const std::string& account, const std::string& msg_id) {
     auto marker = store_.meta(account, "omemo:out:" + msg_id);
     // A store that cannot say counts as marked: an error then, never clear text.
     bool marked = !marker || !marker.value().empty();
@@ -290,7 +291,7 @@ bool Hub::omemo_marked(const std::string& account, const std::string& msg_id) {
     return marked;
 }
 
-xmpp::Result<std::string> Hub::omemo_message(Account& account, const OutboxEntry& entry, xmpp::OutgoingMessage m) {
+xmpp::Result<std::string> OmemoHub::omemo_message(Account& account, const OutboxEntry& entry, xmpp::OutgoingMessage m) {
     OmemoDevice* device = omemo_device(account);
     if (!device) return xmpp::make_error("omemo", "OMEMO is not available (see the daemon's log); not sent in clear");
     const std::string contact = contact_of(entry.to);
@@ -317,7 +318,7 @@ xmpp::Result<std::string> Hub::omemo_message(Account& account, const OutboxEntry
     return xmpp::omemo::make_encrypted_message(std::move(m), e.value());
 }
 
-model::Reply Hub::omemo_set_encryption(Account& account, const model::SetEncryption& c) {
+model::Reply OmemoHub::omemo_set_encryption(Account& account, const model::SetEncryption& c) {
     if (!c.mode.empty()) {
         auto st = store_.set_meta(account.name(), setting_key(c.jid), c.mode == "default" ? "" : c.mode);
         if (!st) return model::Reply::error("internal", st.error().message);
@@ -330,7 +331,7 @@ model::Reply Hub::omemo_set_encryption(Account& account, const model::SetEncrypt
     return reply;
 }
 
-model::Reply Hub::omemo_trust(Account& account, const model::OmemoTrust& c) {
+model::Reply OmemoHub::omemo_trust(Account& account, const model::OmemoTrust& c) {
     OmemoDevice* device = omemo_device(account);
     if (!device) return model::Reply::error("feature-not-implemented", "OMEMO is off for account " + account.name());
     auto st = device->set_trust(c.jid, c.device, c.trusted);
@@ -344,7 +345,7 @@ model::Reply Hub::omemo_trust(Account& account, const model::OmemoTrust& c) {
     return {};
 }
 
-void Hub::omemo_devices(Account& account, const model::OmemoDevices& c, Respond respond) {
+void OmemoHub::omemo_devices(Account& account, const model::OmemoDevices& c, Respond respond) {
     OmemoDevice* device = omemo_device(account);
     if (!device)
         return respond(model::Reply::error("feature-not-implemented", "OMEMO is off for account " + account.name()));
