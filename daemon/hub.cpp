@@ -5,7 +5,6 @@
 #include <cstdlib>
 
 #include "daemon/account.hpp"
-#include "daemon/hub_detail.hpp"
 #include "daemon/log.hpp"
 #include "daemon/omemo.hpp"
 #include "protocol/base/rfc3339.hpp"

@@ -2,8 +2,8 @@
 // Hub: where the XMPP side and the front ends meet. Wiring: each account's stanzas go to its
 // AccountSession (protocol/im/session.hpp), which decides what becomes of them; the hub
 // gives the session the store's rows and the live account (hub_session.cpp), hands the
-// events to every front end, and dispatches front ends' commands. OMEMO (hub_omemo*.cpp)
-// is still the hub's. Loop thread only; owns nothing but references to the store and the
+// events to every front end, and dispatches front ends' commands, OMEMO's to the OmemoHub
+// (omemo_hub.hpp). Loop thread only; owns nothing but references to the store and the
 // accounts, and the sessions.
 #include <uv.h>
 

@@ -6,7 +6,6 @@
 
 #include "daemon/account.hpp"
 #include "daemon/hub.hpp"
-#include "daemon/hub_detail.hpp"
 #include "protocol/base/rfc3339.hpp"
 
 namespace stanzad {
@@ -78,7 +77,7 @@ model::Reply Hub::daemon_command(const C& c, const std::string& client) {
         reply.accounts = account_infos();
     } else if constexpr (std::is_same_v<C, model::Conversations>) {
         std::string after = c.after_stamp, before = c.before_stamp;
-        if (!normalize_stamp(after) || !normalize_stamp(before)) return model::Reply::error("bad-request", "not a time");
+        if (!xmpp::im::normalize_stamp(after) || !xmpp::im::normalize_stamp(before)) return model::Reply::error("bad-request", "not a time");
         auto list = store_.conversations(after, before, static_cast<std::size_t>(c.limit));
         if (!list) return model::Reply::error("internal", list.error().message);
         for (const auto& conv : list.value()) reply.conversations.push_back({conv.account, conv.peer, conv.last_stamp});

@@ -4,7 +4,7 @@
 // what front ends ask (send, cancel) and which session is current; the session decides what
 // is stored, what front ends see, and which stanzas go out, through two narrow interfaces
 // (SessionStore for the account's rows, SessionPort for everything else the owner does).
-// daemon/hub.cpp implements both over the SQLite store and the live account;
+// daemon/hub_session.cpp implements both over the SQLite store and the live account;
 // tests/unit/im_session_test.cpp over memory.
 //
 // Inbound: every path a message can take (live, a carbon, offline storage, a resumption,
