@@ -1,6 +1,7 @@
 // The hub's side of protocol/im/session: each account's AccountSession, and what it reaches
-// through the hub (the SQLite store's rows of that account, the live account, rooms, the
-// roster, OMEMO). Wiring only: what becomes of a message is decided in the IM core.
+// through the hub (the SQLite store's rows of that account, the live account and its
+// settings, the clock, OMEMO). Wiring only: what becomes of a stanza or a command is decided
+// in the IM core. Also Hub's constructor, destructor and tick, which need AccountLink whole.
 #include "daemon/account.hpp"
 #include "daemon/hub.hpp"
 #include "daemon/log.hpp"

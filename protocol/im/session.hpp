@@ -1,11 +1,13 @@
 #pragma once
-// The IM core: one account's messages, both ways (issue 13's AccountSession, first part).
-// Sans-I/O: the owner hands it what the stream brought (parsed messages, carbons, acks),
-// what front ends ask (send, cancel) and which session is current; the session decides what
-// is stored, what front ends see, and which stanzas go out, through two narrow interfaces
-// (SessionStore for the account's rows, SessionPort for everything else the owner does).
-// daemon/hub_session.cpp implements both over the SQLite store and the live account;
-// tests/unit/im_session_test.cpp over memory.
+// The IM core: one account as front ends see it (issue 13's AccountSession): its messages
+// both ways, its archives, rooms and contacts, and the front-end commands about them.
+// Sans-I/O: the owner hands it what the stream brought (parsed stanzas, acks, iq answers),
+// what front ends ask, and the time; the session decides what is stored, what front ends
+// see, and which stanzas go out, through two narrow interfaces (SessionStore for the
+// account's rows, SessionPort for the stream, the clock and everything else the owner
+// does). daemon/hub_session.cpp implements both over the SQLite store and the live account;
+// tests/unit/im_session_test.cpp over memory. Files: session.cpp (messages), session_
+// archive.cpp, session_rooms.cpp, session_contacts.cpp, session_commands.cpp.
 //
 // Inbound: every path a message can take (live, a carbon, offline storage, a resumption,
 // an archive page) becomes one event (im::identify, then the store's de-duplication keys);
@@ -15,8 +17,8 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
-#include <memory>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -100,8 +102,8 @@ public:
     virtual Result<std::optional<model::Seq>> message_seq(const std::string& peer, const std::string& msg_id) = 0;
 };
 
-// What the owner does for the session: the stream, front ends, logs, and the parts of the
-// account that live elsewhere (rooms, roster, end-to-end encryption, the archive position).
+// What the owner does for the session: the stream and its requests, the clock, front ends,
+// logs, the account's settings, and end-to-end encryption (which lives in the daemon).
 class SessionPort {
 public:
     enum class Level { Info, Warn, Error };
