@@ -1,11 +1,14 @@
+// ClientStream, the client side of one XML stream (RFC 6120): its start and restarts,
+// the dispatch of what the framer cuts out of the server's stream, the stream features
+// before and after authentication, and the close. The steps live beside it, one concern
+// a file: SASL (stream_sasl.cpp), SASL2 (stream_sasl2.cpp), resource binding and XEP-0198
+// (stream_sm.cpp), and the stanzas of the online stream with its keepalive
+// (stream_stanzas.cpp).
 #include "protocol/stream.hpp"
 
-#include "protocol/base/base64.hpp"
 #include "protocol/base/utf8.hpp"
 
-#include <algorithm>
 #include <charconv>
-#include <sstream>
 #include <vector>
 
 #include "protocol/im.hpp"
@@ -16,12 +19,7 @@ using detail::condition_and_text;
 using detail::describe;
 using detail::ns_pre_approval;
 using detail::ns_rosterver;
-using detail::parse_h;
 namespace {
-
-// The identity we announce in disco#info (XEP-0030 §3.1), hashed into our caps.
-constexpr std::string_view identity_category = "client";
-constexpr std::string_view identity_type = "pc";
 
 struct StringWriter : pugi::xml_writer {
     std::string out;
@@ -85,37 +83,6 @@ ClientStream::ClientStream(StreamOptions options)
     });
     // XEP-0115 §7: we generate caps (caps_element()), so we say so.
     add_feature(ns_caps);
-}
-
-void ClientStream::on_iq(std::string_view ns, std::string_view element, IqHandler handler) {
-    iq_handlers_[{std::string(ns), std::string(element)}] = std::move(handler);
-    features_.insert(std::string(ns));
-}
-
-void ClientStream::add_feature(std::string_view var) { features_.insert(std::string(var)); }
-
-std::string ClientStream::caps_ver() const {
-    // XEP-0115 §5.1 over exactly what answer_disco_info() announces.
-    return caps_verification(identity_category, identity_type, options_.software_name,
-                             std::vector<std::string>(features_.begin(), features_.end()));
-}
-
-std::string ClientStream::caps_element() const { return make_caps(options_.caps_node, caps_ver()); }
-
-IqAnswer ClientStream::answer_disco_info(pugi::xml_node payload) const {
-    std::string_view node = payload.attribute("node").value();
-    std::string query = "<query xmlns='http://jabber.org/protocol/disco#info'";
-    if (!node.empty()) {
-        // XEP-0115 §6.2: 'caps_node#ver' is answered like no node at all, the node echoed.
-        // Any other node (XEP-0030 §3.2), an older ver included, is item-not-found.
-        if (node != options_.caps_node + "#" + caps_ver()) return IqAnswer{"", "item-not-found", "cancel"};
-        query += " node='" + xml_escape(node) + "'";
-    }
-    std::string out = query + "><identity category='" + std::string(identity_category) + "' type='" +
-                      std::string(identity_type) + "' name='" + xml_escape(options_.software_name) + "'/>";
-    for (const auto& f : features_) out += "<feature var='" + xml_escape(f) + "'/>";
-    out += "</query>";
-    return IqAnswer{std::move(out), "", ""};
 }
 
 void ClientStream::write(std::string_view xml, std::string_view redacted) {
@@ -203,6 +170,8 @@ void ClientStream::receive(std::string_view bytes, TimePoint now) {
     }
 }
 
+// The dispatch of one top-level element: what the stream itself consumes in any phase
+// first (stream errors, XEP-0198 elements, answers to our pings), then by phase.
 void ClientStream::handle(Stanza stanza, TimePoint now) {
     pugi::xml_node root = stanza.root();
     std::string_view ns = namespace_of(root);
@@ -210,14 +179,7 @@ void ClientStream::handle(Stanza stanza, TimePoint now) {
     ping_deadline_.reset();  // anything from the server proves the connection is alive
 
     if (ns == ns_streams && name == "error") {
-        auto ct = condition_and_text(root, ns_stream_errors);
-        Closed::Kind kind = ct.first == "conflict" || ct.first == "host-unknown" ||
-                                    ct.first == "not-authorized" || ct.first == "invalid-from"
-                                ? Closed::Kind::Fatal
-                                : Closed::Kind::Error;
-        write("</stream:stream>");
-        sm_resumable_ = false;
-        finish(kind, "stream error from the server: " + describe(ct));
+        handle_stream_error(root);
         return;
     }
     if (ns == ns_sm) {
@@ -226,48 +188,15 @@ void ClientStream::handle(Stanza stanza, TimePoint now) {
     }
     if (phase_ == Phase::Online && ns == ns_client && name == "iq" && ping_answered(root, now)) return;
     if (state_ == StreamState::Closing) {
-        // §4.4: the server may still send stanzas until its closing tag; keep what it sends
-        // (but answer nothing: our side of the stream is closed).
-        if (phase_ == Phase::Online && ns == ns_client &&
-            !(name == "iq" && (std::string_view(root.attribute("type").value()) == "get" ||
-                               std::string_view(root.attribute("type").value()) == "set")))
-            events_.emplace_back(StanzaReceived{std::move(stanza)});
+        handle_while_closing(std::move(stanza));
         return;
     }
-
     if (phase_ == Phase::AwaitHeader) {
         stream_error("not-well-formed", "a stanza before the stream header");
         return;
     }
     if (ns == ns_streams && name == "features") {
-        if (phase_ == Phase::AwaitSasl2Features) {
-            sasl2_features(root, now);
-            return;
-        }
-        if (late_features_ && phase_ == Phase::Online) {  // see sasl2_features
-            late_features_ = false;
-            return;
-        }
-        if (phase_ != Phase::AwaitFeatures) {
-            stream_error("policy-violation", "stream features in the middle of negotiation");
-            return;
-        }
-        handle_features(root);
-        return;
-    }
-    if (phase_ == Phase::AwaitProceed) {
-        if (ns == ns_tls && name == "proceed") {
-            // §5.4.2.3: the server's TLS handshake comes next; nothing else goes out.
-            state_ = StreamState::StartingTls;
-            events_.emplace_back(StartTls{});
-        } else {
-            finish(Closed::Kind::Error, "the server refused STARTTLS");
-        }
-        return;
-    }
-    if (phase_ == Phase::Authenticating) {
-        if (sasl2_used_) handle_sasl2(root);
-        else handle_sasl(root);
+        features_received(root, now);
         return;
     }
     if (phase_ == Phase::AwaitSasl2Features) {
@@ -276,77 +205,75 @@ void ClientStream::handle(Stanza stanza, TimePoint now) {
         sasl2_features({}, now);
         late_features_ = true;
     }
-    if (phase_ == Phase::Binding || phase_ == Phase::Session) {
-        if (name != "iq" || ns != ns_client) return;
-        std::string_view type = root.attribute("type").value();
-        if (type == "get" || type == "set") {
-            handle_iq_request(root);
-            return;
-        }
-        if (std::string_view(root.attribute("id").value()) != "bind" &&
-            std::string_view(root.attribute("id").value()) != "session")
-            return;
-        if (type == "error") {
-            auto ct = condition_and_text(root.child("error"), ns_stanzas);
-            finish(Closed::Kind::Error, (phase_ == Phase::Binding ? "resource binding failed: "
-                                                                  : "session establishment failed: ") +
-                                            describe(ct));
-            return;
-        }
-        if (phase_ == Phase::Binding) {
-            auto jid_text = child(child(root, ns_bind, "bind"), ns_bind, "jid").child_value();
-            auto jid = Jid::parse(jid_text);
-            if (jid && !jid.value().is_bare() && jid.value().bare() != options_.jid.bare()) {
-                // Authenticated as someone else (a client certificate naming another JID,
-                // XEP-0178 §3): every retry would log that other account in again, and may
-                // replace its own sessions. Final until the config changes.
-                stream_error("policy-violation",
-                             "the server logged us in as " + jid.value().bare() + ", not " + options_.jid.bare() +
-                                 " (does the client certificate name another JID?)",
-                             Closed::Kind::Fatal);
-                return;
-            }
-            if (!jid || jid.value().is_bare()) {
-                stream_error("undefined-condition", std::string("the server bound an unusable JID '") + jid_text + "'");
-                return;
-            }
-            bound_ = jid.value();
-            if (session_required_) {
-                phase_ = Phase::Session;
-                write("<iq type='set' id='session'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>");
-                return;
-            }
-        }
-        if (sm_offered_) {
-            // XEP-0198 §3: counting starts with <enable/>, on a fresh queue.
-            sm_ = SmQueue();
-            write("<enable xmlns='urn:xmpp:sm:3' resume='true'/>");
-            phase_ = Phase::Enabling;
-            return;
-        }
-        go_online(now, false);
+    switch (phase_) {
+    case Phase::AwaitProceed:
+        handle_proceed(root);
         return;
-    }
-    if (phase_ != Phase::Online) {
+    case Phase::Authenticating:
+        if (sasl2_used_)
+            handle_sasl2(root);
+        else
+            handle_sasl(root);
+        return;
+    case Phase::Binding:
+    case Phase::Session:
+        handle_binding(root, now);
+        return;
+    case Phase::Online:
+        handle_online(std::move(stanza));
+        return;
+    default:
         stream_error("not-authorized", "a stanza before negotiation finished");
         return;
     }
-    if (ns != ns_client) return;  // top-level elements of extensions not enabled: ignore
-    // XEP-0198 §4: h counts every stanza we handle; the <a/> that reports it leaves only
-    // after the owner has taken (and stored) the events of this read.
-    if (sm_enabled_ && (name == "message" || name == "presence" || name == "iq")) sm_.count_inbound();
-    if (name == "iq") {
-        std::string_view type = root.attribute("type").value();
-        if (type == "get" || type == "set") {
-            handle_iq_request(root);
-            return;
-        }
-        if (!ping_id_.empty() && ping_id_ == root.attribute("id").value()) {
-            ping_id_.clear();  // our keepalive: any answer, even an error, will do
-            return;
-        }
+}
+
+void ClientStream::handle_stream_error(pugi::xml_node error) {
+    auto ct = condition_and_text(error, ns_stream_errors);
+    Closed::Kind kind = ct.first == "conflict" || ct.first == "host-unknown" || ct.first == "not-authorized" ||
+                                ct.first == "invalid-from"
+                            ? Closed::Kind::Fatal
+                            : Closed::Kind::Error;
+    write("</stream:stream>");
+    sm_resumable_ = false;
+    finish(kind, "stream error from the server: " + describe(ct));
+}
+
+void ClientStream::handle_while_closing(Stanza stanza) {
+    // §4.4: the server may still send stanzas until its closing tag; keep what it sends
+    // (but answer nothing: our side of the stream is closed).
+    pugi::xml_node root = stanza.root();
+    std::string_view name = local_name(root);
+    std::string_view type = root.attribute("type").value();
+    if (phase_ == Phase::Online && namespace_of(root) == ns_client &&
+        !(name == "iq" && (type == "get" || type == "set")))
+        events_.emplace_back(StanzaReceived{std::move(stanza)});
+}
+
+void ClientStream::features_received(pugi::xml_node features, TimePoint now) {
+    if (phase_ == Phase::AwaitSasl2Features) {
+        sasl2_features(features, now);
+        return;
     }
-    events_.emplace_back(StanzaReceived{std::move(stanza)});
+    if (late_features_ && phase_ == Phase::Online) {  // see sasl2_features
+        late_features_ = false;
+        return;
+    }
+    if (phase_ != Phase::AwaitFeatures) {
+        stream_error("policy-violation", "stream features in the middle of negotiation");
+        return;
+    }
+    handle_features(features);
+}
+
+void ClientStream::handle_proceed(pugi::xml_node element) {
+    if (namespace_of(element) == ns_tls && local_name(element) == "proceed") {
+        // §5.4.2.3: the server's TLS handshake comes next; nothing else goes out.
+        state_ = StreamState::StartingTls;
+        events_.emplace_back(StartTls{});
+    } else {
+        finish(Closed::Kind::Error, "the server refused STARTTLS");
+    }
 }
 
 void ClientStream::handle_features(pugi::xml_node features) {
@@ -407,59 +334,6 @@ void ClientStream::handle_features(pugi::xml_node features) {
     bind();
 }
 
-// Chooses a mechanism from the family at `from` of the order on, and sends <auth/> with its
-// initial response (§6.4.2). An error leaves the stream as it was.
-Status ClientStream::authenticate(std::size_t from) {
-    if (sasl2_used_ && from == 0 && options_.fast_token) {
-        if (authenticate_fast()) return Ok{};
-    }
-    sasl::Setup setup{{options_.jid.local(), options_.password, {}},
-                      tls_active_,
-                      options_.client_certificate,
-                      options_.sasl_order,
-                      options_.channel_binding,
-                      tls_channel_};
-    auto chosen = sasl::choose(sasl_offer_, setup, from);
-    if (!chosen) return chosen.error();
-    sasl::Choice& choice = chosen.value();
-    auto initial = choice.mechanism->initial_response();
-    if (!initial) return initial.error();
-    mechanism_ = std::move(choice.mechanism);
-    mechanism_name_ = std::string(mechanism_->name());
-    mechanism_description_ = std::move(choice.description);
-    sasl_position_ = choice.position;
-    failure_hint_ = std::move(choice.failure_hint);
-    phase_ = Phase::Authenticating;
-    if (sasl2_used_) {
-        send_authenticate2(initial.value(), false);
-        return Ok{};
-    }
-    // §6.4.2: an empty initial response is sent as "=".
-    std::string payload = initial.value().empty() ? "=" : base64_encode(initial.value());
-    write("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='" + mechanism_name_ + "'>" + payload +
-              "</auth>",
-          "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='" + mechanism_name_ + "'>[redacted]</auth>");
-    return Ok{};
-}
-
-void ClientStream::bind() {
-    write("<iq type='set' id='bind'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>" +
-          xml_escape(options_.resource) + "</resource></bind></iq>");
-    phase_ = Phase::Binding;
-}
-
-void ClientStream::go_online(TimePoint now, bool resumed, bool restored) {
-    phase_ = Phase::Online;
-    state_ = StreamState::Online;
-    negotiation_deadline_.reset();
-    last_received_ = now;
-    std::string mechanism = mechanism_description_;
-    if (!external_failure_.empty()) mechanism += "; EXTERNAL refused: " + external_failure_;
-    std::string setup = !sasl2_used_ ? "" : bind2_bound_ ? "SASL2 + Bind2" : "SASL2";
-    events_.emplace_back(Online{bound_, std::move(mechanism), sm_enabled_, resumed, restored, resume_failure_,
-                                roster_versioning_, pre_approval_, carbons_enabled_, std::move(setup)});
-}
-
 std::pair<std::string, int> split_location(std::string_view loc) {
     std::string_view host = loc, port;
     if (!loc.empty() && loc.front() == '[') {
@@ -474,274 +348,6 @@ std::pair<std::string, int> split_location(std::string_view loc) {
     auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
     if (ec != std::errc() || end != port.data() + port.size() || p < 0 || p > 65535) p = 0;
     return {std::string(host), p};
-}
-
-std::optional<SmCheckpoint> ClientStream::checkpoint() const {
-    if (state_ != StreamState::Online || !sm_enabled_ || !sm_resumable_) return std::nullopt;
-    return SmCheckpoint{sm_id_, sm_location_, bound_.full(), sm_.inbound()};
-}
-
-void ClientStream::handle_sm(pugi::xml_node element, TimePoint now) {
-    std::string_view name = local_name(element);
-    if (name == "r") {  // §4: answer at once
-        if (sm_enabled_) write("<a xmlns='urn:xmpp:sm:3' h='" + std::to_string(sm_.inbound()) + "'/>");
-        return;
-    }
-    auto h = parse_h(element.attribute("h").value());
-    if (name == "a") {
-        if (!sm_enabled_) return;
-        if (!h) {
-            stream_error("invalid-xml", "an <a/> without a valid h");
-            return;
-        }
-        ack_deadline_.reset();
-        acked(*h);
-        return;
-    }
-    if (phase_ == Phase::Resuming) {
-        if (name == "resumed" && h) {
-            bool restored = take_resumed(*h);
-            if (state_ == StreamState::Closed) return;
-            go_online(now, true, restored);
-            if (sm_.unacked_count() > 0) request_ack(now);
-        } else if (name == "failed") {
-            resume_failed(element);
-            bind();
-        } else {
-            stream_error("invalid-xml", "unexpected <" + std::string(name) + "/> while resuming");
-        }
-        return;
-    }
-    if (phase_ == Phase::Enabling) {
-        if (name == "enabled") enabled(element);
-        go_online(now, false);  // <failed/>: online all the same, without acks
-    }
-}
-
-bool ClientStream::take_resumed(std::uint32_t h) {
-    SmSession previous = std::move(*options_.resume);
-    options_.resume.reset();
-    sm_id_ = previous.id;
-    sm_location_ = previous.location;
-    sm_max_ = previous.max;
-    bound_ = previous.jid;
-    sm_enabled_ = sm_resumable_ = true;
-    if (previous.restored) {
-        // Which of our stanzas h covers is unknown after a restart: count on from h;
-        // the owner resends its unacknowledged messages, which are new stanzas here.
-        sm_ = SmQueue(h);
-        sm_.set_inbound(previous.queue.inbound());
-        return true;
-    }
-    sm_ = std::move(previous.queue);
-    acked(h);
-    if (state_ == StreamState::Closed) return false;
-    // §5: what the server did not get goes again, under the same counts.
-    for (const auto& e : sm_.unacked()) write(e.xml);
-    return false;
-}
-
-void ClientStream::resume_failed(pugi::xml_node failed) {
-    resume_failure_ = describe(condition_and_text(failed, ns_stanzas));
-    // §5: the h of <failed/>, when present, still tells what arrived.
-    if (auto h = parse_h(failed.attribute("h").value())) {
-        if (auto done = options_.resume->queue.ack(*h)) {
-            std::vector<std::string> tags;
-            for (auto& e : done.value())
-                if (!e.tag.empty()) tags.push_back(std::move(e.tag));
-            if (!tags.empty()) events_.emplace_back(Acked{std::move(tags)});
-        }
-    }
-    options_.resume.reset();
-}
-
-void ClientStream::enabled(pugi::xml_node element) {
-    sm_enabled_ = true;
-    sm_id_ = element.attribute("id").value();
-    std::string_view resume = element.attribute("resume").value();
-    sm_resumable_ = !sm_id_.empty() && (resume == "true" || resume == "1");
-    sm_location_ = element.attribute("location").value();
-    sm_max_ = parse_h(element.attribute("max").value()).value_or(0);
-}
-
-void ClientStream::acked(std::uint32_t h) {
-    auto done = sm_.ack(h);
-    if (!done) {
-        // §4: acknowledging more than we sent is a stream error, not a crash.
-        write("<stream:error><undefined-condition xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"
-              "<handled-count-too-high xmlns='urn:xmpp:sm:3' h='" + std::to_string(h) + "' send-count='" +
-              std::to_string(sm_.head()) + "'/></stream:error></stream:stream>");
-        sm_resumable_ = false;
-        finish(Closed::Kind::Error, "stream management: " + done.error().message);
-        return;
-    }
-    std::vector<std::string> tags;
-    for (auto& e : done.value())
-        if (!e.tag.empty()) tags.push_back(std::move(e.tag));
-    if (!tags.empty()) events_.emplace_back(Acked{std::move(tags)});
-}
-
-void ClientStream::request_ack(TimePoint now) {
-    write("<r xmlns='urn:xmpp:sm:3'/>");
-    sm_requested_at_ = sm_.head();
-    sm_bytes_since_request_ = 0;
-    ack_request_due_.reset();
-    if (!ack_deadline_) ack_deadline_ = now + options_.ping_timeout;
-}
-
-void ClientStream::send_ack_ping(TimePoint now) {
-    // XEP-0199 §4.1, addressed to the server. Its answer comes after the server handled
-    // everything we sent before it (RFC 6120 §10.1: in order), so it acknowledges them.
-    std::string id = "pa" + std::to_string(next_id_++);
-    if (!ping_acks_.pinged(id)) {  // too many out: the next answer or the deadline decides
-        if (!ping_ack_due_) ping_ack_due_ = now + options_.ack_delay;
-        return;
-    }
-    write("<iq type='get' id='" + id + "' to='" + xml_escape(options_.jid.domain()) +
-          "'><ping xmlns='urn:xmpp:ping'/></iq>");
-    ping_ack_due_.reset();
-    last_ack_ping_ = now;
-    // While stanzas wait for it, this ping is the liveness probe: its timeout is the
-    // dead-link timeout (issue 18).
-    if (!ping_ack_deadline_) ping_ack_deadline_ = now + options_.ping_timeout;
-}
-
-bool ClientStream::ping_answered(pugi::xml_node iq, TimePoint now) {
-    std::string_view type = iq.attribute("type").value();
-    if (type != "result" && type != "error") return false;
-    // RFC 6120 §8.1.2.1: from the server we pinged; §10.3.3: some servers (jabberd2)
-    // answer from our own JID instead.
-    std::string_view from = iq.attribute("from").value();
-    if (!from.empty() && from != options_.jid.domain() && from != options_.jid.bare() && from != bound_.full())
-        return false;
-    auto tags = ping_acks_.answered(iq.attribute("id").value());
-    if (!tags) return false;
-    // Any answer, an error included (a server without XEP-0199 says service-unavailable),
-    // proves the order: the stanzas before the ping were handled.
-    ping_ack_deadline_.reset();
-    if (ping_acks_.waiting()) ping_ack_deadline_ = now + options_.ping_timeout;
-    if (!tags->empty()) events_.emplace_back(Acked{std::move(*tags)});
-    return true;
-}
-
-std::optional<SmSession> ClientStream::take_resumable() {
-    if (state_ != StreamState::Closed) return std::nullopt;
-    // A connection that died before the server answered <resume/> hands the session on.
-    if (options_.resume) return std::exchange(options_.resume, std::nullopt);
-    if (!sm_enabled_ || !sm_resumable_) return std::nullopt;
-    sm_resumable_ = false;
-    return SmSession{sm_id_, sm_location_, bound_, std::move(sm_), sm_max_, false};
-}
-
-void ClientStream::abort_sasl(const Error& error) {
-    // §6.4.4 would let us abort; a server that fails our checks gets no second chance.
-    write("</stream:stream>");
-    if (error.code == "downgrade")  // XEP-0474: someone rewrote the offer; no retry
-        finish(Closed::Kind::Fatal, error.message);
-    else
-        finish(Closed::Kind::AuthFailed, mechanism_name_ + ": " + error.message);
-}
-
-void ClientStream::handle_sasl(pugi::xml_node element) {
-    std::string_view name = local_name(element);
-    if (namespace_of(element) != ns_sasl) {
-        stream_error("not-authorized", "a stanza during authentication");
-        return;
-    }
-    auto abort_with = [this](const Error& error) { abort_sasl(error); };
-    if (name == "failure") {
-        auto ct = condition_and_text(element, ns_sasl);
-        std::string reason = mechanism_name_ + ": " + describe(ct);
-        if (mechanism_name_ == "EXTERNAL" && external_failure_.empty()) {
-            // §6.4.5: another mechanism may follow a failure on the same stream. A refused
-            // certificate says nothing about the password, so the next family in the order
-            // gets its turn; after any other failure, trying a weaker one would be a downgrade.
-            if (authenticate(sasl_position_ + 1)) {
-                external_failure_ = describe(ct);
-                return;
-            }
-        }
-        bool temporary = ct.first == "temporary-auth-failure" || ct.first == "aborted";
-        if (!temporary && !failure_hint_.empty()) reason += " (" + failure_hint_ + ")";
-        // §6.5.11: temporary-auth-failure is worth retrying; the others are not.
-        write("</stream:stream>");
-        finish(temporary ? Closed::Kind::Error : Closed::Kind::AuthFailed, reason);
-        return;
-    }
-    std::string_view text = element.child_value();
-    auto data = base64_decode(text == "=" ? std::string_view{} : text);
-    if (!data) {
-        abort_with(make_error("bad-base64", "the server sent bad base64"));
-        return;
-    }
-    if (name == "challenge") {
-        auto response = mechanism_->respond(data.value());
-        if (!response) {
-            abort_with(response.error());
-            return;
-        }
-        write("<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>" +
-                  (response.value().empty() ? std::string("=") : base64_encode(response.value())) +
-                  "</response>",
-              "<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>[redacted]</response>");
-    } else if (name == "success") {
-        if (auto done = mechanism_->finish(data.value()); !done) {
-            abort_with(done.error());
-            return;
-        }
-        authenticated_ = true;  // §6.4.6: restart the stream
-        framer_.reset();
-        open_stream();
-    } else {
-        stream_error("unsupported-stanza-type", "unexpected <" + std::string(name) + "/> during SASL");
-    }
-}
-
-void ClientStream::handle_iq_request(pugi::xml_node iq) {
-    std::string id = iq.attribute("id").value();
-    std::string from = iq.attribute("from").value();
-    if (id.empty()) return;  // §8.2.3: an iq without id cannot be answered
-    pugi::xml_node payload;
-    int count = 0;
-    for (auto c : iq.children())
-        if (c.type() == pugi::node_element && ++count == 1) payload = c;
-    std::string head = "<iq id='" + xml_escape(id) + "'" + (from.empty() ? "" : " to='" + xml_escape(from) + "'");
-    IqAnswer answer;
-    if (count != 1) {
-        answer = IqAnswer{"", "bad-request", "modify"};  // §8.2.3: exactly one payload
-    } else {
-        auto it = iq_handlers_.find(std::pair{std::string(namespace_of(payload)), std::string(local_name(payload))});
-        answer = it == iq_handlers_.end() ? IqAnswer{"", "service-unavailable", "cancel"}  // §8.4
-                                          : it->second(iq, payload);
-    }
-    std::string reply = answer.error_condition.empty()
-                            ? head + " type='result'>" + answer.payload + "</iq>"
-                            : head + " type='error'><error type='" + answer.error_type + "'><" +
-                                  answer.error_condition + " xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>";
-    write(reply);
-    if (sm_enabled_) sm_.push(std::move(reply));
-}
-
-void ClientStream::send(std::string_view xml, TimePoint now, std::string tag) {
-    if (state_ != StreamState::Online) return;
-    write(xml);
-    if (!sm_enabled_) {
-        if (!options_.ping_acks) return;
-        ping_acks_.push(std::move(tag));
-        // A burst gets its ping at once (at most one per ack_delay); a lone stanza shortly after.
-        bool spaced = !last_ack_ping_ || now - *last_ack_ping_ >= options_.ack_delay;
-        if (ping_acks_.since_ping() >= options_.ack_burst && spaced) send_ack_ping(now);
-        else if (!ping_ack_due_) ping_ack_due_ = std::max(now + options_.ack_delay,
-                                                          last_ack_ping_.value_or(now) + options_.ack_delay);
-        return;
-    }
-    sm_.push(std::string(xml), std::move(tag));
-    sm_bytes_since_request_ += xml.size();
-    // One <r/> per window of traffic, or shortly after a stanza no <r/> followed yet.
-    if (sm_.head() - sm_requested_at_ >= options_.ack_window || sm_bytes_since_request_ >= options_.ack_window_bytes)
-        request_ack(now);
-    else if (!ack_request_due_)
-        ack_request_due_ = now + options_.ack_delay;
 }
 
 void ClientStream::close(TimePoint now) {
@@ -807,64 +413,6 @@ std::optional<StreamEvent> ClientStream::next_event() {
     StreamEvent e = std::move(events_.front());
     events_.pop_front();
     return e;
-}
-
-std::optional<TimePoint> ClientStream::next_deadline() const {
-    std::optional<TimePoint> d;
-    auto consider = [&d](std::optional<TimePoint> t) {
-        if (t && (!d || *t < *d)) d = t;
-    };
-    consider(negotiation_deadline_);
-    consider(close_deadline_);
-    consider(ping_deadline_);
-    consider(ack_request_due_);
-    consider(ack_deadline_);
-    consider(ping_ack_due_);
-    consider(ping_ack_deadline_);
-    if (state_ == StreamState::Online && !ping_deadline_ && !ack_deadline_ && !ping_ack_deadline_)
-        consider(last_received_ + options_.ping_interval);
-    return d;
-}
-
-void ClientStream::handle_timeout(TimePoint now) {
-    auto due = [now](const std::optional<TimePoint>& t) { return t && *t <= now; };
-    auto seconds = [](std::chrono::milliseconds ms) {
-        std::ostringstream s;
-        s << static_cast<double>(ms.count()) / 1000.0 << " s";
-        return s.str();
-    };
-    if (due(close_deadline_)) {
-        finish(Closed::Kind::Requested,
-               "the server did not close its stream within " + seconds(options_.close_timeout));
-    } else if (due(negotiation_deadline_)) {
-        write("</stream:stream>");
-        finish(Closed::Kind::Error, "login did not complete within " + seconds(options_.negotiation_timeout));
-    } else if (due(ping_deadline_)) {
-        finish(Closed::Kind::Error, "no answer from the server for " + seconds(options_.ping_timeout) +
-                                        " after a ping");
-    } else if (due(ack_deadline_)) {
-        finish(Closed::Kind::Error, "no acknowledgement from the server for " + seconds(options_.ping_timeout));
-    } else if (due(ping_ack_deadline_)) {
-        finish(Closed::Kind::Error, "no answer from the server for " + seconds(options_.ping_timeout) +
-                                        " to a ping acknowledging " + std::to_string(ping_acks_.unacked()) +
-                                        " stanza(s)");
-    } else if (due(ack_request_due_)) {
-        request_ack(now);
-    } else if (due(ping_ack_due_)) {
-        ping_ack_due_.reset();
-        if (state_ == StreamState::Online) send_ack_ping(now);
-    } else if (state_ == StreamState::Online && !ping_deadline_ && !ack_deadline_ && !ping_ack_deadline_ &&
-               now >= last_received_ + options_.ping_interval) {
-        if (sm_enabled_) {
-            request_ack(now);  // XEP-0198 §4: an <r/> finds a dead link as well as a ping
-        } else {
-            // XEP-0199 §4.1: a client-to-server ping finds a dead connection.
-            ping_id_ = "ka" + std::to_string(next_id_++);
-            write("<iq type='get' id='" + ping_id_ + "' to='" + xml_escape(options_.jid.domain()) +
-                  "'><ping xmlns='urn:xmpp:ping'/></iq>");
-            ping_deadline_ = now + options_.ping_timeout;
-        }
-    }
 }
 
 }  // namespace xmpp

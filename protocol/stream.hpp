@@ -239,8 +239,14 @@ private:
 
     void open_stream();
     void write(std::string_view xml, std::string_view redacted = {});
+    // The dispatch of one element of the server's stream (stream.cpp), and its steps
     void handle(Stanza stanza, TimePoint now);
+    void handle_stream_error(pugi::xml_node error);
+    void handle_while_closing(Stanza stanza);
+    void features_received(pugi::xml_node features, TimePoint now);
     void handle_features(pugi::xml_node features);
+    void handle_proceed(pugi::xml_node element);
+    // RFC 6120 §6 SASL (stream_sasl.cpp)
     void handle_sasl(pugi::xml_node element);
     Status authenticate(std::size_t from);
     void abort_sasl(const Error& error);
@@ -252,10 +258,14 @@ private:
     void sasl2_success(pugi::xml_node success);
     void sasl2_failure(pugi::xml_node failure);
     void sasl2_features(pugi::xml_node features, TimePoint now);
-    // XEP-0198 §5
+    // Resource binding (RFC 6120 §7) and XEP-0198 §5 (stream_sm.cpp)
+    void handle_binding(pugi::xml_node iq, TimePoint now);
+    bool take_bound_jid(pugi::xml_node iq);  // false: unusable, the stream is closed
     bool take_resumed(std::uint32_t h);  // true: restored from a checkpoint
     void resume_failed(pugi::xml_node failed);
     void enabled(pugi::xml_node element);
+    // The online stream (stream_stanzas.cpp)
+    void handle_online(Stanza stanza);
     void handle_iq_request(pugi::xml_node iq);
     void finish(Closed::Kind kind, std::string reason, bool clean = false);
     void stream_error(std::string_view condition, std::string reason, Closed::Kind kind = Closed::Kind::Error);

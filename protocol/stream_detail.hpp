@@ -1,5 +1,5 @@
 #pragma once
-// Small helpers shared by stream.cpp and stream_sasl2.cpp; not part of the protocol API.
+// Small helpers shared by stream.cpp and the stream_*.cpp files; not part of the protocol API.
 #include <charconv>
 #include <cstdint>
 #include <optional>

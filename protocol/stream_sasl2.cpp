@@ -1,6 +1,7 @@
 // The XEP-0388 (SASL2) login of ClientStream, with what it negotiates inline: XEP-0386 Bind2
 // (resource, carbons, XEP-0198 enable), XEP-0198 resumption and XEP-0484 FAST tokens. The
-// legacy login (RFC 6120 §6-§7) is in stream.cpp; both share the mechanism choice (sasl.hpp).
+// legacy login (RFC 6120 §6-§7) is in stream_sasl.cpp and stream_sm.cpp; both share the
+// mechanism choice (sasl.hpp).
 //
 // One round trip when everything is offered: <authenticate/> carries the SASL initial
 // response and the requests; <success/> carries the server's proof, the bound JID, the SM
