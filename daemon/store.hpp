@@ -146,7 +146,7 @@ public:
 
 private:
     Store() = default;
-    struct Statements;  // prepared once at open for the hot paths (store.cpp)
+    struct Statements;  // prepared once at open for the hot paths (store_detail.hpp)
     sqlite3* db_ = nullptr;
     std::unique_ptr<Statements> stmts_;
     int lock_fd_ = -1;
