@@ -21,6 +21,39 @@ std::string conversation_of(const model::Event& event) {
     return std::string(jid.substr(0, jid.find('/')));
 }
 
+namespace {
+
+// The columns of a row beside its JSON (schema 6): what queries select by, so that no query
+// reads inside the JSON. The views point into the event.
+// Never a null view: bound as text, a null pointer would be SQL NULL, not ''.
+struct Columns {
+    std::string_view msg_id = "";     // a message's or a message-state's; "" for anything else
+    std::string_view direction = "";  // "in" | "out" for a message; "" for anything else
+};
+
+Columns columns_of(const model::Event& event) {
+    if (const auto* m = std::get_if<model::Message>(&event.body))
+        return {m->msg_id, m->outgoing ? std::string_view("out") : std::string_view("in")};
+    if (const auto* s = std::get_if<model::MessageState>(&event.body)) return {s->msg_id, ""};
+    return {};
+}
+
+}  // namespace
+
+xmpp::Result<model::Event> store_detail::decode_row(model::Seq seq, std::int64_t format, std::string_view json) {
+    // Like a schema newer than ours (newer_schema), a row written by a newer stanzad is not
+    // guessed at: the error names the row and both versions.
+    if (format > model::codec::format_version)
+        return make_error("store", "stored event " + std::to_string(seq) + " has format " + std::to_string(format) +
+                                       ", newer than the format " + std::to_string(model::codec::format_version) +
+                                       " this stanzad knows; use a newer stanzad");
+    auto event = model::codec::decode(json);
+    if (!event)
+        return make_error("store", "stored event " + std::to_string(seq) + " does not decode: " + event.error().message);
+    event.value().seq = seq;
+    return event;
+}
+
 xmpp::Status store_detail::insert_event(sqlite3* db, sqlite3_stmt* stmt, model::Event& event, model::Seq seq,
                                         std::int64_t created_ms) {
     const model::Seq old_seq = event.seq;
@@ -29,6 +62,7 @@ xmpp::Status store_detail::insert_event(sqlite3* db, sqlite3_stmt* stmt, model::
     event.seq = seq;
     const std::string json = model::codec::encode(event);
     const std::string peer = conversation_of(event);  // bound without a copy: must outlive the step
+    const Columns columns = columns_of(event);
     Use u(stmt);
     u.int64(1, seq)
         .text(2, event.account)
@@ -36,7 +70,10 @@ xmpp::Status store_detail::insert_event(sqlite3* db, sqlite3_stmt* stmt, model::
         .text(4, event.stamp)
         .int64(5, created_ms)
         .text(6, json)
-        .text(7, peer);
+        .text(7, peer)
+        .int64(8, model::codec::format_version)
+        .text(9, columns.msg_id)
+        .text(10, columns.direction);
     int rc = u.step();
     if (rc == SQLITE_DONE && sqlite3_last_insert_rowid(db) == seq) return xmpp::Ok{};
     event.seq = old_seq;
@@ -84,12 +121,9 @@ xmpp::Result<std::vector<model::Event>> Store::events_after(model::Seq after, st
     int rc;
     while ((rc = u.step()) == SQLITE_ROW) {
         const model::Seq seq = u.column_int64(0);
-        auto event = model::codec::decode(u.column_text(1));
+        auto event = decode_row(seq, u.column_int64(2), u.column_text(1));
         // Our own encode() wrote it; failing to read it back is a bug to surface, not skip.
-        if (!event)
-            return make_error("store", "stored event " + std::to_string(seq) + " does not decode: " +
-                                           event.error().message);
-        event.value().seq = seq;
+        if (!event) return event.error();
         out.push_back(std::move(event).value());
     }
     if (rc != SQLITE_DONE) return db_error(db_, "cannot read events");
@@ -182,7 +216,7 @@ xmpp::Result<std::optional<std::string>> Store::inbound(const std::string& accou
 
 xmpp::Result<std::vector<model::Event>> Store::messages(const std::string& account, const std::string& peer,
                                                        const MessageRange& range, std::size_t limit) {
-    std::string sql = "SELECT seq, json FROM events WHERE account = ?1 AND peer = ?2 AND peer != ''";
+    std::string sql = "SELECT seq, json, format FROM events WHERE account = ?1 AND peer = ?2 AND peer != ''";
     if (range.after) sql += " AND seq > ?3";
     if (range.before) sql += " AND seq < ?4";
     if (!range.after_stamp.empty()) sql += " AND stamp > ?5";
@@ -200,9 +234,11 @@ xmpp::Result<std::vector<model::Event>> Store::messages(const std::string& accou
     std::vector<model::Event> out;
     int rc;
     while ((rc = u.step()) == SQLITE_ROW) {
-        auto event = model::codec::decode(u.column_text(1));
+        const model::Seq seq = u.column_int64(0);
+        const std::int64_t format = u.column_int64(2);
+        auto event = decode_row(seq, format, u.column_text(1));
+        if (!event && format > model::codec::format_version) return event.error();
         if (!event) continue;
-        event.value().seq = u.column_int64(0);
         out.push_back(std::move(event).value());
     }
     if (rc != SQLITE_DONE) return db_error(db_, "cannot read messages");
@@ -214,7 +250,7 @@ xmpp::Result<std::optional<model::Seq>> Store::message_seq(const std::string& ac
                                                           const std::string& msg_id) {
     Stmt s;
     if (!s.prepare(db_, "SELECT seq FROM events WHERE account = ?1 AND peer = ?2 AND peer != '' AND "
-                        "json_extract(json, '$.msg_id') = ?3 ORDER BY seq LIMIT 1"))
+                        "msg_id = ?3 ORDER BY seq LIMIT 1"))
         return db_error(db_, "cannot read messages");
     Use u(s.get());
     u.text(1, account).text(2, peer).text(3, msg_id);

@@ -1,6 +1,8 @@
 #pragma once
 // Store: the daemon's SQLite database (WAL mode, synchronous=FULL), one per state_dir.
-//   events   the event log: every model event gets the next sequence number
+//   events   the event log: every model event gets the next sequence number. A row keeps the
+//            event as model::codec JSON with the codec's format version beside it; what the
+//            queries select by (conversation, msg_id, direction) is in columns of its own.
 //   cursors  per named front-end client, the last seq it confirmed
 //   outbox   the durable outbound queue: a message is "accepted" once its row is committed
 // The schema is versioned with PRAGMA user_version and migrated forward at open.
@@ -67,7 +69,7 @@ public:
     Store(const Store&) = delete;
     Store& operator=(const Store&) = delete;
 
-    static constexpr int schema_version = 5;
+    static constexpr int schema_version = 6;
 
     // Gives `event` the next seq (and a stamp, now, if it has none) and commits it.
     xmpp::Status append(model::Event& event);

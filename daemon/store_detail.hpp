@@ -132,6 +132,10 @@ struct TxStmts {
     }
 };
 
+// The event of a stored row: its json decoded, its seq set. A row whose format (the codec
+// version that wrote it) is newer than model::codec::format_version is an error naming both.
+xmpp::Result<model::Event> decode_row(model::Seq seq, std::int64_t format, std::string_view json);
+
 // account_meta writes (set_meta, set_metas, append_once), prepared once.
 struct MetaStmts {
     Stmt upsert, remove;
@@ -194,8 +198,9 @@ private:
 
 
 // Inserts `event` as seq `seq` inside the caller's transaction (or as its own, when none is
-// open). The seq is explicit rather than left to AUTOINCREMENT so the stored JSON can carry it
-// in the same statement; the lock makes last_seq_ authoritative, and the PRIMARY KEY turns any
+// open), with its format version and its columns (msg_id, direction) beside the JSON. The seq
+// is explicit rather than left to AUTOINCREMENT so the stored JSON can carry it in the same
+// statement; the lock makes last_seq_ authoritative, and the PRIMARY KEY turns any
 // disagreement into an error instead of a reused number. On failure `event` is as it was.
 xmpp::Status insert_event(sqlite3* db, sqlite3_stmt* stmt, model::Event& event, model::Seq seq,
                           std::int64_t created_ms);

@@ -96,6 +96,24 @@ CREATE INDEX events_msgid ON events (account, peer, json_extract(json, '$.msg_id
 DROP INDEX events_peer;
 CREATE INDEX events_peer ON events (account, peer, seq, stamp) WHERE peer != '';
 )sql",
+    // 5 -> 6 (issue 13): rows independent of the JSON wire. A row carries the version of the
+    // codec that wrote its json (format: model::codec::format_version; every row before this
+    // schema was written in format 1), and what the store's queries ask of it is in columns:
+    // msg_id (of a message or a message-state; '' for anything else) and direction ('in' or
+    // 'out' for a message, '' for anything else). Filled here from the JSON, the last use of
+    // json_extract; the msgid lookup (message_seq) reads the column through a plain index.
+    R"sql(
+ALTER TABLE events ADD COLUMN format INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE events ADD COLUMN msg_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE events ADD COLUMN direction TEXT NOT NULL DEFAULT '';
+UPDATE events SET
+    msg_id = coalesce(json_extract(json, '$.msg_id'), ''),
+    direction = CASE WHEN kind != 'message' THEN ''
+                     WHEN json_extract(json, '$.outgoing') THEN 'out' ELSE 'in' END
+WHERE kind IN ('message', 'message-state');
+DROP INDEX events_msgid;
+CREATE INDEX events_msgid ON events (account, peer, msg_id) WHERE peer != '';
+)sql",
 };
 static_assert(std::size(migrations) == Store::schema_version, "one migration per schema version");
 
@@ -141,9 +159,10 @@ xmpp::Error newer_schema(const std::string& path, std::int64_t version) {
                                    std::to_string(Store::schema_version) + " this stanzad knows; use a newer stanzad");
 }
 
-const char* kSelectEvents = "SELECT seq, json FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2";
+const char* kSelectEvents = "SELECT seq, json, format FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2";
 const char* kInsertEvent =
-    "INSERT INTO events (seq, account, kind, stamp, created_ms, json, peer) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+    "INSERT INTO events (seq, account, kind, stamp, created_ms, json, peer, format, msg_id, direction) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
 const char* kInsertOutbox =
     "INSERT INTO outbox (account, msg_id, to_jid, type, body, state, error, created, created_ms, updated_ms, "
     "replace_id) VALUES (?1, ?2, ?3, ?4, ?5, 'accepted', '', ?6, ?7, ?7, ?8) ON CONFLICT (account, msg_id) DO NOTHING";
