@@ -54,8 +54,8 @@ xmpp::Result<model::Event> store_detail::decode_row(model::Seq seq, std::int64_t
     return event;
 }
 
-xmpp::Status store_detail::insert_event(sqlite3* db, sqlite3_stmt* stmt, model::Event& event, model::Seq seq,
-                                        std::int64_t created_ms) {
+xmpp::Status store_detail::insert_event(sqlite3* db, sqlite3_stmt* stmt, sqlite3_stmt* upsert_conversation,
+                                        model::Event& event, model::Seq seq, std::int64_t created_ms) {
     const model::Seq old_seq = event.seq;
     const bool stamped = event.stamp.empty();
     if (stamped) event.stamp = xmpp::rfc3339(from_ms(created_ms));
@@ -75,7 +75,14 @@ xmpp::Status store_detail::insert_event(sqlite3* db, sqlite3_stmt* stmt, model::
         .text(9, columns.msg_id)
         .text(10, columns.direction);
     int rc = u.step();
-    if (rc == SQLITE_DONE && sqlite3_last_insert_rowid(db) == seq) return xmpp::Ok{};
+    const bool stored = rc == SQLITE_DONE && sqlite3_last_insert_rowid(db) == seq;
+    if (stored && peer.empty()) return xmpp::Ok{};
+    if (stored) {
+        Use c(upsert_conversation);
+        c.text(1, event.account).text(2, peer).int64(3, seq).text(4, event.stamp);
+        rc = c.step();
+        if (rc == SQLITE_DONE) return xmpp::Ok{};
+    }
     event.seq = old_seq;
     if (stamped) event.stamp.clear();
     if (rc == SQLITE_DONE) return make_error("store", "event stored under an unexpected seq");
@@ -83,11 +90,22 @@ xmpp::Status store_detail::insert_event(sqlite3* db, sqlite3_stmt* stmt, model::
 }
 
 xmpp::Status Store::append(model::Event& event) {
-    const bool batched = join_batch();
-    auto st = insert_event(db_, stmts_->insert_event.get(), event, last_seq_ + 1, now_ms());
-    if (st) last_seq_ = event.seq;
-    if (st && !batched) ++commits_;
-    return st;
+    // A transaction of its own (or a savepoint of the batch's): the event and its
+    // conversation's row are stored together or not at all.
+    Transaction tx(db_, join_batch(), commits_, stmts_->tx);
+    if (!tx.begin()) return db_error(db_, "cannot store an event");
+    const model::Seq old_seq = event.seq;
+    const std::string old_stamp = event.stamp;
+    auto st = insert_event(db_, stmts_->insert_event.get(), stmts_->upsert_conversation.get(), event, last_seq_ + 1,
+                           now_ms());
+    if (!st) return st;
+    if (!tx.commit()) {
+        event.seq = old_seq;
+        event.stamp = old_stamp;
+        return db_error(db_, "cannot store an event");
+    }
+    last_seq_ = event.seq;
+    return xmpp::Ok{};
 }
 
 bool Store::join_batch() {
@@ -176,7 +194,10 @@ xmpp::Result<bool> Store::append_once(model::Event& event, const std::string& ke
     }
     const model::Seq old_seq = event.seq;
     const std::string old_stamp = event.stamp;
-    if (auto st = insert_event(db_, stmts_->insert_event.get(), event, last_seq_ + 1, now); !st) return st.error();
+    if (auto st = insert_event(db_, stmts_->insert_event.get(), stmts_->upsert_conversation.get(), event,
+                               last_seq_ + 1, now);
+        !st)
+        return st.error();
     // The key points at the event; aliases point where the caller says, or with an empty
     // value at the event too (the first one recorded wins).
     std::vector<std::pair<std::string, std::string>> rows{{key, std::to_string(event.seq)}};
@@ -263,8 +284,9 @@ xmpp::Result<std::optional<model::Seq>> Store::message_seq(const std::string& ac
 xmpp::Result<std::vector<Conversation>> Store::conversations(const std::string& after_stamp,
                                                             const std::string& before_stamp, std::size_t limit) {
     Stmt s;
-    if (!s.prepare(db_, "SELECT account, peer, max(stamp) AS last FROM events WHERE peer != '' "
-                        "GROUP BY account, peer HAVING last > ?1 AND last < ?2 ORDER BY last DESC LIMIT ?3"))
+    // One row per conversation (schema 6), kept by insert_event and prune.
+    if (!s.prepare(db_, "SELECT account, peer, last_stamp FROM conversations WHERE last_stamp > ?1 AND "
+                        "last_stamp < ?2 ORDER BY last_stamp DESC LIMIT ?3"))
         return db_error(db_, "cannot read conversations");
     const std::string before = before_stamp.empty() ? "~" : before_stamp;  // bound without a copy
     Use u(s.get());
@@ -331,6 +353,52 @@ xmpp::Result<std::vector<std::pair<std::string, std::string>>> Store::metas(cons
     if (rc != SQLITE_DONE) return db_error(db_, "cannot read " + prefix);
     return out;
 }
+namespace {
+
+// The events prune deletes (older than `cutoff`, and confirmed by every client that is
+// still in use): one condition for the DELETE and for the conversations it touches.
+constexpr const char* kPrunable =
+    "created_ms < ?1 AND "
+    "seq <= coalesce((SELECT min(seq) FROM cursors WHERE updated_ms >= ?1), 9223372036854775807)";
+
+// Inside prune's transaction: the conversations that have messages among the events about to
+// be deleted.
+xmpp::Result<std::vector<std::pair<std::string, std::string>>> prunable_conversations(sqlite3* db,
+                                                                                       std::int64_t cutoff) {
+    Stmt s;
+    const std::string sql = std::string("SELECT DISTINCT account, peer FROM events WHERE peer != '' AND ") + kPrunable;
+    if (!s.prepare(db, sql.c_str())) return db_error(db, "cannot prune");
+    Use u(s.get());
+    u.int64(1, cutoff);
+    std::vector<std::pair<std::string, std::string>> out;
+    int rc;
+    while ((rc = u.step()) == SQLITE_ROW) out.emplace_back(u.column_text(0), u.column_text(1));
+    if (rc != SQLITE_DONE) return db_error(db, "cannot prune");
+    return out;
+}
+
+// Inside prune's transaction, after the events went: each of these conversations' rows
+// computed again from the messages left (one index range each), or removed with the last one.
+xmpp::Status refresh_conversations(sqlite3* db, const std::vector<std::pair<std::string, std::string>>& peers) {
+    if (peers.empty()) return xmpp::Ok{};
+    Stmt remove, insert;
+    if (!remove.prepare(db, "DELETE FROM conversations WHERE account = ?1 AND peer = ?2") ||
+        !insert.prepare(db, "INSERT INTO conversations (account, peer, last_seq, last_stamp) "
+                            "SELECT ?1, ?2, max(seq), max(stamp) FROM events WHERE account = ?1 AND peer = ?2 "
+                            "AND peer != '' HAVING count(*) > 0"))
+        return db_error(db, "cannot prune conversations");
+    for (const auto& [account, peer] : peers) {
+        for (const Stmt* s : {&remove, &insert}) {
+            Use u(s->get());
+            u.text(1, account).text(2, peer);
+            if (u.step() != SQLITE_DONE) return db_error(db, "cannot prune conversations");
+        }
+    }
+    return xmpp::Ok{};
+}
+
+}  // namespace
+
 xmpp::Result<std::int64_t> Store::prune(std::chrono::system_clock::time_point now, int history_days) {
     if (history_days < 0)
         return make_error("store", "history_days must not be negative (" + std::to_string(history_days) + ")");
@@ -338,20 +406,21 @@ xmpp::Result<std::int64_t> Store::prune(std::chrono::system_clock::time_point no
     Transaction tx(db_, join_batch(), commits_, stmts_->tx);
     if (!tx.begin()) return db_error(db_, "cannot prune");
     std::int64_t deleted = 0;
+    auto touched = prunable_conversations(db_, cutoff);
+    if (!touched) return touched.error();
     {
         // Events a client has not confirmed stay, however old, unless that client has not
         // confirmed anything for history_days: a front end used once must not keep the
         // store growing for ever (it gets what is left when it comes back).
         Stmt s;
-        if (!s.prepare(db_,
-                       "DELETE FROM events WHERE created_ms < ?1 AND "
-                       "seq <= coalesce((SELECT min(seq) FROM cursors WHERE updated_ms >= ?1), 9223372036854775807)"))
+        if (!s.prepare(db_, (std::string("DELETE FROM events WHERE ") + kPrunable).c_str()))
             return db_error(db_, "cannot prune");
         Use u(s.get());
         u.int64(1, cutoff);
         if (u.step() != SQLITE_DONE) return db_error(db_, "cannot prune events");
         deleted = sqlite3_changes64(db_);
     }
+    if (auto st = refresh_conversations(db_, touched.value()); !st) return st.error();
     {
         Stmt s;
         if (!s.prepare(db_,

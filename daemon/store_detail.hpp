@@ -198,12 +198,14 @@ private:
 
 
 // Inserts `event` as seq `seq` inside the caller's transaction (or as its own, when none is
-// open), with its format version and its columns (msg_id, direction) beside the JSON. The seq
+// open: append() opens one, as the conversation's row goes with it), with its format version and its columns (msg_id, direction) beside the JSON. The seq
 // is explicit rather than left to AUTOINCREMENT so the stored JSON can carry it in the same
 // statement; the lock makes last_seq_ authoritative, and the PRIMARY KEY turns any
 // disagreement into an error instead of a reused number. On failure `event` is as it was.
-xmpp::Status insert_event(sqlite3* db, sqlite3_stmt* stmt, model::Event& event, model::Seq seq,
-                          std::int64_t created_ms);
+// A message also moves its conversation's row forward (upsert_conversation), in the same
+// transaction.
+xmpp::Status insert_event(sqlite3* db, sqlite3_stmt* stmt, sqlite3_stmt* upsert_conversation, model::Event& event,
+                          model::Seq seq, std::int64_t created_ms);
 
 // The event of a stored row: its json decoded, its seq set. A row whose format (the codec
 // version that wrote it) is newer than model::codec::format_version is an error naming both.
@@ -220,7 +222,7 @@ OutboxEntry read_outbox(const Use& u);
 
 struct Store::Statements {
     using Stmt = store_detail::Stmt;
-    Stmt select_events, insert_event, insert_outbox, update_outbox, select_pending, select_outbox,
+    Stmt select_events, insert_event, upsert_conversation, insert_outbox, update_outbox, select_pending, select_outbox,
         select_cursor, upsert_cursor, insert_inbound, update_inbound, insert_alias, select_inbound;
     store_detail::MetaStmts meta;  // the SM checkpoint is written for every inbound stanza
     store_detail::TxStmts tx;

@@ -60,7 +60,7 @@ xmpp::Result<bool> Store::enqueue(const OutboxEntry& entry, std::vector<model::E
     model::Seq seq = last_seq_;
     for (auto& event : events) {
         before.emplace_back(event.seq, event.stamp);
-        auto st = insert_event(db_, stmts_->insert_event.get(), event, ++seq, now);
+        auto st = insert_event(db_, stmts_->insert_event.get(), stmts_->upsert_conversation.get(), event, ++seq, now);
         if (!st) {
             undo();
             return st.error();
@@ -99,7 +99,7 @@ xmpp::Status Store::set_state(const std::string& account, const std::string& msg
     }
     const model::Seq old_seq = event.seq;
     const std::string old_stamp = event.stamp;
-    auto st = insert_event(db_, stmts_->insert_event.get(), event, last_seq_ + 1, now);
+    auto st = insert_event(db_, stmts_->insert_event.get(), stmts_->upsert_conversation.get(), event, last_seq_ + 1, now);
     if (!st) return st;
     if (!tx.commit()) {
         event.seq = old_seq;

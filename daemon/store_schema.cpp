@@ -102,6 +102,13 @@ CREATE INDEX events_peer ON events (account, peer, seq, stamp) WHERE peer != '';
     // msg_id (of a message or a message-state; '' for anything else) and direction ('in' or
     // 'out' for a message, '' for anything else). Filled here from the JSON, the last use of
     // json_extract; the msgid lookup (message_seq) reads the column through a plain index.
+    // And for a big store (issue 15): conversations, one row per (account, peer) with its
+    // last seq and its latest stamp, kept by every insert of a message (in the insert's
+    // transaction) and by prune, so that the conversation list (CHATHISTORY TARGETS) reads a
+    // row per conversation instead of an index entry per message. Built here from the events.
+    // inbound_ids_created: prune, which runs at every start before the first request is
+    // served, finds old de-duplication ids by it instead of reading all of them (one per
+    // incoming message: 50 ms at 500,000; docs/performance.md).
     R"sql(
 ALTER TABLE events ADD COLUMN format INTEGER NOT NULL DEFAULT 1;
 ALTER TABLE events ADD COLUMN msg_id TEXT NOT NULL DEFAULT '';
@@ -113,6 +120,17 @@ UPDATE events SET
 WHERE kind IN ('message', 'message-state');
 DROP INDEX events_msgid;
 CREATE INDEX events_msgid ON events (account, peer, msg_id) WHERE peer != '';
+CREATE TABLE conversations (
+    account TEXT NOT NULL,
+    peer TEXT NOT NULL,
+    last_seq INTEGER NOT NULL,
+    last_stamp TEXT NOT NULL,  -- the latest stamp of its messages (a delayed one may come later)
+    PRIMARY KEY (account, peer)
+) WITHOUT ROWID;
+CREATE INDEX conversations_last ON conversations (last_stamp);
+INSERT INTO conversations (account, peer, last_seq, last_stamp)
+SELECT account, peer, max(seq), max(stamp) FROM events WHERE peer != '' GROUP BY account, peer;
+CREATE INDEX inbound_ids_created ON inbound_ids (created_ms);
 )sql",
 };
 static_assert(std::size(migrations) == Store::schema_version, "one migration per schema version");
@@ -168,6 +186,12 @@ const char* kInsertOutbox =
     "replace_id) VALUES (?1, ?2, ?3, ?4, ?5, 'accepted', '', ?6, ?7, ?7, ?8) ON CONFLICT (account, msg_id) DO NOTHING";
 const char* kUpdateOutbox =
     "UPDATE outbox SET state = ?3, error = ?4, updated_ms = ?5 WHERE account = ?1 AND msg_id = ?2";
+// The stamp kept is the latest, not the last inserted one: the conversation list orders by
+// the time of the newest message, and archive catch-up stores older messages after newer.
+const char* kUpsertConversation =
+    "INSERT INTO conversations (account, peer, last_seq, last_stamp) VALUES (?1, ?2, ?3, ?4) "
+    "ON CONFLICT (account, peer) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq), "
+    "last_stamp = max(last_stamp, excluded.last_stamp)";
 const char* kOutboxColumns = "id, account, msg_id, to_jid, type, body, state, error, created, replace_id";
 const char* kSelectCursor = "SELECT seq FROM cursors WHERE client = ?1";
 // Forward only: the WHERE of the upsert leaves a cursor that is already further alone.
@@ -265,6 +289,7 @@ bool Store::Statements::prepare(sqlite3* db) {
                                        " FROM outbox WHERE account = ?1 AND state IN ('accepted', 'sent') ORDER BY id";
     const std::string select_outbox = "SELECT " + columns + " FROM outbox WHERE account = ?1 AND msg_id = ?2";
     return s.select_events.prepare(db, kSelectEvents) && s.insert_event.prepare(db, kInsertEvent) &&
+           s.upsert_conversation.prepare(db, kUpsertConversation) &&
            s.insert_outbox.prepare(db, kInsertOutbox) && s.update_outbox.prepare(db, kUpdateOutbox) &&
            s.select_pending.prepare(db, select_pending.c_str()) &&
            s.select_outbox.prepare(db, select_outbox.c_str()) && s.select_cursor.prepare(db, kSelectCursor) &&

@@ -615,7 +615,7 @@ TEST_CASE("store: a version 1 database is migrated forward and keeps its events"
              "DROP TABLE inbound_ids; DROP TABLE account_meta; ALTER TABLE outbox DROP COLUMN replace_id; "
              "DROP INDEX events_msgid; DROP INDEX events_peer; ALTER TABLE events DROP COLUMN peer; "
              "ALTER TABLE events DROP COLUMN format; ALTER TABLE events DROP COLUMN msg_id; "
-             "ALTER TABLE events DROP COLUMN direction; PRAGMA user_version = 1;");
+             "ALTER TABLE events DROP COLUMN direction; DROP TABLE conversations; PRAGMA user_version = 1;");
     auto store = open_store(dir.store());
     CHECK(raw_query(dir.store(), "PRAGMA user_version") == std::to_string(Store::schema_version));
     CHECK(seqs(*store) == std::vector<model::Seq>{1});
@@ -636,7 +636,7 @@ TEST_CASE("store: a version 4 database gets the indexes of a big store and answe
     raw_exec(dir.store(),
              "DROP INDEX events_msgid; DROP INDEX events_peer; "
              "ALTER TABLE events DROP COLUMN format; ALTER TABLE events DROP COLUMN msg_id; "
-             "ALTER TABLE events DROP COLUMN direction; "
+             "ALTER TABLE events DROP COLUMN direction; DROP TABLE conversations; DROP INDEX inbound_ids_created; "
              "CREATE INDEX events_peer ON events (account, peer, seq) WHERE peer != ''; PRAGMA user_version = 4;");
     auto store = open_store(dir.store());
     CHECK(raw_query(dir.store(), "PRAGMA user_version") == std::to_string(Store::schema_version));
@@ -647,10 +647,11 @@ TEST_CASE("store: a version 4 database gets the indexes of a big store and answe
     CHECK_THAT(query_plan(dir.store(), "SELECT seq FROM events WHERE account = 'home' AND peer = 'bob@example.org' "
                                        "AND peer != '' AND msg_id = 'm-1' ORDER BY seq LIMIT 1"),
                Catch::Contains("INDEX events_msgid (account=? AND peer=? AND msg_id=?)"));
-    // The conversation list (CHATHISTORY TARGETS) reads the stamps from the index alone.
-    CHECK_THAT(query_plan(dir.store(), "SELECT account, peer, max(stamp) AS last FROM events WHERE peer != '' "
-                                       "GROUP BY account, peer"),
-               Catch::Contains("COVERING INDEX events_peer"));
+    // The conversation list (CHATHISTORY TARGETS) reads the table of conversations, by stamp.
+    CHECK_THAT(query_plan(dir.store(), "SELECT account, peer, last_stamp FROM conversations WHERE last_stamp > '' "
+                                       "AND last_stamp < '~' ORDER BY last_stamp DESC LIMIT 50"),
+               Catch::Contains("INDEX conversations_last (last_stamp>? AND last_stamp<?)"));
+    CHECK(store->conversations("", "", 10).value().size() == 1);
     CHECK(store->message_seq("home", "bob@example.org", "m-1").value() == std::optional<model::Seq>(1));
 }
 
@@ -758,6 +759,7 @@ TEST_CASE("store: a version 5 database gets format, msg_id and direction columns
     CHECK(convs[0].peer == "room@muc.example.org");
     CHECK(convs[1].peer == "bob@example.org");
     CHECK(convs[1].last_stamp == "2026-11-25T10:01:00.000Z");
+    CHECK(raw_query(dir.store(), "SELECT last_seq FROM conversations WHERE peer = 'bob@example.org'") == "2");
 
     // No index reads inside the JSON any more; the msgid lookup uses the column's index.
     CHECK(raw_query(dir.store(), "SELECT count(*) FROM sqlite_master WHERE sql LIKE '%json_extract%'") == "0");
@@ -874,6 +876,48 @@ TEST_CASE("store: messages by conversation, paged by seq and stamp; conversation
     CHECK(convs[0].last_stamp == "2026-11-25T10:03:00.000Z");
     CHECK(convs[1].peer == "room@muc.example.org");
     CHECK(store->conversations("2026-11-25T10:02:30.000Z", "", 10).value().size() == 1);
+}
+
+TEST_CASE("store: the conversation list follows inserts (latest stamp, not last inserted) and prune") {
+    TempDir dir;
+    auto store = open_store(dir.store());
+    auto add = [&](const std::string& peer, const std::string& stamp) {
+        model::Message m;
+        m.from = peer + "/x";
+        m.to = "alice@example.org/x";
+        m.body = stamp;
+        model::Event e{0, "home", stamp, m};
+        REQUIRE(store->append(e));
+        return e.seq;
+    };
+    add("carol@example.org", "2026-11-25T10:00:00.000Z");
+    add("bob@example.org", "2026-11-25T10:01:00.000Z");
+    add("bob@example.org", "2026-11-25T10:05:00.000Z");
+    const auto delayed = add("bob@example.org", "2026-11-25T09:00:00.000Z");  // archive catch-up
+    add("dave@example.org", "2026-11-25T10:02:00.000Z");
+    auto peers = [&] {
+        auto convs = store->conversations("", "", 10);
+        REQUIRE(convs);
+        std::vector<std::string> out;
+        for (const auto& c : convs.value()) out.push_back(c.peer + " " + c.last_stamp);
+        return out;
+    };
+    CHECK(peers() == std::vector<std::string>{"bob@example.org 2026-11-25T10:05:00.000Z",
+                                              "dave@example.org 2026-11-25T10:02:00.000Z",
+                                              "carol@example.org 2026-11-25T10:00:00.000Z"});
+    CHECK(raw_query(dir.store(), "SELECT last_seq FROM conversations WHERE peer = 'bob@example.org'") ==
+          std::to_string(delayed));
+
+    // A client in use confirmed seqs 1-3: prune takes them, all of carol's and two of bob's.
+    REQUIRE(store->set_cursor("emacs", 3, far_future + 1h));
+    REQUIRE(store->prune(far_future, 0).value() == 3);
+    CHECK(peers() == std::vector<std::string>{"dave@example.org 2026-11-25T10:02:00.000Z",
+                                              "bob@example.org 2026-11-25T09:00:00.000Z"});
+    CHECK(raw_query(dir.store(), "SELECT count(*) FROM conversations") == "2");
+    // Prune finds old de-duplication ids by their index, not by reading every one.
+    CHECK_THAT(query_plan(dir.store(), "DELETE FROM inbound_ids WHERE created_ms < 5 AND "
+                                       "created_ms < coalesce((SELECT min(created_ms) FROM events), 5)"),
+               Catch::Contains("INDEX inbound_ids_created (created_ms<?)"));
 }
 
 TEST_CASE("store: a correction keeps what it replaces in the outbox") {
