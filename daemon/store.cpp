@@ -366,7 +366,12 @@ constexpr const char* kPrunable =
 xmpp::Result<std::vector<std::pair<std::string, std::string>>> prunable_conversations(sqlite3* db,
                                                                                        std::int64_t cutoff) {
     Stmt s;
-    const std::string sql = std::string("SELECT DISTINCT account, peer FROM events WHERE peer != '' AND ") + kPrunable;
+    // INDEXED BY: the range of events_created is what gets deleted (nothing, at most starts);
+    // left to itself the planner walks events_msgid for `peer != ''`, a read of every message
+    // (4 s at 1,000,000, before the first request of each start is served).
+    const std::string sql =
+        std::string("SELECT DISTINCT account, peer FROM events INDEXED BY events_created WHERE peer != '' AND ") +
+        kPrunable;
     if (!s.prepare(db, sql.c_str())) return db_error(db, "cannot prune");
     Use u(s.get());
     u.int64(1, cutoff);
