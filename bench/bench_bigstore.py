@@ -11,8 +11,9 @@ Usage (after `make build`; Debian's python3):
    (offline; the store is what answers), and creates the store with its own schema.
 2. This script fills it directly with sqlite3 (Python): N message events, half incoming
    and half outgoing, spread over --peers conversations (bob@localhost has a tenth of them),
-   the JSON of each as the daemon writes it, and an inbound de-duplication id for each
-   incoming one, one day apart from the first to the last.
+   the JSON of each as the daemon writes it with its schema-6 columns (format, msg_id,
+   direction), an inbound de-duplication id for each incoming one, one day apart from the
+   first to the last, and the table of conversations as the migration builds it.
 3. It prints EXPLAIN QUERY PLAN for the daemon's queries (the SQL of daemon/store*.cpp),
    the file size per message, then starts stanzad on it (`stanzad: listening on` after the
    spawn: start-up), and times, over --repeat runs each (median, max):
