@@ -5,6 +5,8 @@
 //            queries select by (conversation, msg_id, direction) is in columns of its own.
 //   cursors  per named front-end client, the last seq it confirmed
 //   outbox   the durable outbound queue: a message is "accepted" once its row is committed
+//   conversations  per account and peer, the last seq and latest stamp of its messages (the
+//            conversation list), kept with every insert of a message and by prune
 // The schema is versioned with PRAGMA user_version and migrated forward at open.
 // An advisory lock (flock on PATH.lock) keeps a second daemon off the same store.
 // Loop thread only; every call is synchronous and commits before it returns, except inside a

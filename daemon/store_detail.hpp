@@ -196,14 +196,13 @@ private:
     bool open_ = false;
 };
 
-
-// Inserts `event` as seq `seq` inside the caller's transaction (or as its own, when none is
-// open: append() opens one, as the conversation's row goes with it), with its format version and its columns (msg_id, direction) beside the JSON. The seq
-// is explicit rather than left to AUTOINCREMENT so the stored JSON can carry it in the same
-// statement; the lock makes last_seq_ authoritative, and the PRIMARY KEY turns any
-// disagreement into an error instead of a reused number. On failure `event` is as it was.
-// A message also moves its conversation's row forward (upsert_conversation), in the same
-// transaction.
+// Inserts `event` as seq `seq`, with its format version and its columns (msg_id, direction)
+// beside the JSON, and for a message moves its conversation's row forward
+// (upsert_conversation). Two statements: the caller's transaction (or savepoint) makes them
+// one. The seq is explicit rather than left to AUTOINCREMENT so the stored JSON can carry it
+// in the same statement; the lock makes last_seq_ authoritative, and the PRIMARY KEY turns
+// any disagreement into an error instead of a reused number. On failure `event` is as it
+// was (the caller rolls back what was written).
 xmpp::Status insert_event(sqlite3* db, sqlite3_stmt* stmt, sqlite3_stmt* upsert_conversation, model::Event& event,
                           model::Seq seq, std::int64_t created_ms);
 
