@@ -11,9 +11,10 @@ Usage (after `make build`; Debian's python3):
    (offline; the store is what answers), and creates the store with its own schema.
 2. This script fills it directly with sqlite3 (Python): N message events, half incoming
    and half outgoing, spread over --peers conversations (bob@localhost has a tenth of them),
-   the JSON of each as the daemon writes it, and an inbound de-duplication id for each
-   incoming one, one day apart from the first to the last.
-3. It prints EXPLAIN QUERY PLAN for the daemon's queries (the SQL of daemon/store.cpp),
+   the JSON of each as the daemon writes it with its schema-6 columns (format, msg_id,
+   direction), an inbound de-duplication id for each incoming one, one day apart from the
+   first to the last, and the table of conversations as the migration builds it.
+3. It prints EXPLAIN QUERY PLAN for the daemon's queries (the SQL of daemon/store*.cpp),
    the file size per message, then starts stanzad on it (`stanzad: listening on` after the
    spawn: start-up), and times, over --repeat runs each (median, max):
    - hello with `since` = last_seq - 1000: the reply and all 1,000 replayed events;
@@ -46,7 +47,7 @@ from bench_profile import machine  # noqa: E402
 
 IRC_PASSWORD = bench_irc.PASSWORD
 
-# The daemon's read queries (daemon/store.cpp), for EXPLAIN QUERY PLAN.
+# The daemon's read queries (daemon/store.cpp, store_schema.cpp), for EXPLAIN QUERY PLAN.
 QUERIES = {
     "replay (events_after)": ("SELECT seq, json FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2", (999000, 1000)),
     "history / CHATHISTORY LATEST (messages, newest)":
@@ -57,11 +58,10 @@ QUERIES = {
          "ORDER BY seq DESC LIMIT ?7", ("home", "bob@localhost", None, 500000, None, None, 100)),
     "CHATHISTORY msgid= (message_seq)":
         ("SELECT seq FROM events WHERE account = ?1 AND peer = ?2 AND peer != '' AND "
-         "json_extract(json, '$.msg_id') = ?3 ORDER BY seq LIMIT 1", ("home", "bob@localhost", "m-500000")),
+         "msg_id = ?3 ORDER BY seq LIMIT 1", ("home", "bob@localhost", "m-500000")),
     "CHATHISTORY TARGETS (conversations)":
-        ("SELECT account, peer, max(stamp) AS last FROM events WHERE peer != '' "
-         "GROUP BY account, peer HAVING last > ?1 AND last < ?2 ORDER BY last DESC LIMIT ?3",
-         ("2000", "~", 50)),
+        ("SELECT account, peer, last_stamp FROM conversations WHERE last_stamp > ?1 AND "
+         "last_stamp < ?2 ORDER BY last_stamp DESC LIMIT ?3", ("2000", "~", 50)),
     "last seq at start-up":
         ("SELECT max(coalesce((SELECT max(seq) FROM events), 0), "
          "coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0))", ()),
@@ -94,10 +94,17 @@ def fill(db_path: Path, n: int, peers: int) -> None:
                   "to": peer if outgoing else "alice@localhost/stanzad", "type": "chat",
                   "body": f"message number {i} of the big store benchmark", "msg_id": f"m-{i}",
                   "delayed": False, "outgoing": outgoing, "carbon": "", "replaces": "", "history": False}
-            yield (seq, "home", "message", ev["stamp"], ms, json.dumps(ev, separators=(",", ":")), peer)
+            yield (seq, "home", "message", ev["stamp"], ms, json.dumps(ev, separators=(",", ":")), peer,
+                   ev["msg_id"], "out" if outgoing else "in")
 
-    db.executemany("INSERT INTO events (seq, account, kind, stamp, created_ms, json, peer) "
-                   "VALUES (?, ?, ?, ?, ?, ?, ?)", rows())
+    # Schema 6: the format (model::codec::format_version) and the columns beside the JSON,
+    # and the conversation list built as the migration builds it.
+    db.executemany("INSERT INTO events (seq, account, kind, stamp, created_ms, json, peer, format, msg_id, direction) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?)", rows())
+    db.execute("INSERT INTO conversations (account, peer, last_seq, last_stamp) "
+               "SELECT account, peer, max(seq), max(stamp) FROM events WHERE peer != '' GROUP BY account, peer "
+               "ON CONFLICT (account, peer) DO UPDATE SET last_seq = excluded.last_seq, "
+               "last_stamp = excluded.last_stamp")
     db.executemany("INSERT INTO inbound_ids (account, id, created_ms, value) VALUES ('home', ?, ?, ?)",
                    ((f"m-{i}", start_ms + i * step, str(seq0 + 1 + i)) for i in range(0, n, 2)))
     db.commit()

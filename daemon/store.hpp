@@ -1,8 +1,12 @@
 #pragma once
 // Store: the daemon's SQLite database (WAL mode, synchronous=FULL), one per state_dir.
-//   events   the event log: every model event gets the next sequence number
+//   events   the event log: every model event gets the next sequence number. A row keeps the
+//            event as model::codec JSON with the codec's format version beside it; what the
+//            queries select by (conversation, msg_id, direction) is in columns of its own.
 //   cursors  per named front-end client, the last seq it confirmed
 //   outbox   the durable outbound queue: a message is "accepted" once its row is committed
+//   conversations  per account and peer, the last seq and latest stamp of its messages (the
+//            conversation list), kept with every insert of a message and by prune
 // The schema is versioned with PRAGMA user_version and migrated forward at open.
 // An advisory lock (flock on PATH.lock) keeps a second daemon off the same store.
 // Loop thread only; every call is synchronous and commits before it returns, except inside a
@@ -67,7 +71,7 @@ public:
     Store(const Store&) = delete;
     Store& operator=(const Store&) = delete;
 
-    static constexpr int schema_version = 5;
+    static constexpr int schema_version = 6;
 
     // Gives `event` the next seq (and a stamp, now, if it has none) and commits it.
     xmpp::Status append(model::Event& event);
@@ -146,7 +150,7 @@ public:
 
 private:
     Store() = default;
-    struct Statements;  // prepared once at open for the hot paths (store.cpp)
+    struct Statements;  // prepared once at open for the hot paths (store_detail.hpp)
     sqlite3* db_ = nullptr;
     std::unique_ptr<Statements> stmts_;
     int lock_fd_ = -1;

@@ -1,0 +1,232 @@
+#pragma once
+// Internals shared by the store's source files (store.cpp, store_schema.cpp,
+// store_outbox.cpp): time conversions, errors, the prepared-statement helpers, transactions,
+// and the statements a Store prepares at open. Not part of the Store's interface: only the
+// store's own .cpp files include it.
+#include <sqlite3.h>
+
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "daemon/store.hpp"
+
+namespace stanzad {
+namespace store_detail {
+
+using xmpp::make_error;
+
+inline std::int64_t unix_ms(std::chrono::system_clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+
+inline std::int64_t now_ms() { return unix_ms(std::chrono::system_clock::now()); }
+
+inline std::chrono::system_clock::time_point from_ms(std::int64_t ms) {
+    return std::chrono::system_clock::time_point(std::chrono::milliseconds(ms));
+}
+
+inline xmpp::Error db_error(sqlite3* db, std::string_view what) {
+    std::string message(what);
+    message += ": ";
+    message += db ? sqlite3_errmsg(db) : "out of memory";
+    return make_error("store", std::move(message));
+}
+
+inline xmpp::Error sys_error(std::string_view what, const std::string& path, int err) {
+    std::string message(what);
+    message += " ";
+    message += path;
+    message += ": ";
+    message += std::strerror(err);
+    return make_error("store", std::move(message));
+}
+
+// Owns one prepared statement.
+class Stmt {
+public:
+    Stmt() = default;
+    ~Stmt() { sqlite3_finalize(s_); }
+    Stmt(const Stmt&) = delete;
+    Stmt& operator=(const Stmt&) = delete;
+
+    bool prepare(sqlite3* db, const char* sql) {
+        return sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s_, nullptr) == SQLITE_OK;
+    }
+    sqlite3_stmt* get() const { return s_; }
+
+private:
+    sqlite3_stmt* s_ = nullptr;
+};
+
+// Binds values to a statement for one use and resets it on scope exit, so a kept
+// statement never holds a read snapshot or stale bindings between calls.
+class Use {
+public:
+    explicit Use(sqlite3_stmt* s) : s_(s) {}
+    ~Use() {
+        sqlite3_reset(s_);
+        sqlite3_clear_bindings(s_);
+    }
+    Use(const Use&) = delete;
+    Use& operator=(const Use&) = delete;
+
+    // Bound without a copy (SQLITE_STATIC): the text must outlive the statement's step.
+    Use& text(int i, std::string_view v) {
+        if (rc_ == SQLITE_OK) rc_ = sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
+        return *this;
+    }
+    Use& int64(int i, std::int64_t v) {
+        if (rc_ == SQLITE_OK) rc_ = sqlite3_bind_int64(s_, i, v);
+        return *this;
+    }
+    bool bound() const { return rc_ == SQLITE_OK; }
+    // SQLITE_ROW, SQLITE_DONE, or an error code.
+    int step() { return rc_ == SQLITE_OK ? sqlite3_step(s_) : rc_; }
+
+    std::int64_t column_int64(int i) const { return sqlite3_column_int64(s_, i); }
+    std::string column_text(int i) const {
+        auto* p = reinterpret_cast<const char*>(sqlite3_column_text(s_, i));
+        return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(s_, i))) : std::string();
+    }
+
+private:
+    sqlite3_stmt* s_;
+    int rc_ = SQLITE_OK;
+};
+
+inline bool exec(sqlite3* db, const char* sql) { return sqlite3_exec(db, sql, nullptr, nullptr, nullptr) == SQLITE_OK; }
+
+// Runs a one-row, one-column query (PRAGMAs, counters).
+inline bool query_int64(sqlite3* db, const char* sql, std::int64_t& out) {
+    Stmt s;
+    if (!s.prepare(db, sql)) return false;
+    Use u(s.get());
+    if (u.step() != SQLITE_ROW) return false;
+    out = u.column_int64(0);
+    return true;
+}
+
+inline bool query_text(sqlite3* db, const char* sql, std::string& out) {
+    Stmt s;
+    if (!s.prepare(db, sql)) return false;
+    Use u(s.get());
+    if (u.step() != SQLITE_ROW) return false;
+    out = u.column_text(0);
+    return true;
+}
+
+// Transaction control, prepared once (sqlite3_exec parses its SQL on every call: about
+// 20,000 instructions per relayed message before; docs/performance.md).
+struct TxStmts {
+    Stmt begin, commit, rollback, savepoint, release, rollback_to;
+
+    bool prepare(sqlite3* db) {
+        return begin.prepare(db, "BEGIN IMMEDIATE") && commit.prepare(db, "COMMIT") &&
+               rollback.prepare(db, "ROLLBACK") && savepoint.prepare(db, "SAVEPOINT op") &&
+               release.prepare(db, "RELEASE op") && rollback_to.prepare(db, "ROLLBACK TO op");
+    }
+};
+
+// The event of a stored row: its json decoded, its seq set. A row whose format (the codec
+// version that wrote it) is newer than model::codec::format_version is an error naming both.
+xmpp::Result<model::Event> decode_row(model::Seq seq, std::int64_t format, std::string_view json);
+
+// account_meta writes (set_meta, set_metas, append_once), prepared once.
+struct MetaStmts {
+    Stmt upsert, remove;
+
+    bool prepare(sqlite3* db) {
+        return upsert.prepare(db, "INSERT INTO account_meta (account, key, value) VALUES (?1, ?2, ?3) "
+                                  "ON CONFLICT (account, key) DO UPDATE SET value = excluded.value") &&
+               remove.prepare(db, "DELETE FROM account_meta WHERE account = ?1 AND key = ?2");
+    }
+};
+
+// Runs a prepared statement that returns no rows; true on SQLITE_DONE.
+inline bool run(const Stmt& s) {
+    Use u(s.get());
+    return u.step() == SQLITE_DONE;
+}
+
+// The open transaction, rolled back on scope exit unless committed. ROLLBACK also runs when
+// a failed COMMIT left the transaction open (SQLite keeps it open on SQLITE_BUSY, for one).
+// Inside a batch (Store::begin_batch) it is a savepoint of the batch's transaction instead:
+// committed means released into the batch, and a failure undoes only this call's part.
+class Transaction {
+public:
+    explicit Transaction(sqlite3* db) : db_(db) {}
+    Transaction(sqlite3* db, bool in_batch, std::int64_t& commits, const TxStmts& stmts)
+        : db_(db), nested_(in_batch), commits_(&commits), stmts_(&stmts) {}
+    ~Transaction() {
+        if (!open_) return;
+        if (nested_) {
+            run_or_exec(&TxStmts::rollback_to, "ROLLBACK TO op");
+            run_or_exec(&TxStmts::release, "RELEASE op");
+        } else if (!sqlite3_get_autocommit(db_)) {
+            run_or_exec(&TxStmts::rollback, "ROLLBACK");
+        }
+    }
+    Transaction(const Transaction&) = delete;
+    Transaction& operator=(const Transaction&) = delete;
+
+    // IMMEDIATE takes the write lock now, so nothing inside can fail on a lock upgrade.
+    bool begin() {
+        return open_ = nested_ ? run_or_exec(&TxStmts::savepoint, "SAVEPOINT op") : run_or_exec(&TxStmts::begin, "BEGIN IMMEDIATE");
+    }
+    bool commit() {
+        if (!(nested_ ? run_or_exec(&TxStmts::release, "RELEASE op") : run_or_exec(&TxStmts::commit, "COMMIT"))) return false;
+        if (!nested_ && commits_) ++*commits_;
+        open_ = false;
+        return true;
+    }
+
+private:
+    // The prepared statement when the store has them (after open), else the SQL text.
+    bool run_or_exec(Stmt TxStmts::*which, const char* sql) { return stmts_ ? run(stmts_->*which) : exec(db_, sql); }
+
+    sqlite3* db_;
+    bool nested_ = false;
+    std::int64_t* commits_ = nullptr;
+    const TxStmts* stmts_ = nullptr;
+    bool open_ = false;
+};
+
+// Inserts `event` as seq `seq`, with its format version and its columns (msg_id, direction)
+// beside the JSON, and for a message moves its conversation's row forward
+// (upsert_conversation). Two statements: the caller's transaction (or savepoint) makes them
+// one. The seq is explicit rather than left to AUTOINCREMENT so the stored JSON can carry it
+// in the same statement; the lock makes last_seq_ authoritative, and the PRIMARY KEY turns
+// any disagreement into an error instead of a reused number. On failure `event` is as it
+// was (the caller rolls back what was written).
+xmpp::Status insert_event(sqlite3* db, sqlite3_stmt* stmt, sqlite3_stmt* upsert_conversation, model::Event& event,
+                          model::Seq seq, std::int64_t created_ms);
+
+// The event of a stored row: its json decoded, its seq set. A row whose format (the codec
+// version that wrote it) is newer than model::codec::format_version is an error naming both.
+xmpp::Result<model::Event> decode_row(model::Seq seq, std::int64_t format, std::string_view json);
+
+// account_meta writes, inside the caller's transaction.
+xmpp::Status write_metas(sqlite3* db, const MetaStmts& stmts, const std::string& account,
+                         const std::vector<MetaWrite>& writes);
+
+// The outbox row that a SELECT of kOutboxColumns is on.
+OutboxEntry read_outbox(const Use& u);
+
+}  // namespace store_detail
+
+struct Store::Statements {
+    using Stmt = store_detail::Stmt;
+    Stmt select_events, insert_event, upsert_conversation, insert_outbox, update_outbox, select_pending, select_outbox,
+        select_cursor, upsert_cursor, insert_inbound, update_inbound, insert_alias, select_inbound;
+    store_detail::MetaStmts meta;  // the SM checkpoint is written for every inbound stanza
+    store_detail::TxStmts tx;
+
+    bool prepare(sqlite3* db);  // store_schema.cpp
+};
+
+}  // namespace stanzad
