@@ -20,19 +20,17 @@ extern "C" {
 }
 
 #include "daemon/log.hpp"
+#include "daemon/omemo_detail.hpp"
 #include "protocol/base/base64.hpp"
 #include "protocol/omemo/payload.hpp"
 
 namespace stanzad {
 namespace {
 
-// --- helpers --------------------------------------------------------------------------------
+using omemo_detail::bytes;
+using omemo_detail::Unref;
 
-std::string bytes(signal_buffer* b) {
-    std::string out(reinterpret_cast<const char*>(signal_buffer_data(b)), signal_buffer_len(b));
-    signal_buffer_bzero_free(b);
-    return out;
-}
+// --- helpers --------------------------------------------------------------------------------
 
 // The 0.3 wire form of a public key: type byte 0x05 and the 32-byte Curve25519 key.
 std::string public_key(const ec_public_key* key) {
@@ -44,14 +42,6 @@ std::string public_key(const ec_public_key* key) {
 xmpp::Error failure(std::string what, int code) {
     return xmpp::make_error("omemo-keys", what + " (libomemo-c error " + std::to_string(code) + ")");
 }
-
-template <class T>
-struct Unref {
-    T* p = nullptr;
-    ~Unref() {
-        if (p) SIGNAL_UNREF(p);
-    }
-};
 
 }  // namespace
 

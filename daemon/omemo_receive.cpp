@@ -14,25 +14,15 @@ extern "C" {
 }
 
 #include "daemon/log.hpp"
+#include "daemon/omemo_detail.hpp"
 #include "daemon/omemo.hpp"
 #include "protocol/omemo/payload.hpp"
 
 namespace stanzad {
 namespace {
 
-std::string bytes(signal_buffer* b) {
-    std::string out(reinterpret_cast<const char*>(signal_buffer_data(b)), signal_buffer_len(b));
-    signal_buffer_bzero_free(b);
-    return out;
-}
-
-template <class T>
-struct Unref {
-    T* p = nullptr;
-    ~Unref() {
-        if (p) SIGNAL_UNREF(p);
-    }
-};
+using omemo_detail::bytes;
+using omemo_detail::Unref;
 
 const char* ratchet_error(int rc) {
     switch (rc) {

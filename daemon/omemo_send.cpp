@@ -15,19 +15,14 @@ extern "C" {
 }
 
 #include "daemon/omemo.hpp"
+#include "daemon/omemo_detail.hpp"
 #include "protocol/base/base64.hpp"
 #include "protocol/omemo/payload.hpp"
 
 namespace stanzad {
 namespace {
 
-template <class T>
-struct Ref {
-    T* p = nullptr;
-    ~Ref() {
-        if (p) SIGNAL_UNREF(p);
-    }
-};
+using omemo_detail::Unref;
 
 // A 0.3 public key as libomemo-c reads it: the type byte 0x05 and 32 bytes (some clients
 // publish the 32 bytes alone).
@@ -63,11 +58,11 @@ xmpp::Status OmemoDevice::build_session(const std::string& jid, std::uint32_t de
     if (RAND_bytes(reinterpret_cast<unsigned char*>(&pick), sizeof pick) != 1)
         return xmpp::make_error("omemo-session", "no random bytes");
     const auto& prekey = b.prekeys[pick % b.prekeys.size()];
-    Ref<ec_public_key> ik, spk, pk;
+    Unref<ec_public_key> ik, spk, pk;
     if (decode_bundle_key(b.ik, true, v, &ik.p) != 0 || decode_bundle_key(b.spk, false, v, &spk.p) != 0 ||
         decode_bundle_key(prekey.key, false, v, &pk.p) != 0)
         return xmpp::make_error("omemo-session", "the bundle has a key that is not a public key of the right form");
-    Ref<session_pre_key_bundle> bundle;
+    Unref<session_pre_key_bundle> bundle;
     // Neither version has a registration id on the wire: 0.
     if (session_pre_key_bundle_create(&bundle.p, 0, static_cast<int>(device), prekey.id, pk.p, b.spk_id, spk.p,
                                       reinterpret_cast<const uint8_t*>(b.spks.data()), b.spks.size(), ik.p) != 0)

@@ -9,6 +9,7 @@
 #include "daemon/log.hpp"
 #include "daemon/omemo.hpp"
 #include "protocol/omemo/payload.hpp"
+#include "temp_dir.hpp"
 
 using stanzad::OmemoDevice;
 using stanzad::Store;
@@ -19,20 +20,7 @@ namespace {
 constexpr auto V2 = omemo::Version::V2;
 using Kind = OmemoDevice::Decrypted::Kind;
 
-struct Dir {
-    Dir() {
-        std::string tmpl = (std::filesystem::temp_directory_path() / "stanzad-omemo2-XXXXXX").string();
-        REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-        path = tmpl;
-    }
-    ~Dir() {
-        std::error_code ec;
-        std::filesystem::remove_all(path, ec);
-    }
-    Dir(const Dir&) = delete;
-    Dir& operator=(const Dir&) = delete;
-    std::string path;
-};
+using stanzad::test::TempDir;
 
 std::unique_ptr<OmemoDevice> open_device(Store& store, const std::string& account) {
     static const bool logging = [] {
@@ -70,8 +58,8 @@ OmemoDevice::Decrypted receive(Store& store, OmemoDevice& device, const std::str
 }  // namespace
 
 TEST_CASE("omemo 2 device: the bundle in the OMEMO 2 form") {
-    Dir dir;
-    auto store = std::move(Store::open(dir.path + "/store.db")).value();
+    TempDir dir;
+    auto store = std::move(Store::open(dir.store())).value();
     auto alice = open_device(*store, "alice");
     auto b = alice->bundle(V2);
     // §5.3.2: 32-byte keys; the identity key is the Ed25519 form of the 0.3 one.
@@ -91,8 +79,8 @@ TEST_CASE("omemo 2 device: the bundle in the OMEMO 2 form") {
 }
 
 TEST_CASE("omemo 2 device: key exchange, both ways, envelopes checked, sessions apart from 0.3") {
-    Dir dir;
-    auto store = std::move(Store::open(dir.path + "/store.db")).value();
+    TempDir dir;
+    auto store = std::move(Store::open(dir.store())).value();
     auto alice = open_device(*store, "alice");
     auto bob = open_device(*store, "bob");
     const std::string a = "alice@example.org", b = "bob@example.org";
@@ -145,8 +133,8 @@ TEST_CASE("omemo 2 device: key exchange, both ways, envelopes checked, sessions 
 }
 
 TEST_CASE("omemo 2 device: an altered payload fails with a reason, the session goes on") {
-    Dir dir;
-    auto store = std::move(Store::open(dir.path + "/store.db")).value();
+    TempDir dir;
+    auto store = std::move(Store::open(dir.store())).value();
     auto alice = open_device(*store, "alice");
     auto bob = open_device(*store, "bob");
     const std::string a = "alice@example.org", b = "bob@example.org";
@@ -166,8 +154,8 @@ TEST_CASE("omemo 2 device: an altered payload fails with a reason, the session g
 }
 
 TEST_CASE("omemo 2 device: one device in both versions keeps one identity record and one trust") {
-    Dir dir;
-    auto store = std::move(Store::open(dir.path + "/store.db")).value();
+    TempDir dir;
+    auto store = std::move(Store::open(dir.store())).value();
     auto alice = open_device(*store, "alice");
     auto bob = open_device(*store, "bob");
     const std::string b = "bob@example.org";

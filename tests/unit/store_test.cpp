@@ -12,6 +12,7 @@
 
 #include "daemon/store.hpp"
 #include "frontends/model/codec.hpp"
+#include "temp_dir.hpp"
 
 using stanzad::OutboxEntry;
 using stanzad::Store;
@@ -20,28 +21,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// A fresh directory per test, removed with everything in it afterwards.
-class TempDir {
-public:
-    TempDir() {
-        std::string tmpl = (std::filesystem::temp_directory_path() / "stanzad-store-XXXXXX").string();
-        REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-        path_ = tmpl;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        std::filesystem::remove_all(path_, ec);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-
-    // The store path; inside a subdirectory that open() has to create.
-    std::string store() const { return path_ + "/state/store.db"; }
-    const std::string& path() const { return path_; }
-
-private:
-    std::string path_;
-};
+using stanzad::test::TempDir;
 
 std::unique_ptr<Store> open_store(const std::string& path) {
     auto s = Store::open(path);

@@ -23,7 +23,9 @@ public:
     }
     TempDir(const TempDir&) = delete;
     TempDir& operator=(const TempDir&) = delete;
-    std::string store() const { return path_ + "/store.db"; }
+    // The store path, inside a subdirectory that Store::open has to create.
+    std::string store() const { return path_ + "/state/store.db"; }
+    const std::string& path() const { return path_; }
 
 private:
     std::string path_;
