@@ -118,6 +118,16 @@ bool Store::join_batch() {
 
 void Store::begin_batch() { ++batch_depth_; }
 
+void Store::release_memory() {
+    if (batch_depth_ == 0) sqlite3_db_release_memory(db_);
+}
+
+std::int64_t Store::cache_bytes() const {
+    int current = 0, highwater = 0;
+    sqlite3_db_status(db_, SQLITE_DBSTATUS_CACHE_USED, &current, &highwater, 0);
+    return current;
+}
+
 xmpp::Status Store::end_batch() {
     if (batch_depth_ == 0) return make_error("store", "end_batch without begin_batch");
     if (--batch_depth_ > 0 || !batch_open_) return xmpp::Ok{};

@@ -147,6 +147,11 @@ public:
     xmpp::Status end_batch();
     // Transactions committed since open (each is one fsync of the WAL): for benchmarks.
     std::int64_t commits() const { return commits_; }
+    // Gives SQLite's page cache back to the allocator (the pages are read again from the
+    // OS's cache when needed): for quiet times, docs/performance.md "Memory".
+    void release_memory();
+    // Bytes SQLite's page cache holds now.
+    std::int64_t cache_bytes() const;
 
 private:
     Store() = default;

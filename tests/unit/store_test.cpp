@@ -165,6 +165,24 @@ TEST_CASE("store: events_after honours the limit") {
     CHECK(seqs(*store, 0, std::numeric_limits<std::size_t>::max()).size() == 5);
 }
 
+TEST_CASE("store: release_memory empties the page cache, and the store reads and writes on") {
+    TempDir dir;
+    auto store = open_store(dir.store());
+    for (int i = 0; i < 200; ++i) {
+        auto e = message(std::string(500, 'a' + i % 26));
+        REQUIRE(store->append(e));
+    }
+    REQUIRE(store->events_after(0, 1000).value().size() == 200);
+    const auto filled = store->cache_bytes();
+    CHECK(filled > 64 * 1024);  // 200 rows of 500 bytes went through the cache
+    store->release_memory();
+    CHECK(store->cache_bytes() < filled / 4);
+    CHECK(store->events_after(0, 1000).value().size() == 200);  // read again from the file
+    auto e = message("after");
+    REQUIRE(store->append(e));
+    CHECK(store->last_seq() == 201);
+}
+
 TEST_CASE("store: events and last_seq survive close and reopen") {
     TempDir dir;
     {
