@@ -96,7 +96,7 @@ void Hub::online(Account& account, bool resumed, bool /*stream_management*/, boo
     // After a daemon restart the resumed session is in its rooms, but we no longer know who
     // is there: joining again brings the occupant list (Prosody answers as to a rejoin).
     session(account).rooms_online(resumed && !restored);
-    if (!resumed || restored) omemo_.omemo_online(account);  // a restarted daemon checks its device again
+    if (!resumed || restored) omemo(account).online();  // a restarted daemon checks its device again
     // XEP-0191 §3.2: the server pushes block list changes only to clients that asked for it.
     if (!resumed)
         account.request({}, [](const std::string& id) { return xmpp::make_blocklist_get(id); }, [](const IqReply&) {});
@@ -128,7 +128,7 @@ void Hub::received_message(Account& account, pugi::xml_node root) {
     const xmpp::Jid& own = account.config().jid;
     if (session(account).carbon(root)) return;  // XEP-0280
     if (xmpp::child(root, xmpp::ns_mam, "result")) return session(account).archive_result(root);
-    if (omemo_.omemo_event(account, root)) return;
+    if (omemo(account).event(root)) return;
     if (auto invite = xmpp::parse_invite(root)) {
         publish(account.name(),
                 model::Invite{invite->room, invite->from, invite->reason, invite->password, invite->direct});

@@ -2,9 +2,9 @@
 // Hub: where the XMPP side and the front ends meet. Wiring: each account's stanzas go to its
 // AccountSession (protocol/im/session.hpp), which decides what becomes of them; the hub
 // gives the session the store's rows and the live account (hub_session.cpp), hands the
-// events to every front end, and dispatches front ends' commands, OMEMO's to the OmemoHub
-// (omemo_hub.hpp). Loop thread only; owns nothing but references to the store and the
-// accounts, and the sessions.
+// events to every front end, and dispatches front ends' commands, OMEMO's to the account's
+// OmemoSession (protocol/im/omemo_session.hpp; its devices: omemo_hub.hpp). Loop thread
+// only; owns nothing but references to the store and the accounts, and the sessions.
 #include <uv.h>
 
 #include <functional>
@@ -92,6 +92,7 @@ private:
     // by an AccountLink (hub_session.cpp). Made on first use.
     class AccountLink;
     xmpp::im::AccountSession& session(Account& account);
+    xmpp::im::OmemoSession& omemo(Account& account);  // the account's, next to its session
     void tick();  // once a second: each account's rooms (join timeouts, self-pings)
     std::vector<model::AccountInfo> account_infos() const;
 
@@ -102,7 +103,7 @@ private:
     std::map<std::string, std::unique_ptr<AccountLink>> links_;  // by account
     uv::Timer timer_;  // join timeouts and self-pings
     std::chrono::seconds self_ping_;
-    OmemoHub omemo_;  // XEP-0384 (omemo_hub.hpp); last: it is given find_
+    OmemoHub omemo_;  // XEP-0384: the accounts' devices (omemo_hub.hpp)
 };
 
 // A random (version 4) UUID, for message ids.

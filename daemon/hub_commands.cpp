@@ -89,16 +89,16 @@ template <class C>
 void Hub::encryption_command(Account& a, const C& c, Respond respond) {
     if constexpr (std::is_same_v<C, model::Send>) {
         // XEP-0384: encrypted when the contact's setting (or the account's) says so.
-        auto wanted = omemo_.omemo_wanted(a, c);
+        auto wanted = omemo(a).wanted(c);
         if (!wanted) return respond(model::Reply::error(wanted.error().code, wanted.error().message));
-        if (wanted.value()) return omemo_.omemo_send(a, c, *wanted.value(), std::move(respond));
+        if (wanted.value()) return omemo(a).send(c, *wanted.value(), std::move(respond));
         return session(a).handle(c, std::move(respond));
     } else if constexpr (std::is_same_v<C, model::SetEncryption>) {
-        return respond(omemo_.omemo_set_encryption(a, c));
+        return respond(omemo(a).set_encryption(c));
     } else if constexpr (std::is_same_v<C, model::OmemoDevices>) {
-        return omemo_.omemo_devices(a, c, std::move(respond));
+        return omemo(a).devices(c, std::move(respond));
     } else if constexpr (std::is_same_v<C, model::OmemoTrust>) {
-        return respond(omemo_.omemo_trust(a, c));
+        return respond(omemo(a).trust(c));
     }
 }
 

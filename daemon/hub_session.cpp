@@ -1,11 +1,10 @@
-// The hub's side of protocol/im/session: each account's AccountSession, and what it reaches
-// through the hub (the SQLite store's rows of that account, the live account and its
-// settings, the clock, OMEMO). Wiring only: what becomes of a stanza or a command is decided
-// in the IM core. Also Hub's constructor, destructor and tick, which need AccountLink whole.
+// The hub's side of protocol/im/session: each account's AccountSession and OmemoSession, and
+// what they reach through the hub (the SQLite store's rows of that account, the live account
+// and its settings, the clock, the OMEMO device). Wiring only: what becomes of a stanza or a
+// command is decided in the IM core. Also Hub's constructor, destructor and tick, which need AccountLink whole.
 #include "daemon/account.hpp"
 #include "daemon/hub.hpp"
 #include "daemon/log.hpp"
-#include "daemon/omemo.hpp"
 #include "protocol/base/rfc3339.hpp"
 
 namespace stanzad {
@@ -36,10 +35,15 @@ std::vector<MetaWrite> to_meta(const std::vector<xmpp::im::KeptWrite>& writes) {
 
 }  // namespace
 
-class Hub::AccountLink final : public xmpp::im::SessionStore, public xmpp::im::SessionPort {
+class Hub::AccountLink final : public xmpp::im::SessionStore,
+                               public xmpp::im::SessionPort,
+                               public xmpp::im::OmemoPort {
 public:
     AccountLink(Hub& hub, const std::string& name, const xmpp::Jid& own)
-        : hub_(hub), name_(name), account_session(name, own, *this, *this) {}
+        : hub_(hub),
+          name_(name),
+          account_session(name, own, *this, *this),
+          omemo_session(name, own, *this, *this, account_session, *this) {}
 
     // SessionStore: the store's rows of this account.
     std::optional<xmpp::im::Outgoing> outgoing(const std::string& msg_id) override {
@@ -159,38 +163,36 @@ public:
     std::string new_id() override { return make_uuid(); }
     std::optional<std::vector<xmpp::im::KeptWrite>> decrypt(const xmpp::ReceivedMessage& m, model::Message& msg,
                                                             const std::string& room) override {
-        Account* a = hub_.find_(name_);
-        decrypting_ = a ? hub_.omemo_.omemo_decrypt(*a, m, msg, room) : nullptr;
-        if (!decrypting_) return std::nullopt;
-        std::vector<xmpp::im::KeptWrite> out;
-        for (auto& w : decrypting_->pending()) out.push_back({std::move(w.key), std::move(w.value)});
-        return out;
+        return omemo_session.decrypt(m, msg, room);
     }
-    void decrypted(bool stored) override {
-        Account* a = hub_.find_(name_);
-        if (a && decrypting_) hub_.omemo_.omemo_committed(*a, *decrypting_, stored);
-        decrypting_ = nullptr;
-    }
-    void key_transport(const xmpp::ReceivedMessage& m) override {
-        if (Account* a = hub_.find_(name_)) hub_.omemo_.omemo_key_transport(*a, m);
-    }
-    bool encrypted(const std::string& msg_id) override { return hub_.omemo_.omemo_marked(name_, msg_id); }
+    void decrypted(bool stored) override { omemo_session.decrypted(stored); }
+    void key_transport(const xmpp::ReceivedMessage& m) override { omemo_session.key_transport(m); }
+    bool encrypted(const std::string& msg_id) override { return omemo_session.marked(msg_id); }
     xmpp::Result<std::string> encrypt(const xmpp::im::Outgoing& o, const xmpp::OutgoingMessage& m) override {
-        Account* a = hub_.find_(name_);
-        if (!a) return xmpp::make_error("not-online", "account " + name_ + " is gone");
-        return hub_.omemo_.omemo_message(*a, to_entry(name_, o), m);
+        return omemo_session.message(o, m);
     }
     void finished(const std::string& msg_id) override {
-        hub_.omemo_.omemo_finished(name_, msg_id);  // its OMEMO marker can go
+        omemo_session.finished(msg_id);  // its OMEMO marker can go
+    }
+
+    // OmemoPort: the account's device (made on first use) and setting.
+    xmpp::im::OmemoCrypto* crypto() override {
+        Account* a = hub_.find_(name_);
+        if (!a || a->config().encryption == "off") return nullptr;
+        return hub_.omemo_.device(name_, a->config().jid.bare());
+    }
+    std::string encryption() override {
+        Account* a = hub_.find_(name_);
+        return a ? a->config().encryption : std::string("off");
     }
 
 private:
     Hub& hub_;
     std::string name_;
-    OmemoDevice* decrypting_ = nullptr;  // the device of the decryption in progress
 
 public:
     xmpp::im::AccountSession account_session;
+    xmpp::im::OmemoSession omemo_session;
 };
 
 Hub::Hub(Store& store, FindAccount find, ListAccounts list, uv_loop_t* loop, std::chrono::seconds self_ping)
@@ -199,7 +201,7 @@ Hub::Hub(Store& store, FindAccount find, ListAccounts list, uv_loop_t* loop, std
       list_(std::move(list)),
       timer_(loop),
       self_ping_(self_ping),
-      omemo_(store, find_, [this](Account& a) -> xmpp::im::AccountSession& { return session(a); }) {
+      omemo_(store) {
     timer_->data = this;
     uv_timer_start(timer_.get(), [](uv_timer_t* t) { static_cast<Hub*>(t->data)->tick(); }, 1000, 1000);
     uv_unref(reinterpret_cast<uv_handle_t*>(timer_.get()));  // never what keeps the loop alive
@@ -217,6 +219,11 @@ xmpp::im::AccountSession& Hub::session(Account& account) {
     if (!link || link->account_session.own().bare() != account.config().jid.bare())
         link = std::make_unique<AccountLink>(*this, account.name(), account.config().jid);
     return link->account_session;
+}
+
+xmpp::im::OmemoSession& Hub::omemo(Account& account) {
+    session(account);  // the link, made (or made again) as the session is
+    return links_[account.name()]->omemo_session;
 }
 
 }  // namespace stanzad

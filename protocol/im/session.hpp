@@ -103,7 +103,8 @@ public:
 };
 
 // What the owner does for the session: the stream and its requests, the clock, front ends,
-// logs, the account's settings, and end-to-end encryption (which lives in the daemon).
+// logs, the account's settings, and end-to-end encryption (the daemon hands these hooks to
+// the account's OmemoSession, omemo_session.hpp).
 class SessionPort {
 public:
     enum class Level { Info, Warn, Error };
