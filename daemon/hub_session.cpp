@@ -1,7 +1,8 @@
 // The hub's side of protocol/im/session: each account's AccountSession and OmemoSession, and
 // what they reach through the hub (the SQLite store's rows of that account, the live account
 // and its settings, the clock, the OMEMO device). Wiring only: what becomes of a stanza or a
-// command is decided in the IM core. Also Hub's constructor, destructor and tick, which need AccountLink whole.
+// command is decided in the IM core. Also Hub's constructor, destructor and tick, which need
+// AccountLink whole.
 #include "daemon/account.hpp"
 #include "daemon/hub.hpp"
 #include "daemon/log.hpp"
@@ -216,8 +217,10 @@ void Hub::tick() {
 xmpp::im::AccountSession& Hub::session(Account& account) {
     auto& link = links_[account.name()];
     // A new one also when a reloaded configuration gave the account another JID.
-    if (!link || link->account_session.own().bare() != account.config().jid.bare())
+    if (!link || link->account_session.own().bare() != account.config().jid.bare()) {
+        if (link) link->omemo_session.abandon("account " + account.name() + " now has another JID");
         link = std::make_unique<AccountLink>(*this, account.name(), account.config().jid);
+    }
     return link->account_session;
 }
 

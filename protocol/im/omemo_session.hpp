@@ -130,6 +130,9 @@ public:
     // A message that will never be transmitted again: its marker goes.
     void finished(const std::string& msg_id);
     std::size_t queued() const { return queue_.size(); }
+    // The session is about to be replaced (the account's JID changed): every queued send is
+    // answered with an error, none left without a reply.
+    void abandon(const std::string& why);
 
     // --- Commands (omemo_session_send.cpp) ---
     model::Reply set_encryption(const model::SetEncryption& c);

@@ -359,4 +359,11 @@ void OmemoSession::devices(const model::OmemoDevices& c, Respond respond) {
     refresh(jids, answer);
 }
 
+void OmemoSession::abandon(const std::string& why) {
+    auto queue = std::exchange(queue_, {});
+    alive_ = std::make_shared<int>(0);  // what the first one waited for no longer matters
+    for (auto& job : queue)
+        if (job.respond) job.respond(model::Reply::error("internal", "message not sent: " + why + "; send it again"));
+}
+
 }  // namespace xmpp::im

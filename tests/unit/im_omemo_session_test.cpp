@@ -196,6 +196,25 @@ TEST_CASE_METHOD(OmemoFixture, "omemo: the send queue keeps the order of the sen
     CHECK(omemo.queued() == 0);
 }
 
+TEST_CASE_METHOD(OmemoFixture, "omemo: abandon answers every queued send, and late answers change nothing", "[omemo]") {
+    send(bob, "first", true, "m1");
+    send(bob, "second", true, "m2");
+    REQUIRE(omemo.queued() == 2);
+    REQUIRE(replies.empty());
+    omemo.abandon("account home now has another JID");
+    CHECK(omemo.queued() == 0);
+    REQUIRE(replies.size() == 2);
+    for (const auto& r : replies) {
+        CHECK(r.error_code == "internal");
+        CHECK(r.error_message.find("send it again") != std::string::npos);
+    }
+    // The lists the first one asked for arrive after: nothing is sent, nothing answered.
+    answer_lists({{bob, {1}}, {"", {100}}});
+    answer_bundles();
+    CHECK(replies.size() == 2);
+    CHECK(store.outbox.empty());
+}
+
 TEST_CASE_METHOD(OmemoFixture, "omemo: device lists and bundles are fetched once per JID and session", "[omemo]") {
     send(bob, "one");
     answer_lists({{bob, {1, 2}}, {"", {100, 7}}});
