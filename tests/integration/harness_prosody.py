@@ -126,7 +126,7 @@ class Prosody:
         plugin_paths = ("plugin_paths = { " + ", ".join(_lua_str(p) for p in self.plugin_paths)
                         + " }\n") if self.plugin_paths else ""
         text = f"""\
--- Written by stanzad's tests/integration/harness.py for one test run.
+-- Written by stanzad's tests/integration/harness_prosody.py for one test run.
 run_as_root = true
 pidfile = {_lua_str(self.pidfile)}
 data_path = {_lua_str(self.data_path)}

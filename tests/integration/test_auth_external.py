@@ -2,7 +2,7 @@
 against Prosody 0.12 with prosody-modules' mod_client_certs.
 
 The server side, as found on Debian 12 (prosody 0.12.3, prosody-modules hg20230223, LuaSec
-1.2, Lua 5.4); harness.py has the details beside client_certs_plugin():
+1.2, Lua 5.4); harness_certs.py has the details beside client_certs_plugin():
 - Prosody asks a c2s client for a certificate only with `ssl = { verify = { "peer",
   "client_once" } }` (Prosody(request_client_certs=True)); its default is verify "none".
   Core's verifyext { "lsec_continue", "lsec_ignore_purpose" } lets any certificate
