@@ -5,9 +5,12 @@
 #include <openssl/sha.h>
 #include <openssl/x509v3.h>
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cctype>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <map>
@@ -103,10 +106,42 @@ std::string pin_text(const Pin& pin) {
 
 namespace {
 
-// The trust stores, parsed once and shared by every connection that uses them: the system
-// store alone is about 150 certificates, 900 KiB of memory and milliseconds of parsing for
-// each copy (docs/performance.md), and every account and every reconnection used to make
-// its own. A ca_file is parsed again when it changes (size or modification time).
+// Whether `dir` holds OpenSSL's hash links ("<8 hex digits>.<n>", as c_rehash and Debian's
+// update-ca-certificates make them), through which a CA is found by its subject's hash.
+bool has_hash_links(const std::string& dir) {
+    struct Close {
+        void operator()(DIR* d) const { ::closedir(d); }
+    };
+    std::unique_ptr<DIR, Close> d(::opendir(dir.c_str()));
+    if (!d) return false;
+    while (const dirent* e = ::readdir(d.get())) {
+        std::string_view name = e->d_name;
+        if (name.size() >= 10 && name[8] == '.' &&
+            std::all_of(name.begin(), name.begin() + 8, [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); }))
+            return true;
+    }
+    return false;
+}
+
+// The system's CAs. X509_STORE_set_default_paths parses the whole bundle file (cert.pem: 144
+// CAs on Debian 12, 1 MiB of memory and about 50 ms of the loop at start-up, docs/
+// performance.md) besides adding the hashed directory. The directory alone costs nothing
+// until a chain is verified: a CA is then read by its subject's hash, and only the few a
+// server's chain names are. So the directory alone when it has hash links (Debian's
+// /etc/ssl/certs always does) and SSL_CERT_FILE does not name a bundle; OpenSSL's way
+// otherwise. SSL_CERT_DIR is honoured either way, as OpenSSL does.
+bool load_system_store(X509_STORE* store) {
+    const char* dir_env = std::getenv(X509_get_default_cert_dir_env());
+    const std::string dir = dir_env && *dir_env ? dir_env : X509_get_default_cert_dir();
+    const char* file_env = std::getenv(X509_get_default_cert_file_env());
+    if ((file_env && *file_env) || dir.find(':') != std::string::npos || !has_hash_links(dir))
+        return X509_STORE_set_default_paths(store) == 1;
+    return X509_STORE_load_path(store, dir.c_str()) == 1;
+}
+
+// The trust stores, made once and shared by every connection that uses them (every
+// account and every reconnection used to make its own). A ca_file is parsed again when it
+// changes (size or modification time).
 xmpp::Result<X509_STORE*> trust_store(const std::string& ca_file) {
     struct Kept {
         std::string version;  // of the ca_file: "size:mtime"
@@ -121,7 +156,7 @@ xmpp::Result<X509_STORE*> trust_store(const std::string& ca_file) {
     Kept fresh{version};
     fresh.store.reset(X509_STORE_new());
     if (!fresh.store) return xmpp::make_error("tls", openssl_errors());
-    if (X509_STORE_set_default_paths(fresh.store.get()) != 1)
+    if (!load_system_store(fresh.store.get()))
         return xmpp::make_error("tls", "cannot load the system trust store: " + openssl_errors());
     if (!ca_file.empty() && X509_STORE_load_file(fresh.store.get(), ca_file.c_str()) != 1)
         return xmpp::make_error("tls", "cannot load ca_file " + ca_file + ": " + openssl_errors());

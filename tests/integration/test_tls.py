@@ -2,6 +2,9 @@
 another name, with a certificate from an untrusted CA, stanzad refuses the server, says
 so, and keeps retrying with backoff without ever authenticating."""
 
+import shutil
+import subprocess
+
 import harness
 from harness import IntegrationTest, rx_online, rx_tls_failed
 
@@ -21,6 +24,22 @@ class TlsTest(IntegrationTest):
     def test_ca_file_omitted(self):
         # The system trust store does not know the test CA.
         self.check_refused(self.prosody, ca_file=None)
+
+    def test_system_directory_read_when_verifying(self):
+        # Without ca_file, the system's CAs come from its hashed directory, read when a
+        # chain is verified (the bundle file is not parsed at start, docs/performance.md);
+        # SSL_CERT_DIR names it, as OpenSSL honours (an SSL_CERT_FILE, which some machines
+        # set, would be parsed whole: emptied here). With the test CA in it, the server is
+        # trusted; test_ca_file_omitted is the same without it.
+        cadir = self.tmp / "system-cas"
+        cadir.mkdir()
+        subject_hash = subprocess.run(["openssl", "x509", "-hash", "-noout", "-in", str(self.certs.ca_cert)],
+                                      check=True, capture_output=True, text=True).stdout.strip()
+        shutil.copy(self.certs.ca_cert, cadir / f"{subject_hash}.0")
+        d = self.start_stanzad([self.account("home", "alice", ca_file=None)],
+                               env={"SSL_CERT_DIR": str(cadir), "SSL_CERT_FILE": ""})
+        d.wait_for(rx_online("home"), 20)
+        self.assertEqual(d.count(rx_tls_failed("home")), 0)
 
     def test_wrong_host_name(self):
         other = self.start_prosody("wrong-host", cert=self.certs.wrong_host_cert,
