@@ -54,9 +54,15 @@ void GroupCommit::close() {
 }
 
 void GroupCommit::hold(uv_stream_t* stream, std::string data) {
-    if (!held_.empty() && held_.back().stream == stream) {
-        held_.back().data += data;  // one write per stream and turn, as far as the order allows
-        return;
+    // One write per stream and turn: appended to what is held for the same stream, unless an
+    // action (a shutdown, say) came after that. What goes to one stream keeps its order; writes
+    // to different streams have none to keep (a reply, then a stanza, then an event for the
+    // same client: two writes to the client's socket before, one now).
+    for (auto it = held_.rbegin(); it != held_.rend() && it->stream; ++it) {
+        if (it->stream == stream) {
+            it->data += data;
+            return;
+        }
     }
     held_.push_back({stream, std::move(data), {}});
 }

@@ -5,9 +5,10 @@
 // joins one transaction (Store::begin_batch) and every socket write through uv::write waits
 // here: replies with their msg_id, events to front ends, the XEP-0198 <a/> and stanzas alike.
 // When the outermost Scope closes, the transaction commits (one fsync) and only then do the
-// held writes leave, in the order they were made. So nothing that depends on a write can be
-// seen outside before that write is durable, as before, and a burst of N messages costs one
-// fsync per read instead of N.
+// held writes leave: in the order they were made for each socket, and as one write per
+// socket unless an action (a shutdown) came between. So nothing that depends on a write can
+// be seen outside before that write is durable, as before, and a burst of N messages costs
+// one fsync per read instead of N.
 //
 // A failed commit (disk full, say) has acknowledged nothing: the writes that depended on it
 // were held, and they are dropped, so no XEP-0198 <a/>, no reply with a msg_id and no event
