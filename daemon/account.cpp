@@ -30,7 +30,7 @@ const char* to_string(Account::State state) {
 }
 
 Account::Account(uv_loop_t* loop, Resolver& resolver, config::Account config, const config::DaemonSection& daemon,
-                 Hub& hub, std::function<void()> stopped)
+                 Hub& hub, Store& store, std::function<void()> stopped)
     : loop_(loop),
       resolver_(resolver),
       config_(std::move(config)),
@@ -38,6 +38,7 @@ Account::Account(uv_loop_t* loop, Resolver& resolver, config::Account config, co
       ping_timeout_(std::chrono::seconds(daemon.ping_timeout)),
       prefix_("account " + config_.name + ": "),
       hub_(hub),
+      keep_(store, config_.name),
       stopped_(std::move(stopped)),
       iq_timer_(loop),
       random_(std::random_device{}()),
@@ -85,10 +86,10 @@ void Account::run_secret_commands() {
 }
 
 void Account::start_session() {
-    user_agent_id_ = hub_.user_agent_id(config_.name);
-    fast_token_ = hub_.load_fast_token(config_.name);
+    user_agent_id_ = keep_.user_agent_id();
+    fast_token_ = keep_.fast_token();
     // XEP-0198 across a restart of the daemon: resume the session the server may still hold.
-    if (auto cp = hub_.load_checkpoint(config_.name)) {
+    if (auto cp = keep_.checkpoint()) {
         if (auto jid = xmpp::Jid::parse(cp->jid); jid && jid.value().bare() == config_.jid.bare()) {
             xmpp::SmSession session{cp->id, cp->location, jid.value(), xmpp::SmQueue(), 0, true};
             session.queue.set_inbound(cp->inbound);
@@ -180,7 +181,7 @@ void Account::connect() {
             [this](const xmpp::Online& o) { online(o); },
             [this](xmpp::Stanza& s) { hub_.received(*this, s); },
             [this](const std::vector<std::string>& tags) { hub_.acked(*this, tags); },
-            [this](const std::optional<xmpp::SmCheckpoint>& cp) { hub_.save_checkpoint(*this, cp); },
+            [this](const std::optional<xmpp::SmCheckpoint>& cp) { keep_.save_checkpoint(cp); },
             [this](const xmpp::Closed& c, bool tls_verify) { closed(c, tls_verify); },
             {},
             [this](const xmpp::FastTokenChanged& t) { fast_token_changed(t); },
@@ -227,7 +228,7 @@ void Account::online(const xmpp::Online& o) {
     if (o.resumed) logs::daemon().info("{}resumed the previous session", prefix_);
     else if (!o.resume_failure.empty()) logs::daemon().info("{}could not resume ({}); new session", prefix_, o.resume_failure);
     if (o.stream_management && !o.resumed) logs::daemon().info("{}stream management enabled", prefix_);
-    if (!o.stream_management) hub_.save_checkpoint(*this, std::nullopt);  // nothing to resume
+    if (!o.stream_management) keep_.save_checkpoint(std::nullopt);  // nothing to resume
     roster_versioning_ = o.roster_versioning;
     online_at_ = std::chrono::steady_clock::now();
     ++sessions_;
@@ -285,7 +286,7 @@ std::optional<xmpp::sasl::FastToken> Account::usable_fast_token() {
     if (expiry && *expiry <= now) {
         logs::daemon().info("{}the FAST token expired at {}; logging in with the password", prefix_, fast_token_->expiry);
         fast_token_.reset();
-        hub_.save_fast_token(*this, std::nullopt);
+        keep_.save_fast_token(std::nullopt);
     }
     return fast_token_;
 }
@@ -298,7 +299,7 @@ void Account::fast_token_changed(const xmpp::FastTokenChanged& change) {
         logs::daemon().info("{}the FAST token was refused ({}); logging in with {}", prefix_, change.refused,
                             password_.empty() ? "the certificate" : "the password");
     fast_token_ = change.token;
-    hub_.save_fast_token(*this, change.token);
+    keep_.save_fast_token(change.token);
 }
 
 std::string Account::presence_payload() const {
@@ -378,7 +379,7 @@ void Account::closed(const xmpp::Closed& c, bool tls_verify) {
     if (resume_ && !resume_->restored && resume_since_ == std::chrono::steady_clock::time_point{})
         resume_since_ = std::chrono::steady_clock::now();
     if (stopping_ || disabled_) {
-        hub_.save_checkpoint(*this, std::nullopt);  // a closed stream cannot be resumed
+        keep_.save_checkpoint(std::nullopt);  // a closed stream cannot be resumed
         logs::daemon().info("{}closed ({}{})", prefix_, c.reason, c.clean ? ", clean" : "");
         set_state(State::Stopped, c.reason);
         if (stopped_) stopped_();

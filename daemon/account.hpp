@@ -13,6 +13,7 @@
 #include <string>
 
 #include "config/config.hpp"
+#include "daemon/account_keep.hpp"
 #include "daemon/command.hpp"
 #include "daemon/connection.hpp"
 #include "daemon/uv.hpp"
@@ -36,7 +37,7 @@ public:
     // `stopped` is called once stop() has finished; the caller must not destroy the
     // Account from inside that call.
     Account(uv_loop_t* loop, Resolver& resolver, config::Account config, const config::DaemonSection& daemon,
-            Hub& hub, std::function<void()> stopped);
+            Hub& hub, Store& store, std::function<void()> stopped);
     ~Account();
 
     void start();
@@ -105,6 +106,7 @@ private:
     std::chrono::milliseconds ping_interval_, ping_timeout_;
     std::string prefix_;  // "account NAME: "
     Hub& hub_;
+    AccountKeep keep_;  // the session to resume, the FAST token, the user-agent id
     std::function<void()> stopped_;
     std::string password_;
     std::string key_password_;  // client_key_password_command's output

@@ -260,7 +260,7 @@ void Daemon::prune() {
 
 void Daemon::add_account(const config::Account& account) {
     accounts_.push_back(
-        std::make_unique<Account>(&loop_, *resolver_, account, config_.daemon, *hub_, [this] { schedule_reap(); }));
+        std::make_unique<Account>(&loop_, *resolver_, account, config_.daemon, *hub_, *store_, [this] { schedule_reap(); }));
     accounts_.back()->start();  // after push_back: the hub may look it up by name
 }
 

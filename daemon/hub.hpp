@@ -49,16 +49,6 @@ public:
     // `restored`: a session resumed after a daemon restart, where it is unknown which
     // messages the server has: everything unacknowledged goes again.
     void online(Account& account, bool resumed, bool stream_management, bool restored = false);
-    // The XEP-0198 session to resume after a restart (nullopt: none), kept in the store.
-    void save_checkpoint(Account& account, const std::optional<xmpp::SmCheckpoint>& checkpoint);
-    std::optional<xmpp::SmCheckpoint> load_checkpoint(const std::string& account);
-    // XEP-0484: the account's FAST token (nullopt: forget it), kept like the password it
-    // replaces: in the store (mode 0600), never in a log.
-    void save_fast_token(Account& account, const std::optional<xmpp::sasl::FastToken>& token);
-    std::optional<xmpp::sasl::FastToken> load_fast_token(const std::string& account);
-    // XEP-0388 <user-agent id/>: a UUID v4 made on first use and kept, so the server knows
-    // this installation across connections (FAST tokens are bound to it).
-    std::string user_agent_id(const std::string& account);
     // XEP-0198: the server has these messages.
     void acked(Account& account, const std::vector<std::string>& msg_ids);
     void received(Account& account, xmpp::Stanza& stanza);
@@ -81,9 +71,6 @@ private:
     void encryption_command(Account& a, const C& c, Respond respond);
     template <class C>
     void account_command(Account& a, const C& c, Respond respond);
-    // What received() hands on, by stanza kind.
-    void received_message(Account& account, pugi::xml_node root);
-    void received_presence(Account& account, pugi::xml_node root);
     void publish(const std::string& account, model::EventBody body, std::string stamp = {});
     // Events that are not kept (chat states): to live front ends only, seq 0.
     void transient(const std::string& account, model::EventBody body);
@@ -105,8 +92,5 @@ private:
     std::chrono::seconds self_ping_;
     OmemoHub omemo_;  // XEP-0384: the accounts' devices (omemo_hub.hpp)
 };
-
-// A random (version 4) UUID, for message ids.
-std::string make_uuid();
 
 }  // namespace stanzad

@@ -4,6 +4,7 @@
 // command is decided in the IM core. Also Hub's constructor, destructor and tick, which need
 // AccountLink whole.
 #include "daemon/account.hpp"
+#include "daemon/account_keep.hpp"
 #include "daemon/hub.hpp"
 #include "daemon/log.hpp"
 #include "protocol/base/rfc3339.hpp"
@@ -44,7 +45,9 @@ public:
         : hub_(hub),
           name_(name),
           account_session(name, own, *this, *this),
-          omemo_session(name, own, *this, *this, account_session, *this) {}
+          omemo_session(name, own, *this, *this, account_session, *this) {
+        account_session.set_encryption(omemo_session);
+    }
 
     // SessionStore: the store's rows of this account.
     std::optional<xmpp::im::Outgoing> outgoing(const std::string& msg_id) override {
@@ -162,19 +165,6 @@ public:
         }
     }
     std::string new_id() override { return make_uuid(); }
-    std::optional<std::vector<xmpp::im::KeptWrite>> decrypt(const xmpp::ReceivedMessage& m, model::Message& msg,
-                                                            const std::string& room) override {
-        return omemo_session.decrypt(m, msg, room);
-    }
-    void decrypted(bool stored) override { omemo_session.decrypted(stored); }
-    void key_transport(const xmpp::ReceivedMessage& m) override { omemo_session.key_transport(m); }
-    bool encrypted(const std::string& msg_id) override { return omemo_session.marked(msg_id); }
-    xmpp::Result<std::string> encrypt(const xmpp::im::Outgoing& o, const xmpp::OutgoingMessage& m) override {
-        return omemo_session.message(o, m);
-    }
-    void finished(const std::string& msg_id) override {
-        omemo_session.finished(msg_id);  // its OMEMO marker can go
-    }
 
     // OmemoPort: the account's device (made on first use) and setting.
     xmpp::im::OmemoCrypto* crypto() override {

@@ -1,3 +1,4 @@
+#include "daemon/account_keep.hpp"
 #include "daemon/irc_listener.hpp"
 
 #include <chrono>

@@ -84,7 +84,7 @@ public:
     virtual std::string encryption() = 0;  // the account's default: auto | omemo | off
 };
 
-class OmemoSession {
+class OmemoSession final : public Encryption {
 public:
     using Respond = std::function<void(model::Reply)>;
     using Version = omemo::Version;
@@ -96,9 +96,9 @@ public:
     // --- Devices and bundles (omemo_session.cpp) ---
     // A new session: lists are fetched again, our id put on our device lists (§5.3.1), our
     // bundle published (§5.3.2).
-    void online();
+    void online() override;
     // XEP-0163 §4.3: true when `message` is a PEP notification of a device list (handled).
-    bool event(pugi::xml_node message);
+    bool event(pugi::xml_node message) override;
     // Publishes our bundle in both versions; one publish out at a time, a second asked
     // meanwhile goes once after it.
     void publish_bundle();
@@ -108,9 +108,9 @@ public:
     // error; never the fallback body). The session changes to store with it, or nullopt
     // when there is no device (then decrypted() need not be called).
     std::optional<std::vector<KeptWrite>> decrypt(const ReceivedMessage& m, model::Message& msg,
-                                                  const std::string& room);
-    void decrypted(bool stored);
-    void key_transport(const ReceivedMessage& m);  // an <encrypted/> without payload
+                                                  const std::string& room) override;
+    void decrypted(bool stored) override;
+    void key_transport(const ReceivedMessage& m) override;  // an <encrypted/> without payload
 
     // --- Sending (omemo_session_send.cpp) ---
     // Whether a message goes encrypted: nullopt for in clear, else whether it must (true:
@@ -124,11 +124,12 @@ public:
     // own other ones.
     Recipients recipients(const std::string& contact);
     std::vector<std::uint32_t> listed(const std::string& jid);  // in either version
-    bool marked(const std::string& msg_id);
+    // Whether the outbox entry is marked to go encrypted.
+    bool encrypted(const std::string& msg_id) override;
     // The stanza of a marked outbox entry, encrypted now (sessions stored first), or why not.
-    Result<std::string> message(const Outgoing& entry, const OutgoingMessage& m);
+    Result<std::string> encrypt(const Outgoing& entry, const OutgoingMessage& m) override;
     // A message that will never be transmitted again: its marker goes.
-    void finished(const std::string& msg_id);
+    void finished(const std::string& msg_id) override;
     std::size_t queued() const { return queue_.size(); }
     // The session is about to be replaced (the account's JID changed): every queued send is
     // answered with an error, none left without a reply.

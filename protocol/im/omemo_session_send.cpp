@@ -272,7 +272,7 @@ OmemoSession::Recipients OmemoSession::recipients(const std::string& to) {
     return out;
 }
 
-bool OmemoSession::marked(const std::string& msg_id) {
+bool OmemoSession::encrypted(const std::string& msg_id) {
     auto marker = store_.kept("omemo:out:" + msg_id);
     // A store that cannot say counts as marked: an error then, never clear text.
     bool is_marked = !marker || !marker.value().empty();
@@ -280,7 +280,7 @@ bool OmemoSession::marked(const std::string& msg_id) {
     return is_marked;
 }
 
-Result<std::string> OmemoSession::message(const Outgoing& entry, const OutgoingMessage& m) {
+Result<std::string> OmemoSession::encrypt(const Outgoing& entry, const OutgoingMessage& m) {
     OmemoCrypto* device = owner_.crypto();
     if (!device) return make_error("omemo", "OMEMO is not available (see the daemon's log); not sent in clear");
     const std::string contact = contact_of(entry.to);

@@ -18,13 +18,73 @@ std::string delay_stamp(const ReceivedMessage& m, bool& delayed) {
     return rfc3339(std::chrono::system_clock::time_point(std::chrono::milliseconds(*when)));
 }
 
+// Before set_encryption(): nothing is marked to go encrypted, and an <encrypted/> received
+// is shown as such, never with its fallback body (XEP-0384 §4.5).
+class Unencrypted final : public Encryption {
+public:
+    std::optional<std::vector<KeptWrite>> decrypt(const ReceivedMessage&, model::Message& msg,
+                                                  const std::string&) override {
+        msg.encryption = "omemo";
+        msg.body.clear();
+        msg.error = "OMEMO is not available for this account";
+        return std::nullopt;
+    }
+    void decrypted(bool) override {}
+    void key_transport(const ReceivedMessage&) override {}
+    bool encrypted(const std::string&) override { return false; }
+    Result<std::string> encrypt(const Outgoing&, const OutgoingMessage&) override {
+        return make_error("internal-server-error", "no end-to-end encryption for this account");
+    }
+    void finished(const std::string&) override {}
+    void online() override {}
+    bool event(pugi::xml_node) override { return false; }
+};
+
+Unencrypted unencrypted;
+
 }  // namespace
 
 AccountSession::AccountSession(std::string account, Jid own, SessionStore& store, SessionPort& port)
-    : account_(std::move(account)), own_(std::move(own)), store_(store), port_(port) {}
+    : account_(std::move(account)), own_(std::move(own)), store_(store), port_(port), encryption_(&unencrypted) {}
 
 void AccountSession::log(SessionPort::Level level, const std::string& text) {
     port_.log(level, "account " + account_ + ": " + text);
+}
+
+// --- The stream ---
+
+void AccountSession::started(bool resumed, bool restored, bool roster_versioning) {
+    // A new session: the roster (and its version) and presences from the start.
+    if (!resumed) contacts_online(roster_versioning);
+    // After a daemon restart the resumed session is in its rooms, but we no longer know who
+    // is there: joining again brings the occupant list (Prosody answers as to a rejoin).
+    rooms_online(resumed && !restored);
+    if (!resumed || restored) encryption_->online();  // a restarted daemon checks its device again
+    // XEP-0191 §3.2: the server pushes block list changes only to clients that asked for it.
+    if (!resumed)
+        port_.request({}, [](const std::string& id) { return make_blocklist_get(id); }, [](const IqReply&) {});
+    // The outbox: what was accepted, and after a gap what was sent but never acknowledged.
+    online(resumed, restored);
+    // XEP-0313: whatever came while we were away, after the last archive id up to which we
+    // have everything, or else since this account first came online here. A resumed
+    // session has no gap, unless an earlier catch-up was cut off, or we were restarted.
+    if (resumed && !restored && !gap_open()) return;
+    if (const auto& caps = port_.capabilities(); caps.known && !caps.archive) return;  // XEP-0313 §7: not offered
+    catch_up(port_.wall_clock());
+}
+
+void AccountSession::received(pugi::xml_node stanza) {
+    if (is(stanza, ns_client, "presence")) {
+        if (auto mp = parse_muc_presence(stanza); mp && room_presence(*mp)) return;
+        return presence(stanza);
+    }
+    if (!is(stanza, ns_client, "message")) return;
+    if (carbon(stanza)) return;  // XEP-0280
+    if (child(stanza, ns_mam, "result")) return archive_result(stanza);
+    if (encryption_->event(stanza)) return;
+    if (auto invite = parse_invite(stanza))
+        return publish(model::Invite{invite->room, invite->from, invite->reason, invite->password, invite->direct});
+    if (auto m = parse_message(stanza, own_)) message(*m);
 }
 
 // --- Sending ---
@@ -120,7 +180,7 @@ void AccountSession::advance(const std::string& msg_id, Delivery next, const std
     }
     if (next != Delivery::Sent) {
         attempts_.erase(msg_id);  // acked or beyond, or failed
-        port_.finished(msg_id);
+        encryption_->finished(msg_id);
     }
     model::Event event{0, account_, {}, model::MessageState{msg_id, state, error}};
     if (auto st = store_.set_state(msg_id, next, error, event); !st)
@@ -147,9 +207,9 @@ void AccountSession::transmit(const Outgoing& entry) {
     // XEP-0085 §5.1: no <active/> to a contact who replied without chat states.
     if (auto to = Jid::parse(entry.to); to && !chat_states_.wanted(to.value().bare())) m.chat_state.clear();
     std::string xml;
-    if (port_.encrypted(entry.msg_id)) {
+    if (encryption_->encrypted(entry.msg_id)) {
         // XEP-0384: encrypted afresh at each transmit, never in clear.
-        auto encrypted = port_.encrypt(entry, m);
+        auto encrypted = encryption_->encrypt(entry, m);
         if (!encrypted) return advance(entry.msg_id, Delivery::Failed, encrypted.error().message);
         xml = std::move(encrypted).value();
     } else {
@@ -188,7 +248,7 @@ void AccountSession::message(const ReceivedMessage& m, const std::string& carbon
     if (carbon.empty() && m.type == "groupchat" && room_message(m)) return;
     // XEP-0384 (0.3) §4.6: an OMEMO message without payload (key transport, heartbeat)
     // moves the session on and is not shown.
-    if (m.omemo && !m.omemo->payload) port_.key_transport(m);
+    if (m.omemo && !m.omemo->payload) encryption_->key_transport(m);
     if (!m.has_content()) {
         // XEP-0085: typing notifications are for live front ends only.
         if (!m.chat_state.empty() && carbon.empty()) port_.transient(model::ChatState{m.from, m.to, m.chat_state});
@@ -247,18 +307,18 @@ bool AccountSession::incoming(const ReceivedMessage& m, bool from_archive, const
     // decrypted again: its message key is spent) and before the store: the plaintext and
     // the session state it moved are committed in one transaction.
     std::optional<std::vector<KeptWrite>> writes;
-    if (m.encrypted()) writes = port_.decrypt(m, msg, room);
+    if (m.encrypted()) writes = encryption_->decrypt(m, msg, room);
     model::Event event{0, account_, std::move(stamp), std::move(msg)};
     if (id.keys.empty()) {
         auto st = store_.append(event);
         if (!st) log(SessionPort::Level::Error, "cannot store a message: " + st.error().message);
-        if (writes) port_.decrypted(st && store_.keep(*writes));
+        if (writes) encryption_->decrypted(st && store_.keep(*writes));
         if (out) *out = event;
         else port_.deliver(event);
         return true;
     }
     auto stored = store_.append_once(event, id.keys.front(), id.aliases, writes ? *writes : std::vector<KeptWrite>{});
-    if (writes) port_.decrypted(stored && stored.value());
+    if (writes) encryption_->decrypted(stored && stored.value());
     if (!stored) {
         log(SessionPort::Level::Error, "cannot store a message: " + stored.error().message);
         if (!out) port_.deliver(event);

@@ -103,8 +103,7 @@ public:
 };
 
 // What the owner does for the session: the stream and its requests, the clock, front ends,
-// logs, the account's settings, and end-to-end encryption (the daemon hands these hooks to
-// the account's OmemoSession, omemo_session.hpp).
+// logs and the account's settings.
 class SessionPort {
 public:
     enum class Level { Info, Warn, Error };
@@ -139,10 +138,18 @@ public:
     virtual void transient(model::EventBody body) = 0;
     virtual void log(Level level, const std::string& text) = 0;
     virtual std::string new_id() = 0;  // a fresh random id (UUID v4) for msg_ids and receipts
-    // XEP-0384. decrypt(): fills `msg` from the <encrypted/> of `m` (the plaintext, or an
-    // empty body and the error); the session state changes to store with it, or nullopt
-    // when there is no device (then decrypted() is not called). decrypted(): whether the
-    // message (and those changes) got stored.
+};
+
+// End-to-end encryption as the session meets it (XEP-0384): the account's OmemoSession
+// (omemo_session.hpp), given with AccountSession::set_encryption. Until one is given, the
+// session sends in clear and shows received <encrypted/> messages as undecryptable.
+class Encryption {
+public:
+    virtual ~Encryption() = default;
+    // Fills `msg` from the <encrypted/> of `m` (the plaintext, or an empty body and the
+    // error); the state changes to store with it, or nullopt when there is no device (then
+    // decrypted() is not called). decrypted(): whether the message (and those changes) got
+    // stored.
     virtual std::optional<std::vector<KeptWrite>> decrypt(const ReceivedMessage& m, model::Message& msg,
                                                           const std::string& room) = 0;
     virtual void decrypted(bool stored) = 0;
@@ -152,6 +159,10 @@ public:
     virtual Result<std::string> encrypt(const Outgoing& entry, const OutgoingMessage& m) = 0;
     // A message that will never be transmitted again (acked, beyond, or failed).
     virtual void finished(const std::string& msg_id) = 0;
+    // A new session (or a restarted daemon's): our device and the lists are checked again.
+    virtual void online() = 0;
+    // XEP-0163 §4.3: true when `message` is a PEP notification it handles (device lists).
+    virtual bool event(pugi::xml_node message) = 0;
 };
 
 class AccountSession {
@@ -172,6 +183,8 @@ public:
     static constexpr std::size_t kMaxBodyXml = 65'536;
 
     AccountSession(std::string account, Jid own, SessionStore& store, SessionPort& port);
+    // The account's end-to-end encryption; it must outlive this session.
+    void set_encryption(Encryption& encryption) { encryption_ = &encryption; }
 
     // --- Front-end commands (session_commands.cpp) ---
     // The message, contact and room commands; the owner keeps the daemon's own, the
@@ -185,6 +198,16 @@ public:
                   model::SetSubject, model::Kick, model::SendInvite>;
     // Answers through `respond` exactly once, at once or when the server has answered.
     void handle(const model::Command& command, Respond respond);
+
+    // --- The stream (session.cpp) ---
+    // The stream is up. A new session: the roster and presences, rooms, our encryption
+    // device, the block list, the outbox and the archive catch-up. A resumed one: what was
+    // accepted meanwhile, and a catch-up only where one was cut off. `restored`: resumed
+    // after a daemon restart, where it is unknown what the server has and who is in the
+    // rooms. `roster_versioning`: RFC 6121 §2.6, offered by the server.
+    void started(bool resumed, bool restored, bool roster_versioning);
+    // A <message/> or <presence/> the stream handed up (iq answers go to their requests).
+    void received(pugi::xml_node stanza);
 
     // --- Sending ---
     // A front end's `send`: stored (with its `message` and `message-state` events) before the
@@ -330,6 +353,7 @@ private:
     Jid own_;
     SessionStore& store_;
     SessionPort& port_;
+    Encryption* encryption_;  // never null: a stand-in that sends in clear until set_encryption()
     ChatStates chat_states_;  // XEP-0085 §5.1
     // How often each unacknowledged message went out on a new session, and on which session
     // it last went: one sent on the current session is in its stream already.

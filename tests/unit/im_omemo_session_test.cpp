@@ -93,6 +93,8 @@ struct OmemoFixture : Fixture {
     OmemoSession omemo{"work", alice, store, port, session, owner};
     std::vector<model::Reply> replies;
 
+    OmemoFixture() { session.set_encryption(omemo); }
+
     void send(const std::string& to, const std::string& body, bool required = true, const std::string& id = {}) {
         model::Send s;
         s.account = "work";
@@ -288,7 +290,7 @@ TEST_CASE_METHOD(OmemoFixture, "omemo: auto sends in clear to a contact without 
     REQUIRE(replies.size() == 1);
     CHECK(replies[0].error_code.empty());
     REQUIRE(store.outbox.size() == 1);
-    CHECK_FALSE(omemo.marked(store.outbox[0].msg_id));
+    CHECK_FALSE(omemo.encrypted(store.outbox[0].msg_id));
     REQUIRE(port.sent.size() == 1);
     CHECK(port.sent[0].first.find("<body>hello</body>") != std::string::npos);
     // Issue 14 §4: devices listed but none usable: encryption was in use, so it fails.
@@ -312,8 +314,8 @@ TEST_CASE_METHOD(OmemoFixture, "omemo: the outbox marker is set on queueing and 
     CHECK(store.values["omemo:out:m1"] == "1");
     CHECK(store.values["omemo:used:" + bob] == "1");  // "auto" encrypts from now on
     REQUIRE(store.outbox.size() == 1);
-    CHECK(omemo.marked("m1"));
-    CHECK_FALSE(omemo.marked("other"));
+    CHECK(omemo.encrypted("m1"));
+    CHECK_FALSE(omemo.encrypted("other"));
     omemo.finished("m1");
     CHECK(store.values.count("omemo:out:m1") == 0);
     // Unknown to this session (never transmitted on it): the marker stays.
@@ -332,7 +334,7 @@ TEST_CASE_METHOD(OmemoFixture, "omemo: a marked entry is encrypted at every tran
     m.to = entry.to;
     m.body = entry.body;
     m.id = "m1";
-    auto xml = omemo.message(entry, m);
+    auto xml = omemo.encrypt(entry, m);
     REQUIRE(xml);
     CHECK(xml.value().find("secret") == std::string::npos);
     CHECK(xml.value().find("eu.siacs.conversations.axolotl") != std::string::npos);
@@ -342,21 +344,42 @@ TEST_CASE_METHOD(OmemoFixture, "omemo: a marked entry is encrypted at every tran
     CHECK(owner.device.commits.back());
     SECTION("the contact's device is distrusted since") {
         owner.device.trusts[{bob, 1}] = "distrusted";
-        auto again = omemo.message(entry, m);
+        auto again = omemo.encrypt(entry, m);
         REQUIRE_FALSE(again);
         CHECK(again.error().message.find("not sent in clear") != std::string::npos);
         CHECK_FALSE(owner.device.commits.back());
     }
     SECTION("the crypto fails") {
         owner.device.fail_encrypt = true;
-        CHECK_FALSE(omemo.message(entry, m));
+        CHECK_FALSE(omemo.encrypt(entry, m));
         CHECK_FALSE(owner.device.commits.back());
     }
     SECTION("the store fails") {
         store.fail = true;
-        CHECK_FALSE(omemo.message(entry, m));
+        CHECK_FALSE(omemo.encrypt(entry, m));
         CHECK_FALSE(owner.device.commits.back());
     }
+}
+
+TEST_CASE_METHOD(OmemoFixture, "omemo: the account session sends a marked entry encrypted, then drops its marker",
+                 "[omemo]") {
+    known(bob, "1");
+    known(own, "100");
+    owner.device.sessions.insert({bob, 1, Version::Legacy});
+    port.is_online = false;  // stored now, out when online
+    send(bob, "secret", true, "m1");
+    REQUIRE(replies.size() == 1);
+    REQUIRE(store.outbox.size() == 1);
+    const std::string msg_id = store.outbox[0].msg_id;
+    port.is_online = true;
+    session.online(false, false);
+    REQUIRE(port.sent.size() == 1);
+    CHECK(port.sent[0].second == msg_id);
+    CHECK(port.sent[0].first.find("secret") == std::string::npos);
+    CHECK(port.sent[0].first.find("eu.siacs.conversations.axolotl") != std::string::npos);
+    CHECK(port.states(msg_id) == std::vector<std::string>{"accepted", "sent"});
+    session.acked({msg_id});
+    CHECK(store.values.count("omemo:out:" + msg_id) == 0);  // finished: the marker goes
 }
 
 TEST_CASE_METHOD(OmemoFixture, "omemo: a bundle publish asked while one is out goes once after it", "[omemo]") {

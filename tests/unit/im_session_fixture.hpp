@@ -1,6 +1,7 @@
 #pragma once
 // The fixture of the AccountSession tests (im_session*_test.cpp): the session over an
-// in-memory store (MemoryStore) and a port that records what goes out (RecordingPort).
+// in-memory store (MemoryStore), a port that records what goes out (RecordingPort) and a
+// stand-in for end-to-end encryption (RecordingEncryption).
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -169,22 +170,6 @@ struct RecordingPort final : SessionPort {
     void transient(model::EventBody body) override { transients.push_back(std::move(body)); }
     void log(Level, const std::string& text) override { logs.push_back(text); }
     std::string new_id() override { return "id" + std::to_string(++next_id); }
-    std::optional<std::vector<KeptWrite>> decrypt(const ReceivedMessage&, model::Message& msg,
-                                                  const std::string&) override {
-        msg.encryption = "omemo";
-        msg.body = "decrypted";
-        return std::vector<KeptWrite>{{"omemo:session", "moved"}};
-    }
-    void decrypted(bool stored) override { decrypted_stored.push_back(stored); }
-    void key_transport(const ReceivedMessage&) override {}
-    bool encrypted(const std::string&) override { return false; }
-    Result<std::string> encrypt(const Outgoing&, const OutgoingMessage&) override {
-        return make_error("omemo", "not here");
-    }
-    void finished(const std::string& msg_id) override { finished_ids.push_back(msg_id); }
-
-    std::vector<bool> decrypted_stored;
-    std::vector<std::string> finished_ids;
 
     // The states the front ends saw for `msg_id`, in order.
     std::vector<std::string> states(const std::string& msg_id) const {
@@ -201,12 +186,43 @@ struct RecordingPort final : SessionPort {
     }
 };
 
+// Encryption that records what the session asked of it: every <encrypted/> "decrypts" to
+// "decrypted" and moves a stored value, nothing is marked to go encrypted.
+struct RecordingEncryption final : Encryption {
+    std::optional<std::vector<KeptWrite>> decrypt(const ReceivedMessage&, model::Message& msg,
+                                                  const std::string&) override {
+        msg.encryption = "omemo";
+        msg.body = "decrypted";
+        return std::vector<KeptWrite>{{"omemo:session", "moved"}};
+    }
+    void decrypted(bool stored) override { decrypted_stored.push_back(stored); }
+    void key_transport(const ReceivedMessage&) override {}
+    bool encrypted(const std::string&) override { return false; }
+    Result<std::string> encrypt(const Outgoing&, const OutgoingMessage&) override {
+        return make_error("omemo", "not here");
+    }
+    void finished(const std::string& msg_id) override { finished_ids.push_back(msg_id); }
+    void online() override { ++onlines; }
+    // "Handles" messages with an <event/> (XEP-0163 notifications).
+    bool event(pugi::xml_node message) override {
+        return message.child("event") && (++events, true);
+    }
+
+    std::vector<bool> decrypted_stored;
+    std::vector<std::string> finished_ids;
+    int onlines = 0;
+    int events = 0;
+};
+
 inline const Jid alice = Jid::parse("alice@example.org").value();
 
 struct Fixture {
     MemoryStore store;
     RecordingPort port;
+    RecordingEncryption encryption;
     AccountSession session{"work", alice, store, port};
+
+    Fixture() { session.set_encryption(encryption); }
 
     model::Reply send(const std::string& to, const std::string& body, const std::string& client_id = {}) {
         model::Send s;

@@ -64,7 +64,7 @@ TEST_CASE("session: offline, a send waits in the outbox; the next session takes 
     CHECK(f.session.cancel("q1").error_code == "too-late");
     f.session.acked({"q1"});
     CHECK(f.port.states("q1") == std::vector<std::string>{"accepted", "sent", "acked"});
-    CHECK(f.port.finished_ids == std::vector<std::string>{"q2", "q1"});
+    CHECK(f.encryption.finished_ids == std::vector<std::string>{"q2", "q1"});
 }
 
 TEST_CASE("session: sent but never acknowledged goes again on a new session, not on a resumed one") {
@@ -249,14 +249,39 @@ TEST_CASE("session: an encrypted message is decrypted once, stored with the sess
     REQUIRE(f.port.messages().size() == 1);
     CHECK(f.port.messages()[0].body == "decrypted");
     CHECK(f.port.messages()[0].encryption == "omemo");
-    CHECK(f.port.decrypted_stored == std::vector<bool>{true});
+    CHECK(f.encryption.decrypted_stored == std::vector<bool>{true});
     CHECK(f.store.values["omemo:session"] == "moved");
     // When the store fails, the device hears it was not stored (its changes are dropped).
     f.store.fail = true;
     f.receive("<message from='bob@example.org/x' type='chat' id='e2'>"
               "<encrypted xmlns='eu.siacs.conversations.axolotl'><header sid='7'><key rid='1'>AAAA</key><iv>AAAAAAAAAAAAAAAA</iv></header><payload>AAAA</payload>"
               "</encrypted><origin-id xmlns='urn:xmpp:sid:0' id='eo2'/></message>");
-    CHECK(f.port.decrypted_stored == std::vector<bool>{true, false});
+    CHECK(f.encryption.decrypted_stored == std::vector<bool>{true, false});
+}
+
+TEST_CASE("session: before encryption is set, an encrypted message shows no fallback and sends go in clear") {
+    MemoryStore store;
+    RecordingPort port;
+    AccountSession session{"work", alice, store, port};  // no set_encryption()
+    auto stanza = frame("<message from='bob@example.org/x' type='chat' id='e1'>"
+                        "<encrypted xmlns='eu.siacs.conversations.axolotl'><header sid='7'><key rid='1'>AAAA</key>"
+                        "<iv>AAAAAAAAAAAAAAAA</iv></header><payload>AAAA</payload></encrypted>"
+                        "<body>fallback</body></message>");
+    auto m = parse_message(stanza.root(), alice);
+    REQUIRE(m);
+    session.message(*m);
+    REQUIRE(port.messages().size() == 1);
+    CHECK(port.messages()[0].body.empty());  // XEP-0384 §4.5: the fallback is never shown
+    CHECK(port.messages()[0].encryption == "omemo");
+    CHECK_FALSE(port.messages()[0].error.empty());
+
+    model::Send s;
+    s.account = "work";
+    s.to = "bob@example.org";
+    s.body = "hello";
+    REQUIRE(session.send(s).ok());
+    REQUIRE(port.sent.size() == 1);
+    CHECK(port.sent[0].first.find("<body>hello</body>") != std::string::npos);
 }
 
 

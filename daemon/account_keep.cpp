@@ -1,0 +1,69 @@
+#include "daemon/account_keep.hpp"
+
+#include <openssl/rand.h>
+
+#include <cstdlib>
+#include <string_view>
+#include <vector>
+
+#include "daemon/log.hpp"
+
+namespace stanzad {
+
+std::string make_uuid() {
+    unsigned char b[16];
+    RAND_bytes(b, sizeof b);
+    b[6] = (b[6] & 0x0F) | 0x40;  // RFC 9562 §5.4: version 4
+    b[8] = (b[8] & 0x3F) | 0x80;  // variant 10
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string out;
+    for (int i = 0; i < 16; ++i) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) out += '-';
+        out += hex[b[i] >> 4];
+        out += hex[b[i] & 15];
+    }
+    return out;
+}
+
+void AccountKeep::save_checkpoint(const std::optional<xmpp::SmCheckpoint>& cp) {
+    std::string value = cp ? cp->id + "\n" + cp->location + "\n" + cp->jid + "\n" + std::to_string(cp->inbound) : "";
+    if (auto st = store_.set_meta(account_, "sm", value); !st)
+        logs::daemon().warn("account {}: cannot keep the stream management state: {}", account_, st.error().message);
+}
+
+std::optional<xmpp::SmCheckpoint> AccountKeep::checkpoint() const {
+    auto value = store_.meta(account_, "sm");
+    if (!value || value.value().empty()) return std::nullopt;
+    std::vector<std::string> parts;
+    std::string_view rest = value.value();
+    for (std::size_t nl; (nl = rest.find('\n')) != std::string_view::npos; rest.remove_prefix(nl + 1))
+        parts.emplace_back(rest.substr(0, nl));
+    parts.emplace_back(rest);
+    if (parts.size() != 4 || parts[0].empty()) return std::nullopt;
+    return xmpp::SmCheckpoint{parts[0], parts[1], parts[2], static_cast<std::uint32_t>(std::strtoul(parts[3].c_str(), nullptr, 10))};
+}
+
+void AccountKeep::save_fast_token(const std::optional<xmpp::sasl::FastToken>& token) {
+    std::string value = token ? token->mechanism + "\n" + token->secret + "\n" + token->expiry : "";
+    if (auto st = store_.set_meta(account_, "fast", value); !st)
+        logs::daemon().warn("account {}: cannot keep the FAST token: {}", account_, st.error().message);
+}
+
+std::optional<xmpp::sasl::FastToken> AccountKeep::fast_token() const {
+    auto value = store_.meta(account_, "fast");
+    if (!value) return std::nullopt;
+    std::string_view v = value.value();
+    auto first = v.find('\n'), second = v.find('\n', first == v.npos ? v.npos : first + 1);
+    if (second == v.npos || first == 0 || second == first + 1) return std::nullopt;
+    return xmpp::sasl::FastToken{std::string(v.substr(0, first)), std::string(v.substr(first + 1, second - first - 1)),
+                                 std::string(v.substr(second + 1))};
+}
+
+std::string AccountKeep::user_agent_id() {
+    if (auto kept = store_.meta(account_, "user_agent"); kept && kept.value().size() == 36) return kept.value();
+    std::string id = make_uuid();
+    if (auto st = store_.set_meta(account_, "user_agent", id); !st) return {};  // unstable ids are worse than none
+    return id;
+}
+
+}  // namespace stanzad
