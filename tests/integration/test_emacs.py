@@ -1,6 +1,7 @@
 """contrib/emacs (stanza.el) against the real daemon, a real Prosody and a slixmpp peer.
 
-The tests themselves are ERT tests (contrib/emacs/test/stanza-test.el) run by
+The tests themselves are ERT tests (contrib/emacs/test/stanza-test.el, and
+stanza-test-fake.el with a fake daemon; their helpers in stanza-test-lib.el) run by
 `emacs -Q --batch`; this file sets the scene and plays the other side:
 
 - Prosody (with MUC) and stanzad with alice as account "home"; bob, a slixmpp peer on
@@ -202,6 +203,7 @@ class EmacsModeTest(JsonlTest):
             ["/bin/sh", "-c", "trap '' PIPE; exec \"$0\" \"$@\"",
              emacs, "-Q", "--batch", "-L", EMACS_DIR, "-l", "ert",
              "-l", EMACS_DIR / "test" / "stanza-test.el",
+             "-l", EMACS_DIR / "test" / "stanza-test-fake.el",
              "-f", "ert-run-tests-batch-and-exit"],
             env=env, name="emacs", cwd=self.tmp)
         self.addCleanup(emacs_proc.kill)
