@@ -1,0 +1,112 @@
+// Store batches: one transaction, nesting, and a failing call inside a batch.
+#include "store_fixture.hpp"
+
+using namespace store_test;
+
+// Group commit (issue 15): another connection sees only committed data, so it tells what is
+// on disk.
+TEST_CASE("store: a batch is one transaction: nothing of it is durable before end_batch, all of it after") {
+    TempDir dir;
+    auto store = open_store(dir.store());
+    auto committed = [&] { return raw_query(dir.store(), "SELECT count(*) FROM events"); };
+    const auto commits = store->commits();
+
+    store->begin_batch();
+    for (int i = 0; i < 10; ++i) {
+        auto e = message("b" + std::to_string(i), "b" + std::to_string(i));
+        REQUIRE(store->append(e));
+        CHECK(e.seq == i + 1);
+    }
+    std::vector<model::Event> events = {state_event("c-1", "accepted")};
+    REQUIRE(store->enqueue(entry("c-1"), events).value());
+    auto sent = state_event("c-1", "sent");
+    REQUIRE(store->set_state("home", "c-1", "sent", "", sent));
+    auto in = message("in", "in-1");
+    REQUIRE(store->append_once(in, "sid-1", {}).value());
+    REQUIRE(store->set_meta("home", "k", "v"));
+    REQUIRE(store->set_cursor("tests", 3));
+    // The batch reads its own writes...
+    CHECK(store->last_seq() == 13);
+    CHECK(seqs(*store).size() == 13);
+    CHECK(store->find("home", "c-1").value().state == "sent");
+    CHECK(store->meta("home", "k").value() == "v");
+    // ...and nothing of it is on disk yet.
+    CHECK(committed() == "0");
+    CHECK(store->commits() == commits);
+
+    REQUIRE(store->end_batch());
+    CHECK(committed() == "13");
+    CHECK(store->commits() == commits + 1);
+    CHECK(raw_query(dir.store(), "SELECT state FROM outbox WHERE msg_id = 'c-1'") == "sent");
+    CHECK(raw_query(dir.store(), "SELECT seq FROM cursors WHERE client = 'tests'") == "3");
+
+    // Outside a batch each call commits on its own, as before.
+    auto after = message("after");
+    REQUIRE(store->append(after));
+    CHECK(committed() == "14");
+    CHECK(store->commits() == commits + 2);
+}
+
+TEST_CASE("store: batches nest; the outermost end commits; an empty batch commits nothing") {
+    TempDir dir;
+    auto store = open_store(dir.store());
+    const auto commits = store->commits();
+    store->begin_batch();
+    REQUIRE(store->end_batch());
+    CHECK(store->commits() == commits);
+
+    store->begin_batch();
+    store->begin_batch();
+    auto e = message("nested");
+    REQUIRE(store->append(e));
+    REQUIRE(store->end_batch());
+    CHECK(raw_query(dir.store(), "SELECT count(*) FROM events") == "0");
+    REQUIRE(store->end_batch());
+    CHECK(raw_query(dir.store(), "SELECT count(*) FROM events") == "1");
+    CHECK(store->commits() == commits + 1);
+
+    auto unbalanced = store->end_batch();
+    REQUIRE_FALSE(unbalanced);
+    CHECK_THAT(unbalanced.error().message, Catch::Contains("without begin_batch"));
+}
+
+TEST_CASE("store: inside a batch a failing call undoes only its own part") {
+    TempDir dir;
+    auto store = open_store(dir.store());
+    raw_exec(dir.store(),
+             "CREATE TRIGGER boom BEFORE INSERT ON events WHEN NEW.account = 'boom' "
+             "BEGIN SELECT RAISE(ABORT, 'disk on fire'); END;");
+    store->begin_batch();
+    auto first = message("first", "f");
+    REQUIRE(store->append(first));
+
+    auto bad = message("x");
+    bad.account = "boom";
+    REQUIRE_FALSE(store->append(bad));
+    CHECK(bad.seq == 0);
+
+    // The row went in, the second event failed: neither stays, the batch goes on.
+    std::vector<model::Event> events = {message("hi", "c-1"), state_event("c-1", "accepted")};
+    events[1].account = "boom";
+    REQUIRE_FALSE(store->enqueue(entry("c-1"), events));
+    CHECK_FALSE(store->find("home", "c-1"));
+
+    std::vector<model::Event> good = {state_event("c-2", "accepted")};
+    REQUIRE(store->enqueue(entry("c-2"), good).value());
+    CHECK(good[0].seq == 2);
+    auto boom = state_event("c-2", "sent");
+    boom.account = "boom";
+    REQUIRE_FALSE(store->set_state("home", "c-2", "sent", "", boom));
+    CHECK(store->find("home", "c-2").value().state == "accepted");
+
+    auto dup_key = message("in", "in-1");
+    REQUIRE(store->append_once(dup_key, "sid-1", {}).value());
+    auto again = message("in", "in-1");
+    CHECK_FALSE(store->append_once(again, "sid-1", {}).value());
+    REQUIRE(store->end_batch());
+
+    CHECK(seqs(*store) == std::vector<model::Seq>{1, 2, 3});
+    CHECK(raw_query(dir.store(), "SELECT count(*) FROM events") == "3");
+    CHECK(raw_query(dir.store(), "SELECT count(*) FROM outbox") == "1");
+    CHECK(raw_query(dir.store(), "SELECT state FROM outbox WHERE msg_id = 'c-2'") == "accepted");
+}

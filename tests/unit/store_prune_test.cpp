@@ -1,0 +1,125 @@
+// Store::prune: what clients have not confirmed is kept, history_days, de-duplication ids,
+// seq after pruning, finished outbox rows.
+#include "store_fixture.hpp"
+
+using namespace store_test;
+
+TEST_CASE("store: prune keeps what a known client has not confirmed") {
+    TempDir dir;
+    auto store = open_store(dir.store());
+    for (int i = 0; i < 5; ++i) {
+        auto e = message("m");
+        REQUIRE(store->append(e));
+    }
+    // Both clients confirmed lately (as seen from the day of the pruning).
+    REQUIRE(store->set_cursor("emacs", 3, far_future));
+    REQUIRE(store->set_cursor("bot", 4, far_future));
+    auto n = store->prune(far_future, 30);
+    REQUIRE(n);
+    CHECK(n.value() == 3);  // the slowest client confirmed 3
+    CHECK(seqs(*store) == std::vector<model::Seq>{4, 5});
+
+    // A client that has confirmed nothing holds everything.
+    REQUIRE(store->set_cursor("new", 0, far_future));
+    CHECK(store->prune(far_future, 30).value() == 0);
+    CHECK(seqs(*store) == std::vector<model::Seq>{4, 5});
+}
+
+TEST_CASE("store: a client that confirmed nothing for history_days no longer holds back pruning") {
+    TempDir dir;
+    auto store = open_store(dir.store());
+    for (int i = 0; i < 4; ++i) {
+        auto e = message("m");
+        REQUIRE(store->append(e));
+    }
+    auto now = std::chrono::system_clock::now();
+    REQUIRE(store->set_cursor("used-once", 1, now));        // then never again
+    REQUIRE(store->set_cursor("daily", 3, far_future - 24h));  // the day before the pruning
+    CHECK(store->prune(far_future, 30).value() == 3);  // "daily" holds 4; "used-once" holds nothing
+    CHECK(seqs(*store) == std::vector<model::Seq>{4});
+    // The forgotten client is still known: it gets what is left when it comes back.
+    CHECK(store->cursor("used-once").value() == 1);
+}
+
+TEST_CASE("store: de-duplication ids are pruned with the events they stand for") {
+    TempDir dir;
+    auto store = open_store(dir.store());
+    auto a = message("first", "s1");
+    REQUIRE(store->append_once(a, "sid:s1", {{"oid:bob@example.org:o1", ""}}).value());
+    auto b = message("second", "s2");
+    REQUIRE(store->append_once(b, "sid:s2").value());
+    // A client still holds the second: its id stays.
+    REQUIRE(store->set_cursor("emacs", 1, far_future));
+    CHECK(store->prune(far_future, 30).value() == 1);
+    CHECK(store->inbound("home", "sid:s2").value());
+    // Once every old event is gone, so are their ids: none points at a pruned event.
+    REQUIRE(store->set_cursor("emacs", 2, far_future));
+    CHECK(store->prune(far_future, 30).value() == 1);
+    CHECK_FALSE(store->inbound("home", "sid:s1").value());
+    CHECK_FALSE(store->inbound("home", "oid:bob@example.org:o1").value());
+    CHECK_FALSE(store->inbound("home", "sid:s2").value());
+    // Recent ids stay however the events fare.
+    auto c = message("third", "s3");
+    REQUIRE(store->append_once(c, "sid:s3").value());
+    CHECK(store->prune(std::chrono::system_clock::now(), 30).value() == 0);
+    CHECK(store->inbound("home", "sid:s3").value());
+}
+
+TEST_CASE("store: prune removes old events when no client is known, and keeps recent ones") {
+    TempDir dir;
+    auto store = open_store(dir.store());
+    for (int i = 0; i < 3; ++i) {
+        auto e = message("m");
+        REQUIRE(store->append(e));
+    }
+    CHECK(store->prune(std::chrono::system_clock::now(), 30).value() == 0);
+    CHECK(store->prune(std::chrono::system_clock::now() + 24h * 29, 30).value() == 0);
+    CHECK(seqs(*store).size() == 3);
+    CHECK(store->prune(std::chrono::system_clock::now() + 24h * 31, 30).value() == 3);
+    CHECK(seqs(*store).empty());
+    CHECK_FALSE(store->prune(far_future, -1));
+}
+
+TEST_CASE("store: seq continues after pruning everything, also across a restart") {
+    TempDir dir;
+    auto store = open_store(dir.store());
+    for (int i = 0; i < 3; ++i) {
+        auto e = message("m");
+        REQUIRE(store->append(e));
+    }
+    REQUIRE(store->prune(far_future, 0).value() == 3);
+    CHECK(store->last_seq() == 3);
+    auto e4 = message("m");
+    REQUIRE(store->append(e4));
+    CHECK(e4.seq == 4);
+
+    REQUIRE(store->prune(far_future, 0).value() == 1);
+    store.reset();
+    store = open_store(dir.store());
+    CHECK(store->last_seq() == 4);
+    auto e5 = message("m");
+    REQUIRE(store->append(e5));
+    CHECK(e5.seq == 5);
+    CHECK(seqs(*store) == std::vector<model::Seq>{5});
+}
+
+TEST_CASE("store: prune drops finished outbox rows, never unfinished ones") {
+    TempDir dir;
+    auto store = open_store(dir.store());
+    for (const char* id : {"accepted", "sent", "acked", "delivered", "failed"}) {
+        std::vector<model::Event> events = {state_event(id, "accepted")};
+        REQUIRE(store->enqueue(entry(id), events).value());
+        if (std::string(id) != "accepted") {
+            auto ev = state_event(id, id);
+            REQUIRE(store->set_state("home", id, id, "", ev));
+        }
+    }
+    REQUIRE(store->prune(std::chrono::system_clock::now(), 30));
+    CHECK(store->find("home", "acked"));  // recent: kept
+    REQUIRE(store->prune(far_future, 30));
+    CHECK(store->find("home", "accepted"));
+    CHECK(store->find("home", "sent"));
+    CHECK_FALSE(store->find("home", "acked"));
+    CHECK_FALSE(store->find("home", "delivered"));
+    CHECK_FALSE(store->find("home", "failed"));
+}
