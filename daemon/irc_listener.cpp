@@ -1,8 +1,8 @@
-#include "daemon/account_keep.hpp"
 #include "daemon/irc_listener.hpp"
 
 #include <chrono>
 
+#include "daemon/account_keep.hpp"  // make_uuid
 #include "daemon/log.hpp"
 
 namespace stanzad {

@@ -1,6 +1,7 @@
 #pragma once
 // The IM core's end-to-end encryption (XEP-0384 OMEMO, 0.3 and 2; issue 14): one
-// OmemoSession per account, next to its AccountSession. Sans-I/O like it: our device is
+// OmemoSession per account, next to its AccountSession, which meets it as its Encryption
+// (session.hpp). Sans-I/O like it: our device is
 // announced at every new session, device lists and bundles are fetched (once per JID and
 // session), sessions built, messages to encrypt queued in order and marked in the outbox,
 // encrypted at every transmit, and the encryption commands of front ends answered. The

@@ -5,8 +5,9 @@
 // what front ends ask, and the time; the session decides what is stored, what front ends
 // see, and which stanzas go out, through two narrow interfaces (SessionStore for the
 // account's rows, SessionPort for the stream, the clock and everything else the owner
-// does). daemon/hub_session.cpp implements both over the SQLite store and the live account;
-// tests/unit/im_session_test.cpp over memory. Files: session.cpp (messages), session_
+// does) and a third for end-to-end encryption (Encryption: the account's OmemoSession).
+// daemon/hub_session.cpp implements the first two over the SQLite store and the live
+// account; tests/unit/im_session_fixture.hpp all three over memory. Files: session.cpp (messages), session_
 // archive.cpp, session_rooms.cpp, session_contacts.cpp, session_commands.cpp.
 //
 // Inbound: every path a message can take (live, a carbon, offline storage, a resumption,
