@@ -251,6 +251,16 @@ public:
         return gs2_header_ + client_first_bare_;
     }
 
+private:
+    // What a server-first-message says (RFC 5802 §5.1), once checked.
+    struct ServerFirst {
+        std::string_view nonce;  // the client's nonce and the server's part
+        std::string salt;
+        std::uint64_t iterations = 0;
+        std::optional<std::string_view> signed_hash;  // XEP-0474 h=, if any
+    };
+
+public:
     Result<std::string> respond(std::string_view challenge) override {
         if (state_ == State::SentFinal && challenge.substr(0, 2) == "e=") {
             // A server-final-message with an error, sent as a challenge.
@@ -271,6 +281,23 @@ public:
             return fail("scram-bad-challenge", "the server-first-message contains a NUL");
         }
 
+        auto first = parse_server_first(challenge);
+        if (!first) return first.error();
+        if (auto st = check_offer(first.value().signed_hash); !st) return st.error();
+        // Checked after the offer, so that a fuzzer without our random nonce reaches the above.
+        if (first.value().nonce.size() <= client_nonce_.size() ||
+            first.value().nonce.substr(0, client_nonce_.size()) != client_nonce_) {
+            return fail("scram-bad-nonce",
+                        "the server nonce does not extend the client nonce");
+        }
+
+        return prove(challenge, first.value());
+    }
+
+private:
+    // RFC 5802 §7: the server-first-message, checked (its nonce is checked against ours
+    // by the caller, after the offer).
+    Result<ServerFirst> parse_server_first(std::string_view challenge) {
         // RFC 5802 §7: server-first-message =
         //     [reserved-mext ","] nonce "," salt "," iteration-count ["," extensions]
         auto parts = split(challenge, ',');
@@ -337,7 +364,7 @@ public:
                             " required, RFC 5802 §5.1)");
         }
 
-        // XEP-0474 §5.2: the server's hash of what it offered, checked against what we saw.
+        // XEP-0474 §5.2: the server's hash of what it offered (h=), at most once.
         std::optional<std::string_view> signed_hash;
         for (std::size_t k = 3; k < parts.size(); ++k) {
             if (parts[k][0] != 'h') continue;
@@ -347,6 +374,11 @@ public:
             }
             signed_hash = parts[k].substr(2);
         }
+        return ServerFirst{nonce, std::move(salt).value(), iterations, signed_hash};
+    }
+
+    // XEP-0474 §5.2: the server's signed hash of its offer against the offer we saw.
+    Status check_offer(const std::optional<std::string_view>& signed_hash) {
         if (options_.offer) {
             if (signed_hash && *signed_hash != offer_hash(hash_id_, *options_.offer)) {
                 return fail("downgrade", describe_downgrade(hash_id_, *options_.offer,
@@ -362,13 +394,13 @@ public:
             }
         }
 
-        // Checked after the offer, so that a fuzzer without our random nonce reaches the above.
-        if (nonce.size() <= client_nonce_.size() ||
-            nonce.substr(0, client_nonce_.size()) != client_nonce_) {
-            return fail("scram-bad-nonce",
-                        "the server nonce does not extend the client nonce");
-        }
+        return Ok{};
+    }
 
+    // RFC 5802 §3, §7: the client-final-message, with its proof (the server's signature
+    // kept for finish()).
+    Result<std::string> prove(std::string_view challenge, const ServerFirst& first) {
+        std::string_view nonce = first.nonce;
         auto password = prepare(credentials_.password, "the password");
         wipe(credentials_.password);
         if (!password) return fail(password.error());
@@ -388,12 +420,12 @@ public:
         const EVP_MD* md = hash_.md;
         Secret salted(static_cast<std::size_t>(EVP_MD_get_size(md)));
         const std::string& pw = password.value();
-        const std::string& salt_bytes = salt.value();
+        const std::string& salt_bytes = first.salt;
         bool derived = pw.size() <= INT_MAX && salt_bytes.size() <= INT_MAX &&
                        PKCS5_PBKDF2_HMAC(
                            pw.data(), static_cast<int>(pw.size()),
                            reinterpret_cast<const unsigned char*>(salt_bytes.data()),
-                           static_cast<int>(salt_bytes.size()), static_cast<int>(iterations),
+                           static_cast<int>(salt_bytes.size()), static_cast<int>(first.iterations),
                            md, static_cast<int>(salted.size()), salted.data()) == 1;
         wipe(password.value());
         if (!derived) return fail(crypto_error("SaltedPassword"));
@@ -418,6 +450,7 @@ public:
         return without_proof + ",p=" + base64_encode(proof.view());
     }
 
+public:
     Status finish(std::string_view additional_data) override {
         if (state_ != State::SentFinal) {
             return fail("scram-out-of-order",
