@@ -237,7 +237,7 @@ void Account::online(const xmpp::Online& o) {
     // disco#info answers came (no presence, no roster yet) is started now.
     if (o.resumed && started_) {
         capabilities_.stream_management = o.stream_management;
-        hub_.online(*this, true, o.stream_management, o.restored);
+        hub_.online(*this, true, o.restored);
         return;
     }
     started_ = false;
@@ -273,7 +273,7 @@ void Account::start_features(const xmpp::Online& o, const xmpp::im::DiscoInfo& s
     send("<presence>" + presence_payload() + "</presence>");  // RFC 6121 §4.2: initial presence
     started_ = true;
     hub_.account_state(*this);  // front ends see the capabilities
-    hub_.online(*this, false, o.stream_management, o.restored);
+    hub_.online(*this, false, o.restored);
 }
 
 // XEP-0484: a token past its expiry is not offered (the server would refuse it and we would

@@ -29,7 +29,7 @@ void Hub::account_state(Account& account) {
     publish(account.name(), model::AccountState{to_string(account.state()), account.reason(), account.bound_jid()});
 }
 
-void Hub::online(Account& account, bool resumed, bool /*stream_management*/, bool restored) {
+void Hub::online(Account& account, bool resumed, bool restored) {
     session(account).started(resumed, restored, account.roster_versioning());
 }
 

@@ -43,12 +43,10 @@ public:
 
     // From accounts.
     void account_state(Account& account);
-    // After the stream is up. A new session: roster, the outbox (with stream management,
-    // also what was sent but never acknowledged), and archive catch-up. A resumed one:
-    // only what was accepted meanwhile.
+    // After the stream is up: what the account's session starts (AccountSession::started).
     // `restored`: a session resumed after a daemon restart, where it is unknown which
     // messages the server has: everything unacknowledged goes again.
-    void online(Account& account, bool resumed, bool stream_management, bool restored = false);
+    void online(Account& account, bool resumed, bool restored = false);
     // XEP-0198: the server has these messages.
     void acked(Account& account, const std::vector<std::string>& msg_ids);
     void received(Account& account, xmpp::Stanza& stanza);
