@@ -2,7 +2,6 @@
 
 #include "daemon/account.hpp"
 #include "daemon/log.hpp"
-#include "daemon/omemo.hpp"
 #include "protocol/base/rfc3339.hpp"
 
 namespace stanzad {
