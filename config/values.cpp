@@ -166,6 +166,25 @@ std::optional<std::string> percent_decode(std::string_view s) {
     return out;
 }
 
+// USER:PASSWORD before the '@' of a proxy URL, percent-decoded (RFC 3986 §3.2.1), each
+// 1 to 255 bytes (RFC 1929 §2), into proxy.username and proxy.password.
+static xmpp::Status parse_proxy_credentials(std::string_view userinfo, Proxy& proxy) {
+    auto fail = [](std::string message) { return xmpp::make_error("proxy", std::move(message)); };
+    auto colon = userinfo.find(':');
+    if (colon == std::string_view::npos)
+        return fail("credentials in the URL need a user name and a password (USER:PASSWORD@)");
+    auto user = percent_decode(userinfo.substr(0, colon));
+    auto pass = percent_decode(userinfo.substr(colon + 1));
+    if (!user || !pass)
+        return fail("bad percent-escape in the credentials: '%' must be followed by two hex digits");
+    if (user->empty() || pass->empty() || user->size() > max_socks_credential ||
+        pass->size() > max_socks_credential)
+        return fail("the user name and the password in the URL must be 1 to 255 bytes each (RFC 1929)");
+    proxy.username = std::move(*user);
+    proxy.password = std::move(*pass);
+    return xmpp::Ok{};
+}
+
 xmpp::Result<Proxy> parse_proxy_url(std::string_view url) {
     auto fail = [](std::string message) { return xmpp::make_error("proxy", std::move(message)); };
     const std::string like = "like socks5h://127.0.0.1:9050";
@@ -193,20 +212,9 @@ xmpp::Result<Proxy> parse_proxy_url(std::string_view url) {
 
     // The last '@' ends the credentials: a host and port never contain one.
     if (auto at = rest.rfind('@'); at != std::string_view::npos) {
-        std::string_view userinfo = rest.substr(0, at);
+        auto credentials = parse_proxy_credentials(rest.substr(0, at), proxy);
+        if (!credentials) return credentials.error();
         rest.remove_prefix(at + 1);
-        auto colon = userinfo.find(':');
-        if (colon == std::string_view::npos)
-            return fail("credentials in the URL need a user name and a password (USER:PASSWORD@)");
-        auto user = percent_decode(userinfo.substr(0, colon));
-        auto pass = percent_decode(userinfo.substr(colon + 1));
-        if (!user || !pass)
-            return fail("bad percent-escape in the credentials: '%' must be followed by two hex digits");
-        if (user->empty() || pass->empty() || user->size() > max_socks_credential ||
-            pass->size() > max_socks_credential)
-            return fail("the user name and the password in the URL must be 1 to 255 bytes each (RFC 1929)");
-        proxy.username = std::move(*user);
-        proxy.password = std::move(*pass);
     }
 
     if (rest.ends_with('/')) rest.remove_suffix(1);

@@ -6,7 +6,40 @@
 
 namespace stanzad {
 
-// Hub::Hub and Hub::~Hub are in hub_session.cpp, where AccountLink is complete.
+Hub::Hub(Store& store, FindAccount find, ListAccounts list, uv_loop_t* loop, std::chrono::seconds self_ping)
+    : store_(store),
+      find_(std::move(find)),
+      list_(std::move(list)),
+      timer_(loop),
+      self_ping_(self_ping),
+      omemo_(store),
+      shared_{store_, find_, omemo_, [this](const model::Event& e) { deliver(e); },
+              [this](const std::string& account, model::EventBody body) { transient(account, std::move(body)); }} {
+    timer_->data = this;
+    uv_timer_start(timer_.get(), [](uv_timer_t* t) { static_cast<Hub*>(t->data)->tick(); }, 1000, 1000);
+    uv_unref(reinterpret_cast<uv_handle_t*>(timer_.get()));  // never what keeps the loop alive
+}
+
+Hub::~Hub() = default;
+
+void Hub::tick() {
+    for (auto& [name, link] : links_) link->account_session.tick(self_ping_);
+}
+
+xmpp::im::AccountSession& Hub::session(Account& account) {
+    auto& link = links_[account.name()];
+    // A new one also when a reloaded configuration gave the account another JID.
+    if (!link || link->account_session.own().bare() != account.config().jid.bare()) {
+        if (link) link->omemo_session.abandon("account " + account.name() + " now has another JID");
+        link = std::make_unique<AccountLink>(shared_, account.name(), account.config().jid);
+    }
+    return link->account_session;
+}
+
+xmpp::im::OmemoSession& Hub::omemo(Account& account) {
+    session(account);  // the link, made (or made again) as the session is
+    return links_[account.name()]->omemo_session;
+}
 
 void Hub::deliver(const model::Event& event) {
     for (const auto& sink : sinks_) sink(event);
@@ -63,8 +96,8 @@ std::vector<model::AccountInfo> Hub::account_infos() const {
     return out;
 }
 
-xmpp::Result<std::size_t> Hub::replay(model::Seq after, std::size_t limit, const Sink& out) {
-    auto batch = store_.events_after(after, limit);
+xmpp::Result<std::size_t> Hub::replay(model::Seq after, std::size_t limit, std::string_view kind, const Sink& out) {
+    auto batch = store_.events_after(after, limit, kind);
     if (!batch) return batch.error();
     for (const auto& e : batch.value()) out(e);
     return batch.value().size();

@@ -1,7 +1,7 @@
 #pragma once
 // Hub: where the XMPP side and the front ends meet. Wiring: each account's stanzas go to its
 // AccountSession (protocol/im/session.hpp), which decides what becomes of them; the hub
-// gives the session the store's rows and the live account (hub_session.cpp), hands the
+// gives the session the store's rows and the live account (an AccountLink), hands the
 // events to every front end, and dispatches front ends' commands, OMEMO's to the account's
 // OmemoSession (protocol/im/omemo_session.hpp; its devices: omemo_hub.hpp). Loop thread
 // only; owns nothing but references to the store and the accounts, and the sessions.
@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "daemon/account_link.hpp"
 #include "daemon/omemo_hub.hpp"
 #include "daemon/store.hpp"
 #include "daemon/uv.hpp"
@@ -38,7 +39,7 @@ public:
     Hub(Store& store, FindAccount find, ListAccounts list, uv_loop_t* loop, std::chrono::seconds self_ping);
     ~Hub();
 
-    // Front ends that want live events (the JSON listener, later IRC).
+    // Front ends that want live events (the JSON and IRC listeners).
     void add_sink(Sink sink) { sinks_.push_back(std::move(sink)); }
 
     // From accounts.
@@ -58,8 +59,9 @@ public:
     // From front ends. `client` is the name given in hello (for hello and ack). `respond` is
     // called once, at once or when the server has answered (join, history, ...).
     void handle(const model::Command& command, const std::string& client, Respond respond);
-    // Up to `limit` stored events with seq > `after`, oldest first; returns how many.
-    xmpp::Result<std::size_t> replay(model::Seq after, std::size_t limit, const Sink& out);
+    // Up to `limit` stored events with seq > `after`, oldest first, only of `kind` when
+    // it is not empty (Store::events_after); returns how many.
+    xmpp::Result<std::size_t> replay(model::Seq after, std::size_t limit, std::string_view kind, const Sink& out);
 
 private:
     // Front-end commands by group (hub_commands.cpp); each answers through `respond` once.
@@ -74,8 +76,7 @@ private:
     void transient(const std::string& account, model::EventBody body);
     void deliver(const model::Event& event);
     // The account's session (protocol/im/session.hpp), wired to the store and the account
-    // by an AccountLink (hub_session.cpp). Made on first use.
-    class AccountLink;
+    // by an AccountLink (account_link.hpp). Made on first use.
     xmpp::im::AccountSession& session(Account& account);
     xmpp::im::OmemoSession& omemo(Account& account);  // the account's, next to its session
     void tick();  // once a second: each account's rooms (join timeouts, self-pings)
@@ -89,6 +90,7 @@ private:
     uv::Timer timer_;  // join timeouts and self-pings
     std::chrono::seconds self_ping_;
     OmemoHub omemo_;  // XEP-0384: the accounts' devices (omemo_hub.hpp)
+    AccountLink::Shared shared_;  // what every AccountLink reaches through the hub
 };
 
 }  // namespace stanzad

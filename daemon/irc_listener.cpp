@@ -44,6 +44,8 @@ struct IrcListener::Client : Listener::Client {
     }
     bool may_write() const override { return hold_until == 0; }
     void replay_event(const model::Event& e) override { session->replay_event(e); }
+    // The IRC replay shows messages only (irc::Session::replay_event): the rest is not read.
+    std::string_view replay_kind() const override { return "message"; }
     void replay_done() override { session->replay_end(); }
     std::string who() const override { return session->nick(); }
     void opened() override { owner.opened(*this); }

@@ -213,7 +213,7 @@ void Listener::continue_replay(Client& client) {
     // A page at a time, as the client reads: a long backlog never stalls the loop.
     constexpr std::size_t page = 500, high_water = 1 << 20;
     while (!client.closed_ && client.replay_after && uv::queued(client.stream_) < high_water) {
-        auto sent = hub_.replay(*client.replay_after, page, [&client](const model::Event& e) {
+        auto sent = hub_.replay(*client.replay_after, page, client.replay_kind(), [&client](const model::Event& e) {
             client.replay_event(e);
             client.replay_after = e.seq;
         });

@@ -53,6 +53,8 @@ public:
         // False while nothing may leave (IRC: a failed login being answered after a delay).
         virtual bool may_write() const { return true; }
         virtual void replay_event(const model::Event& event) = 0;
+        // The one kind of event the replay reads ("message"), or all kinds ("").
+        virtual std::string_view replay_kind() const { return {}; }
         virtual void replay_done() {}
         // Who this is, for the log ("alice", "'emacs'").
         virtual std::string who() const = 0;

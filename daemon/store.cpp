@@ -141,11 +141,12 @@ xmpp::Status Store::end_batch() {
     return xmpp::Ok{};
 }
 
-xmpp::Result<std::vector<model::Event>> Store::events_after(model::Seq after, std::size_t limit) {
+xmpp::Result<std::vector<model::Event>> Store::events_after(model::Seq after, std::size_t limit,
+                                                           std::string_view kind) {
     std::vector<model::Event> out;
     const auto max = static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max());
     Use u(stmts_->select_events.get());
-    u.int64(1, after).int64(2, static_cast<std::int64_t>(limit > max ? max : limit));
+    u.int64(1, after).int64(2, static_cast<std::int64_t>(limit > max ? max : limit)).text(3, kind);
     int rc;
     while ((rc = u.step()) == SQLITE_ROW) {
         const model::Seq seq = u.column_int64(0);

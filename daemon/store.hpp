@@ -75,8 +75,11 @@ public:
 
     // Gives `event` the next seq (and a stamp, now, if it has none) and commits it.
     xmpp::Status append(model::Event& event);
-    // Stored events with seq > `after`, oldest first, at most `limit`.
-    xmpp::Result<std::vector<model::Event>> events_after(model::Seq after, std::size_t limit);
+    // Stored events with seq > `after`, oldest first, at most `limit`; only those of one
+    // `kind` (model::event_name: "message", ...) when it is not empty, selected in SQL so
+    // that the others are never read or decoded.
+    xmpp::Result<std::vector<model::Event>> events_after(model::Seq after, std::size_t limit,
+                                                         std::string_view kind = {});
     model::Seq last_seq() const { return last_seq_; }
 
     // The last seq `client` confirmed; 0 for a client never seen.

@@ -77,7 +77,9 @@ public:
 
     // Bound without a copy (SQLITE_STATIC): the text must outlive the statement's step.
     Use& text(int i, std::string_view v) {
-        if (rc_ == SQLITE_OK) rc_ = sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
+        // An empty view may have no data: bound as '' (a null pointer would bind NULL).
+        if (rc_ == SQLITE_OK)
+            rc_ = sqlite3_bind_text(s_, i, v.data() ? v.data() : "", static_cast<int>(v.size()), SQLITE_STATIC);
         return *this;
     }
     Use& int64(int i, std::int64_t v) {

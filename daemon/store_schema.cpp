@@ -177,7 +177,9 @@ xmpp::Error newer_schema(const std::string& path, std::int64_t version) {
                                    std::to_string(Store::schema_version) + " this stanzad knows; use a newer stanzad");
 }
 
-const char* kSelectEvents = "SELECT seq, json, format FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2";
+// ?3: one kind only, or '' for all (the IRC replay reads messages only).
+const char* kSelectEvents =
+    "SELECT seq, json, format FROM events WHERE seq > ?1 AND (?3 = '' OR kind = ?3) ORDER BY seq LIMIT ?2";
 const char* kInsertEvent =
     "INSERT INTO events (seq, account, kind, stamp, created_ms, json, peer, format, msg_id, direction) "
     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";

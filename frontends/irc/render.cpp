@@ -76,7 +76,7 @@ struct Session::Renderer {
     }
 
     void operator()(const model::MessageState& state) const {
-        if (state.state == "failed") s.notice_control("message " + state.msg_id + " failed: " + state.error);
+        if (state.state == model::Delivery::Failed) s.notice_control("message " + state.msg_id + " failed: " + state.error);
     }
 
     void operator()(const model::Presence& p) const { s.render_presence(e.account, p); }
@@ -167,24 +167,24 @@ struct Session::Renderer {
         std::string irc_nick = s.occupant_irc_nick(*ch, rn);
         std::string mask = irc_nick + "!" + sanitize_nick(local_part(o.room)) + "@" + domain_part(o.room);
         auto op = [&](const char* mode) { s.send(make(s.options_.server, "MODE", {name, mode, irc_nick})); };
-        if (o.change == "join") {
+        if (o.change == model::OccupantChange::Join) {
             ch->occupants[rn] = o.who;
             s.send(make(mask, "JOIN", {name}));
             if (o.who.role == "moderator") op("+o");
-        } else if (o.change == "leave") {
+        } else if (o.change == model::OccupantChange::Leave) {
             ch->occupants.erase(rn);
             s.send(make(mask, "PART", {name, o.who.status}));
-        } else if (o.change == "kick" || o.change == "ban") {
+        } else if (o.change == model::OccupantChange::Kick || o.change == model::OccupantChange::Ban) {
             ch->occupants.erase(rn);
             s.send(make(o.actor.empty() ? s.options_.server : s.occupant_irc_nick(*ch, o.actor), "KICK",
-                        {name, irc_nick, with_reason(o.change, o.reason)}));
-        } else if (o.change == "nick") {
+                        {name, irc_nick, with_reason(std::string(model::to_string(o.change)), o.reason)}));
+        } else if (o.change == model::OccupantChange::Nick) {
             auto info = o.who;
             ch->occupants.erase(rn);
             info.nick = o.new_nick;
             ch->occupants[o.new_nick] = info;
             s.send(make(mask, "NICK", {s.occupant_irc_nick(*ch, o.new_nick)}));
-        } else {  // update
+        } else {  // OccupantChange::Update
             auto old = ch->occupants[rn];
             ch->occupants[rn] = o.who;
             if (old.role != o.who.role) {

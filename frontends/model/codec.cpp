@@ -18,7 +18,7 @@ Json body_fields(const model::Message& m) {
     return j;
 }
 Json body_fields(const model::MessageState& s) {
-    return Json{{"msg_id", s.msg_id}, {"state", s.state}, {"error", s.error}};
+    return Json{{"msg_id", s.msg_id}, {"state", model::to_string(s.state)}, {"error", s.error}};
 }
 Json body_fields(const model::Presence& p) {
     return Json{{"from", p.from},
@@ -44,7 +44,7 @@ Json body_fields(const model::Occupant& o) {
     Json j{{"room", o.room}};
     Json who = to_json(o.who);  // kept alive: items() only refers to it
     for (auto& [k, v] : who.items()) j[k] = v;
-    j["change"] = o.change;
+    j["change"] = model::to_string(o.change);
     j["new_nick"] = o.new_nick;
     j["actor"] = o.actor;
     j["reason"] = o.reason;
@@ -162,8 +162,9 @@ xmpp::Result<model::Event> decode(std::string_view line) {
             m.trust = optional_field<std::string>(j, "trust", "");
             e.body = std::move(m);
         } else if (name == "message-state") {
-            e.body = model::MessageState{field<std::string>(j, "msg_id"), field<std::string>(j, "state"),
-                                         field<std::string>(j, "error")};
+            auto state = model::parse_delivery(field<std::string>(j, "state"));
+            if (!state) return xmpp::make_error("bad-event", "unknown message state '" + j["state"].get<std::string>() + "'");
+            e.body = model::MessageState{field<std::string>(j, "msg_id"), *state, field<std::string>(j, "error")};
         } else if (name == "presence") {
             e.body = model::Presence{field<std::string>(j, "from"), field<bool>(j, "available"),
                                      field<std::string>(j, "show"), field<std::string>(j, "status"),
@@ -186,7 +187,9 @@ xmpp::Result<model::Event> decode(std::string_view line) {
                                       field<std::string>(j, "nick"), field<std::string>(j, "reason"),
                                       field<std::string>(j, "actor")};
         } else if (name == "occupant") {
-            e.body = model::Occupant{field<std::string>(j, "room"), occupant_info(j), field<std::string>(j, "change"),
+            auto change = model::occupant_change(field<std::string>(j, "change"));
+            if (!change) return xmpp::make_error("bad-event", "unknown occupant change '" + j["change"].get<std::string>() + "'");
+            e.body = model::Occupant{field<std::string>(j, "room"), occupant_info(j), *change,
                                      field<std::string>(j, "new_nick"), field<std::string>(j, "actor"),
                                      field<std::string>(j, "reason")};
         } else if (name == "subject") {

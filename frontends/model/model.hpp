@@ -1,12 +1,14 @@
 #pragma once
 // The neutral model that every front end speaks: events that happened (numbered by the
-// store) and commands that front ends ask for. No XML here, and no JSON: the daemon's hub
-// turns protocol events into model events and model commands into stanzas; each front end
-// renders them its own way (frontends/jsonl/, frontends/irc/).
+// store) and commands that front ends ask for. No XML here, and no JSON: the IM core
+// (protocol/im/) turns stanzas into model events and model commands into stanzas, the
+// store keeps the events (frontends/model/codec.hpp), and each front end renders them its
+// own way (frontends/jsonl/, frontends/irc/).
 #include <cstdint>
 #include <iterator>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -34,12 +36,29 @@ struct Message {
     std::string trust;
 };
 
-// What became of a message we send: accepted (on disk), sent (written to the stream),
-// acked (the server has it, XEP-0198), delivered (XEP-0184, or echoed by the room),
-// displayed (XEP-0333), failed (with the error).
+// What became of a message we send, in the order a message goes through the states;
+// Failed is final and may come at any point. Who may move a state, and only forward, is
+// the IM core's rule (protocol/im/delivery.hpp). The names (to_string / parse_delivery)
+// are the JSON protocol's and the store's.
+enum class Delivery {
+    Accepted,   // stored, not yet written to a stream
+    Sent,       // written to the stream
+    Acked,      // the server has it (XEP-0198, or an iq answered after it)
+    Delivered,  // a XEP-0184 receipt came back from the recipient, or the room echoed it
+    Displayed,  // a XEP-0333 displayed marker came back
+    Failed,     // an error came back, or we gave up; `error` says why
+};
+inline constexpr std::string_view delivery_names[] = {"accepted", "sent", "acked", "delivered", "displayed", "failed"};
+inline std::string_view to_string(Delivery state) { return delivery_names[static_cast<int>(state)]; }
+inline std::optional<Delivery> parse_delivery(std::string_view name) {
+    for (std::size_t i = 0; i < std::size(delivery_names); ++i)
+        if (delivery_names[i] == name) return static_cast<Delivery>(i);
+    return std::nullopt;
+}
+
 struct MessageState {
     std::string msg_id;
-    std::string state;
+    Delivery state = Delivery::Accepted;
     std::string error;          // for failed: the condition, and text if any
 };
 
@@ -92,11 +111,23 @@ struct OccupantInfo {
     friend bool operator==(const OccupantInfo&, const OccupantInfo&) = default;
 };
 
+// What happened to an occupant: came, went, changed role/affiliation/show/status, changed
+// nick, was kicked or banned (XEP-0045 §7.2.3, §7.6, §9.1, §9.2). Its name on the wire:
+// to_string() / occupant_change().
+enum class OccupantChange { Join, Leave, Update, Nick, Kick, Ban };
+inline constexpr std::string_view occupant_change_names[] = {"join", "leave", "update", "nick", "kick", "ban"};
+inline std::string_view to_string(OccupantChange c) { return occupant_change_names[static_cast<int>(c)]; }
+inline std::optional<OccupantChange> occupant_change(std::string_view name) {
+    for (std::size_t i = 0; i < std::size(occupant_change_names); ++i)
+        if (occupant_change_names[i] == name) return static_cast<OccupantChange>(i);
+    return std::nullopt;
+}
+
 // Someone else in a room changed.
 struct Occupant {
     std::string room;
     OccupantInfo who;
-    std::string change;         // join | leave | update | nick | kick | ban
+    OccupantChange change = OccupantChange::Update;
     std::string new_nick;       // change nick
     std::string actor, reason;  // kick, ban
 };

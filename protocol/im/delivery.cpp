@@ -1,35 +1,8 @@
 #include "protocol/im/delivery.hpp"
 
-#include <array>
-#include <utility>
-
 #include "protocol/base/jid.hpp"
 
 namespace xmpp::im {
-namespace {
-
-constexpr std::array<std::pair<Delivery, std::string_view>, 6> kNames{{
-    {Delivery::Accepted, "accepted"},
-    {Delivery::Sent, "sent"},
-    {Delivery::Acked, "acked"},
-    {Delivery::Delivered, "delivered"},
-    {Delivery::Displayed, "displayed"},
-    {Delivery::Failed, "failed"},
-}};
-
-}  // namespace
-
-std::string_view to_string(Delivery state) {
-    for (auto [s, name] : kNames)
-        if (s == state) return name;
-    return "failed";
-}
-
-std::optional<Delivery> parse_delivery(std::string_view name) {
-    for (auto [s, n] : kNames)
-        if (n == name) return s;
-    return std::nullopt;
-}
 
 bool may_advance(Delivery current, Delivery next) {
     if (current == Delivery::Failed) return false;

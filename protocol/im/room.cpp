@@ -116,11 +116,11 @@ void Room::joined(const MucPresence& self, TimePoint now, Outcome& out) {
         for (const auto& [n, o] : occupants_) {
             if (n == nick) continue;
             auto before = previous_.find(n);
-            if (before == previous_.end()) out.events.push_back(model::Occupant{jid, o, "join", "", "", ""});
-            else if (!(before->second == o)) out.events.push_back(model::Occupant{jid, o, "update", "", "", ""});
+            if (before == previous_.end()) out.events.push_back(model::Occupant{jid, o, model::OccupantChange::Join, "", "", ""});
+            else if (!(before->second == o)) out.events.push_back(model::Occupant{jid, o, model::OccupantChange::Update, "", "", ""});
         }
         for (const auto& [n, o] : previous_)
-            if (n != nick && !occupants_.count(n)) out.events.push_back(model::Occupant{jid, o, "leave", "", "", ""});
+            if (n != nick && !occupants_.count(n)) out.events.push_back(model::Occupant{jid, o, model::OccupantChange::Leave, "", "", ""});
     }
     previous_.clear();
     catch_up.open_gap();  // until the room's archive has brought what we missed
@@ -144,13 +144,15 @@ void Room::someone_else(const MucPresence& p, Outcome& out) {
     if (p.type == "unavailable") {
         occupants_.erase(p.nick);
         if (p.codes.count(st::new_nick)) {
-            out.events.push_back(model::Occupant{jid, o, "nick", p.new_nick, "", ""});
+            out.events.push_back(model::Occupant{jid, o, model::OccupantChange::Nick, p.new_nick, "", ""});
             // The occupant's presence under the new nick follows; it must not look like a join.
             model::OccupantInfo renamed = o;
             renamed.nick = p.new_nick;
             occupants_[p.new_nick] = renamed;
         } else {
-            std::string change = p.codes.count(st::kicked) ? "kick" : p.codes.count(st::banned) ? "ban" : "leave";
+            auto change = p.codes.count(st::kicked)   ? model::OccupantChange::Kick
+                          : p.codes.count(st::banned) ? model::OccupantChange::Ban
+                                                      : model::OccupantChange::Leave;
             out.events.push_back(model::Occupant{jid, o, change, "", p.actor, p.reason});
         }
         return;
@@ -158,10 +160,10 @@ void Room::someone_else(const MucPresence& p, Outcome& out) {
     auto it = occupants_.find(p.nick);
     if (it == occupants_.end()) {
         occupants_[p.nick] = o;
-        out.events.push_back(model::Occupant{jid, o, "join", "", "", ""});
+        out.events.push_back(model::Occupant{jid, o, model::OccupantChange::Join, "", "", ""});
     } else if (!(it->second == o)) {
         it->second = o;
-        out.events.push_back(model::Occupant{jid, o, "update", "", "", ""});
+        out.events.push_back(model::Occupant{jid, o, model::OccupantChange::Update, "", "", ""});
     }
 }
 

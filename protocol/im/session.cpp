@@ -118,7 +118,7 @@ model::Reply AccountSession::send(const model::Send& s, bool encrypted) {
     m.replaces = s.replace;
     if (encrypted) m.encryption = "omemo";
     std::vector<model::Event> events{{0, account_, {}, std::move(m)},
-                                     {0, account_, {}, model::MessageState{entry.msg_id, entry.state, ""}}};
+                                     {0, account_, {}, model::MessageState{entry.msg_id, Delivery::Accepted, ""}}};
     auto inserted = store_.enqueue(entry, events);
     if (!inserted) return model::Reply::error("internal", "could not store the message: " + inserted.error().message);
     model::Reply reply;
@@ -182,7 +182,7 @@ void AccountSession::advance(const std::string& msg_id, Delivery next, const std
         attempts_.erase(msg_id);  // acked or beyond, or failed
         encryption_->finished(msg_id);
     }
-    model::Event event{0, account_, {}, model::MessageState{msg_id, state, error}};
+    model::Event event{0, account_, {}, model::MessageState{msg_id, next, error}};
     if (auto st = store_.set_state(msg_id, next, error, event); !st)
         return log(SessionPort::Level::Error,
                    "cannot record message " + msg_id + " as " + state + ": " + st.error().message);

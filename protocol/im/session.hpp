@@ -6,7 +6,7 @@
 // see, and which stanzas go out, through two narrow interfaces (SessionStore for the
 // account's rows, SessionPort for the stream, the clock and everything else the owner
 // does) and a third for end-to-end encryption (Encryption: the account's OmemoSession).
-// daemon/hub_session.cpp implements the first two over the SQLite store and the live
+// daemon/account_link.cpp implements the first two over the SQLite store and the live
 // account; tests/unit/im_session_fixture.hpp all three over memory. Files: session.cpp (messages), session_
 // archive.cpp, session_rooms.cpp, session_contacts.cpp, session_commands.cpp.
 //

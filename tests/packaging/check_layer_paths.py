@@ -8,8 +8,7 @@ one header, and compiles it with -fsyntax-only:
   - every header the layer must not see fails with "not found" (the header exists in the
     source tree, so only the include path can hide it);
   - every header it may use compiles (the probe and the flags are sound).
-check_layers.py reads the sources for the same rule, including what a view cannot express
-(the codecs and the IM core share stanzad_protocol; the codecs never include protocol/im/).
+check_layers.py reads the sources for the same rule, and the link lines.
 
 Usage: check_layer_paths.py BUILD_DIR SOURCE_DIR
 """
@@ -38,9 +37,14 @@ LAYERS = [
      ["protocol/stream.hpp", "frontends/model/model.hpp", "daemon/hub.hpp"],
      ["config/config.hpp", "protocol/base/jid.hpp"]),
     ("protocol/stream.cpp",
+     ["protocol/im/session.hpp", "frontends/model/model.hpp", "daemon/hub.hpp",
+      "config/config.hpp", "frontends/irc/session.hpp"],
+     ["protocol/im.hpp", "protocol/omemo/stanza.hpp", "protocol/base/jid.hpp"]),
+    ("protocol/im/session.cpp",
      ["daemon/hub.hpp", "config/config.hpp", "frontends/irc/session.hpp",
       "frontends/jsonl/session.hpp"],
-     ["protocol/im/session.hpp", "frontends/model/model.hpp", "protocol/base/jid.hpp"]),
+     ["protocol/im/session.hpp", "protocol/stream.hpp", "frontends/model/model.hpp",
+      "protocol/base/jid.hpp"]),
 ]
 
 

@@ -175,7 +175,7 @@ struct RecordingPort final : SessionPort {
     std::vector<std::string> states(const std::string& msg_id) const {
         std::vector<std::string> out;
         for (const auto& e : delivered)
-            if (auto* s = std::get_if<model::MessageState>(&e.body); s && s->msg_id == msg_id) out.push_back(s->state);
+            if (auto* s = std::get_if<model::MessageState>(&e.body); s && s->msg_id == msg_id) out.push_back(std::string(model::to_string(s->state)));
         return out;
     }
     std::vector<model::Message> messages() const {

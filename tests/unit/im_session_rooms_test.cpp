@@ -21,7 +21,7 @@ MucPresence room_presence(const std::string& nick, const std::string& extra) {
 std::vector<std::string> occupant_changes(const std::vector<model::Event>& events) {
     std::vector<std::string> out;
     for (const auto& e : events)
-        if (const auto* o = std::get_if<model::Occupant>(&e.body)) out.push_back(o->change + " " + o->who.nick);
+        if (const auto* o = std::get_if<model::Occupant>(&e.body)) out.push_back(std::string(model::to_string(o->change)) + " " + o->who.nick);
     return out;
 }
 

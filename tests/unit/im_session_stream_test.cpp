@@ -102,3 +102,70 @@ TEST_CASE("session: each stanza the stream hands up goes where it belongs") {
     feed("<iq type='get' id='q' from='bob@example.org/x'><query xmlns='jabber:iq:version'/></iq>");
     CHECK(f.port.delivered.size() == delivered);
 }
+
+namespace {
+
+// The roster get (RFC 6121 §2.1.3) among the requests of the last login.
+RecordingPort::Request& roster_get(RecordingPort& port) {
+    for (auto& r : port.requests)
+        if (r.xml.find(roster_ns) != std::string::npos) return r;
+    FAIL("no roster request");
+    throw;
+}
+
+void answer(RecordingPort::Request& r, const std::string& iq_xml) {
+    auto iq = test::frame(iq_xml);
+    r.done(IqReply{IqReply::Outcome::Result, iq.root(), {}});
+}
+
+}  // namespace
+
+TEST_CASE("session: roster versioning (RFC 6121 §2.6): the kept version is asked for, an empty result keeps the roster") {
+    Fixture f;
+    f.port.is_online = true;
+    f.session.started(false, false, true);
+    // §2.6.3: a first fetch from a server that versions asks with an empty version.
+    auto& first = roster_get(f.port);
+    CHECK(first.xml.find("ver=''") != std::string::npos);
+    answer(first, "<iq type='result' id='x'><query xmlns='jabber:iq:roster' ver='v1'>"
+                  "<item jid='bob@example.org' subscription='both'/></query></iq>");
+    CHECK(f.store.values["roster_ver"] == "v1");
+    CHECK(f.session.roster_items().size() == 1);
+
+    // §2.1.6: a push carries the next version, kept together with the changed roster.
+    f.session.roster({RosterEntry{"carol@example.org", "Carol", "to", {}, false}}, true, "v2");
+    CHECK(f.store.values["roster_ver"] == "v2");
+    CHECK(f.store.values["roster"].find("carol@example.org") != std::string::npos);
+
+    SECTION("the next login (a restarted daemon, the same store) asks with it; an empty result changes nothing") {
+        Fixture g;
+        g.store.values = f.store.values;
+        g.port.is_online = true;
+        g.session.started(false, false, true);
+        auto& again = roster_get(g.port);
+        CHECK(again.xml.find("ver='v2'") != std::string::npos);
+        answer(again, "<iq type='result' id='x'/>");  // §2.6.3: no changes since v2
+        auto items = g.session.roster_items();
+        REQUIRE(items.size() == 2);
+        CHECK(g.store.values["roster_ver"] == "v2");
+    }
+    SECTION("a new full roster without a version replaces the roster and forgets the version") {
+        Fixture g;
+        g.store.values = f.store.values;
+        g.port.is_online = true;
+        g.session.started(false, false, true);
+        answer(roster_get(g.port), "<iq type='result' id='x'><query xmlns='jabber:iq:roster'>"
+                                   "<item jid='dave@example.org' subscription='from'/></query></iq>");
+        auto items = g.session.roster_items();
+        REQUIRE(items.size() == 1);
+        CHECK(items[0].jid == "dave@example.org");
+        CHECK(g.store.values["roster_ver"].empty());
+    }
+    SECTION("a server that does not version is never sent a 'ver'") {
+        Fixture g;
+        g.store.values = f.store.values;
+        g.port.is_online = true;
+        g.session.started(false, false, false);
+        CHECK(roster_get(g.port).xml.find("ver=") == std::string::npos);
+    }
+}

@@ -13,7 +13,7 @@ TEST_CASE("irc: replay in chathistory batches, cursor acked on the PONG after it
     f.register_with("batch server-time message-tags", true);
     REQUIRE(f.session.replay_after() == std::optional<model::Seq>(3));
     f.session.replay_event(f.message(4, "bob@example.org/phone", "missed one"));
-    f.session.replay_event(model::Event{5, "home", "", model::MessageState{"x", "acked", ""}});
+    f.session.replay_event(model::Event{5, "home", "", model::MessageState{"x", model::Delivery::Acked, ""}});
     f.session.replay_event(f.message(6, "bob@example.org/phone", "missed two"));
     // A live message while replaying is left to the replay.
     f.session.event(f.message(6, "bob@example.org/phone", "missed two"));

@@ -263,7 +263,7 @@ TEST_CASE("irc: remote text never looks like the server, and is cut at 512 bytes
     CHECK(any_line(out, " 353 al = #dev@muc.example.org :+al ~home_ ~stanzad_"));
     std::string long_text;
     for (int i = 0; i < 400; ++i) long_text += "\xc3\xa9";  // 800 bytes of "é"
-    f.session.event(model::Event{3, "home", "", model::Occupant{"dev@muc.example.org", {"dave", "", "participant", "none", "", ""}, "kick", "", "stanzad", long_text}});
+    f.session.event(model::Event{3, "home", "", model::Occupant{"dev@muc.example.org", {"dave", "", "participant", "none", "", ""}, model::OccupantChange::Kick, "", "stanzad", long_text}});
     f.session.event(model::Event{4, "home", "", model::Subject{"dev@muc.example.org", long_text, "home"}});
     f.session.event(model::Event{5, "home", "", model::Invite{"dev@muc.example.org", "home@evil.example", "", "", true}});
     f.session.event(model::Event{6, "home", "", model::RoomState{"dev@muc.example.org", "kicked", "alice", long_text, "home"}});
@@ -495,9 +495,9 @@ TEST_CASE("irc: rooms are channels: JOIN, messages, occupants, topic") {
     auto send = f.daemon.sent<model::Send>().at(0);
     CHECK(send.to == "dev@muc.example.org");
     CHECK(send.type == "groupchat");
-    f.session.event(model::Event{4, "home", "", model::Occupant{"dev@muc.example.org", {"dave", "", "participant", "none", "", ""}, "join", "", "", ""}});
+    f.session.event(model::Event{4, "home", "", model::Occupant{"dev@muc.example.org", {"dave", "", "participant", "none", "", ""}, model::OccupantChange::Join, "", "", ""}});
     f.session.event(model::Event{5, "home", "", model::Subject{"dev@muc.example.org", "Friday", "carol"}});
-    f.session.event(model::Event{6, "home", "", model::Occupant{"dev@muc.example.org", {"dave", "", "participant", "none", "", ""}, "kick", "", "carol", "spam"}});
+    f.session.event(model::Event{6, "home", "", model::Occupant{"dev@muc.example.org", {"dave", "", "participant", "none", "", ""}, model::OccupantChange::Kick, "", "carol", "spam"}});
     out = lines_of(f.session.take_output());
     REQUIRE(out.size() == 3);
     CHECK(out[0] == ":dave!dev@muc.example.org JOIN #dev@muc.example.org");

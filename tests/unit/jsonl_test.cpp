@@ -56,14 +56,14 @@ TEST_CASE("jsonl: every event encodes as documented and decodes back") {
           R"("to":"alice@example.org/stanzad","type":"chat","body":"hello \"there\"\n☺","msg_id":"m1","delayed":false,"outgoing":false,"carbon":"","replaces":"","history":false})");
     std::vector<model::EventBody> bodies = {
         e.body,
-        model::MessageState{"m1", "failed", "service-unavailable"},
+        model::MessageState{"m1", model::Delivery::Failed, "service-unavailable"},
         model::Presence{"bob@example.org/phone", false, "away", "lunch"},
         model::Roster{{{"bob@example.org", "Bob", "both", {"Friends", "Work"}, ""}}, true},
         model::Subscription{"carol@example.org", "subscribe"},
         model::AccountState{"online", "", "alice@example.org/stanzad"},
         model::ChatState{"bob@example.org/phone", "alice@example.org", "composing"},
         model::RoomState{"dev@conference.example.org", "kicked", "alice", "spam", "bob"},
-        model::Occupant{"dev@conference.example.org", {"bob", "", "moderator", "owner", "away", "x"}, "nick", "bobby", "", ""},
+        model::Occupant{"dev@conference.example.org", {"bob", "", "moderator", "owner", "away", "x"}, model::OccupantChange::Nick, "bobby", "", ""},
         model::Subject{"dev@conference.example.org", "Release", "bob"},
         model::Invite{"dev@conference.example.org", "bob@example.org", "come", "pw", true},
         model::Blocklist{{"spam@example.net"}, {}},
@@ -88,6 +88,23 @@ TEST_CASE("jsonl: every event encodes as documented and decodes back") {
                              R"("type":"chat","body":"x","msg_id":"m","delayed":false,"outgoing":false})");
     REQUIRE(old);
     CHECK(std::get<model::Message>(old.value().body).carbon.empty());
+}
+
+TEST_CASE("jsonl: an occupant's change is one of six names, and a row with another does not decode") {
+    for (auto change : {model::OccupantChange::Join, model::OccupantChange::Leave, model::OccupantChange::Update,
+                        model::OccupantChange::Nick, model::OccupantChange::Kick, model::OccupantChange::Ban}) {
+        model::Event in{1, "home", "", model::Occupant{"dev@conference.example.org", {"bob", "", "", "", "", ""}, change, "", "", ""}};
+        auto text = model::codec::encode(in);
+        CHECK(Json::parse(text)["change"] == std::string(model::to_string(change)));
+        auto out = model::codec::decode(text);
+        REQUIRE(out);
+        CHECK(std::get<model::Occupant>(out.value().body).change == change);
+    }
+    auto bad = model::codec::decode(R"({"event":"occupant","seq":1,"account":"a","stamp":"","room":"r@c","nick":"n",)"
+                                    R"("jid":"","role":"","affiliation":"","show":"","status":"","change":"teleport",)"
+                                    R"("new_nick":"","actor":"","reason":""})");
+    REQUIRE_FALSE(bad);
+    CHECK(bad.error().message.find("teleport") != std::string::npos);
 }
 
 TEST_CASE("jsonl: encrypted messages carry encryption, error and trust; others do not") {

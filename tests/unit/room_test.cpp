@@ -41,7 +41,7 @@ MucPresence self(const std::string& nick = "alice", const std::string& codes = "
 std::vector<std::string> changes(const std::vector<model::EventBody>& events) {
     std::vector<std::string> out;
     for (const auto& e : events)
-        if (const auto* o = std::get_if<model::Occupant>(&e)) out.push_back(o->change + " " + o->who.nick);
+        if (const auto* o = std::get_if<model::Occupant>(&e)) out.push_back(std::string(model::to_string(o->change)) + " " + o->who.nick);
     return out;
 }
 
@@ -116,7 +116,7 @@ TEST_CASE("room: once joined, arrivals, changes, renames and departures are even
                         t0);
     REQUIRE(out.events.size() == 1);
     const auto& kicked = std::get<model::Occupant>(out.events[0]);
-    CHECK(kicked.change == "kick");
+    CHECK(kicked.change == model::OccupantChange::Kick);
     CHECK(kicked.reason == "spam");
     CHECK(room.info().occupants.size() == 2);  // alice, robert
 }

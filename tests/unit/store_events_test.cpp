@@ -67,6 +67,37 @@ TEST_CASE("store: events_after honours the limit") {
     CHECK(seqs(*store, 0, std::numeric_limits<std::size_t>::max()).size() == 5);
 }
 
+TEST_CASE("store: events_after reads one kind only when asked, the limit counting that kind") {
+    TempDir dir;
+    auto store = open_store(dir.store());
+    std::vector<model::Event> in = {
+        model::Event{0, "home", "", model::Presence{"bob@example.org/phone", true, "", ""}},
+        message("first", "m1"),
+        model::Event{0, "home", "", model::MessageState{"m1", model::Delivery::Acked, ""}},
+        model::Event{0, "home", "", model::AccountState{"online", "", "alice@example.org/stanzad"}},
+        message("second", "m2"),
+        model::Event{0, "home", "", model::Presence{"bob@example.org/phone", false, "", ""}},
+    };
+    for (auto& e : in) REQUIRE(store->append(e));
+    auto kinds = [&](model::Seq after, std::size_t limit, std::string_view kind) {
+        std::vector<std::pair<model::Seq, std::string>> out;
+        auto events = store->events_after(after, limit, kind);
+        REQUIRE(events);
+        for (const auto& e : events.value()) out.emplace_back(e.seq, model::event_name(e.body));
+        return out;
+    };
+    using Seen = std::vector<std::pair<model::Seq, std::string>>;
+    CHECK(kinds(0, 10, "message") == Seen{{2, "message"}, {5, "message"}});
+    CHECK(kinds(0, 1, "message") == Seen{{2, "message"}});
+    CHECK(kinds(2, 1, "message") == Seen{{5, "message"}});
+    CHECK(kinds(5, 10, "message").empty());
+    CHECK(kinds(0, 10, "presence") == Seen{{1, "presence"}, {6, "presence"}});
+    CHECK(kinds(0, 10, "").size() == 6);
+    auto messages = store->events_after(0, 10, "message");
+    REQUIRE(messages);
+    CHECK(std::get<model::Message>(messages.value()[1].body).body == "second");
+}
+
 TEST_CASE("store: release_memory empties the page cache, and the store reads and writes on") {
     TempDir dir;
     auto store = open_store(dir.store());

@@ -43,7 +43,7 @@ inline model::Event message(const std::string& body, const std::string& msg_id =
 }
 
 inline model::Event state_event(const std::string& msg_id, const std::string& state, const std::string& error = "") {
-    return model::Event{0, "home", "", model::MessageState{msg_id, state, error}};
+    return model::Event{0, "home", "", model::MessageState{msg_id, model::parse_delivery(state).value(), error}};
 }
 
 inline OutboxEntry entry(const std::string& msg_id, const std::string& account = "home") {

@@ -60,7 +60,7 @@ TEST_CASE("store: messages by conversation, paged by seq and stamp; conversation
     add("alice@example.org", "bob@example.org", true, "2026-11-25T10:01:00.000Z", "a1");
     add("room@muc.example.org/carol", "alice@example.org/x", false, "2026-11-25T10:02:00.000Z", "r1");
     auto b2 = add("bob@example.org/laptop", "alice@example.org/x", false, "2026-11-25T10:03:00.000Z", "b2");
-    model::Event state{0, "home", "", model::MessageState{"a1", "acked", ""}};
+    model::Event state{0, "home", "", model::MessageState{"a1", model::Delivery::Acked, ""}};
     REQUIRE(store->append(state));
     auto ids = [](const std::vector<model::Event>& events) {
         std::vector<std::string> out;

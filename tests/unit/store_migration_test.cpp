@@ -127,7 +127,7 @@ TEST_CASE("store: a version 5 database gets format, msg_id and direction columns
         chat(2, "alice@example.org", "bob@example.org", true, "chat", "a1", "2026-11-25T10:01:00.000Z"),
         chat(3, "room@muc.example.org/carol", "alice@example.org/x", false, "groupchat", "r1",
              "2026-11-25T10:02:00.000Z"),
-        model::Event{4, "home", "2026-11-25T10:03:00.000Z", model::MessageState{"a1", "acked", ""}},
+        model::Event{4, "home", "2026-11-25T10:03:00.000Z", model::MessageState{"a1", model::Delivery::Acked, ""}},
         model::Event{5, "home", "2026-11-25T10:04:00.000Z", model::AccountState{"online", "", "alice@example.org/x"}},
     };
     make_v5_store(dir.store(), v5);

@@ -102,7 +102,7 @@ TEST_CASE("store: set_state updates the row and appends its event; an unknown ms
     CHECK(row.error == "remote-server-not-found");
     auto stored = store->events_after(1, 10).value();
     REQUIRE(stored.size() == 1);
-    CHECK(std::get<model::MessageState>(stored[0].body).state == "failed");
+    CHECK(std::get<model::MessageState>(stored[0].body).state == model::Delivery::Failed);
     CHECK(std::get<model::MessageState>(stored[0].body).error == "remote-server-not-found");
 
     auto unknown = state_event("nope", "sent");
