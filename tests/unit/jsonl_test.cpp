@@ -90,6 +90,48 @@ TEST_CASE("jsonl: every event encodes as documented and decodes back") {
     CHECK(std::get<model::Message>(old.value().body).carbon.empty());
 }
 
+TEST_CASE("jsonl: encode writes the JSON tree's bytes, for every kind of event and every character") {
+    // The hot kinds are written without a tree (codec.cpp, Writer); the tree is the reference.
+    std::string ascii;
+    for (int c = 0; c < 0x80; ++c) ascii += static_cast<char>(c);
+    const std::vector<std::string> texts = {
+        "", "plain", ascii, "\"\\/\b\f\n\r\t", "é ☺ 😀 \xF4\x8F\xBF\xBF",
+        // Not UTF-8: the tree replaces it with U+FFFD, and so must encode.
+        "cut \xC3", "surrogate \xED\xA0\x80", "\xFF", "overlong \xC0\xAF", "above \xF4\x90\x80\x80 end",
+    };
+    int compared = 0;
+    for (const auto& t : texts) {
+        model::Message m{t, t, t, t, t, true, false, t, t, true, "", "", ""};
+        model::Message encrypted = m;
+        encrypted.encryption = "omemo";
+        encrypted.error = t;
+        encrypted.trust = t;
+        const std::vector<model::EventBody> bodies = {
+            m,
+            encrypted,
+            model::MessageState{t, model::Delivery::Delivered, t},
+            model::Presence{t, false, t, t, -5},
+            model::ChatState{t, t, t},
+            model::Roster{{{t, t, t, {t, t}, t}}, false},
+            model::Subscription{t, t},
+            model::AccountState{t, t, t},
+            model::RoomState{t, t, t, t, t},
+            model::Occupant{t, {t, t, t, t, t, t}, model::OccupantChange::Ban, t, t, t},
+            model::Subject{t, t, t},
+            model::Invite{t, t, t, t, false},
+            model::Blocklist{{t}, {t, t}},
+            model::ReadMarker{t, t},
+        };
+        for (const auto& b : bodies) {
+            model::Event e{9007199254740993, t, t, b};
+            INFO(model::event_name(b) << " with " << Json(t).dump(-1, ' ', true, Json::error_handler_t::replace));
+            CHECK(model::codec::encode(e) == model::codec::to_json(e).dump(-1, ' ', false, Json::error_handler_t::replace));
+            ++compared;
+        }
+    }
+    CHECK(compared == 140);
+}
+
 TEST_CASE("jsonl: an occupant's change is one of six names, and a row with another does not decode") {
     for (auto change : {model::OccupantChange::Join, model::OccupantChange::Leave, model::OccupantChange::Update,
                         model::OccupantChange::Nick, model::OccupantChange::Kick, model::OccupantChange::Ban}) {
