@@ -317,10 +317,7 @@ xmpp::Result<std::optional<model::Event>> Store::event(model::Seq seq) {
 }
 
 xmpp::Result<std::string> Store::meta(const std::string& account, const std::string& key) {
-    Stmt s;
-    if (!s.prepare(db_, "SELECT value FROM account_meta WHERE account = ?1 AND key = ?2"))
-        return db_error(db_, "cannot read " + key);
-    Use u(s.get());
+    Use u(stmts_->meta.select.get());
     u.text(1, account).text(2, key);
     int rc = u.step();
     if (rc == SQLITE_ROW) return u.column_text(0);

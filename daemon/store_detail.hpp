@@ -138,12 +138,14 @@ struct TxStmts {
 // version that wrote it) is newer than model::codec::format_version is an error naming both.
 xmpp::Result<model::Event> decode_row(model::Seq seq, std::int64_t format, std::string_view json);
 
-// account_meta writes (set_meta, set_metas, append_once), prepared once.
+// account_meta reads and writes (meta; set_meta, set_metas, append_once), prepared once: the
+// IM core reads a few values per message sent (OMEMO's setting and marker for the peer).
 struct MetaStmts {
-    Stmt upsert, remove;
+    Stmt select, upsert, remove;
 
     bool prepare(sqlite3* db) {
-        return upsert.prepare(db, "INSERT INTO account_meta (account, key, value) VALUES (?1, ?2, ?3) "
+        return select.prepare(db, "SELECT value FROM account_meta WHERE account = ?1 AND key = ?2") &&
+               upsert.prepare(db, "INSERT INTO account_meta (account, key, value) VALUES (?1, ?2, ?3) "
                                   "ON CONFLICT (account, key) DO UPDATE SET value = excluded.value") &&
                remove.prepare(db, "DELETE FROM account_meta WHERE account = ?1 AND key = ?2");
     }
