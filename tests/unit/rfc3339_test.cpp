@@ -18,6 +18,9 @@ TEST_CASE("rfc3339: UTC with milliseconds") {
     CHECK(rfc3339(system_clock::time_point(0ms)) == "1970-01-01T00:00:00.000Z");
     CHECK(rfc3339(system_clock::time_point(-1ms)) == "1969-12-31T23:59:59.999Z");
     CHECK(rfc3339(system_clock::time_point(951782400000ms)) == "2000-02-29T00:00:00.000Z");
+    // Every field's digits (written by hand, not by snprintf).
+    CHECK(rfc3339(system_clock::time_point(946684799999ms)) == "1999-12-31T23:59:59.999Z");
+    CHECK(rfc3339(system_clock::time_point(-8515212710990ms)) == "1700-03-01T07:08:09.010Z");
     // Below a millisecond is cut off, not rounded.
     CHECK(rfc3339(system_clock::time_point(1795608000123999us)) == "2026-11-25T12:00:00.123Z");
 }
