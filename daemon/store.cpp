@@ -197,9 +197,13 @@ xmpp::Result<bool> Store::append_once(model::Event& event, const std::string& ke
     const std::int64_t now = now_ms();
     Transaction tx(db_, join_batch(), commits_, stmts_->tx);
     if (!tx.begin()) return db_error(db_, "cannot store an event");
+    // The key points at the event, which gets the next seq (insert_event fails otherwise, and
+    // the rollback keeps nothing); aliases point where the caller says, or with an empty
+    // value at the event too (the first one recorded wins).
+    const std::string seq_text = std::to_string(last_seq_ + 1);
     {
         Use u(stmts_->insert_inbound.get());
-        u.text(1, event.account).text(2, key).int64(3, now);
+        u.text(1, event.account).text(2, key).text(3, seq_text).int64(4, now);
         if (u.step() != SQLITE_DONE) return db_error(db_, "cannot store an event");
         if (sqlite3_changes(db_) == 0) return false;  // seen before: the rollback keeps nothing
     }
@@ -209,14 +213,9 @@ xmpp::Result<bool> Store::append_once(model::Event& event, const std::string& ke
                                last_seq_ + 1, now);
         !st)
         return st.error();
-    // The key points at the event; aliases point where the caller says, or with an empty
-    // value at the event too (the first one recorded wins).
-    std::vector<std::pair<std::string, std::string>> rows{{key, std::to_string(event.seq)}};
-    for (const auto& [alias, value] : aliases) rows.emplace_back(alias, value.empty() ? rows[0].second : value);
-    for (std::size_t i = 0; i < rows.size(); ++i) {
-        Use u(i == 0 ? stmts_->update_inbound.get() : stmts_->insert_alias.get());
-        u.text(1, event.account).text(2, rows[i].first).text(3, rows[i].second);
-        if (i > 0) u.int64(4, now);
+    for (const auto& [alias, value] : aliases) {
+        Use u(stmts_->insert_inbound.get());
+        u.text(1, event.account).text(2, alias).text(3, value.empty() ? seq_text : value).int64(4, now);
         if (u.step() != SQLITE_DONE) {
             event.seq = old_seq;  // rolled back: that seq is given again to the next event
             event.stamp = old_stamp;

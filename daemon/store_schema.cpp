@@ -301,11 +301,8 @@ bool Store::Statements::prepare(sqlite3* db) {
            s.select_pending.prepare(db, select_pending.c_str()) &&
            s.select_outbox.prepare(db, select_outbox.c_str()) && s.select_cursor.prepare(db, kSelectCursor) &&
            s.upsert_cursor.prepare(db, kUpsertCursor) &&
-           s.insert_inbound.prepare(db, "INSERT INTO inbound_ids (account, id, created_ms) VALUES (?1, ?2, ?3) "
-                                        "ON CONFLICT DO NOTHING") &&
-           s.update_inbound.prepare(db, "UPDATE inbound_ids SET value = ?3 WHERE account = ?1 AND id = ?2") &&
-           s.insert_alias.prepare(db, "INSERT INTO inbound_ids (account, id, created_ms, value) "
-                                      "VALUES (?1, ?2, ?4, ?3) ON CONFLICT DO NOTHING") &&
+           s.insert_inbound.prepare(db, "INSERT INTO inbound_ids (account, id, created_ms, value) "
+                                        "VALUES (?1, ?2, ?4, ?3) ON CONFLICT DO NOTHING") &&
            s.select_inbound.prepare(db, "SELECT value FROM inbound_ids WHERE account = ?1 AND id = ?2") &&
            s.meta.prepare(db) && s.tx.prepare(db);
 }
