@@ -168,12 +168,15 @@ void AccountSession::acked(const std::vector<std::string>& msg_ids) {
 
 void AccountSession::advance(const std::string& msg_id, Delivery next, const std::string& error,
                              const std::string& from) {
-    auto entry = store_.outgoing(msg_id);
-    if (!entry) return;
-    auto current = parse_delivery(entry->state);
+    if (auto entry = store_.outgoing(msg_id)) advance(*entry, next, error, from);
+}
+
+void AccountSession::advance(const Outgoing& entry, Delivery next, const std::string& error, const std::string& from) {
+    const std::string& msg_id = entry.msg_id;
+    auto current = parse_delivery(entry.state);
     if (!current || !may_advance(*current, next)) return;
     const std::string state(to_string(next));
-    if (!from.empty() && !may_report(from, entry->to, own_.domain())) {
+    if (!from.empty() && !may_report(from, entry.to, own_.domain())) {
         log(SessionPort::Level::Warn,
             "ignored a " + state + " for message " + msg_id + " from " + from + ", not its recipient");
         return;
@@ -194,7 +197,7 @@ void AccountSession::transmit(const Outgoing& entry) {
     // server will not take (a stream error each time, say, for a stanza it finds too large).
     Attempts& tried = attempts_[entry.msg_id];
     if (++tried.count > kMaxAttempts)
-        return advance(entry.msg_id, Delivery::Failed,
+        return advance(entry, Delivery::Failed,
                        "the server did not accept it on " + std::to_string(kMaxAttempts) +
                            " connections in a row; not sending it again");
     tried.session = port_.session();
@@ -210,13 +213,13 @@ void AccountSession::transmit(const Outgoing& entry) {
     if (encryption_->encrypted(entry.msg_id)) {
         // XEP-0384: encrypted afresh at each transmit, never in clear.
         auto encrypted = encryption_->encrypt(entry, m);
-        if (!encrypted) return advance(entry.msg_id, Delivery::Failed, encrypted.error().message);
+        if (!encrypted) return advance(entry, Delivery::Failed, encrypted.error().message);
         xml = std::move(encrypted).value();
     } else {
         xml = make_message(m);
     }
     if (!port_.send(xml, entry.msg_id)) return;
-    if (entry.state == to_string(Delivery::Accepted)) advance(entry.msg_id, Delivery::Sent);
+    if (entry.state == to_string(Delivery::Accepted)) advance(entry, Delivery::Sent);
 }
 
 // --- Receiving ---

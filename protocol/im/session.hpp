@@ -226,6 +226,8 @@ public:
     // receipt, marker or error), which must be its recipient or a server (im::may_report).
     void advance(const std::string& msg_id, Delivery next, const std::string& error = {},
                  const std::string& from = {});
+    // The same for an entry just read from the store (transmit's: no second read).
+    void advance(const Outgoing& entry, Delivery next, const std::string& error = {}, const std::string& from = {});
     void acked(const std::vector<std::string>& msg_ids);
 
     // --- Receiving ---
