@@ -86,11 +86,12 @@ private:
     FindAccount find_;
     ListAccounts list_;
     std::vector<Sink> sinks_;
-    std::map<std::string, std::unique_ptr<AccountLink>> links_;  // by account
     uv::Timer timer_;  // join timeouts and self-pings
     std::chrono::seconds self_ping_;
     OmemoHub omemo_;  // XEP-0384: the accounts' devices (omemo_hub.hpp)
     AccountLink::Shared shared_;  // what every AccountLink reaches through the hub
+    // Last, so destroyed first: the links refer to everything above.
+    std::map<std::string, std::unique_ptr<AccountLink>> links_;  // by account
 };
 
 }  // namespace stanzad
