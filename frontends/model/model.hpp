@@ -48,13 +48,17 @@ enum class Delivery {
     Displayed,  // a XEP-0333 displayed marker came back
     Failed,     // an error came back, or we gave up; `error` says why
 };
-inline constexpr std::string_view delivery_names[] = {"accepted", "sent", "acked", "delivered", "displayed", "failed"};
-inline std::string_view to_string(Delivery state) { return delivery_names[static_cast<int>(state)]; }
-inline std::optional<Delivery> parse_delivery(std::string_view name) {
-    for (std::size_t i = 0; i < std::size(delivery_names); ++i)
-        if (delivery_names[i] == name) return static_cast<Delivery>(i);
+// The enum value whose name is `name`, given its values' names in order.
+template <class Enum, std::size_t N>
+std::optional<Enum> from_name(const std::string_view (&names)[N], std::string_view name) {
+    for (std::size_t i = 0; i < N; ++i)
+        if (names[i] == name) return static_cast<Enum>(i);
     return std::nullopt;
 }
+
+inline constexpr std::string_view delivery_names[] = {"accepted", "sent", "acked", "delivered", "displayed", "failed"};
+inline std::string_view to_string(Delivery state) { return delivery_names[static_cast<int>(state)]; }
+inline std::optional<Delivery> parse_delivery(std::string_view name) { return from_name<Delivery>(delivery_names, name); }
 
 struct MessageState {
     std::string msg_id;
@@ -118,9 +122,7 @@ enum class OccupantChange { Join, Leave, Update, Nick, Kick, Ban };
 inline constexpr std::string_view occupant_change_names[] = {"join", "leave", "update", "nick", "kick", "ban"};
 inline std::string_view to_string(OccupantChange c) { return occupant_change_names[static_cast<int>(c)]; }
 inline std::optional<OccupantChange> occupant_change(std::string_view name) {
-    for (std::size_t i = 0; i < std::size(occupant_change_names); ++i)
-        if (occupant_change_names[i] == name) return static_cast<OccupantChange>(i);
-    return std::nullopt;
+    return from_name<OccupantChange>(occupant_change_names, name);
 }
 
 // Someone else in a room changed.
