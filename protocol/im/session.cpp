@@ -207,6 +207,10 @@ void AccountSession::transmit(const Outgoing& entry) {
     m.body = entry.body;
     m.id = entry.msg_id;
     m.replace_id = entry.replace_id;
+    // XEP-0333 §4.1: <markable/> asks the contact's client to tell when it was read; we ask
+    // only when the user tells contacts the same (chat_markers). A marker that comes anyway
+    // still counts.
+    m.markable = port_.chat_markers();
     // XEP-0085 §5.1: no <active/> to a contact who replied without chat states.
     if (auto to = Jid::parse(entry.to); to && !chat_states_.wanted(to.value().bare())) m.chat_state.clear();
     std::string xml;

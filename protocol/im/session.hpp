@@ -120,7 +120,8 @@ public:
     virtual std::string wall_clock() = 0;  // now, RFC 3339 UTC as stored
     // Our presence for this and later sessions (RFC 6121 §4.7), sent by the owner.
     virtual void set_presence(const std::string& show, const std::string& status, std::optional<int> priority) = 0;
-    virtual bool chat_markers() = 0;  // the user lets us send XEP-0333 displayed markers
+    // The user lets us send XEP-0333 displayed markers (and so asks contacts for theirs).
+    virtual bool chat_markers() = 0;
     // An <iq/> to `to` ("" for our server) with an id the owner chooses; `done` is called
     // once: with the answer, or with why none came (timeout, not online, disconnected).
     virtual void request(const std::string& to, const IqMaker& make, IqCallback done) = 0;

@@ -1,7 +1,7 @@
 """The small things of one-to-one chat, between stanzad's alice and bob (a slixmpp peer):
 
-- Receipts (XEP-0184): alice's chat messages ask for one (and are markable, XEP-0333, and
-  say active, XEP-0085); bob's receipt moves her message to `delivered`. bob's request
+- Receipts (XEP-0184): alice's chat messages ask for one (and say active, XEP-0085; they
+  are not markable, XEP-0333, unless chat_markers is on); bob's receipt moves her message to `delivered`. bob's request
   for a receipt is answered only once bob has a presence subscription with alice (a
   receipt tells a stranger that we are online): first none (proven by a later message of
   alice's, which the daemon writes after any receipt for an earlier stanza), then, with
@@ -15,8 +15,9 @@
   that JID is a bad request. /me (XEP-0245) bodies travel unchanged both ways.
 - Displayed markers (XEP-0333): `displayed` sends nothing by default (sent false: bob gets
   no marker); with `chat_markers = true` in the account it does (sent true: bob gets a
-  <displayed/> with the id of his message, XEP-0333 §3); bob's displayed marker for
-  alice's message moves it to `displayed`.
+  <displayed/> with the id of his message, XEP-0333 §3) and alice's messages are
+  markable (only then: we ask contacts for what we give); bob's displayed marker for
+  alice's message moves it to `displayed`, asked for or not.
 Run alone: /usr/bin/python3 tests/integration/test_im_details.py
 """
 
@@ -52,7 +53,7 @@ class ImDetailsTest(JsonlTest):
         r = c.ok("send", account="home", to=BOB, body="please confirm", client_id="rc-1")
         got = bob.wait_message(body="please confirm")
         self.assertTrue(got.receipt_requested, got.xml)
-        self.assertIsNotNone(got.child(MARKERS_NS, "markable"), got.xml)
+        self.assertIsNone(got.child(MARKERS_NS, "markable"), got.xml)  # chat_markers is off
         self.assertEqual(got.chat_state, "active", got.xml)
         self.assertEqual((got.id, got.origin_id), ("rc-1", "rc-1"), got.xml)
         c.wait_event("message-state", msg_id=r["msg_id"], state="delivered")
@@ -247,7 +248,8 @@ class ImDetailsTest(JsonlTest):
         # bob has displayed alice's message.
         s = c.ok("send", account="home", to=BOB, body="did you see this", client_id="dy-1")
         got = bob.wait_message(body="did you see this")
-        self.assertIsNotNone(got.child(MARKERS_NS, "markable"), got.xml)
+        self.assertIsNone(got.child(MARKERS_NS, "markable"),
+                          f"markable without chat_markers (we would ask what we do not give)\n{got.xml}")
         bob.send_raw(f"<message to='{ALICE}' type='chat' id='disp-1'>"
                      f"<displayed xmlns='{MARKERS_NS}' id='{got.id}'/></message>")
         c.wait_event("message-state", msg_id=s["msg_id"], state="displayed")
@@ -280,6 +282,10 @@ class ImDetailsTest(JsonlTest):
                          "XEP-0333 §3: the marker copies the id attribute of the message "
                          f"it refers to\n{marker.xml}")
         self.assertIsNone(marker.body, marker.xml)
+        # ... and our own chat messages ask bob for his (XEP-0333 §4.1).
+        c.ok("send", account="home", to=BOB, body="mark me", client_id="mm-1")
+        got = bob.wait_message(body="mark me")
+        self.assertIsNotNone(got.child(MARKERS_NS, "markable"), got.xml)
         self.assertTrue(marker.from_.startswith(ALICE + "/"), marker.xml)
 
 

@@ -223,6 +223,21 @@ TEST_CASE("session: chat states stop after a reply without them (XEP-0085 5.1)")
     CHECK(f.port.sent.back().first.find("chatstates") == std::string::npos);
 }
 
+TEST_CASE("session: our chat messages are markable only when we send markers ourselves (XEP-0333 4.1)") {
+    Fixture f;
+    const std::string markable = "<markable xmlns='urn:xmpp:chat-markers:0'/>";
+    f.port.markers = false;
+    REQUIRE(f.send("bob@example.org", "unmarked", "u1").ok());
+    CHECK(f.port.sent.back().first.find(markable) == std::string::npos);
+    // The contact's marker for it counts all the same.
+    f.receive("<message from='bob@example.org/x' type='chat' id='d1'>"
+              "<displayed xmlns='urn:xmpp:chat-markers:0' id='u1'/></message>");
+    CHECK(f.port.states("u1").back() == "displayed");
+    f.port.markers = true;
+    REQUIRE(f.send("bob@example.org", "marked", "m1").ok());
+    CHECK(f.port.sent.back().first.find(markable) != std::string::npos);
+}
+
 TEST_CASE("session: a correction points at the message it corrects, by its msg_id") {
     Fixture f;
     f.receive("<message from='bob@example.org/x' type='chat' id='b1'><body>teh</body>"
