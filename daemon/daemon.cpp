@@ -168,7 +168,7 @@ bool Daemon::serve() {
             return out;
         },
         &loop_, std::chrono::seconds(config_.daemon.ping_interval));
-    listener_ = std::make_unique<JsonlListener>(&loop_, *hub_);
+    listener_ = std::make_unique<JsonlListener>(&loop_, *hub_, *store_);
     if (auto st = listener_->listen(config_.daemon.socket); !st) {
         logs::daemon().critical("stanzad: {}", st.error().message);
         return false;

@@ -9,12 +9,12 @@ namespace stanzad {
 Hub::Hub(Store& store, FindAccount find, ListAccounts list, uv_loop_t* loop, std::chrono::seconds self_ping)
     : store_(store),
       find_(std::move(find)),
-      list_(std::move(list)),
       timer_(loop),
       self_ping_(self_ping),
       omemo_(store),
       shared_{store_, find_, omemo_, [this](const model::Event& e) { deliver(e); },
-              [this](const std::string& account, model::EventBody body) { transient(account, std::move(body)); }} {
+              [this](const std::string& account, model::EventBody body) { transient(account, std::move(body)); }},
+      dispatch_(store_, find_, std::move(list), [this](Account& a) -> AccountLink& { return link(a); }) {
     timer_->data = this;
     uv_timer_start(timer_.get(), [](uv_timer_t* t) { static_cast<Hub*>(t->data)->tick(); }, 1000, 1000);
     uv_unref(reinterpret_cast<uv_handle_t*>(timer_.get()));  // never what keeps the loop alive
@@ -26,19 +26,14 @@ void Hub::tick() {
     for (auto& [name, link] : links_) link->account_session.tick(self_ping_);
 }
 
-xmpp::im::AccountSession& Hub::session(Account& account) {
+AccountLink& Hub::link(Account& account) {
     auto& link = links_[account.name()];
     // A new one also when a reloaded configuration gave the account another JID.
     if (!link || link->account_session.own().bare() != account.config().jid.bare()) {
         if (link) link->omemo_session.abandon("account " + account.name() + " now has another JID");
         link = std::make_unique<AccountLink>(shared_, account.name(), account.config().jid);
     }
-    return link->account_session;
-}
-
-xmpp::im::OmemoSession& Hub::omemo(Account& account) {
-    session(account);  // the link, made (or made again) as the session is
-    return links_[account.name()]->omemo_session;
+    return *link;
 }
 
 void Hub::deliver(const model::Event& event) {
@@ -62,45 +57,28 @@ void Hub::account_state(Account& account) {
 }
 
 void Hub::online(Account& account, bool resumed, bool restored) {
-    session(account).started(resumed, restored, account.roster_versioning());
+    link(account).account_session.started(resumed, restored, account.roster_versioning());
 }
 
-void Hub::acked(Account& account, const std::vector<std::string>& msg_ids) { session(account).acked(msg_ids); }
+void Hub::acked(Account& account, const std::vector<std::string>& msg_ids) {
+    link(account).account_session.acked(msg_ids);
+}
 
 void Hub::received(Account& account, xmpp::Stanza& stanza) {
     auto root = stanza.root();
-    if (!xmpp::is(root, xmpp::ns_client, "iq")) return session(account).received(root);
-    if (!account.answered(root)) session(account).catch_up_answer(root);
+    if (!xmpp::is(root, xmpp::ns_client, "iq")) return link(account).account_session.received(root);
+    if (!account.answered(root)) link(account).account_session.catch_up_answer(root);
 }
 
 void Hub::roster(Account& account, std::vector<xmpp::RosterEntry> items, bool push,
                  std::optional<std::string> version) {
-    session(account).roster(std::move(items), push, std::move(version));
+    link(account).account_session.roster(std::move(items), push, std::move(version));
 }
 
 void Hub::blocklist_push(Account& account, std::vector<std::string> jids, bool blocked) {
     model::Blocklist b;
     (blocked ? b.blocked : b.unblocked) = std::move(jids);
     publish(account.name(), std::move(b));
-}
-
-std::vector<model::AccountInfo> Hub::account_infos() const {
-    std::vector<model::AccountInfo> out;
-    for (Account* a : list_()) {
-        model::AccountInfo::Capabilities caps;
-        if (const auto& c = a->capabilities(); c.known && a->state() == Account::State::Online)
-            caps = {true, c.stream_management, c.archive, c.carbons};
-        out.push_back({a->name(), a->config().jid.bare(), to_string(a->state()), a->reason(), a->bound_jid(),
-                       a->auth(), a->connection_text(), caps, a->priority()});
-    }
-    return out;
-}
-
-xmpp::Result<std::size_t> Hub::replay(model::Seq after, std::size_t limit, std::string_view kind, const Sink& out) {
-    auto batch = store_.events_after(after, limit, kind);
-    if (!batch) return batch.error();
-    for (const auto& e : batch.value()) out(e);
-    return batch.value().size();
 }
 
 }  // namespace stanzad

@@ -2,9 +2,9 @@
 // Hub: where the XMPP side and the front ends meet. Wiring: each account's stanzas go to its
 // AccountSession (protocol/im/session.hpp), which decides what becomes of them; the hub
 // gives the session the store's rows and the live account (an AccountLink), hands the
-// events to every front end, and dispatches front ends' commands, OMEMO's to the account's
-// OmemoSession (protocol/im/omemo_session.hpp; its devices: omemo_hub.hpp). Loop thread
-// only; owns nothing but references to the store and the accounts, and the sessions.
+// events to every front end, and hands front ends' commands to Dispatch (dispatch.hpp).
+// Loop thread only; owns nothing but references to the store and the accounts, and the
+// accounts' links (their sessions) and OMEMO devices (omemo_hub.hpp).
 #include <uv.h>
 
 #include <functional>
@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "daemon/account_link.hpp"
+#include "daemon/dispatch.hpp"
 #include "daemon/omemo_hub.hpp"
 #include "daemon/store.hpp"
 #include "daemon/uv.hpp"
@@ -57,39 +58,30 @@ public:
     void blocklist_push(Account& account, std::vector<std::string> jids, bool blocked);
 
     // From front ends. `client` is the name given in hello (for hello and ack). `respond` is
-    // called once, at once or when the server has answered (join, history, ...).
-    void handle(const model::Command& command, const std::string& client, Respond respond);
-    // Up to `limit` stored events with seq > `after`, oldest first, only of `kind` when
-    // it is not empty (Store::events_after); returns how many.
-    xmpp::Result<std::size_t> replay(model::Seq after, std::size_t limit, std::string_view kind, const Sink& out);
+    // called once, at once or when the server has answered (join, history, ...): Dispatch
+    // (dispatch.hpp).
+    void handle(const model::Command& command, const std::string& client, Respond respond) {
+        dispatch_.handle(command, client, std::move(respond));
+    }
 
 private:
-    // Front-end commands by group (hub_commands.cpp); each answers through `respond` once.
-    template <class C>
-    model::Reply daemon_command(const C& c, const std::string& client);
-    template <class C>
-    void encryption_command(Account& a, const C& c, Respond respond);
-    template <class C>
-    void account_command(Account& a, const C& c, Respond respond);
     void publish(const std::string& account, model::EventBody body, std::string stamp = {});
     // Events that are not kept (chat states): to live front ends only, seq 0.
     void transient(const std::string& account, model::EventBody body);
     void deliver(const model::Event& event);
-    // The account's session (protocol/im/session.hpp), wired to the store and the account
-    // by an AccountLink (account_link.hpp). Made on first use.
-    xmpp::im::AccountSession& session(Account& account);
-    xmpp::im::OmemoSession& omemo(Account& account);  // the account's, next to its session
+    // The account's IM core (its AccountSession and OmemoSession, protocol/im/), wired to
+    // the store and the account by an AccountLink (account_link.hpp). Made on first use.
+    AccountLink& link(Account& account);
     void tick();  // once a second: each account's rooms (join timeouts, self-pings)
-    std::vector<model::AccountInfo> account_infos() const;
 
     Store& store_;
     FindAccount find_;
-    ListAccounts list_;
     std::vector<Sink> sinks_;
     uv::Timer timer_;  // join timeouts and self-pings
     std::chrono::seconds self_ping_;
     OmemoHub omemo_;  // XEP-0384: the accounts' devices (omemo_hub.hpp)
     AccountLink::Shared shared_;  // what every AccountLink reaches through the hub
+    Dispatch dispatch_;           // front ends' commands
     // Last, so destroyed first: the links refer to everything above.
     std::map<std::string, std::unique_ptr<AccountLink>> links_;  // by account
 };

@@ -54,7 +54,7 @@ struct IrcListener::Client : Listener::Client {
 IrcListener::IrcListener(uv_loop_t* loop, Hub& hub, Store& store, std::string password,
                          const config::IrcSection& settings)
     : loop_(loop), hub_(hub), store_(store), password_(std::move(password)), settings_(settings),
-      core_(loop, hub, Listener::Settings{"irc", max_backlog, 16},
+      core_(loop, store, Listener::Settings{"irc", max_backlog, 16},
             [this](Listener& core, uv_stream_t* stream, int number) { return accept(core, stream, number); }),
       ping_timer_(loop), watch_timer_(loop) {
     ping_timer_->data = watch_timer_->data = this;

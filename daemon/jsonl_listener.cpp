@@ -30,9 +30,9 @@ struct JsonlListener::Client : Listener::Client {
     std::string who() const override { return "'" + session.client() + "'"; }
 };
 
-JsonlListener::JsonlListener(uv_loop_t* loop, Hub& hub)
+JsonlListener::JsonlListener(uv_loop_t* loop, Hub& hub, Store& store)
     : hub_(hub),
-      core_(loop, hub, Listener::Settings{"json", max_backlog, 64},
+      core_(loop, store, Listener::Settings{"json", max_backlog, 64},
             [this](Listener& core, uv_stream_t* stream, int number) {
                 return std::make_unique<Client>(core, stream, number, *this);
             }) {

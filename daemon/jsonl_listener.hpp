@@ -22,7 +22,7 @@ class JsonlListener {
 public:
     static constexpr std::size_t max_backlog = 64 << 20;  // unwritten bytes per client
 
-    JsonlListener(uv_loop_t* loop, Hub& hub);
+    JsonlListener(uv_loop_t* loop, Hub& hub, Store& store);
     ~JsonlListener();
 
     // Creates the socket (mode 0600). A stale file from a dead daemon is replaced; a live

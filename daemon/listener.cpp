@@ -43,8 +43,8 @@ void Listener::Client::write(std::string data) {
 
 void Listener::Client::opened() { listener_.start_reading(*this); }
 
-Listener::Listener(uv_loop_t* loop, Hub& hub, Settings settings, Accept accept)
-    : loop_(loop), hub_(hub), settings_(std::move(settings)), accept_(std::move(accept)), reap_timer_(loop),
+Listener::Listener(uv_loop_t* loop, Store& store, Settings settings, Accept accept)
+    : loop_(loop), store_(store), settings_(std::move(settings)), accept_(std::move(accept)), reap_timer_(loop),
       replay_timer_(loop) {
     reap_timer_->data = this;
     replay_timer_->data = this;
@@ -210,24 +210,28 @@ void Listener::start_replay(Client& client, model::Seq after) {
 }
 
 void Listener::continue_replay(Client& client) {
-    // A page at a time, as the client reads: a long backlog never stalls the loop.
-    constexpr std::size_t page = 500, high_water = 1 << 20;
-    while (!client.closed_ && client.replay_after && uv::queued(client.stream_) < high_water) {
-        auto sent = hub_.replay(*client.replay_after, page, client.replay_kind(), [&client](const model::Event& e) {
-            client.replay_event(e);
-            client.replay_after = e.seq;
-        });
-        if (!sent)
-            logs::daemon().error("{} client {}: replay failed: {}", settings_.kind, client.number_, sent.error().message);
-        if (!sent || sent.value() == 0) {
+    // A page at a time, as the client reads: a long backlog never stalls the loop, and a
+    // client that reads slowly holds at most the high water and a page.
+    constexpr std::size_t page = 500;
+    while (!client.closed_ && client.replay_after && uv::queued(client.stream_) < replay_high_water()) {
+        auto batch = store_.events_after(*client.replay_after, page, client.replay_kind(), replay_page_bytes());
+        if (!batch)
+            logs::daemon().error("{} client {}: replay failed: {}", settings_.kind, client.number_,
+                                 batch.error().message);
+        else
+            for (const auto& e : batch.value()) {
+                client.replay_event(e);
+                client.replay_after = e.seq;
+            }
+        if (!batch || batch.value().empty()) {
             client.replay_after.reset();  // caught up: live events from here on
             client.replay_done();
         }
         flush(client);
     }
     if (!client.closed_ && client.replay_after && !uv_is_active(reinterpret_cast<uv_handle_t*>(replay_timer_.get())))
-        uv_timer_start(replay_timer_.get(), [](uv_timer_t* t) { static_cast<Listener*>(t->data)->continue_replays(); }, 5,
-                       5);
+        uv_timer_start(
+            replay_timer_.get(), [](uv_timer_t* t) { static_cast<Listener*>(t->data)->continue_replays(); }, 5, 5);
 }
 
 void Listener::continue_replays() {

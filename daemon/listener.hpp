@@ -6,13 +6,16 @@
 // commit per read, writes held until it: daemon/group_commit.hpp); flushes a client's
 // output bounded by max_backlog (past it the client is dropped, nobody else is affected);
 // drops clients (gracefully: after what was written, through uv::after_writes); and
-// replays stored events a page at a time, as the client reads. What the bytes mean is the
-// front end's: its Client subclass holds the sans-I/O session.
+// replays stored events from the store a page at a time, as the client reads
+// (backpressure: a client that does not read is given no more pages, and is not dropped
+// for it). What the bytes mean is the front end's: its Client subclass holds the sans-I/O
+// session.
 // Owned by the front end's listener; loop thread only. Memory per client: what libuv and
-// the group commit hold for it (at most max_backlog before it is dropped) plus one replay
-// page.
+// the group commit hold for it (at most max_backlog before it is dropped); while it
+// replays, at most replay_high_water() plus one page (replay_page_bytes() and one event).
 #include <uv.h>
 
+#include <algorithm>
 #include <functional>
 #include <list>
 #include <memory>
@@ -20,7 +23,7 @@
 #include <string>
 #include <string_view>
 
-#include "daemon/hub.hpp"
+#include "daemon/store.hpp"
 #include "daemon/uv.hpp"
 #include "frontends/model/model.hpp"
 #include "protocol/base/result.hpp"
@@ -82,7 +85,7 @@ public:
         int listen_backlog = 64;  // pending connections (listen(2))
     };
 
-    Listener(uv_loop_t* loop, Hub& hub, Settings settings, Accept accept);
+    Listener(uv_loop_t* loop, Store& store, Settings settings, Accept accept);
     ~Listener();
     Listener(const Listener&) = delete;
     Listener& operator=(const Listener&) = delete;
@@ -106,6 +109,11 @@ public:
     // Replays stored events after `after`, a page at a time while the client reads; then
     // Client::replay_done().
     void start_replay(Client& client, model::Seq after);
+    // A page is read while less than this waits to be written to the client: a quarter of
+    // max_backlog, at most 1 MiB (issue 13: replay with backpressure).
+    std::size_t replay_high_water() const { return std::min<std::size_t>(settings_.max_backlog / 4, 1 << 20); }
+    // A page is at most 500 events and ends once their stored rows come to this.
+    std::size_t replay_page_bytes() const { return replay_high_water() / 4; }
 
     // The open client with this number, or nullptr (an answer that comes after a drop).
     Client* find(int number);
@@ -126,7 +134,7 @@ private:
     void reap();
 
     uv_loop_t* loop_;
-    Hub& hub_;
+    Store& store_;
     Settings settings_;
     Accept accept_;
     uv_stream_t* server_ = nullptr;  // tcp or pipe, freed on close

@@ -142,20 +142,23 @@ xmpp::Status Store::end_batch() {
 }
 
 xmpp::Result<std::vector<model::Event>> Store::events_after(model::Seq after, std::size_t limit,
-                                                           std::string_view kind) {
+                                                           std::string_view kind, std::size_t max_bytes) {
     std::vector<model::Event> out;
+    std::size_t bytes = 0;
     const auto max = static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max());
     Use u(stmts_->select_events.get());
     u.int64(1, after).int64(2, static_cast<std::int64_t>(limit > max ? max : limit)).text(3, kind);
-    int rc;
-    while ((rc = u.step()) == SQLITE_ROW) {
+    int rc = SQLITE_DONE;
+    while (bytes < max_bytes && (rc = u.step()) == SQLITE_ROW) {
         const model::Seq seq = u.column_int64(0);
-        auto event = decode_row(seq, u.column_int64(2), u.column_text(1));
+        const std::string row = u.column_text(1);
+        bytes += row.size();
+        auto event = decode_row(seq, u.column_int64(2), row);
         // Our own encode() wrote it; failing to read it back is a bug to surface, not skip.
         if (!event) return event.error();
         out.push_back(std::move(event).value());
     }
-    if (rc != SQLITE_DONE) return db_error(db_, "cannot read events");
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return db_error(db_, "cannot read events");
     return out;
 }
 

@@ -75,11 +75,13 @@ public:
 
     // Gives `event` the next seq (and a stamp, now, if it has none) and commits it.
     xmpp::Status append(model::Event& event);
-    // Stored events with seq > `after`, oldest first, at most `limit`; only those of one
-    // `kind` (model::event_name: "message", ...) when it is not empty, selected in SQL so
-    // that the others are never read or decoded.
+    // Stored events with seq > `after`, oldest first, at most `limit`, and no more once
+    // their stored rows come to `max_bytes` (a page holds at least one event, however big);
+    // only those of one `kind` (model::event_name: "message", ...) when it is not empty,
+    // selected in SQL so that the others are never read or decoded.
     xmpp::Result<std::vector<model::Event>> events_after(model::Seq after, std::size_t limit,
-                                                         std::string_view kind = {});
+                                                         std::string_view kind = {},
+                                                         std::size_t max_bytes = SIZE_MAX);
     model::Seq last_seq() const { return last_seq_; }
 
     // The last seq `client` confirmed; 0 for a client never seen.

@@ -98,6 +98,30 @@ TEST_CASE("store: events_after reads one kind only when asked, the limit countin
     CHECK(std::get<model::Message>(messages.value()[1].body).body == "second");
 }
 
+TEST_CASE("store: events_after ends a page once its rows come to max_bytes, and holds at least one event") {
+    TempDir dir;
+    auto store = open_store(dir.store());
+    // Five messages of 1,000 bytes: each stored row is a little more than its body.
+    for (int i = 1; i <= 5; ++i) {
+        auto e = message(std::string(1000, 'x'), "m" + std::to_string(i));
+        REQUIRE(store->append(e));
+    }
+    auto page = [&](model::Seq after, std::size_t max_bytes) {
+        std::vector<model::Seq> out;
+        auto events = store->events_after(after, 100, "", max_bytes);
+        REQUIRE(events);
+        for (const auto& e : events.value()) out.push_back(e.seq);
+        return out;
+    };
+    using Seqs = std::vector<model::Seq>;
+    CHECK(page(0, 2600) == Seqs{1, 2, 3});  // the third row takes it past 2,600 bytes
+    CHECK(page(0, 2000) == Seqs{1, 2});     // the second row takes it past 2,000
+    CHECK(page(0, 1) == Seqs{1});           // one event even when it alone is too big
+    CHECK(page(3, 1) == Seqs{4});
+    CHECK(page(0, 1 << 20) == Seqs{1, 2, 3, 4, 5});
+    CHECK(page(5, 1).empty());
+}
+
 TEST_CASE("store: release_memory empties the page cache, and the store reads and writes on") {
     TempDir dir;
     auto store = open_store(dir.store());

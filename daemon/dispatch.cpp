@@ -1,11 +1,9 @@
-// The hub's side of front-end commands (model::Command): one dispatch, and a handler per
-// group: the daemon's own (hello, ack, accounts, conversations), end-to-end encryption, the
-// account itself, and the rest (messages, contacts, rooms) handed to the account's session. Every command answers through `respond` exactly once, at once or
-// when the server has answered. A command kind without a handler does not compile.
+// Dispatch (dispatch.hpp): one visit over the command, and a handler per group.
+#include "daemon/dispatch.hpp"
+
 #include <type_traits>
 
 #include "daemon/account.hpp"
-#include "daemon/hub.hpp"
 #include "protocol/base/rfc3339.hpp"
 
 namespace stanzad {
@@ -33,7 +31,7 @@ std::optional<model::Reply> need_online(Account& a) {
 
 }  // namespace
 
-void Hub::handle(const model::Command& command, const std::string& client, Respond respond) {
+void Dispatch::handle(const model::Command& command, const std::string& client, Respond respond) {
     std::visit(
         [&](const auto& c) {
             using C = std::decay_t<decltype(c)>;
@@ -49,7 +47,7 @@ void Hub::handle(const model::Command& command, const std::string& client, Respo
                                                                               (known.empty() ? "none" : known) + ")"));
                 }
                 if constexpr (encryption_kind<C>) encryption_command(*a, c, std::move(respond));
-                else if constexpr (session_kind<C>) session(*a).handle(c, std::move(respond));
+                else if constexpr (session_kind<C>) link_(*a).account_session.handle(c, std::move(respond));
                 else if constexpr (account_kind<C>) account_command(*a, c, std::move(respond));
                 else static_assert(no_handler<C>, "a command kind without a handler");
             }
@@ -58,7 +56,7 @@ void Hub::handle(const model::Command& command, const std::string& client, Respo
 }
 
 template <class C>
-model::Reply Hub::daemon_command(const C& c, const std::string& client) {
+model::Reply Dispatch::daemon_command(const C& c, const std::string& client) {
     model::Reply reply;
     if constexpr (std::is_same_v<C, model::Hello>) {
         auto cursor = store_.cursor(c.client);
@@ -86,24 +84,25 @@ model::Reply Hub::daemon_command(const C& c, const std::string& client) {
 }
 
 template <class C>
-void Hub::encryption_command(Account& a, const C& c, Respond respond) {
+void Dispatch::encryption_command(Account& a, const C& c, Respond respond) {
     if constexpr (std::is_same_v<C, model::Send>) {
         // XEP-0384: encrypted when the contact's setting (or the account's) says so.
-        auto wanted = omemo(a).wanted(c);
+        auto& link = link_(a);
+        auto wanted = link.omemo_session.wanted(c);
         if (!wanted) return respond(model::Reply::error(wanted.error().code, wanted.error().message));
-        if (wanted.value()) return omemo(a).send(c, *wanted.value(), std::move(respond));
-        return session(a).handle(c, std::move(respond));
+        if (wanted.value()) return link.omemo_session.send(c, *wanted.value(), std::move(respond));
+        return link.account_session.handle(c, std::move(respond));
     } else if constexpr (std::is_same_v<C, model::SetEncryption>) {
-        return respond(omemo(a).set_encryption(c));
+        return respond(link_(a).omemo_session.set_encryption(c));
     } else if constexpr (std::is_same_v<C, model::OmemoDevices>) {
-        return omemo(a).devices(c, std::move(respond));
+        return link_(a).omemo_session.devices(c, std::move(respond));
     } else if constexpr (std::is_same_v<C, model::OmemoTrust>) {
-        return respond(omemo(a).trust(c));
+        return respond(link_(a).omemo_session.trust(c));
     }
 }
 
 template <class C>
-void Hub::account_command(Account& a, const C& c, Respond respond) {
+void Dispatch::account_command(Account& a, const C& c, Respond respond) {
     if constexpr (std::is_same_v<C, model::Raw>) {
         if (auto st = xmpp::check_raw_stanza(c.xml); !st) return respond(model::Reply::error("bad-xml", st.error().message));
         if (auto e = need_online(a)) return respond(*e);
@@ -128,6 +127,18 @@ void Hub::account_command(Account& a, const C& c, Respond respond) {
         });
     }
     respond(model::Reply{});
+}
+
+std::vector<model::AccountInfo> Dispatch::account_infos() const {
+    std::vector<model::AccountInfo> out;
+    for (Account* a : list_()) {
+        model::AccountInfo::Capabilities caps;
+        if (const auto& c = a->capabilities(); c.known && a->state() == Account::State::Online)
+            caps = {true, c.stream_management, c.archive, c.carbons};
+        out.push_back({a->name(), a->config().jid.bare(), to_string(a->state()), a->reason(), a->bound_jid(),
+                       a->auth(), a->connection_text(), caps, a->priority()});
+    }
+    return out;
 }
 
 }  // namespace stanzad
