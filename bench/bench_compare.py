@@ -21,7 +21,10 @@ round, so that a slow moment of the machine hits them alike:
   code as `irc` (bench_irc.run, without message tags: bitlbee 3.6 has no echo-message or
   labels). Its jabber module only connects to ports 5220-5229, so Prosody then listens
   on a free port of that range for every contender. Without bitlbee a line says so and
-  the rest runs as before.
+  the rest runs as before;
+- direct-ours (with --direct-ours): carol again, her messages shaped as stanzad's (an id,
+  an origin-id, a receipt request, <active/>; <markable/> too with --chat-markers): what
+  the shape of our stanzas costs Prosody, told apart from what the gateway costs.
 
 Each contender does two things per round:
 - burst: N messages to bob with up to W (default 100) not yet echoed, timed until the
@@ -48,6 +51,7 @@ import statistics
 import subprocess
 import sys
 import time
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -84,7 +88,10 @@ class Direct:
 
         self.peer.message_hooks.append(on_message)
 
-    def run(self, n: int, window: int, body_size: int, stall: float) -> dict:
+    def run(self, n: int, window: int, body_size: int, stall: float,
+            children: "list[str] | None" = None) -> dict:
+        """`children`: XML elements added to each message, which then also gets an id (as
+        stanzad's do); none: slixmpp's plain message."""
         pad = "x" * max(0, body_size - len(f"bench {n} "))
         loop = self.peer.loop
         t_write = [0.0] * n
@@ -96,7 +103,12 @@ class Direct:
             i = state["next"]
             state["next"] += 1
             t_write[i] = time.perf_counter()
-            self.peer.xmpp.make_message(mto=self.bob, mbody=f"bench {i} {pad}", mtype="chat").send()
+            msg = self.peer.xmpp.make_message(mto=self.bob, mbody=f"bench {i} {pad}", mtype="chat")
+            if children is not None:
+                msg["id"] = f"direct-{i}"
+                for child in children:
+                    msg.xml.append(ET.fromstring(child.replace("{id}", f"direct-{i}")))
+            msg.send()
 
         def echoed(i: int) -> None:
             if latency[i] is not None:
@@ -266,6 +278,14 @@ def parse_report(text: str, gateway: str = "stanzad") -> dict:
     return out
 
 
+def our_children(markable: bool) -> "list[str]":
+    """What stanzad adds to a chat message's body (protocol/im.cpp make_message), {id} its id."""
+    out = ["<origin-id xmlns='urn:xmpp:sid:0' id='{id}'/>", "<request xmlns='urn:xmpp:receipts'/>"]
+    if markable:
+        out.append("<markable xmlns='urn:xmpp:chat-markers:0'/>")
+    return out + ["<active xmlns='http://jabber.org/protocol/chatstates'/>"]
+
+
 def figures_of_direct(result: dict, n: int) -> dict:
     if result["duplicates"] or any(x is None for x in result["latency"]):
         raise SystemExit("bench: the direct client lost or duplicated messages")
@@ -286,13 +306,21 @@ def main() -> int:
                     "a tmpfs such as /dev/shm/x takes the fsyncs out, for a diagnosis only")
     ap.add_argument("--no-bitlbee", action="store_true",
                     help="leave bitlbee out even when it is installed")
+    ap.add_argument("--chat-markers", action="store_true",
+                    help="chat_markers = true for alice: her messages are markable (XEP-0333), "
+                    "as every chat message was before 2026-12-07; for an A/B")
+    ap.add_argument("--direct-ours", action="store_true",
+                    help="also a row 'direct-ours': the direct client sending messages shaped "
+                    "as stanzad's (an id, origin-id, receipt request, active; markable with "
+                    "--chat-markers), to tell Prosody's cost of the shape from the gateway's")
     args = ap.parse_args()
     load_at_start = os.getloadavg()
-    world_args = argparse.Namespace(no_mam=False, log_level="info", state_dir=args.state_dir)
+    world_args = argparse.Namespace(no_mam=False, log_level="info", state_dir=args.state_dir,
+                                    chat_markers=args.chat_markers)
     irc_port = harness.free_port()
     irc_section = {"irc": {"listen": f"{harness.LOOPBACK}:{irc_port}",
                            "password": bench_irc.PASSWORD}}
-    kinds = ["direct", "json", "irc"]
+    kinds = ["direct", "json", "irc"] + (["direct-ours"] if args.direct_ours else [])
     if args.no_bitlbee:
         print("bitlbee: left out (--no-bitlbee)", flush=True)
     elif not Bitlbee.installed():
@@ -325,6 +353,9 @@ def main() -> int:
                 for what, n, window in (("burst", args.n, args.window), ("echo", args.echoes, 1)):
                     res = figures_of_direct(direct.run(n, window, args.body_size, args.stall), n)
                     rows[f"direct {what}"].append(res)
+                    if args.direct_ours:
+                        rows[f"direct-ours {what}"].append(figures_of_direct(direct.run(
+                            n, window, args.body_size, args.stall, our_children(args.chat_markers)), n))
                     pa = phase_args(args, n, window)
                     rows[f"json {what}"].append(dict(parse_report(run_json(pa, config, bob_jid, d, prosody, peer_proc)), n=n))
                     rows[f"irc {what}"].append(dict(parse_report(run_irc(pa, irc_port, d, prosody, peer_proc)), n=n))
@@ -343,7 +374,7 @@ def main() -> int:
                         if not rows[f"{k} {what}"] or rows[f"{k} {what}"][-1].get("round", r) != r:
                             continue
                         f = rows[f"{k} {what}"][-1]
-                        print(f"  {what:5s} {k:6s} {n / f['elapsed']:8.0f} msg/s  p50 {f['p50']:6.2f}"
+                        print(f"  {what:5s} {k:11s} {n / f['elapsed']:8.0f} msg/s  p50 {f['p50']:6.2f}"
                               f"  p90 {f['p90']:6.2f}  p99 {f['p99']:6.2f} ms  >=35 ms {f['slow']:4d}  CPU {f['cpu']:.3f} s, Prosody {f['prosody']:.2f} s", flush=True)
         finally:
             direct.close()
@@ -408,7 +439,7 @@ def summary(rows: dict, args, kinds: list, bitlbee_version: "str | None" = None,
     rate = {k: args.n / med[f"{k} burst"]["elapsed"] for k in kinds}
     cpu_us = {k: med[f"{k} burst"]["cpu"] / args.n * 1e6 for k in kinds}
     who = {"direct": "slixmpp client, this process", "json": "stanzad", "irc": "stanzad",
-           "bitlbee": "bitlbee"}
+           "bitlbee": "bitlbee", "direct-ours": "slixmpp client, stanzad's stanza shape"}
     for k in kinds:
         e = med[f"{k} echo"]
         row = f"| {k} | {rate[k]:.0f} | {rate[k] / rate['direct']:.2f} |"
@@ -423,7 +454,7 @@ def summary(rows: dict, args, kinds: list, bitlbee_version: "str | None" = None,
     for base in ("direct", "bitlbee") if ref else ("direct",):
         b = med[f"{base} echo"]
         for k in kinds:
-            if k in ("direct", base):
+            if k in ("direct", "direct-ours", base):
                 continue
             e = med[f"{k} echo"]
             lines.append(f"{k}: echo p50 {e['p50'] - b['p50']:+.2f} ms, p99 {e['p99'] - b['p99']:+.2f} ms "

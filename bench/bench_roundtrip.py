@@ -166,9 +166,10 @@ def bench_world(args: argparse.Namespace, prefix: str, extra_config: Optional[di
             overrides = {"log_level": args.log_level}
             if args.state_dir:
                 overrides["state_dir"] = args.state_dir
+            account_extra = {"chat_markers": True} if getattr(args, "chat_markers", False) else {}
             config = harness.stanzad_config(tmp / "stanzad", [harness.account_section(
                 "home", "alice@localhost", port=prosody.port, ca_file=certs.ca_cert,
-                password="alice-pass")], **overrides)
+                password="alice-pass", **account_extra)], **overrides)
             config.update(extra_config or {})
             d = harness.Stanzad(config, tmp / "stanzad", echo=False).start()
             d.wait_for(harness.rx_listening(), timeout=10)
