@@ -92,7 +92,7 @@ xmpp::Status store_detail::insert_event(sqlite3* db, sqlite3_stmt* stmt, sqlite3
 xmpp::Status Store::append(model::Event& event) {
     // A transaction of its own (or a savepoint of the batch's): the event and its
     // conversation's row are stored together or not at all.
-    Transaction tx(db_, join_batch(), commits_, stmts_->tx);
+    Transaction tx(db_, join_batch(), batch_failed_, commits_, stmts_->tx);
     if (!tx.begin()) return db_error(db_, "cannot store an event");
     const model::Seq old_seq = event.seq;
     const std::string old_stamp = event.stamp;
@@ -130,8 +130,14 @@ std::int64_t Store::cache_bytes() const {
 
 xmpp::Status Store::end_batch() {
     if (batch_depth_ == 0) return make_error("store", "end_batch without begin_batch");
-    if (--batch_depth_ > 0 || !batch_open_) return xmpp::Ok{};
+    if (--batch_depth_ > 0) return xmpp::Ok{};
+    const bool failed = std::exchange(batch_failed_, false);
+    if (!batch_open_) return xmpp::Ok{};
     batch_open_ = false;
+    if (failed) {
+        if (!sqlite3_get_autocommit(db_)) run(stmts_->tx.rollback);
+        return make_error("store", "a write failed part way; nothing of this batch was kept");
+    }
     if (!run(stmts_->tx.commit)) {
         auto error = db_error(db_, "cannot commit");
         if (!sqlite3_get_autocommit(db_)) run(stmts_->tx.rollback);
@@ -198,7 +204,7 @@ xmpp::Result<bool> Store::append_once(model::Event& event, const std::string& ke
                                       const std::vector<std::pair<std::string, std::string>>& aliases,
                                       const std::vector<MetaWrite>& meta) {
     const std::int64_t now = now_ms();
-    Transaction tx(db_, join_batch(), commits_, stmts_->tx);
+    Transaction tx(db_, join_batch(), batch_failed_, commits_, stmts_->tx);
     if (!tx.begin()) return db_error(db_, "cannot store an event");
     // The key points at the event, which gets the next seq (insert_event fails otherwise, and
     // the rollback keeps nothing); aliases point where the caller says, or with an empty
@@ -338,7 +344,7 @@ xmpp::Status Store::set_meta(const std::string& account, const std::string& key,
 
 xmpp::Status Store::set_metas(const std::string& account, const std::vector<MetaWrite>& writes) {
     if (writes.empty()) return xmpp::Ok{};
-    Transaction tx(db_, join_batch(), commits_, stmts_->tx);
+    Transaction tx(db_, join_batch(), batch_failed_, commits_, stmts_->tx);
     if (!tx.begin()) return db_error(db_, "cannot write account values");
     if (auto st = write_metas(db_, stmts_->meta, account, writes); !st) return st;
     if (!tx.commit()) return db_error(db_, "cannot write account values");
@@ -418,7 +424,7 @@ xmpp::Result<std::int64_t> Store::prune(std::chrono::system_clock::time_point no
     if (history_days < 0)
         return make_error("store", "history_days must not be negative (" + std::to_string(history_days) + ")");
     const std::int64_t cutoff = unix_ms(now) - std::int64_t{history_days} * 86'400'000;
-    Transaction tx(db_, join_batch(), commits_, stmts_->tx);
+    Transaction tx(db_, join_batch(), batch_failed_, commits_, stmts_->tx);
     if (!tx.begin()) return db_error(db_, "cannot prune");
     std::int64_t deleted = 0;
     auto touched = prunable_conversations(db_, cutoff);

@@ -142,12 +142,14 @@ public:
 
     // Group commit (issue 15): from begin_batch() to the matching end_batch(), every write
     // joins one transaction, and end_batch() commits it, with one fsync for all of them.
-    // Each call in between stays all or nothing (a savepoint inside the transaction) and
-    // reads see what the batch wrote, but nothing of it is durable, so nothing that depends
+    // Reads see what the batch wrote, but nothing of it is durable, so nothing that depends
     // on it may leave the process, until end_batch() succeeds (GroupCommit holds the socket
-    // writes until then). Batches nest; the outermost end_batch() commits. A failed commit
-    // rolls the whole batch back: the caller must then forget what it was told in between
-    // (GroupCommit stops the daemon, which restarts from the store).
+    // writes until then). Batches nest; the outermost end_batch() commits. A call that fails
+    // before it changed a row leaves the batch as it was; one that fails part way (a disk
+    // error after its first row) fails the batch: later calls are refused and end_batch()
+    // rolls it all back and fails (calls have no savepoints: store_detail.hpp Transaction).
+    // A failed end_batch() leaves nothing of the batch: the caller must then forget what it
+    // was told in between (GroupCommit stops the daemon, which restarts from the store).
     void begin_batch();
     xmpp::Status end_batch();
     // Transactions committed since open (each is one fsync of the WAL): for benchmarks.
@@ -166,7 +168,8 @@ private:
     int lock_fd_ = -1;
     model::Seq last_seq_ = 0;
     int batch_depth_ = 0;
-    bool batch_open_ = false;  // BEGIN done for the current batch
+    bool batch_open_ = false;    // BEGIN done for the current batch
+    bool batch_failed_ = false;  // a call failed part way: end_batch() rolls back (Transaction)
     std::int64_t commits_ = 0;
     bool join_batch();         // the batch's BEGIN, on its first write
 };

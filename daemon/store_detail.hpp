@@ -125,12 +125,10 @@ inline bool query_text(sqlite3* db, const char* sql, std::string& out) {
 // Transaction control, prepared once (sqlite3_exec parses its SQL on every call: about
 // 20,000 instructions per relayed message before; docs/performance.md).
 struct TxStmts {
-    Stmt begin, commit, rollback, savepoint, release, rollback_to;
+    Stmt begin, commit, rollback;
 
     bool prepare(sqlite3* db) {
-        return begin.prepare(db, "BEGIN IMMEDIATE") && commit.prepare(db, "COMMIT") &&
-               rollback.prepare(db, "ROLLBACK") && savepoint.prepare(db, "SAVEPOINT op") &&
-               release.prepare(db, "RELEASE op") && rollback_to.prepare(db, "ROLLBACK TO op");
+        return begin.prepare(db, "BEGIN IMMEDIATE") && commit.prepare(db, "COMMIT") && rollback.prepare(db, "ROLLBACK");
     }
 };
 
@@ -159,18 +157,22 @@ inline bool run(const Stmt& s) {
 
 // The open transaction, rolled back on scope exit unless committed. ROLLBACK also runs when
 // a failed COMMIT left the transaction open (SQLite keeps it open on SQLITE_BUSY, for one).
-// Inside a batch (Store::begin_batch) it is a savepoint of the batch's transaction instead:
-// committed means released into the batch, and a failure undoes only this call's part.
+// Inside a batch (Store::begin_batch) it joins the batch's transaction instead, without a
+// savepoint of its own: a savepoint copies every page it touches into a statement journal,
+// a fifth of a relayed message's instructions (docs/performance.md). So a call that fails
+// after writing part of its work cannot be undone alone: it marks the batch failed, and
+// end_batch() rolls the whole batch back and fails (GroupCommit then acknowledges none of
+// it and the daemon starts over from the store). A call that fails before it changed a row
+// leaves the batch as it was. No call joins a failed batch.
 class Transaction {
 public:
     explicit Transaction(sqlite3* db) : db_(db) {}
-    Transaction(sqlite3* db, bool in_batch, std::int64_t& commits, const TxStmts& stmts)
-        : db_(db), nested_(in_batch), commits_(&commits), stmts_(&stmts) {}
+    Transaction(sqlite3* db, bool in_batch, bool& batch_failed, std::int64_t& commits, const TxStmts& stmts)
+        : db_(db), nested_(in_batch), batch_failed_(&batch_failed), commits_(&commits), stmts_(&stmts) {}
     ~Transaction() {
         if (!open_) return;
         if (nested_) {
-            run_or_exec(&TxStmts::rollback_to, "ROLLBACK TO op");
-            run_or_exec(&TxStmts::release, "RELEASE op");
+            if (sqlite3_total_changes64(db_) != changes_at_begin_) *batch_failed_ = true;
         } else if (!sqlite3_get_autocommit(db_)) {
             run_or_exec(&TxStmts::rollback, "ROLLBACK");
         }
@@ -180,11 +182,18 @@ public:
 
     // IMMEDIATE takes the write lock now, so nothing inside can fail on a lock upgrade.
     bool begin() {
-        return open_ = nested_ ? run_or_exec(&TxStmts::savepoint, "SAVEPOINT op") : run_or_exec(&TxStmts::begin, "BEGIN IMMEDIATE");
+        if (nested_) {
+            if (*batch_failed_) return false;
+            changes_at_begin_ = sqlite3_total_changes64(db_);
+            return open_ = true;
+        }
+        return open_ = run_or_exec(&TxStmts::begin, "BEGIN IMMEDIATE");
     }
     bool commit() {
-        if (!(nested_ ? run_or_exec(&TxStmts::release, "RELEASE op") : run_or_exec(&TxStmts::commit, "COMMIT"))) return false;
-        if (!nested_ && commits_) ++*commits_;
+        if (!nested_) {
+            if (!run_or_exec(&TxStmts::commit, "COMMIT")) return false;
+            if (commits_) ++*commits_;
+        }
         open_ = false;
         return true;
     }
@@ -195,9 +204,11 @@ private:
 
     sqlite3* db_;
     bool nested_ = false;
+    bool* batch_failed_ = nullptr;
     std::int64_t* commits_ = nullptr;
     const TxStmts* stmts_ = nullptr;
     bool open_ = false;
+    sqlite3_int64 changes_at_begin_ = 0;  // rows changed on the connection before this call
 };
 
 // Inserts `event` as seq `seq`, with its format version and its columns (msg_id, direction)

@@ -32,7 +32,7 @@ OutboxEntry store_detail::read_outbox(const Use& u) {
 xmpp::Result<bool> Store::enqueue(const OutboxEntry& entry, std::vector<model::Event>& events) {
     const std::int64_t now = now_ms();
     const std::string created = entry.created.empty() ? xmpp::rfc3339(from_ms(now)) : entry.created;
-    Transaction tx(db_, join_batch(), commits_, stmts_->tx);
+    Transaction tx(db_, join_batch(), batch_failed_, commits_, stmts_->tx);
     if (!tx.begin()) return db_error(db_, "cannot enqueue");
     {
         Use u(stmts_->insert_outbox.get());
@@ -88,7 +88,7 @@ xmpp::Result<std::vector<OutboxEntry>> Store::pending(const std::string& account
 xmpp::Status Store::set_state(const std::string& account, const std::string& msg_id, const std::string& state,
                               const std::string& error, model::Event& event) {
     const std::int64_t now = now_ms();
-    Transaction tx(db_, join_batch(), commits_, stmts_->tx);
+    Transaction tx(db_, join_batch(), batch_failed_, commits_, stmts_->tx);
     if (!tx.begin()) return db_error(db_, "cannot update '" + msg_id + "'");
     {
         Use u(stmts_->update_outbox.get());

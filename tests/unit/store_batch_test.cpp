@@ -70,7 +70,9 @@ TEST_CASE("store: batches nest; the outermost end commits; an empty batch commit
     CHECK_THAT(unbalanced.error().message, Catch::Contains("without begin_batch"));
 }
 
-TEST_CASE("store: inside a batch a failing call undoes only its own part") {
+// Calls inside a batch have no savepoints (store_detail.hpp Transaction): a call that fails
+// before it changed a row leaves the batch going; one that fails part way fails the batch.
+TEST_CASE("store: inside a batch a call that fails before writing leaves the batch going") {
     TempDir dir;
     auto store = open_store(dir.store());
     raw_exec(dir.store(),
@@ -80,25 +82,20 @@ TEST_CASE("store: inside a batch a failing call undoes only its own part") {
     auto first = message("first", "f");
     REQUIRE(store->append(first));
 
+    // The event is the first row an append writes: nothing of it stays, the batch goes on.
     auto bad = message("x");
     bad.account = "boom";
     REQUIRE_FALSE(store->append(bad));
     CHECK(bad.seq == 0);
 
-    // The row went in, the second event failed: neither stays, the batch goes on.
-    std::vector<model::Event> events = {message("hi", "c-1"), state_event("c-1", "accepted")};
-    events[1].account = "boom";
-    REQUIRE_FALSE(store->enqueue(entry("c-1"), events));
-    CHECK_FALSE(store->find("home", "c-1"));
-
+    // Calls that find their work done already write nothing either.
     std::vector<model::Event> good = {state_event("c-2", "accepted")};
     REQUIRE(store->enqueue(entry("c-2"), good).value());
     CHECK(good[0].seq == 2);
-    auto boom = state_event("c-2", "sent");
-    boom.account = "boom";
-    REQUIRE_FALSE(store->set_state("home", "c-2", "sent", "", boom));
-    CHECK(store->find("home", "c-2").value().state == "accepted");
-
+    std::vector<model::Event> retried = {state_event("c-2", "accepted")};
+    CHECK_FALSE(store->enqueue(entry("c-2"), retried).value());  // a retried send
+    auto missing = state_event("nope", "sent");
+    CHECK_FALSE(store->set_state("home", "nope", "sent", "", missing));  // not in the outbox
     auto dup_key = message("in", "in-1");
     REQUIRE(store->append_once(dup_key, "sid-1", {}).value());
     auto again = message("in", "in-1");
@@ -108,5 +105,40 @@ TEST_CASE("store: inside a batch a failing call undoes only its own part") {
     CHECK(seqs(*store) == std::vector<model::Seq>{1, 2, 3});
     CHECK(raw_query(dir.store(), "SELECT count(*) FROM events") == "3");
     CHECK(raw_query(dir.store(), "SELECT count(*) FROM outbox") == "1");
-    CHECK(raw_query(dir.store(), "SELECT state FROM outbox WHERE msg_id = 'c-2'") == "accepted");
+}
+
+TEST_CASE("store: inside a batch a call that fails part way fails the whole batch, and only it") {
+    TempDir dir;
+    auto store = open_store(dir.store());
+    raw_exec(dir.store(),
+             "CREATE TRIGGER boom BEFORE INSERT ON events WHEN NEW.account = 'boom' "
+             "BEGIN SELECT RAISE(ABORT, 'disk on fire'); END;");
+    auto before = message("before", "b");
+    REQUIRE(store->append(before));  // committed on its own
+
+    store->begin_batch();
+    auto first = message("first", "f");
+    REQUIRE(store->append(first));
+    // The outbox row and the first event went in, the second event failed.
+    std::vector<model::Event> events = {message("hi", "c-1"), state_event("c-1", "accepted")};
+    events[1].account = "boom";
+    REQUIRE_FALSE(store->enqueue(entry("c-1"), events));
+    // The batch is failed: no later call joins it...
+    auto later = message("later", "l");
+    auto refused = store->append(later);
+    REQUIRE_FALSE(refused);
+    // ...and its end keeps nothing of it.
+    auto end = store->end_batch();
+    REQUIRE_FALSE(end);
+    CHECK_THAT(end.error().message, Catch::Contains("nothing of this batch was kept"));
+    CHECK(seqs(*store) == std::vector<model::Seq>{1});
+    CHECK(raw_query(dir.store(), "SELECT count(*) FROM events") == "1");
+    CHECK(raw_query(dir.store(), "SELECT count(*) FROM outbox") == "0");
+
+    // The next batch is a batch like any other.
+    store->begin_batch();
+    auto next = message("next", "n");
+    REQUIRE(store->append(next));
+    REQUIRE(store->end_batch());
+    CHECK(raw_query(dir.store(), "SELECT count(*) FROM events") == "2");
 }
