@@ -90,8 +90,8 @@ xmpp::Status store_detail::insert_event(sqlite3* db, sqlite3_stmt* stmt, sqlite3
 }
 
 xmpp::Status Store::append(model::Event& event) {
-    // A transaction of its own (or a savepoint of the batch's): the event and its
-    // conversation's row are stored together or not at all.
+    // A transaction of its own (or the batch's): the event and its conversation's row are
+    // stored together or not at all.
     Transaction tx(db_, join_batch(), batch_failed_, commits_, stmts_->tx);
     if (!tx.begin()) return db_error(db_, "cannot store an event");
     const model::Seq old_seq = event.seq;

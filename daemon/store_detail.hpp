@@ -163,7 +163,8 @@ inline bool run(const Stmt& s) {
 // after writing part of its work cannot be undone alone: it marks the batch failed, and
 // end_batch() rolls the whole batch back and fails (GroupCommit then acknowledges none of
 // it and the daemon starts over from the store). A call that fails before it changed a row
-// leaves the batch as it was. No call joins a failed batch.
+// leaves the batch as it was, unless SQLite rolled the transaction back itself (it may, on a
+// full disk or an I/O error): that fails the batch too. No call joins a failed batch.
 class Transaction {
 public:
     explicit Transaction(sqlite3* db) : db_(db) {}
@@ -172,7 +173,8 @@ public:
     ~Transaction() {
         if (!open_) return;
         if (nested_) {
-            if (sqlite3_total_changes64(db_) != changes_at_begin_) *batch_failed_ = true;
+            if (sqlite3_total_changes64(db_) != changes_at_begin_ || sqlite3_get_autocommit(db_))
+                *batch_failed_ = true;
         } else if (!sqlite3_get_autocommit(db_)) {
             run_or_exec(&TxStmts::rollback, "ROLLBACK");
         }
@@ -183,6 +185,7 @@ public:
     // IMMEDIATE takes the write lock now, so nothing inside can fail on a lock upgrade.
     bool begin() {
         if (nested_) {
+            if (sqlite3_get_autocommit(db_)) *batch_failed_ = true;  // the batch's transaction is gone
             if (*batch_failed_) return false;
             changes_at_begin_ = sqlite3_total_changes64(db_);
             return open_ = true;
