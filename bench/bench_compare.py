@@ -93,6 +93,7 @@ class Direct:
         """`children`: XML elements added to each message, which then also gets an id (as
         stanzad's do); none: slixmpp's plain message."""
         pad = "x" * max(0, body_size - len(f"bench {n} "))
+        run_tag = f"d{time.monotonic_ns():x}"
         loop = self.peer.loop
         t_write = [0.0] * n
         latency = [None] * n
@@ -105,9 +106,10 @@ class Direct:
             t_write[i] = time.perf_counter()
             msg = self.peer.xmpp.make_message(mto=self.bob, mbody=f"bench {i} {pad}", mtype="chat")
             if children is not None:
-                msg["id"] = f"direct-{i}"
+                msg_id = f"{run_tag}-{i}"  # never the id of an earlier burst's message
+                msg["id"] = msg_id
                 for child in children:
-                    msg.xml.append(ET.fromstring(child.replace("{id}", f"direct-{i}")))
+                    msg.xml.append(ET.fromstring(child.replace("{id}", msg_id)))
             msg.send()
 
         def echoed(i: int) -> None:
