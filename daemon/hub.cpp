@@ -43,7 +43,8 @@ void Hub::deliver(const model::Event& event) {
 void Hub::publish(const std::string& account, model::EventBody body, std::string stamp) {
     model::Event event{0, account, std::move(stamp), std::move(body)};
     if (auto st = store_.append(event); !st)
-        // Front ends still hear of it; only a later replay will miss it.
+        // Front ends still hear of it; only a later replay will miss it. (Inside a group
+        // commit, a write that failed part way fails the commit, which shows nothing.)
         logs::daemon().error("stanzad: cannot store a {} event: {}", model::event_name(event.body), st.error().message);
     deliver(event);
 }

@@ -3,8 +3,9 @@
 // AccountSession (protocol/im/session.hpp), which decides what becomes of them; the hub
 // gives the session the store's rows and the live account (an AccountLink), hands the
 // events to every front end, and hands front ends' commands to Dispatch (dispatch.hpp).
-// Loop thread only; owns nothing but references to the store and the accounts, and the
-// accounts' links (their sessions) and OMEMO devices (omemo_hub.hpp).
+// Loop thread only; owns the accounts' links (their sessions), their OMEMO devices
+// (omemo_hub.hpp), the Dispatch, the sinks and a timer; the store and the accounts it only
+// refers to.
 #include <uv.h>
 
 #include <functional>

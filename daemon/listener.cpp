@@ -210,10 +210,15 @@ void Listener::start_replay(Client& client, model::Seq after) {
 }
 
 void Listener::continue_replay(Client& client) {
-    // A page at a time, as the client reads: a long backlog never stalls the loop, and a
-    // client that reads slowly holds at most the high water and a page.
+    // A page at a time, as the client reads: a client that reads slowly holds at most the
+    // high water and a page. At most a few pages per turn of the loop, the rest on the
+    // timer's next tick: a long backlog never stalls the loop, not even for a client whose
+    // session gathers its replay before writing it (IRC).
     constexpr std::size_t page = 500;
-    while (!client.closed_ && client.replay_after && uv::queued(client.stream_) < replay_high_water()) {
+    constexpr int pages_per_turn = 4;
+    for (int pages = 0; pages < pages_per_turn && !client.closed_ && client.replay_after &&
+                        uv::queued(client.stream_) < replay_high_water();
+         ++pages) {
         auto batch = store_.events_after(*client.replay_after, page, client.replay_kind(), replay_page_bytes());
         if (!batch)
             logs::daemon().error("{} client {}: replay failed: {}", settings_.kind, client.number_,

@@ -12,7 +12,8 @@
 // session.
 // Owned by the front end's listener; loop thread only. Memory per client: what libuv and
 // the group commit hold for it (at most max_backlog before it is dropped); while it
-// replays, at most replay_high_water() plus one page (replay_page_bytes() and one event).
+// replays, at most replay_high_water() plus one page (replay_page_bytes() and one event),
+// and what its session gathers (IRC's: at most 5,000 messages or 4 MiB, its history.cpp).
 #include <uv.h>
 
 #include <algorithm>

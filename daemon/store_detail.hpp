@@ -216,17 +216,13 @@ private:
 
 // Inserts `event` as seq `seq`, with its format version and its columns (msg_id, direction)
 // beside the JSON, and for a message moves its conversation's row forward
-// (upsert_conversation). Two statements: the caller's transaction (or savepoint) makes them
-// one. The seq is explicit rather than left to AUTOINCREMENT so the stored JSON can carry it
+// (upsert_conversation). Two statements: the caller's transaction (or the batch's) makes
+// them one. The seq is explicit rather than left to AUTOINCREMENT so the stored JSON can carry it
 // in the same statement; the lock makes last_seq_ authoritative, and the PRIMARY KEY turns
 // any disagreement into an error instead of a reused number. On failure `event` is as it
-// was (the caller rolls back what was written).
+// was (the caller's Transaction rolls back, or fails the batch, what was written).
 xmpp::Status insert_event(sqlite3* db, sqlite3_stmt* stmt, sqlite3_stmt* upsert_conversation, model::Event& event,
                           model::Seq seq, std::int64_t created_ms);
-
-// The event of a stored row: its json decoded, its seq set. A row whose format (the codec
-// version that wrote it) is newer than model::codec::format_version is an error naming both.
-xmpp::Result<model::Event> decode_row(model::Seq seq, std::int64_t format, std::string_view json);
 
 // account_meta writes, inside the caller's transaction.
 xmpp::Status write_metas(sqlite3* db, const MetaStmts& stmts, const std::string& account,

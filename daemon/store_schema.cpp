@@ -257,10 +257,11 @@ xmpp::Status configure(sqlite3* db, const std::string& path) {
     // FULL: in WAL mode each commit is fsynced, so "accepted" means on disk.
     // cache_size: 1 MiB of page cache (SQLite's default is 2,000 KiB); it fills up with the
     // pages a burst touches and stays full: docs/performance.md "Memory".
-    // temp_store: every store call inside a group commit is a savepoint, whose statement
-    // journal (the pages as they were before it) SQLite spills to a temporary file past
-    // 64 KiB: 29-39 pwrite64 per relayed message in a burst. In memory it costs no syscall,
-    // and is freed when the transaction ends (docs/performance.md).
+    // temp_store: a statement that may fail part way keeps the pages as they were before it
+    // in a statement journal, which SQLite spills to a temporary file past 64 KiB (when
+    // every store call was a savepoint: 29-39 pwrite64 per relayed message in a burst). In
+    // memory it costs no syscall, and is freed when the transaction ends
+    // (docs/performance.md).
     if (!exec(db, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -1024; "
                   "PRAGMA temp_store = MEMORY"))
         return db_error(db, "cannot configure " + path);
