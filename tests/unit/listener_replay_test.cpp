@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
 #include <string>
 
 #include "daemon/group_commit.hpp"
@@ -84,6 +85,22 @@ private:
     bool& done_;
 };
 
+// `count` messages from bob, stored in one batch; `body(i)` is the i-th one's body (from 1).
+void store_messages(Store& store, int count, const std::function<std::string(int)>& body) {
+    store.begin_batch();
+    for (int i = 1; i <= count; ++i) {
+        model::Message m;
+        m.from = "bob@example.org/phone";
+        m.to = "alice@example.org/stanzad";
+        m.msg_id = "m" + std::to_string(i);
+        m.body = body(i);
+        model::Event e{0, "home", "", m};
+        REQUIRE(store.append(e));
+    }
+    REQUIRE(store.end_batch());
+    REQUIRE(store.last_seq() == count);
+}
+
 int connect_unix(const std::string& path) {
     int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     REQUIRE(fd >= 0);
@@ -107,18 +124,7 @@ TEST_CASE("listener: a slow reader gets a long replay a page at a time, bounded,
     // before it is dropped, and one page of 500 of them by count alone would be 5 MiB.
     constexpr int count = 1500;
     constexpr std::size_t body_size = 10 * 1024, max_backlog = 4 << 20;
-    store.begin_batch();
-    for (int i = 1; i <= count; ++i) {
-        model::Message m;
-        m.from = "bob@example.org/phone";
-        m.to = "alice@example.org/stanzad";
-        m.msg_id = "m" + std::to_string(i);
-        m.body = std::string(body_size, static_cast<char>('a' + i % 26));
-        model::Event e{0, "home", "", m};
-        REQUIRE(store.append(e));
-    }
-    REQUIRE(store.end_batch());
-    REQUIRE(store.last_seq() == count);
+    store_messages(store, count, [&](int i) { return std::string(body_size, static_cast<char>('a' + i % 26)); });
 
     uv_loop_t loop;
     REQUIRE(uv_loop_init(&loop) == 0);
@@ -191,15 +197,7 @@ TEST_CASE("listener: a long replay gives the loop back after a few pages, even w
     REQUIRE(opened);
     Store& store = *opened.value();
     constexpr int count = 5000;  // ten pages of 500
-    store.begin_batch();
-    for (int i = 1; i <= count; ++i) {
-        model::Message m;
-        m.from = "bob@example.org/phone";
-        m.body = "m" + std::to_string(i);
-        model::Event e{0, "home", "", m};
-        REQUIRE(store.append(e));
-    }
-    REQUIRE(store.end_batch());
+    store_messages(store, count, [](int i) { return "m" + std::to_string(i); });
 
     uv_loop_t loop;
     REQUIRE(uv_loop_init(&loop) == 0);

@@ -70,14 +70,22 @@ TEST_CASE("store: batches nest; the outermost end commits; an empty batch commit
     CHECK_THAT(unbalanced.error().message, Catch::Contains("without begin_batch"));
 }
 
+// From outside, like a disk that fails mid-call: every insert of an event of the account
+// "boom" fails.
+namespace {
+void fail_events_of_account_boom(const std::string& store_path) {
+    raw_exec(store_path,
+             "CREATE TRIGGER boom BEFORE INSERT ON events WHEN NEW.account = 'boom' "
+             "BEGIN SELECT RAISE(ABORT, 'disk on fire'); END;");
+}
+}  // namespace
+
 // Calls inside a batch have no savepoints (store_detail.hpp Transaction): a call that fails
 // before it changed a row leaves the batch going; one that fails part way fails the batch.
 TEST_CASE("store: inside a batch a call that fails before writing leaves the batch going") {
     TempDir dir;
     auto store = open_store(dir.store());
-    raw_exec(dir.store(),
-             "CREATE TRIGGER boom BEFORE INSERT ON events WHEN NEW.account = 'boom' "
-             "BEGIN SELECT RAISE(ABORT, 'disk on fire'); END;");
+    fail_events_of_account_boom(dir.store());
     store->begin_batch();
     auto first = message("first", "f");
     REQUIRE(store->append(first));
@@ -110,9 +118,7 @@ TEST_CASE("store: inside a batch a call that fails before writing leaves the bat
 TEST_CASE("store: inside a batch a call that fails part way fails the whole batch, and only it") {
     TempDir dir;
     auto store = open_store(dir.store());
-    raw_exec(dir.store(),
-             "CREATE TRIGGER boom BEFORE INSERT ON events WHEN NEW.account = 'boom' "
-             "BEGIN SELECT RAISE(ABORT, 'disk on fire'); END;");
+    fail_events_of_account_boom(dir.store());
     auto before = message("before", "b");
     REQUIRE(store->append(before));  // committed on its own
 
