@@ -2,6 +2,7 @@
 
 #include <openssl/rand.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <string_view>
 #include <vector>
@@ -10,19 +11,41 @@
 
 namespace stanzad {
 
-std::string make_uuid() {
-    unsigned char b[16];
-    RAND_bytes(b, sizeof b);
-    b[6] = (b[6] & 0x0F) | 0x40;  // RFC 9562 §5.4: version 4
-    b[8] = (b[8] & 0x3F) | 0x80;  // variant 10
+namespace {
+std::string format_uuid(const unsigned char (&b)[16]) {
     static constexpr char hex[] = "0123456789abcdef";
     std::string out;
+    out.reserve(36);
     for (int i = 0; i < 16; ++i) {
         if (i == 4 || i == 6 || i == 8 || i == 10) out += '-';
         out += hex[b[i] >> 4];
         out += hex[b[i] & 15];
     }
     return out;
+}
+}  // namespace
+
+std::string make_uuid() {
+    unsigned char b[16];
+    RAND_bytes(b, sizeof b);
+    b[6] = (b[6] & 0x0F) | 0x40;  // RFC 9562 §5.4: version 4
+    b[8] = (b[8] & 0x3F) | 0x80;  // variant 10
+    return format_uuid(b);
+}
+
+std::string make_time_uuid(std::uint64_t unix_ms) {
+    unsigned char b[16];
+    RAND_bytes(b, sizeof b);  // RFC 9562 §6.9: the random bits from a CSPRNG
+    for (int i = 0; i < 6; ++i) b[i] = static_cast<unsigned char>(unix_ms >> (8 * (5 - i)));  // §5.7: unix_ts_ms, big-endian
+    b[6] = (b[6] & 0x0F) | 0x70;  // version 7
+    b[8] = (b[8] & 0x3F) | 0x80;  // variant 10
+    return format_uuid(b);
+}
+
+std::string make_time_uuid() {
+    using namespace std::chrono;
+    return make_time_uuid(static_cast<std::uint64_t>(
+        duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count()));
 }
 
 void AccountKeep::save_checkpoint(const std::optional<xmpp::SmCheckpoint>& cp) {

@@ -184,7 +184,7 @@ void AccountLink::log(Level level, const std::string& text) {
     }
 }
 
-std::string AccountLink::new_id() { return make_uuid(); }
+std::string AccountLink::new_id() { return make_time_uuid(); }
 
 xmpp::im::OmemoCrypto* AccountLink::crypto() {
     Account* a = shared_.find(name_);
