@@ -12,6 +12,7 @@
 
 #include "daemon/store.hpp"
 #include "daemon/store_detail.hpp"
+#include "daemon/store_vfs.hpp"
 
 namespace stanzad {
 
@@ -262,8 +263,14 @@ xmpp::Status configure(sqlite3* db, const std::string& path) {
     // every store call was a savepoint: 29-39 pwrite64 per relayed message in a burst). In
     // memory it costs no syscall, and is freed when the transaction ends
     // (docs/performance.md).
+    // wal_autocheckpoint: 4,000 pages (16 MiB of WAL; SQLite's default is 1,000). A checkpoint
+    // copies each page the WAL holds once, however often it was committed since the last one,
+    // and every commit rewrites the same few pages (the ends of the events and their indexes,
+    // the conversation, the cursor, the stream's state): four times fewer checkpoints write
+    // those four times less. Inbound, that halved the pages written to the database
+    // (docs/performance.md).
     if (!exec(db, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -1024; "
-                  "PRAGMA temp_store = MEMORY"))
+                  "PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 4000"))
         return db_error(db, "cannot configure " + path);
     return xmpp::Ok{};
 }
@@ -317,8 +324,9 @@ xmpp::Result<std::unique_ptr<Store>> Store::open(const std::string& path) {
     if (auto st = take_lock(path, store->lock_fd_); !st) return st.error();
     if (auto st = make_private_file(path); !st) return st.error();
 
-    if (sqlite3_open_v2(path.c_str(), &store->db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
-        SQLITE_OK)
+    // The system's VFS, with each commit's WAL frames sent as one write (daemon/store_vfs.hpp).
+    if (sqlite3_open_v2(path.c_str(), &store->db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                        store_detail::buffered_wal_vfs()) != SQLITE_OK)
         return db_error(store->db_, "cannot open " + path);
     sqlite3* db = store->db_;
     if (auto st = configure(db, path); !st) return st.error();
