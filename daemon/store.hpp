@@ -25,6 +25,8 @@ struct sqlite3;
 
 namespace stanzad {
 
+class Checkpointer;  // daemon/store_checkpoint.hpp
+
 struct OutboxEntry {
     std::int64_t id = 0;       // queue order
     std::string account;
@@ -159,12 +161,16 @@ public:
     void release_memory();
     // Bytes SQLite's page cache holds now.
     std::int64_t cache_bytes() const;
+    // The worker that checkpoints the WAL beside the loop (daemon/store_checkpoint.hpp);
+    // nullptr when it could not start (SQLite then checkpoints inside commits).
+    const Checkpointer* checkpointer() const { return checkpointer_.get(); }
 
 private:
     Store() = default;
     struct Statements;  // prepared once at open for the hot paths (store_detail.hpp)
     sqlite3* db_ = nullptr;
     std::unique_ptr<Statements> stmts_;
+    std::unique_ptr<Checkpointer> checkpointer_;
     int lock_fd_ = -1;
     model::Seq last_seq_ = 0;
     int batch_depth_ = 0;

@@ -11,6 +11,7 @@
 #include <iterator>
 
 #include "daemon/store.hpp"
+#include "daemon/store_checkpoint.hpp"
 #include "daemon/store_detail.hpp"
 #include "daemon/store_vfs.hpp"
 
@@ -263,7 +264,9 @@ xmpp::Status configure(sqlite3* db, const std::string& path) {
     // every store call was a savepoint: 29-39 pwrite64 per relayed message in a burst). In
     // memory it costs no syscall, and is freed when the transaction ends
     // (docs/performance.md).
-    // wal_autocheckpoint: 4,000 pages (16 MiB of WAL; SQLite's default is 1,000). A checkpoint
+    // wal_autocheckpoint: what SQLite does only when the checkpoint worker could not start
+    // (Store::open, daemon/store_checkpoint.hpp, which checkpoints at the same size).
+    // 4,000 pages (16 MiB of WAL; SQLite's default is 1,000). A checkpoint
     // copies each page the WAL holds once, however often it was committed since the last one,
     // and every commit rewrites the same few pages (the ends of the events and their indexes,
     // the conversation, the cursor, the stream's state): four times fewer checkpoints write
@@ -341,10 +344,15 @@ xmpp::Result<std::unique_ptr<Store>> Store::open(const std::string& path) {
 
     store->stmts_ = std::make_unique<Statements>();
     if (!store->stmts_->prepare(db)) return db_error(db, "cannot prepare statements for " + path);
+    // Checkpoints beside the loop; without the worker, SQLite's own inside commits (configure).
+    store->checkpointer_ = Checkpointer::start(path);
+    if (store->checkpointer_) sqlite3_wal_hook(db, &Checkpointer::on_commit, store->checkpointer_.get());
     return store;
 }
 
 Store::~Store() {
+    if (db_) sqlite3_wal_hook(db_, nullptr, nullptr);
+    checkpointer_.reset();  // its worker stops before the store's connection closes
     stmts_.reset();  // statements first: sqlite3_close refuses a connection with live ones
     if (db_) sqlite3_close(db_);
     if (lock_fd_ >= 0) {
