@@ -34,11 +34,13 @@ Checkpointer::~Checkpointer() {
 
 int Checkpointer::on_commit(void* self, sqlite3* db, const char* schema, int frames) {
     auto* c = static_cast<Checkpointer*>(self);
+    if (frames < c->woken_at_) c->woken_at_ = 0;  // the WAL started over
     if (frames >= kBound) {
         // The worker has not caught up for a long time: copy on the loop, as SQLite's own
         // checkpoint would (SQLITE_BUSY while the worker is at it: the next commit tries again).
         sqlite3_wal_checkpoint_v2(db, schema, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
-    } else if (frames >= kWanted) {
+    } else if (frames - c->woken_at_ >= kWanted) {
+        c->woken_at_ = frames;
         {
             std::lock_guard lock(c->mu_);
             c->wanted_ = true;

@@ -6,11 +6,14 @@
 // one-at-a-time round trips, which was their p99 and their maximum.
 //
 // The loop's connection reports the WAL's size after each commit (sqlite3_wal_hook, below);
-// past kWanted frames the worker, with its own connection, runs a PASSIVE checkpoint, which
-// never blocks the writer (https://sqlite.org/c3ref/wal_checkpoint_v2.html). A WAL starts
-// over only after a checkpoint that copied all of it, so under a long burst the worker may
-// never catch up; past kBound frames the loop runs one itself, as SQLite would have, which
-// bounds the WAL at about 64 MiB.
+// each time the WAL has grown by kWanted frames the worker, with its own connection, runs a
+// PASSIVE checkpoint, which never blocks the writer
+// (https://sqlite.org/c3ref/wal_checkpoint_v2.html). A WAL starts over only at a write that
+// begins after a checkpoint copied all of it, so under a long burst the worker may never
+// catch up; past kBound frames the loop runs one itself, as SQLite would have (copying only
+// what the worker has not), which bounds the WAL at about 64 MiB. Waking the worker at every
+// commit past kWanted instead made it checkpoint (and fsync) after nearly every commit of a
+// burst until the WAL started over.
 //
 // The worker touches nothing of the Store but its own connection; the wish to run and the
 // count of checkpoints are under a mutex.
@@ -52,6 +55,7 @@ private:
     sqlite3* db_;  // the worker's own connection
     mutable std::mutex mu_;
     mutable std::condition_variable wake_, finished_;
+    int woken_at_ = 0;  // the WAL's frames when the worker was last woken (loop thread only)
     bool wanted_ = false;
     bool stop_ = false;
     std::uint64_t done_ = 0;
