@@ -2,8 +2,8 @@
 // Checkpointer: copies the store's WAL into the database on a thread of its own, so that a
 // commit on the loop never waits for it (issue 15, docs/performance.md "Where the echo's
 // tail is"). SQLite's automatic checkpoint runs inside the commit that crosses its
-// threshold: 260 pages copied and an fsync of the database, 10-30 ms, about once per 100
-// one-at-a-time round trips, which was their p99 and their maximum.
+// threshold: 260 pages copied and an fsync of the database, 10-30 ms under tracing, about
+// once per 100 one-at-a-time round trips, which set their maximum.
 //
 // The loop's connection reports the WAL's size after each commit (sqlite3_wal_hook, below);
 // each time the WAL has grown by kWanted frames the worker, with its own connection, runs a
