@@ -17,18 +17,6 @@ void append_messages(Store& store, int n, std::size_t size) {
     }
 }
 
-std::string sql_text(const std::string& path, const std::string& sql) {
-    sqlite3* db = nullptr;
-    REQUIRE(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
-    sqlite3_stmt* st = nullptr;
-    REQUIRE(sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK);
-    REQUIRE(sqlite3_step(st) == SQLITE_ROW);
-    std::string out = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return out;
-}
-
 }  // namespace
 
 TEST_CASE("store: the worker checkpoints the WAL once it passes its size, and every event stays", "[store][checkpoint]") {
@@ -42,8 +30,8 @@ TEST_CASE("store: the worker checkpoints the WAL once it passes its size, and ev
     // Woken once per 4,000 frames the WAL grew (these commits make 6-10 each), not at every
     // commit past the first 4,000: that checkpointed, and fsynced, after nearly each one.
     CHECK(store->checkpointer()->done() <= 4);
-    CHECK(sql_text(dir.store(), "PRAGMA integrity_check") == "ok");
-    CHECK(sql_text(dir.store(), "SELECT count(*) FROM events") == "1500");
+    CHECK(raw_query(dir.store(), "PRAGMA integrity_check") == "ok");
+    CHECK(raw_query(dir.store(), "SELECT count(*) FROM events") == "1500");
     auto events = store->events_after(0, 2000);
     REQUIRE(events);
     REQUIRE(events.value().size() == 1500);
@@ -58,5 +46,5 @@ TEST_CASE("store: closed while the worker may be copying, and opened again, noth
     }
     auto store = open_store(dir.store());
     CHECK(store->last_seq() == 1500);
-    CHECK(sql_text(dir.store(), "PRAGMA integrity_check") == "ok");
+    CHECK(raw_query(dir.store(), "PRAGMA integrity_check") == "ok");
 }

@@ -8,22 +8,15 @@
 #include <unistd.h>
 
 #include <cstdint>
-#include <filesystem>
 #include <fstream>
 #include <string>
 
 #include "daemon/store_vfs.hpp"
+#include "temp_dir.hpp"
 
 namespace {
 
-struct TempDir {
-    std::filesystem::path path;
-    TempDir() {
-        char tmpl[] = "/tmp/stanzad-vfs-XXXXXX";
-        path = ::mkdtemp(tmpl);
-    }
-    ~TempDir() { std::filesystem::remove_all(path); }
-};
+using stanzad::test::TempDir;
 
 // Write syscalls made by this process so far (write, pwrite64, ...): proc(5), /proc/PID/io.
 std::int64_t write_syscalls() {
@@ -86,8 +79,8 @@ TEST_CASE("store VFS: a commit's WAL frames leave in one write, where the system
     const char* vfs = stanzad::store_detail::buffered_wal_vfs();
     REQUIRE(vfs != nullptr);
     TempDir dir;
-    sqlite3* plain = open_store_like((dir.path / "plain.db").string(), nullptr);
-    sqlite3* buffered = open_store_like((dir.path / "buffered.db").string(), vfs);
+    sqlite3* plain = open_store_like(dir.path() + "/plain.db", nullptr);
+    sqlite3* buffered = open_store_like(dir.path() + "/buffered.db", vfs);
     insert_rows(plain, 0, 200);  // a B-tree of some depth in both
     insert_rows(buffered, 0, 200);
 
@@ -111,7 +104,7 @@ TEST_CASE("store VFS: a commit's WAL frames leave in one write, where the system
     CHECK(buffered_writes <= 2);  // the frames in one write, two past 120 KiB
 
     // Another connection, through the system VFS, sees every row of both.
-    sqlite3* reader = open_db((dir.path / "buffered.db").string(), nullptr);
+    sqlite3* reader = open_db(dir.path() + "/buffered.db", nullptr);
     CHECK(text(reader, "SELECT count(*) FROM t") == "210");
     sqlite3_close(reader);
     sqlite3_close(plain);
@@ -120,7 +113,7 @@ TEST_CASE("store VFS: a commit's WAL frames leave in one write, where the system
 
 TEST_CASE("store VFS: a transaction larger than the page cache reads its own frames back", "[store][vfs]") {
     TempDir dir;
-    const std::string path = (dir.path / "big.db").string();
+    const std::string path = dir.path() + "/big.db";
     sqlite3* db = open_store_like(path, stanzad::store_detail::buffered_wal_vfs(), 10);
     exec(db, "BEGIN");
     for (int i = 0; i < 2000; ++i)
@@ -143,7 +136,7 @@ TEST_CASE("store VFS: a transaction larger than the page cache reads its own fra
 
 TEST_CASE("store VFS: killed in the middle of a transaction, only the commits are kept", "[store][vfs]") {
     TempDir dir;
-    const std::string path = (dir.path / "crash.db").string();
+    const std::string path = dir.path() + "/crash.db";
     pid_t child = ::fork();
     REQUIRE(child >= 0);
     if (child == 0) {
