@@ -22,7 +22,8 @@ for 0.6 s (longer than the 250 ms after which a last XEP-0198 <r/> goes), so the
 that belong to the burst are counted with it. For each phase it prints, divided by N:
 
 - counters (always): stanzad's syscalls (perf tracepoints raw_syscalls:sys_enter and
-  syscalls:sys_enter_{fsync,fdatasync,write,writev,sendmsg,sendto,read,recvfrom,...}),
+  syscalls:sys_enter_{fsync,fdatasync,write,writev,sendmsg,sendto,read,recvfrom,...,
+  brk,mmap,munmap,madvise}) and page faults (the allocator giving memory back and taking it again),
   TCP payload bytes and segments on the stanzad <-> Prosody connection (ss -ti:
   bytes_sent/bytes_received/segs_out/segs_in, TLS records included), stanzad's on-CPU
   time (task-clock; this one does depend on the load) and its VmRSS after the phase;
@@ -59,7 +60,8 @@ import bench_irc  # noqa: E402
 from bench_roundtrip import QuietProsody, status_kib  # noqa: E402
 
 SYSCALLS = ("fsync", "fdatasync", "write", "writev", "sendmsg", "sendto", "read", "recvfrom",
-            "recvmsg", "epoll_wait", "epoll_pwait", "pwrite64", "pread64", "futex", "lseek")
+            "recvmsg", "epoll_wait", "epoll_pwait", "pwrite64", "pread64", "futex", "lseek",
+            "brk", "mmap", "munmap", "madvise")
 PHASES = ("json-out", "irc-out", "json-in", "irc-in")
 
 
@@ -79,7 +81,7 @@ class PerfStat:
     def __init__(self, pid: int, workdir: Path):
         self.pid = pid
         self.out = workdir / f"perf-{time.monotonic_ns()}.csv"
-        events = ["task-clock", "raw_syscalls:sys_enter"] + [f"syscalls:sys_enter_{s}" for s in SYSCALLS]
+        events = ["task-clock", "page-faults", "raw_syscalls:sys_enter"] + [f"syscalls:sys_enter_{s}" for s in SYSCALLS]
         self.proc = subprocess.Popen(["perf", "stat", "-x", ",", "-o", str(self.out), "-e",
                                       ",".join(events), "-p", str(pid)],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -388,6 +390,7 @@ def report(name: str, n: int, r: dict) -> "list[str]":
         per = "  ".join(f"{k} {p[k] / n:.3f}" for k in SYSCALLS if p.get(k))
         lines.append(f"  syscalls per message: {p['syscalls'] / n:.2f} ({per})")
         lines.append(f"  fsync+fdatasync per message: {(p.get('fsync', 0) + p.get('fdatasync', 0)) / n:.4f}"
+                     f"; page faults {p.get('page-faults', 0) / n:.3f}"
                      f"; on-CPU {p['task-clock'] * 1000 / n:.1f} us per message (load-dependent)")
     if "wire" in r:
         w = r["wire"]

@@ -83,6 +83,7 @@ private:
     uv::Timer trim_timer_;
     std::int64_t trim_commits_ = 0;  // Store::commits() at the last tick
     bool trim_due_ = false;           // commits happened since the last trim
+    int busy_ticks_ = 0;              // ticks in a row with commits since the last trim
     std::uint64_t store_retry_ms_ = 0;
     std::chrono::steady_clock::time_point serving_since_{};
     bool shutting_down_ = false;
