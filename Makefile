@@ -6,6 +6,7 @@
 #   make test-unit         unit tests only         make test-integration   integration only
 #   make test-fault        the fault scenarios only (resets, black hole, restarts, kill -9)
 #   make test-asan         AddressSanitizer + UBSan build, every test against it
+#   make test-tsan         ThreadSanitizer build (clang), the daemon's unit tests against it
 #   make fuzz              build and run the libFuzzer targets (needs clang++; FUZZ_SECONDS=60)
 #   make demo              stanzad against a throwaway Prosody, in the foreground
 #   make bench             build, then run the framer benchmark
@@ -34,7 +35,7 @@ DEBIAN_PACKAGES := \
 	emacs-nox weechat-headless irssi tmux dnsmasq-base microsocks \
 	clang libclang-rt-14-dev
 
-.PHONY: help deps build test test-unit test-integration test-fault test-asan fuzz demo bench clean install deb test-deb
+.PHONY: help deps build test test-unit test-integration test-fault test-asan test-tsan fuzz demo bench clean install deb test-deb
 
 help:
 	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
@@ -86,6 +87,14 @@ test-asan: deps
 	cmake --preset asan $(WERROR_FLAG)
 	cmake --build --preset asan
 	ctest --preset asan -LE '^fault$$' -j$(JOBS)
+
+# The daemon has one thread besides its event loop: the store's checkpoint worker
+# (daemon/store_checkpoint.hpp). Its unit tests, and the store's, run here under TSan; a
+# race is an error. Not part of `make test` (clang, and a build tree of its own).
+test-tsan: deps
+	cmake --preset tsan $(WERROR_FLAG)
+	cmake --build --preset tsan --target test_daemon stanzad
+	TSAN_OPTIONS=halt_on_error=1 build-tsan/tests/test_daemon
 
 # Each target runs FUZZ_SECONDS from the seeds in tests/fuzz/corpus/ (copied, so the
 # committed seeds stay small); a crash fails the target and leaves its input in build-fuzz/.
@@ -146,4 +155,4 @@ bench: build
 	./build/bench/bench_framer
 
 clean:
-	rm -rf build build-asan build-fuzz .demo
+	rm -rf build build-asan build-tsan build-fuzz .demo
