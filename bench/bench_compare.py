@@ -267,6 +267,9 @@ def parse_report(text: str, gateway: str = "stanzad") -> dict:
         parts = line.split()
         if line.startswith("  elapsed"):
             out["elapsed"] = float(parts[1])
+        elif line.startswith("  over 35 ms at"):
+            if parts[4] != "-":
+                out["slow_at"] = line.split(" at ", 1)[1].strip()
         elif line.startswith("  over 35 ms"):
             out["slow"] = int(parts[3])
         elif line.startswith("  latency ms"):
@@ -378,6 +381,8 @@ def main() -> int:
                         f = rows[f"{k} {what}"][-1]
                         print(f"  {what:5s} {k:11s} {n / f['elapsed']:8.0f} msg/s  p50 {f['p50']:6.2f}"
                               f"  p90 {f['p90']:6.2f}  p99 {f['p99']:6.2f} ms  >=35 ms {f['slow']:4d}  CPU {f['cpu']:.3f} s, Prosody {f['prosody']:.2f} s", flush=True)
+                        if what == "echo" and f.get("slow_at"):
+                            print(f"        {k}: the echoes of 35 ms or more: {f['slow_at']}", flush=True)
         finally:
             direct.close()
             if bitlbee:

@@ -292,6 +292,8 @@ def report(title: str, n: int, elapsed: float, latency: list, pid: int, cpu: dic
         f"  latency ms       p50 {percentile(lat_ms, 50):.2f}  p90 {percentile(lat_ms, 90):.2f}"
         f"  p99 {percentile(lat_ms, 99):.2f}  max {lat_ms[-1]:.2f}",
         f"  over 35 ms       {sum(1 for x in lat_ms if x >= 35)} of {n} (a delayed-ACK stall is 40 ms)",
+        "  over 35 ms at    " + (", ".join([f"#{i} {x * 1000:.1f} ms" for i, x in enumerate(latency)
+                                           if x is not None and x * 1000 >= 35][:10]) or "-"),
         f"  {gateway + ' memory':16s} VmHWM {hwm / 1024:.1f} MiB, RssAnon {anon / 1024:.1f} MiB "
         f"(VmRSS now {rss / 1024:.1f} MiB)",
         f"  checks           {checks}",
