@@ -31,7 +31,11 @@ InboundIdentity identify(const ReceivedMessage& m, const InboundContext& c) {
     // too when it is not looked up: a correction may name it, XEP-0308).
     for (const auto& k : {oid_key, id_key})
         if (!k.empty() && k != out.keys.front()) out.aliases.emplace_back(k, "");
-    if (!m.id.empty()) out.aliases.emplace_back("rid:" + out.msg_id, m.id);  // XEP-0333 §4
+    // XEP-0333 §4: the marker names the message's own id. With markers off the alias is not
+    // kept, so a marker sent after they are turned on, for a message that came before, names
+    // the msg_id instead (docs/json-protocol.md "displayed").
+    if (c.markers && c.room.empty() && !m.id.empty() && m.id != out.msg_id)
+        out.aliases.emplace_back("rid:" + out.msg_id, m.id);
     return out;
 }
 

@@ -17,6 +17,7 @@ struct InboundContext {
     std::string room;           // the bare JID of the joined room it came from, or ""
     std::string carbon;         // XEP-0280 direction: "sent", "received", or "" for none
     bool from_archive = false;  // a XEP-0313 result from our own archive
+    bool markers = false;       // the user sends XEP-0333 markers (the account's chat_markers)
 };
 
 struct InboundIdentity {
@@ -38,7 +39,9 @@ struct InboundIdentity {
     // better exists (other clients reuse plain ids).
     std::vector<std::string> keys;
     // Stored beside the event: the other keys, and "rid:MSG_ID" -> the id a XEP-0333 marker
-    // for this message must carry.
+    // for this message must carry, only where a marker will need it: with markers on, in a
+    // chat (a room's marker carries the room's stanza-id, the msg_id), and when that id is not
+    // the msg_id itself. Each alias is a row with a random key in the store.
     std::vector<std::pair<std::string, std::string>> aliases;
 };
 

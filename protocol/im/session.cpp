@@ -281,7 +281,7 @@ model::Event AccountSession::own_echo(const ReceivedMessage& m, const std::strin
 bool AccountSession::incoming(const ReceivedMessage& m, bool from_archive, const std::string& carbon,
                               const std::string& room, model::Event* out) {
     const std::string own = own_.bare();
-    auto id = identify(m, {own, room, carbon, from_archive});
+    auto id = identify(m, {own, room, carbon, from_archive, port_.chat_markers()});
     bool outgoing = id.outgoing;
     if ((outgoing || !room.empty()) && !m.origin_id.empty() && store_.outgoing(m.origin_id)) {
         // Ours, sent through this daemon: its event is the outgoing message we stored.

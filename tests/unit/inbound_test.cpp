@@ -26,7 +26,7 @@ ReceivedMessage chat(std::string from, std::string id, std::string origin_id = {
     return m;
 }
 
-InboundContext live() { return {kOwn, "", "", false}; }
+InboundContext live() { return {kOwn, "", "", false, true}; }
 
 using Keys = std::vector<std::string>;
 
@@ -49,10 +49,30 @@ TEST_CASE("inbound: the archive id comes first, then the sender's origin-id; a p
     CHECK(identify(chat("bob@example.org/phone", ""), live()).keys.empty());
 }
 
+TEST_CASE("inbound: the id a marker needs is kept only where a marker will need it") {
+    using Aliases = std::vector<std::pair<std::string, std::string>>;
+    // Markers off (chat_markers = false, the default): no "rid:" row for any message.
+    InboundContext quiet = live();
+    quiet.markers = false;
+    CHECK(identify(chat("bob@example.org/phone", "m1", "o1", "S1"), quiet).aliases ==
+          Aliases{{"oid:bob@example.org:o1", ""}, {"id:bob@example.org:m1", ""}});
+    // The msg_id is the id itself (no stanza-id, no origin-id): a marker names it anyway.
+    CHECK(identify(chat("bob@example.org/phone", "m1"), live()).aliases.empty());
+    // A stanza-id but no origin-id: the id differs from the msg_id, so it is kept.
+    CHECK(identify(chat("bob@example.org/phone", "m1", "", "S1"), live()).aliases ==
+          Aliases{{"id:bob@example.org:m1", ""}, {"rid:S1", "m1"}});
+    // In a room a marker names the room's stanza-id (XEP-0333 §3), which is the msg_id.
+    ReceivedMessage g = chat("room@conference.example.org/bob", "m1", "o1", "R1");
+    g.type = "groupchat";
+    auto in_room = identify(g, {kOwn, "room@conference.example.org", "", false, true});
+    CHECK(in_room.msg_id == "R1");
+    for (const auto& [key, value] : in_room.aliases) CHECK(key.rfind("rid:", 0) != 0);
+}
+
 TEST_CASE("inbound: the same message by every path gets the same key") {
     // Live with an archive id, then the same from the archive page after a reconnection.
     auto live_copy = identify(chat("bob@example.org/phone", "m1", "o1", "S1"), live());
-    auto archived = identify(chat("bob@example.org/phone", "m1", "o1", "S1"), {kOwn, "", "", true});
+    auto archived = identify(chat("bob@example.org/phone", "m1", "o1", "S1"), {kOwn, "", "", true, true});
     CHECK(archived.keys.front() == live_copy.keys.front());
     // From offline storage without a stanza-id: its origin-id matches the live copy's alias.
     auto offline = identify(chat("bob@example.org/other", "m1", "o1"), live());
@@ -61,24 +81,24 @@ TEST_CASE("inbound: the same message by every path gets the same key") {
 }
 
 TEST_CASE("inbound: a sent carbon and our own archived message are ours, keyed by our JID") {
-    auto carbon = identify(chat("alice@example.org/phone", "m7", "o7", "S7"), {kOwn, "", "sent", false});
+    auto carbon = identify(chat("alice@example.org/phone", "m7", "o7", "S7"), {kOwn, "", "sent", false, true});
     CHECK(carbon.outgoing);
     CHECK(carbon.sender == kOwn);
     // Our own ids are ours to trust: the plain id is looked up too.
     CHECK(carbon.keys == Keys{"sid:S7", "oid:alice@example.org:o7", "id:alice@example.org:m7"});
-    auto archived = identify(chat("alice@example.org/phone", "m7", "o7", "S7"), {kOwn, "", "", true});
+    auto archived = identify(chat("alice@example.org/phone", "m7", "o7", "S7"), {kOwn, "", "", true, true});
     CHECK(archived.outgoing);
     CHECK(archived.keys == carbon.keys);
     // A received carbon is someone else's message, and a live message from our own JID (a
     // message to ourselves from another client) is not outgoing either.
-    CHECK_FALSE(identify(chat("bob@example.org/x", "m8"), {kOwn, "", "received", false}).outgoing);
+    CHECK_FALSE(identify(chat("bob@example.org/x", "m8"), {kOwn, "", "received", false, true}).outgoing);
     CHECK_FALSE(identify(chat("alice@example.org/phone", "m9"), live()).outgoing);
 }
 
 TEST_CASE("inbound: in a room ids are per occupant and the archive id is the room's") {
     ReceivedMessage m = chat("room@conference.example.org/bob", "m1", "o1", "R1");
     m.type = "groupchat";
-    auto id = identify(m, {kOwn, "room@conference.example.org", "", false});
+    auto id = identify(m, {kOwn, "room@conference.example.org", "", false, true});
     CHECK(id.sender == "room@conference.example.org/bob");
     CHECK(id.keys == Keys{"rsid:room@conference.example.org:R1", "oid:room@conference.example.org/bob:o1"});
 }
