@@ -21,7 +21,6 @@ constexpr uint64_t shutdown_deadline_ms = 4500;
 constexpr uint64_t prune_every_ms = 6 * 3600 * 1000;
 constexpr std::chrono::seconds secret_command_timeout{30};  // as the accounts' (account.cpp)
 constexpr uint64_t trim_every_ms = 4000;
-constexpr int trim_busy_ticks = 15;  // a minute of ticks that all saw commits
 
 // Store failures in a row, handed to the process that starts over (store_failed); a failure
 // later than `store_failure_window` after serving began counts as the first again.
@@ -203,19 +202,7 @@ bool Daemon::serve() {
 }
 
 void Daemon::trim_when_quiet() {
-    // glibc keeps what a burst freed at the top of its heaps (up to M_TRIM_THRESHOLD, 2 MiB,
-    // daemon/main.cpp) and in its free lists (5.8 MiB above idle 10 s after 10,000 messages,
-    // docs/performance.md), and SQLite keeps the pages the burst touched: once a whole tick
-    // went by without a commit after some, give both back. Nothing runs between bursts.
-    // Traffic that never pauses for a tick (a busy room) gets the same once a minute.
-    if (!store_) return;
-    const bool committed = store_->commits() != trim_commits_;
-    trim_commits_ = store_->commits();
-    if (committed) trim_due_ = true;
-    if (!trim_due_) return;
-    if (committed && ++busy_ticks_ < trim_busy_ticks) return;
-    trim_due_ = false;
-    busy_ticks_ = 0;
+    if (!store_ || !trim_clock_.tick(store_->commits())) return;
     store_->release_memory();  // SQLite's page cache, filled by the burst: 1 MiB
     ::malloc_trim(0);
 }

@@ -20,6 +20,7 @@
 #include "daemon/jsonl_listener.hpp"
 #include "daemon/resolver.hpp"
 #include "daemon/store.hpp"
+#include "daemon/trim_clock.hpp"
 #include "daemon/uv.hpp"
 
 namespace stanzad {
@@ -81,9 +82,7 @@ private:
     uv::Timer deadline_timer_;
     uv::Timer store_timer_;  // waiting for the store to be writable
     uv::Timer trim_timer_;
-    std::int64_t trim_commits_ = 0;  // Store::commits() at the last tick
-    bool trim_due_ = false;           // commits happened since the last trim
-    int busy_ticks_ = 0;              // ticks in a row with commits since the last trim
+    TrimClock trim_clock_;
     std::uint64_t store_retry_ms_ = 0;
     std::chrono::steady_clock::time_point serving_since_{};
     bool shutting_down_ = false;
