@@ -138,8 +138,10 @@ def settle(pid: int, port: int, quiet: float = 0.6, limit: float = 30.0) -> None
 class Bob:
     """bob in this process: counts alice's messages by number; sends N on request."""
 
-    def __init__(self, prosody, ca):
+    def __init__(self, prosody, ca, origin_id: bool = False):
         self.peer = harness.Peer("bob@localhost", "bob-pass", ca, prosody.port)
+        # slixmpp then adds an origin-id equal to the id, as Conversations, Dino and Gajim do.
+        self.peer.xmpp.use_origin_id = origin_id
         self.seen: set = set()
         self.duplicates = 0
         self.peer.message_hooks.append(self._on_message)
@@ -471,13 +473,16 @@ def main() -> int:
                     help="the syscalls --strace records")
     ap.add_argument("--save", help="copy the callgrind dumps into this directory")
     ap.add_argument("--stall", type=float, default=60.0)
+    ap.add_argument("--origin-id", action="store_true",
+                    help="bob's messages carry an origin-id equal to their id (XEP-0359), as most clients send")
     ctx = ap.parse_args(namespace=Ctx())
     ctx.phases = [p for p in ctx.phases.split(",") if p]
     if any(p not in PHASES for p in ctx.phases):
         raise SystemExit(f"bench: phases are {', '.join(PHASES)}")
     ctx.pad = "x" * max(0, ctx.body_size - len(f"prof {ctx.n} "))
     print(f"bench_profile: {machine()}; N={ctx.n} per phase, body {ctx.body_size} B, "
-          f"{'callgrind' if ctx.callgrind else 'native'}{', wire trace' if ctx.wire else ''}; "
+          f"{'callgrind' if ctx.callgrind else 'native'}{', wire trace' if ctx.wire else ''}"
+          f"{', bob sends origin-ids' if ctx.origin_id else ''}; "
           f"binary {harness.stanzad_bin()}", flush=True)
     with tempfile.TemporaryDirectory(prefix="stanzad-profile-") as tmp:
         tmp = Path(tmp)
@@ -489,7 +494,7 @@ def main() -> int:
         ctx.prosody.start()
         d = None
         try:
-            ctx.bob = Bob(ctx.prosody, certs.ca_cert)
+            ctx.bob = Bob(ctx.prosody, certs.ca_cert, ctx.origin_id)
             irc_port = harness.free_port()
             d, config = start_daemon(ctx, tmp, certs, irc_port)
             ctx.d, ctx.pid = d, d.proc.pid

@@ -36,7 +36,7 @@ struct InboundIdentity {
     // under. Empty when the message carries no id at all (it cannot be recognised again).
     // "sid:ID" (our archive), "rsid:ROOM:ID" (a room's archive), "oid:SENDER:ID" (origin-id,
     // unique per sender), and "id:SENDER:ID" only for our own messages or when nothing
-    // better exists (other clients reuse plain ids).
+    // better exists (other clients reuse plain ids), and never when the id is the origin-id.
     std::vector<std::string> keys;
     // Stored beside the event: the other keys, and "rid:MSG_ID" -> the id a XEP-0333 marker
     // for this message must carry, only where a marker will need it: with markers on, in a

@@ -254,6 +254,29 @@ TEST_CASE("session: a correction points at the message it corrects, by its msg_i
     CHECK(f.port.messages().back().replaces == "unknown");
 }
 
+TEST_CASE("session: a message whose id is its origin-id is one event, and corrections by that id find it") {
+    // What Conversations, Dino and Gajim send: the same value as id and origin-id. It is kept
+    // under its stanza-id with the origin-id beside it, and no row of its own for the id.
+    Fixture f;
+    f.receive("<message from='bob@example.org/x' type='chat' id='c1'><body>teh</body>"
+              "<origin-id xmlns='urn:xmpp:sid:0' id='c1'/>"
+              "<stanza-id xmlns='urn:xmpp:sid:0' by='alice@example.org' id='s1'/></message>");
+    CHECK(f.store.inbound("sid:s1").has_value());
+    CHECK(f.store.inbound("oid:bob@example.org:c1").has_value());
+    CHECK_FALSE(f.store.inbound("id:bob@example.org:c1").has_value());
+    // The same message again from offline storage (no stanza-id) is not shown twice.
+    f.receive("<message from='bob@example.org/y' type='chat' id='c1'><body>teh</body>"
+              "<origin-id xmlns='urn:xmpp:sid:0' id='c1'/></message>");
+    REQUIRE(f.port.messages().size() == 1);
+    // A correction names the id (XEP-0308 §4): it points at the stanza-id front ends know.
+    f.receive("<message from='bob@example.org/x' type='chat' id='c2'><body>the</body>"
+              "<origin-id xmlns='urn:xmpp:sid:0' id='c2'/>"
+              "<replace xmlns='urn:xmpp:message-correct:0' id='c1'/></message>");
+    auto msgs = f.port.messages();
+    REQUIRE(msgs.size() == 2);
+    CHECK(msgs[1].replaces == "s1");
+}
+
 TEST_CASE("session: an encrypted message is decrypted once, stored with the session state it moved") {
     Fixture f;
     const std::string xml = "<message from='bob@example.org/x' type='chat' id='e1'>"

@@ -69,6 +69,31 @@ TEST_CASE("inbound: the id a marker needs is kept only where a marker will need 
     for (const auto& [key, value] : in_room.aliases) CHECK(key.rfind("rid:", 0) != 0);
 }
 
+TEST_CASE("inbound: an id equal to the origin-id is not a key or a row of its own") {
+    using Aliases = std::vector<std::pair<std::string, std::string>>;
+    InboundContext quiet = live();
+    quiet.markers = false;
+    // From a contact: the stanza-id is the key, the origin-id the one row beside it.
+    auto in = identify(chat("bob@example.org/phone", "c1", "c1", "S1"), quiet);
+    CHECK(in.keys == Keys{"sid:S1", "oid:bob@example.org:c1"});
+    CHECK(in.aliases == Aliases{{"oid:bob@example.org:c1", ""}});
+    // Without a stanza-id (offline storage): the origin-id is the key and nothing is beside it.
+    auto offline = identify(chat("bob@example.org/phone", "c1", "c1"), quiet);
+    CHECK(offline.keys == Keys{"oid:bob@example.org:c1"});
+    CHECK(offline.aliases.empty());
+    // Our own, from another client (a carbon): the id is not looked up a second time.
+    InboundContext carbon = quiet;
+    carbon.carbon = "sent";
+    CHECK(identify(chat(std::string(kOwn) + "/laptop", "c1", "c1"), carbon).keys ==
+          Keys{"oid:alice@example.org:c1"});
+    // A different id still has its row (corrections and markers may name it).
+    CHECK(identify(chat("bob@example.org/phone", "m1", "c1", "S1"), quiet).aliases ==
+          Aliases{{"oid:bob@example.org:c1", ""}, {"id:bob@example.org:m1", ""}});
+    // With markers on, the marker's id (which differs from the stanza-id) is still kept.
+    CHECK(identify(chat("bob@example.org/phone", "c1", "c1", "S1"), live()).aliases ==
+          Aliases{{"oid:bob@example.org:c1", ""}, {"rid:S1", "c1"}});
+}
+
 TEST_CASE("inbound: the same message by every path gets the same key") {
     // Live with an archive id, then the same from the archive page after a reconnection.
     auto live_copy = identify(chat("bob@example.org/phone", "m1", "o1", "S1"), live());
