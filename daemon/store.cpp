@@ -16,9 +16,7 @@ using namespace store_detail;
 
 std::string conversation_of(const model::Event& event) {
     const auto* m = std::get_if<model::Message>(&event.body);
-    if (!m) return {};
-    std::string_view jid = m->outgoing ? m->to : m->from;
-    return std::string(jid.substr(0, jid.find('/')));
+    return m ? std::string(model::conversation_of(*m)) : std::string();
 }
 
 namespace {
@@ -210,7 +208,7 @@ xmpp::Result<bool> Store::append_once(model::Event& event, const std::string& ke
     // the rollback keeps nothing); aliases point where the caller says, or with an empty
     // value at the event too (the first one recorded wins).
     const std::string seq_text = std::to_string(last_seq_ + 1);
-    {
+    if (!key.empty()) {
         Use u(stmts_->insert_inbound.get());
         u.text(1, event.account).text(2, key).text(3, seq_text).int64(4, now);
         if (u.step() != SQLITE_DONE) return db_error(db_, "cannot store an event");
@@ -288,11 +286,7 @@ xmpp::Result<std::vector<model::Event>> Store::messages(const std::string& accou
 
 xmpp::Result<std::optional<model::Seq>> Store::message_seq(const std::string& account, const std::string& peer,
                                                           const std::string& msg_id) {
-    Stmt s;
-    if (!s.prepare(db_, "SELECT seq FROM events WHERE account = ?1 AND peer = ?2 AND peer != '' AND "
-                        "msg_id = ?3 ORDER BY seq LIMIT 1"))
-        return db_error(db_, "cannot read messages");
-    Use u(s.get());
+    Use u(stmts_->select_msg_seq.get());
     u.text(1, account).text(2, peer).text(3, msg_id);
     int rc = u.step();
     if (rc == SQLITE_ROW) return std::optional<model::Seq>(u.column_int64(0));

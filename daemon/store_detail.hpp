@@ -236,7 +236,7 @@ OutboxEntry read_outbox(const Use& u);
 struct Store::Statements {
     using Stmt = store_detail::Stmt;
     Stmt select_events, insert_event, upsert_conversation, insert_outbox, update_outbox, select_pending, select_outbox,
-        select_cursor, upsert_cursor, insert_inbound, select_inbound;
+        select_cursor, upsert_cursor, insert_inbound, select_inbound, select_msg_seq;
     store_detail::MetaStmts meta;  // the SM checkpoint is written for every inbound stanza
     store_detail::TxStmts tx;
 

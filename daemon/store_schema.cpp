@@ -315,6 +315,9 @@ bool Store::Statements::prepare(sqlite3* db) {
            s.insert_inbound.prepare(db, "INSERT INTO inbound_ids (account, id, created_ms, value) "
                                         "VALUES (?1, ?2, ?4, ?3) ON CONFLICT DO NOTHING") &&
            s.select_inbound.prepare(db, "SELECT value FROM inbound_ids WHERE account = ?1 AND id = ?2") &&
+           // Every incoming message with a stanza-id looks it up (im::identify, by_msg_id).
+           s.select_msg_seq.prepare(db, "SELECT seq FROM events WHERE account = ?1 AND peer = ?2 AND peer != '' AND "
+                                        "msg_id = ?3 ORDER BY seq LIMIT 1") &&
            s.meta.prepare(db) && s.tx.prepare(db);
 }
 

@@ -36,6 +36,15 @@ struct Message {
     std::string trust;
 };
 
+// The conversation a message is filed under: the other side's bare JID (a room's for the
+// room's messages), "" when the message names none. The store's index of msg_ids is per
+// conversation (daemon/store.cpp), and the IM core looks incoming stanza-ids up in it.
+inline std::string_view conversation_of(bool outgoing, std::string_view from, std::string_view to) {
+    std::string_view jid = outgoing ? to : from;
+    return jid.substr(0, jid.find('/'));
+}
+inline std::string_view conversation_of(const Message& m) { return conversation_of(m.outgoing, m.from, m.to); }
+
 // What became of a message we send, in the order a message goes through the states;
 // Failed is final and may come at any point. Who may move a state, and only forward, is
 // the IM core's rule (protocol/im/delivery.hpp). The names (to_string / parse_delivery)

@@ -1,5 +1,6 @@
 #include "protocol/im/inbound.hpp"
 
+#include "frontends/model/model.hpp"
 #include "protocol/base/jid.hpp"
 
 namespace xmpp::im {
@@ -17,9 +18,15 @@ InboundIdentity identify(const ReceivedMessage& m, const InboundContext& c) {
     if (!(c.room.empty() && m.type == "groupchat")) out.stanza_id = m.stanza_id;
     out.msg_id = !out.stanza_id.empty() ? out.stanza_id : !m.origin_id.empty() ? m.origin_id : m.id;
 
-    std::string sid_key = out.stanza_id.empty() ? ""
-                          : c.room.empty()      ? "sid:" + out.stanza_id
-                                                : "rsid:" + c.room + ":" + out.stanza_id;
+    out.conversation = model::conversation_of(out.outgoing, m.from, m.to);
+    // A trusted stanza-id is the event's msg_id, and the store keeps an index of msg_ids per
+    // conversation: every copy of the message (live, resent, from the archive) has the same
+    // conversation, so that index finds it and no row of its own is needed. A message with
+    // no conversation is not in that index; its stanza-id is a key as before.
+    out.by_msg_id = !out.stanza_id.empty() && !out.conversation.empty();
+    std::string sid_key = out.stanza_id.empty() || out.by_msg_id ? ""
+                          : c.room.empty()                       ? "sid:" + out.stanza_id
+                                                                 : "rsid:" + c.room + ":" + out.stanza_id;
     std::string oid_key = m.origin_id.empty() ? "" : "oid:" + out.sender + ":" + m.origin_id;
     // An id equal to the origin-id, as most clients send it, is neither looked up nor kept
     // on its own: every copy of the message carries the origin-id (XEP-0359 §2.2: servers
@@ -28,13 +35,13 @@ InboundIdentity identify(const ReceivedMessage& m, const InboundContext& c) {
     std::string id_key = m.id.empty() || m.id == m.origin_id ? "" : "id:" + out.sender + ":" + m.id;
     for (const auto& k : {sid_key, oid_key})
         if (!k.empty()) out.keys.push_back(k);
-    if (!id_key.empty() && (out.outgoing || out.keys.empty())) out.keys.push_back(id_key);
-    if (out.keys.empty()) return out;
+    if (!id_key.empty() && (out.outgoing || (out.keys.empty() && !out.by_msg_id))) out.keys.push_back(id_key);
+    if (out.keys.empty() && !out.by_msg_id) return out;
 
     // The first key is the one it is stored under; the others are kept beside it (the id
     // too when it is not looked up: a correction may name it, XEP-0308).
     for (const auto& k : {oid_key, id_key})
-        if (!k.empty() && k != out.keys.front()) out.aliases.emplace_back(k, "");
+        if (!k.empty() && (out.keys.empty() || k != out.keys.front())) out.aliases.emplace_back(k, "");
     // XEP-0333 §4: the marker names the message's own id. With markers off the alias is not
     // kept, so a marker sent after they are turned on, for a message that came before, names
     // the msg_id instead (docs/json-protocol.md "displayed").

@@ -32,9 +32,15 @@ struct InboundIdentity {
     std::string stanza_id;
     // What front ends see as its id: the stanza-id, else the origin-id, else the id.
     std::string msg_id;
+    // The conversation its event is filed under (model::conversation_of).
+    std::string conversation;
+    // Its stanza-id is its msg_id, found in the conversation's stored messages (the store's
+    // index of msg_ids), so it needs no key of its own: looked up there before the keys.
+    bool by_msg_id = false;
     // De-duplication keys, in the order to look them up; the first is the one it is stored
-    // under. Empty when the message carries no id at all (it cannot be recognised again).
-    // "sid:ID" (our archive), "rsid:ROOM:ID" (a room's archive), "oid:SENDER:ID" (origin-id,
+    // under. Empty when the message carries no other id than a stanza-id found by_msg_id, or
+    // none at all (it cannot be recognised again). "sid:ID" (our archive) and "rsid:ROOM:ID"
+    // (a room's archive) only for a message with no conversation, "oid:SENDER:ID" (origin-id,
     // unique per sender), and "id:SENDER:ID" only for our own messages or when nothing
     // better exists (other clients reuse plain ids), and never when the id is the origin-id.
     std::vector<std::string> keys;

@@ -303,12 +303,15 @@ bool AccountSession::incoming(const ReceivedMessage& m, bool from_archive, const
     if (!m.replace_id.empty()) msg.replaces = resolve_replace(id.sender, m.replace_id);
     std::string stamp = delay_stamp(m, msg.delayed);
     // One event per message, however often the server hands it over (im::identify).
-    for (const auto& key : id.keys) {
-        if (auto seen = store_.inbound(key)) {
-            if (out)
-                if (auto stored = store_.event(std::strtoll(seen->c_str(), nullptr, 10))) *out = std::move(*stored);
-            return false;
-        }
+    std::optional<model::Seq> seen;
+    if (id.by_msg_id)
+        if (auto found = store_.message_seq(id.conversation, id.msg_id); found && found.value()) seen = *found.value();
+    for (std::size_t i = 0; !seen && i < id.keys.size(); ++i)
+        if (auto value = store_.inbound(id.keys[i])) seen = std::strtoll(value->c_str(), nullptr, 10);
+    if (seen) {
+        if (out)
+            if (auto stored = store_.event(*seen)) *out = std::move(*stored);
+        return false;
     }
     // XEP-0384: decrypted here, after the duplicate check (a message seen before is not
     // decrypted again: its message key is spent) and before the store: the plaintext and
@@ -316,7 +319,7 @@ bool AccountSession::incoming(const ReceivedMessage& m, bool from_archive, const
     std::optional<std::vector<KeptWrite>> writes;
     if (m.encrypted()) writes = encryption_->decrypt(m, msg, room);
     model::Event event{0, account_, std::move(stamp), std::move(msg)};
-    if (id.keys.empty()) {
+    if (id.keys.empty() && !id.by_msg_id) {
         auto st = store_.append(event);
         if (!st) log(SessionPort::Level::Error, "cannot store a message: " + st.error().message);
         if (writes) encryption_->decrypted(st && store_.keep(*writes));
@@ -324,7 +327,8 @@ bool AccountSession::incoming(const ReceivedMessage& m, bool from_archive, const
         else port_.deliver(event);
         return true;
     }
-    auto stored = store_.append_once(event, id.keys.front(), id.aliases, writes ? *writes : std::vector<KeptWrite>{});
+    auto stored = store_.append_once(event, id.keys.empty() ? std::string() : id.keys.front(), id.aliases,
+                                     writes ? *writes : std::vector<KeptWrite>{});
     if (writes) encryption_->decrypted(stored && stored.value());
     if (!stored) {
         log(SessionPort::Level::Error, "cannot store a message: " + stored.error().message);

@@ -89,7 +89,8 @@ public:
     virtual std::optional<model::Event> event(model::Seq seq) = 0;
     virtual Status append(model::Event& event) = 0;
     // Stores `event` under `key` (with its aliases and `writes`) unless the key is known:
-    // true when stored now.
+    // true when stored now. An empty key: stored in any case (the caller found it new by its
+    // msg_id, message_seq).
     virtual Result<bool> append_once(model::Event& event, const std::string& key,
                                      const std::vector<std::pair<std::string, std::string>>& aliases,
                                      const std::vector<KeptWrite>& writes) = 0;

@@ -79,9 +79,10 @@ struct MemoryStore final : SessionStore {
                                           range.newest ? out.end() - static_cast<long>(limit) : out.end());
         return out;
     }
-    Result<std::optional<model::Seq>> message_seq(const std::string&, const std::string& msg_id) override {
+    Result<std::optional<model::Seq>> message_seq(const std::string& peer, const std::string& msg_id) override {
         for (const auto& e : events)
-            if (auto* m = std::get_if<model::Message>(&e.body); m && m->msg_id == msg_id)
+            if (auto* m = std::get_if<model::Message>(&e.body);
+                m && m->msg_id == msg_id && !peer.empty() && model::conversation_of(*m) == peer)
                 return std::optional<model::Seq>(e.seq);
         return std::optional<model::Seq>();
     }
@@ -98,9 +99,10 @@ struct MemoryStore final : SessionStore {
                              const std::vector<std::pair<std::string, std::string>>& aliases,
                              const std::vector<KeptWrite>& writes) override {
         if (fail) return failure();
-        if (keys.count(key)) return false;
-        keys[key] = std::to_string(add(event));
-        for (const auto& [alias, value] : aliases) keys.emplace(alias, value.empty() ? keys[key] : value);
+        if (!key.empty() && keys.count(key)) return false;
+        const std::string seq = std::to_string(add(event));
+        if (!key.empty()) keys[key] = seq;
+        for (const auto& [alias, value] : aliases) keys.emplace(alias, value.empty() ? seq : value);
         (void)keep(writes);
         return true;
     }

@@ -37,10 +37,18 @@ TEST_CASE("inbound: the archive id comes first, then the sender's origin-id; a p
     CHECK_FALSE(id.outgoing);
     CHECK(id.sender == "bob@example.org");
     CHECK(id.msg_id == "S1");
-    CHECK(id.keys == Keys{"sid:S1", "oid:bob@example.org:o1"});
+    // The stanza-id is the msg_id, looked up among the conversation's messages: no key of its own.
+    CHECK(id.by_msg_id);
+    CHECK(id.conversation == "bob@example.org");
+    CHECK(id.keys == Keys{"oid:bob@example.org:o1"});
     // The id is kept beside it, for corrections (XEP-0308) and markers (XEP-0333).
-    CHECK(id.aliases == std::vector<std::pair<std::string, std::string>>{
-                            {"oid:bob@example.org:o1", ""}, {"id:bob@example.org:m1", ""}, {"rid:S1", "m1"}});
+    CHECK(id.aliases ==
+          std::vector<std::pair<std::string, std::string>>{{"id:bob@example.org:m1", ""}, {"rid:S1", "m1"}});
+    // Only a stanza-id: nothing to keep beside the event, which its msg_id finds.
+    auto bare = identify(chat("bob@example.org/phone", "", "", "S2"), live());
+    CHECK(bare.by_msg_id);
+    CHECK(bare.keys.empty());
+    CHECK(bare.aliases.empty());
 
     // Other clients reuse plain ids: without a stanza-id or origin-id the id is all there is.
     auto plain = identify(chat("bob@example.org/phone", "m1"), live());
@@ -55,7 +63,7 @@ TEST_CASE("inbound: the id a marker needs is kept only where a marker will need 
     InboundContext quiet = live();
     quiet.markers = false;
     CHECK(identify(chat("bob@example.org/phone", "m1", "o1", "S1"), quiet).aliases ==
-          Aliases{{"oid:bob@example.org:o1", ""}, {"id:bob@example.org:m1", ""}});
+          Aliases{{"id:bob@example.org:m1", ""}});
     // The msg_id is the id itself (no stanza-id, no origin-id): a marker names it anyway.
     CHECK(identify(chat("bob@example.org/phone", "m1"), live()).aliases.empty());
     // A stanza-id but no origin-id: the id differs from the msg_id, so it is kept.
@@ -73,10 +81,10 @@ TEST_CASE("inbound: an id equal to the origin-id is not a key or a row of its ow
     using Aliases = std::vector<std::pair<std::string, std::string>>;
     InboundContext quiet = live();
     quiet.markers = false;
-    // From a contact: the stanza-id is the key, the origin-id the one row beside it.
+    // From a contact: the stanza-id is found by msg_id, the origin-id is the one row.
     auto in = identify(chat("bob@example.org/phone", "c1", "c1", "S1"), quiet);
-    CHECK(in.keys == Keys{"sid:S1", "oid:bob@example.org:c1"});
-    CHECK(in.aliases == Aliases{{"oid:bob@example.org:c1", ""}});
+    CHECK(in.keys == Keys{"oid:bob@example.org:c1"});
+    CHECK(in.aliases.empty());
     // Without a stanza-id (offline storage): the origin-id is the key and nothing is beside it.
     auto offline = identify(chat("bob@example.org/phone", "c1", "c1"), quiet);
     CHECK(offline.keys == Keys{"oid:bob@example.org:c1"});
@@ -88,10 +96,9 @@ TEST_CASE("inbound: an id equal to the origin-id is not a key or a row of its ow
           Keys{"oid:alice@example.org:c1"});
     // A different id still has its row (corrections and markers may name it).
     CHECK(identify(chat("bob@example.org/phone", "m1", "c1", "S1"), quiet).aliases ==
-          Aliases{{"oid:bob@example.org:c1", ""}, {"id:bob@example.org:m1", ""}});
+          Aliases{{"id:bob@example.org:m1", ""}});
     // With markers on, the marker's id (which differs from the stanza-id) is still kept.
-    CHECK(identify(chat("bob@example.org/phone", "c1", "c1", "S1"), live()).aliases ==
-          Aliases{{"oid:bob@example.org:c1", ""}, {"rid:S1", "c1"}});
+    CHECK(identify(chat("bob@example.org/phone", "c1", "c1", "S1"), live()).aliases == Aliases{{"rid:S1", "c1"}});
 }
 
 TEST_CASE("inbound: the same message by every path gets the same key") {
@@ -99,6 +106,9 @@ TEST_CASE("inbound: the same message by every path gets the same key") {
     auto live_copy = identify(chat("bob@example.org/phone", "m1", "o1", "S1"), live());
     auto archived = identify(chat("bob@example.org/phone", "m1", "o1", "S1"), {kOwn, "", "", true, true});
     CHECK(archived.keys.front() == live_copy.keys.front());
+    CHECK((archived.by_msg_id && live_copy.by_msg_id));
+    CHECK(archived.conversation == live_copy.conversation);
+    CHECK(archived.msg_id == live_copy.msg_id);
     // From offline storage without a stanza-id: its origin-id matches the live copy's alias.
     auto offline = identify(chat("bob@example.org/other", "m1", "o1"), live());
     CHECK(offline.keys.front() == "oid:bob@example.org:o1");
@@ -110,7 +120,8 @@ TEST_CASE("inbound: a sent carbon and our own archived message are ours, keyed b
     CHECK(carbon.outgoing);
     CHECK(carbon.sender == kOwn);
     // Our own ids are ours to trust: the plain id is looked up too.
-    CHECK(carbon.keys == Keys{"sid:S7", "oid:alice@example.org:o7", "id:alice@example.org:m7"});
+    CHECK(carbon.keys == Keys{"oid:alice@example.org:o7", "id:alice@example.org:m7"});
+    CHECK(carbon.by_msg_id);
     auto archived = identify(chat("alice@example.org/phone", "m7", "o7", "S7"), {kOwn, "", "", true, true});
     CHECK(archived.outgoing);
     CHECK(archived.keys == carbon.keys);
@@ -125,7 +136,27 @@ TEST_CASE("inbound: in a room ids are per occupant and the archive id is the roo
     m.type = "groupchat";
     auto id = identify(m, {kOwn, "room@conference.example.org", "", false, true});
     CHECK(id.sender == "room@conference.example.org/bob");
-    CHECK(id.keys == Keys{"rsid:room@conference.example.org:R1", "oid:room@conference.example.org/bob:o1"});
+    CHECK(id.by_msg_id);
+    CHECK(id.conversation == "room@conference.example.org");
+    CHECK(id.keys == Keys{"oid:room@conference.example.org/bob:o1"});
+}
+
+TEST_CASE("inbound: a message with no conversation keeps its stanza-id as a key") {
+    // Our own message from the archive with no 'to': the store files it under no
+    // conversation, so its index of msg_ids cannot find it again.
+    ReceivedMessage m = chat("alice@example.org/phone", "m1", "", "S1");
+    m.to.clear();
+    auto id = identify(m, {kOwn, "", "", true, true});
+    CHECK(id.outgoing);
+    CHECK(id.conversation.empty());
+    CHECK_FALSE(id.by_msg_id);
+    CHECK(id.keys == Keys{"sid:S1", "id:alice@example.org:m1"});
+    // A room's: its archive id, per room.
+    ReceivedMessage g = chat("/nobody", "m2", "", "R2");
+    g.type = "groupchat";
+    auto in_room = identify(g, {kOwn, "room@conference.example.org", "", false, true});
+    CHECK_FALSE(in_room.by_msg_id);
+    CHECK(in_room.keys.front() == "rsid:room@conference.example.org:R2");
 }
 
 TEST_CASE("inbound: a groupchat stanza-id from a room we are not in is never trusted") {

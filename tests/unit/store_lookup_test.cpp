@@ -41,6 +41,23 @@ TEST_CASE("store: an inbound key points at its event, aliases at what they were 
     CHECK_FALSE(store->event(a.seq + 1).value());
 }
 
+TEST_CASE("store: append_once without a key stores the event and its aliases; its msg_id finds it") {
+    // The IM core's way for a message with a stanza-id: found by msg_id in its conversation
+    // (message_seq), so no key row; its other ids are aliases as usual.
+    TempDir dir;
+    auto store = open_store(dir.store());
+    auto a = message("hello", "S1");
+    REQUIRE(store->append_once(a, "", {{"oid:bob@example.org:o1", ""}}).value());
+    CHECK(store->inbound("home", "oid:bob@example.org:o1").value() == std::optional<std::string>(std::to_string(a.seq)));
+    CHECK(store->message_seq("home", "bob@example.org", "S1").value() == std::optional<model::Seq>(a.seq));
+    CHECK_FALSE(store->message_seq("home", "carol@example.org", "S1").value());
+    CHECK_FALSE(store->message_seq("work", "bob@example.org", "S1").value());
+    // No key: nothing to refuse a second one by (the caller looked it up first).
+    auto b = message("hello again", "S2");
+    CHECK(store->append_once(b, "", {}).value());
+    CHECK(seqs(*store) == std::vector<model::Seq>{a.seq, b.seq});
+}
+
 TEST_CASE("store: messages by conversation, paged by seq and stamp; conversations by last stamp") {
     TempDir dir;
     auto store = open_store(dir.store());
