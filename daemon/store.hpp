@@ -73,7 +73,7 @@ public:
     Store(const Store&) = delete;
     Store& operator=(const Store&) = delete;
 
-    static constexpr int schema_version = 6;
+    static constexpr int schema_version = 7;
 
     // Gives `event` the next seq (and a stamp, now, if it has none) and commits it.
     xmpp::Status append(model::Event& event);
@@ -106,7 +106,9 @@ public:
     xmpp::Result<OutboxEntry> find(const std::string& account, const std::string& msg_id);
 
     // Appends `event` unless an event was already stored under `key` for its account (an
-    // incoming message's stanza-id or origin-id): one transaction; false when seen before.
+    // incoming message's origin-id or id, or a stanza-id without a conversation): one
+    // transaction; false when seen before. An empty `key`: appended in any case (the caller
+    // found it new by its msg_id, message_seq).
     // The key then points at the event's seq; `aliases` (other ids of the same message,
     // with what they stand for, "" for the event's seq) are recorded in the same transaction.
     // `meta`: account_meta changes committed in the same transaction (OMEMO session state

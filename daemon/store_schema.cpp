@@ -134,6 +134,13 @@ INSERT INTO conversations (account, peer, last_seq, last_stamp)
 SELECT account, peer, max(seq), max(stamp) FROM events WHERE peer != '' GROUP BY account, peer;
 CREATE INDEX inbound_ids_created ON inbound_ids (created_ms);
 )sql",
+    // 6 -> 7 (issue 15): no change to the tables. An incoming message's stanza-id is no
+    // longer kept as a "sid:"/"rsid:" row of inbound_ids: it is found as the msg_id of its
+    // conversation's messages (events_msgid; im::identify, by_msg_id). The rows written
+    // before stay, and go with their events at prune. The version moves so that an older
+    // stanzad, which would look for such rows and store copies again, refuses the store
+    // ("use a newer stanzad").
+    "SELECT 1;",
 };
 static_assert(std::size(migrations) == Store::schema_version, "one migration per schema version");
 

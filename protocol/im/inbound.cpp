@@ -22,8 +22,12 @@ InboundIdentity identify(const ReceivedMessage& m, const InboundContext& c) {
     // A trusted stanza-id is the event's msg_id, and the store keeps an index of msg_ids per
     // conversation: every copy of the message (live, resent, from the archive) has the same
     // conversation, so that index finds it and no row of its own is needed. A message with
-    // no conversation is not in that index; its stanza-id is a key as before.
-    out.by_msg_id = !out.stanza_id.empty() && !out.conversation.empty();
+    // no conversation is not in that index, and one without a 'from' may be filed under
+    // another conversation by another copy (live, it is not outgoing; from our archive, it
+    // is: RFC 6120 §8.1.2.1 lets a stanza from our own account come without one): for
+    // those the stanza-id is a key as before. The copies of one stanza carry the same JIDs,
+    // as the server wrote them.
+    out.by_msg_id = !out.stanza_id.empty() && !out.conversation.empty() && !m.from.empty();
     std::string sid_key = out.stanza_id.empty() || out.by_msg_id ? ""
                           : c.room.empty()                       ? "sid:" + out.stanza_id
                                                                  : "rsid:" + c.room + ":" + out.stanza_id;

@@ -303,14 +303,14 @@ bool AccountSession::incoming(const ReceivedMessage& m, bool from_archive, const
     if (!m.replace_id.empty()) msg.replaces = resolve_replace(id.sender, m.replace_id);
     std::string stamp = delay_stamp(m, msg.delayed);
     // One event per message, however often the server hands it over (im::identify).
-    std::optional<model::Seq> seen;
-    if (id.by_msg_id)
-        if (auto found = store_.message_seq(id.conversation, id.msg_id); found && found.value()) seen = *found.value();
-    for (std::size_t i = 0; !seen && i < id.keys.size(); ++i)
-        if (auto value = store_.inbound(id.keys[i])) seen = std::strtoll(value->c_str(), nullptr, 10);
-    if (seen) {
-        if (out)
-            if (auto stored = store_.event(*seen)) *out = std::move(*stored);
+    std::optional<model::Event> copy;  // found by its stanza-id
+    if (id.by_msg_id) copy = stored_copy(msg, id);
+    std::optional<std::string> value;  // found by a key: the seq of the event
+    for (std::size_t i = 0; !copy && !value && i < id.keys.size(); ++i) value = store_.inbound(id.keys[i]);
+    if (copy || value) {
+        if (out && copy) *out = std::move(*copy);
+        else if (out)
+            if (auto stored = store_.event(std::strtoll(value->c_str(), nullptr, 10))) *out = std::move(*stored);
         return false;
     }
     // XEP-0384: decrypted here, after the duplicate check (a message seen before is not
@@ -338,6 +338,31 @@ bool AccountSession::incoming(const ReceivedMessage& m, bool from_archive, const
     if (out) *out = event;
     else if (stored.value()) port_.deliver(event);
     return stored.value();
+}
+
+std::optional<model::Event> AccountSession::stored_copy(const model::Message& msg, const InboundIdentity& id) {
+    auto found = store_.message_seq(id.conversation, id.msg_id);
+    if (!found) {
+        // Not known to be new, nor seen: it is stored (a copy may show twice, none is lost).
+        log(SessionPort::Level::Error, "cannot look up message " + id.msg_id + ": " + found.error().message);
+        return std::nullopt;
+    }
+    if (!found.value()) return std::nullopt;
+    auto event = store_.event(*found.value());
+    const auto* stored = event ? std::get_if<model::Message>(&event->body) : nullptr;
+    if (!stored) return std::nullopt;
+    // Other messages of the conversation have msg_ids of other origins: ours (a front end's
+    // client_id), a sender's id or origin-id where the server gave no stanza-id, a room's
+    // archive id where this is a private message in the same room. Only a copy is the same
+    // message: the same direction and type, from the same occupant in a room, not one we
+    // sent, and not one whose msg_id its sender chose (kept under that id's key).
+    if (stored->outgoing != msg.outgoing || stored->type != msg.type) return std::nullopt;
+    if (msg.type == "groupchat" && !msg.outgoing && stored->from != msg.from) return std::nullopt;
+    if (stored->outgoing && store_.outgoing(stored->msg_id)) return std::nullopt;
+    const std::string seq = std::to_string(event->seq);
+    for (const char* kind : {"oid:", "id:"})
+        if (store_.inbound(kind + id.sender + ":" + id.msg_id) == seq) return std::nullopt;
+    return event;
 }
 
 std::string AccountSession::resolve_replace(const std::string& sender, const std::string& replace_id) {

@@ -35,6 +35,7 @@
 #include "protocol/im/chat_states.hpp"
 #include "protocol/im/delivery.hpp"
 #include "protocol/im/features.hpp"
+#include "protocol/im/inbound.hpp"
 #include "protocol/im/request.hpp"
 #include "protocol/im/room.hpp"
 #include "protocol/im/roster.hpp"
@@ -298,6 +299,8 @@ private:
     void maybe_receipt(const ReceivedMessage& m);
     // What `replace_id` from `sender` (bare JID, or occupant JID in a room) points at.
     std::string resolve_replace(const std::string& sender, const std::string& replace_id);
+    // The stored event `msg` is a copy of, found by its stanza-id (id.by_msg_id).
+    std::optional<model::Event> stored_copy(const model::Message& msg, const InboundIdentity& id);
     // Our own message coming back (a room's echo, our archive): the outgoing event.
     model::Event own_echo(const ReceivedMessage& m, const std::string& room) const;
     void log(SessionPort::Level level, const std::string& text);

@@ -285,6 +285,29 @@ TEST_CASE("session: a message whose id is its origin-id is one event, and correc
     CHECK(msgs[1].replaces == "s1");
 }
 
+TEST_CASE("session: a stanza-id finds the copies of its message, and only them") {
+    Fixture f;
+    f.port.markers = false;
+    // Only a stanza-id: no row of its own; the resent copy is found by it all the same.
+    const std::string only_sid = "<message from='bob@example.org/x' type='chat'><body>one</body>"
+                                 "<stanza-id xmlns='urn:xmpp:sid:0' by='alice@example.org' id='s1'/></message>";
+    f.receive(only_sid);
+    CHECK(f.store.keys.empty());
+    f.receive(only_sid);
+    REQUIRE(f.port.messages().size() == 1);
+    // A stanza-id that is another message's msg_id in the same conversation is no copy:
+    // ours (a front end chose the client_id), or bob's own id where no stanza-id came.
+    REQUIRE(f.send("bob@example.org", "mine", "s2").ok());
+    f.receive("<message from='bob@example.org/x' type='chat'><body>two</body>"
+              "<stanza-id xmlns='urn:xmpp:sid:0' by='alice@example.org' id='s2'/></message>");
+    f.receive("<message from='bob@example.org/x' type='chat' id='s3'><body>three</body></message>");
+    f.receive("<message from='bob@example.org/x' type='chat'><body>four</body>"
+              "<stanza-id xmlns='urn:xmpp:sid:0' by='alice@example.org' id='s3'/></message>");
+    std::vector<std::string> bodies;
+    for (const auto& m : f.port.messages()) bodies.push_back(m.body);
+    CHECK(bodies == std::vector<std::string>{"one", "mine", "two", "three", "four"});
+}
+
 TEST_CASE("session: an encrypted message is decrypted once, stored with the session state it moved") {
     Fixture f;
     const std::string xml = "<message from='bob@example.org/x' type='chat' id='e1'>"

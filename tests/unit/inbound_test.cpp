@@ -151,6 +151,15 @@ TEST_CASE("inbound: a message with no conversation keeps its stanza-id as a key"
     CHECK(id.conversation.empty());
     CHECK_FALSE(id.by_msg_id);
     CHECK(id.keys == Keys{"sid:S1", "id:alice@example.org:m1"});
+    // Without a 'from' the live copy is not outgoing and the archive's is: different
+    // conversations. Both keep the stanza-id as their key, so they are one message.
+    ReceivedMessage no_from = chat("", "m3", "", "S3");
+    auto live_copy = identify(no_from, live());
+    auto archived = identify(no_from, {kOwn, "", "", true, true});
+    CHECK_FALSE(live_copy.by_msg_id);
+    CHECK_FALSE(archived.by_msg_id);
+    CHECK(live_copy.keys.front() == "sid:S3");
+    CHECK(archived.keys.front() == "sid:S3");
     // A room's: its archive id, per room.
     ReceivedMessage g = chat("/nobody", "m2", "", "R2");
     g.type = "groupchat";

@@ -52,10 +52,15 @@ TEST_CASE("store: append_once without a key stores the event and its aliases; it
     CHECK(store->message_seq("home", "bob@example.org", "S1").value() == std::optional<model::Seq>(a.seq));
     CHECK_FALSE(store->message_seq("home", "carol@example.org", "S1").value());
     CHECK_FALSE(store->message_seq("work", "bob@example.org", "S1").value());
+    // A message-state names a msg_id too, in no conversation: never found by it.
+    auto state = state_event("S9", "sent");
+    REQUIRE(store->append(state));
+    CHECK_FALSE(store->message_seq("home", "bob@example.org", "S9").value());
+    CHECK_FALSE(store->message_seq("home", "", "S9").value());
     // No key: nothing to refuse a second one by (the caller looked it up first).
     auto b = message("hello again", "S2");
     CHECK(store->append_once(b, "", {}).value());
-    CHECK(seqs(*store) == std::vector<model::Seq>{a.seq, b.seq});
+    CHECK(seqs(*store) == std::vector<model::Seq>{a.seq, state.seq, b.seq});
 }
 
 TEST_CASE("store: messages by conversation, paged by seq and stamp; conversations by last stamp") {
