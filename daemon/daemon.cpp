@@ -168,6 +168,7 @@ bool Daemon::serve() {
             return out;
         },
         &loop_, std::chrono::seconds(config_.daemon.ping_interval));
+    hub_->on_activity([this] { start_trim_clock(); });
     listener_ = std::make_unique<JsonlListener>(&loop_, *hub_, *store_);
     if (auto st = listener_->listen(config_.daemon.socket); !st) {
         logs::daemon().critical("stanzad: {}", st.error().message);
@@ -196,15 +197,25 @@ bool Daemon::serve() {
     uv_timer_start(prune_timer_.get(), [](uv_timer_t* t) { static_cast<Daemon*>(t->data)->prune(); }, prune_every_ms,
                    prune_every_ms);
     for (const auto& a : config_.accounts) add_account(a);
-    uv_timer_start(trim_timer_.get(), [](uv_timer_t* t) { static_cast<Daemon*>(t->data)->trim_when_quiet(); },
-                   trim_every_ms, trim_every_ms);
+    start_trim_clock();
     return true;
 }
 
 void Daemon::trim_when_quiet() {
-    if (!store_ || !trim_clock_.tick(store_->commits())) return;
-    store_->release_memory();  // SQLite's page cache, filled by the burst: 1 MiB
-    ::malloc_trim(0);
+    if (!store_) return;
+    if (trim_clock_.tick(store_->commits())) {
+        store_->release_memory();  // SQLite's page cache, filled by the burst: 1 MiB
+        ::malloc_trim(0);
+    }
+    // Trimmed and nothing committed since: no tick until a stanza or a command reaches an
+    // account (Hub::on_activity), so an idle daemon does not wake every 4 s for nothing.
+    if (!trim_clock_.due()) uv_timer_stop(trim_timer_.get());
+}
+
+void Daemon::start_trim_clock() {
+    if (!uv_is_active(reinterpret_cast<uv_handle_t*>(trim_timer_.get())))
+        uv_timer_start(trim_timer_.get(), [](uv_timer_t* t) { static_cast<Daemon*>(t->data)->trim_when_quiet(); },
+                       trim_every_ms, trim_every_ms);
 }
 
 bool Daemon::start_irc(std::string password) {

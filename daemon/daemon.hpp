@@ -58,6 +58,7 @@ private:
     void reap();
     void schedule_reap();
     void prune();
+    void start_trim_clock();  // trim_timer_, unless it runs
     // Gives freed heap back to the system once a burst is over (trim_timer_).
     void trim_when_quiet();
     Account* find_account(std::string_view name) const;

@@ -23,10 +23,24 @@ Hub::Hub(Store& store, FindAccount find, ListAccounts list, uv_loop_t* loop, std
 Hub::~Hub() = default;
 
 void Hub::tick() {
-    for (auto& [name, link] : links_) link->account_session.tick(self_ping_);
+    bool rooms = false;
+    for (auto& [name, link] : links_) {
+        link->account_session.tick(self_ping_);
+        rooms = rooms || !link->account_session.rooms().empty();
+    }
+    // Without rooms nothing is due: no wakeup each second for an idle daemon. Whatever adds
+    // a room reaches its account through link(), which starts the ticks again.
+    if (!rooms) uv_timer_stop(timer_.get());
+}
+
+void Hub::wake() {
+    if (!uv_is_active(reinterpret_cast<uv_handle_t*>(timer_.get())))
+        uv_timer_start(timer_.get(), [](uv_timer_t* t) { static_cast<Hub*>(t->data)->tick(); }, 1000, 1000);
+    if (on_activity_) on_activity_();
 }
 
 AccountLink& Hub::link(Account& account) {
+    wake();
     auto& link = links_[account.name()];
     // A new one also when a reloaded configuration gave the account another JID.
     if (!link || link->account_session.own().bare() != account.config().jid.bare()) {

@@ -58,6 +58,10 @@ public:
     // XEP-0191 push.
     void blocklist_push(Account& account, std::vector<std::string> jids, bool blocked);
 
+    // Called whenever a stanza, a command or a connection event reaches an account: the
+    // daemon's idle timers start again from it.
+    void on_activity(std::function<void()> f) { on_activity_ = std::move(f); }
+
     // From front ends. `client` is the name given in hello (for hello and ack). `respond` is
     // called once, at once or when the server has answered (join, history, ...): Dispatch
     // (dispatch.hpp).
@@ -73,12 +77,14 @@ private:
     // The account's IM core (its AccountSession and OmemoSession, protocol/im/), wired to
     // the store and the account by an AccountLink (account_link.hpp). Made on first use.
     AccountLink& link(Account& account);
-    void tick();  // once a second: each account's rooms (join timeouts, self-pings)
+    void tick();  // once a second while any account has rooms: join timeouts, self-pings
+    void wake();  // something reached an account: ticks again, and on_activity
 
     Store& store_;
     FindAccount find_;
     std::vector<Sink> sinks_;
     uv::Timer timer_;  // join timeouts and self-pings
+    std::function<void()> on_activity_;
     std::chrono::seconds self_ping_;
     OmemoHub omemo_;  // XEP-0384: the accounts' devices (omemo_hub.hpp)
     AccountLink::Shared shared_;  // what every AccountLink reaches through the hub

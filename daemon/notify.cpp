@@ -42,7 +42,11 @@ ServiceNotifier::ServiceNotifier(uv_loop_t* loop, std::function<std::string()> s
     update();
     sd_notify("READY=1");
     timer_->data = this;
-    uv_timer_start(timer_.get(), [](uv_timer_t* t) { static_cast<ServiceNotifier*>(t->data)->update(); }, 1000, 1000);
+    // The status is only ever told to systemd: without it, no wakeup each second for it.
+    const char* socket = std::getenv("NOTIFY_SOCKET");
+    if (socket && *socket)
+        uv_timer_start(timer_.get(), [](uv_timer_t* t) { static_cast<ServiceNotifier*>(t->data)->update(); }, 1000,
+                       1000);
     uv_unref(reinterpret_cast<uv_handle_t*>(timer_.get()));
 }
 

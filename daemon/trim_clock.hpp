@@ -25,6 +25,10 @@ public:
         return true;
     }
 
+    // Commits happened since the last trim: the ticks are still needed. When not, the daemon
+    // stops them until something reaches an account again (Hub::on_activity).
+    bool due() const { return due_; }
+
 private:
     std::int64_t commits_ = 0;  // the commit count at the last tick
     bool due_ = false;          // commits happened since the last trim

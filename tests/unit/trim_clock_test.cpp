@@ -35,3 +35,16 @@ TEST_CASE("trim clock: traffic that never pauses for a tick is trimmed every kBu
     CHECK_FALSE(clock.tick(++commits));
     CHECK(clock.tick(commits));
 }
+
+TEST_CASE("trim clock: due while commits wait for a trim; the daemon stops ticking when not") {
+    TrimClock clock;
+    CHECK_FALSE(clock.due());  // nothing yet: no ticks needed
+    CHECK_FALSE(clock.tick(5));
+    CHECK(clock.due());
+    CHECK(clock.tick(5));  // quiet: trimmed
+    CHECK_FALSE(clock.due());
+    // Ticks start again with the next activity; the first sees what was committed since.
+    CHECK_FALSE(clock.tick(9));
+    CHECK(clock.due());
+    CHECK(clock.tick(9));
+}
