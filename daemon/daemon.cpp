@@ -213,7 +213,7 @@ void Daemon::trim_when_quiet() {
 }
 
 void Daemon::start_trim_clock() {
-    if (!uv_is_active(reinterpret_cast<uv_handle_t*>(trim_timer_.get())))
+    if (trim_timer_ && !uv_is_active(reinterpret_cast<uv_handle_t*>(trim_timer_.get())))
         uv_timer_start(trim_timer_.get(), [](uv_timer_t* t) { static_cast<Daemon*>(t->data)->trim_when_quiet(); },
                        trim_every_ms, trim_every_ms);
 }

@@ -333,6 +333,9 @@ private:
     bool sm_offered_ = false;
     bool sm_enabled_ = false;
     bool sm_resumable_ = false;
+    // Resumed, and no <a/> from the server since: a link that then goes silent is not
+    // resumed again (ClientStream::handle_timeout).
+    bool sm_resume_unconfirmed_ = false;
     std::string sm_id_, sm_location_;
     std::uint32_t sm_max_ = 0;
     std::string resume_failure_;

@@ -106,6 +106,7 @@ void ClientStream::handle_sm(pugi::xml_node element, TimePoint now) {
             return;
         }
         ack_deadline_.reset();
+        sm_resume_unconfirmed_ = false;
         acked(*h);
         return;
     }
@@ -114,6 +115,7 @@ void ClientStream::handle_sm(pugi::xml_node element, TimePoint now) {
             bool restored = take_resumed(*h);
             if (state_ == StreamState::Closed) return;
             go_online(now, true, restored);
+            sm_resume_unconfirmed_ = true;
             if (sm_.unacked_count() > 0) request_ack(now);
         } else if (name == "failed") {
             resume_failed(element);

@@ -178,6 +178,16 @@ void ClientStream::handle_timeout(TimePoint now) {
         s << static_cast<double>(ms.count()) / 1000.0 << " s";
         return s.str();
     };
+    // A server that resumed our session and then answers nothing may be stuck on that
+    // session, not on the link: Prosody 0.12 feeds a resumed connection to the parser of the
+    // session's old connection, so a stanza the old connection cut off (the daemon killed
+    // while writing) swallows all we send (docs/reliability.md). The next connection binds
+    // a new session instead of resuming this one again.
+    auto silent = [&](std::string reason) {
+        if (!sm_resume_unconfirmed_) return reason;
+        sm_resumable_ = false;
+        return reason + "; nothing acknowledged since the session was resumed: a new session next";
+    };
     if (due(close_deadline_)) {
         finish(Closed::Kind::Requested,
                "the server did not close its stream within " + seconds(options_.close_timeout));
@@ -185,14 +195,14 @@ void ClientStream::handle_timeout(TimePoint now) {
         write("</stream:stream>");
         finish(Closed::Kind::Error, "login did not complete within " + seconds(options_.negotiation_timeout));
     } else if (due(ping_deadline_)) {
-        finish(Closed::Kind::Error, "no answer from the server for " + seconds(options_.ping_timeout) +
-                                        " after a ping");
+        finish(Closed::Kind::Error,
+               silent("no answer from the server for " + seconds(options_.ping_timeout) + " after a ping"));
     } else if (due(ack_deadline_)) {
-        finish(Closed::Kind::Error, "no acknowledgement from the server for " + seconds(options_.ping_timeout));
+        finish(Closed::Kind::Error, silent("no acknowledgement from the server for " + seconds(options_.ping_timeout)));
     } else if (due(ping_ack_deadline_)) {
-        finish(Closed::Kind::Error, "no answer from the server for " + seconds(options_.ping_timeout) +
-                                        " to a ping acknowledging " + std::to_string(ping_acks_.unacked()) +
-                                        " stanza(s)");
+        finish(Closed::Kind::Error, silent("no answer from the server for " + seconds(options_.ping_timeout) +
+                                           " to a ping acknowledging " + std::to_string(ping_acks_.unacked()) +
+                                           " stanza(s)"));
     } else if (due(ack_request_due_)) {
         request_ack(now);
     } else if (due(ping_ack_due_)) {

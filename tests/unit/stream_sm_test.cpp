@@ -248,6 +248,38 @@ TEST_CASE("sm: a checkpoint taken while online resumes the session after a resta
     CHECK(second.take().find("<a xmlns='urn:xmpp:sm:3' h='2'/>") != std::string::npos);
 }
 
+TEST_CASE("sm: a resumed session that then acknowledges nothing is not resumed again") {
+    // Prosody 0.12 feeds a resumed connection to the old connection's parser: a stanza cut
+    // off by a crash swallows what follows, so the server answers nothing on it.
+    auto resumed = [](bool server_acks) {
+        Session first(sm_options());
+        enable(first);
+        first.stream.transport_closed("reset");
+        Session second(sm_options(first.stream.take_resumable()));
+        authenticate(second);
+        second.take();
+        second.feed("<resumed xmlns='urn:xmpp:sm:3' h='0' previd='sm-1'/>");
+        REQUIRE(std::get<Online>(second.events().at(0)).resumed);
+        second.stream.send("<message id='m1'/>", second.now, "m1");
+        if (server_acks) second.feed("<a xmlns='urn:xmpp:sm:3' h='1'/>");
+        for (int i = 0; i < 3 && second.stream.state() != StreamState::Closed; ++i)
+            second.stream.handle_timeout(*second.stream.next_deadline());
+        std::optional<Closed> closed;
+        for (auto& e : second.events())
+            if (auto* c = std::get_if<Closed>(&e)) closed = *c;
+        REQUIRE(closed);
+        CHECK(closed->retry());
+        return std::make_pair(closed->reason, second.stream.take_resumable().has_value());
+    };
+    auto [silent_reason, silent_resumable] = resumed(false);
+    CHECK(silent_reason.find("a new session next") != std::string::npos);
+    CHECK_FALSE(silent_resumable);
+    // Once the server has acknowledged something, a silence later is the link's: resumed.
+    auto [reason, resumable] = resumed(true);
+    CHECK(reason.find("a new session next") == std::string::npos);
+    CHECK(resumable);
+}
+
 TEST_CASE("sm: no checkpoint without a resumable session, or after a clean close") {
     Session s(sm_options());
     CHECK_FALSE(s.stream.checkpoint());
