@@ -31,12 +31,12 @@ InboundIdentity identify(const ReceivedMessage& m, const InboundContext& c) {
     std::string sid_key = out.stanza_id.empty() || out.by_msg_id ? ""
                           : c.room.empty()                       ? "sid:" + out.stanza_id
                                                                  : "rsid:" + c.room + ":" + out.stanza_id;
-    std::string oid_key = m.origin_id.empty() ? "" : "oid:" + out.sender + ":" + m.origin_id;
+    std::string oid_key = m.origin_id.empty() ? "" : sender_key("oid", out.sender, m.origin_id);
     // An id equal to the origin-id, as most clients send it, is neither looked up nor kept
     // on its own: every copy of the message carries the origin-id (XEP-0359 §2.2: servers
     // MUST preserve it), and a correction naming the id finds the "oid:" row
     // (AccountSession::resolve_replace). One random-key row fewer per such message.
-    std::string id_key = m.id.empty() || m.id == m.origin_id ? "" : "id:" + out.sender + ":" + m.id;
+    std::string id_key = m.id.empty() || m.id == m.origin_id ? "" : sender_key("id", out.sender, m.id);
     for (const auto& k : {sid_key, oid_key})
         if (!k.empty()) out.keys.push_back(k);
     if (!id_key.empty() && (out.outgoing || (out.keys.empty() && !out.by_msg_id))) out.keys.push_back(id_key);

@@ -4,6 +4,7 @@
 // becomes one event however often the server hands it over. Pure: no store, no time, no I/O;
 // the owner looks the keys up in its store.
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -52,5 +53,14 @@ struct InboundIdentity {
 };
 
 InboundIdentity identify(const ReceivedMessage& m, const InboundContext& context);
+
+// The key of an id its sender chose, unique per sender: "oid:SENDER:ID" for an XEP-0359
+// origin-id, "id:SENDER:ID" for the stanza's id. identify() keeps them; copies and
+// corrections (XEP-0308) are found by them.
+inline std::string sender_key(std::string_view kind, std::string_view sender, std::string_view id) {
+    std::string key(kind);
+    key.append(":").append(sender).append(":").append(id);
+    return key;
+}
 
 }  // namespace xmpp::im

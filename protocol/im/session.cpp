@@ -303,14 +303,15 @@ bool AccountSession::incoming(const ReceivedMessage& m, bool from_archive, const
     if (!m.replace_id.empty()) msg.replaces = resolve_replace(id.sender, m.replace_id);
     std::string stamp = delay_stamp(m, msg.delayed);
     // One event per message, however often the server hands it over (im::identify).
-    std::optional<model::Event> copy;  // found by its stanza-id
-    if (id.by_msg_id) copy = stored_copy(msg, id);
-    std::optional<std::string> value;  // found by a key: the seq of the event
-    for (std::size_t i = 0; !copy && !value && i < id.keys.size(); ++i) value = store_.inbound(id.keys[i]);
-    if (copy || value) {
-        if (out && copy) *out = std::move(*copy);
-        else if (out)
-            if (auto stored = store_.event(std::strtoll(value->c_str(), nullptr, 10))) *out = std::move(*stored);
+    std::optional<model::Event> seen = id.by_msg_id ? stored_copy(msg, id) : std::nullopt;
+    bool known = seen.has_value();
+    for (std::size_t i = 0; !known && i < id.keys.size(); ++i)
+        if (auto value = store_.inbound(id.keys[i])) {  // the seq of the event, as text
+            known = true;
+            if (out) seen = store_.event(std::strtoll(value->c_str(), nullptr, 10));
+        }
+    if (known) {
+        if (out && seen) *out = std::move(*seen);
         return false;
     }
     // XEP-0384: decrypted here, after the duplicate check (a message seen before is not
@@ -360,16 +361,16 @@ std::optional<model::Event> AccountSession::stored_copy(const model::Message& ms
     if (msg.type == "groupchat" && !msg.outgoing && stored->from != msg.from) return std::nullopt;
     if (stored->outgoing && store_.outgoing(stored->msg_id)) return std::nullopt;
     const std::string seq = std::to_string(event->seq);
-    for (const char* kind : {"oid:", "id:"})
-        if (store_.inbound(kind + id.sender + ":" + id.msg_id) == seq) return std::nullopt;
+    for (const char* kind : {"oid", "id"})
+        if (store_.inbound(sender_key(kind, id.sender, id.msg_id)) == seq) return std::nullopt;
     return event;
 }
 
 std::string AccountSession::resolve_replace(const std::string& sender, const std::string& replace_id) {
     // Ours: the msg_id is the id we gave it.
     if (sender == own_.bare() && store_.outgoing(replace_id)) return replace_id;
-    for (const char* kind : {"id:", "oid:"}) {
-        auto seq = store_.inbound(kind + sender + ":" + replace_id);
+    for (const char* kind : {"id", "oid"}) {
+        auto seq = store_.inbound(sender_key(kind, sender, replace_id));
         if (!seq) continue;
         if (auto event = store_.event(std::strtoll(seq->c_str(), nullptr, 10)))
             if (auto* msg = std::get_if<model::Message>(&event->body)) return msg->msg_id;
