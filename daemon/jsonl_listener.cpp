@@ -1,6 +1,8 @@
 #include "daemon/jsonl_listener.hpp"
 
 #include "daemon/log.hpp"
+#include "daemon/store.hpp"
+#include "frontends/model/codec.hpp"
 
 namespace stanzad {
 
@@ -32,6 +34,7 @@ struct JsonlListener::Client : Listener::Client {
 
 JsonlListener::JsonlListener(uv_loop_t* loop, Hub& hub, Store& store)
     : hub_(hub),
+      store_(store),
       core_(loop, store, Listener::Settings{"json", max_backlog, 64},
             [this](Listener& core, uv_stream_t* stream, int number) {
                 return std::make_unique<Client>(core, stream, number, *this);
@@ -101,10 +104,17 @@ void JsonlListener::send_replies(Client& client) {
 }
 
 void JsonlListener::deliver(const model::Event& event) {
+    // One encoding for every client: the row the store just wrote when it has it (the
+    // same text as encoding the event), else encoded here on the first client that takes it.
+    std::string line;
     core_.each([&](Listener::Client& base) {
         auto& c = static_cast<Client&>(base);
         if (!c.session.attached() || c.replay_after) return;
-        c.session.event(event);
+        if (line.empty()) {
+            const std::string* stored = store_.stored_json(event.seq);
+            line = stored ? *stored : model::codec::encode(event);
+        }
+        c.session.event(std::string_view(line));
         core_.flush(c);
     });
 }

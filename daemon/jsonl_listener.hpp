@@ -40,6 +40,7 @@ private:
     void deliver(const model::Event& event);
 
     Hub& hub_;
+    Store& store_;
     Listener core_;
     std::size_t next_request_ = 0;  // numbers requests across clients
 };

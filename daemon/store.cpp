@@ -53,12 +53,13 @@ xmpp::Result<model::Event> store_detail::decode_row(model::Seq seq, std::int64_t
 }
 
 xmpp::Status store_detail::insert_event(sqlite3* db, sqlite3_stmt* stmt, sqlite3_stmt* upsert_conversation,
-                                        model::Event& event, model::Seq seq, std::int64_t created_ms) {
+                                        model::Event& event, model::Seq seq, std::int64_t created_ms,
+                                        std::string* json_out) {
     const model::Seq old_seq = event.seq;
     const bool stamped = event.stamp.empty();
     if (stamped) event.stamp = xmpp::rfc3339(from_ms(created_ms));
     event.seq = seq;
-    const std::string json = model::codec::encode(event);
+    std::string json = model::codec::encode(event);
     const std::string peer = conversation_of(event);  // bound without a copy: must outlive the step
     const Columns columns = columns_of(event);
     Use u(stmt);
@@ -74,12 +75,14 @@ xmpp::Status store_detail::insert_event(sqlite3* db, sqlite3_stmt* stmt, sqlite3
         .text(10, columns.direction);
     int rc = u.step();
     const bool stored = rc == SQLITE_DONE && sqlite3_last_insert_rowid(db) == seq;
-    if (stored && peer.empty()) return xmpp::Ok{};
-    if (stored) {
+    if (stored && !peer.empty()) {
         Use c(upsert_conversation);
         c.text(1, event.account).text(2, peer).int64(3, seq).text(4, event.stamp);
         rc = c.step();
-        if (rc == SQLITE_DONE) return xmpp::Ok{};
+    }
+    if (stored && rc == SQLITE_DONE) {
+        if (json_out) *json_out = std::move(json);
+        return xmpp::Ok{};
     }
     event.seq = old_seq;
     if (stamped) event.stamp.clear();
@@ -94,8 +97,9 @@ xmpp::Status Store::append(model::Event& event) {
     if (!tx.begin()) return db_error(db_, "cannot store an event");
     const model::Seq old_seq = event.seq;
     const std::string old_stamp = event.stamp;
+    std::string json;
     auto st = insert_event(db_, stmts_->insert_event.get(), stmts_->upsert_conversation.get(), event, last_seq_ + 1,
-                           now_ms());
+                           now_ms(), &json);
     if (!st) return st;
     if (!tx.commit()) {
         event.seq = old_seq;
@@ -103,6 +107,7 @@ xmpp::Status Store::append(model::Event& event) {
         return db_error(db_, "cannot store an event");
     }
     last_seq_ = event.seq;
+    remember_json(event.seq, std::move(json));
     return xmpp::Ok{};
 }
 
@@ -117,7 +122,25 @@ bool Store::join_batch() {
 void Store::begin_batch() { ++batch_depth_; }
 
 void Store::release_memory() {
-    if (batch_depth_ == 0) sqlite3_db_release_memory(db_);
+    if (batch_depth_ > 0) return;
+    sqlite3_db_release_memory(db_);
+    recent_json_ = {};
+}
+
+void Store::remember_json(model::Seq seq, std::string json) {
+    // The events of one batch are delivered before it ends (end_batch forgets them);
+    // outside a batch the last few are kept. A ring: the oldest gives way.
+    if (json.size() > kRecentJsonMax) return;
+    auto& slot = recent_json_[recent_next_++ % recent_json_.size()];
+    slot.first = seq;
+    slot.second = std::move(json);
+}
+
+const std::string* Store::stored_json(model::Seq seq) const {
+    if (seq == 0) return nullptr;
+    for (const auto& [s, json] : recent_json_)
+        if (s == seq) return &json;
+    return nullptr;
 }
 
 std::int64_t Store::cache_bytes() const {
@@ -128,7 +151,12 @@ std::int64_t Store::cache_bytes() const {
 
 xmpp::Status Store::end_batch() {
     if (batch_depth_ == 0) return make_error("store", "end_batch without begin_batch");
+    if (batch_depth_ == 1) {
+        if (!batch_failed_ && !write_deferred_meta()) batch_failed_ = true;  // rolled back below
+        deferred_meta_.clear();
+    }
     if (--batch_depth_ > 0) return xmpp::Ok{};
+    for (auto& slot : recent_json_) slot.first = 0;  // their events were delivered (held until the commit below)
     const bool failed = std::exchange(batch_failed_, false);
     if (!batch_open_) return xmpp::Ok{};
     batch_open_ = false;
@@ -216,8 +244,9 @@ xmpp::Result<bool> Store::append_once(model::Event& event, const std::string& ke
     }
     const model::Seq old_seq = event.seq;
     const std::string old_stamp = event.stamp;
+    std::string json;
     if (auto st = insert_event(db_, stmts_->insert_event.get(), stmts_->upsert_conversation.get(), event,
-                               last_seq_ + 1, now);
+                               last_seq_ + 1, now, &json);
         !st)
         return st.error();
     for (const auto& [alias, value] : aliases) {
@@ -228,6 +257,11 @@ xmpp::Result<bool> Store::append_once(model::Event& event, const std::string& ke
             event.stamp = old_stamp;
             return db_error(db_, "cannot store an event");
         }
+    }
+    if (auto st = meta.empty() ? xmpp::Status(xmpp::Ok{}) : write_deferred_meta(); !st) {
+        event.seq = old_seq;
+        event.stamp = old_stamp;
+        return st.error();
     }
     if (auto st = write_metas(db_, stmts_->meta, event.account, meta); !st) {
         event.seq = old_seq;
@@ -240,6 +274,7 @@ xmpp::Result<bool> Store::append_once(model::Event& event, const std::string& ke
         return db_error(db_, "cannot store an event");
     }
     last_seq_ = event.seq;
+    remember_json(event.seq, std::move(json));
     return true;
 }
 
@@ -319,6 +354,8 @@ xmpp::Result<std::optional<model::Event>> Store::event(model::Seq seq) {
 }
 
 xmpp::Result<std::string> Store::meta(const std::string& account, const std::string& key) {
+    for (const auto& d : deferred_meta_)
+        if (d.account == account && d.key == key) return d.value;
     Use u(stmts_->meta.select.get());
     u.text(1, account).text(2, key);
     int rc = u.step();
@@ -328,16 +365,42 @@ xmpp::Result<std::string> Store::meta(const std::string& account, const std::str
 }
 
 xmpp::Status Store::set_meta(const std::string& account, const std::string& key, const std::string& value) {
-    const bool batched = join_batch();
+    if (batch_depth_ > 0) {
+        // Inside a batch only the last value of a key is written, when the batch ends: the
+        // archive position moves with every incoming message (issue 15: an upsert per
+        // message, 5 % of its instructions), and is as durable written once at the commit.
+        for (auto& d : deferred_meta_)
+            if (d.account == account && d.key == key) {
+                d.value = value;
+                return xmpp::Ok{};
+            }
+        deferred_meta_.push_back({account, key, value});
+        return xmpp::Ok{};
+    }
     Use u(stmts_->meta.upsert.get());
     u.text(1, account).text(2, key).text(3, value);
     if (u.step() != SQLITE_DONE) return db_error(db_, "cannot write " + key);
-    if (!batched) ++commits_;
+    ++commits_;
+    return xmpp::Ok{};
+}
+
+xmpp::Status Store::write_deferred_meta() {
+    if (deferred_meta_.empty()) return xmpp::Ok{};
+    auto deferred = std::exchange(deferred_meta_, {});
+    Transaction tx(db_, join_batch(), batch_failed_, commits_, stmts_->tx);
+    if (!tx.begin()) return db_error(db_, "cannot write account values");
+    for (const auto& d : deferred) {
+        Use u(stmts_->meta.upsert.get());
+        u.text(1, d.account).text(2, d.key).text(3, d.value);
+        if (u.step() != SQLITE_DONE) return db_error(db_, "cannot write " + d.key);
+    }
+    if (!tx.commit()) return db_error(db_, "cannot write account values");
     return xmpp::Ok{};
 }
 
 xmpp::Status Store::set_metas(const std::string& account, const std::vector<MetaWrite>& writes) {
     if (writes.empty()) return xmpp::Ok{};
+    if (auto st = write_deferred_meta(); !st) return st;  // in order: an earlier set_meta of the same key
     Transaction tx(db_, join_batch(), batch_failed_, commits_, stmts_->tx);
     if (!tx.begin()) return db_error(db_, "cannot write account values");
     if (auto st = write_metas(db_, stmts_->meta, account, writes); !st) return st;
@@ -348,6 +411,7 @@ xmpp::Status Store::set_metas(const std::string& account, const std::vector<Meta
 xmpp::Result<std::vector<std::pair<std::string, std::string>>> Store::metas(const std::string& account,
                                                                              const std::string& prefix,
                                                                              std::size_t limit) {
+    if (auto st = write_deferred_meta(); !st) return st.error();  // read in SQL below
     // A range on the primary key: every key that starts with `prefix` sorts in
     // [prefix, prefix + U+10FFFF) as UTF-8 text (BINARY collation).
     Stmt s;

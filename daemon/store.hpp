@@ -11,6 +11,7 @@
 // An advisory lock (flock on PATH.lock) keeps a second daemon off the same store.
 // Loop thread only; every call is synchronous and commits before it returns, except inside a
 // batch (begin_batch), where the calls share one transaction that end_batch commits.
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -131,6 +132,8 @@ public:
     xmpp::Result<std::optional<model::Event>> event(model::Seq seq);
     // Small per-account values (the last archive id seen, ...); "" when unset.
     xmpp::Result<std::string> meta(const std::string& account, const std::string& key);
+    // Inside a batch the value is written when the batch ends (only the last of a key), and
+    // meta() reads it at once; a write that then fails fails the batch (end_batch).
     xmpp::Status set_meta(const std::string& account, const std::string& key, const std::string& value);
     // Several changes in one transaction: all of them or none.
     xmpp::Status set_metas(const std::string& account, const std::vector<MetaWrite>& writes);
@@ -161,6 +164,12 @@ public:
     // Gives SQLite's page cache back to the allocator (the pages are read again from the
     // OS's cache when needed): for quiet times, docs/performance.md "Memory".
     void release_memory();
+    // The JSON stored for event `seq` by a write of the current batch (or, outside a batch,
+    // of the last few writes); nullptr for any other. The same text as codec::encode of the
+    // event that write was given: the JSON socket sends it as the event's line instead of
+    // encoding the event again (issue 15: an encode per event and client, 5-6 % of a
+    // relayed message's instructions). Valid until the next write or end_batch().
+    const std::string* stored_json(model::Seq seq) const;
     // Bytes SQLite's page cache holds now.
     std::int64_t cache_bytes() const;
     // The worker that checkpoints the WAL beside the loop (daemon/store_checkpoint.hpp);
@@ -179,6 +188,19 @@ private:
     bool batch_open_ = false;    // BEGIN done for the current batch
     bool batch_failed_ = false;  // a call failed part way: end_batch() rolls back (Transaction)
     std::int64_t commits_ = 0;
+    // stored_json: (seq, JSON) of the latest writes, seq 0 for a free slot; events over
+    // 64 KiB are not kept (encoded again), so the ring stays under a MiB.
+    static constexpr std::size_t kRecentJsonMax = 64 * 1024;
+    std::array<std::pair<model::Seq, std::string>, 16> recent_json_;
+    std::size_t recent_next_ = 0;
+    void remember_json(model::Seq seq, std::string json);
+    // set_meta inside a batch: written by write_deferred_meta() at its end, or before any
+    // other write or SQL read of account_meta, so that they keep their order.
+    struct DeferredMeta {
+        std::string account, key, value;
+    };
+    std::vector<DeferredMeta> deferred_meta_;
+    xmpp::Status write_deferred_meta();
     bool join_batch();         // the batch's BEGIN, on its first write
 };
 

@@ -221,8 +221,9 @@ private:
 // in the same statement; the lock makes last_seq_ authoritative, and the PRIMARY KEY turns
 // any disagreement into an error instead of a reused number. On failure `event` is as it
 // was (the caller's Transaction rolls back, or fails the batch, what was written).
+// `json`, when given, gets the row's JSON (Store::stored_json, once the caller committed).
 xmpp::Status insert_event(sqlite3* db, sqlite3_stmt* stmt, sqlite3_stmt* upsert_conversation, model::Event& event,
-                          model::Seq seq, std::int64_t created_ms);
+                          model::Seq seq, std::int64_t created_ms, std::string* json = nullptr);
 
 // account_meta writes, inside the caller's transaction.
 xmpp::Status write_metas(sqlite3* db, const MetaStmts& stmts, const std::string& account,

@@ -58,9 +58,12 @@ xmpp::Result<bool> Store::enqueue(const OutboxEntry& entry, std::vector<model::E
         }
     };
     model::Seq seq = last_seq_;
-    for (auto& event : events) {
+    std::vector<std::string> jsons(events.size());
+    for (std::size_t i = 0; i < events.size(); ++i) {
+        auto& event = events[i];
         before.emplace_back(event.seq, event.stamp);
-        auto st = insert_event(db_, stmts_->insert_event.get(), stmts_->upsert_conversation.get(), event, ++seq, now);
+        auto st = insert_event(db_, stmts_->insert_event.get(), stmts_->upsert_conversation.get(), event, ++seq, now,
+                               &jsons[i]);
         if (!st) {
             undo();
             return st.error();
@@ -72,6 +75,7 @@ xmpp::Result<bool> Store::enqueue(const OutboxEntry& entry, std::vector<model::E
         return error;
     }
     last_seq_ = seq;
+    for (std::size_t i = 0; i < events.size(); ++i) remember_json(events[i].seq, std::move(jsons[i]));
     return true;
 }
 
@@ -99,7 +103,9 @@ xmpp::Status Store::set_state(const std::string& account, const std::string& msg
     }
     const model::Seq old_seq = event.seq;
     const std::string old_stamp = event.stamp;
-    auto st = insert_event(db_, stmts_->insert_event.get(), stmts_->upsert_conversation.get(), event, last_seq_ + 1, now);
+    std::string json;
+    auto st = insert_event(db_, stmts_->insert_event.get(), stmts_->upsert_conversation.get(), event, last_seq_ + 1,
+                           now, &json);
     if (!st) return st;
     if (!tx.commit()) {
         event.seq = old_seq;
@@ -107,6 +113,7 @@ xmpp::Status Store::set_state(const std::string& account, const std::string& msg
         return db_error(db_, "cannot update '" + msg_id + "'");
     }
     last_seq_ = event.seq;
+    remember_json(event.seq, std::move(json));
     return xmpp::Ok{};
 }
 

@@ -192,6 +192,12 @@ void Session::event(const model::Event& event) {
     output_ += '\n';
 }
 
+void Session::event(std::string_view encoded) {
+    if (!attached_) return;
+    output_ += encoded;
+    output_ += '\n';
+}
+
 void Session::write(const Json& j) {
     output_ += j.dump(-1, ' ', false, Json::error_handler_t::replace);
     output_ += '\n';

@@ -40,6 +40,9 @@ public:
     void reply(const Request& request, const model::Reply& reply);
     // Rendered only once hello has been answered.
     void event(const model::Event& event);
+    // The same, for an event already encoded (model::codec::encode: the store's row, or one
+    // encoding shared by every client).
+    void event(std::string_view encoded);
 
     std::string take_output() { return std::exchange(output_, {}); }
     std::size_t output_size() const { return output_.size(); }

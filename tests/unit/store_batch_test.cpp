@@ -148,3 +148,99 @@ TEST_CASE("store: inside a batch a call that fails part way fails the whole batc
     REQUIRE(store->end_batch());
     CHECK(raw_query(dir.store(), "SELECT count(*) FROM events") == "2");
 }
+
+// stored_json (issue 15): the JSON socket sends the row the store wrote instead of encoding
+// each event again; it must be that event's encoding, for the events of this batch only.
+TEST_CASE("store: stored_json is the stored row of each event of the batch, and nothing after it") {
+    TempDir dir;
+    auto store = open_store(dir.store());
+    auto row = [&](model::Seq seq) {
+        return raw_query(dir.store(), "SELECT json FROM events WHERE seq = " + std::to_string(seq));
+    };
+    auto before = message("before", "b");
+    REQUIRE(store->append(before));  // outside a batch
+
+    store->begin_batch();
+    CHECK(store->stored_json(before.seq) != nullptr);  // the last few writes outside a batch
+    auto first = message("first", "f");
+    REQUIRE(store->append(first));
+    std::vector<model::Event> events = {message("hi", "c-1"), state_event("c-1", "accepted")};
+    REQUIRE(store->enqueue(entry("c-1"), events).value());
+    auto sent = state_event("c-1", "sent");
+    REQUIRE(store->set_state("home", "c-1", "sent", "", sent));
+    auto in = message("in", "in-1");
+    REQUIRE(store->append_once(in, "oid:in-1", {}).value());
+    auto again = message("in", "in-1");
+    REQUIRE_FALSE(store->append_once(again, "oid:in-1", {}).value());  // seen before: not stored
+
+    const std::vector<const model::Event*> stored = {&first, &events[0], &events[1], &sent, &in};
+    for (const auto* e : stored) {
+        const std::string* json = store->stored_json(e->seq);
+        REQUIRE(json != nullptr);
+        CHECK(*json == model::codec::encode(*e));  // the event as it was given its seq and stamp
+    }
+    CHECK(store->stored_json(0) == nullptr);  // never stored (a chat state)
+    CHECK(store->stored_json(store->last_seq() + 1) == nullptr);
+    REQUIRE(store->end_batch());
+
+    for (const auto* e : stored) {
+        CHECK(row(e->seq) == model::codec::encode(*e));
+        CHECK(store->stored_json(e->seq) == nullptr);  // the batch ended
+    }
+}
+
+// set_meta inside a batch is written once, at its end (issue 15: the archive position moves
+// with every incoming message). What the other calls see must be as if written at once.
+TEST_CASE("store: set_meta in a batch: read at once, written at the end, in order with the other writes") {
+    TempDir dir;
+    auto store = open_store(dir.store());
+    auto on_disk = [&](const std::string& key) {
+        return raw_query(dir.store(), "SELECT value FROM account_meta WHERE account = 'home' AND key = '" + key + "'");
+    };
+    store->begin_batch();
+    store->begin_batch();  // nested: its end writes nothing yet
+    REQUIRE(store->set_meta("home", "mam_last", "a1"));
+    REQUIRE(store->set_meta("home", "mam_last", "a2"));
+    REQUIRE(store->end_batch());
+    CHECK(store->meta("home", "mam_last").value() == "a2");
+    CHECK(store->meta("work", "mam_last").value() == "");  // per account
+    CHECK(on_disk("mam_last") == "");
+
+    // set_metas after a deferred value of the same key wins; a set_meta after it wins again.
+    REQUIRE(store->set_meta("home", "x", "deferred"));
+    REQUIRE(store->set_metas("home", {{"x", std::string("set_metas")}}));
+    CHECK(store->meta("home", "x").value() == "set_metas");
+    REQUIRE(store->set_meta("home", "y", "first"));
+    REQUIRE(store->set_metas("home", {{"y", std::string("set_metas")}}));
+    REQUIRE(store->set_meta("home", "y", "last"));
+    // metas() reads in SQL: it sees the deferred values.
+    REQUIRE(store->set_meta("home", "p:1", "one"));
+    auto listed = store->metas("home", "p:", 10);
+    REQUIRE(listed);
+    CHECK(listed.value() == std::vector<std::pair<std::string, std::string>>{{"p:1", "one"}});
+    // append_once's meta writes come after a deferred value of the same key.
+    REQUIRE(store->set_meta("home", "z", "deferred"));
+    auto in = message("in", "in-1");
+    REQUIRE(store->append_once(in, "oid:in-1", {}, {{"z", std::string("append_once")}}).value());
+    CHECK(on_disk("mam_last") == "");  // the outer batch is still open
+
+    REQUIRE(store->end_batch());
+    CHECK(on_disk("mam_last") == "a2");
+    CHECK(on_disk("x") == "set_metas");
+    CHECK(on_disk("y") == "last");
+    CHECK(on_disk("p:1") == "one");
+    CHECK(on_disk("z") == "append_once");
+    CHECK(store->meta("home", "y").value() == "last");
+
+    // A failed batch keeps none of them.
+    fail_events_of_account_boom(dir.store());
+    store->begin_batch();
+    REQUIRE(store->set_meta("home", "mam_last", "lost"));
+    auto boom = message("boom", "x1");
+    boom.account = "boom";
+    std::vector<model::Event> events = {message("hi", "c-9"), boom};
+    REQUIRE_FALSE(store->enqueue(entry("c-9"), events));
+    REQUIRE_FALSE(store->end_batch());
+    CHECK(on_disk("mam_last") == "a2");
+    CHECK(store->meta("home", "mam_last").value() == "a2");
+}
