@@ -219,16 +219,17 @@ void Listener::continue_replay(Client& client) {
     for (int pages = 0; pages < pages_per_turn && !client.closed_ && client.replay_after &&
                         uv::queued(client.stream_) < replay_high_water();
          ++pages) {
-        auto batch = store_.events_after(*client.replay_after, page, client.replay_kind(), replay_page_bytes());
-        if (!batch)
-            logs::daemon().error("{} client {}: replay failed: {}", settings_.kind, client.number_,
-                                 batch.error().message);
-        else
-            for (const auto& e : batch.value()) {
-                client.replay_event(e);
-                client.replay_after = e.seq;
+        auto batch = store_.rows_after(*client.replay_after, page, client.replay_kind(), replay_page_bytes());
+        xmpp::Status replayed = batch ? xmpp::Status(xmpp::Ok{}) : xmpp::Status(batch.error());
+        if (batch)
+            for (const auto& row : batch.value()) {
+                if (replayed = client.replay_row(row); !replayed) break;
+                client.replay_after = row.seq;
             }
-        if (!batch || batch.value().empty()) {
+        if (!replayed)
+            logs::daemon().error("{} client {}: replay failed: {}", settings_.kind, client.number_,
+                                 replayed.error().message);
+        if (!replayed || batch.value().empty()) {
             client.replay_after.reset();  // caught up: live events from here on
             client.replay_done();
         }
@@ -237,6 +238,13 @@ void Listener::continue_replay(Client& client) {
     if (!client.closed_ && client.replay_after && !uv_is_active(reinterpret_cast<uv_handle_t*>(replay_timer_.get())))
         uv_timer_start(
             replay_timer_.get(), [](uv_timer_t* t) { static_cast<Listener*>(t->data)->continue_replays(); }, 5, 5);
+}
+
+xmpp::Status Listener::Client::replay_row(const StoredRow& row) {
+    auto event = decode(row);
+    if (!event) return event.error();
+    replay_event(event.value());
+    return xmpp::Ok{};
 }
 
 void Listener::continue_replays() {

@@ -57,6 +57,10 @@ public:
         // False while nothing may leave (IRC: a failed login being answered after a delay).
         virtual bool may_write() const { return true; }
         virtual void replay_event(const model::Event& event) = 0;
+        // A stored row to replay: by default decoded and given to replay_event (a JSON
+        // client sends the row's JSON as it is). An error (a row that does not decode) ends
+        // the replay.
+        virtual xmpp::Status replay_row(const StoredRow& row);
         // The one kind of event the replay reads ("message"), or all kinds ("").
         virtual std::string_view replay_kind() const { return {}; }
         virtual void replay_done() {}

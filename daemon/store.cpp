@@ -173,26 +173,41 @@ xmpp::Status Store::end_batch() {
     return xmpp::Ok{};
 }
 
-xmpp::Result<std::vector<model::Event>> Store::events_after(model::Seq after, std::size_t limit,
-                                                           std::string_view kind, std::size_t max_bytes) {
-    std::vector<model::Event> out;
+xmpp::Result<std::vector<StoredRow>> Store::rows_after(model::Seq after, std::size_t limit, std::string_view kind,
+                                                      std::size_t max_bytes) {
+    std::vector<StoredRow> out;
     std::size_t bytes = 0;
     const auto max = static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max());
     Use u(stmts_->select_events.get());
     u.int64(1, after).int64(2, static_cast<std::int64_t>(limit > max ? max : limit)).text(3, kind);
     int rc = SQLITE_DONE;
     while (bytes < max_bytes && (rc = u.step()) == SQLITE_ROW) {
-        const model::Seq seq = u.column_int64(0);
-        const std::string row = u.column_text(1);
-        bytes += row.size();
-        auto event = decode_row(seq, u.column_int64(2), row);
-        // Our own encode() wrote it; failing to read it back is a bug to surface, not skip.
-        if (!event) return event.error();
-        out.push_back(std::move(event).value());
+        StoredRow& row = out.emplace_back();
+        row.seq = u.column_int64(0);
+        row.json = u.column_text(1);
+        row.format = u.column_int64(2);
+        bytes += row.json.size();
     }
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) return db_error(db_, "cannot read events");
     return out;
 }
+
+xmpp::Result<std::vector<model::Event>> Store::events_after(model::Seq after, std::size_t limit,
+                                                           std::string_view kind, std::size_t max_bytes) {
+    auto rows = rows_after(after, limit, kind, max_bytes);
+    if (!rows) return rows.error();
+    std::vector<model::Event> out;
+    out.reserve(rows.value().size());
+    for (const auto& row : rows.value()) {
+        auto event = decode(row);
+        // Our own encode() wrote it; failing to read it back is a bug to surface, not skip.
+        if (!event) return event.error();
+        out.push_back(std::move(event).value());
+    }
+    return out;
+}
+
+xmpp::Result<model::Event> decode(const StoredRow& row) { return decode_row(row.seq, row.format, row.json); }
 
 xmpp::Result<model::Seq> Store::cursor(const std::string& client) {
     Use u(stmts_->select_cursor.get());

@@ -64,6 +64,17 @@ struct MessageRange {
 // The conversation a stored event belongs to ("" for anything but a message).
 std::string conversation_of(const model::Event& event);
 
+// A stored event as its row holds it: its JSON, as model::codec::encode wrote it in the
+// codec's format `format`.
+struct StoredRow {
+    model::Seq seq = 0;
+    std::int64_t format = 0;
+    std::string json;
+};
+// The row's event (its seq set). A row in a format newer than this stanzad's codec, or one
+// that does not decode, is an error naming the row.
+xmpp::Result<model::Event> decode(const StoredRow& row);
+
 class Store {
 public:
     // Opens (creating the file and its directory, mode 0700, if needed) and migrates.
@@ -85,6 +96,9 @@ public:
     xmpp::Result<std::vector<model::Event>> events_after(model::Seq after, std::size_t limit,
                                                          std::string_view kind = {},
                                                          std::size_t max_bytes = SIZE_MAX);
+    // The same rows, not decoded: a replay to a JSON client sends the stored JSON as it is.
+    xmpp::Result<std::vector<StoredRow>> rows_after(model::Seq after, std::size_t limit, std::string_view kind = {},
+                                                    std::size_t max_bytes = SIZE_MAX);
     model::Seq last_seq() const { return last_seq_; }
 
     // The last seq `client` confirmed; 0 for a client never seen.

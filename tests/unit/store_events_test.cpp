@@ -67,6 +67,33 @@ TEST_CASE("store: events_after honours the limit") {
     CHECK(seqs(*store, 0, std::numeric_limits<std::size_t>::max()).size() == 5);
 }
 
+// A replay to a JSON client sends rows_after's JSON as it is (issue 15): it must be the line
+// that encoding the event gives, the event first shown.
+TEST_CASE("store: rows_after holds each event's row as encode wrote it, with its seq and format") {
+    TempDir dir;
+    auto store = open_store(dir.store());
+    std::vector<model::Event> appended;
+    for (int i = 0; i < 4; ++i) {
+        auto e = message("m\"" + std::to_string(i) + "\u00e9", "id-" + std::to_string(i));
+        REQUIRE(store->append(e));
+        appended.push_back(e);
+    }
+    auto rows = store->rows_after(1, 10);
+    REQUIRE(rows);
+    REQUIRE(rows.value().size() == 3);
+    for (std::size_t i = 0; i < 3; ++i) {
+        const auto& row = rows.value()[i];
+        CHECK(row.seq == appended[i + 1].seq);
+        CHECK(row.format == model::codec::format_version);
+        CHECK(row.json == model::codec::encode(appended[i + 1]));
+        auto decoded = stanzad::decode(row);
+        REQUIRE(decoded);
+        CHECK(model::codec::encode(decoded.value()) == row.json);
+    }
+    CHECK(store->rows_after(0, 2).value().size() == 2);
+    CHECK(store->rows_after(4, 10).value().empty());
+}
+
 TEST_CASE("store: events_after reads one kind only when asked, the limit counting that kind") {
     TempDir dir;
     auto store = open_store(dir.store());
