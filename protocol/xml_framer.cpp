@@ -13,6 +13,20 @@ bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 // Returns the offset of the first bad byte, or npos.
 std::size_t find_bad_utf8(std::string_view s) {
     for (std::size_t i = 0; i < s.size();) {
+        // ASCII from 0x20 up, most of a stanza, eight bytes at a time: a word with no byte
+        // of its high bit set and none below 0x20 is all XML characters. Any other word goes
+        // through the per-byte path below (`below` never misses a byte under 0x20: the
+        // lowest such byte is flagged whatever the borrows above it). Issue 15: this check
+        // was 4 % of an incoming message's instructions.
+        constexpr std::uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+        while (i + 8 <= s.size()) {
+            std::uint64_t w;
+            std::memcpy(&w, s.data() + i, 8);
+            const std::uint64_t below = (w - 0x20 * ones) & ~w & highs;
+            if ((w & highs) | below) break;
+            i += 8;
+        }
+        if (i >= s.size()) break;
         std::uint32_t cp;
         std::size_t len = utf8_sequence(s, i, cp);
         if (len == 0 || !is_xml_char(cp)) return i;

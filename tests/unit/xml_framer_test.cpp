@@ -275,3 +275,41 @@ TEST_CASE("framer: stream end tag with trailing whitespace and a different prefi
                                    "stanza {http://etherx.jabber.org/streams}features:<s:features xmlns:s=\"http://etherx.jabber.org/streams\" xmlns=\"jabber:client\"/>",
                                    "end"});
 }
+
+// RFC 6120 §11.6 and RFC 3629: the framer refuses a stanza with a control character or bad
+// UTF-8 and names its byte. The check reads printable ASCII eight bytes at a time (issue 15),
+// so each bad byte is put at every offset of the words around it, and the good ones too.
+TEST_CASE("framer: a control character or bad UTF-8 is found at its byte, wherever it falls in a word") {
+    const std::string open = "<message><body>";
+    const std::vector<std::string> bad = {std::string(1, '\0'), "\x01", "\x08", "\x0b", "\x0c", "\x1f",
+                                          "\x80", "\xc3", "\xc0\xaf", "\xed\xa0\x80", "\xef\xbf\xbe", "\xf5\x80\x80\x80"};
+    const std::vector<std::string> good = {"\t", "\n", "\r", " ", "~", "\x7f", "\xc3\xa9", "\xe2\x82\xac",
+                                           "\xf0\x9f\x98\x80", "\xef\xbf\xbd"};
+    for (std::size_t before = 0; before < 20; ++before) {
+        for (const auto& b : bad) {
+            const std::string stream = with_header(open + std::string(before, 'a') + b + std::string(17, 'z') +
+                                                   "</body></message>");
+            auto got = frame(stream);
+            REQUIRE(got.size() == 2);
+            CHECK(got[1] == "error not-well-formed");
+            XmlFramer f;
+            f.feed(stream);
+            std::optional<FramerEvent> e;
+            while (auto next = f.next()) e = std::move(next);
+            REQUIRE(e);
+            const auto* error = std::get_if<FramerError>(&*e);
+            REQUIRE(error);
+            const std::size_t at = header.size() + open.size() + before;
+            INFO("bad byte(s) " << b.size() << " after " << before);
+            CHECK_THAT(error->message, Catch::Contains("(at byte " + std::to_string(at) + ")"));
+        }
+        for (const auto& g : good) {
+            const std::string stream = with_header(open + std::string(before, 'a') + g + std::string(17, 'z') +
+                                                   "</body></message>");
+            auto got = frame(stream);
+            INFO("good character of " << g.size() << " byte(s) after " << before);
+            REQUIRE(got.size() == 2);
+            CHECK(got[1].rfind("stanza {jabber:client}message:", 0) == 0);
+        }
+    }
+}
