@@ -6,6 +6,8 @@
 // (stream_stanzas.cpp).
 #include "protocol/stream.hpp"
 
+#include <array>
+
 #include "protocol/base/utf8.hpp"
 
 #include <charconv>
@@ -41,9 +43,23 @@ std::string xml_escape(std::string_view text) {
     // code points XML does not allow (controls other than TAB, LF, CR; U+FFFE, U+FFFF),
     // become U+FFFD. A front end's text must never be able to break the stream.
     static constexpr std::string_view replacement = "\xEF\xBF\xBD";
+    // Printable ASCII that needs no escape goes in runs (issue 15: one append per character
+    // was 4 % of a sent message's instructions); anything else, a character at a time below.
+    static constexpr auto plain = [] {
+        std::array<bool, 256> t{};
+        for (int c = 0x20; c < 0x7F; ++c) t[c] = c != '&' && c != '<' && c != '>' && c != '"' && c != '\'';
+        return t;
+    }();
     std::string out;
     out.reserve(text.size());
     for (std::size_t i = 0; i < text.size();) {
+        std::size_t run = i;
+        while (run < text.size() && plain[static_cast<unsigned char>(text[run])]) ++run;
+        if (run > i) {
+            out.append(text.data() + i, run - i);
+            i = run;
+            continue;
+        }
         std::uint32_t cp;
         std::size_t n = utf8_sequence(text, i, cp);
         if (n == 0 || !is_xml_char(cp)) {

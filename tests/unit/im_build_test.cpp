@@ -2,6 +2,7 @@
 // chat states, markers and invitations, presence, blocking, caps (XEP-0115), vCard, any text
 // made well-formed, and OMEMO messages (XEP-0384).
 #include "im_fixture.hpp"
+#include "protocol/base/utf8.hpp"
 
 using namespace im_test;
 
@@ -271,6 +272,46 @@ TEST_CASE("im: any text a front end gives makes a well-formed stanza (XML 1.0 Ch
             INFO(a << " " << b);
             CHECK(check_raw_stanza("<message><body>" + xml_escape(text) + "</body></message>").ok());
         }
+}
+
+// xml_escape copies runs of plain ASCII at once (issue 15): the same text as escaping one
+// character at a time, whatever comes before and after a run.
+TEST_CASE("im: xml_escape gives what escaping a character at a time gives") {
+    auto one_at_a_time = [](std::string_view text) {
+        std::string out;
+        for (std::size_t i = 0; i < text.size();) {
+            std::uint32_t cp;
+            std::size_t n = xmpp::utf8_sequence(text, i, cp);
+            if (n == 0 || !xmpp::is_xml_char(cp)) {
+                out += "\xEF\xBF\xBD";
+                ++i;
+                continue;
+            }
+            switch (cp) {
+            case '&': out += "&amp;"; break;
+            case '<': out += "&lt;"; break;
+            case '>': out += "&gt;"; break;
+            case '"': out += "&quot;"; break;
+            case '\'': out += "&apos;"; break;
+            default: out.append(text.substr(i, n));
+            }
+            i += n;
+        }
+        return out;
+    };
+    std::uint32_t seed = 12345;
+    auto next = [&] { return seed = seed * 1664525u + 1013904223u; };
+    const std::string pieces[] = {"a", "Z", " ", "~", "&", "<", ">", "\"", "'", "\t", "\n", "\x7f", std::string(1, '\0'),
+                                  "\x01", "\xc3\xa9", "\xc3", "\xf0\x9f\x98\x80", "\xed\xa0\x80", "\xef\xbf\xbe", "\xff"};
+    for (int round = 0; round < 2000; ++round) {
+        std::string text;
+        const int length = static_cast<int>(next() % 40);
+        for (int k = 0; k < length; ++k) text += pieces[(next() >> 8) % std::size(pieces)];
+        INFO(round);
+        CHECK(xml_escape(text) == one_at_a_time(text));
+    }
+    CHECK(xml_escape("plain text, no escapes at all") == "plain text, no escapes at all");
+    CHECK(xml_escape("a<b>&'\"c") == "a&lt;b&gt;&amp;&apos;&quot;c");
 }
 
 TEST_CASE("im: an OMEMO message keeps its <encrypted/>; its <body/> is only the fallback (XEP-0384 §4.5)") {
