@@ -168,6 +168,14 @@ void AccountSession::acked(const std::vector<std::string>& msg_ids) {
 
 void AccountSession::advance(const std::string& msg_id, Delivery next, const std::string& error,
                              const std::string& from) {
+    // An acknowledgement (no `from`: only a reporter's check reads the recipient) of a
+    // message in flight: its state is known without the outbox.
+    if (auto it = attempts_.find(msg_id); from.empty() && it != attempts_.end() && it->second.state) {
+        Outgoing entry;
+        entry.msg_id = msg_id;
+        entry.state = std::string(to_string(*it->second.state));
+        return advance(entry, next, error, from);
+    }
     if (auto entry = store_.outgoing(msg_id)) advance(*entry, next, error, from);
 }
 
@@ -189,6 +197,7 @@ void AccountSession::advance(const Outgoing& entry, Delivery next, const std::st
     if (auto st = store_.set_state(msg_id, next, error, event); !st)
         return log(SessionPort::Level::Error,
                    "cannot record message " + msg_id + " as " + state + ": " + st.error().message);
+    if (auto it = attempts_.find(msg_id); it != attempts_.end()) it->second.state = next;  // Sent: still in flight
     port_.deliver(event);
 }
 
@@ -196,6 +205,7 @@ void AccountSession::transmit(const Outgoing& entry) {
     // A message that went out on this many sessions without an acknowledgement is one the
     // server will not take (a stream error each time, say, for a stanza it finds too large).
     Attempts& tried = attempts_[entry.msg_id];
+    tried.state = parse_delivery(entry.state);
     if (++tried.count > kMaxAttempts)
         return advance(entry, Delivery::Failed,
                        "the server did not accept it on " + std::to_string(kMaxAttempts) +

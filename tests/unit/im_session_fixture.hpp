@@ -26,6 +26,7 @@ struct MemoryStore final : SessionStore {
     std::map<std::string, std::string> keys;
     std::map<std::string, std::string> values;  // kept per account ("mam_last", ...)
     bool fail = false;
+    int outbox_reads = 0;  // outgoing(): what an acknowledgement costs
 
     static Error failure() { return make_error("io", "disk full"); }
     model::Seq add(model::Event& e) {
@@ -39,6 +40,7 @@ struct MemoryStore final : SessionStore {
     }
 
     std::optional<Outgoing> outgoing(const std::string& msg_id) override {
+        ++outbox_reads;
         if (auto* o = find(msg_id)) return *o;
         return std::nullopt;
     }

@@ -130,6 +130,43 @@ TEST_CASE("session: states move forward only, and only the recipient may move th
     CHECK(f.store.find("m2")->state == "failed");
 }
 
+// Issue 15: the server acknowledges every message we send; the state of one in flight is
+// known without reading the outbox, and must be the outbox's.
+TEST_CASE("session: the server's ack of a message in flight reads no outbox, and agrees with it") {
+    Fixture f;
+    REQUIRE(f.send("bob@example.org", "hi", "m1").ok());
+    int reads = f.store.outbox_reads;
+    f.session.acked({"m1"});
+    CHECK(f.store.outbox_reads == reads);
+    CHECK(f.port.states("m1") == std::vector<std::string>{"accepted", "sent", "acked"});
+    CHECK(f.store.find("m1")->state == "acked");
+    f.session.acked({"m1"});  // twice: no longer in flight, the outbox says acked
+    CHECK(f.port.states("m1") == std::vector<std::string>{"accepted", "sent", "acked"});
+
+    // A receipt that came first: the message is no longer in flight; the late ack reads the
+    // outbox (delivered) and changes nothing.
+    REQUIRE(f.send("bob@example.org", "again", "m2").ok());
+    f.receive("<message from='bob@example.org/phone' to='alice@example.org/s' id='r1'>"
+              "<received xmlns='urn:xmpp:receipts' id='m2'/></message>");
+    reads = f.store.outbox_reads;
+    f.session.acked({"m2"});
+    CHECK(f.store.outbox_reads == reads + 1);
+    CHECK(f.port.states("m2") == std::vector<std::string>{"accepted", "sent", "delivered"});
+
+    // A "sent" that could not be stored: in flight as accepted, as the outbox has it; the ack
+    // then moves it on from there.
+    f.port.is_online = false;
+    REQUIRE(f.send("bob@example.org", "third", "m3").ok());
+    f.port.is_online = true;
+    f.store.fail = true;
+    f.session.online(false, false);
+    f.store.fail = false;
+    CHECK(f.store.find("m3")->state == "accepted");
+    f.session.acked({"m3"});
+    CHECK(f.port.states("m3") == std::vector<std::string>{"accepted", "acked"});
+    CHECK(f.store.find("m3")->state == "acked");
+}
+
 TEST_CASE("session: a state that cannot be stored is not shown") {
     Fixture f;
     REQUIRE(f.send("bob@example.org", "hi", "m1").ok());
