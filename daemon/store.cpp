@@ -384,6 +384,9 @@ xmpp::Status Store::set_meta(const std::string& account, const std::string& key,
         // Inside a batch only the last value of a key is written, when the batch ends: the
         // archive position moves with every incoming message (issue 15: an upsert per
         // message, 5 % of its instructions), and is as durable written once at the commit.
+        // The batch's transaction begins now all the same: reads after this one are then
+        // inside it, without a read lock each (two fcntl calls per read outside it).
+        join_batch();
         for (auto& d : deferred_meta_)
             if (d.account == account && d.key == key) {
                 d.value = value;
