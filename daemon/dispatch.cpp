@@ -68,7 +68,8 @@ model::Reply Dispatch::daemon_command(const C& c, const std::string& client) {
         if (c.seq > store_.last_seq())
             return model::Reply::error("bad-request", "seq " + std::to_string(c.seq) + " is past the last event (" +
                                                           std::to_string(store_.last_seq()) + ")");
-        if (auto st = store_.set_cursor(client, c.seq); !st) return model::Reply::error("internal", st.error().message);
+        auto st = c.durable ? store_.set_cursor(client, c.seq) : store_.set_cursor_later(client, c.seq);
+        if (!st) return model::Reply::error("internal", st.error().message);
         auto cursor = store_.cursor(client);
         reply.cursor = cursor ? cursor.value() : c.seq;
     } else if constexpr (std::is_same_v<C, model::ListAccounts>) {

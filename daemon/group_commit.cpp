@@ -18,6 +18,10 @@ GroupCommit::GroupCommit(uv_loop_t* loop, Store& store, OnFailure on_failure)
 
 GroupCommit::~GroupCommit() {
     if (loop_->data == this) loop_->data = nullptr;
+    if (later_) {
+        later_->data = nullptr;
+        uv_close(reinterpret_cast<uv_handle_t*>(later_), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+    }
 }
 
 void GroupCommit::open() {
@@ -51,6 +55,29 @@ void GroupCommit::close() {
         // close drops libuv's own queue.
         if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(h.stream))) uv::write_now(h.stream, std::move(h.data));
     }
+    if (store_.writes_later()) write_later_soon();
+}
+
+void GroupCommit::write_later_soon() {
+    if (!later_) {
+        later_ = new uv_timer_t{};
+        uv_timer_init(loop_, later_);
+        later_->data = this;
+        uv_unref(reinterpret_cast<uv_handle_t*>(later_));
+    }
+    if (uv_is_active(reinterpret_cast<uv_handle_t*>(later_))) return;
+    // A second: in a burst the next read commits long before (and takes them along); after
+    // the last one, one commit instead of one per IRC client's PONG.
+    uv_timer_start(
+        later_,
+        [](uv_timer_t* t) {
+            auto* self = static_cast<GroupCommit*>(t->data);
+            if (!self) return;
+            Scope batch(self->loop_);
+            if (auto st = self->store_.write_later(); !st)
+                logs::daemon().warn("stanzad: cannot move the front ends' cursors: {}", st.error().message);
+        },
+        1000, 0);
 }
 
 void GroupCommit::hold(uv_stream_t* stream, std::string data) {

@@ -68,6 +68,7 @@ public:
 private:
     void open();
     void close();
+    void write_later_soon();
 
     struct Held {
         uv_stream_t* stream = nullptr;  // nullptr: an action
@@ -79,6 +80,9 @@ private:
     OnFailure on_failure_;
     int depth_ = 0;
     std::vector<Held> held_;
+    // Store::set_cursor_later: what no commit took along is written a second later, in a
+    // commit of its own. Made on first use; unreferenced (it never keeps the loop alive).
+    uv_timer_t* later_ = nullptr;  // (daemon/uv.hpp includes this header)
 };
 
 }  // namespace stanzad

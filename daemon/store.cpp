@@ -154,6 +154,8 @@ xmpp::Status Store::end_batch() {
     if (batch_depth_ == 1) {
         if (!batch_failed_ && !write_deferred_meta()) batch_failed_ = true;  // rolled back below
         deferred_meta_.clear();
+        // Cursors to write later ride in a commit that happens anyway (none of their own).
+        if (batch_open_ && !batch_failed_ && !write_later_cursors()) batch_failed_ = true;
     }
     if (--batch_depth_ > 0) return xmpp::Ok{};
     for (auto& slot : recent_json_) slot.first = 0;  // their events were delivered (held until the commit below)
@@ -210,11 +212,14 @@ xmpp::Result<std::vector<model::Event>> Store::events_after(model::Seq after, st
 xmpp::Result<model::Event> decode(const StoredRow& row) { return decode_row(row.seq, row.format, row.json); }
 
 xmpp::Result<model::Seq> Store::cursor(const std::string& client) {
+    model::Seq later = 0;
+    for (const auto& c : later_cursors_)
+        if (c.client == client) later = c.seq;
     Use u(stmts_->select_cursor.get());
     u.text(1, client);
     int rc = u.step();
-    if (rc == SQLITE_ROW) return u.column_int64(0);
-    if (rc == SQLITE_DONE) return model::Seq{0};
+    if (rc == SQLITE_ROW) return std::max(later, model::Seq{u.column_int64(0)});
+    if (rc == SQLITE_DONE) return later;
     return db_error(db_, "cannot read the cursor of '" + client + "'");
 }
 
@@ -228,6 +233,39 @@ xmpp::Status Store::set_cursor(const std::string& client, model::Seq seq, std::c
     if (u.step() != SQLITE_DONE) return db_error(db_, "cannot set the cursor of '" + client + "'");
     if (!batched) ++commits_;
     return xmpp::Ok{};
+}
+
+xmpp::Status Store::set_cursor_later(const std::string& client, model::Seq seq,
+                                     std::chrono::system_clock::time_point now) {
+    if (seq < 0 || seq > last_seq_)
+        return make_error("bad-seq", "seq " + std::to_string(seq) + " is not a stored event (last seq is " +
+                                         std::to_string(last_seq_) + ")");
+    for (auto& c : later_cursors_)
+        if (c.client == client) {
+            if (seq > c.seq) c = {client, seq, now};
+            return xmpp::Ok{};
+        }
+    later_cursors_.push_back({client, seq, now});
+    return xmpp::Ok{};
+}
+
+xmpp::Status Store::write_later_cursors() {
+    if (later_cursors_.empty()) return xmpp::Ok{};
+    auto later = std::exchange(later_cursors_, {});
+    Transaction tx(db_, join_batch(), batch_failed_, commits_, stmts_->tx);
+    if (!tx.begin()) return db_error(db_, "cannot move the cursors");
+    for (const auto& c : later) {
+        Use u(stmts_->upsert_cursor.get());
+        u.text(1, c.client).int64(2, c.seq).int64(3, unix_ms(c.when));
+        if (u.step() != SQLITE_DONE) return db_error(db_, "cannot set the cursor of '" + c.client + "'");
+    }
+    if (!tx.commit()) return db_error(db_, "cannot move the cursors");
+    return xmpp::Ok{};
+}
+
+xmpp::Status Store::write_later() {
+    // Outside a batch: a commit of its own. Inside one: joins it (end_batch commits).
+    return write_later_cursors();
 }
 
 xmpp::Status store_detail::write_metas(sqlite3* db, const MetaStmts& stmts, const std::string& account,

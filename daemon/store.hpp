@@ -108,6 +108,13 @@ public:
     // pruning).
     xmpp::Status set_cursor(const std::string& client, model::Seq seq,
                             std::chrono::system_clock::time_point now = std::chrono::system_clock::now());
+    // The same, written with the next commit that has other writes, or by write_later()
+    // (GroupCommit calls it a second after; ~Store too): no commit of its own. cursor()
+    // sees it at once. For moves whose loss only replays events again (IRC's PONG).
+    xmpp::Status set_cursor_later(const std::string& client, model::Seq seq,
+                                  std::chrono::system_clock::time_point now = std::chrono::system_clock::now());
+    bool writes_later() const { return !later_cursors_.empty(); }
+    xmpp::Status write_later();
 
     // In one transaction: inserts the outbox row (state "accepted") and appends `events`
     // (assigning their seq). Returns false, and stores nothing, when the account already
@@ -214,6 +221,13 @@ private:
         std::string account, key, value;
     };
     std::vector<DeferredMeta> deferred_meta_;
+    struct LaterCursor {
+        std::string client;
+        model::Seq seq = 0;
+        std::chrono::system_clock::time_point when;
+    };
+    std::vector<LaterCursor> later_cursors_;  // set_cursor_later: a few clients at most
+    xmpp::Status write_later_cursors();
     xmpp::Status write_deferred_meta();
     bool join_batch();         // the batch's BEGIN, on its first write
 };

@@ -361,6 +361,8 @@ xmpp::Result<std::unique_ptr<Store>> Store::open(const std::string& path) {
 }
 
 Store::~Store() {
+    // Best effort: a cursor not written only replays events again.
+    if (db_ && stmts_ && batch_depth_ == 0) static_cast<void>(write_later());
     if (db_) sqlite3_wal_hook(db_, nullptr, nullptr);
     checkpointer_.reset();  // its worker stops before the store's connection closes
     stmts_.reset();  // statements first: sqlite3_close refuses a connection with live ones

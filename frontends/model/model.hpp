@@ -204,6 +204,10 @@ struct Hello {
 };
 struct Ack {
     Seq seq = 0;
+    // False: the cursor may reach the disk with the next commit instead of one of its own
+    // (IRC's PONG: its replay is at least once anyway, docs/irc.md); the reply then says
+    // nothing about the disk. The JSON `ack` is durable before its reply.
+    bool durable = true;
 };
 struct ListAccounts {};
 struct Send {

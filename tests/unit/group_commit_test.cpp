@@ -5,6 +5,7 @@
 // of every write(2), so the test reads how many writes each socket got.
 #include <catch2/catch.hpp>
 
+#include <sqlite3.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <uv.h>
@@ -88,5 +89,55 @@ TEST_CASE("group commit: writes wait for the commit, then leave as one write per
         }
         uv_run(&loop, UV_RUN_DEFAULT);
     }
+    CHECK(uv_loop_close(&loop) == 0);
+}
+
+// Store::set_cursor_later (issue 15: IRC's PONG moved its client's cursor in a commit, an
+// fsync, of its own): a read that only moves such a cursor commits nothing; the cursor rides
+// in the next commit, or is written a second later in one of its own.
+TEST_CASE("group commit: a cursor to write later commits nothing itself, and is on disk a second later",
+          "[group_commit]") {
+    stanzad::test::TempDir dir;
+    auto opened = Store::open(dir.store());
+    REQUIRE(opened);
+    Store& store = *opened.value();
+    model::Event e{0, "home", "", model::Message{}};
+    REQUIRE(store.append(e));
+    auto on_disk = [&] {
+        sqlite3* db = nullptr;  // another connection: it sees only what was committed
+        REQUIRE(sqlite3_open_v2(dir.store().c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
+        sqlite3_stmt* s = nullptr;
+        REQUIRE(sqlite3_prepare_v2(db, "SELECT coalesce(max(seq), -1) FROM cursors WHERE client = 'irc'", -1, &s,
+                                   nullptr) == SQLITE_OK);
+        REQUIRE(sqlite3_step(s) == SQLITE_ROW);
+        const auto seq = sqlite3_column_int64(s, 0);
+        sqlite3_finalize(s);
+        sqlite3_close(db);
+        return seq;
+    };
+    uv_loop_t loop;
+    REQUIRE(uv_loop_init(&loop) == 0);
+    {
+        GroupCommit gc(&loop, store);
+        const auto commits = store.commits();
+        {
+            GroupCommit::Scope scope(&loop);
+            REQUIRE(store.set_cursor_later("irc", 1));
+        }
+        CHECK(store.commits() == commits);  // no commit of its own
+        CHECK(on_disk() == -1);
+        CHECK(store.cursor("irc").value() == 1);  // seen at once
+        // The loop turns until the timer wrote it (a referenced timer keeps the loop alive).
+        uv_timer_t keep{};
+        uv_timer_init(&loop, &keep);
+        uv_timer_start(&keep, [](uv_timer_t*) {}, 10'000, 0);
+        const auto start = uv_now(&loop);
+        while (on_disk() != 1 && uv_now(&loop) - start < 5'000) uv_run(&loop, UV_RUN_ONCE);
+        CHECK(on_disk() == 1);
+        CHECK(store.commits() == commits + 1);
+        CHECK_FALSE(store.writes_later());
+        uv_close(reinterpret_cast<uv_handle_t*>(&keep), nullptr);
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);  // the timer's close, and its free
     CHECK(uv_loop_close(&loop) == 0);
 }

@@ -31,6 +31,7 @@ TEST_CASE("irc: replay in chathistory batches, cursor acked on the PONG after it
     f.feed("PONG stanzad :replay-6\r\n");
     REQUIRE(f.daemon.sent<model::Ack>().size() == 1);
     CHECK(f.daemon.sent<model::Ack>()[0].seq == 6);
+    CHECK_FALSE(f.daemon.sent<model::Ack>()[0].durable);  // at least once: rides in the next commit
 }
 
 TEST_CASE("irc: a replay is bounded in bytes: the newest are shown, the rest announced, all acked") {
@@ -64,7 +65,8 @@ TEST_CASE("irc: without server-time a replay has [HH:MM]; with draft/chathistory
     fresh.daemon.cursor = 0;
     fresh.register_with("", true);
     CHECK_FALSE(fresh.session.replay_after());
-    CHECK(fresh.daemon.sent<model::Ack>().size() == 1);
+    REQUIRE(fresh.daemon.sent<model::Ack>().size() == 1);
+    CHECK(fresh.daemon.sent<model::Ack>()[0].durable);  // the name is recorded on disk at once
 
     Fixture plain;
     plain.daemon.cursor = 1;

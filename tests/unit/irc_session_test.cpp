@@ -336,6 +336,7 @@ TEST_CASE("irc: messages both ways, with tags only for the caps asked, /me as AC
     out = f.feed("PONG stanzad ack-5\r\n");
     REQUIRE(f.daemon.sent<model::Ack>().size() == 1);
     CHECK(f.daemon.sent<model::Ack>()[0].seq == 5);
+    CHECK_FALSE(f.daemon.sent<model::Ack>()[0].durable);  // a PONG: no commit of its own (issue 15)
     CHECK(out == std::vector<std::string>{":stanzad PING ack-6"});
     f.feed("PONG stanzad ack-6\r\n");
     CHECK(f.daemon.sent<model::Ack>().at(1).seq == 6);

@@ -244,3 +244,54 @@ TEST_CASE("store: set_meta in a batch: read at once, written at the end, in orde
     CHECK(on_disk("mam_last") == "a2");
     CHECK(store->meta("home", "mam_last").value() == "a2");
 }
+
+// set_cursor_later (issue 15): seen at once, written only with a commit that has other writes
+// (or write_later(), or when the store closes), forward only, and never past the last event.
+TEST_CASE("store: a cursor to write later rides in the next commit and never moves back") {
+    TempDir dir;
+    auto cursor_on_disk = [&](const std::string& client) {
+        return raw_query(dir.store(), "SELECT seq FROM cursors WHERE client = '" + client + "'");
+    };
+    {
+        auto store = open_store(dir.store());
+        for (int i = 0; i < 5; ++i) {
+            auto e = message("m" + std::to_string(i));
+            REQUIRE(store->append(e));
+        }
+        const auto commits = store->commits();
+        REQUIRE(store->set_cursor_later("irc", 2));
+        REQUIRE(store->set_cursor_later("irc", 1));  // never back
+        CHECK(store->cursor("irc").value() == 2);
+        CHECK(store->writes_later());
+        CHECK_FALSE(store->set_cursor_later("irc", 6));  // past the last event
+        CHECK(cursor_on_disk("irc") == "");
+
+        // A batch with nothing else to write commits nothing, and keeps it for later.
+        store->begin_batch();
+        CHECK(store->cursor("irc").value() == 2);
+        REQUIRE(store->end_batch());
+        CHECK(store->commits() == commits);
+        CHECK(cursor_on_disk("irc") == "");
+
+        // A batch that commits anyway takes it along.
+        store->begin_batch();
+        auto e = message("m5");
+        REQUIRE(store->append(e));
+        REQUIRE(store->end_batch());
+        CHECK(store->commits() == commits + 1);
+        CHECK(cursor_on_disk("irc") == "2");
+        CHECK_FALSE(store->writes_later());
+
+        // A durable cursor further on wins over a later one behind it, and the reverse.
+        REQUIRE(store->set_cursor("irc", 4));
+        REQUIRE(store->set_cursor_later("irc", 3));
+        CHECK(store->cursor("irc").value() == 4);
+        REQUIRE(store->write_later());
+        CHECK(cursor_on_disk("irc") == "4");
+        REQUIRE(store->set_cursor_later("irc", 5));
+        CHECK(store->cursor("irc").value() == 5);
+        CHECK(store->cursor("other").value() == 0);
+    }
+    // Closing the store writes what was left for later.
+    CHECK(cursor_on_disk("irc") == "5");
+}
