@@ -97,10 +97,11 @@ def fill(db_path: Path, n: int, peers: int) -> None:
             yield (seq, "home", "message", ev["stamp"], ms, json.dumps(ev, separators=(",", ":")), peer,
                    ev["msg_id"], "out" if outgoing else "in")
 
-    # Schema 6: the format (model::codec::format_version) and the columns beside the JSON,
+    # Schema 6: the format (model::codec::format_version: 2, every field the daemon writes,
+    # which the rows above have) and the columns beside the JSON,
     # and the conversation list built as the migration builds it.
     db.executemany("INSERT INTO events (seq, account, kind, stamp, created_ms, json, peer, format, msg_id, direction) "
-                   "VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?)", rows())
+                   "VALUES (?, ?, ?, ?, ?, ?, ?, 2, ?, ?)", rows())
     db.execute("INSERT INTO conversations (account, peer, last_seq, last_stamp) "
                "SELECT account, peer, max(seq), max(stamp) FROM events WHERE peer != '' GROUP BY account, peer "
                "ON CONFLICT (account, peer) DO UPDATE SET last_seq = excluded.last_seq, "

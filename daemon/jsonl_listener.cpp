@@ -29,8 +29,9 @@ struct JsonlListener::Client : Listener::Client {
     }
     std::string take_output() override { return session.take_output(); }
     void replay_event(const model::Event& e) override { session.event(e); }
-    // The stored JSON as it is, when this codec wrote its format: the same line as encoding
-    // the decoded event, without the decode and the encode (issue 15: a third of a replay).
+    // The stored JSON as it is, when this codec's format wrote it (every field present): the
+    // same line as encoding the decoded event, without the decode and the encode (issue 15:
+    // a third of a replay). An older row may lack fields: it goes through the event.
     xmpp::Status replay_row(const StoredRow& row) override {
         if (row.format != model::codec::format_version) return Listener::Client::replay_row(row);
         session.event(std::string_view(row.json));

@@ -311,7 +311,7 @@ xmpp::Result<bool> Store::append_once(model::Event& event, const std::string& ke
             return db_error(db_, "cannot store an event");
         }
     }
-    if (auto st = meta.empty() ? xmpp::Status(xmpp::Ok{}) : write_deferred_meta(); !st) {
+    if (auto st = meta.empty() || deferred_meta_.empty() ? xmpp::Status(xmpp::Ok{}) : write_deferred_rows(); !st) {
         event.seq = old_seq;
         event.stamp = old_stamp;
         return st.error();
@@ -418,13 +418,13 @@ xmpp::Result<std::string> Store::meta(const std::string& account, const std::str
 }
 
 xmpp::Status Store::set_meta(const std::string& account, const std::string& key, const std::string& value) {
-    if (batch_depth_ > 0) {
-        // Inside a batch only the last value of a key is written, when the batch ends: the
-        // archive position moves with every incoming message (issue 15: an upsert per
-        // message, 5 % of its instructions), and is as durable written once at the commit.
-        // The batch's transaction begins now all the same: reads after this one are then
-        // inside it, without a read lock each (two fcntl calls per read outside it).
-        join_batch();
+    // Inside a batch only the last value of a key is written, when the batch ends: the
+    // archive position moves with every incoming message (issue 15: an upsert per message,
+    // 5 % of its instructions), and is as durable written once at the commit. The batch's
+    // transaction begins now all the same: reads after this one are then inside it, without
+    // a read lock each (two fcntl calls per read outside it). A batch whose BEGIN failed
+    // runs its calls on their own (join_batch): then this one is written at once too.
+    if (batch_depth_ > 0 && join_batch()) {
         for (auto& d : deferred_meta_)
             if (d.account == account && d.key == key) {
                 d.value = value;
@@ -440,25 +440,40 @@ xmpp::Status Store::set_meta(const std::string& account, const std::string& key,
     return xmpp::Ok{};
 }
 
-xmpp::Status Store::write_deferred_meta() {
-    if (deferred_meta_.empty()) return xmpp::Ok{};
+xmpp::Status Store::write_deferred_rows() {
+    // set_meta said Ok for these: one that cannot be written fails the batch (end_batch rolls
+    // it back and fails), whether or not it changed a row.
     auto deferred = std::exchange(deferred_meta_, {});
-    Transaction tx(db_, join_batch(), batch_failed_, commits_, stmts_->tx);
-    if (!tx.begin()) return db_error(db_, "cannot write account values");
     for (const auto& d : deferred) {
         Use u(stmts_->meta.upsert.get());
         u.text(1, d.account).text(2, d.key).text(3, d.value);
-        if (u.step() != SQLITE_DONE) return db_error(db_, "cannot write " + d.key);
+        if (u.step() != SQLITE_DONE) {
+            batch_failed_ = true;
+            return db_error(db_, "cannot write " + d.key);
+        }
     }
+    return xmpp::Ok{};
+}
+
+xmpp::Status Store::write_deferred_meta() {
+    if (deferred_meta_.empty()) return xmpp::Ok{};
+    Transaction tx(db_, join_batch(), batch_failed_, commits_, stmts_->tx);
+    if (!tx.begin()) {
+        batch_failed_ = true;
+        return db_error(db_, "cannot write account values");
+    }
+    if (auto st = write_deferred_rows(); !st) return st;
     if (!tx.commit()) return db_error(db_, "cannot write account values");
     return xmpp::Ok{};
 }
 
 xmpp::Status Store::set_metas(const std::string& account, const std::vector<MetaWrite>& writes) {
     if (writes.empty()) return xmpp::Ok{};
-    if (auto st = write_deferred_meta(); !st) return st;  // in order: an earlier set_meta of the same key
     Transaction tx(db_, join_batch(), batch_failed_, commits_, stmts_->tx);
     if (!tx.begin()) return db_error(db_, "cannot write account values");
+    if (!deferred_meta_.empty()) {  // first, in order: an earlier set_meta of the same key
+        if (auto st = write_deferred_rows(); !st) return st;
+    }
     if (auto st = write_metas(db_, stmts_->meta, account, writes); !st) return st;
     if (!tx.commit()) return db_error(db_, "cannot write account values");
     return xmpp::Ok{};

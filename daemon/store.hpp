@@ -108,9 +108,10 @@ public:
     // pruning).
     xmpp::Status set_cursor(const std::string& client, model::Seq seq,
                             std::chrono::system_clock::time_point now = std::chrono::system_clock::now());
-    // The same, written with the next commit that has other writes, or by write_later()
-    // (GroupCommit calls it a second after; ~Store too): no commit of its own. cursor()
-    // sees it at once. For moves whose loss only replays events again (IRC's PONG).
+    // The same, written with the next batch that commits other writes (end_batch), or by
+    // write_later() (GroupCommit calls it a second after a batch left it; ~Store too): no
+    // commit of its own. cursor() sees it at once. For moves whose loss only replays events
+    // again (IRC's PONG).
     xmpp::Status set_cursor_later(const std::string& client, model::Seq seq,
                                   std::chrono::system_clock::time_point now = std::chrono::system_clock::now());
     bool writes_later() const { return !later_cursors_.empty(); }
@@ -221,6 +222,7 @@ private:
         std::string account, key, value;
     };
     std::vector<DeferredMeta> deferred_meta_;
+    xmpp::Status write_deferred_rows();  // inside the caller's transaction
     struct LaterCursor {
         std::string client;
         model::Seq seq = 0;

@@ -16,7 +16,11 @@ namespace model::codec {
 // The version of the encoding written by encode(). The JSON-lines protocol's version is
 // the socket's own (jsonl::protocol_version); a stored row keeps the version it was written
 // in, so the socket's protocol can change without rewriting the store.
-inline constexpr int format_version = 1;
+// 1: rows may lack fields added since they were written (a message's carbon, replaces,
+//    history; a presence's priority; a roster item's nick): decode() fills them in.
+// 2 (2026-12-07): every field encode() writes today. A replay sends such a row as it is
+//    (daemon/jsonl_listener.cpp); a row of format 1 is decoded and encoded again.
+inline constexpr int format_version = 2;
 
 nlohmann::ordered_json to_json(const model::Event& event);
 nlohmann::ordered_json to_json(const model::AccountInfo& account);

@@ -197,6 +197,13 @@ TEST_CASE("store: set_meta in a batch: read at once, written at the end, in orde
     auto on_disk = [&](const std::string& key) {
         return raw_query(dir.store(), "SELECT value FROM account_meta WHERE account = 'home' AND key = '" + key + "'");
     };
+    // Every row written to account_meta, counted by key.
+    raw_exec(dir.store(), "CREATE TABLE meta_writes (key TEXT); "
+                          "CREATE TRIGGER mw_i AFTER INSERT ON account_meta BEGIN INSERT INTO meta_writes VALUES (NEW.key); END; "
+                          "CREATE TRIGGER mw_u AFTER UPDATE ON account_meta BEGIN INSERT INTO meta_writes VALUES (NEW.key); END;");
+    auto writes_of = [&](const std::string& key) {
+        return raw_query(dir.store(), "SELECT count(*) FROM meta_writes WHERE key = '" + key + "'");
+    };
     store->begin_batch();
     store->begin_batch();  // nested: its end writes nothing yet
     REQUIRE(store->set_meta("home", "mam_last", "a1"));
@@ -226,6 +233,7 @@ TEST_CASE("store: set_meta in a batch: read at once, written at the end, in orde
 
     REQUIRE(store->end_batch());
     CHECK(on_disk("mam_last") == "a2");
+    CHECK(writes_of("mam_last") == "1");  // the last value only, once
     CHECK(on_disk("x") == "set_metas");
     CHECK(on_disk("y") == "last");
     CHECK(on_disk("p:1") == "one");
