@@ -155,7 +155,7 @@ xmpp::Status Store::end_batch() {
         if (!batch_failed_ && !write_deferred_meta()) batch_failed_ = true;  // rolled back below
         deferred_meta_.clear();
         // Cursors to write later ride in a commit that happens anyway (none of their own).
-        if (batch_open_ && !batch_failed_ && !write_later_cursors()) batch_failed_ = true;
+        if (batch_open_ && !batch_failed_ && !write_later()) batch_failed_ = true;
     }
     if (--batch_depth_ > 0) return xmpp::Ok{};
     for (auto& slot : recent_json_) slot.first = 0;  // their events were delivered (held until the commit below)
@@ -249,7 +249,8 @@ xmpp::Status Store::set_cursor_later(const std::string& client, model::Seq seq,
     return xmpp::Ok{};
 }
 
-xmpp::Status Store::write_later_cursors() {
+xmpp::Status Store::write_later() {
+    // Outside a batch: a commit of its own. Inside one: joins it (end_batch commits).
     if (later_cursors_.empty()) return xmpp::Ok{};
     auto later = std::exchange(later_cursors_, {});
     Transaction tx(db_, join_batch(), batch_failed_, commits_, stmts_->tx);
@@ -261,11 +262,6 @@ xmpp::Status Store::write_later_cursors() {
     }
     if (!tx.commit()) return db_error(db_, "cannot move the cursors");
     return xmpp::Ok{};
-}
-
-xmpp::Status Store::write_later() {
-    // Outside a batch: a commit of its own. Inside one: joins it (end_batch commits).
-    return write_later_cursors();
 }
 
 xmpp::Status store_detail::write_metas(sqlite3* db, const MetaStmts& stmts, const std::string& account,

@@ -229,7 +229,6 @@ private:
         std::chrono::system_clock::time_point when;
     };
     std::vector<LaterCursor> later_cursors_;  // set_cursor_later: a few clients at most
-    xmpp::Status write_later_cursors();
     xmpp::Status write_deferred_meta();
     bool join_batch();         // the batch's BEGIN, on its first write
 };
