@@ -64,7 +64,9 @@ QUERIES = {
          "last_stamp < ?2 ORDER BY last_stamp DESC LIMIT ?3", ("2000", "~", 50)),
     "last seq at start-up":
         ("SELECT max(coalesce((SELECT max(seq) FROM events), 0), "
-         "coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0))", ()),
+         "coalesce((SELECT max(seq) FROM events_floor), 0))", ()),
+    "prune at start-up (the first event not older than the cutoff)":
+        ("SELECT seq FROM events WHERE created_ms >= ?1 ORDER BY seq LIMIT 1", (0,)),
     "pending outbox at start-up":
         ("SELECT id FROM outbox WHERE account = ?1 AND state IN ('accepted', 'sent') ORDER BY id", ("home",)),
 }

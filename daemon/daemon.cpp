@@ -119,6 +119,7 @@ int Daemon::run() {
 
 Daemon::StoreCheck Daemon::open_store() {
     std::string db = config_.daemon.state_dir + "/stanzad.db";
+    const auto opening = std::chrono::steady_clock::now();
     auto store = Store::open(db);
     if (!store) {
         logs::daemon().critical("stanzad: cannot open the store: {}", store.error().message);
@@ -132,6 +133,16 @@ Daemon::StoreCheck Daemon::open_store() {
         return StoreCheck::CannotWrite;
     }
     store_ = std::move(store).value();
+    if (store_->migrated_from() != 0 && store_->migrated_from() != Store::schema_version)
+        logs::daemon().info("stanzad: store migrated from schema {} to {} in {} ms", store_->migrated_from(),
+                            Store::schema_version,
+                            std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                                  opening)
+                                .count());
+    if (!store_->compact_error().empty())
+        logs::daemon().warn("stanzad: could not compact the store after its migration ({}); it works as it is, "
+                            "and its free pages take new events (docs/reliability.md, \"Store migrations\")",
+                            store_->compact_error());
     logs::daemon().info("stanzad: store {} (last event {})", db, store_->last_seq());
     return StoreCheck::Ok;
 }

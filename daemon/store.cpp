@@ -496,23 +496,25 @@ xmpp::Result<std::vector<std::pair<std::string, std::string>>> Store::metas(cons
 }
 namespace {
 
-// The events prune deletes (older than `cutoff`, and confirmed by every client that is
-// still in use): one condition for the DELETE and for the conversations it touches.
+// The events prune deletes: the front of the log up to the first event that is not older
+// than `cutoff`, and of that what every client still in use confirmed. A range of seqs (the
+// first younger event is found by reading from the front: as many rows as go, and one), so
+// that the log needs no index by age. One condition for the DELETE and for the
+// conversations it touches.
 constexpr const char* kPrunable =
-    "created_ms < ?1 AND "
-    "seq <= coalesce((SELECT min(seq) FROM cursors WHERE updated_ms >= ?1), 9223372036854775807)";
+    "seq < coalesce((SELECT seq FROM events WHERE created_ms >= ?1 ORDER BY seq LIMIT 1), 9223372036854775807) "
+    "AND seq <= coalesce((SELECT min(seq) FROM cursors WHERE updated_ms >= ?1), 9223372036854775807)";
 
 // Inside prune's transaction: the conversations that have messages among the events about to
 // be deleted.
 xmpp::Result<std::vector<std::pair<std::string, std::string>>> prunable_conversations(sqlite3* db,
                                                                                        std::int64_t cutoff) {
     Stmt s;
-    // INDEXED BY: the range of events_created is what gets deleted (nothing, at most starts);
-    // left to itself the planner walks events_msgid for `peer != ''`, a read of every message
-    // (4 s at 1,000,000, before the first request of each start is served).
+    // NOT INDEXED: the range of seqs is what gets deleted (nothing, at most starts); left to
+    // itself the planner walks events_msgid for `peer != ''`, a read of every message (4 s
+    // at 1,000,000, before the first request of each start is served).
     const std::string sql =
-        std::string("SELECT DISTINCT account, peer FROM events INDEXED BY events_created WHERE peer != '' AND ") +
-        kPrunable;
+        std::string("SELECT DISTINCT account, peer FROM events NOT INDEXED WHERE peer != '' AND ") + kPrunable;
     if (!s.prepare(db, sql.c_str())) return db_error(db, "cannot prune");
     Use u(s.get());
     u.int64(1, cutoff);
@@ -566,6 +568,15 @@ xmpp::Result<std::int64_t> Store::prune(std::chrono::system_clock::time_point no
         if (u.step() != SQLITE_DONE) return db_error(db_, "cannot prune events");
         deleted = sqlite3_changes64(db_);
     }
+    if (deleted > 0) {
+        // The seqs that went are never given again (what AUTOINCREMENT kept before schema 8),
+        // also when the log is now empty and the daemon starts again.
+        Stmt s;
+        if (!s.prepare(db_, "UPDATE events_floor SET seq = ?1 WHERE seq < ?1")) return db_error(db_, "cannot prune");
+        Use u(s.get());
+        u.int64(1, last_seq_);
+        if (u.step() != SQLITE_DONE) return db_error(db_, "cannot prune");
+    }
     if (auto st = refresh_conversations(db_, touched.value()); !st) return st.error();
     {
         Stmt s;
@@ -578,12 +589,12 @@ xmpp::Result<std::int64_t> Store::prune(std::chrono::system_clock::time_point no
     }
     {
         // De-duplication ids go with the events they stand for: older than the cutoff and
-        // than every event still kept (a message the server hands over again after that
+        // than the first event still kept (a message the server hands over again after that
         // long is stored again, as history).
         Stmt s;
         if (!s.prepare(db_,
                        "DELETE FROM inbound_ids WHERE created_ms < ?1 AND "
-                       "created_ms < coalesce((SELECT min(created_ms) FROM events), ?1)"))
+                       "created_ms < coalesce((SELECT created_ms FROM events ORDER BY seq LIMIT 1), ?1)"))
             return db_error(db_, "cannot prune");
         Use u(s.get());
         u.int64(1, cutoff);

@@ -7,6 +7,7 @@
 //   outbox   the durable outbound queue: a message is "accepted" once its row is committed
 //   conversations  per account and peer, the last seq and latest stamp of its messages (the
 //            conversation list), kept with every insert of a message and by prune
+//   events_floor  one row: the highest seq given before prune deleted it (seqs never repeat)
 // The schema is versioned with PRAGMA user_version and migrated forward at open.
 // An advisory lock (flock on PATH.lock) keeps a second daemon off the same store.
 // Loop thread only; every call is synchronous and commits before it returns, except inside a
@@ -85,7 +86,7 @@ public:
     Store(const Store&) = delete;
     Store& operator=(const Store&) = delete;
 
-    static constexpr int schema_version = 7;
+    static constexpr int schema_version = 8;
 
     // Gives `event` the next seq (and a stamp, now, if it has none) and commits it.
     xmpp::Status append(model::Event& event);
@@ -166,7 +167,8 @@ public:
 
     // Deletes events older than `history_days` that every known client has confirmed, and
     // finished outbox rows (acked, delivered, failed) older than that. Returns how many
-    // events went.
+    // events went. Events go from the log's front, in seq order: one that is older than
+    // the cutoff stays while an event before it is younger (after the clock went back).
     xmpp::Result<std::int64_t> prune(std::chrono::system_clock::time_point now, int history_days);
 
     // Group commit (issue 15): from begin_batch() to the matching end_batch(), every write
@@ -198,6 +200,13 @@ public:
     // nullptr when it could not start (SQLite then checkpoints inside commits).
     const Checkpointer* checkpointer() const { return checkpointer_.get(); }
 
+    // What open found and did, for the daemon's log: the schema version of the file before
+    // open migrated it (0 for a new store, schema_version when nothing was to do), and why
+    // the file could not be compacted after a migration that copied tables ("" if it was,
+    // or none was needed; the store works either way).
+    int migrated_from() const { return migrated_from_; }
+    const std::string& compact_error() const { return compact_error_; }
+
 private:
     Store() = default;
     struct Statements;  // prepared once at open for the hot paths (store_detail.hpp)
@@ -205,6 +214,8 @@ private:
     std::unique_ptr<Statements> stmts_;
     std::unique_ptr<Checkpointer> checkpointer_;
     int lock_fd_ = -1;
+    int migrated_from_ = schema_version;
+    std::string compact_error_;
     model::Seq last_seq_ = 0;
     int batch_depth_ = 0;
     bool batch_open_ = false;    // BEGIN done for the current batch

@@ -217,9 +217,10 @@ private:
 // Inserts `event` as seq `seq`, with its format version and its columns (msg_id, direction)
 // beside the JSON, and for a message moves its conversation's row forward
 // (upsert_conversation). Two statements: the caller's transaction (or the batch's) makes
-// them one. The seq is explicit rather than left to AUTOINCREMENT so the stored JSON can carry it
-// in the same statement; the lock makes last_seq_ authoritative, and the PRIMARY KEY turns
-// any disagreement into an error instead of a reused number. On failure `event` is as it
+// them one. The seq is given here (last_seq_ + 1) so the stored JSON can carry it in the
+// same statement; the lock makes last_seq_ authoritative, events_floor keeps it above
+// every pruned seq, and the PRIMARY KEY turns any disagreement into an error instead of a
+// reused number. On failure `event` is as it
 // was (the caller's Transaction rolls back, or fails the batch, what was written).
 // `json`, when given, gets the row's JSON (Store::stored_json, once the caller committed).
 xmpp::Status insert_event(sqlite3* db, sqlite3_stmt* stmt, sqlite3_stmt* upsert_conversation, model::Event& event,

@@ -25,10 +25,6 @@ OutboxEntry store_detail::read_outbox(const Use& u) {
     return e;
 }
 
-// Inserts `event` as seq `seq` inside the caller's transaction (or as its own, when none is
-// open). The seq is explicit rather than left to AUTOINCREMENT so the stored JSON can carry it
-// in the same statement; the lock makes last_seq_ authoritative, and the PRIMARY KEY turns any
-
 xmpp::Result<bool> Store::enqueue(const OutboxEntry& entry, std::vector<model::Event>& events) {
     const std::int64_t now = now_ms();
     const std::string created = entry.created.empty() ? xmpp::rfc3339(from_ms(now)) : entry.created;

@@ -141,6 +141,58 @@ CREATE INDEX inbound_ids_created ON inbound_ids (created_ms);
     // stanzad, which would look for such rows and store copies again, refuses the store
     // ("use a newer stanzad").
     "SELECT 1;",
+    // 7 -> 8 (issue 15): events and outbox without AUTOINCREMENT, and no events_created.
+    // AUTOINCREMENT read and wrote sqlite_sequence at every insert (about 4,200 instructions
+    // each; a sent message inserts five rows), and events_created, which only prune read, was
+    // one more index entry per event (as much again). An event's seq was already given by
+    // the store (last seq + 1); what AUTOINCREMENT kept besides, the highest seq ever given
+    // even after prune emptied the log, is now events_floor's one row, which prune raises
+    // before it deletes. Prune finds old events from the log's front, by seq (Store::prune).
+    // SQLite cannot drop AUTOINCREMENT in place: both tables are copied, once.
+    R"sql(
+CREATE TABLE events_floor (seq INTEGER NOT NULL);
+INSERT INTO events_floor (seq) SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0);
+CREATE TABLE events_v8 (
+    seq INTEGER PRIMARY KEY,  -- given by the store: above every seq in events and events_floor
+    account TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    stamp TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    json TEXT NOT NULL,
+    peer TEXT NOT NULL DEFAULT '',
+    format INTEGER NOT NULL DEFAULT 1,
+    msg_id TEXT NOT NULL DEFAULT '',
+    direction TEXT NOT NULL DEFAULT ''
+);
+INSERT INTO events_v8 (seq, account, kind, stamp, created_ms, json, peer, format, msg_id, direction)
+SELECT seq, account, kind, stamp, created_ms, json, peer, format, msg_id, direction FROM events ORDER BY seq;
+DROP TABLE events;
+ALTER TABLE events_v8 RENAME TO events;
+CREATE INDEX events_peer ON events (account, peer, seq, stamp) WHERE peer != '';
+CREATE INDEX events_msgid ON events (account, peer, msg_id) WHERE peer != '';
+CREATE TABLE outbox_v8 (
+    id INTEGER PRIMARY KEY,  -- the order of sending; an id freed by prune may come again
+    account TEXT NOT NULL,
+    msg_id TEXT NOT NULL,
+    to_jid TEXT NOT NULL,
+    type TEXT NOT NULL,
+    body TEXT NOT NULL,
+    state TEXT NOT NULL,
+    error TEXT NOT NULL DEFAULT '',
+    created TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL,
+    replace_id TEXT NOT NULL DEFAULT '',
+    UNIQUE (account, msg_id)
+);
+INSERT INTO outbox_v8 (id, account, msg_id, to_jid, type, body, state, error, created, created_ms, updated_ms,
+                       replace_id)
+SELECT id, account, msg_id, to_jid, type, body, state, error, created, created_ms, updated_ms, replace_id
+FROM outbox ORDER BY id;
+DROP TABLE outbox;
+ALTER TABLE outbox_v8 RENAME TO outbox;
+CREATE INDEX outbox_pending ON outbox (account, state);
+)sql",
 };
 static_assert(std::size(migrations) == Store::schema_version, "one migration per schema version");
 
@@ -285,8 +337,9 @@ xmpp::Status configure(sqlite3* db, const std::string& path) {
     return xmpp::Ok{};
 }
 
-// Runs the migrations from the file's user_version to schema_version, in one transaction.
-xmpp::Status migrate(sqlite3* db, const std::string& path) {
+// Runs the migrations from the file's user_version to schema_version, in one transaction;
+// `from` gets the version it started from.
+xmpp::Status migrate(sqlite3* db, const std::string& path, int& from) {
     Transaction tx(db);
     if (!tx.begin()) return db_error(db, "cannot migrate " + path);
     // Read again under the write lock: this is the version the migrations start from.
@@ -302,7 +355,17 @@ xmpp::Status migrate(sqlite3* db, const std::string& path) {
         if (!exec(db, set.c_str())) return db_error(db, "cannot migrate " + path);
     }
     if (!tx.commit()) return db_error(db, "cannot migrate " + path);
+    from = static_cast<int>(version);
     return xmpp::Ok{};
+}
+
+// After a migration that copied tables (7 -> 8), the old copies' pages are free inside the
+// file (as much again as the log); VACUUM gives them back to the disk. It needs room for one
+// more copy while it runs; without it the store works as it is, and reuses those pages.
+std::string compact_after(sqlite3* db, int from) {
+    if (from == 0 || from >= 8) return "";
+    if (exec(db, "VACUUM")) return "";
+    return sqlite3_errmsg(db);
 }
 
 }  // namespace
@@ -343,12 +406,13 @@ xmpp::Result<std::unique_ptr<Store>> Store::open(const std::string& path) {
         return db_error(store->db_, "cannot open " + path);
     sqlite3* db = store->db_;
     if (auto st = configure(db, path); !st) return st.error();
-    if (auto st = migrate(db, path); !st) return st.error();
+    if (auto st = migrate(db, path, store->migrated_from_); !st) return st.error();
+    store->compact_error_ = compact_after(db, store->migrated_from_);
 
-    // sqlite_sequence remembers the highest seq ever given, also when pruning emptied the log.
+    // events_floor remembers the highest seq ever given, also when pruning emptied the log.
     if (!query_int64(db,
                      "SELECT max(coalesce((SELECT max(seq) FROM events), 0), "
-                     "coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0))",
+                     "coalesce((SELECT max(seq) FROM events_floor), 0))",
                      store->last_seq_))
         return db_error(db, "cannot read the last seq of " + path);
 

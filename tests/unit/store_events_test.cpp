@@ -194,6 +194,8 @@ TEST_CASE("store: creates a private directory and file, WAL, the current schema 
     CHECK((st.st_mode & 0777) == 0600);
     CHECK(raw_query(dir.store(), "PRAGMA user_version") == std::to_string(Store::schema_version));
     CHECK(raw_query(dir.store(), "PRAGMA journal_mode") == "wal");
+    CHECK(store->migrated_from() == 0);  // a new store: nothing to compact
+    CHECK(store->compact_error().empty());
 }
 
 TEST_CASE("store: a second open of the same store is refused while the first holds it") {

@@ -4,6 +4,14 @@
 
 using namespace store_test;
 
+namespace {
+// A store of a version before 8 made from this schema: no events_floor yet, and the
+// sqlite_sequence that their AUTOINCREMENT tables had (migration 7 -> 8 reads it).
+constexpr const char* kBefore8 =
+    "DROP TABLE events_floor; CREATE TABLE had_autoincrement (id INTEGER PRIMARY KEY AUTOINCREMENT); "
+    "DROP TABLE had_autoincrement; ";
+}  // namespace
+
 TEST_CASE("store: a version 1 database is migrated forward and keeps its events") {
     TempDir dir;
     {
@@ -13,6 +21,7 @@ TEST_CASE("store: a version 1 database is migrated forward and keeps its events"
     }
     // Back to what a version 1 daemon left: without the tables of version 2.
     raw_exec(dir.store(),
+             std::string(kBefore8) +
              "DROP TABLE inbound_ids; DROP TABLE account_meta; ALTER TABLE outbox DROP COLUMN replace_id; "
              "DROP INDEX events_msgid; DROP INDEX events_peer; ALTER TABLE events DROP COLUMN peer; "
              "ALTER TABLE events DROP COLUMN format; ALTER TABLE events DROP COLUMN msg_id; "
@@ -35,6 +44,7 @@ TEST_CASE("store: a version 4 database gets the indexes of a big store and answe
     }
     // Back to version 4: events_peer without stamp, no events_msgid, none of schema 6's columns.
     raw_exec(dir.store(),
+             std::string(kBefore8) +
              "DROP INDEX events_msgid; DROP INDEX events_peer; "
              "ALTER TABLE events DROP COLUMN format; ALTER TABLE events DROP COLUMN msg_id; "
              "ALTER TABLE events DROP COLUMN direction; DROP TABLE conversations; DROP INDEX inbound_ids_created; "
@@ -172,6 +182,51 @@ TEST_CASE("store: a version 5 database gets format, msg_id and direction columns
     auto out = chat(0, "alice@example.org", "carol@example.org", true, "chat", "c1", "");
     REQUIRE(store->append(out));
     CHECK(row(6) == std::to_string(model::codec::format_version) + "|c1|out");
+}
+
+TEST_CASE("store: migration 8 copies events and outbox without AUTOINCREMENT and keeps the highest seq given") {
+    TempDir dir;
+    make_v5_store(dir.store(),
+                  {chat(1, "bob@example.org/phone", "alice@example.org/x", false, "chat", "b1", "2026-11-25T10:00:00.000Z"),
+                   chat(2, "alice@example.org", "bob@example.org", true, "chat", "a1", "2026-11-25T10:01:00.000Z")});
+    // Events 3 to 10 were pruned; two messages in the outbox, one still to send.
+    raw_exec(dir.store(),
+             "UPDATE sqlite_sequence SET seq = 10 WHERE name = 'events'; "
+             "INSERT INTO outbox (account, msg_id, to_jid, type, body, state, created, created_ms, updated_ms) VALUES "
+             "('home', 'a1', 'bob@example.org', 'chat', 'done', 'acked', '2026-11-25T10:01:00.000Z', 1, 1), "
+             "('home', 'a2', 'bob@example.org', 'chat', 'to send', 'sent', '2026-11-25T10:02:00.000Z', 2, 2);");
+    {
+        auto store = open_store(dir.store());
+        CHECK(raw_query(dir.store(), "PRAGMA user_version") == std::to_string(Store::schema_version));
+        CHECK(store->migrated_from() == 5);
+        // The old tables' pages went back to the disk (VACUUM after the copy).
+        CHECK(store->compact_error().empty());
+        CHECK(raw_query(dir.store(), "PRAGMA freelist_count") == "0");
+        CHECK(raw_query(dir.store(), "SELECT count(*) FROM sqlite_master WHERE sql LIKE '%AUTOINCREMENT%'") == "0");
+        CHECK(raw_query(dir.store(), "SELECT group_concat(name) FROM (SELECT name FROM sqlite_master WHERE "
+                                     "type = 'index' AND tbl_name IN ('events', 'outbox') AND sql IS NOT NULL "
+                                     "ORDER BY name)") == "events_msgid,events_peer,outbox_pending");
+        CHECK(store->last_seq() == 10);
+        CHECK(seqs(*store) == std::vector<model::Seq>{1, 2});
+        CHECK(store->message_seq("home", "bob@example.org", "a1").value() == std::optional<model::Seq>(2));
+        auto pending = store->pending("home");
+        REQUIRE(pending);
+        REQUIRE(pending.value().size() == 1);
+        CHECK(pending.value()[0].msg_id == "a2");
+        CHECK(pending.value()[0].body == "to send");
+        CHECK(store->find("home", "a1").value().state == "acked");
+        auto e = message("after the migration");
+        REQUIRE(store->append(e));
+        CHECK(e.seq == 11);
+        // Pruning everything keeps the floor: the next start goes on from 11.
+        REQUIRE(store->prune(far_future, 0).value() == 3);
+    }
+    auto store = open_store(dir.store());
+    CHECK(store->migrated_from() == Store::schema_version);
+    CHECK(store->last_seq() == 11);
+    auto e = message("after a restart");
+    REQUIRE(store->append(e));
+    CHECK(e.seq == 12);
 }
 
 TEST_CASE("store: a row in a format newer than this program is an error that names it") {

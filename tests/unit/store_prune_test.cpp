@@ -65,6 +65,35 @@ TEST_CASE("store: de-duplication ids are pruned with the events they stand for")
     CHECK(store->inbound("home", "sid:s3").value());
 }
 
+TEST_CASE("store: prune takes the log's front in seq order: an old event after a younger one waits") {
+    TempDir dir;
+    auto store = open_store(dir.store());
+    for (int i = 0; i < 4; ++i) {
+        auto e = message("m");
+        REQUIRE(store->append(e));
+    }
+    // Event 2 was stored while the clock was 60 days ahead (and then set back).
+    const auto ms = [](auto t) {
+        return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count());
+    };
+    raw_exec(dir.store(), "UPDATE events SET created_ms = " + ms(std::chrono::system_clock::now() + 24h * 60) +
+                              " WHERE seq = 2");
+    const auto day_31 = std::chrono::system_clock::now() + 24h * 31;
+    CHECK(store->prune(day_31, 30).value() == 1);
+    CHECK(seqs(*store) == std::vector<model::Seq>{2, 3, 4});
+    // Once event 2 is old too, it goes with the two after it.
+    CHECK(store->prune(std::chrono::system_clock::now() + 24h * 91, 30).value() == 3);
+    CHECK(seqs(*store).empty());
+    // Prune reads the log from its front, by seq: no index by age to keep at every insert.
+    CHECK_THAT(query_plan(dir.store(), "SELECT seq FROM events WHERE created_ms >= 5 ORDER BY seq LIMIT 1"),
+               Catch::Contains("SCAN events"));
+    CHECK_THAT(query_plan(dir.store(),
+                          "DELETE FROM events WHERE seq < coalesce((SELECT seq FROM events WHERE created_ms >= 5 "
+                          "ORDER BY seq LIMIT 1), 9223372036854775807) AND seq <= coalesce((SELECT min(seq) FROM "
+                          "cursors WHERE updated_ms >= 5), 9223372036854775807)"),
+               Catch::Contains("USING INTEGER PRIMARY KEY (rowid<?)") && !Catch::Contains("TEMP B-TREE"));
+}
+
 TEST_CASE("store: prune removes old events when no client is known, and keeps recent ones") {
     TempDir dir;
     auto store = open_store(dir.store());
