@@ -359,7 +359,7 @@ void Account::expire_iqs(bool all, IqReply::Outcome why) {
 }
 
 bool Account::send(std::string_view xml, std::string tag) {
-    if (state_ != State::Online || !connection_) return false;
+    if (!can_send()) return false;
     connection_->send(xml, std::move(tag));
     return true;
 }

@@ -109,7 +109,7 @@ bool AccountLink::send(std::string_view xml, const std::string& tag) {
 
 bool AccountLink::online() {
     Account* a = shared_.find(name_);
-    return a && a->state() == Account::State::Online;
+    return a && a->can_send();  // online() true: send() takes the stanza (AccountSession::send)
 }
 
 unsigned long AccountLink::session() {

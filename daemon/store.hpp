@@ -118,7 +118,8 @@ public:
     bool writes_later() const { return !later_cursors_.empty(); }
     xmpp::Status write_later();
 
-    // In one transaction: inserts the outbox row (state "accepted") and appends `events`
+    // In one transaction: inserts the outbox row (state "accepted", or "sent" for a message
+    // whose stanza goes in the same batch; "" is "accepted") and appends `events`
     // (assigning their seq). Returns false, and stores nothing, when the account already
     // has a message with this msg_id (a retried send).
     xmpp::Result<bool> enqueue(const OutboxEntry& entry, std::vector<model::Event>& events);

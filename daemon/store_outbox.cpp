@@ -26,6 +26,11 @@ OutboxEntry store_detail::read_outbox(const Use& u) {
 }
 
 xmpp::Result<bool> Store::enqueue(const OutboxEntry& entry, std::vector<model::Event>& events) {
+    // A new row is accepted, or already sent when its stanza goes in the same batch.
+    const std::string_view state = entry.state.empty() ? std::string_view("accepted") : std::string_view(entry.state);
+    if (state != "accepted" && state != "sent")
+        return make_error("store", "cannot enqueue '" + entry.msg_id + "' as " + entry.state +
+                                       ": a new message is accepted or sent");
     const std::int64_t now = now_ms();
     const std::string created = entry.created.empty() ? xmpp::rfc3339(from_ms(now)) : entry.created;
     Transaction tx(db_, join_batch(), batch_failed_, commits_, stmts_->tx);
@@ -39,7 +44,8 @@ xmpp::Result<bool> Store::enqueue(const OutboxEntry& entry, std::vector<model::E
             .text(5, entry.body)
             .text(6, created)
             .int64(7, now)
-            .text(8, entry.replace_id);
+            .text(8, entry.replace_id)
+            .text(9, state);
         if (u.step() != SQLITE_DONE) return db_error(db_, "cannot enqueue '" + entry.msg_id + "'");
         if (sqlite3_changes(db_) == 0) return false;  // a retried send: the row is already there
     }

@@ -246,7 +246,7 @@ const char* kInsertEvent =
     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
 const char* kInsertOutbox =
     "INSERT INTO outbox (account, msg_id, to_jid, type, body, state, error, created, created_ms, updated_ms, "
-    "replace_id) VALUES (?1, ?2, ?3, ?4, ?5, 'accepted', '', ?6, ?7, ?7, ?8) ON CONFLICT (account, msg_id) DO NOTHING";
+    "replace_id) VALUES (?1, ?2, ?3, ?4, ?5, ?9, '', ?6, ?7, ?7, ?8) ON CONFLICT (account, msg_id) DO NOTHING";
 const char* kUpdateOutbox =
     "UPDATE outbox SET state = ?3, error = ?4, updated_ms = ?5 WHERE account = ?1 AND msg_id = ?2";
 // The stamp kept is the latest, not the last inserted one: the conversation list orders by

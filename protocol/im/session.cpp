@@ -119,6 +119,15 @@ model::Reply AccountSession::send(const model::Send& s, bool encrypted) {
     if (encrypted) m.encryption = "omemo";
     std::vector<model::Event> events{{0, account_, {}, std::move(m)},
                                      {0, account_, {}, model::MessageState{entry.msg_id, Delivery::Accepted, ""}}};
+    // Online, the stanza is made before the row, so that the row is written once, as
+    // "sent", with the events of both states (issue 15: one UPDATE fewer per message). An
+    // encrypted message is encrypted at its transmit, after its row is stored.
+    std::string xml;
+    if (!encrypted && port_.online() && !encryption_->encrypted(entry.msg_id)) {
+        xml = make_message(outgoing_message(entry));
+        entry.state = std::string(to_string(Delivery::Sent));
+        events.push_back({0, account_, {}, model::MessageState{entry.msg_id, Delivery::Sent, ""}});
+    }
     auto inserted = store_.enqueue(entry, events);
     if (!inserted) return model::Reply::error("internal", "could not store the message: " + inserted.error().message);
     model::Reply reply;
@@ -128,8 +137,41 @@ model::Reply AccountSession::send(const model::Send& s, bool encrypted) {
         return reply;
     }
     for (const auto& e : events) port_.deliver(e);
-    if (port_.online()) transmit(entry);
+    if (xml.empty()) {
+        if (port_.online()) transmit(entry);
+        return reply;
+    }
+    attempts_[entry.msg_id] = {1, port_.session(), Delivery::Sent};
+    if (!port_.send(xml, entry.msg_id)) {
+        // Not while online() holds (the same condition, and nothing between changes it). The
+        // row must not say "sent" for a stanza that did not go: a resumed session would not
+        // send it again. Back to "accepted", which the next session sends.
+        attempts_.erase(entry.msg_id);
+        log(SessionPort::Level::Error, "message " + entry.msg_id + " was stored as sent but no stream took it; "
+                                       "it goes when the account is online");
+        model::Event back{0, account_, {}, model::MessageState{entry.msg_id, Delivery::Accepted, ""}};
+        if (auto st = store_.set_state(entry.msg_id, Delivery::Accepted, "", back); !st)
+            log(SessionPort::Level::Error, "cannot record message " + entry.msg_id + " as accepted: " + st.error().message);
+        else
+            port_.deliver(back);
+    }
     return reply;
+}
+
+OutgoingMessage AccountSession::outgoing_message(const Outgoing& entry) {
+    OutgoingMessage m;
+    m.to = entry.to;
+    m.type = entry.type;
+    m.body = entry.body;
+    m.id = entry.msg_id;
+    m.replace_id = entry.replace_id;
+    // XEP-0333 §4.1: <markable/> asks the contact's client to tell when it was read; we ask
+    // only when the user tells contacts the same (chat_markers). A marker that comes anyway
+    // still counts.
+    m.markable = port_.chat_markers();
+    // XEP-0085 §5.1: no <active/> to a contact who replied without chat states.
+    if (auto to = Jid::parse(entry.to); to && !chat_states_.wanted(to.value().bare())) m.chat_state.clear();
+    return m;
 }
 
 model::Reply AccountSession::cancel(const std::string& msg_id) {
@@ -211,18 +253,7 @@ void AccountSession::transmit(const Outgoing& entry) {
                        "the server did not accept it on " + std::to_string(kMaxAttempts) +
                            " connections in a row; not sending it again");
     tried.session = port_.session();
-    OutgoingMessage m;
-    m.to = entry.to;
-    m.type = entry.type;
-    m.body = entry.body;
-    m.id = entry.msg_id;
-    m.replace_id = entry.replace_id;
-    // XEP-0333 §4.1: <markable/> asks the contact's client to tell when it was read; we ask
-    // only when the user tells contacts the same (chat_markers). A marker that comes anyway
-    // still counts.
-    m.markable = port_.chat_markers();
-    // XEP-0085 §5.1: no <active/> to a contact who replied without chat states.
-    if (auto to = Jid::parse(entry.to); to && !chat_states_.wanted(to.value().bare())) m.chat_state.clear();
+    const OutgoingMessage m = outgoing_message(entry);
     std::string xml;
     if (encryption_->encrypted(entry.msg_id)) {
         // XEP-0384: encrypted afresh at each transmit, never in clear.

@@ -115,6 +115,8 @@ public:
     // Writes a stanza to the current stream; false when there is none (nothing written).
     // `tag`: the msg_id whose acknowledgement (XEP-0198) the stanza carries, or "".
     virtual bool send(std::string_view xml, const std::string& tag) = 0;
+    // True when send() takes a stanza now (AccountSession::send stores a message as sent
+    // on the strength of it, before it calls send()).
     virtual bool online() = 0;
     // Counts the account's sessions (new or resumed): which one the stream is.
     virtual unsigned long session() = 0;
@@ -226,6 +228,8 @@ public:
     // already went out on this very session. A resumed one: only what was accepted meanwhile.
     void online(bool resumed, bool restored);
     void transmit(const Outgoing& entry);
+    // The stanza's parts for an outbox entry (markable, chat state: as this session has them).
+    OutgoingMessage outgoing_message(const Outgoing& entry);
     // Moves a message's state forward, with its event; never back. `from`: who says so (a
     // receipt, marker or error), which must be its recipient or a server (im::may_report).
     void advance(const std::string& msg_id, Delivery next, const std::string& error = {},

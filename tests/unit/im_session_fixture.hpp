@@ -27,6 +27,7 @@ struct MemoryStore final : SessionStore {
     std::map<std::string, std::string> values;  // kept per account ("mam_last", ...)
     bool fail = false;
     int outbox_reads = 0;  // outgoing(): what an acknowledgement costs
+    int state_writes = 0;  // set_state(): an outbox row written again
 
     static Error failure() { return make_error("io", "disk full"); }
     model::Seq add(model::Event& e) {
@@ -59,6 +60,7 @@ struct MemoryStore final : SessionStore {
     }
     Status set_state(const std::string& msg_id, Delivery state, const std::string&, model::Event& event) override {
         if (fail) return failure();
+        ++state_writes;
         find(msg_id)->state = std::string(to_string(state));
         add(event);
         return Ok{};
@@ -147,8 +149,9 @@ struct RecordingPort final : SessionPort {
     std::vector<ConfiguredRoom> configured;
     int next_id = 0;
 
+    bool refuse_sends = false;  // online() says yes, send() no (AccountSession::send must cope)
     bool send(std::string_view xml, const std::string& tag) override {
-        if (!is_online) return false;
+        if (!is_online || refuse_sends) return false;
         sent.emplace_back(std::string(xml), tag);
         return true;
     }

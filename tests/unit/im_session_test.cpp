@@ -33,6 +33,47 @@ TEST_CASE("session: a send is on disk before its reply, then goes out with its o
     CHECK(f.send("bob@example.org", "x").msg_id == "id1");
 }
 
+// Issue 15: a message that goes out at once has its outbox row written once, already
+// "sent", with the events of both states; a later state is a write of its own.
+TEST_CASE("session: online, a send writes its row once, as sent; a refused stanza takes it back to accepted") {
+    Fixture f;
+    REQUIRE(f.send("bob@example.org", "hi", "m1").ok());
+    CHECK(f.store.state_writes == 0);
+    REQUIRE(f.store.outbox.size() == 1);
+    CHECK(f.store.outbox[0].state == "sent");
+    REQUIRE(f.store.events.size() == 3);  // message, accepted, sent: in one enqueue, seqs in order
+    CHECK(std::holds_alternative<model::Message>(f.store.events[0].body));
+    CHECK(f.port.states("m1") == std::vector<std::string>{"accepted", "sent"});
+    REQUIRE(f.port.sent.size() == 1);
+    f.session.acked({"m1"});
+    CHECK(f.store.state_writes == 1);
+    CHECK(f.store.find("m1")->state == "acked");
+
+    // Offline: accepted, and nothing else.
+    f.port.is_online = false;
+    REQUIRE(f.send("bob@example.org", "later", "m2").ok());
+    CHECK(f.store.find("m2")->state == "accepted");
+    CHECK(f.port.states("m2") == std::vector<std::string>{"accepted"});
+
+    // A stream that refuses the stanza although the account says it is online: the row does
+    // not stay "sent" (a resumed session would not send it again), and the next session,
+    // even a resumed one, sends it.
+    f.port.is_online = true;
+    f.port.refuse_sends = true;
+    REQUIRE(f.send("bob@example.org", "refused", "m3").ok());
+    CHECK(f.store.find("m3")->state == "accepted");
+    CHECK(f.port.states("m3") == std::vector<std::string>{"accepted", "sent", "accepted"});
+    REQUIRE(!f.port.logs.empty());
+    CHECK(f.port.logs.back().find("message m3 was stored as sent but no stream took it") != std::string::npos);
+    f.port.refuse_sends = false;
+    f.port.sessions = 2;
+    f.session.online(true, false);
+    REQUIRE(f.port.sent.size() == 3);  // m1 earlier, then m2 and m3 in queue order
+    CHECK(f.port.sent[1].second == "m2");
+    CHECK(f.port.sent[2].second == "m3");
+    CHECK(f.store.find("m3")->state == "sent");
+}
+
 TEST_CASE("session: what cannot be sent is refused before anything is stored") {
     Fixture f;
     CHECK(f.send("bob@example.org", std::string(AccountSession::kMaxBodyXml / 4 + 1, '<')).error_code == "bad-request");

@@ -50,6 +50,28 @@ TEST_CASE("store: enqueue stores the row and its events together; a retried msg_
     CHECK(store->find("home", "nope").error().code == "not-found");
 }
 
+TEST_CASE("store: enqueue writes a row as sent when its stanza goes in the same batch, never in a later state") {
+    TempDir dir;
+    auto store = open_store(dir.store());
+    auto sent = entry("s-1");
+    sent.state = "sent";
+    std::vector<model::Event> events = {message("hi s-1", "s-1"), state_event("s-1", "accepted"),
+                                        state_event("s-1", "sent")};
+    REQUIRE(store->enqueue(sent, events).value());
+    CHECK(store->find("home", "s-1").value().state == "sent");
+    CHECK(seqs(*store) == std::vector<model::Seq>{1, 2, 3});
+    REQUIRE(store->pending("home").value().size() == 1);
+
+    auto acked = entry("s-2");
+    acked.state = "acked";
+    std::vector<model::Event> none = {state_event("s-2", "acked")};
+    auto r = store->enqueue(acked, none);
+    REQUIRE_FALSE(r);
+    CHECK_THAT(r.error().message, Catch::Contains("as acked"));
+    CHECK_FALSE(store->find("home", "s-2"));
+    CHECK(store->last_seq() == 3);
+}
+
 TEST_CASE("store: pending lists accepted and sent messages in queue order") {
     TempDir dir;
     auto store = open_store(dir.store());
