@@ -132,6 +132,26 @@ TEST_CASE("jsonl: encode writes the JSON tree's bytes, for every kind of event a
     CHECK(compared == 140);
 }
 
+TEST_CASE("jsonl: encode finds each character that needs care at every place in a run of plain ones") {
+    // Writer::quoted copies runs of plain characters at once: every other character, at
+    // every place in a run of 24, must come out as the tree writes it.
+    const std::vector<std::string> specials = {"\"", "\\", std::string(1, '\0'), "\x1f", "\n", "\x7f", "\x20",
+                                               "!", "\x21", "\x5b", "\x5d", "\xC3\xA9", "\xE2\x98\xBA", "\xFF",
+                                               "\xC3"};
+    int compared = 0;
+    for (const auto& special : specials) {
+        for (std::size_t at = 0; at <= 24; ++at) {
+            std::string t(24, 'a');
+            t.insert(at, special);
+            model::Event e{7, "home", "2026-12-07T00:00:00.000Z", model::MessageState{t, model::Delivery::Sent, t}};
+            INFO("at " << at << ": " << Json(t).dump(-1, ' ', true, Json::error_handler_t::replace));
+            CHECK(model::codec::encode(e) == model::codec::to_json(e).dump(-1, ' ', false, Json::error_handler_t::replace));
+            ++compared;
+        }
+    }
+    CHECK(compared == 15 * 25);
+}
+
 TEST_CASE("jsonl: an occupant's change is one of six names, and a row with another does not decode") {
     for (auto change : {model::OccupantChange::Join, model::OccupantChange::Leave, model::OccupantChange::Update,
                         model::OccupantChange::Nick, model::OccupantChange::Kick, model::OccupantChange::Ban}) {

@@ -107,6 +107,13 @@ TEST_CASE("store: pending lists accepted and sent messages in queue order") {
     store.reset();
     store = open_store(dir.store());
     CHECK(store->pending("home").value().size() == 3);
+    // Read from an index of the messages still to acknowledge, already in queue order
+    // (schema 8): nothing sorted, and no entry for what is finished.
+    CHECK_THAT(query_plan(dir.store(), "SELECT id FROM outbox WHERE account = 'home' AND "
+                                       "state IN ('accepted', 'sent') ORDER BY id"),
+               Catch::Contains("USING INDEX outbox_pending (account=?)") && !Catch::Contains("TEMP B-TREE"));
+    CHECK(raw_query(dir.store(), "SELECT sql LIKE '%WHERE state IN (''accepted'', ''sent'')' FROM sqlite_master "
+                                 "WHERE name = 'outbox_pending'") == "1");
 }
 
 TEST_CASE("store: set_state updates the row and appends its event; an unknown msg_id is not-found") {
