@@ -220,8 +220,8 @@ private:
 // them one. The seq is given here (last_seq_ + 1) so the stored JSON can carry it in the
 // same statement; the lock makes last_seq_ authoritative, events_floor keeps it above
 // every pruned seq, and the PRIMARY KEY turns any disagreement into an error instead of a
-// reused number. On failure `event` is as it
-// was (the caller's Transaction rolls back, or fails the batch, what was written).
+// reused number. On failure `event` is as it was (the caller's Transaction rolls back, or
+// fails the batch, what was written).
 // `json`, when given, gets the row's JSON (Store::stored_json, once the caller committed).
 xmpp::Status insert_event(sqlite3* db, sqlite3_stmt* stmt, sqlite3_stmt* upsert_conversation, model::Event& event,
                           model::Seq seq, std::int64_t created_ms, std::string* json = nullptr);

@@ -151,7 +151,8 @@ model::Reply AccountSession::send(const model::Send& s, bool encrypted) {
                                        "it goes when the account is online");
         model::Event back{0, account_, {}, model::MessageState{entry.msg_id, Delivery::Accepted, ""}};
         if (auto st = store_.set_state(entry.msg_id, Delivery::Accepted, "", back); !st)
-            log(SessionPort::Level::Error, "cannot record message " + entry.msg_id + " as accepted: " + st.error().message);
+            log(SessionPort::Level::Error,
+                "cannot record message " + entry.msg_id + " as accepted: " + st.error().message);
         else
             port_.deliver(back);
     }
