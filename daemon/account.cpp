@@ -359,9 +359,7 @@ void Account::expire_iqs(bool all, IqReply::Outcome why) {
 }
 
 bool Account::send(std::string_view xml, std::string tag) {
-    if (!can_send()) return false;
-    connection_->send(xml, std::move(tag));
-    return true;
+    return can_send() && connection_->send(xml, std::move(tag));
 }
 
 void Account::set_presence(std::string show, std::string status, std::optional<int> priority) {

@@ -63,9 +63,10 @@ public:
     // Sends a stanza if online; false otherwise. `tag` (a msg_id) comes back to the hub
     // when the server acknowledges the stanza (XEP-0198).
     bool send(std::string_view xml, std::string tag = {});
-    // Whether send() would take a stanza now: online, and the stream not closed (closed()
-    // runs callbacks before the state leaves Online).
-    bool can_send() const { return state_ == State::Online && connection_; }
+    // Whether send() would take a stanza now: online, with a connection whose stream is
+    // online (closed() runs callbacks before the state leaves Online, and a stream the
+    // server closed hands over what came before the close while it is no longer online).
+    bool can_send() const { return state_ == State::Online && connection_ && connection_->stream_online(); }
     // Sends the iq that `make(id)` builds, addressed to `to` ("" for our own account), and
     // calls `done` once: with the answer from that JID, or with an error after 30 s or when
     // the connection ends. Calls `done` at once with "not-online" when offline.

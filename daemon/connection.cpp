@@ -233,10 +233,11 @@ void XmppConnection::write_raw(std::string data) {
     if (tcp_) uv::write(reinterpret_cast<uv_stream_t*>(tcp_.get()), std::move(data));
 }
 
-void XmppConnection::send(std::string_view xml, std::string tag) {
-    stream_.send(xml, xmpp::Clock::now(), std::move(tag));
+bool XmppConnection::send(std::string_view xml, std::string tag) {
+    if (!stream_.send(xml, xmpp::Clock::now(), std::move(tag))) return false;
     flush();
     if (!handshake_timer_) arm_timer(stream_.next_deadline());  // an ack request may now be due
+    return true;
 }
 
 void XmppConnection::close() {

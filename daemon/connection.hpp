@@ -68,8 +68,10 @@ public:
     void start();
     // Closes the stream cleanly (RFC 6120 §4.4); reports closed when done or timed out.
     void close();
-    // Sends a stanza on the online stream; `tag` comes back through `acked`.
-    void send(std::string_view xml, std::string tag = {});
+    // Sends a stanza on the online stream; `tag` comes back through `acked`. False, and
+    // nothing sent, when the stream is not online (closing, or closed by the server).
+    bool send(std::string_view xml, std::string tag = {});
+    bool stream_online() const { return stream_.state() == xmpp::StreamState::Online; }
     // After closed: the XEP-0198 session the next connection may resume.
     std::optional<xmpp::SmSession> take_resumable() { return stream_.take_resumable(); }
     // Answers iq requests addressed to us with this payload (see ClientStream::on_iq).

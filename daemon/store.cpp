@@ -496,28 +496,15 @@ xmpp::Result<std::vector<std::pair<std::string, std::string>>> Store::metas(cons
 }
 namespace {
 
-// The events prune deletes: the front of the log up to the first event that is not older
-// than `cutoff`, and of that what every client still in use confirmed. A range of seqs (the
-// first younger event is found by reading from the front: as many rows as go, and one), so
-// that the log needs no index by age. One condition for the DELETE and for the
-// conversations it touches.
-constexpr const char* kPrunable =
-    "seq < coalesce((SELECT seq FROM events WHERE created_ms >= ?1 ORDER BY seq LIMIT 1), 9223372036854775807) "
-    "AND seq <= coalesce((SELECT min(seq) FROM cursors WHERE updated_ms >= ?1), 9223372036854775807)";
-
 // Inside prune's transaction: the conversations that have messages among the events about to
 // be deleted.
 xmpp::Result<std::vector<std::pair<std::string, std::string>>> prunable_conversations(sqlite3* db,
-                                                                                       std::int64_t cutoff) {
+                                                                                       std::int64_t cutoff,
+                                                                                       std::int64_t ahead) {
     Stmt s;
-    // NOT INDEXED: the range of seqs is what gets deleted (nothing, at most starts); left to
-    // itself the planner walks events_msgid for `peer != ''`, a read of every message (4 s
-    // at 1,000,000, before the first request of each start is served).
-    const std::string sql =
-        std::string("SELECT DISTINCT account, peer FROM events NOT INDEXED WHERE peer != '' AND ") + kPrunable;
-    if (!s.prepare(db, sql.c_str())) return db_error(db, "cannot prune");
+    if (!s.prepare(db, kPrunableConversations.c_str())) return db_error(db, "cannot prune");
     Use u(s.get());
-    u.int64(1, cutoff);
+    u.int64(1, cutoff).int64(2, ahead);
     std::vector<std::pair<std::string, std::string>> out;
     int rc;
     while ((rc = u.step()) == SQLITE_ROW) out.emplace_back(u.column_text(0), u.column_text(1));
@@ -554,17 +541,19 @@ xmpp::Result<std::int64_t> Store::prune(std::chrono::system_clock::time_point no
     Transaction tx(db_, join_batch(), batch_failed_, commits_, stmts_->tx);
     if (!tx.begin()) return db_error(db_, "cannot prune");
     std::int64_t deleted = 0;
-    auto touched = prunable_conversations(db_, cutoff);
+    // An event stamped more than a day ahead of `now` (a clock that was wrong) does not
+    // hold back the events after it until that day.
+    const std::int64_t ahead = unix_ms(now) + 86'400'000;
+    auto touched = prunable_conversations(db_, cutoff, ahead);
     if (!touched) return touched.error();
     {
         // Events a client has not confirmed stay, however old, unless that client has not
         // confirmed anything for history_days: a front end used once must not keep the
         // store growing for ever (it gets what is left when it comes back).
         Stmt s;
-        if (!s.prepare(db_, (std::string("DELETE FROM events WHERE ") + kPrunable).c_str()))
-            return db_error(db_, "cannot prune");
+        if (!s.prepare(db_, kPruneEvents.c_str())) return db_error(db_, "cannot prune");
         Use u(s.get());
-        u.int64(1, cutoff);
+        u.int64(1, cutoff).int64(2, ahead);
         if (u.step() != SQLITE_DONE) return db_error(db_, "cannot prune events");
         deleted = sqlite3_changes64(db_);
     }
@@ -588,14 +577,8 @@ xmpp::Result<std::int64_t> Store::prune(std::chrono::system_clock::time_point no
         if (u.step() != SQLITE_DONE) return db_error(db_, "cannot prune the outbox");
     }
     {
-        // De-duplication ids go with the events they stand for: older than the cutoff and
-        // than the first event still kept (a message the server hands over again after that
-        // long is stored again, as history).
-        Stmt s;
-        if (!s.prepare(db_,
-                       "DELETE FROM inbound_ids WHERE created_ms < ?1 AND "
-                       "created_ms < coalesce((SELECT created_ms FROM events ORDER BY seq LIMIT 1), ?1)"))
-            return db_error(db_, "cannot prune");
+        Stmt s;  // de-duplication ids go with the events they stand for (kPruneInboundIds)
+        if (!s.prepare(db_, kPruneInboundIds)) return db_error(db_, "cannot prune");
         Use u(s.get());
         u.int64(1, cutoff);
         if (u.step() != SQLITE_DONE) return db_error(db_, "cannot prune the de-duplication ids");

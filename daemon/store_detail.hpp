@@ -226,6 +226,32 @@ private:
 xmpp::Status insert_event(sqlite3* db, sqlite3_stmt* stmt, sqlite3_stmt* upsert_conversation, model::Event& event,
                           model::Seq seq, std::int64_t created_ms, std::string* json = nullptr);
 
+// Store::prune's statements (named here for the tests of their query plans). ?1 is the
+// cutoff (unix ms), ?2 a day after now.
+// The events prune deletes: the front of the log up to the first event that is not older
+// than the cutoff (nor stamped more than a day ahead, by a clock that was wrong), and of that
+// what every client still in use confirmed. A range of seqs: the first such event is found
+// by reading from the front (as many rows as go, and one), so the log needs no index by age.
+inline const std::string kPrunable =
+    "seq < coalesce((SELECT seq FROM events WHERE created_ms >= ?1 AND created_ms <= ?2 ORDER BY seq LIMIT 1), "
+    "9223372036854775807) AND seq <= coalesce((SELECT min(seq) FROM cursors WHERE updated_ms >= ?1), "
+    "9223372036854775807)";
+inline const std::string kPruneEvents = "DELETE FROM events WHERE " + kPrunable;
+// The conversations that have messages among them. NOT INDEXED: the range of seqs is what
+// gets deleted (nothing, at most starts); left to itself the planner walks events_msgid for
+// `peer != ''`, a read of every message (4 s at 1,000,000, before the first request of each
+// start is served).
+inline const std::string kPrunableConversations =
+    "SELECT DISTINCT account, peer FROM events NOT INDEXED WHERE peer != '' AND " + kPrunable;
+// De-duplication ids go with the events they stand for: older than the cutoff and than the
+// first event still kept (a message the server hands over again after that long is stored
+// again, as history). After the clock went back, an event kept behind a younger one may be
+// older than that first one, and its ids go before it: the stanza-id of a message is found
+// in its row anyway (events_msgid), these are the ids of its other copies.
+inline constexpr const char* kPruneInboundIds =
+    "DELETE FROM inbound_ids WHERE created_ms < ?1 AND "
+    "created_ms < coalesce((SELECT created_ms FROM events ORDER BY seq LIMIT 1), ?1)";
+
 // account_meta writes, inside the caller's transaction.
 xmpp::Status write_metas(sqlite3* db, const MetaStmts& stmts, const std::string& account,
                          const std::vector<MetaWrite>& writes);

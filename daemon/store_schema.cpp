@@ -147,7 +147,7 @@ CREATE INDEX inbound_ids_created ON inbound_ids (created_ms);
     // one more index entry per event (as much again). An event's seq was already given by
     // the store (last seq + 1); what AUTOINCREMENT kept besides, the highest seq ever given
     // even after prune emptied the log, is now events_floor's one row, which prune raises
-    // before it deletes. Prune finds old events from the log's front, by seq (Store::prune).
+    // when it deletes. Prune finds old events from the log's front, by seq (Store::prune).
     // outbox_pending holds only the messages still to acknowledge, in queue order: the
     // server's ack takes a message out of it instead of moving it within (about 4,600
     // instructions less), and the outbox at start-up reads it without sorting.
@@ -365,10 +365,31 @@ xmpp::Status migrate(sqlite3* db, const std::string& path, int& from) {
 // After a migration that copied tables (7 -> 8), the old copies' pages are free inside the
 // file (as much again as the log); VACUUM gives them back to the disk. It needs room for one
 // more copy while it runs; without it the store works as it is, and reuses those pages.
+// Either way the WAL, which held the copies, is emptied and cut back to nothing, first
+// before the VACUUM, which goes through the WAL again.
 std::string compact_after(sqlite3* db, int from) {
     if (from == 0 || from >= 8) return "";
-    if (exec(db, "VACUUM")) return "";
-    return sqlite3_errmsg(db);
+    static_cast<void>(exec(db, "PRAGMA wal_checkpoint(TRUNCATE)"));
+    std::string error = exec(db, "VACUUM") ? "" : sqlite3_errmsg(db);
+    static_cast<void>(exec(db, "PRAGMA wal_checkpoint(TRUNCATE)"));
+    return error;
+}
+
+// Migrating and compacting keep their temporary pages in files, not in memory (configure's
+// temp_store = MEMORY), and do not overwrite the pages a dropped copy frees (Debian builds
+// SQLite with SECURE_DELETE): those pages went through the WAL once more (a WAL twice the
+// store's size) and, with the statement journal in memory, through memory. What they hold
+// is still in the new copy, and VACUUM rewrites the file without them.
+xmpp::Status migrate_and_compact(sqlite3* db, const std::string& path, int& from, std::string& compact_error) {
+    std::int64_t secure_delete = 1;
+    if (!query_int64(db, "PRAGMA secure_delete", secure_delete) || !exec(db, "PRAGMA temp_store = FILE") ||
+        !exec(db, "PRAGMA secure_delete = OFF"))
+        return db_error(db, "cannot configure " + path);
+    auto st = migrate(db, path, from);
+    if (st) compact_error = compact_after(db, from);
+    const std::string restore = "PRAGMA secure_delete = " + std::to_string(secure_delete) + "; PRAGMA temp_store = MEMORY";
+    if (!exec(db, restore.c_str())) return db_error(db, "cannot configure " + path);
+    return st;
 }
 
 }  // namespace
@@ -409,8 +430,8 @@ xmpp::Result<std::unique_ptr<Store>> Store::open(const std::string& path) {
         return db_error(store->db_, "cannot open " + path);
     sqlite3* db = store->db_;
     if (auto st = configure(db, path); !st) return st.error();
-    if (auto st = migrate(db, path, store->migrated_from_); !st) return st.error();
-    store->compact_error_ = compact_after(db, store->migrated_from_);
+    if (auto st = migrate_and_compact(db, path, store->migrated_from_, store->compact_error_); !st)
+        return st.error();
 
     // events_floor remembers the highest seq ever given, also when pruning emptied the log.
     if (!query_int64(db,

@@ -194,9 +194,10 @@ public:
     void transport_closed(std::string reason);
     // Start the closing handshake (§4.4): send </stream:stream>, wait for the server's.
     void close(TimePoint now);
-    // Send a stanza (serialized XML) on the online stream. Ignored unless online. With
-    // stream management, `tag` comes back in an Acked event once the server has it.
-    void send(std::string_view xml, TimePoint now, std::string tag = {});
+    // Send a stanza (serialized XML) on the online stream; false, and nothing written,
+    // unless online. With stream management, `tag` comes back in an Acked event once the
+    // server has it.
+    bool send(std::string_view xml, TimePoint now, std::string tag = {});
     // After Closed: the XEP-0198 session to resume on the next connection, if the server
     // allowed resumption and the stream did not end cleanly.
     std::optional<SmSession> take_resumable();

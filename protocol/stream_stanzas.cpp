@@ -97,18 +97,18 @@ void ClientStream::handle_iq_request(pugi::xml_node iq) {
     if (sm_enabled_) sm_.push(std::move(reply));
 }
 
-void ClientStream::send(std::string_view xml, TimePoint now, std::string tag) {
-    if (state_ != StreamState::Online) return;
+bool ClientStream::send(std::string_view xml, TimePoint now, std::string tag) {
+    if (state_ != StreamState::Online) return false;
     write(xml);
     if (!sm_enabled_) {
-        if (!options_.ping_acks) return;
+        if (!options_.ping_acks) return true;
         ping_acks_.push(std::move(tag));
         // A burst gets its ping at once (at most one per ack_delay); a lone stanza shortly after.
         bool spaced = !last_ack_ping_ || now - *last_ack_ping_ >= options_.ack_delay;
         if (ping_acks_.since_ping() >= options_.ack_burst && spaced) send_ack_ping(now);
         else if (!ping_ack_due_) ping_ack_due_ = std::max(now + options_.ack_delay,
                                                           last_ack_ping_.value_or(now) + options_.ack_delay);
-        return;
+        return true;
     }
     sm_.push(std::string(xml), std::move(tag));
     sm_bytes_since_request_ += xml.size();
@@ -117,6 +117,7 @@ void ClientStream::send(std::string_view xml, TimePoint now, std::string tag) {
         request_ack(now);
     else if (!ack_request_due_)
         ack_request_due_ = now + options_.ack_delay;
+    return true;
 }
 
 void ClientStream::send_ack_ping(TimePoint now) {

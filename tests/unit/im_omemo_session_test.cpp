@@ -382,6 +382,37 @@ TEST_CASE_METHOD(OmemoFixture, "omemo: the account session sends a marked entry 
     CHECK(store.values.count("omemo:out:" + msg_id) == 0);  // finished: the marker goes
 }
 
+// Online, a plain message's row is written once, already sent (AccountSession::send); an
+// encrypted one is stored first and encrypted at its transmit, never in clear.
+TEST_CASE_METHOD(OmemoFixture, "omemo: online, an encrypted send is stored, then encrypted; a marked id never goes in clear",
+                 "[omemo]") {
+    known(bob, "1");
+    known(own, "100");
+    owner.device.sessions.insert({bob, 1, Version::Legacy});
+    send(bob, "secret", true, "m1");
+    answer_lists({{bob, {1}}, {"", {100}}});
+    REQUIRE(replies.size() == 1);
+    REQUIRE(replies[0].ok());
+    REQUIRE(port.sent.size() == 1);
+    CHECK(port.sent[0].first.find("secret") == std::string::npos);
+    CHECK(port.sent[0].first.find("eu.siacs.conversations.axolotl") != std::string::npos);
+    CHECK(port.states("m1") == std::vector<std::string>{"accepted", "sent"});
+    CHECK(store.state_writes == 1);  // stored as accepted, then moved to sent
+
+    // A send in clear (the account session asked directly) whose id is marked to go
+    // encrypted (a retry of an encrypted send whose row did not make it): encrypted.
+    store.values["omemo:out:m2"] = "1";
+    model::Send clear;
+    clear.account = "work";
+    clear.to = bob;
+    clear.body = "also secret";
+    clear.client_id = "m2";
+    REQUIRE(session.send(clear).ok());
+    REQUIRE(port.sent.size() == 2);
+    CHECK(port.sent[1].first.find("also secret") == std::string::npos);
+    CHECK(port.sent[1].first.find("eu.siacs.conversations.axolotl") != std::string::npos);
+}
+
 TEST_CASE_METHOD(OmemoFixture, "omemo: a bundle publish asked while one is out goes once after it", "[omemo]") {
     // XEP-0384 §5.3.2: both versions' bundles, one publish out at a time.
     omemo.online();

@@ -1,5 +1,6 @@
 // Store: de-duplication keys and aliases (append_once), messages and conversations by peer,
 // and per-account values.
+#include "daemon/store_detail.hpp"
 #include "store_fixture.hpp"
 
 using namespace store_test;
@@ -150,14 +151,11 @@ TEST_CASE("store: the conversation list follows inserts (latest stamp, not last 
     CHECK(raw_query(dir.store(), "SELECT count(*) FROM conversations") == "2");
     // Prune finds the conversations it touches in the range of seqs it deletes, not by
     // reading every message.
-    CHECK_THAT(query_plan(dir.store(), "SELECT DISTINCT account, peer FROM events NOT INDEXED "
-                                       "WHERE peer != '' AND seq < 7 AND seq <= 9"),
-               Catch::Contains("USING INTEGER PRIMARY KEY (rowid<?)"));
+    CHECK_THAT(query_plan(dir.store(), stanzad::store_detail::kPrunableConversations),
+               Catch::Contains("SEARCH events USING INTEGER PRIMARY KEY (rowid<?)"));
     // Prune finds old de-duplication ids by their index, not by reading every one, and the
-    // oldest event kept by its seq, not by reading every event.
-    const std::string ids_plan =
-        query_plan(dir.store(), "DELETE FROM inbound_ids WHERE created_ms < 5 AND "
-                                "created_ms < coalesce((SELECT created_ms FROM events ORDER BY seq LIMIT 1), 5)");
+    // first event kept by its seq, not by reading every event.
+    const std::string ids_plan = query_plan(dir.store(), stanzad::store_detail::kPruneInboundIds);
     CHECK_THAT(ids_plan, Catch::Contains("INDEX inbound_ids_created (created_ms<?)"));
     CHECK_THAT(ids_plan, Catch::Contains("SCAN events") && !Catch::Contains("TEMP B-TREE"));
 }

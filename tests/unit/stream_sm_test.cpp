@@ -20,6 +20,18 @@ TEST_CASE("sm: enabled after bind; one ack request per window of stanzas; <a/> r
     CHECK(acked_tags(s).empty());
 }
 
+// AccountSession stores a message as sent on the strength of send()'s answer.
+TEST_CASE("sm: send says whether the stanza went; once the stream closes, nothing goes and it says so") {
+    Session s(sm_options());
+    enable(s);
+    CHECK(s.stream.send("<message to='b@c' id='m1'/>", s.now, "m1"));
+    s.take();
+    s.feed("</stream:stream>");  // the server closes: the stream is no longer online
+    s.take();
+    CHECK_FALSE(s.stream.send("<message to='b@c' id='m2'/>", s.now, "m2"));
+    CHECK(s.take().find("m2") == std::string::npos);
+}
+
 TEST_CASE("sm: a window of bytes asks for an ack before the window of stanzas is full") {
     Session s(sm_options());
     enable(s);
