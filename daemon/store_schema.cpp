@@ -387,7 +387,8 @@ xmpp::Status migrate_and_compact(sqlite3* db, const std::string& path, int& from
         return db_error(db, "cannot configure " + path);
     auto st = migrate(db, path, from);
     if (st) compact_error = compact_after(db, from);
-    const std::string restore = "PRAGMA secure_delete = " + std::to_string(secure_delete) + "; PRAGMA temp_store = MEMORY";
+    const std::string restore =
+        "PRAGMA secure_delete = " + std::to_string(secure_delete) + "; PRAGMA temp_store = MEMORY";
     if (!exec(db, restore.c_str())) return db_error(db, "cannot configure " + path);
     return st;
 }
