@@ -143,18 +143,12 @@ model::Reply AccountSession::send(const model::Send& s, bool encrypted) {
     }
     attempts_[entry.msg_id] = {1, port_.session(), Delivery::Sent};
     if (!port_.send(xml, entry.msg_id)) {
-        // Not while online() holds (the same condition, and nothing between changes it). The
-        // row must not say "sent" for a stanza that did not go: a resumed session would not
-        // send it again. Back to "accepted", which the next session sends.
-        attempts_.erase(entry.msg_id);
+        // Not while online() holds (the same condition, and nothing between changes it).
+        // Should it happen, the row says "sent" for a stanza no stream took, and states never
+        // move back: the next session sends it, even a resumed one (online()).
+        attempts_[entry.msg_id].session = 0;
         log(SessionPort::Level::Error, "message " + entry.msg_id + " was stored as sent but no stream took it; "
-                                       "it goes when the account is online");
-        model::Event back{0, account_, {}, model::MessageState{entry.msg_id, Delivery::Accepted, ""}};
-        if (auto st = store_.set_state(entry.msg_id, Delivery::Accepted, "", back); !st)
-            log(SessionPort::Level::Error,
-                "cannot record message " + entry.msg_id + " as accepted: " + st.error().message);
-        else
-            port_.deliver(back);
+                                       "it goes with the next session");
     }
     return reply;
 }
@@ -193,16 +187,17 @@ void AccountSession::online(bool resumed, bool restored) {
     // what was sent but never acknowledged (by XEP-0198, or by a ping without it, issue 18)
     // goes again with its origin-id, so receivers can drop a copy; but not what a front end
     // sent while this session was starting (after bind, before the disco#info answers): that
-    // went out on this very stream, and its acknowledgement is still to come.
+    // went out on this very stream, and its acknowledgement is still to come. And on any
+    // session, what was stored as sent but no stream took (AccountSession::send).
     const unsigned long session = port_.session();
-    auto sent_on_this_session = [&](const std::string& msg_id) {
-        auto it = attempts_.find(msg_id);
-        return it != attempts_.end() && it->second.session == session;
-    };
-    for (const auto& entry : pending.value())
+    for (const auto& entry : pending.value()) {
+        auto it = attempts_.find(entry.msg_id);
+        const bool went_here = it != attempts_.end() && it->second.session == session;
+        const bool went_nowhere = it != attempts_.end() && it->second.session == 0;
         if (entry.state == to_string(Delivery::Accepted) ||
-            ((!resumed || restored) && entry.state == to_string(Delivery::Sent) && !sent_on_this_session(entry.msg_id)))
+            (entry.state == to_string(Delivery::Sent) && !went_here && (!resumed || restored || went_nowhere)))
             transmit(entry);
+    }
 }
 
 void AccountSession::acked(const std::vector<std::string>& msg_ids) {

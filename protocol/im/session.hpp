@@ -377,7 +377,7 @@ private:
     // each sent message then needs no read of the outbox (issue 15: 4 % of a sent message).
     struct Attempts {
         int count = 0;
-        unsigned long session = 0;
+        unsigned long session = 0;  // the last it went on; 0: stored as sent, but no stream took it
         std::optional<Delivery> state;  // as the store has it; none: read the outbox
     };
     std::unordered_map<std::string, Attempts> attempts_;

@@ -35,7 +35,7 @@ TEST_CASE("session: a send is on disk before its reply, then goes out with its o
 
 // Issue 15: a message that goes out at once has its outbox row written once, already
 // "sent", with the events of both states; a later state is a write of its own.
-TEST_CASE("session: online, a send writes its row once, as sent; a refused stanza takes it back to accepted") {
+TEST_CASE("session: online, a send writes its row once, as sent; a refused stanza goes with the next session") {
     Fixture f;
     REQUIRE(f.send("bob@example.org", "hi", "m1").ok());
     CHECK(f.store.state_writes == 0);
@@ -55,22 +55,26 @@ TEST_CASE("session: online, a send writes its row once, as sent; a refused stanz
     CHECK(f.store.find("m2")->state == "accepted");
     CHECK(f.port.states("m2") == std::vector<std::string>{"accepted"});
 
-    // A stream that refuses the stanza although the account says it is online: the row does
-    // not stay "sent" (a resumed session would not send it again), and the next session,
-    // even a resumed one, sends it.
+    // A stream that refuses the stanza although the account says it is online: the states
+    // do not move back, and the next session, even a resumed one (which sends nothing else
+    // that is "sent"), sends it.
     f.port.is_online = true;
     f.port.refuse_sends = true;
     REQUIRE(f.send("bob@example.org", "refused", "m3").ok());
-    CHECK(f.store.find("m3")->state == "accepted");
-    CHECK(f.port.states("m3") == std::vector<std::string>{"accepted", "sent", "accepted"});
+    CHECK(f.store.find("m3")->state == "sent");
+    CHECK(f.port.states("m3") == std::vector<std::string>{"accepted", "sent"});
     REQUIRE(!f.port.logs.empty());
     CHECK(f.port.logs.back().find("message m3 was stored as sent but no stream took it") != std::string::npos);
+    REQUIRE(f.send("bob@example.org", "taken", "m4").ok());  // refused too
     f.port.refuse_sends = false;
+    REQUIRE(f.send("bob@example.org", "went", "m5").ok());
+    REQUIRE(f.port.sent.size() == 2);
     f.port.sessions = 2;
     f.session.online(true, false);
-    REQUIRE(f.port.sent.size() == 3);  // m1 earlier, then m2 and m3 in queue order
-    CHECK(f.port.sent[1].second == "m2");
-    CHECK(f.port.sent[2].second == "m3");
+    REQUIRE(f.port.sent.size() == 5);  // m1 and m5 went; now m2, m3 and m4 in queue order, not m5
+    CHECK(f.port.sent[2].second == "m2");
+    CHECK(f.port.sent[3].second == "m3");
+    CHECK(f.port.sent[4].second == "m4");
     CHECK(f.store.find("m3")->state == "sent");
 }
 
