@@ -5,13 +5,27 @@
 
 using namespace store_test;
 
+namespace {
+
+void append_messages(Store& store, int n) {
+    for (int i = 0; i < n; ++i) {
+        auto e = message("m");
+        REQUIRE(store.append(e));
+    }
+}
+
+// As if event `seq` had been stored while the clock said `t`.
+void set_created(const std::string& path, model::Seq seq, std::chrono::system_clock::time_point t) {
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+    raw_exec(path, "UPDATE events SET created_ms = " + std::to_string(ms) + " WHERE seq = " + std::to_string(seq));
+}
+
+}  // namespace
+
 TEST_CASE("store: prune keeps what a known client has not confirmed") {
     TempDir dir;
     auto store = open_store(dir.store());
-    for (int i = 0; i < 5; ++i) {
-        auto e = message("m");
-        REQUIRE(store->append(e));
-    }
+    append_messages(*store, 5);
     // Both clients confirmed lately (as seen from the day of the pruning).
     REQUIRE(store->set_cursor("emacs", 3, far_future));
     REQUIRE(store->set_cursor("bot", 4, far_future));
@@ -29,10 +43,7 @@ TEST_CASE("store: prune keeps what a known client has not confirmed") {
 TEST_CASE("store: a client that confirmed nothing for history_days no longer holds back pruning") {
     TempDir dir;
     auto store = open_store(dir.store());
-    for (int i = 0; i < 4; ++i) {
-        auto e = message("m");
-        REQUIRE(store->append(e));
-    }
+    append_messages(*store, 4);
     auto now = std::chrono::system_clock::now();
     REQUIRE(store->set_cursor("used-once", 1, now));        // then never again
     REQUIRE(store->set_cursor("daily", 3, far_future - 24h));  // the day before the pruning
@@ -69,16 +80,9 @@ TEST_CASE("store: de-duplication ids are pruned with the events they stand for")
 TEST_CASE("store: prune takes the log's front in seq order: an old event after a younger one waits") {
     TempDir dir;
     auto store = open_store(dir.store());
-    for (int i = 0; i < 4; ++i) {
-        auto e = message("m");
-        REQUIRE(store->append(e));
-    }
+    append_messages(*store, 4);
     // Event 2 was stored while the clock was 20 days ahead (and then set back).
-    const auto ms = [](auto t) {
-        return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count());
-    };
-    raw_exec(dir.store(), "UPDATE events SET created_ms = " + ms(std::chrono::system_clock::now() + 24h * 20) +
-                              " WHERE seq = 2");
+    set_created(dir.store(), 2, std::chrono::system_clock::now() + 24h * 20);
     const auto day_31 = std::chrono::system_clock::now() + 24h * 31;
     CHECK(store->prune(day_31, 30).value() == 1);
     CHECK(seqs(*store) == std::vector<model::Seq>{2, 3, 4});
@@ -94,24 +98,14 @@ TEST_CASE("store: prune takes the log's front in seq order: an old event after a
 TEST_CASE("store: an event stamped far ahead by a wrong clock does not hold back the events after it") {
     TempDir dir;
     auto store = open_store(dir.store());
-    for (int i = 0; i < 3; ++i) {
-        auto e = message("m");
-        REQUIRE(store->append(e));
-    }
-    const auto ms = [](auto t) {
-        return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count());
-    };
+    append_messages(*store, 3);
     // Event 1 was stored while the clock said ten years from now.
-    raw_exec(dir.store(), "UPDATE events SET created_ms = " +
-                              ms(std::chrono::system_clock::now() + 24h * 3650) + " WHERE seq = 1");
+    set_created(dir.store(), 1, std::chrono::system_clock::now() + 24h * 3650);
     CHECK(store->prune(std::chrono::system_clock::now() + 24h * 31, 30).value() == 3);
     CHECK(seqs(*store).empty());
     // A day ahead is a clock's drift, not a wrong clock: that event is young, and holds.
-    for (int i = 0; i < 2; ++i) {
-        auto e = message("m");
-        REQUIRE(store->append(e));
-    }
-    raw_exec(dir.store(), "UPDATE events SET created_ms = created_ms + 3600000 WHERE seq = 4");
+    append_messages(*store, 2);
+    set_created(dir.store(), 4, std::chrono::system_clock::now() + 1h);
     CHECK(store->prune(std::chrono::system_clock::now(), 0).value() == 0);
     CHECK(seqs(*store) == std::vector<model::Seq>{4, 5});
 }
@@ -119,10 +113,7 @@ TEST_CASE("store: an event stamped far ahead by a wrong clock does not hold back
 TEST_CASE("store: prune removes old events when no client is known, and keeps recent ones") {
     TempDir dir;
     auto store = open_store(dir.store());
-    for (int i = 0; i < 3; ++i) {
-        auto e = message("m");
-        REQUIRE(store->append(e));
-    }
+    append_messages(*store, 3);
     CHECK(store->prune(std::chrono::system_clock::now(), 30).value() == 0);
     CHECK(store->prune(std::chrono::system_clock::now() + 24h * 29, 30).value() == 0);
     CHECK(seqs(*store).size() == 3);
@@ -134,10 +125,7 @@ TEST_CASE("store: prune removes old events when no client is known, and keeps re
 TEST_CASE("store: seq continues after pruning everything, also across a restart") {
     TempDir dir;
     auto store = open_store(dir.store());
-    for (int i = 0; i < 3; ++i) {
-        auto e = message("m");
-        REQUIRE(store->append(e));
-    }
+    append_messages(*store, 3);
     REQUIRE(store->prune(far_future, 0).value() == 3);
     CHECK(store->last_seq() == 3);
     auto e4 = message("m");
