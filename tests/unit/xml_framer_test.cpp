@@ -209,6 +209,72 @@ TEST_CASE("framer: limits on stanza size, nesting and header size") {
     CHECK(frame(long_header, limits).back() == "error policy-violation");
 }
 
+// Tags, attribute values and end tags are skipped in runs (issue 15), not byte by byte: each
+// run must stop where byte-by-byte framing stops, at every bound, with the same error at the
+// same byte.
+TEST_CASE("framer: long tags meet the bounds at the same byte, fed whole or byte by byte") {
+    FramerLimits limits;
+    limits.max_stanza_bytes = 200;
+    limits.max_header_bytes = 300;
+    auto run = [&](std::string_view stream, std::size_t chunk) {
+        XmlFramer f(limits);
+        std::vector<std::string> out;
+        for (std::size_t at = 0; at < stream.size(); at += chunk) {
+            f.feed(stream.substr(at, chunk));
+            while (auto e = f.next()) {
+                auto* error = std::get_if<FramerError>(&*e);
+                out.push_back(describe(*e) + (error ? " " + error->message : ""));
+            }
+        }
+        return out;
+    };
+    auto last = [&](const std::string& stream) {
+        auto whole = run(stream, stream.size());
+        CHECK(whole == run(stream, 1));
+        CHECK(whole == run(stream, 7));
+        return whole.empty() ? std::string() : whole.back();
+    };
+    const std::string too_big = "error policy-violation stanza larger than 200 bytes (at byte " +
+                                std::to_string(header.size() + 200) + ")";
+    // A stanza of 200 bytes is framed; from 201 on its 201st byte is refused, whichever
+    // part of the stanza that byte is in (at 250, in the middle of a run).
+    auto sized = [](std::string_view head, char fill, std::string_view tail, std::size_t total) {
+        return std::string(head) + std::string(total - head.size() - tail.size(), fill) + std::string(tail);
+    };
+    for (std::size_t total : {199u, 200u, 201u, 250u}) {
+        INFO("stanza of " << total << " bytes");
+        const std::vector<std::string> stanzas = {
+            sized("<message to='", 'x', "'/>", total),                   // an attribute value
+            sized("<message ", 'a', "='1'/>", total),                    // an attribute's name
+            sized("<message><b></b", ' ', "></message>", total),         // an end tag
+            sized("<message><b c=\"", 'q', "\">t</b></message>", total),  // double quotes
+        };
+        for (const auto& stanza : stanzas) {
+            INFO(stanza);
+            const std::string result = last(with_header(stanza));
+            if (total <= 200) CHECK(result.starts_with("stanza"));
+            else CHECK(result == too_big);
+        }
+    }
+    // The stream header: 301 bytes are read, the 302nd byte is refused (the check is for
+    // more than 300 before a byte).
+    for (std::size_t total : {300u, 301u, 302u, 400u}) {
+        INFO("header of " << total << " bytes");
+        const std::string head =
+            sized("<stream:stream xmlns:stream='http://etherx.jabber.org/streams' x='", 'y', "'>", total);
+        const std::string result = last(head);
+        if (total <= 301) CHECK(result.starts_with("open"));
+        else CHECK(result == "error policy-violation stream header larger than 300 bytes (at byte 301)");
+    }
+    // An end tag longer than 1,024 bytes, inside a stanza within its bound.
+    limits.max_stanza_bytes = 4096;
+    for (std::size_t spaces : {1020u, 1021u, 1022u, 1023u, 2000u}) {
+        INFO(spaces << " blanks in an end tag");
+        const std::string result = last(with_header("<message><b></b" + std::string(spaces, ' ') + "></message>"));
+        CHECK(result.starts_with(spaces <= 1022 ? "stanza" : "error not-well-formed end tag too long"));
+    }
+}
+
 TEST_CASE("framer: attributes per element and elements per stanza are bounded") {
     // Namespace lookups scan the attributes of an element and its ancestors: without these
     // bounds one large stanza could cost quadratic time.
