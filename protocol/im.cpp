@@ -145,9 +145,9 @@ std::optional<ReceivedMessage> parse_message(pugi::xml_node stanza, const Jid& o
 std::optional<Carbon> parse_carbon(pugi::xml_node stanza, const Jid& own) {
     if (!is(stanza, ns_client, "message")) return std::nullopt;
     for (auto c : stanza.children()) {
-        if (c.type() != pugi::node_element || namespace_of(c) != ns_carbons) continue;
-        std::string_view name = local_name(c);
-        if (name != "sent" && name != "received") continue;
+        if (c.type() != pugi::node_element) continue;
+        std::string_view name = local_name(c);  // before the namespace: most children are neither
+        if ((name != "sent" && name != "received") || namespace_of(c) != ns_carbons) continue;
         Carbon carbon;
         carbon.direction = std::string(name);
         carbon.message = child(child(c, ns_forward, "forwarded"), ns_client, "message");

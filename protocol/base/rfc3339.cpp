@@ -1,7 +1,6 @@
 #include "protocol/base/rfc3339.hpp"
 
 #include <cstdio>
-#include <ctime>
 
 namespace xmpp {
 
@@ -9,29 +8,39 @@ std::string rfc3339(std::chrono::system_clock::time_point t) {
     std::int64_t ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
     // Floor division, so instants before 1970 still print a valid time.
     std::int64_t secs = ms / 1000 - (ms % 1000 < 0 ? 1 : 0);
-    int millis = static_cast<int>(ms - secs * 1000);
-    std::time_t tt = static_cast<std::time_t>(secs);
-    std::tm tm {};
-    gmtime_r(&tt, &tm);
-    const int year = tm.tm_year + 1900;
+    const int millis = static_cast<int>(ms - secs * 1000);
+    std::int64_t days = secs / 86400 - (secs % 86400 < 0 ? 1 : 0);
+    const int in_day = static_cast<int>(secs - days * 86400);
+    // The civil date of a day count (Howard Hinnant's days_from_civil, inverted): arithmetic
+    // only. Every stored event is stamped, and gmtime_r took a lock and most of the time.
+    days += 719468;
+    const std::int64_t era = (days >= 0 ? days : days - 146096) / 146097;
+    const int doe = static_cast<int>(days - era * 146097);                 // [0, 146096]
+    const int yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;  // [0, 399]
+    const int doy = doe - (365 * yoe + yoe / 4 - yoe / 100);                // [0, 365]
+    const int mp = (5 * doy + 2) / 153;                                     // [0, 11], from March
+    const int day = doy - (153 * mp + 2) / 5 + 1;
+    const int month = mp < 10 ? mp + 3 : mp - 9;
+    const std::int64_t year = yoe + era * 400 + (month <= 2);
+    const int hour = in_day / 3600, minute = in_day / 60 % 60, second = in_day % 60;
     if (year >= 0 && year <= 9999) {
-        // Every stored event is stamped: digits by hand cost a tenth of snprintf.
+        // Digits by hand cost a tenth of snprintf.
         char out[] = "0000-00-00T00:00:00.000Z";
         auto put = [&out](int at, int value, int digits) {
             for (int k = digits - 1; k >= 0; --k, value /= 10) out[at + k] = static_cast<char>('0' + value % 10);
         };
-        put(0, year, 4);
-        put(5, tm.tm_mon + 1, 2);
-        put(8, tm.tm_mday, 2);
-        put(11, tm.tm_hour, 2);
-        put(14, tm.tm_min, 2);
-        put(17, tm.tm_sec, 2);
+        put(0, static_cast<int>(year), 4);
+        put(5, month, 2);
+        put(8, day, 2);
+        put(11, hour, 2);
+        put(14, minute, 2);
+        put(17, second, 2);
         put(20, millis, 3);
         return std::string(out, sizeof out - 1);
     }
-    char buf[96];  // room for any int the format could print, to keep -Wformat-truncation quiet
-    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", year, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                  tm.tm_min, tm.tm_sec, millis);
+    char buf[96];  // room for any value the format could print, to keep -Wformat-truncation quiet
+    std::snprintf(buf, sizeof buf, "%04lld-%02d-%02dT%02d:%02d:%02d.%03dZ", static_cast<long long>(year), month, day,
+                  hour, minute, second, millis);
     return buf;
 }
 

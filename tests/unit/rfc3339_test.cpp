@@ -4,6 +4,9 @@
 
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
+#include <ctime>
+#include <random>
 #include <string>
 
 #include "protocol/base/rfc3339.hpp"
@@ -71,4 +74,38 @@ TEST_CASE("rfc3339: what we write reads back as the same instant, and canonical 
         REQUIRE(ms);
         CHECK(rfc3339(system_clock::time_point(std::chrono::milliseconds(*ms))) == text);
     }
+}
+
+// rfc3339 finds the date by arithmetic: the C library's gmtime_r, with the same digits, is
+// the reference, at instants spread over the whole range of system_clock (1678 to 2261).
+TEST_CASE("rfc3339: the same date and time as gmtime_r, anywhere in system_clock's range") {
+    auto reference = [](std::int64_t ms) {
+        std::int64_t secs = ms / 1000 - (ms % 1000 < 0 ? 1 : 0);
+        std::time_t tt = static_cast<std::time_t>(secs);
+        std::tm tm{};
+        gmtime_r(&tt, &tm);
+        char buf[64];
+        std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                      tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms - secs * 1000));
+        return std::string(buf);
+    };
+    const std::int64_t lowest = -9'200'000'000'000, highest = 9'200'000'000'000;  // ms, inside +-2^63 ns
+    std::mt19937_64 random(20261208);
+    std::uniform_int_distribution<std::int64_t> any(lowest, highest);
+    int checked = 0;
+    auto check = [&](std::int64_t ms) {
+        const std::string ours = rfc3339(system_clock::time_point(std::chrono::milliseconds(ms)));
+        if (ours != reference(ms)) FAIL(ms << ": " << ours << " != " << reference(ms));
+        ++checked;
+    };
+    for (int i = 0; i < 200000; ++i) check(any(random));
+    // Each day's last and first millisecond, around the leap days and century years.
+    for (std::int64_t day = -4000; day <= 4000; ++day) {
+        check(day * 86'400'000 - 1);
+        check(day * 86'400'000);
+    }
+    for (std::int64_t year_start : {-2208988800000LL, 951782400000LL, 4107542400000LL, -5364662400000LL}) {
+        for (std::int64_t d = -400; d <= 400; ++d) check(year_start + d * 86'400'000 + 43'200'123);
+    }
+    CHECK(checked == 200000 + 2 * 8001 + 4 * 801);
 }
