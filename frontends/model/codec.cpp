@@ -133,6 +133,47 @@ Json to_json(const model::Event& event) {
     return j;
 }
 
+// RFC 8259 §7, as nlohmann/json writes it: '"' and '\' escaped, the control characters
+// as \b \f \n \r \t or \u00xx (lowercase), everything else (UTF-8 included) as is.
+bool append_string(std::string& out, std::string_view s) {
+    static constexpr char hex[] = "0123456789abcdef";
+    bool valid = true;
+    out += '"';
+    std::size_t plain = 0;  // start of the run not yet copied
+    for (std::size_t i = 0; i < s.size();) {
+        auto c = static_cast<unsigned char>(s[i]);
+        if (c >= 0x80) {
+            std::uint32_t cp;
+            std::size_t len = xmpp::utf8_sequence(s, i, cp);
+            if (len == 0) valid = false;
+            i += len ? len : 1;
+            continue;
+        }
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            ++i;
+            continue;
+        }
+        out.append(s.data() + plain, i - plain);
+        switch (c) {
+        case '"': out += "\\\""; break;
+        case '\\': out += "\\\\"; break;
+        case '\b': out += "\\b"; break;
+        case '\f': out += "\\f"; break;
+        case '\n': out += "\\n"; break;
+        case '\r': out += "\\r"; break;
+        case '\t': out += "\\t"; break;
+        default:
+            out += "\\u00";
+            out += hex[c >> 4];
+            out += hex[c & 0xF];
+        }
+        plain = ++i;
+    }
+    out.append(s.data() + plain, s.size() - plain);
+    out += '"';
+    return valid;
+}
+
 namespace {
 
 // The events every message makes (message, message-state, presence, ...) written straight
@@ -173,43 +214,8 @@ private:
         out_ += key;  // our own field names: nothing to escape
         out_ += "\":";
     }
-    // RFC 8259 §7, as nlohmann/json writes it: '"' and '\' escaped, the control characters
-    // as \b \f \n \r \t or \u00xx (lowercase), everything else (UTF-8 included) as is.
     void quoted(std::string_view s) {
-        static constexpr char hex[] = "0123456789abcdef";
-        out_ += '"';
-        std::size_t plain = 0;  // start of the run not yet copied
-        for (std::size_t i = 0; i < s.size();) {
-            auto c = static_cast<unsigned char>(s[i]);
-            if (c >= 0x80) {
-                std::uint32_t cp;
-                std::size_t len = xmpp::utf8_sequence(s, i, cp);
-                if (len == 0) valid_ = false;
-                i += len ? len : 1;
-                continue;
-            }
-            if (c >= 0x20 && c != '"' && c != '\\') {
-                ++i;
-                continue;
-            }
-            out_.append(s.data() + plain, i - plain);
-            switch (c) {
-            case '"': out_ += "\\\""; break;
-            case '\\': out_ += "\\\\"; break;
-            case '\b': out_ += "\\b"; break;
-            case '\f': out_ += "\\f"; break;
-            case '\n': out_ += "\\n"; break;
-            case '\r': out_ += "\\r"; break;
-            case '\t': out_ += "\\t"; break;
-            default:
-                out_ += "\\u00";
-                out_ += hex[c >> 4];
-                out_ += hex[c & 0xF];
-            }
-            plain = ++i;
-        }
-        out_.append(s.data() + plain, s.size() - plain);
-        out_ += '"';
+        if (!append_string(out_, s)) valid_ = false;
     }
 
     std::string& out_;

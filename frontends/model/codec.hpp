@@ -31,5 +31,9 @@ nlohmann::ordered_json to_json(const model::RoomInfo& room);
 std::string encode(const model::Event& event);
 // The inverse of encode(); an error names what is wrong.
 xmpp::Result<model::Event> decode(std::string_view line);
+// Appends `s` as a JSON string, with the bytes nlohmann/json's dump() writes for it; false
+// when `s` is not valid UTF-8 (what was appended is then for the caller to drop: the tree's
+// serializer replaces what is invalid).
+bool append_string(std::string& out, std::string_view s);
 
 }  // namespace model::codec

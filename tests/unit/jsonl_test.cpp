@@ -354,3 +354,39 @@ TEST_CASE("jsonl: hub errors are rendered with the request's id") {
     CHECK(s.take_output() ==
           R"({"id":"x","ok":false,"error":{"code":"unknown-account","message":"no account named 'hme'"}})" "\n");
 }
+
+// A send's reply is written without a tree (Session::reply): the same bytes as the tree's
+// dump, for every form of id, a msg_id with characters that need escaping or that are not
+// UTF-8 (then the tree writes it, replacing them), and a duplicate.
+TEST_CASE("jsonl: a send's reply has the bytes the JSON tree would write") {
+    const std::vector<std::string> ids = {"",  "1", "-7", "1.5", "true", "null", R"("x")", R"("a\"b\\c\u0001é")",
+                                          R"({"k":[1,"v"]})", "[]"};
+    const std::vector<std::string> msg_ids = {"m1", "0190c0de-7a3b-7c11-9f00-0123456789ab", "a\"b\\c\n\x01\u263A",
+                                              std::string("bad \xff utf-8"), ""};
+    int compared = 0;
+    for (const auto& id : ids) {
+        for (const auto& msg_id : msg_ids) {
+            for (bool duplicate : {false, true}) {
+                INFO("id " << id << ", msg_id " << msg_id << ", duplicate " << duplicate);
+                auto s = attached_session();
+                const std::string line = R"({"op":"send",)" + (id.empty() ? "" : R"("id":)" + id + ",") +
+                                         R"("account":"home","to":"bob@example.org","body":"hi"})";
+                auto r = request(s, line);
+                REQUIRE(r);
+                REQUIRE(std::holds_alternative<model::Send>(r->command));
+                model::Reply reply;
+                reply.msg_id = msg_id;
+                reply.duplicate = duplicate;
+                s.reply(*r, reply);
+                Json tree;
+                if (!id.empty() && id != "null") tree["id"] = Json::parse(id);
+                tree["ok"] = true;
+                tree["msg_id"] = msg_id;
+                if (duplicate) tree["duplicate"] = true;
+                CHECK(s.take_output() == tree.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n");
+                ++compared;
+            }
+        }
+    }
+    CHECK(compared == 100);
+}
