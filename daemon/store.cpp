@@ -52,9 +52,30 @@ xmpp::Result<model::Event> store_detail::decode_row(model::Seq seq, std::int64_t
     return event;
 }
 
+void store_detail::HeldConversations::hold(std::string_view account, std::string_view peer, model::Seq seq,
+                                          std::string_view stamp) {
+    for (auto& r : rows_)
+        if (r.peer == peer && r.account == account) {
+            r.seq = std::max(r.seq, seq);
+            if (stamp > r.stamp) r.stamp = stamp;
+            return;
+        }
+    rows_.push_back({std::string(account), std::string(peer), seq, std::string(stamp)});
+}
+
+xmpp::Status store_detail::HeldConversations::write(sqlite3* db, sqlite3_stmt* upsert) {
+    auto rows = std::exchange(rows_, {});
+    for (const auto& r : rows) {
+        Use u(upsert);
+        u.text(1, r.account).text(2, r.peer).int64(3, r.seq).text(4, r.stamp);
+        if (u.step() != SQLITE_DONE) return db_error(db, "cannot store the conversation with " + r.peer);
+    }
+    return xmpp::Ok{};
+}
+
 xmpp::Status store_detail::insert_event(sqlite3* db, sqlite3_stmt* stmt, sqlite3_stmt* upsert_conversation,
-                                        model::Event& event, model::Seq seq, std::int64_t created_ms,
-                                        std::string* json_out) {
+                                        HeldConversations* held, model::Event& event, model::Seq seq,
+                                        std::int64_t created_ms, std::string* json_out) {
     const model::Seq old_seq = event.seq;
     const bool stamped = event.stamp.empty();
     if (stamped) event.stamp = xmpp::rfc3339(from_ms(created_ms));
@@ -76,9 +97,15 @@ xmpp::Status store_detail::insert_event(sqlite3* db, sqlite3_stmt* stmt, sqlite3
     int rc = u.step();
     const bool stored = rc == SQLITE_DONE && sqlite3_last_insert_rowid(db) == seq;
     if (stored && !peer.empty()) {
-        Use c(upsert_conversation);
-        c.text(1, event.account).text(2, peer).int64(3, seq).text(4, event.stamp);
-        rc = c.step();
+        if (!held) {
+            Use c(upsert_conversation);
+            c.text(1, event.account).text(2, peer).int64(3, seq).text(4, event.stamp);
+            rc = c.step();
+        } else if (held->full() && !held->write(db, upsert_conversation)) {
+            rc = SQLITE_ERROR;
+        } else {
+            held->hold(event.account, peer, seq, event.stamp);
+        }
     }
     if (stored && rc == SQLITE_DONE) {
         if (json_out) *json_out = std::move(json);
@@ -98,8 +125,8 @@ xmpp::Status Store::append(model::Event& event) {
     const model::Seq old_seq = event.seq;
     const std::string old_stamp = event.stamp;
     std::string json;
-    auto st = insert_event(db_, stmts_->insert_event.get(), stmts_->upsert_conversation.get(), event, last_seq_ + 1,
-                           now_ms(), &json);
+    auto st = insert_event(db_, stmts_->insert_event.get(), stmts_->upsert_conversation.get(), held(), event,
+                           last_seq_ + 1, now_ms(), &json);
     if (!st) return st;
     if (!tx.commit()) {
         event.seq = old_seq;
@@ -154,6 +181,8 @@ xmpp::Status Store::end_batch() {
     if (batch_depth_ == 1) {
         if (!batch_failed_ && !write_deferred_meta()) batch_failed_ = true;  // rolled back below
         deferred_meta_.clear();
+        if (!batch_failed_ && !write_held_conversations()) batch_failed_ = true;
+        held_conversations_->drop();  // written, or rolled back with the messages that moved them
         // Cursors to write later ride in a commit that happens anyway (none of their own).
         if (batch_open_ && !batch_failed_ && !write_later()) batch_failed_ = true;
     }
@@ -294,7 +323,7 @@ xmpp::Result<bool> Store::append_once(model::Event& event, const std::string& ke
     const model::Seq old_seq = event.seq;
     const std::string old_stamp = event.stamp;
     std::string json;
-    if (auto st = insert_event(db_, stmts_->insert_event.get(), stmts_->upsert_conversation.get(), event,
+    if (auto st = insert_event(db_, stmts_->insert_event.get(), stmts_->upsert_conversation.get(), held(), event,
                                last_seq_ + 1, now, &json);
         !st)
         return st.error();
@@ -380,6 +409,7 @@ xmpp::Result<std::optional<model::Seq>> Store::message_seq(const std::string& ac
 
 xmpp::Result<std::vector<Conversation>> Store::conversations(const std::string& after_stamp,
                                                             const std::string& before_stamp, std::size_t limit) {
+    if (auto st = write_held_conversations(); !st) return st.error();  // this batch's messages count
     Stmt s;
     // One row per conversation (schema 6), kept by insert_event and prune.
     if (!s.prepare(db_, "SELECT account, peer, last_stamp FROM conversations WHERE last_stamp > ?1 AND "
@@ -434,6 +464,15 @@ xmpp::Status Store::set_meta(const std::string& account, const std::string& key,
     if (u.step() != SQLITE_DONE) return db_error(db_, "cannot write " + key);
     ++commits_;
     return xmpp::Ok{};
+}
+
+xmpp::Status Store::write_held_conversations() {
+    // Only a batch holds rows, inside its open transaction: a failure fails the batch, whose
+    // messages are rolled back with it.
+    if (held_conversations_->empty()) return xmpp::Ok{};
+    auto st = held_conversations_->write(db_, stmts_->upsert_conversation.get());
+    if (!st) batch_failed_ = true;
+    return st;
 }
 
 xmpp::Status Store::write_deferred_rows() {
@@ -540,6 +579,7 @@ xmpp::Result<std::int64_t> Store::prune(std::chrono::system_clock::time_point no
     const std::int64_t cutoff = unix_ms(now) - std::int64_t{history_days} * 86'400'000;
     Transaction tx(db_, join_batch(), batch_failed_, commits_, stmts_->tx);
     if (!tx.begin()) return db_error(db_, "cannot prune");
+    if (auto st = write_held_conversations(); !st) return st.error();  // the rows it recomputes are complete
     std::int64_t deleted = 0;
     // An event stamped more than a day ahead of `now` (a clock that was wrong) does not
     // hold back the events after it until that day.

@@ -26,6 +26,9 @@
 struct sqlite3;
 
 namespace stanzad {
+namespace store_detail {
+class HeldConversations;
+}
 
 class Checkpointer;  // daemon/store_checkpoint.hpp
 
@@ -243,6 +246,11 @@ private:
     std::vector<LaterCursor> later_cursors_;  // set_cursor_later: a few clients at most
     xmpp::Status write_deferred_meta();
     bool join_batch();         // the batch's BEGIN, on its first write
+    // The conversations' rows that the batch's messages move, written when it ends or before
+    // the table is read (store_detail::HeldConversations).
+    std::unique_ptr<store_detail::HeldConversations> held_conversations_;
+    store_detail::HeldConversations* held() { return batch_open_ ? held_conversations_.get() : nullptr; }
+    xmpp::Status write_held_conversations();
 };
 
 }  // namespace stanzad

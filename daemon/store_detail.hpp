@@ -214,17 +214,43 @@ private:
     sqlite3_int64 changes_at_begin_ = 0;  // rows changed on the connection before this call
 };
 
+// The rows of `conversations` (schema 6) that stored messages move forward: each message's
+// (account, peer) gets its last seq and latest stamp (kUpsertConversation takes the max of
+// each, so one upsert of the max over several messages leaves the same row as one upsert
+// per message). Inside a batch the upserts wait for its end, one per conversation instead of
+// one per message (issue 15: each moved the row's entry in conversations_last, about 12,500
+// instructions of every stored message); Store writes them before anything reads the table.
+class HeldConversations {
+public:
+    void hold(std::string_view account, std::string_view peer, model::Seq seq, std::string_view stamp);
+    bool full() const { return rows_.size() >= kMax; }
+    bool empty() const { return rows_.empty(); }
+    // Inside the caller's transaction; empty after, whatever the outcome.
+    xmpp::Status write(sqlite3* db, sqlite3_stmt* upsert);
+    void drop() { rows_.clear(); }
+
+private:
+    static constexpr std::size_t kMax = 64;  // then written at once: bounds the memory and the search
+    struct Row {
+        std::string account, peer;
+        model::Seq seq = 0;
+        std::string stamp;
+    };
+    std::vector<Row> rows_;
+};
+
 // Inserts `event` as seq `seq`, with its format version and its columns (msg_id, direction)
 // beside the JSON, and for a message moves its conversation's row forward
-// (upsert_conversation). Two statements: the caller's transaction (or the batch's) makes
-// them one. The seq is given here (last_seq_ + 1) so the stored JSON can carry it in the
+// (upsert_conversation, now or, given `held`, when the batch ends). Two statements: the
+// caller's transaction (or the batch's) makes them one. The seq is given here (last_seq_ + 1) so the stored JSON can carry it in the
 // same statement; the lock makes last_seq_ authoritative, events_floor keeps it above
 // every pruned seq, and the PRIMARY KEY turns any disagreement into an error instead of a
 // reused number. On failure `event` is as it was (the caller's Transaction rolls back, or
 // fails the batch, what was written).
 // `json`, when given, gets the row's JSON (Store::stored_json, once the caller committed).
-xmpp::Status insert_event(sqlite3* db, sqlite3_stmt* stmt, sqlite3_stmt* upsert_conversation, model::Event& event,
-                          model::Seq seq, std::int64_t created_ms, std::string* json = nullptr);
+xmpp::Status insert_event(sqlite3* db, sqlite3_stmt* stmt, sqlite3_stmt* upsert_conversation,
+                          HeldConversations* held, model::Event& event, model::Seq seq, std::int64_t created_ms,
+                          std::string* json = nullptr);
 
 // Store::prune's statements (named here for the tests of their query plans). ?1 is the
 // cutoff (unix ms), ?2 a day after now.

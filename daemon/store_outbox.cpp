@@ -64,8 +64,8 @@ xmpp::Result<bool> Store::enqueue(const OutboxEntry& entry, std::vector<model::E
     for (std::size_t i = 0; i < events.size(); ++i) {
         auto& event = events[i];
         before.emplace_back(event.seq, event.stamp);
-        auto st = insert_event(db_, stmts_->insert_event.get(), stmts_->upsert_conversation.get(), event, ++seq, now,
-                               &jsons[i]);
+        auto st = insert_event(db_, stmts_->insert_event.get(), stmts_->upsert_conversation.get(), held(), event,
+                               ++seq, now, &jsons[i]);
         if (!st) {
             undo();
             return st.error();
@@ -106,8 +106,8 @@ xmpp::Status Store::set_state(const std::string& account, const std::string& msg
     const model::Seq old_seq = event.seq;
     const std::string old_stamp = event.stamp;
     std::string json;
-    auto st = insert_event(db_, stmts_->insert_event.get(), stmts_->upsert_conversation.get(), event, last_seq_ + 1,
-                           now, &json);
+    auto st = insert_event(db_, stmts_->insert_event.get(), stmts_->upsert_conversation.get(), held(), event,
+                           last_seq_ + 1, now, &json);
     if (!st) return st;
     if (!tx.commit()) {
         event.seq = old_seq;

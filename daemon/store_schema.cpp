@@ -442,6 +442,7 @@ xmpp::Result<std::unique_ptr<Store>> Store::open(const std::string& path) {
         return db_error(db, "cannot read the last seq of " + path);
 
     store->stmts_ = std::make_unique<Statements>();
+    store->held_conversations_ = std::make_unique<store_detail::HeldConversations>();
     if (!store->stmts_->prepare(db)) return db_error(db, "cannot prepare statements for " + path);
     // Checkpoints beside the loop; without the worker, SQLite's own inside commits (configure).
     store->checkpointer_ = Checkpointer::start(path);

@@ -303,3 +303,116 @@ TEST_CASE("store: a cursor to write later rides in the next commit and never mov
     // Closing the store writes what was left for later.
     CHECK(cursor_on_disk("irc") == "5");
 }
+
+// Inside a batch the conversations' rows are written once per conversation when it ends
+// (store_detail::HeldConversations), not once per message: the rows must come out as the
+// upserts one by one leave them, be seen by a read inside the batch, and go with a batch
+// that fails.
+namespace {
+model::Event message_from(const std::string& peer, const std::string& stamp, const std::string& body) {
+    model::Message m;
+    m.from = peer + "/x";
+    m.to = "alice@example.org/x";
+    m.body = body;
+    m.msg_id = body;
+    return model::Event{0, "home", stamp, m};
+}
+
+// Every conversation row, in one text: "peer seq stamp; ...".
+std::string conversation_rows(const std::string& path) {
+    return raw_query(path, "SELECT group_concat(peer || ' ' || last_seq || ' ' || last_stamp, '; ') FROM "
+                           "(SELECT * FROM conversations ORDER BY account, peer)");
+}
+}  // namespace
+
+TEST_CASE("store: a batch writes each conversation's row once, as the upserts one by one would") {
+    // Five peers with three messages each, the last the oldest (archive catch-up): the
+    // latest stamp wins, and the last seq. Then 70 more peers, more than the 64 rows a batch
+    // holds before it writes them.
+    std::vector<model::Event> script;
+    auto add = [&](const std::string& peer, int hour, int minute, const std::string& body) {
+        char stamp[32];
+        std::snprintf(stamp, sizeof stamp, "2026-11-25T%02d:%02d:00.000Z", hour, minute);
+        script.push_back(message_from(peer, stamp, body));
+    };
+    for (int round = 0; round < 3; ++round)
+        for (int p = 0; p < 5; ++p)
+            add("peer" + std::to_string(p) + "@example.org", p, round == 0 ? 10 : round == 1 ? 12 : 5,
+                "m" + std::to_string(round) + "-" + std::to_string(p));
+    for (int p = 0; p < 70; ++p) add("more" + std::to_string(p) + "@example.org", p % 24, 30, "x" + std::to_string(p));
+    TempDir one_by_one_dir, batch_dir;
+    auto one_by_one = open_store(one_by_one_dir.store());
+    for (auto e : script) REQUIRE(one_by_one->append(e));
+
+    auto batch = open_store(batch_dir.store());
+    batch->begin_batch();
+    for (std::size_t i = 0; i < script.size(); ++i) {
+        auto e = script[i];
+        if (i % 2) {
+            REQUIRE(batch->append(e));
+        } else {
+            REQUIRE(batch->append_once(e, "oid:" + std::to_string(i), {}).value());
+        }
+    }
+    // A read inside the batch sees every conversation at its latest.
+    auto listed = [](stanzad::Store& s) {
+        auto conversations = s.conversations("", "", 100);
+        REQUIRE(conversations);
+        std::vector<std::string> out;
+        for (const auto& c : conversations.value()) out.push_back(c.peer + " " + c.last_stamp);
+        return out;
+    };
+    CHECK(listed(*batch) == listed(*one_by_one));
+    CHECK(listed(*batch).size() == 75);
+    REQUIRE(batch->end_batch());
+    CHECK(conversation_rows(batch_dir.store()) == conversation_rows(one_by_one_dir.store()));
+    CHECK(raw_query(batch_dir.store(), "SELECT last_seq || ' ' || last_stamp FROM conversations WHERE peer = "
+                                       "'peer1@example.org'") == "12 2026-11-25T01:12:00.000Z");
+}
+
+TEST_CASE("store: a batch that fails takes its conversations' rows with it") {
+    TempDir dir;
+    auto store = open_store(dir.store());
+    fail_events_of_account_boom(dir.store());
+    auto before = message_from("bob@example.org", "2026-11-25T10:00:00.000Z", "b");
+    REQUIRE(store->append(before));
+    const std::string rows = conversation_rows(dir.store());
+    REQUIRE(rows == "bob@example.org 1 2026-11-25T10:00:00.000Z");
+
+    store->begin_batch();
+    auto newer = message_from("bob@example.org", "2026-11-25T11:00:00.000Z", "n");
+    auto carol = message_from("carol@example.org", "2026-11-25T11:00:00.000Z", "c");
+    REQUIRE(store->append(newer));
+    REQUIRE(store->append(carol));
+    std::vector<model::Event> events = {message("hi", "c-1"), state_event("c-1", "accepted")};
+    events[1].account = "boom";
+    REQUIRE_FALSE(store->enqueue(entry("c-1"), events));  // part way: the batch fails
+    REQUIRE_FALSE(store->end_batch());
+    CHECK(conversation_rows(dir.store()) == rows);
+
+    // The next batch starts with nothing held.
+    store->begin_batch();
+    auto later = message_from("dave@example.org", "2026-11-25T12:00:00.000Z", "d");
+    REQUIRE(store->append(later));
+    REQUIRE(store->end_batch());
+    CHECK(conversation_rows(dir.store()) == "bob@example.org 1 2026-11-25T10:00:00.000Z; dave@example.org " +
+                                                std::to_string(later.seq) + " 2026-11-25T12:00:00.000Z");
+}
+
+TEST_CASE("store: prune inside a batch counts the conversations the batch moved") {
+    TempDir dir;
+    auto store = open_store(dir.store());
+    auto old = message_from("bob@example.org", "2026-11-25T09:00:00.000Z", "old");
+    REQUIRE(store->append(old));
+    REQUIRE(store->set_cursor("emacs", 1, far_future + 1h));
+    store->begin_batch();
+    auto fresh = message_from("bob@example.org", "2026-11-25T10:00:00.000Z", "fresh");
+    auto carol = message_from("carol@example.org", "2026-11-25T08:00:00.000Z", "carol");
+    REQUIRE(store->append(fresh));
+    REQUIRE(store->append(carol));
+    // Prune by age takes the first event only (the cursor confirmed seq 1).
+    REQUIRE(store->prune(far_future, 0).value() == 1);
+    REQUIRE(store->end_batch());
+    CHECK(conversation_rows(dir.store()) ==
+          "bob@example.org 2 2026-11-25T10:00:00.000Z; carol@example.org 3 2026-11-25T08:00:00.000Z");
+}
