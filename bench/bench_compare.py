@@ -6,6 +6,7 @@ Usage (after `make build`; Debian's python3, which has slixmpp):
     /usr/bin/python3 bench/bench_compare.py                      # 3 rounds, N=10000, 500 echoes
     /usr/bin/python3 bench/bench_compare.py --rounds 1 --n 1000 --echoes 200
     /usr/bin/python3 bench/bench_compare.py --no-bitlbee         # even when it is installed
+    /usr/bin/python3 bench/bench_compare.py --callgrind --n 1000 # instructions per message
 
 One quiet Prosody on loopback (MAM on) and bob, a slixmpp echo peer in his own process
 (every chat message comes straight back), serve every contender in turn, round after
@@ -38,6 +39,26 @@ direct client's and of bitlbee's (throughput: x / reference, higher is better; g
 x / bitlbee, lower is better; latency: x - reference in ms), with the CPU model, kernel and
 load average at the start and the end. Every message is counted by its number: a loss or
 a duplicate fails the run.
+
+--callgrind: instructions per relayed message instead of time, for stanzad and bitlbee in
+the same run, through the same burst (the direct client has no gateway and sits out).
+Each gateway runs under `valgrind --tool=callgrind` (its dumps in a temp dir of its own);
+for each burst of json, irc and bitlbee the script waits until the gateway's XMPP
+connection is quiet, zeroes the counters (callgrind_control -z), runs the burst, waits
+until the connection has been quiet again for 0.6 s (so the XEP-0198 acks that belong to
+the burst count with it) and dumps them (callgrind_control -d), as bench_profile.py does
+and with its functions. It prints the dump's instructions (Ir) / N, where one relayed
+message is one message out to bob and his echo back in, the split by shared object, and
+stanzad / bitlbee for json and irc. Under valgrind the gateways are ~50x slower: the
+defaults become 1 round, N=1000 and no echo phase, the waits for them longer, and their
+batches (stanzas per read, group commit) larger than at full speed. bitlbee runs as
+always, `-D -n`: Daemon mode serves every client from one process and -n keeps it from
+forking into the background, so the process valgrind wraps is the one that handles the
+IRC and XMPP connections (ForkDaemon, -F, would serve each client in a child, out of
+reach of callgrind_control on the parent's pid); the script checks that it has no child.
+bitlbee's IRC client (with or without --callgrind) ends lines with LF alone (LfIrc: bitlbee
+3.6 drops a read that begins with the LF of a CR LF split between two reads, which lost
+messages 23-34 of every burst of N=1000 or 3000 and left bitlbee out of such runs).
 Environment: STANZAD_BIN as for the tests (default build/daemon/stanzad).
 """
 
@@ -46,10 +67,12 @@ import asyncio
 import contextlib
 import os
 import platform
+import shlex
 import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -61,6 +84,7 @@ import harness  # noqa: E402
 import bench_irc  # noqa: E402
 import bench_roundtrip  # noqa: E402
 from bench_roundtrip import oncpu_seconds, percentile  # noqa: E402
+from bench_profile import callgrind_dump, machine, settle  # noqa: E402
 
 
 def phase_args(args, n: int, window: int) -> argparse.Namespace:
@@ -145,6 +169,18 @@ class Direct:
         self.peer.close()
 
 
+class LfIrc(bench_irc.RawIrc):
+    """bench_irc's IRC connection with its lines ended by LF alone (bitlbee takes any line
+    end). bitlbee 3.6 reads its client 512 bytes at a time and ends a line at CR or LF:
+    when a read ends between a CR and its LF, the next one begins with the LF, irc_process
+    finds an empty first line and drops the whole read. With N=1000 and 32-byte bodies the
+    LF of message 22 falls on byte 1024 of the burst, and messages 23-34 never left
+    bitlbee. A lone LF has no CR to be parted from."""
+
+    def queue(self, line: str) -> None:
+        self.out += line.encode() + b"\n"
+
+
 class Bitlbee:
     """A private bitlbee (the reference gateway) on loopback, logged in as dave with bob in
     its contact list, driven by bench_irc's IRC client like the `irc` contender.
@@ -154,7 +190,10 @@ class Bitlbee:
     TLS as for everyone else: STARTTLS to the loopback Prosody (which requires
     encryption), the server certificate verified against the test CA (CAfile). dave is a
     separate account so that neither carol's (direct) nor alice's (stanzad) sessions see
-    its messages (carbons are on)."""
+    its messages (carbons are on).
+
+    `wrapper`: the command it runs under (valgrind for --callgrind), with `slow` the
+    factor its waits grow by; `irc`: the class of its IRC connection."""
 
     BIN = shutil.which("bitlbee") or "/usr/sbin/bitlbee"
     # Its jabber module refuses a server port outside 5220-5229 ("Illegal port number"):
@@ -166,7 +205,9 @@ class Bitlbee:
     def installed(cls) -> bool:
         return os.access(cls.BIN, os.X_OK)
 
-    def __init__(self, workdir: Path, prosody, jid: str, password: str):
+    def __init__(self, workdir: Path, prosody, jid: str, password: str,
+                 wrapper: "list[str]" = (), slow: float = 1, irc=bench_irc.RawIrc):
+        self.slow = slow
         workdir.mkdir(parents=True)
         (workdir / "users").mkdir()
         (workdir / "motd.txt").write_text("bench\n")
@@ -187,18 +228,18 @@ class Bitlbee:
             "[defaults]\n")
         self.log = open(workdir / "bitlbee.log", "ab")
         self.logpath = workdir / "bitlbee.log"
-        self.proc = harness._spawn([self.BIN, "-D", "-n", "-v", "-c", conf, "-d", workdir / "users",
+        self.proc = harness._spawn([*wrapper, self.BIN, "-D", "-n", "-v", "-c", conf, "-d", workdir / "users",
                                     "-i", harness.LOOPBACK, "-p", self.port],
                                    stdout=self.log, stderr=subprocess.STDOUT)
         harness._track(self)
         harness.poll_until(lambda: self.proc.poll() is not None or harness.port_accepts(self.port),
-                           10, f"bitlbee on port {self.port}")
+                           10 * slow, f"bitlbee on port {self.port}")
         if self.proc.poll() is not None:
             raise SystemExit(f"bench: bitlbee exited with {self.proc.returncode}:\n"
                              + self.logpath.read_text(errors="replace")[-2000:])
         self.version = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "bitlbee"],
                                       capture_output=True, text=True).stdout or "?"
-        self.irc = bench_irc.RawIrc(self.port)
+        self.irc = irc(self.port)
         self.login(prosody, jid, password)
 
     def root_says(self, pattern: bytes, what: str, timeout: float = 20) -> bytes:
@@ -211,13 +252,14 @@ class Bitlbee:
             if b"Login error" in text or b"Error" in text.split(b" ", 1)[0]:
                 raise SystemExit(f"bench: bitlbee: {text.decode(errors='replace')}")
             return pattern in text
-        return self.irc.wait(match, timeout, f"{what} from bitlbee")
+        return self.irc.wait(match, timeout * self.slow, f"{what} from bitlbee")
 
     def login(self, prosody, jid: str, password: str) -> None:
         irc = self.irc
         irc.send("NICK dave")
         irc.send("USER dave 0 * :bench")
-        irc.wait(lambda l: b" JOIN " in l and b"&bitlbee" in l, 10, "JOIN &bitlbee")
+        slow = self.slow
+        irc.wait(lambda l: b" JOIN " in l and b"&bitlbee" in l, 10 * slow, "JOIN &bitlbee")
         for command, answer in ((f"register {self.PASSWORD}", b"created"),
                                 (f"account add jabber {jid} {password}", b"added"),
                                 (f"account jabber set port {prosody.port}", b"port"),
@@ -227,11 +269,12 @@ class Bitlbee:
             irc.send(f"PRIVMSG &bitlbee :{command}")
             self.root_says(answer, f"an answer to {command.split()[0]}")
         irc.send("PRIVMSG &bitlbee :add jabber bob@localhost bob")
-        irc.wait(lambda l: l.startswith(b":bob!") and b" JOIN " in l, 20, "bob joining &bitlbee")
+        irc.wait(lambda l: l.startswith(b":bob!") and b" JOIN " in l, 20 * slow,
+                 "bob joining &bitlbee")
         # bob (slixmpp, auto_subscribe) asks for dave's presence in turn: bitlbee shows it
         # as a question in &bitlbee. Accept it, and wait until one message has made the
-        # round trip: without that, a burst right after the login lost 12 messages in a
-        # row (23-34 of 3000, never reaching Prosody: not in its archive).
+        # round trip. (A burst that lost 12 messages in a row, 23-34 of 3000, was bitlbee's
+        # split CR LF, see LfIrc, not the login.)
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
             lines = irc.read_some(max(0.0, deadline - time.monotonic()))
@@ -239,7 +282,8 @@ class Bitlbee:
                 irc.send("PRIVMSG &bitlbee :yes")
                 deadline = time.monotonic() + 2
         irc.send("PRIVMSG bob :warm-up")
-        irc.wait(lambda l: l.startswith(b":bob!") and l.endswith(b":warm-up"), 20, "the warm-up echo")
+        irc.wait(lambda l: l.startswith(b":bob!") and l.endswith(b":warm-up"), 20 * slow,
+                 "the warm-up echo")
 
     def kill(self) -> None:
         if self.proc.poll() is None:
@@ -258,6 +302,47 @@ class Bitlbee:
                 self.kill()
         harness._untrack(self)
         self.log.close()
+
+
+class Callgrind:
+    """The gateways under callgrind (--callgrind): the command one runs under, and the
+    instructions of one burst, counted as bench_profile counts a phase (with its
+    callgrind_control calls and its reader of the dumps)."""
+
+    SLOW = 20  # what the waits for a gateway under valgrind are multiplied by
+
+    def __init__(self, save: "str | None" = None):
+        # Removed with its dumps when the script exits, however it exits; `save`: a
+        # directory the dumps are copied to (for callgrind_annotate).
+        self._tmp = tempfile.TemporaryDirectory(prefix="stanzad-compare-callgrind-")
+        self.dir = Path(self._tmp.name)
+        self.save = save
+
+    def wrapper(self, name: str) -> "list[str]":
+        return ["valgrind", "--tool=callgrind", "--quiet",
+                f"--callgrind-out-file={self.dir}/callgrind.out.{name}.%p"]
+
+    def stanzad_bin(self, binary: Path) -> Path:
+        """A script that runs `binary` under valgrind, for STANZAD_BIN (bench_world starts
+        whatever that names); exec, so the daemon keeps the pid the harness knows."""
+        script = self.dir / "stanzad-callgrind"
+        script.write_text("#!/bin/sh\nexec " + shlex.join(self.wrapper("stanzad") + [str(binary)])
+                          + ' "$@"\n')
+        script.chmod(0o755)
+        return script
+
+    @contextlib.contextmanager
+    def burst(self, pid: int, prosody_port: int, label: str, out: list):
+        """Counts the instructions of `pid` in the with block, appended to `out` as
+        bench_profile.callgrind_dump returns them. Zeroed once its XMPP connection is
+        quiet (the login, the front end's hello stay out); dumped once it has been quiet
+        again after the block, so the XEP-0198 acks of the burst count with it."""
+        settle(pid, prosody_port)
+        subprocess.run(["callgrind_control", "-z", str(pid)], check=True,
+                       stdout=subprocess.DEVNULL)
+        yield
+        settle(pid, prosody_port)
+        out.append(callgrind_dump(argparse.Namespace(tmp=self.dir, pid=pid, save=self.save), label))
 
 
 def parse_report(text: str, gateway: str = "stanzad") -> dict:
@@ -301,10 +386,11 @@ def figures_of_direct(result: dict, n: int) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description="stanzad vs a direct slixmpp client, one run")
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--n", type=int, default=10000, help="burst messages (default 10000)")
+    ap.add_argument("--rounds", type=int, help="(default 3; 1 with --callgrind)")
+    ap.add_argument("--n", type=int, help="burst messages (default 10000; 1000 with --callgrind)")
     ap.add_argument("--window", type=int, default=100, help="burst: not yet echoed (default 100)")
-    ap.add_argument("--echoes", type=int, default=500, help="one-at-a-time round trips (default 500)")
+    ap.add_argument("--echoes", type=int,
+                    help="one-at-a-time round trips (default 500; none with --callgrind)")
     ap.add_argument("--body-size", type=int, default=32)
     ap.add_argument("--stall", type=float, default=30.0)
     ap.add_argument("--state-dir", help="stanzad's state_dir (default: in the temp dir); "
@@ -318,14 +404,33 @@ def main() -> int:
                     help="also a row 'direct-ours': the direct client sending messages shaped "
                     "as stanzad's (an id, origin-id, receipt request, active; markable with "
                     "--chat-markers), to tell Prosody's cost of the shape from the gateway's")
+    ap.add_argument("--callgrind", action="store_true",
+                    help="run stanzad and bitlbee under callgrind and print the instructions "
+                    "per relayed message of each burst (json, irc, bitlbee; no direct client)")
+    ap.add_argument("--save", metavar="DIR", help="--callgrind: copy the dumps into DIR")
     args = ap.parse_args()
+    for name, native, under_valgrind in (("rounds", 3, 1), ("n", 10000, 1000), ("echoes", 500, 0)):
+        if getattr(args, name) is None:
+            setattr(args, name, under_valgrind if args.callgrind else native)
+    cg = Callgrind(args.save) if args.callgrind else None
+    slow = Callgrind.SLOW if cg else 1
+    if cg:
+        print(f"bench_compare --callgrind: {machine()}; N={args.n}, window {args.window}, "
+              f"body {args.body_size} B; binary {harness.stanzad_bin()}", flush=True)
+        os.environ["STANZAD_BIN"] = str(cg.stanzad_bin(harness.stanzad_bin()))
     load_at_start = os.getloadavg()
     world_args = argparse.Namespace(no_mam=False, log_level="info", state_dir=args.state_dir,
                                     chat_markers=args.chat_markers)
     irc_port = harness.free_port()
     irc_section = {"irc": {"listen": f"{harness.LOOPBACK}:{irc_port}",
                            "password": bench_irc.PASSWORD}}
-    kinds = ["direct", "json", "irc"] + (["direct-ours"] if args.direct_ours else [])
+    if cg:
+        # The direct client has no gateway to count; only the gateways run under callgrind.
+        kinds = ["json", "irc"]
+        if args.direct_ours:
+            print("direct-ours: left out (--callgrind counts the gateways only)", flush=True)
+    else:
+        kinds = ["direct", "json", "irc"] + (["direct-ours"] if args.direct_ours else [])
     if args.no_bitlbee:
         print("bitlbee: left out (--no-bitlbee)", flush=True)
     elif not Bitlbee.installed():
@@ -334,6 +439,7 @@ def main() -> int:
     else:
         kinds.append("bitlbee")
     rows = {f"{k} {what}": [] for what in ("burst", "echo") for k in kinds}
+    dumps = {k: [] for k in kinds}  # --callgrind: bench_profile.callgrind_dump's, per burst
     prosody_port = None
     bitlbee_losses = []
     if "bitlbee" in kinds:
@@ -342,33 +448,54 @@ def main() -> int:
             raise SystemExit("bench: no free port in 5220-5229 for a Prosody bitlbee can reach")
     with bench_roundtrip.bench_world(world_args, "stanzad-compare-", irc_section, prosody_port) as (
             d, config, prosody, peer_proc, bob_jid):
-        d.wait_for(r"stanzad: IRC on ", timeout=10)
-        prosody.register("carol", "carol-pass")
-        direct = Direct(prosody, bob_jid)
-        bitlbee = None
+        d.wait_for(r"stanzad: IRC on ", timeout=10 * slow)
+        direct = bitlbee = None
+        if "direct" in kinds:
+            prosody.register("carol", "carol-pass")
+            direct = Direct(prosody, bob_jid)
+
+        def counted(kind: str, what: str, r: int):
+            """Around the burst of `kind` with --callgrind: its gateway's instructions."""
+            if not cg or what != "burst":
+                return contextlib.nullcontext()
+            pid = bitlbee.proc.pid if kind == "bitlbee" else d.proc.pid
+            return cg.burst(pid, prosody.port, f"{kind}-round-{r + 1}", dumps[kind])
+
         try:
             if "bitlbee" in kinds:
                 prosody.register("dave", "dave-pass")
                 bitlbee = Bitlbee(prosody.workdir.parent / "bitlbee", prosody, "dave@localhost",
-                                  "dave-pass")
+                                  "dave-pass", cg.wrapper("bitlbee") if cg else (), slow, LfIrc)
                 print(f"bitlbee {bitlbee.version}: online as dave@localhost, bob in &bitlbee",
                       flush=True)
+                # A child serving the connection would be out of callgrind_control's reach.
+                if cg and subprocess.run(["pgrep", "-P", str(bitlbee.proc.pid)],
+                                         stdout=subprocess.DEVNULL).returncode == 0:
+                    raise SystemExit("bench: bitlbee forked: its counters would miss the relay")
             for r in range(args.rounds):
                 print(f"round {r + 1} of {args.rounds}", flush=True)
                 for what, n, window in (("burst", args.n, args.window), ("echo", args.echoes, 1)):
-                    res = figures_of_direct(direct.run(n, window, args.body_size, args.stall), n)
-                    rows[f"direct {what}"].append(res)
-                    if args.direct_ours:
+                    if cg and n == 0:
+                        continue  # --callgrind counts the bursts; its echo phase is optional
+                    if direct:
+                        res = figures_of_direct(direct.run(n, window, args.body_size, args.stall), n)
+                        rows[f"direct {what}"].append(res)
+                    if args.direct_ours and direct:
                         rows[f"direct-ours {what}"].append(figures_of_direct(direct.run(
                             n, window, args.body_size, args.stall, our_children(args.chat_markers)), n))
                     pa = phase_args(args, n, window)
-                    rows[f"json {what}"].append(dict(parse_report(run_json(pa, config, bob_jid, d, prosody, peer_proc)), n=n))
-                    rows[f"irc {what}"].append(dict(parse_report(run_irc(pa, irc_port, d, prosody, peer_proc)), n=n))
+                    rows[f"json {what}"].append(dict(parse_report(run_json(
+                        pa, config, bob_jid, d, prosody, peer_proc, counted("json", what, r))), n=n))
+                    rows[f"irc {what}"].append(dict(parse_report(run_irc(
+                        pa, irc_port, d, prosody, peer_proc, counted("irc", what, r))), n=n))
                     if bitlbee:
                         try:
-                            text = bench_irc.run(pa, bitlbee.irc, bitlbee, prosody, peer_proc,
-                                                 gateway="bitlbee", labels_expected=False)
-                            rows[f"bitlbee {what}"].append(dict(parse_report(text, "bitlbee"), n=n, round=r))
+                            # parse_report inside: a burst with a duplicate leaves no dump.
+                            with counted("bitlbee", what, r):
+                                text = bench_irc.run(pa, bitlbee.irc, bitlbee, prosody, peer_proc,
+                                                     gateway="bitlbee", labels_expected=False)
+                                figures = parse_report(text, "bitlbee")
+                            rows[f"bitlbee {what}"].append(dict(figures, n=n, round=r))
                         except SystemExit as e:
                             # The reference's own loss: reported, its round left out, and
                             # the run goes on (stanzad's and the direct client's still stop it).
@@ -383,38 +510,86 @@ def main() -> int:
                               f"  p90 {f['p90']:6.2f}  p99 {f['p99']:6.2f} ms  >=35 ms {f['slow']:4d}  CPU {f['cpu']:.3f} s, Prosody {f['prosody']:.2f} s", flush=True)
                         if what == "echo" and f.get("slow_at"):
                             print(f"        {k}: the echoes of 35 ms or more: {f['slow_at']}", flush=True)
+                        if cg and what == "burst":
+                            print("        " + callgrind_line(dumps[k][-1], n), flush=True)
         finally:
-            direct.close()
+            if direct:
+                direct.close()
             if bitlbee:
                 bitlbee.close()
-    if "bitlbee" in kinds and not (rows["bitlbee burst"] and rows["bitlbee echo"]):
-        kinds.remove("bitlbee")
-        print("bitlbee: no round without a loss in both phases, left out of the table")
-    print(summary(rows, args, kinds, bitlbee.version if bitlbee else None, load_at_start))
+    if cg:
+        print(callgrind_summary(dumps, args, kinds, bitlbee.version if bitlbee else None))
+    else:
+        if "bitlbee" in kinds and not (rows["bitlbee burst"] and rows["bitlbee echo"]):
+            kinds.remove("bitlbee")
+            print("bitlbee: no round without a loss in both phases, left out of the table")
+        print(summary(rows, args, kinds, bitlbee.version if bitlbee else None, load_at_start))
     for line in bitlbee_losses:
         print(f"bitlbee lost messages (never answered by bob; its rounds left out): {line}")
     return 0
 
 
-def run_json(pa, config, bob_jid, d, prosody, peer_proc) -> str:
+def run_json(pa, config, bob_jid, d, prosody, peer_proc,
+             counted=contextlib.nullcontext()) -> str:
+    """`counted`: a context manager around the run alone (the connection and hello stay out)."""
     client = harness.JsonClient(config["daemon"]["socket"], timeout=30, name="bench")
     try:
         hello = client.hello("bench", replay=False)
         if not hello.get("ok"):
             raise SystemExit(f"bench: hello failed: {hello}")
-        return bench_roundtrip.run(pa, client, bob_jid, d, prosody, peer_proc)
+        with counted:
+            return bench_roundtrip.run(pa, client, bob_jid, d, prosody, peer_proc)
     finally:
         client.close()
 
 
-def run_irc(pa, port, d, prosody, peer_proc) -> str:
+def run_irc(pa, port, d, prosody, peer_proc, counted=contextlib.nullcontext()) -> str:
+    """`counted`: as for run_json (the registration stays out)."""
     irc = bench_irc.RawIrc(port)
     try:
         bench_irc.register(irc)
-        return bench_irc.run(pa, irc, d, prosody, peer_proc)
+        with counted:
+            return bench_irc.run(pa, irc, d, prosody, peer_proc)
     finally:
         irc.send("QUIT :bench")
         irc.sock.close()
+
+
+def by_object(dumps: list, objects: int = 6) -> str:
+    """The share of the top objects in the instructions of the bursts in `dumps`."""
+    total = sum(cg["Ir"] for cg in dumps)
+    by_obj = {}
+    for cg in dumps:
+        for ob, ir in cg["objs"]:
+            by_obj[ob] = by_obj.get(ob, 0) + ir
+    top = sorted(by_obj.items(), key=lambda kv: -kv[1])[:objects]
+    return ", ".join(f"{ob} {100 * ir / total:.1f}%" for ob, ir in top)
+
+
+def callgrind_line(dump: dict, n: int) -> str:
+    """One burst's figures."""
+    return f"callgrind: {dump['Ir'] / n:,.0f} Ir per relayed message; by object: {by_object([dump])}"
+
+
+def callgrind_summary(dumps: dict, args, kinds: list, bitlbee_version: "str | None") -> str:
+    per_msg = {k: statistics.median(cg["Ir"] for cg in dumps[k]) / args.n
+               for k in kinds if dumps[k]}
+    lines = [f"\ncallgrind: instructions (Ir) of the gateway per relayed message, one message "
+             f"out to bob and his echo back in (the gateway's Ir from a quiet connection before "
+             f"the burst to 0.6 s of quiet after its last echo, / N); N={args.n}, window "
+             f"{args.window}; median of {args.rounds} round(s), objects over all of them",
+             f"end: {machine()}"]
+    who = {"json": "stanzad", "irc": "stanzad", "bitlbee": f"bitlbee {bitlbee_version}"}
+    for k in kinds:
+        if dumps[k]:
+            lines.append(f"  {k:8s} {who[k]:16s} {per_msg[k]:11,.0f} Ir per message  "
+                         f"({by_object(dumps[k])})")
+    if "bitlbee" in per_msg:
+        lines.append("  stanzad / bitlbee: " + ", ".join(
+            f"{k} {per_msg[k] / per_msg['bitlbee']:.2f}" for k in ("json", "irc")))
+    elif "bitlbee" in kinds:
+        lines.append("  stanzad / bitlbee: none (bitlbee lost messages in every burst)")
+    return "\n".join(lines)
 
 
 def summary(rows: dict, args, kinds: list, bitlbee_version: "str | None" = None,
