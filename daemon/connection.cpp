@@ -233,9 +233,26 @@ void XmppConnection::write_raw(std::string data) {
     if (tcp_) uv::write(reinterpret_cast<uv_stream_t*>(tcp_.get()), std::move(data));
 }
 
+void XmppConnection::flush_before_commit() {
+    // Inside a group commit the stanzas sent leave when it ends anyway (held until the
+    // commit): encrypted there together, each TLS record carries up to 16 KiB of them instead
+    // of one stanza (issue 15: an SSL_write per stanza was about 10,000 instructions of a sent
+    // message, and one more record for the server to open). Any flush before then (a read's
+    // acks, say) takes them along, in the stream's order; so does this one, if still needed.
+    auto* gc = GroupCommit::of(loop_);
+    if (!gc || !gc->holding() || !tls_) return flush();
+    if (flush_held_) return;
+    flush_held_ = true;
+    gc->before_commit([this, alive = std::weak_ptr<bool>(alive_)] {
+        if (alive.expired()) return;
+        flush_held_ = false;
+        if (!finished_) flush();
+    });
+}
+
 bool XmppConnection::send(std::string_view xml, std::string tag) {
     if (!stream_.send(xml, xmpp::Clock::now(), std::move(tag))) return false;
-    flush();
+    flush_before_commit();
     if (!handshake_timer_) arm_timer(stream_.next_deadline());  // an ack request may now be due
     return true;
 }

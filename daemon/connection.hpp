@@ -113,6 +113,7 @@ private:
     void received(std::string_view bytes);
     void pump();
     void flush();
+    void flush_before_commit();
     void write_raw(std::string data);
     void fail(xmpp::Closed::Kind kind, std::string reason, bool tls_verify = false);
     void close_transport(bool graceful);
@@ -153,6 +154,7 @@ private:
     uv::Timer timer_;
     bool handshake_timer_ = false;  // the timer bounds the SOCKS5 or direct TLS handshake
     bool finished_ = false;
+    bool flush_held_ = false;  // flush_before_commit: a flush waits for the batch's end
     std::optional<xmpp::SmCheckpoint> checkpoint_;  // as last reported
 };
 

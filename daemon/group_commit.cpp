@@ -29,6 +29,9 @@ void GroupCommit::open() {
 }
 
 void GroupCommit::close() {
+    // Index by index: a function may add another (a stanza sent from inside one).
+    for (std::size_t i = 0; depth_ == 1 && i < before_commit_.size(); ++i) std::exchange(before_commit_[i], {})();
+    if (depth_ == 1) before_commit_.clear();
     if (--depth_ > 0) return;
     if (auto st = store_.end_batch(); !st) {
         // Nothing that depended on the batch has left (it is all in held_): drop it. After the
@@ -93,6 +96,8 @@ void GroupCommit::hold(uv_stream_t* stream, std::string data) {
     }
     held_.push_back({stream, std::move(data), {}});
 }
+
+void GroupCommit::before_commit(std::function<void()> fn) { before_commit_.push_back(std::move(fn)); }
 
 void GroupCommit::hold(std::function<void()> action) { held_.push_back({nullptr, {}, std::move(action)}); }
 

@@ -64,6 +64,11 @@ public:
     void hold(std::function<void()> action);
     // Bytes held for `stream` (backpressure counts them with libuv's write queue).
     std::size_t held_bytes(uv_stream_t* stream) const;
+    // While holding: runs `fn` when the outermost Scope closes, before the commit and still
+    // holding, so what it writes and stores joins this batch (XmppConnection: the stanzas of
+    // a batch encrypted together, in one TLS record where they fit, instead of one each).
+    // `fn` must check that what it captured is still alive.
+    void before_commit(std::function<void()> fn);
 
 private:
     void open();
@@ -80,6 +85,7 @@ private:
     OnFailure on_failure_;
     int depth_ = 0;
     std::vector<Held> held_;
+    std::vector<std::function<void()>> before_commit_;
     // Store::set_cursor_later: what no commit took along is written a second later, in a
     // commit of its own. Made on first use; unreferenced (it never keeps the loop alive).
     uv_timer_t* later_ = nullptr;  // (daemon/uv.hpp includes this header)

@@ -141,3 +141,51 @@ TEST_CASE("group commit: a cursor to write later commits nothing itself, and is 
     uv_run(&loop, UV_RUN_DEFAULT);  // the timer's close, and its free
     CHECK(uv_loop_close(&loop) == 0);
 }
+
+// GroupCommit::before_commit (XmppConnection: the stanzas of a batch encrypted together): a
+// function runs once, when the outermost Scope closes and before the commit; what it writes
+// is held with the rest, after what was held before it on the same socket, and what it
+// stores is in the same commit. One registered from inside another runs too.
+TEST_CASE("group commit: work left for the batch's end runs before its commit, its writes held in order",
+          "[group_commit]") {
+    stanzad::test::TempDir dir;
+    auto store = Store::open(dir.store());
+    REQUIRE(store);
+    uv_loop_t loop;
+    REQUIRE(uv_loop_init(&loop) == 0);
+    {
+        GroupCommit gc(&loop, *store.value());
+        Pair server(&loop);
+        const auto commits = store.value()->commits();
+        std::vector<std::string> order;
+        {
+            GroupCommit::Scope scope(&loop);
+            uv::write(server.stream(), "<a/>");
+            gc.before_commit([&] {
+                order.push_back("first");
+                CHECK(gc.holding());
+                uv::write(server.stream(), "<message id='1'/><message id='2'/>");
+                model::Event e{0, "home", "", model::Presence{"bob@example.org", true, "", "", 0}};
+                REQUIRE(store.value()->append(e));
+                gc.before_commit([&] { order.push_back("second"); });
+            });
+            {
+                GroupCommit::Scope inner(&loop);  // an inner scope's end runs nothing
+            }
+            CHECK(order.empty());
+            CHECK(server.writes().empty());
+        }
+        CHECK(order == std::vector<std::string>{"first", "second"});
+        CHECK(server.writes() == std::vector<std::string>{"<a/><message id='1'/><message id='2'/>"});
+        CHECK(store.value()->commits() == commits + 1);  // the event went in the batch's one commit
+        {
+            GroupCommit::Scope scope(&loop);  // nothing is left over for the next batch
+        }
+        CHECK(order.size() == 2);
+
+        uv_close(reinterpret_cast<uv_handle_t*>(&server.pipe), nullptr);
+        ::close(server.peer);
+        uv_run(&loop, UV_RUN_DEFAULT);
+    }
+    CHECK(uv_loop_close(&loop) == 0);
+}
