@@ -123,7 +123,10 @@ model::Reply AccountSession::send(const model::Send& s, bool encrypted) {
     // "sent", with the events of both states (issue 15: one UPDATE fewer per message). An
     // encrypted message is encrypted at its transmit, after its row is stored.
     std::string xml;
-    if (!encrypted && port_.online() && !encryption_->encrypted(entry.msg_id)) {
+    // Only a front end's client_id can be marked to go encrypted already (a retry of an
+    // encrypted send whose row did not make it): an id new_id() just made was never given,
+    // and is not looked up (issue 15: a store read per message).
+    if (!encrypted && port_.online() && (s.client_id.empty() || !encryption_->encrypted(entry.msg_id))) {
         xml = make_message(outgoing_message(entry));
         entry.state = std::string(to_string(Delivery::Sent));
         events.push_back({0, account_, {}, model::MessageState{entry.msg_id, Delivery::Sent, ""}});
