@@ -309,7 +309,7 @@ class Callgrind:
     instructions of one burst, counted as bench_profile counts a phase (with its
     callgrind_control calls and its reader of the dumps)."""
 
-    SLOW = 20  # what the waits for a gateway under valgrind are multiplied by
+    SLOW = 20  # what the waits for a gateway are multiplied by (valgrind: 20-50 x slower)
 
     def __init__(self, save: "str | None" = None):
         # Removed with its dumps when the script exits, however it exits; `save`: a

@@ -97,7 +97,10 @@ void GroupCommit::hold(uv_stream_t* stream, std::string data) {
     held_.push_back({stream, std::move(data), {}});
 }
 
-void GroupCommit::before_commit(std::function<void()> fn) { before_commit_.push_back(std::move(fn)); }
+void GroupCommit::before_commit(std::function<void()> fn) {
+    if (!holding()) return fn();  // no batch to wait for
+    before_commit_.push_back(std::move(fn));
+}
 
 void GroupCommit::hold(std::function<void()> action) { held_.push_back({nullptr, {}, std::move(action)}); }
 

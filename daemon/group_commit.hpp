@@ -67,7 +67,7 @@ public:
     // While holding: runs `fn` when the outermost Scope closes, before the commit and still
     // holding, so what it writes and stores joins this batch (XmppConnection: the stanzas of
     // a batch encrypted together, in one TLS record where they fit, instead of one each).
-    // `fn` must check that what it captured is still alive.
+    // `fn` must check that what it captured is still alive. Not holding: runs it at once.
     void before_commit(std::function<void()> fn);
 
 private:

@@ -467,9 +467,18 @@ xmpp::Status Store::set_meta(const std::string& account, const std::string& key,
 }
 
 xmpp::Status Store::write_held_conversations() {
-    // Only a batch holds rows, inside its open transaction: a failure fails the batch, whose
-    // messages are rolled back with it.
+    // Only a batch holds rows, and they are written inside its open transaction: a failure
+    // fails the batch, whose messages are rolled back with them.
     if (held_conversations_->empty()) return xmpp::Ok{};
+    if (batch_failed_ || !batch_open_ || sqlite3_get_autocommit(db_)) {
+        // The batch failed, or SQLite rolled its transaction back by itself (an I/O error, a
+        // full disk): the messages that moved these rows are gone, so are the rows. Written
+        // now they would be committed on their own (autocommit), naming events that are not
+        // there. The batch is failed: end_batch says so.
+        batch_failed_ = true;
+        held_conversations_->drop();
+        return xmpp::Ok{};
+    }
     auto st = held_conversations_->write(db_, stmts_->upsert_conversation.get());
     if (!st) batch_failed_ = true;
     return st;

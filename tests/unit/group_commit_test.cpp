@@ -182,6 +182,8 @@ TEST_CASE("group commit: work left for the batch's end runs before its commit, i
             GroupCommit::Scope scope(&loop);  // nothing is left over for the next batch
         }
         CHECK(order.size() == 2);
+        gc.before_commit([&] { order.push_back("outside"); });  // no batch: at once
+        CHECK(order.size() == 3);
 
         uv_close(reinterpret_cast<uv_handle_t*>(&server.pipe), nullptr);
         ::close(server.peer);

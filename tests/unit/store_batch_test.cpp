@@ -1,4 +1,6 @@
 // Store batches: one transaction, nesting, and a failing call inside a batch.
+#include <algorithm>
+
 #include "store_fixture.hpp"
 
 using namespace store_test;
@@ -360,6 +362,7 @@ TEST_CASE("store: a batch writes each conversation's row once, as the upserts on
         REQUIRE(conversations);
         std::vector<std::string> out;
         for (const auto& c : conversations.value()) out.push_back(c.peer + " " + c.last_stamp);
+        std::sort(out.begin(), out.end());  // conversations of the same stamp come in any order
         return out;
     };
     CHECK(listed(*batch) == listed(*one_by_one));
@@ -412,7 +415,18 @@ TEST_CASE("store: prune inside a batch counts the conversations the batch moved"
     REQUIRE(store->append(carol));
     // Prune by age takes the first event only (the cursor confirmed seq 1).
     REQUIRE(store->prune(far_future, 0).value() == 1);
+    CHECK(conversation_rows(dir.store()) == "bob@example.org 1 2026-11-25T09:00:00.000Z");  // not committed yet
     REQUIRE(store->end_batch());
     CHECK(conversation_rows(dir.store()) ==
           "bob@example.org 2 2026-11-25T10:00:00.000Z; carol@example.org 3 2026-11-25T08:00:00.000Z");
+
+    // Prune taking the batch's own messages too: their rows go with them, none is written
+    // back at the batch's end.
+    store->begin_batch();
+    auto dave = message_from("dave@example.org", "2026-11-25T11:00:00.000Z", "dave");
+    REQUIRE(store->append(dave));
+    REQUIRE(store->set_cursor("emacs", dave.seq, far_future + 1h));
+    REQUIRE(store->prune(far_future, 0).value() == 3);
+    REQUIRE(store->end_batch());
+    CHECK(raw_query(dir.store(), "SELECT count(*) FROM conversations") == "0");
 }
