@@ -345,7 +345,12 @@ bool AccountSession::incoming(const ReceivedMessage& m, bool from_archive, const
     // One event per message, however often the server hands it over (im::identify).
     std::optional<model::Event> seen = id.by_msg_id ? stored_copy(msg, id) : std::nullopt;
     bool known = seen.has_value();
-    for (std::size_t i = 0; !known && i < id.keys.size(); ++i)
+    // A live message in clear with one key: append_once below finds the key taken itself
+    // and stores nothing, so it is not looked up first (issue 15: a read per incoming
+    // message). The history path wants the stored event, an encrypted message must not be
+    // decrypted twice (its message key is spent), and a second key is checked only here.
+    const bool look_up = out != nullptr || m.encrypted() || id.keys.size() > 1;
+    for (std::size_t i = 0; !known && look_up && i < id.keys.size(); ++i)
         if (auto value = store_.inbound(id.keys[i])) {  // the seq of the event, as text
             known = true;
             if (out) seen = store_.event(std::strtoll(value->c_str(), nullptr, 10));
