@@ -29,9 +29,11 @@ void GroupCommit::open() {
 }
 
 void GroupCommit::close() {
-    // Index by index: a function may add another (a stanza sent from inside one).
-    for (std::size_t i = 0; depth_ == 1 && i < before_commit_.size(); ++i) std::exchange(before_commit_[i], {})();
-    if (depth_ == 1) before_commit_.clear();
+    if (depth_ == 1) {
+        // Index by index: a function may add another (a stanza sent from inside one).
+        for (std::size_t i = 0; i < before_commit_.size(); ++i) std::exchange(before_commit_[i], {})();
+        before_commit_.clear();
+    }
     if (--depth_ > 0) return;
     if (auto st = store_.end_batch(); !st) {
         // Nothing that depended on the batch has left (it is all in held_): drop it. After the

@@ -52,6 +52,18 @@ xmpp::Result<model::Event> store_detail::decode_row(model::Seq seq, std::int64_t
     return event;
 }
 
+namespace {
+
+// kUpsertConversation for one conversation: SQLITE_DONE when written.
+int upsert_conversation(sqlite3_stmt* upsert, std::string_view account, std::string_view peer, model::Seq seq,
+                        std::string_view stamp) {
+    Use u(upsert);
+    u.text(1, account).text(2, peer).int64(3, seq).text(4, stamp);
+    return u.step();
+}
+
+}  // namespace
+
 void store_detail::HeldConversations::hold(std::string_view account, std::string_view peer, model::Seq seq,
                                           std::string_view stamp) {
     for (auto& r : rows_)
@@ -65,15 +77,13 @@ void store_detail::HeldConversations::hold(std::string_view account, std::string
 
 xmpp::Status store_detail::HeldConversations::write(sqlite3* db, sqlite3_stmt* upsert) {
     auto rows = std::exchange(rows_, {});
-    for (const auto& r : rows) {
-        Use u(upsert);
-        u.text(1, r.account).text(2, r.peer).int64(3, r.seq).text(4, r.stamp);
-        if (u.step() != SQLITE_DONE) return db_error(db, "cannot store the conversation with " + r.peer);
-    }
+    for (const auto& r : rows)
+        if (upsert_conversation(upsert, r.account, r.peer, r.seq, r.stamp) != SQLITE_DONE)
+            return db_error(db, "cannot store the conversation with " + r.peer);
     return xmpp::Ok{};
 }
 
-xmpp::Status store_detail::insert_event(sqlite3* db, sqlite3_stmt* stmt, sqlite3_stmt* upsert_conversation,
+xmpp::Status store_detail::insert_event(sqlite3* db, sqlite3_stmt* stmt, sqlite3_stmt* upsert,
                                         HeldConversations* held, model::Event& event, model::Seq seq,
                                         std::int64_t created_ms, std::string* json_out) {
     const model::Seq old_seq = event.seq;
@@ -98,10 +108,8 @@ xmpp::Status store_detail::insert_event(sqlite3* db, sqlite3_stmt* stmt, sqlite3
     const bool stored = rc == SQLITE_DONE && sqlite3_last_insert_rowid(db) == seq;
     if (stored && !peer.empty()) {
         if (!held) {
-            Use c(upsert_conversation);
-            c.text(1, event.account).text(2, peer).int64(3, seq).text(4, event.stamp);
-            rc = c.step();
-        } else if (held->full() && !held->write(db, upsert_conversation)) {
+            rc = upsert_conversation(upsert, event.account, peer, seq, event.stamp);
+        } else if (held->full() && !held->write(db, upsert)) {
             rc = SQLITE_ERROR;
         } else {
             held->hold(event.account, peer, seq, event.stamp);

@@ -240,17 +240,16 @@ private:
 };
 
 // Inserts `event` as seq `seq`, with its format version and its columns (msg_id, direction)
-// beside the JSON, and for a message moves its conversation's row forward
-// (upsert_conversation, now or, given `held`, when the batch ends). Two statements: the
-// caller's transaction (or the batch's) makes them one. The seq is given here (last_seq_ + 1) so the stored JSON can carry it in the
-// same statement; the lock makes last_seq_ authoritative, events_floor keeps it above
+// beside the JSON, and for a message moves its conversation's row forward (`upsert`, now
+// or, given `held`, when the batch ends). Two statements: the caller's transaction (or the
+// batch's) makes them one. The seq is given here (last_seq_ + 1) so the stored JSON can
+// carry it in the same statement; the lock makes last_seq_ authoritative, events_floor keeps it above
 // every pruned seq, and the PRIMARY KEY turns any disagreement into an error instead of a
 // reused number. On failure `event` is as it was (the caller's Transaction rolls back, or
 // fails the batch, what was written).
 // `json`, when given, gets the row's JSON (Store::stored_json, once the caller committed).
-xmpp::Status insert_event(sqlite3* db, sqlite3_stmt* stmt, sqlite3_stmt* upsert_conversation,
-                          HeldConversations* held, model::Event& event, model::Seq seq, std::int64_t created_ms,
-                          std::string* json = nullptr);
+xmpp::Status insert_event(sqlite3* db, sqlite3_stmt* stmt, sqlite3_stmt* upsert, HeldConversations* held,
+                          model::Event& event, model::Seq seq, std::int64_t created_ms, std::string* json = nullptr);
 
 // Store::prune's statements (named here for the tests of their query plans). ?1 is the
 // cutoff (unix ms), ?2 a day after now.

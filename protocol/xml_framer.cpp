@@ -10,6 +10,8 @@ namespace {
 
 bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
+constexpr std::size_t kMaxEndTag = 1024;  // bytes of an end tag before its '>'
+
 // Well-formed UTF-8 (RFC 3629) made of XML characters only (RFC 6120 §11.6).
 // Returns the offset of the first bad byte, or npos.
 std::size_t find_bad_utf8(std::string_view s) {
@@ -74,7 +76,7 @@ void XmlFramer::feed(std::string_view bytes) {
 }
 
 template <class Plain>
-std::size_t XmlFramer::skip(std::size_t from, std::size_t end, Plain plain) const {
+bool XmlFramer::skip(std::size_t end, Plain plain) {
     // Only where the checks at the top of next() cannot fail: inside a stanza (depth 1 on),
     // below the stanza bound; in the stream header, up to the header bound. The byte it
     // stops at, plain or not, then goes through next()'s loop as before.
@@ -82,9 +84,9 @@ std::size_t XmlFramer::skip(std::size_t from, std::size_t end, Plain plain) cons
         depth_ == 0 ? item_start_ + limits_.max_header_bytes + 1 : item_start_ + limits_.max_stanza_bytes;
     end = std::min(end, bound);
     const char* d = buf_.data();
-    std::size_t i = from;
-    while (i < end && plain(d[i])) ++i;
-    return i;
+    const std::size_t from = pos_;
+    while (pos_ < end && plain(d[pos_])) ++pos_;
+    return pos_ != from;
 }
 
 std::optional<FramerEvent> XmlFramer::fail(std::string condition, std::string message) {
@@ -227,13 +229,9 @@ std::optional<FramerEvent> XmlFramer::next() {
         case State::StartTag: {
             // Names, '=' and blanks: past them in one go, as far as the bounds above allow
             // (issue 15: byte by byte through this loop, tags cost most of the framing).
-            const std::size_t i = skip(pos_, n, [](char b) {
-                return b != '"' && b != '\'' && b != '>' && b != '/' && b != '<' && b != '&';
-            });
-            if (i != pos_) {
-                pos_ = i;
-                continue;  // the byte it stopped at goes through the checks above, then here
-            }
+            // The byte it stops at goes through the checks above, then here.
+            auto plain = [](char b) { return b != '"' && b != '\'' && b != '>' && b != '/' && b != '<' && b != '&'; };
+            if (skip(n, plain)) continue;
             if (c == '"' || c == '\'') {
                 quote_ = c;
                 state_ = State::AttrValue;
@@ -260,12 +258,7 @@ std::optional<FramerEvent> XmlFramer::next() {
             continue;
         }
         case State::AttrValue: {
-            const char q = quote_;
-            const std::size_t i = skip(pos_, n, [q](char b) { return b != q && b != '<' && b != '&'; });
-            if (i != pos_) {
-                pos_ = i;
-                continue;
-            }
+            if (skip(n, [q = quote_](char b) { return b != q && b != '<' && b != '&'; })) continue;
             if (c == quote_) {
                 quote_ = 0;
                 state_ = State::StartTag;
@@ -288,13 +281,9 @@ std::optional<FramerEvent> XmlFramer::next() {
                             "elements nested deeper than " + std::to_string(limits_.max_depth));
             continue;
         case State::EndTag: {
-            const std::size_t i = skip(pos_, std::min(n, tag_start_ + 1025), [](char b) { return b != '>'; });
-            if (i != pos_) {
-                pos_ = i;
-                continue;
-            }
+            if (skip(std::min(n, tag_start_ + kMaxEndTag + 1), [](char b) { return b != '>'; })) continue;
             if (c != '>') {
-                if (pos_ - tag_start_ > 1024) return fail("not-well-formed", "end tag too long");
+                if (pos_ - tag_start_ > kMaxEndTag) return fail("not-well-formed", "end tag too long");
                 ++pos_;
                 continue;
             }

@@ -93,10 +93,10 @@ private:
     std::optional<FramerEvent> finish_header();
     std::optional<FramerEvent> finish_stanza();
     bool check_entity(std::size_t amp, std::size_t semi, std::string* why) const;
-    // How far next() may go from `from` in one step: to the first byte that is not `plain`,
-    // `end`, or where a bound checked at the top of next() would fail.
+    // Moves pos_ in one step past the bytes that are `plain`, stopping before `end` and
+    // before any byte where a bound checked at the top of next() would fail; whether it moved.
     template <class Plain>
-    std::size_t skip(std::size_t from, std::size_t end, Plain plain) const;
+    bool skip(std::size_t end, Plain plain);
 
     FramerLimits limits_;
     std::string buf_;
